@@ -1,0 +1,214 @@
+"""Flink as a Dagster resource: SQL statement sets through the SQL Gateway, jobs through
+the JobManager's REST API. No JVM runs in the calling process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from kappa_orch.errors import FlinkJobError, ServiceUnavailable
+
+TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
+
+
+@dataclass(frozen=True)
+class FlinkJob:
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    checkpoint_id: int
+    completed_at_ms: int
+    external_path: str | None
+
+
+class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
+    """A Flink session cluster: its REST endpoint and the SQL Gateway in front of it."""
+
+    rest_url: str = Field(description="JobManager REST endpoint, e.g. http://127.0.0.1:8081.")
+    sql_gateway_url: str = Field(description="SQL Gateway REST endpoint, e.g. http://127.0.0.1:8083.")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request.")
+    submit_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long a statement may take to plan and submit."
+    )
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _call(self, method: str, base: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        url = f"{base.rstrip('/')}{path}"
+        try:
+            response = requests.request(method, url, json=body, timeout=self.request_timeout_s)
+        except requests.RequestException as exc:
+            service = "SQL Gateway" if base == self.sql_gateway_url else "Flink REST API"
+            raise ServiceUnavailable(
+                f"the {service} at {base} did not answer ({method} {path}): {exc}",
+                "check that the cluster runs (`kappa-orch stack status`) and the URL is right",
+            ) from exc
+        if response.status_code >= 400:
+            raise FlinkJobError(
+                f"{method} {url} failed with HTTP {response.status_code}: {_errors(response)}"
+            )
+        return response.json() if response.content else None
+
+    # -- SQL Gateway -------------------------------------------------------------------
+
+    def submit_sql(
+        self,
+        *,
+        setup: Sequence[str],
+        inserts: Sequence[str],
+        job_name: str,
+        configuration: Mapping[str, str] | None = None,
+        savepoint_path: str | None = None,
+    ) -> str:
+        """Run setup statements (CREATE TABLE ..., SET ...) then the INSERTs as one detached
+        job (a statement set); return its job id once Flink accepted it."""
+        if not inserts:
+            raise ValueError("submit_sql needs at least one INSERT statement")
+        properties = {"pipeline.name": job_name, "table.dml-sync": "false", **(configuration or {})}
+        if savepoint_path:
+            properties["execution.savepoint.path"] = savepoint_path
+        session = self._call("POST", self.sql_gateway_url, "/v1/sessions", {"properties": properties})[
+            "sessionHandle"
+        ]
+        try:
+            for statement in setup:
+                self._run_statement(session, statement)
+            body = "\n".join(f"{s.rstrip().rstrip(';')};" for s in inserts)
+            job_id = self._run_statement(session, f"EXECUTE STATEMENT SET BEGIN\n{body}\nEND")
+        finally:
+            self._close_session(session)
+        if job_id is None:
+            raise FlinkJobError(f"Flink accepted the statement set of {job_name!r} but returned no job id")
+        return job_id
+
+    def _run_statement(self, session: str, statement: str) -> str | None:
+        """Execute one statement and wait for it; the job id when it submitted a job."""
+        operation = self._call(
+            "POST", self.sql_gateway_url, f"/v1/sessions/{session}/statements", {"statement": statement}
+        )["operationHandle"]
+        deadline = time.monotonic() + self.submit_timeout_s
+        token = 0
+        while time.monotonic() < deadline:
+            path = f"/v3/sessions/{session}/operations/{operation}/result/{token}?rowFormat=JSON"
+            try:
+                result = self._call("GET", self.sql_gateway_url, path)
+            except FlinkJobError as exc:
+                raise FlinkJobError(
+                    f"Flink rejected the statement:\n{_shorten(statement)}\n{exc.problem}",
+                    "fix the SQL (names, types, connector options) and submit again",
+                ) from exc
+            if result.get("jobID"):
+                return str(result["jobID"])
+            if result.get("resultType") == "EOS":
+                return None
+            if result.get("resultType") == "PAYLOAD" and result.get("nextResultUri"):
+                token += 1
+                continue
+            time.sleep(0.2)
+        raise FlinkJobError(
+            f"the statement did not finish within {self.submit_timeout_s:.0f}s:\n{_shorten(statement)}",
+            "check the SQL Gateway log; raise submit_timeout_s on a slow cluster",
+        )
+
+    def _close_session(self, session: str) -> None:
+        try:
+            self._call("DELETE", self.sql_gateway_url, f"/v1/sessions/{session}")
+        except (FlinkJobError, ServiceUnavailable):
+            pass  # sessions also expire on the gateway's idle timeout
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def list_jobs(self) -> list[FlinkJob]:
+        overview = self._call("GET", self.rest_url, "/jobs/overview")
+        return [
+            FlinkJob(j["jid"], j["name"], j["state"], j.get("start-time")) for j in overview.get("jobs", [])
+        ]
+
+    def job(self, job_id: str) -> FlinkJob:
+        detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
+        return FlinkJob(detail["jid"], detail["name"], detail["state"], detail.get("start-time"))
+
+    def job_exception(self, job_id: str) -> str | None:
+        """The root exception of a failed or restarting job, if any."""
+        history = self._call("GET", self.rest_url, f"/jobs/{job_id}/exceptions")
+        root = (history.get("exceptionHistory") or {}).get("entries") or []
+        if root:
+            return str(root[0].get("stacktrace") or root[0].get("exceptionName"))
+        return None
+
+    def last_checkpoint(self, job_id: str) -> Checkpoint | None:
+        stats = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints")
+        completed = (stats.get("latest") or {}).get("completed")
+        if not completed:
+            return None
+        return Checkpoint(
+            int(completed["id"]), int(completed["latest_ack_timestamp"]), completed.get("external_path")
+        )
+
+    def wait_for_state(self, job_id: str, states: set[str], *, timeout_s: float = 60.0) -> FlinkJob:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if job.state in states:
+                return job
+            if job.state in TERMINAL_STATES or time.monotonic() > deadline:
+                cause = self.job_exception(job_id) if job.state == "FAILED" else None
+                raise FlinkJobError(
+                    f"job {job_id} is {job.state}, expected {sorted(states)}"
+                    + (f"; cause:\n{_shorten(cause, 1500)}" if cause else "")
+                )
+            time.sleep(0.5)
+
+    def cancel(self, job_id: str, *, wait: bool = True) -> None:
+        self._call("PATCH", self.rest_url, f"/jobs/{job_id}?mode=cancel")
+        if wait:
+            self.wait_for_state(job_id, {"CANCELED"}, timeout_s=60)
+
+    def stop_with_savepoint(
+        self, job_id: str, *, target_dir: str | None = None, timeout_s: float = 120.0
+    ) -> str:
+        """Stop the job after a savepoint; return the savepoint's location."""
+        body: dict[str, Any] = {"drain": False}
+        if target_dir:
+            body["targetDirectory"] = target_dir
+        trigger = self._call("POST", self.rest_url, f"/jobs/{job_id}/stop", body)["request-id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self._call("GET", self.rest_url, f"/jobs/{job_id}/savepoints/{trigger}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation") or {}
+                if "location" in operation:
+                    return str(operation["location"])
+                raise FlinkJobError(
+                    f"stop-with-savepoint of job {job_id} failed: "
+                    f"{_shorten(str(operation.get('failure-cause')), 1500)}"
+                )
+            time.sleep(0.5)
+        raise FlinkJobError(f"stop-with-savepoint of job {job_id} did not complete within {timeout_s:.0f}s")
+
+
+def _errors(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors", [])
+    except ValueError:
+        return response.text[:1500]
+    # the gateway returns [summary, java stack trace]; the cause is the trace's last "Caused by"
+    text = "\n".join(str(e) for e in errors)
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
+    return (causes[-1] if causes else _shorten(text, 1500)) if text else response.text[:1500]
+
+
+def _shorten(text: str | None, limit: int = 600) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,251 @@
+"""Kafka as a Dagster resource: topics, offsets, consumer-group lag, produce and consume."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from kappa_orch.errors import KappaError, ServiceUnavailable
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+
+class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
+    """A Kafka cluster reached through confluent-kafka (librdkafka).
+
+    Clients are created per call and closed after it: nothing connects at import or
+    construction time.
+    """
+
+    bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,host:port].")
+    client_id: str = Field(default="kappa-orch", description="client.id sent to the brokers.")
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, description="Timeout of one admin or metadata request."
+    )
+    extra_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings (security.protocol, sasl.* ...) for every client.",
+    )
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            **self.extra_config,
+        }
+
+    def _admin(self) -> Any:
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient(self._base())
+
+    def _unavailable(self, what: str, exc: Exception) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"Kafka at {self.bootstrap_servers} did not answer while {what}: {exc}",
+            "check that the broker runs (`kappa-orch stack status`) and that bootstrap_servers is right",
+        )
+
+    # -- topics -----------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+        exist_ok: bool = True,
+    ) -> bool:
+        """Create a topic; False when it already existed (and exist_ok)."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import NewTopic
+
+        topic = NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(config or {}),
+        )
+        future = self._admin().create_topics([topic], request_timeout=self.request_timeout_s)[name]
+        try:
+            future.result(timeout=self.request_timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if exist_ok and error.name() == "TOPIC_ALREADY_EXISTS":
+                return False
+            raise KappaError(f"could not create topic {name!r}: {error.str()}") from exc
+        return True
+
+    def delete_topic(self, name: str) -> None:
+        future = self._admin().delete_topics([name], request_timeout=self.request_timeout_s)[name]
+        future.result(timeout=self.request_timeout_s)
+
+    def list_topics(self) -> list[str]:
+        try:
+            metadata = self._admin().list_topics(timeout=self.request_timeout_s)
+        except Exception as exc:
+            raise self._unavailable("listing topics", exc) from exc
+        return sorted(t for t in metadata.topics if not t.startswith("__"))
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        from confluent_kafka.admin import ConfigResource, ResourceType
+
+        admin = self._admin()
+        try:
+            metadata = admin.list_topics(topic=name, timeout=self.request_timeout_s)
+        except Exception as exc:
+            raise self._unavailable(f"describing topic {name!r}", exc) from exc
+        topic = metadata.topics.get(name)
+        if topic is None or topic.error is not None:
+            raise KappaError(
+                f"topic {name!r} does not exist on {self.bootstrap_servers}",
+                "create it first, or check the topic name in the pipeline spec",
+            )
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        configs = admin.describe_configs([resource])[resource].result(timeout=self.request_timeout_s)
+        return TopicInfo(
+            name=name,
+            partitions=len(topic.partitions),
+            config={key: entry.value for key, entry in configs.items() if entry.value is not None},
+        )
+
+    # -- offsets and lag ------------------------------------------------------------
+
+    def _watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            {**self._base(), "group.id": f"{self.client_id}-offsets", "enable.auto.commit": False}
+        )
+        try:
+            partitions = self.describe_topic(topic).partitions
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.request_timeout_s)
+                for p in range(partitions)
+            }
+        finally:
+            consumer.close()
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset the next record will get."""
+        return {p: high for p, (_, high) in self._watermarks(topic).items()}
+
+    def earliest_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the oldest offset still held (after retention)."""
+        return {p: low for p, (low, _) in self._watermarks(topic).items()}
+
+    def committed_offsets(self, group_id: str, topic: str) -> dict[int, int | None]:
+        """Per partition, the group's committed offset (None when it has none)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        partitions = self.describe_topic(topic).partitions
+        consumer = Consumer({**self._base(), "group.id": group_id, "enable.auto.commit": False})
+        try:
+            committed = consumer.committed(
+                [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
+            )
+        finally:
+            consumer.close()
+        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in committed}
+
+    def consumer_lag(self, group_id: str, topic: str) -> dict[int, int]:
+        """Per partition, records not yet committed by the group (all of them if none)."""
+        watermarks = self._watermarks(topic)
+        committed = self.committed_offsets(group_id, topic)
+        lag = {}
+        for partition, (low, high) in watermarks.items():
+            position = committed.get(partition)
+            lag[partition] = high - (low if position is None else max(position, low))
+        return lag
+
+    # -- data -----------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic: str,
+        values: Iterable[bytes | str | Mapping[str, Any]],
+        *,
+        key: Callable[[bytes | str | Mapping[str, Any]], str | bytes | None] | None = None,
+        timestamp_ms: Callable[[bytes | str | Mapping[str, Any]], int | None] | None = None,
+    ) -> int:
+        """Produce values (dicts are JSON-encoded); wait for every delivery. Returns the count."""
+        from confluent_kafka import Producer
+
+        producer = Producer({**self._base(), "linger.ms": 20, "batch.num.messages": 10000, "acks": "all"})
+        failures: list[str] = []
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        count = 0
+        for value in values:
+            payload = json.dumps(value).encode() if isinstance(value, Mapping) else value
+            kwargs: dict[str, Any] = {"value": payload, "on_delivery": on_delivery}
+            if key is not None:
+                kwargs["key"] = key(value)
+            if timestamp_ms is not None and (ts := timestamp_ms(value)) is not None:
+                kwargs["timestamp"] = ts
+            while True:
+                try:
+                    producer.produce(topic, **kwargs)
+                    break
+                except BufferError:
+                    producer.poll(0.1)  # local queue full: let deliveries drain
+            count += 1
+            if count % 10000 == 0:
+                producer.poll(0)
+        remaining = producer.flush(self.request_timeout_s * 4)
+        if remaining or failures:
+            raise KappaError(
+                f"{remaining + len(failures)} of {count} records to {topic!r} were not delivered"
+                + (f": {failures[0]}" if failures else ""),
+                "check the broker (`kappa-orch stack status`) and produce again",
+            )
+        return count
+
+    def consume(self, topic: str, *, max_records: int, timeout_s: float = 10.0) -> list[Record]:
+        """Read up to max_records from the earliest offsets without joining or committing a group."""
+        import time
+
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        partitions = self.describe_topic(topic).partitions
+        consumer = Consumer(
+            {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+        )
+        records: list[Record] = []
+        try:
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+            deadline = time.monotonic() + timeout_s
+            while len(records) < max_records and time.monotonic() < deadline:
+                for msg in consumer.consume(min(1000, max_records - len(records)), timeout=0.5):
+                    if msg.error() is None:
+                        ts_type, ts = msg.timestamp()
+                        records.append(
+                            Record(
+                                msg.partition(), msg.offset(), ts if ts_type else None, msg.key(), msg.value()
+                            )
+                        )
+        finally:
+            consumer.close()
+        return records

@@ -1,0 +1,78 @@
+"""Where the local stack lives and which ports it binds: one immutable value.
+
+The CLI builds it from flags and environment variables; nothing here reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Folders and ports of the local Kafka, Flink and PostgreSQL services."""
+
+    home: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    flink_rest_port: int = 8081
+    flink_rpc_port: int = 6123
+    sql_gateway_port: int = 8083
+    postgres_port: int = 5432
+    warehouse_db: str = "warehouse"
+    warehouse_user: str = "kappa"
+    warehouse_password: str = "kappa"
+    kafka_heap: str = "512m"
+    taskmanager_slots: int = 8
+    start_timeout_s: float = 90.0
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.home / "jars"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def flink_dir(self) -> Path:
+        return self.home / "flink"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.kafka_port}"
+
+    @property
+    def flink_rest_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.flink_rest_port}"
+
+    @property
+    def sql_gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.sql_gateway_port}"
+
+    @property
+    def warehouse_url(self) -> str:
+        return (
+            f"postgresql+psycopg2://{self.warehouse_user}:{self.warehouse_password}"
+            f"@{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"
+        )
+
+    @property
+    def warehouse_jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"

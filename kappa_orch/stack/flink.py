@@ -1,0 +1,223 @@
+"""A Flink standalone session cluster and its SQL Gateway, run from the pyflink wheel.
+
+The wheel holds a whole Flink distribution. Instead of editing site-packages, the
+stack builds its own lib/ and opt/ folders (links to the wheel's jars plus the
+connector and gateway jars from Maven) and its own conf/config.yaml, and points
+Flink's scripts at them with FLINK_LIB_DIR, FLINK_OPT_DIR and FLINK_CONF_DIR.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from kappa_orch.errors import StackError
+from kappa_orch.stack.config import LOOPBACK
+from kappa_orch.stack.jars import FLINK_EXTRAS
+from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
+from kappa_orch.stack.service import Service, ServiceStatus
+
+_GATEWAY_JAR_PREFIX = "flink-sql-gateway-"
+
+# process name -> start script in bin/
+_PROCESSES = {
+    "flink-jobmanager": "jobmanager.sh",
+    "flink-taskmanager": "taskmanager.sh",
+    "flink-sql-gateway": "sql-gateway.sh",
+}
+
+
+def flink_home() -> Path:
+    """The Flink distribution inside the installed pyflink package."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError(
+            "pyflink is not installed, so there is no Flink distribution to run",
+            "install the project (`pip install -e .`), which pins apache-flink",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class FlinkService(Service):
+    name = "flink"
+
+    @property
+    def _dir(self) -> Path:
+        return self.config.flink_dir
+
+    def ports(self) -> list[int]:
+        return [self.config.flink_rest_port, self.config.flink_rpc_port, self.config.sql_gateway_port]
+
+    def pid_files(self) -> dict[str, PidFile]:
+        return {process: self.pid_file(process) for process in _PROCESSES}
+
+    def settings(self) -> dict[str, Any]:
+        """The cluster's configuration: the wheel's defaults plus local overrides."""
+        cfg = self.config
+        defaults = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
+        settings = _flatten(defaults)
+        checkpoints = (self._dir / "checkpoints").resolve()
+        savepoints = (self._dir / "savepoints").resolve()
+        settings.update(
+            {
+                "jobmanager.bind-host": LOOPBACK,
+                "jobmanager.rpc.address": LOOPBACK,
+                "jobmanager.rpc.port": cfg.flink_rpc_port,
+                "jobmanager.memory.process.size": "1024m",
+                "taskmanager.bind-host": LOOPBACK,
+                "taskmanager.host": LOOPBACK,
+                "taskmanager.numberOfTaskSlots": cfg.taskmanager_slots,
+                "taskmanager.memory.process.size": "3072m",
+                "taskmanager.rpc.port": "0",
+                "taskmanager.data.port": "0",
+                "rest.address": LOOPBACK,
+                "rest.bind-address": LOOPBACK,
+                "rest.port": cfg.flink_rest_port,
+                "parallelism.default": 1,
+                "state.backend.type": "hashmap",
+                "execution.checkpointing.interval": "5s",
+                "execution.checkpointing.dir": checkpoints.as_uri(),
+                "execution.checkpointing.savepoint-dir": savepoints.as_uri(),
+                "execution.checkpointing.num-retained": 3,
+                "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+                "restart-strategy.type": "fixed-delay",
+                "restart-strategy.fixed-delay.attempts": 3,
+                "restart-strategy.fixed-delay.delay": "5s",
+                "sql-gateway.endpoint.rest.address": LOOPBACK,
+                "sql-gateway.endpoint.rest.bind-address": LOOPBACK,
+                "sql-gateway.endpoint.rest.port": cfg.sql_gateway_port,
+                "execution.target": "remote",
+            }
+        )
+        return settings
+
+    def _prepare(self) -> dict[str, str]:
+        """Write conf/, build lib/ and opt/; return the environment for Flink's scripts."""
+        home = flink_home()
+        extras = self.config.jars_dir / FLINK_EXTRAS.name
+        if not (extras / ".resolved").exists():
+            raise StackError(
+                f"the Flink connector jars are missing from {extras}",
+                "run `kappa-orch stack jars` (or `kappa-orch stack up`, which resolves them)",
+            )
+        conf = self._dir / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "config.yaml").write_text(yaml.safe_dump(self.settings(), sort_keys=True))
+        for name in ("log4j.properties", "log4j-console.properties", "log4j-session.properties"):
+            source = home / "conf" / name
+            if source.exists():
+                (conf / name).write_text(source.read_text())
+
+        lib, opt = self._dir / "lib", self._dir / "opt"
+        for folder in (lib, opt):
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.iterdir():
+                stale.unlink()
+        for jar in (home / "lib").glob("*.jar"):
+            (lib / jar.name).symlink_to(jar)
+        for jar in (home / "opt").glob("*.jar"):
+            (opt / jar.name).symlink_to(jar)
+        for jar in extras.glob("*.jar"):
+            target = opt if jar.name.startswith(_GATEWAY_JAR_PREFIX) else lib
+            (target / jar.name).symlink_to(jar.resolve())
+        for folder in ("checkpoints", "savepoints", "log", "pids"):
+            (self._dir / folder).mkdir(parents=True, exist_ok=True)
+
+        env = dict(os.environ)
+        env.update(
+            {
+                "FLINK_CONF_DIR": str(conf.resolve()),
+                "FLINK_LIB_DIR": str(lib.resolve()),
+                "FLINK_OPT_DIR": str(opt.resolve()),
+                "FLINK_LOG_DIR": str((self._dir / "log").resolve()),
+                "FLINK_PID_DIR": str((self._dir / "pids").resolve()),
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        env = self._prepare()
+        bin_dir = flink_home() / "bin"
+        pid_files = self.pid_files()
+        checks = {
+            "flink-jobmanager": self._jobmanager_answers,
+            "flink-taskmanager": self._slots_registered,
+            "flink-sql-gateway": self._gateway_answers,
+        }
+        for process, script in _PROCESSES.items():
+            log = self.config.logs_dir / f"{process}.log"
+            pid_file = pid_files[process]
+            pid = spawn(
+                ["bash", str(bin_dir / script), "start-foreground"], log=log, pid_file=pid_file, env=env
+            )
+            wait_until(
+                checks[process],
+                service=process,
+                timeout_s=self.config.start_timeout_s,
+                log=log,
+                pid=pid,
+            )
+
+    def _get(self, url: str) -> dict[str, Any] | None:
+        try:
+            response = requests.get(url, timeout=2)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _jobmanager_answers(self) -> bool:
+        return self._get(f"{self.config.flink_rest_url}/overview") is not None
+
+    def _slots_registered(self) -> bool:
+        overview = self._get(f"{self.config.flink_rest_url}/overview")
+        return bool(overview) and int(overview.get("slots-total", 0)) >= self.config.taskmanager_slots  # type: ignore[union-attr]
+
+    def _gateway_answers(self) -> bool:
+        return self._get(f"{self.config.sql_gateway_url}/v1/info") is not None
+
+    def status(self) -> ServiceStatus:
+        pids = self.live_pids()
+        address = f"{self.config.flink_rest_url} (SQL Gateway {self.config.sql_gateway_url})"
+        if not pids:
+            return ServiceStatus(self.name, "stopped", address)
+        overview = self._get(f"{self.config.flink_rest_url}/overview")
+        gateway = self._get(f"{self.config.sql_gateway_url}/v1/info")
+        if overview is None or gateway is None or len(pids) < len(_PROCESSES):
+            missing = [p for p in _PROCESSES if p not in pids]
+            return ServiceStatus(
+                self.name,
+                "unhealthy",
+                address,
+                pids=pids,
+                detail=f"not running: {', '.join(missing) or 'none'}; "
+                f"REST {'up' if overview else 'down'}, gateway {'up' if gateway else 'down'}; "
+                f"see {self.config.logs_dir}/flink-*.log",
+            )
+        detail = (
+            f"{overview.get('taskmanagers')} taskmanager(s), "
+            f"{overview.get('slots-available')}/{overview.get('slots-total')} slots free, "
+            f"{overview.get('jobs-running')} job(s) running"
+        )
+        return ServiceStatus(self.name, "running", address, overview.get("flink-version"), pids, detail)
+
+    def last_log_lines(self, process: str) -> str:
+        return tail(self.config.logs_dir / f"{process}.log")

@@ -1,0 +1,88 @@
+"""Jars from Maven Central, resolved once per pom into the stack's cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from kappa_orch.errors import StackError
+
+
+@dataclass(frozen=True)
+class JarBundle:
+    """One checked-in pom and how its dependencies are copied."""
+
+    name: str
+    pom: str
+    transitive: bool
+
+    def pom_path(self) -> Path:
+        return Path(str(resources.files("kappa_orch.stack") / "maven" / self.pom))
+
+
+KAFKA_BROKER = JarBundle("kafka", "kafka-broker.pom.xml", transitive=True)
+FLINK_EXTRAS = JarBundle("flink", "flink.pom.xml", transitive=False)
+BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS)
+
+
+def require_tool(tool: str, package: str) -> str:
+    """Path of an executable, or a StackError that says how to install it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise StackError(
+            f"`{tool}` was not found on PATH; the local stack needs it.",
+            f"install it (Debian/Ubuntu: `apt-get install -y {package}`) "
+            "or run scripts/bootstrap.sh, which does",
+        )
+    return path
+
+
+def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
+    """Copy the bundle's jars into jars_dir/<name>/ unless already done for this pom."""
+    target = jars_dir / bundle.name
+    pom = bundle.pom_path()
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    stamp = target / ".resolved"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return target
+
+    mvn = require_tool("mvn", "maven")
+    require_tool("java", "openjdk-17-jre-headless")
+    staging = jars_dir / f".{bundle.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    argv = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
+    if not bundle.transitive:
+        argv.append("-DexcludeTransitive=true")
+    print(f"resolving {bundle.name} jars from Maven Central ({pom.name}) ...", flush=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        output = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise StackError(
+            f"Maven could not resolve the {bundle.name} jars from {pom}:\n{output}",
+            "check that Maven Central is reachable (`mvn -v`, proxy settings in "
+            "~/.m2/settings.xml) and that the versions in the pom exist",
+        )
+    # swap in the complete set only, so an interrupted resolve is never used
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    stamp.write_text(digest + "\n")
+    return target
+
+
+def resolve_all(jars_dir: Path) -> dict[str, Path]:
+    return {bundle.name: resolve(bundle, jars_dir) for bundle in BUNDLES}
