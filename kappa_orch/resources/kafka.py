@@ -85,19 +85,36 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             replication_factor=replication_factor,
             config=dict(config or {}),
         )
-        future = self._admin().create_topics([topic], request_timeout=self.request_timeout_s)[name]
-        try:
-            future.result(timeout=self.request_timeout_s)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if exist_ok and error.name() == "TOPIC_ALREADY_EXISTS":
-                return False
-            raise KappaError(f"could not create topic {name!r}: {error.str()}") from exc
-        return True
+        import time
+
+        deadline = time.monotonic() + self.request_timeout_s
+        # the admin client must outlive its futures, or they fail with "handle destroyed"
+        admin = self._admin()
+        while True:
+            future = admin.create_topics([topic], request_timeout=self.request_timeout_s)[name]
+            try:
+                future.result(timeout=self.request_timeout_s)
+                return True
+            except KafkaException as exc:
+                error = exc.args[0]
+                if exist_ok and error.name() == "TOPIC_ALREADY_EXISTS":
+                    return False
+                # a topic of the same name that is still being deleted
+                if error.retriable() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise KappaError(f"could not create topic {name!r}: {error.str()}") from exc
 
     def delete_topic(self, name: str) -> None:
-        future = self._admin().delete_topics([name], request_timeout=self.request_timeout_s)[name]
+        """Delete a topic and wait until the cluster no longer lists it."""
+        import time
+
+        admin = self._admin()
+        future = admin.delete_topics([name], request_timeout=self.request_timeout_s)[name]
         future.result(timeout=self.request_timeout_s)
+        deadline = time.monotonic() + self.request_timeout_s
+        while name in self.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def list_topics(self) -> list[str]:
         try:
