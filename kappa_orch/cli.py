@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from kappa_orch.errors import KappaError
 from kappa_orch.stack.config import StackConfig
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _port(name: str, env: str, default: int, help_text: str) -> Any:
+
+def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
     return click.option(
         name, envvar=env, default=default, show_default=True, type=int, help=f"{help_text} [env {env}]"
     )
@@ -49,9 +52,29 @@ def main() -> None:
     help="Seconds to wait for each service to answer [env KAPPA_START_TIMEOUT].",
 )
 @click.pass_context
-def stack(ctx: click.Context, home: Path, timeout: float, **ports: int) -> None:
+def stack(
+    ctx: click.Context,
+    /,
+    home: Path,
+    timeout: float,
+    kafka_port: int,
+    kafka_controller_port: int,
+    flink_rest_port: int,
+    flink_rpc_port: int,
+    sql_gateway_port: int,
+    postgres_port: int,
+) -> None:
     """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1."""
-    ctx.obj = StackConfig(home=home.resolve(), start_timeout_s=timeout, **ports)
+    ctx.obj = StackConfig(
+        home=home.resolve(),
+        start_timeout_s=timeout,
+        kafka_port=kafka_port,
+        kafka_controller_port=kafka_controller_port,
+        flink_rest_port=flink_rest_port,
+        flink_rpc_port=flink_rpc_port,
+        sql_gateway_port=sql_gateway_port,
+        postgres_port=postgres_port,
+    )
 
 
 def _fail(exc: KappaError) -> None:

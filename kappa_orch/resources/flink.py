@@ -3,6 +3,7 @@ the JobManager's REST API. No JVM runs in the calling process."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,10 +123,9 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         )
 
     def _close_session(self, session: str) -> None:
-        try:
+        # best effort: sessions also expire on the gateway's idle timeout
+        with contextlib.suppress(FlinkJobError, ServiceUnavailable):
             self._call("DELETE", self.sql_gateway_url, f"/v1/sessions/{session}")
-        except (FlinkJobError, ServiceUnavailable):
-            pass  # sessions also expire on the gateway's idle timeout
 
     # -- jobs --------------------------------------------------------------------------
 

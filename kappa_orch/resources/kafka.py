@@ -77,7 +77,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     ) -> bool:
         """Create a topic; False when it already existed (and exist_ok)."""
         from confluent_kafka import KafkaException
-        from confluent_kafka.admin import NewTopic
+        from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
         topic = NewTopic(
             name,
@@ -124,7 +124,10 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         return sorted(t for t in metadata.topics if not t.startswith("__"))
 
     def describe_topic(self, name: str) -> TopicInfo:
-        from confluent_kafka.admin import ConfigResource, ResourceType
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            ConfigResource,
+            ResourceType,
+        )
 
         admin = self._admin()
         try:
@@ -260,7 +263,11 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
                         ts_type, ts = msg.timestamp()
                         records.append(
                             Record(
-                                msg.partition(), msg.offset(), ts if ts_type else None, msg.key(), msg.value()
+                                int(msg.partition() or 0),
+                                int(msg.offset() or 0),
+                                ts if ts_type else None,
+                                msg.key(),
+                                msg.value(),
                             )
                         )
         finally:

@@ -136,8 +136,8 @@ class FlinkService(Service):
         for jar in extras.glob("*.jar"):
             target = opt if jar.name.startswith(_GATEWAY_JAR_PREFIX) else lib
             (target / jar.name).symlink_to(jar.resolve())
-        for folder in ("checkpoints", "savepoints", "log", "pids"):
-            (self._dir / folder).mkdir(parents=True, exist_ok=True)
+        for sub in ("checkpoints", "savepoints", "log", "pids"):
+            (self._dir / sub).mkdir(parents=True, exist_ok=True)
 
         env = dict(os.environ)
         env.update(

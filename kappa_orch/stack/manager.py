@@ -27,7 +27,8 @@ def _ensure_dirs(config: StackConfig) -> None:
 
 def preflight(config: StackConfig, to_start: list[Service]) -> None:
     """Everything that can be checked before any process starts."""
-    require_tool("java", "openjdk-17-jre-headless")
+    if any(service.needs_jars for service in to_start):
+        require_tool("java", "openjdk-17-jre-headless")
     if any(isinstance(s, PostgresService) for s in to_start):
         postgres_bin_dir()
     taken = [(s.name, port) for s in to_start for port in s.busy_ports()]
@@ -41,14 +42,16 @@ def preflight(config: StackConfig, to_start: list[Service]) -> None:
         )
 
 
-def up(config: StackConfig, report: Report = print) -> list[ServiceStatus]:
+def up(
+    config: StackConfig, report: Report = print, *, only: list[Service] | None = None
+) -> list[ServiceStatus]:
     """Start whatever is not running; leave running services alone.
 
     On any failure the services started by this call are stopped again, so a
     failed `up` leaves nothing half-started.
     """
     _ensure_dirs(config)
-    all_services = services(config)
+    all_services = services(config) if only is None else only
     to_start: list[Service] = []
     for service in all_services:
         pids = service.live_pids()
@@ -60,7 +63,7 @@ def up(config: StackConfig, report: Report = print) -> list[ServiceStatus]:
         service.stop()  # also clears stale pid files
         to_start.append(service)
     preflight(config, to_start)
-    if to_start:
+    if any(service.needs_jars for service in to_start):
         resolve_all(config.jars_dir)
 
     started: list[Service] = []
@@ -75,7 +78,7 @@ def up(config: StackConfig, report: Report = print) -> list[ServiceStatus]:
             report(f"{service.name}: stopping after failed start-up")
             service.stop()
         raise
-    return status(config)
+    return [service.status() for service in all_services]
 
 
 def down(config: StackConfig, report: Report = print) -> None:

@@ -59,6 +59,7 @@ def _run_as() -> str | None:
 
 class PostgresService(Service):
     name = "postgres"
+    needs_jars = False
 
     def ports(self) -> list[int]:
         return [self.config.postgres_port]

@@ -166,7 +166,9 @@ def stop_pid(pid_file: PidFile, *, timeout_s: float = 30.0, sig: signal.Signals 
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if pid_file.live_pid() is None:
+        _reap(pid)
+        # the pid alone from here on: an exiting process may no longer show its environment
+        if not pid_alive(pid):
             break
         time.sleep(0.2)
     else:

@@ -25,6 +25,7 @@ class Service(ABC):
     """A local server made of one or more processes that the stack owns."""
 
     name: str
+    needs_jars: bool = True
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config

@@ -106,8 +106,9 @@ def test_kafka_flink_postgres_path_is_exact_and_idempotent(
         run_label="run-1",
     )
     wait_until(
-        lambda: pipeline.read_totals(warehouse) == expected
-        and len(pipeline.read_rejects(warehouse)) == malformed,
+        lambda: (
+            pipeline.read_totals(warehouse) == expected and len(pipeline.read_rejects(warehouse)) == malformed
+        ),
         flink=flink,
         job_id=job_id,
     )
@@ -144,8 +145,10 @@ def test_kafka_flink_postgres_path_is_exact_and_idempotent(
         run_label="run-2",
     )
     wait_until(
-        lambda: pipeline.read_totals(warehouse) == expected_all
-        and len(pipeline.read_rejects(warehouse)) == malformed + malformed_second,
+        lambda: (
+            pipeline.read_totals(warehouse) == expected_all
+            and len(pipeline.read_rejects(warehouse)) == malformed + malformed_second
+        ),
         flink=flink,
         job_id=job_id,
     )
@@ -166,8 +169,10 @@ def test_kafka_flink_postgres_path_is_exact_and_idempotent(
         run_label="run-3",
     )
     wait_until(
-        lambda: {label for _, _, _, label in pipeline.read_rejects(warehouse)} == {"run-3"}
-        and pipeline.read_totals(warehouse) == expected_all,
+        lambda: (
+            {label for _, _, _, label in pipeline.read_rejects(warehouse)} == {"run-3"}
+            and pipeline.read_totals(warehouse) == expected_all
+        ),
         flink=flink,
         job_id=job_id,
     )

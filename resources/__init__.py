@@ -1,0 +1,32 @@
+"""The reference deployment's resources: the one place that reads the environment.
+
+Defaults match `kappa-orch stack up`; point them elsewhere with KAPPA_* variables
+(`kappa-orch stack env` prints the ones for a local stack on other ports).
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import EnvVar
+
+from kappa_orch import FlinkResource, KafkaResource, WarehouseResource
+
+_DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
+
+
+def build_resources() -> dict[str, object]:
+    """The resources every kappa_orch asset, check and sensor of this deployment uses."""
+    warehouse_url = (
+        EnvVar("KAPPA_WAREHOUSE_URL") if "KAPPA_WAREHOUSE_URL" in os.environ else _DEFAULT_WAREHOUSE_URL
+    )
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=os.environ.get("KAPPA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        ),
+        "flink": FlinkResource(
+            rest_url=os.environ.get("KAPPA_FLINK_REST_URL", "http://127.0.0.1:8081"),
+            sql_gateway_url=os.environ.get("KAPPA_SQL_GATEWAY_URL", "http://127.0.0.1:8083"),
+        ),
+        "warehouse": WarehouseResource(url=warehouse_url),
+    }

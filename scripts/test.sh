@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: set-up, lint and types, then unit and integration tests on the
+# real local stack. Starts the stack if it is not running and stops it again on exit
+# (also when tests fail); a stack that was already running is left running.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/bootstrap.sh
+KO=.venv/bin/kappa-orch
+
+started=0
+stop_stack() {
+  if [ "$started" = 1 ]; then
+    echo "[test] stopping the stack this run started"
+    "$KO" stack down || true
+  fi
+}
+trap stop_stack EXIT
+
+echo "[test] ruff and mypy"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+if ! "$KO" stack status >/dev/null 2>&1; then
+  started=1
+  "$KO" stack up
+fi
+
+echo "[test] unit and integration tests"
+.venv/bin/python -m pytest tests/unit tests/integration "$@"
