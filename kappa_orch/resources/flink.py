@@ -178,7 +178,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     def stop_with_savepoint(
         self, job_id: str, *, target_dir: str | None = None, timeout_s: float = 120.0
     ) -> str:
-        """Stop the job after a savepoint; return the savepoint's location."""
+        """Stop the job after a savepoint; return the savepoint's location once the job finished."""
         body: dict[str, Any] = {"drain": False}
         if target_dir:
             body["targetDirectory"] = target_dir
@@ -189,6 +189,8 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             if status["status"]["id"] == "COMPLETED":
                 operation = status.get("operation") or {}
                 if "location" in operation:
+                    # the savepoint exists before the job has wound down: wait for that too
+                    self.wait_for_state(job_id, {"FINISHED"}, timeout_s=max(1.0, deadline - time.monotonic()))
                     return str(operation["location"])
                 raise FlinkJobError(
                     f"stop-with-savepoint of job {job_id} failed: "

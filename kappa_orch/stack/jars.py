@@ -14,18 +14,19 @@ from kappa_orch.errors import StackError
 
 @dataclass(frozen=True)
 class JarBundle:
-    """One checked-in pom and how its dependencies are copied."""
+    """One pom and how its dependencies are copied."""
 
     name: str
-    pom: str
+    pom: Path
     transitive: bool
 
-    def pom_path(self) -> Path:
-        return Path(str(resources.files("kappa_orch.stack") / "maven" / self.pom))
+
+def _pom(name: str) -> Path:
+    return Path(str(resources.files("kappa_orch.stack") / "maven" / name))
 
 
-KAFKA_BROKER = JarBundle("kafka", "kafka-broker.pom.xml", transitive=True)
-FLINK_EXTRAS = JarBundle("flink", "flink.pom.xml", transitive=False)
+KAFKA_BROKER = JarBundle("kafka", _pom("kafka-broker.pom.xml"), transitive=True)
+FLINK_EXTRAS = JarBundle("flink", _pom("flink.pom.xml"), transitive=False)
 BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS)
 
 
@@ -44,7 +45,7 @@ def require_tool(tool: str, package: str) -> str:
 def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
     """Copy the bundle's jars into jars_dir/<name>/ unless already done for this pom."""
     target = jars_dir / bundle.name
-    pom = bundle.pom_path()
+    pom = bundle.pom
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     stamp = target / ".resolved"
     if stamp.exists() and stamp.read_text().strip() == digest:

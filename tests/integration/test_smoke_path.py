@@ -8,11 +8,8 @@ is not dropped by the format. It is written to the rejects table keyed by its
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -21,36 +18,9 @@ from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.smoke import SmokePipeline, generate_events
+from tests.integration.expect import aggregate, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def aggregate(payloads: list[bytes]) -> tuple[dict[str, tuple[int, int]], int]:
-    """Per-account (events, amount) of the valid events, and the number of malformed ones."""
-    totals: dict[str, tuple[int, int]] = {}
-    malformed = 0
-    for payload in payloads:
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            malformed += 1
-            continue
-        account, amount = event.get("account"), event.get("amount_cents")
-        if not isinstance(account, str) or not isinstance(amount, int) or isinstance(amount, bool):
-            malformed += 1
-            continue
-        n, total = totals.get(account, (0, 0))
-        totals[account] = (n + 1, total + amount)
-    return totals, malformed
-
-
-def wait_until(condition: Any, *, flink: FlinkResource, job_id: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        job = flink.job(job_id)
-        assert job.state == "RUNNING", f"job {job_id} is {job.state}: {flink.job_exception(job_id)}"
-        assert time.monotonic() < deadline, "timed out waiting for the table"
-        time.sleep(1)
 
 
 @pytest.fixture
