@@ -1,0 +1,46 @@
+"""The fingerprint: a stable hash of everything that changes a pipeline's output.
+
+In: the normalised SQL, each source's topic, format, columns and event time, the
+target's columns, types and key, and the start position. Out: owner, description,
+tags, checks, catch-up policy and the serving alias, which change who reads the
+table or how it is checked, not what it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.sql import normalise
+
+# bump when the hashed content changes meaning, so that every pipeline gets a new version
+FINGERPRINT_FORMAT = 1
+
+
+def fingerprint(pipeline: LoadedPipeline) -> str:
+    spec = pipeline.spec
+    material = {
+        "format": FINGERPRINT_FORMAT,
+        "sql": normalise(pipeline.sql_text),
+        "sources": sorted(
+            (
+                {
+                    "name": s.name,
+                    "topic": s.topic,
+                    "format": s.format,
+                    "columns": [[c.name, c.type] for c in s.columns],
+                    "event_time": s.event_time.model_dump(by_alias=True) if s.event_time else None,
+                }
+                for s in spec.sources
+            ),
+            key=lambda s: str(s["name"]),
+        ),
+        "target": {
+            "columns": [[c.name, c.type] for c in spec.target.columns],
+            "primary_key": spec.target.primary_key,
+        },
+        "start": spec.start.position,
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return digest[:16]

@@ -1,0 +1,236 @@
+"""The pipeline spec: one YAML file per pipeline, its Flink SQL in a file beside it."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+
+IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
+TOPIC = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,248}$"
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+# Flink column types a spec may declare, and the PostgreSQL type each becomes
+FLINK_TO_POSTGRES = {
+    "STRING": "TEXT",
+    "BOOLEAN": "BOOLEAN",
+    "INT": "INTEGER",
+    "BIGINT": "BIGINT",
+    "DOUBLE": "DOUBLE PRECISION",
+    "DATE": "DATE",
+    "TIMESTAMP(3)": "TIMESTAMP(3)",
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d{1,2}),\s*(\d{1,2})\)$")
+
+
+def postgres_type(flink_type: str) -> str:
+    match = _DECIMAL.match(flink_type)
+    if match:
+        return f"NUMERIC({match.group(1)}, {match.group(2)})"
+    return FLINK_TO_POSTGRES[flink_type]
+
+
+def parse_duration(text: str) -> float:
+    """'500ms', '10s', '5m', '2h', '7d' -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write it like 500ms, 10s, 5m, 2h or 7d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def check_identifier(name: str) -> str:
+    if not re.match(IDENTIFIER, name):
+        raise ValueError(
+            f"{name!r} is not a valid identifier: use lower-case letters, digits and _ "
+            "(starting with a letter or _), at most 63 characters"
+        )
+    if name.upper() in {w.upper() for w in RESERVED_WORDS}:
+        raise ValueError(f"{name!r} is an SQL reserved word; choose another name (e.g. {name}_value)")
+    return name
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+# a lower-case SQL identifier that is not a reserved word: Flink's JDBC sink does not
+# quote column names, and every name is quoted by SQLAlchemy on the warehouse side
+SqlName = Annotated[str, AfterValidator(check_identifier)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    name: SqlName = Field(description="Column name (lower-case identifier, not an SQL reserved word).")
+    type: str = Field(
+        description="Flink type: STRING, BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), DATE, TIMESTAMP(3)."
+    )
+    description: str = Field(default="", description="What the column holds.")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        normalised = re.sub(r"\s+", "", value.upper()).replace(",", ", ")
+        if normalised in FLINK_TO_POSTGRES or _DECIMAL.match(normalised):
+            return normalised
+        raise ValueError(
+            f"unsupported column type {value!r}; use one of {', '.join(FLINK_TO_POSTGRES)} or DECIMAL(p, s)"
+        )
+
+
+class EventTime(_Strict):
+    """The event-time column, computed from an epoch-milliseconds source column."""
+
+    column: SqlName = Field(default="event_time", description="Name of the computed event-time column.")
+    from_column: SqlName = Field(alias="from", description="Source column holding epoch milliseconds.")
+    watermark_delay: Duration = Field(default="5s", description="How late events may arrive (duration).")
+
+
+class Source(_Strict):
+    name: SqlName = Field(description="The name the SQL uses for this source.")
+    topic: Annotated[str, StringConstraints(pattern=TOPIC)] = Field(description="Kafka topic.")
+    format: Literal["json"] = Field(default="json", description="Event encoding.")
+    columns: list[Column] = Field(min_length=1, description="Fields read from each event.")
+    event_time: EventTime | None = Field(default=None, description="Event-time column and watermark.")
+
+    @model_validator(mode="after")
+    def _event_time_source_exists(self) -> Source:
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate column(s) {duplicates} in source {self.name!r}")
+        if self.event_time is not None:
+            if self.event_time.from_column not in names:
+                raise ValueError(
+                    f"event_time.from {self.event_time.from_column!r} is not a column of source "
+                    f"{self.name!r}; declare it under columns (epoch milliseconds, BIGINT)"
+                )
+            if self.event_time.column in names:
+                raise ValueError(
+                    f"event_time.column {self.event_time.column!r} clashes with a declared column of "
+                    f"source {self.name!r}; give the computed column another name"
+                )
+        return self
+
+    def sql_columns(self) -> list[str]:
+        names = [c.name for c in self.columns]
+        return names + ([self.event_time.column] if self.event_time else [])
+
+
+class Target(_Strict):
+    alias: str = Field(description="Serving name, schema.table; versions are schema.table__vN.")
+    primary_key: list[str] = Field(min_length=1, description="Columns that identify a row.")
+    columns: list[Column] = Field(
+        min_length=1, description="Output columns, in the order the SQL selects them."
+    )
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"alias {value!r} must be schema.table, e.g. analytics.daily_spend")
+        for part in parts:
+            check_identifier(part)
+        if len(parts[1]) > 55:
+            raise ValueError(
+                f"table name {parts[1]!r} is too long: at most 55 characters leave room for __vN"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _key_in_columns(self) -> Target:
+        names = [c.name for c in self.columns]
+        unknown = [k for k in self.primary_key if k not in names]
+        if unknown:
+            raise ValueError(
+                f"primary_key column(s) {unknown} are not target columns; the target has {names}"
+            )
+        if len(set(self.primary_key)) != len(self.primary_key):
+            raise ValueError(f"primary_key {self.primary_key} repeats a column")
+        return self
+
+    @property
+    def schema_name(self) -> str:
+        return self.alias.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.alias.split(".")[1]
+
+    def version_table(self, version: int) -> str:
+        return f"{self.table_name}__v{version}"
+
+
+class Check(_Strict):
+    expectation: Annotated[str, StringConstraints(pattern=r"^expect_[a-z0-9_]+$")] = Field(
+        description="Great Expectations expectation, snake_case (expect_column_values_to_not_be_null)."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="The expectation's arguments.")
+
+
+class CatchUp(_Strict):
+    max_lag: int = Field(default=1000, ge=0, description="Consumer lag (records) counted as caught up.")
+    stable_for: Duration = Field(default="10s", description="How long the lag must stay under max_lag.")
+
+
+class Start(_Strict):
+    position: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a new version starts."
+    )
+    retention_needed: Duration | None = Field(
+        default=None, description="History the pipeline needs in its topics (duration), e.g. 30d."
+    )
+
+
+class PipelineSpec(_Strict):
+    """A streaming pipeline: sources, the SQL, the target table and how it is run."""
+
+    name: SqlName = Field(description="Pipeline name, unique in the deployment.")
+    owner: str = Field(description="Team or person that answers for it.")
+    description: str = Field(default="", description="What the pipeline computes.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Free-form tags (domain, tier ...).")
+    sources: list[Source] = Field(min_length=1, description="Kafka topics the SQL reads.")
+    sql: str = Field(description="File with the Flink SQL SELECT, relative to the spec.")
+    target: Target
+    checks: list[Check] = Field(default_factory=list, description="Data-quality expectations.")
+    catch_up: CatchUp = Field(default_factory=CatchUp)
+    start: Start = Field(default_factory=Start)
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> PipelineSpec:
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source name(s) {duplicates} are used twice; each source needs its own name")
+        return self
+
+
+class LoadedPipeline(BaseModel):
+    """A validated spec with its SQL text and where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: PipelineSpec
+    sql_text: str
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

@@ -1,0 +1,97 @@
+"""What kappa_orch reads from a pipeline's SELECT without a Flink cluster: that it
+parses, its output columns, the sources it reads, a normal form for fingerprints,
+and column lineage.
+
+sqlglot has no Flink dialect; Spark's is the nearest (backtick identifiers, INTERVAL
+literals). Flink's window table functions (`TABLE(TUMBLE(TABLE t, ...))`) do not
+parse with it: write windows as group windows (`GROUP BY TUMBLE(event_time, ...)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.lineage import lineage
+
+DIALECT = "spark"
+
+
+class SqlProblem(ValueError):
+    """The SQL is not a SELECT kappa_orch can deploy; the message says why."""
+
+
+def parse_select(sql: str) -> exp.Query:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
+        raise SqlProblem(f"the SQL does not parse{where}: {first.get('description', exc)}") from exc
+    except SqlglotError as exc:
+        raise SqlProblem(f"the SQL does not parse: {exc}") from exc
+    if len(statements) != 1:
+        raise SqlProblem(f"the SQL file must hold exactly one SELECT, found {len(statements)} statements")
+    query = statements[0]
+    if not isinstance(query, exp.Query):
+        first_word = sql.split()[0] if sql.split() else ""
+        raise SqlProblem(
+            "the SQL must be a single SELECT (kappa_orch writes the DDL and the INSERT); "
+            f"it starts with {first_word!r}"
+        )
+    return query
+
+
+def normalise(sql: str) -> str:
+    """One text per meaning: whitespace, comments and keyword case do not change it.
+
+    Identifiers keep their case: Flink's are case-sensitive.
+    """
+    return parse_select(sql).sql(dialect=DIALECT, comments=False, normalize_functions="upper")
+
+
+def output_columns(query: exp.Query) -> list[str]:
+    names = []
+    for projection in query.selects:
+        if isinstance(projection, exp.Star) or projection.find(exp.Star) is projection:
+            raise SqlProblem("SELECT * is not allowed: select the target columns by name")
+        name = projection.alias_or_name
+        if not name:
+            raise SqlProblem(
+                f"the expression {projection.sql(dialect=DIALECT)!r} needs a name: add AS <column>"
+            )
+        names.append(name)
+    return names
+
+
+def source_tables(query: exp.Query) -> set[str]:
+    """Names of the tables the query reads (CTE names excluded)."""
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    return {table.name for table in query.find_all(exp.Table) if table.name not in ctes}
+
+
+def column_lineage(
+    sql: str, sources: Mapping[str, Sequence[str]], outputs: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Per output column, the (source, column) pairs it is computed from."""
+    schema = {name: {column: "STRING" for column in columns} for name, columns in sources.items()}
+    query = parse_select(sql)
+    result: dict[str, list[tuple[str, str]]] = {}
+    for output in outputs:
+        try:
+            root = lineage(output, query, schema=schema, dialect=DIALECT)
+        except SqlglotError:
+            result[output] = []
+            continue
+        deps: set[tuple[str, str]] = set()
+        for node in root.walk():
+            if node.downstream or not isinstance(node.source, exp.Table):
+                continue
+            column = node.name.split(".")[-1]
+            table = node.source.name
+            if table in sources and column in sources[table]:
+                deps.add((table, column))
+        result[output] = sorted(deps)
+    return result
