@@ -1,18 +1,22 @@
 """kappa_orch: Dagster orchestration for Kappa (streaming-first) data platforms."""
 
-from kappa_orch.errors import (
-    FlinkJobError as FlinkJobError,
-)
-from kappa_orch.errors import (
-    KappaError as KappaError,
-)
-from kappa_orch.errors import (
-    ServiceUnavailable as ServiceUnavailable,
-)
-from kappa_orch.errors import (
-    StackError as StackError,
-)
+from kappa_orch.dagster.assets import alias_key as alias_key
+from kappa_orch.dagster.assets import pipeline_assets as pipeline_assets
+from kappa_orch.dagster.assets import topic_key as topic_key
+from kappa_orch.dagster.assets import version_key as version_key
+from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
+from kappa_orch.deploy import DeployPlan as DeployPlan
+from kappa_orch.deploy import deploy as deploy
+from kappa_orch.errors import FlinkJobError as FlinkJobError
+from kappa_orch.errors import KappaError as KappaError
+from kappa_orch.errors import ServiceUnavailable as ServiceUnavailable
+from kappa_orch.errors import StackError as StackError
 from kappa_orch.resources.flink import FlinkJob as FlinkJob
 from kappa_orch.resources.flink import FlinkResource as FlinkResource
 from kappa_orch.resources.kafka import KafkaResource as KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource as WarehouseResource
+from kappa_orch.spec.fingerprint import fingerprint as fingerprint
+from kappa_orch.spec.load import SpecErrors as SpecErrors
+from kappa_orch.spec.load import load_pipelines as load_pipelines
+from kappa_orch.spec.model import LoadedPipeline as LoadedPipeline
+from kappa_orch.spec.model import PipelineSpec as PipelineSpec

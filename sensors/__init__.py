@@ -1,9 +1,17 @@
-"""The reference deployment's sensors and schedules (stream observation, reprocess,
-backfill and data-quality schedules arrive with the pipeline specs)."""
+"""The reference deployment's sensors and schedules."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dagster import ScheduleDefinition, SensorDefinition
 
-SENSORS: list[SensorDefinition] = []
-SCHEDULES: list[ScheduleDefinition] = []
+from kappa_orch import LoadedPipeline, stream_observation_sensor
+
+
+def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]:
+    return [stream_observation_sensor(pipelines, minimum_interval_seconds=30)]
+
+
+def build_schedules(pipelines: Sequence[LoadedPipeline]) -> list[ScheduleDefinition]:
+    return []

@@ -85,7 +85,8 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         try:
             for statement in setup:
                 self._run_statement(session, statement)
-            body = "\n".join(f"{s.rstrip().rstrip(';')};" for s in inserts)
+            # the ';' on its own line: a trailing "-- comment" in the SQL must not swallow it
+            body = "\n".join(f"{s.rstrip().rstrip(';')}\n;" for s in inserts)
             job_id = self._run_statement(session, f"EXECUTE STATEMENT SET BEGIN\n{body}\nEND")
         finally:
             self._close_session(session)
@@ -138,6 +139,13 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     def job(self, job_id: str) -> FlinkJob:
         detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
         return FlinkJob(detail["jid"], detail["name"], detail["state"], detail.get("start-time"))
+
+    def job_state(self, job_id: str) -> str:
+        """The job's state; UNKNOWN when the cluster does not know the job (e.g. it restarted)."""
+        try:
+            return self.job(job_id).state
+        except FlinkJobError:
+            return "UNKNOWN"
 
     def job_exception(self, job_id: str) -> str | None:
         """The root exception of a failed or restarting job, if any."""

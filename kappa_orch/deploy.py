@@ -1,0 +1,199 @@
+"""Deploying a pipeline's current fingerprint: a pure plan, then a small apply.
+
+The plan reads the registry and the Flink job states and decides: nothing (this
+fingerprint already runs), deploy (a new version table__vN with its own job and
+consumer group) or redeploy (the version exists but its job failed or is gone).
+Apply carries it out and records every step in the registry, so a crash at any
+point is repaired by deploying again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from kappa_orch import registry
+from kappa_orch.errors import KappaError
+from kappa_orch.flink_sql import version_job
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.serving import create_version_table, drop_version_table, point_alias
+from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.model import LoadedPipeline
+
+ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"})
+# a version left in `deploying` longer than this by a crashed run may be taken over
+STALE_DEPLOY = timedelta(minutes=10)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    pipeline: str
+    fingerprint: str
+    action: Literal["none", "deploy", "redeploy"]
+    version: int
+    physical_table: str
+    group_id: str
+    create_alias: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    plan: DeployPlan
+    flink_job_id: str | None
+    deployed_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def group_id_for(pipeline: str, version: int) -> str:
+    return f"kappa.{pipeline}.v{version}"
+
+
+def plan_deploy(
+    pipeline: LoadedPipeline,
+    *,
+    rows: list[registry.VersionRow],
+    job_states: Mapping[str, str],
+    live_version: int | None,
+    now: datetime,
+) -> DeployPlan:
+    """Decide what deploying the pipeline's current fingerprint takes (pure)."""
+    spec = pipeline.spec
+    current = fingerprint(pipeline)
+    existing = next((r for r in rows if r.fingerprint == current), None)
+    create_alias = live_version is None
+    if existing is not None:
+        job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
+        common = {
+            "pipeline": spec.name,
+            "fingerprint": current,
+            "version": existing.version,
+            "physical_table": existing.physical_table,
+            "group_id": existing.group_id,
+            "create_alias": create_alias,
+        }
+        if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
+            started = existing.created_at or now
+            if now - started < STALE_DEPLOY:
+                raise KappaError(
+                    f"version {existing.version} of {spec.name!r} is being deployed by another run "
+                    f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
+                    "wait for that run to finish; a deploy left behind by a crash is taken over "
+                    f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
+                )
+            return DeployPlan(action="redeploy", reason="a deploy left unfinished is taken over", **common)
+        if existing.state in registry.RUNNING_STATES and job_state in ACTIVE_JOB_STATES:
+            return DeployPlan(
+                action="none", reason=f"v{existing.version} runs this fingerprint (job {job_state})", **common
+            )
+        if existing.state == registry.RETIRED:
+            raise KappaError(
+                f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
+                "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
+            )
+        return DeployPlan(
+            action="redeploy",
+            reason=f"v{existing.version} is {existing.state} and its job is {job_state}",
+            **common,
+        )
+    version = max((r.version for r in rows), default=0) + 1
+    return DeployPlan(
+        pipeline=spec.name,
+        fingerprint=current,
+        action="deploy",
+        version=version,
+        physical_table=spec.target.version_table(version),
+        group_id=group_id_for(spec.name, version),
+        create_alias=create_alias,
+        reason="new fingerprint" if rows else "first deploy",
+    )
+
+
+def deploy(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    log: Log = lambda _: None,
+) -> DeployResult:
+    """Deploy the pipeline's current fingerprint unless it already runs."""
+    spec = pipeline.spec
+    # before anything is written: every source topic must exist (a clear error otherwise)
+    offsets = {
+        source.topic: {str(p): o for p, o in kafka.end_offsets(source.topic).items()}
+        for source in spec.sources
+    }
+    with warehouse.begin() as conn:
+        registry.migrate(conn)
+        registry.lock(conn, f"pipeline:{spec.name}")
+        rows = registry.pipeline_versions(conn, spec.name)
+        job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}
+        plan = plan_deploy(
+            pipeline,
+            rows=rows,
+            job_states=job_states,
+            live_version=registry.live_versions(conn).get(spec.name),
+            now=datetime.now(UTC),
+        )
+        log(f"{spec.name}: {plan.action} v{plan.version} ({plan.reason})")
+        if plan.action == "none":
+            row = next(r for r in rows if r.version == plan.version)
+            return DeployResult(plan, row.flink_job_id, row.deployed_offsets or {})
+        if plan.action == "deploy":
+            registry.add_version(
+                conn,
+                pipeline=spec.name,
+                version=plan.version,
+                fingerprint=plan.fingerprint,
+                physical_table=plan.physical_table,
+                group_id=plan.group_id,
+            )
+        else:
+            registry.set_version(
+                conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
+            )
+        create_version_table(conn, spec, plan.physical_table)
+
+    job = version_job(
+        spec,
+        pipeline.sql_text,
+        version=plan.version,
+        physical_table=plan.physical_table,
+        group_id=plan.group_id,
+        bootstrap=kafka.bootstrap_servers,
+        jdbc=warehouse.jdbc_options(),
+    )
+    try:
+        job_id = flink.submit_sql(
+            setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
+        )
+    except Exception as exc:
+        # nothing half-applied: the empty table goes, the registry keeps the reason
+        with warehouse.begin() as conn:
+            if plan.action == "deploy":
+                drop_version_table(conn, spec, plan.physical_table)
+            registry.set_version(conn, spec.name, plan.version, state=registry.FAILED, error=str(exc)[:4000])
+        raise
+    log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
+
+    with warehouse.begin() as conn:
+        registry.lock(conn, f"pipeline:{spec.name}")
+        registry.set_version(
+            conn,
+            spec.name,
+            plan.version,
+            state=registry.CATCHING_UP,
+            flink_job_id=job_id,
+            deployed_offsets=offsets,
+        )
+        if plan.create_alias:
+            point_alias(conn, spec, plan.physical_table)
+            registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=plan.version)
+            log(f"{spec.name}: alias {spec.target.alias} -> {plan.physical_table} (first deploy)")
+    return DeployResult(plan, job_id, offsets)

@@ -1,0 +1,185 @@
+"""The registry: versions, their states and jobs, and the serving aliases, kept in the
+warehouse in a schema of its own. It is the source of truth that makes every step
+resumable; its tables are created and migrated automatically."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+
+SCHEMA = "kappa_registry"
+
+# version states, in the order a healthy version passes through them
+DEPLOYING = "deploying"
+CATCHING_UP = "catching_up"
+CHECKING = "checking"
+READY = "ready"
+LIVE = "live"
+FAILED = "failed"
+RETIRED = "retired"
+RUNNING_STATES = frozenset({DEPLOYING, CATCHING_UP, CHECKING, READY, LIVE})
+
+metadata = MetaData(schema=SCHEMA)
+
+migrations_table = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("physical_table", String(127), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("flink_job_id", String(64)),
+    Column("group_id", String(127), nullable=False),
+    Column("deployed_offsets", JSON),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("alias", String(127), nullable=False, unique=True),
+    Column("live_version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[versions, aliases])
+
+
+# append only: each entry runs once per warehouse, in order
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1)]
+
+
+def lock(conn: Connection, name: str) -> None:
+    """A transaction-scoped advisory lock: one writer per name at a time."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def migrate(conn: Connection) -> int:
+    """Create or upgrade the registry (idempotent, safe to race); return its schema version."""
+    lock(conn, "kappa_registry.migrate")
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+    metadata.create_all(conn, tables=[migrations_table])
+    applied = set(conn.execute(select(migrations_table.c.version)).scalars())
+    for number, step in MIGRATIONS:
+        if number not in applied:
+            step(conn)
+            conn.execute(insert(migrations_table).values(version=number))
+    return max(number for number, _ in MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    pipeline: str
+    version: int
+    fingerprint: str
+    physical_table: str
+    state: str
+    flink_job_id: str | None
+    group_id: str
+    deployed_offsets: dict[str, Any] | None
+    error: str | None
+    created_at: datetime | None = None
+
+
+def _row(mapping: Any) -> VersionRow:
+    return VersionRow(
+        pipeline=mapping["pipeline"],
+        version=mapping["version"],
+        fingerprint=mapping["fingerprint"],
+        physical_table=mapping["physical_table"],
+        state=mapping["state"],
+        flink_job_id=mapping["flink_job_id"],
+        group_id=mapping["group_id"],
+        deployed_offsets=mapping["deployed_offsets"],
+        error=mapping["error"],
+        created_at=mapping["created_at"],
+    )
+
+
+def pipeline_versions(conn: Connection, pipeline: str) -> list[VersionRow]:
+    rows = conn.execute(select(versions).where(versions.c.pipeline == pipeline).order_by(versions.c.version))
+    return [_row(r._mapping) for r in rows]
+
+
+def all_versions(conn: Connection) -> list[VersionRow]:
+    rows = conn.execute(select(versions).order_by(versions.c.pipeline, versions.c.version))
+    return [_row(r._mapping) for r in rows]
+
+
+def live_versions(conn: Connection) -> dict[str, int]:
+    return {r.pipeline: r.live_version for r in conn.execute(select(aliases))}
+
+
+def add_version(
+    conn: Connection, *, pipeline: str, version: int, fingerprint: str, physical_table: str, group_id: str
+) -> None:
+    conn.execute(
+        insert(versions).values(
+            pipeline=pipeline,
+            version=version,
+            fingerprint=fingerprint,
+            physical_table=physical_table,
+            state=DEPLOYING,
+            group_id=group_id,
+        )
+    )
+
+
+def set_version(conn: Connection, pipeline: str, version: int, **values: Any) -> None:
+    conn.execute(
+        update(versions)
+        .where(versions.c.pipeline == pipeline, versions.c.version == version)
+        .values(updated_at=func.now(), **values)
+    )
+
+
+def set_live(conn: Connection, *, pipeline: str, alias: str, version: int) -> None:
+    """Record the alias's version; the previous live version becomes ready (retained)."""
+    previous = conn.execute(select(aliases.c.live_version).where(aliases.c.pipeline == pipeline)).scalar()
+    if previous is None:
+        conn.execute(insert(aliases).values(pipeline=pipeline, alias=alias, live_version=version))
+    else:
+        conn.execute(
+            update(aliases)
+            .where(aliases.c.pipeline == pipeline)
+            .values(alias=alias, live_version=version, updated_at=func.now())
+        )
+        if previous != version:
+            set_version(conn, pipeline, previous, state=READY)
+    set_version(conn, pipeline, version, state=LIVE)
