@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,6 +187,172 @@ def env(config: StackConfig) -> None:
     click.echo(f"export KAPPA_FLINK_REST_URL={config.flink_rest_url}")
     click.echo(f"export KAPPA_SQL_GATEWAY_URL={config.sql_gateway_url}")
     click.echo(f"export KAPPA_WAREHOUSE_URL={config.warehouse_url}")
+
+
+# -- pipelines ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Platform:
+    specs: Path
+    kafka_bootstrap: str
+    flink_rest_url: str
+    sql_gateway_url: str
+    warehouse_url: str
+
+    def resources(self) -> tuple[Any, Any, Any]:
+        from kappa_orch.resources.flink import FlinkResource
+        from kappa_orch.resources.kafka import KafkaResource
+        from kappa_orch.resources.warehouse import WarehouseResource
+
+        return (
+            KafkaResource(bootstrap_servers=self.kafka_bootstrap),
+            FlinkResource(rest_url=self.flink_rest_url, sql_gateway_url=self.sql_gateway_url),
+            WarehouseResource(url=self.warehouse_url),
+        )
+
+
+def _platform_options(func: F) -> F:
+    options = [
+        click.option(
+            "--specs",
+            envvar="KAPPA_SPECS",
+            default="assets",
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder of pipeline specs [env KAPPA_SPECS].",
+        ),
+        click.option(
+            "--kafka-bootstrap",
+            envvar="KAPPA_KAFKA_BOOTSTRAP",
+            default="127.0.0.1:9092",
+            show_default=True,
+            help="Kafka bootstrap servers [env KAPPA_KAFKA_BOOTSTRAP].",
+        ),
+        click.option(
+            "--flink-rest-url",
+            envvar="KAPPA_FLINK_REST_URL",
+            default="http://127.0.0.1:8081",
+            show_default=True,
+            help="Flink REST endpoint [env KAPPA_FLINK_REST_URL].",
+        ),
+        click.option(
+            "--sql-gateway-url",
+            envvar="KAPPA_SQL_GATEWAY_URL",
+            default="http://127.0.0.1:8083",
+            show_default=True,
+            help="Flink SQL Gateway endpoint [env KAPPA_SQL_GATEWAY_URL].",
+        ),
+        click.option(
+            "--warehouse-url",
+            envvar="KAPPA_WAREHOUSE_URL",
+            default="postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse",
+            show_default=True,
+            help="SQLAlchemy URL of the warehouse [env KAPPA_WAREHOUSE_URL].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(specs: Path) -> list[Any]:
+    from kappa_orch.spec.load import load_pipelines
+
+    if not specs.is_dir():
+        raise KappaError(f"the specs folder {specs} does not exist", "pass --specs or set KAPPA_SPECS")
+    return load_pipelines(specs)
+
+
+@main.command()
+@click.option(
+    "--specs",
+    envvar="KAPPA_SPECS",
+    default="assets",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of pipeline specs [env KAPPA_SPECS].",
+)
+def validate(specs: Path) -> None:
+    """Check every pipeline spec and its SQL without any server; exit 1 on a problem."""
+    from kappa_orch.spec.checks import unknown_expectations
+    from kappa_orch.spec.fingerprint import fingerprint
+
+    try:
+        pipelines = _load(specs)
+        problems = unknown_expectations(pipelines)
+        if problems:
+            raise KappaError("\n".join(problems), "use expectation names from Great Expectations 1.x")
+    except KappaError as exc:
+        _fail(exc)
+        return
+    for pipeline in pipelines:
+        topics = ", ".join(sorted({s.topic for s in pipeline.spec.sources}))
+        click.echo(
+            f"{pipeline.name:<24} {fingerprint(pipeline)}  {pipeline.spec.target.alias:<32} <- {topics}"
+        )
+    click.echo(f"{len(pipelines)} pipeline spec(s) valid")
+
+
+@main.command(name="deploy")
+@click.argument("pipeline", required=False)
+@click.option("--all", "deploy_all", is_flag=True, help="Deploy every pipeline.")
+@_platform_options
+def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> None:
+    """Deploy a pipeline's current fingerprint (a new version unless it already runs)."""
+    from kappa_orch.deploy import deploy
+
+    platform = _Platform(**options)
+    if bool(pipeline) == deploy_all:
+        raise click.UsageError("name one pipeline or pass --all")
+    try:
+        pipelines = _load(platform.specs)
+        chosen = [p for p in pipelines if deploy_all or p.name == pipeline]
+        if not chosen:
+            names = ", ".join(p.name for p in pipelines)
+            raise KappaError(f"no pipeline named {pipeline!r} in {platform.specs}", f"choose one of: {names}")
+        kafka, flink, warehouse = platform.resources()
+        for item in chosen:
+            result = deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo)
+            click.echo(
+                f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
+                f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
+            )
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+
+
+@main.command(name="status")
+@click.argument("pipeline", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_platform_options
+def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
+    """Live version, job state and lag of each pipeline."""
+    from kappa_orch.status import pipeline_status
+
+    platform = _Platform(**options)
+    try:
+        pipelines = [p for p in _load(platform.specs) if pipeline is None or p.name == pipeline]
+        if not pipelines:
+            raise KappaError(f"no pipeline named {pipeline!r} in {platform.specs}")
+        kafka, flink, warehouse = platform.resources()
+        statuses = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
+        return
+    for s in statuses:
+        live = f"v{s.live_version}" if s.live_version else "none"
+        sync = "in sync" if s.in_sync else f"spec fingerprint {s.desired_fingerprint} not live"
+        click.echo(f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})")
+        for v in s.versions:
+            extra = f" job {v.job_state} lag {v.lag}" if v.job_state else ""
+            error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
+            click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")
 
 
 if __name__ == "__main__":

@@ -69,14 +69,19 @@ def plan_deploy(
     create_alias = live_version is None
     if existing is not None:
         job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
-        common = {
-            "pipeline": spec.name,
-            "fingerprint": current,
-            "version": existing.version,
-            "physical_table": existing.physical_table,
-            "group_id": existing.group_id,
-            "create_alias": create_alias,
-        }
+
+        def existing_plan(action: Literal["none", "redeploy"], reason: str) -> DeployPlan:
+            return DeployPlan(
+                pipeline=spec.name,
+                fingerprint=current,
+                action=action,
+                version=existing.version,
+                physical_table=existing.physical_table,
+                group_id=existing.group_id,
+                create_alias=create_alias,
+                reason=reason,
+            )
+
         if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
             started = existing.created_at or now
             if now - started < STALE_DEPLOY:
@@ -86,20 +91,16 @@ def plan_deploy(
                     "wait for that run to finish; a deploy left behind by a crash is taken over "
                     f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
                 )
-            return DeployPlan(action="redeploy", reason="a deploy left unfinished is taken over", **common)
+            return existing_plan("redeploy", "a deploy left unfinished is taken over")
         if existing.state in registry.RUNNING_STATES and job_state in ACTIVE_JOB_STATES:
-            return DeployPlan(
-                action="none", reason=f"v{existing.version} runs this fingerprint (job {job_state})", **common
-            )
+            return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
         if existing.state == registry.RETIRED:
             raise KappaError(
                 f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
                 "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
             )
-        return DeployPlan(
-            action="redeploy",
-            reason=f"v{existing.version} is {existing.state} and its job is {job_state}",
-            **common,
+        return existing_plan(
+            "redeploy", f"v{existing.version} is {existing.state} and its job is {job_state}"
         )
     version = max((r.version for r in rows), default=0) + 1
     return DeployPlan(

@@ -4,6 +4,7 @@ view that serves one of them. Every identifier goes through SQLAlchemy's quoting
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -28,8 +29,8 @@ from kappa_orch.spec.model import PipelineSpec
 _DECIMAL = re.compile(r"^DECIMAL\((\d+), (\d+)\)$")
 
 
-def sql_type(flink_type: str) -> TypeEngine[object]:
-    simple: dict[str, TypeEngine[object]] = {
+def sql_type(flink_type: str) -> TypeEngine[Any]:
+    simple: dict[str, TypeEngine[Any]] = {
         "STRING": Text(),
         "BOOLEAN": Boolean(),
         "INT": Integer(),

@@ -125,7 +125,7 @@ def version_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
 
     @asset(
         key=version_key(spec),
-        deps=sorted({topic_key(s.topic) for s in spec.sources}, key=lambda k: k.to_user_string()),
+        deps=[topic_key(t) for t in sorted({s.topic for s in spec.sources})],
         code_version=code_version,
         group_name=spec.name,
         owners=_owners(spec),
@@ -148,7 +148,7 @@ def version_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
-    ) -> MaterializeResult:
+    ) -> MaterializeResult[None]:
         result = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=context.log.info)
         plan = result.plan
         metadata: dict[str, object] = {
@@ -194,7 +194,7 @@ def alias_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
             ),
         },
     )
-    def _alias(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def _alias(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult[None]:
         current = fingerprint(pipeline)
         with warehouse.begin() as conn:
             registry.migrate(conn)

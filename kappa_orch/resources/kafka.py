@@ -50,6 +50,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
+            "log_level": 3,  # librdkafka: errors only, no informational chatter on stderr
             **self.extra_config,
         }
 

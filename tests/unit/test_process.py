@@ -15,7 +15,8 @@ from kappa_orch.stack.process import PidFile, pid_alive, spawn, stop_pid, tail, 
 def test_spawned_process_is_ours_and_stops(tmp_path: Path) -> None:
     pid_file = PidFile(tmp_path / "sleep.pid", owner=str(tmp_path))
     pid = spawn(["sleep", "30"], log=tmp_path / "sleep.log", pid_file=pid_file)
-    assert pid_file.live_pid() == pid
+    # until exec completes the child still shows the parent's environment
+    wait_until(lambda: pid_file.live_pid() == pid, service="sleep", timeout_s=5, log=tmp_path / "sleep.log")
     assert stop_pid(pid_file, timeout_s=5)
     assert not pid_alive(pid)
     assert not pid_file.path.exists()
@@ -36,6 +37,7 @@ def test_owner_mark_distinguishes_two_stacks(tmp_path: Path) -> None:
     pid = spawn(["sleep", "30"], log=tmp_path / "a.log", pid_file=mine)
     other = PidFile(tmp_path / "a.pid", owner="/stack/b")
     try:
+        wait_until(lambda: mine.live_pid() == pid, service="sleep", timeout_s=5, log=tmp_path / "a.log")
         assert other.live_pid() is None
         assert mine.live_pid() == pid
     finally:

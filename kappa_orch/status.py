@@ -1,0 +1,86 @@
+"""`kappa-orch status`: per pipeline, the live version, whether it runs the spec's
+current fingerprint, and each version's job state and consumer lag."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kappa_orch import registry
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.model import LoadedPipeline
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    fingerprint: str
+    physical_table: str
+    state: str
+    flink_job_id: str | None
+    job_state: str | None
+    lag: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    pipeline: str
+    alias: str
+    desired_fingerprint: str
+    live_version: int | None
+    in_sync: bool
+    versions: list[VersionStatus] = field(default_factory=list)
+
+
+def pipeline_status(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+) -> list[PipelineStatus]:
+    with warehouse.begin() as conn:
+        registry.migrate(conn)
+        rows = registry.all_versions(conn)
+        live = registry.live_versions(conn)
+    result = []
+    for pipeline in pipelines:
+        desired = fingerprint(pipeline)
+        versions = []
+        for row in (r for r in rows if r.pipeline == pipeline.name):
+            active = row.state in registry.RUNNING_STATES and row.flink_job_id
+            job_state = flink.job_state(row.flink_job_id) if active and row.flink_job_id else None
+            lag = None
+            if active:
+                lag = sum(
+                    sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
+                )
+            versions.append(
+                VersionStatus(
+                    version=row.version,
+                    fingerprint=row.fingerprint,
+                    physical_table=f"{pipeline.spec.target.schema_name}.{row.physical_table}",
+                    state=row.state,
+                    flink_job_id=row.flink_job_id,
+                    job_state=job_state,
+                    lag=lag,
+                    error=row.error,
+                )
+            )
+        live_version = live.get(pipeline.name)
+        live_row = next((v for v in versions if v.version == live_version), None)
+        result.append(
+            PipelineStatus(
+                pipeline=pipeline.name,
+                alias=pipeline.spec.target.alias,
+                desired_fingerprint=desired,
+                live_version=live_version,
+                in_sync=live_row is not None and live_row.fingerprint == desired,
+                versions=versions,
+            )
+        )
+    return result

@@ -1,0 +1,80 @@
+"""The observation sensor's decision, from recorded Flink and Kafka answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kappa_orch import registry
+from kappa_orch.dagster.assets import version_key
+from kappa_orch.dagster.observe import StreamAnswers, observed_versions, stream_observations
+from kappa_orch.resources.flink import Checkpoint
+from kappa_orch.spec.load import load_pipelines
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+PIPELINES = load_pipelines(ASSETS)
+BY_NAME = {p.name: p for p in PIPELINES}
+
+
+def row(pipeline: str, version: int, state: str, job: str | None) -> registry.VersionRow:
+    return registry.VersionRow(
+        pipeline=pipeline,
+        version=version,
+        fingerprint="f",
+        physical_table=f"t__v{version}",
+        state=state,
+        flink_job_id=job,
+        group_id=f"kappa.{pipeline}.v{version}",
+        deployed_offsets=None,
+        error=None,
+    )
+
+
+def test_only_running_versions_of_known_pipelines_with_a_job_are_watched() -> None:
+    rows = [
+        row("daily_spend", 1, registry.LIVE, "j1"),
+        row("daily_spend", 2, registry.FAILED, "j2"),
+        row("daily_spend", 3, registry.DEPLOYING, None),
+        row("gone_pipeline", 1, registry.LIVE, "j9"),
+        row("auth_settlement", 1, registry.CATCHING_UP, "j3"),
+    ]
+    watched = observed_versions(PIPELINES, rows)
+    assert [(p.name, r.version) for p, r in watched] == [("daily_spend", 1), ("auth_settlement", 1)]
+
+
+def test_lag_per_partition_checkpoint_age_and_liveness() -> None:
+    watched = [(BY_NAME["auth_settlement"], row("auth_settlement", 2, registry.CATCHING_UP, "j"))]
+    answers = StreamAnswers(
+        observed_at_ms=100_000,
+        job_states={"j": "RUNNING"},
+        checkpoints={"j": Checkpoint(7, 94_500, "file:///cp/7")},
+        lags={
+            ("kappa.auth_settlement.v2", "payments.authorizations"): {0: 10, 1: 0, 2: 5},
+            ("kappa.auth_settlement.v2", "payments.settlements"): {0: 1, 1: 1, 2: 1},
+        },
+    )
+    [observation] = stream_observations(watched, answers, live={"auth_settlement": 1})
+    assert observation.asset_key == version_key(BY_NAME["auth_settlement"].spec)
+    metadata = {k: v.value for k, v in observation.metadata.items()}
+    assert metadata["lag_total"] == 18
+    assert metadata["lag/payments.authorizations/0"] == 10
+    assert metadata["lag/payments.settlements/2"] == 1
+    assert metadata["checkpoint_id"] == 7
+    assert metadata["checkpoint_age_s"] == 5.5
+    assert metadata["job_state"] == "RUNNING"
+    assert metadata["live"] is False
+    assert "flink_exception" not in metadata
+
+
+def test_a_failed_job_shows_its_exception() -> None:
+    watched = [(BY_NAME["daily_spend"], row("daily_spend", 1, registry.LIVE, "j"))]
+    answers = StreamAnswers(
+        observed_at_ms=0,
+        job_states={"j": "FAILED"},
+        job_exceptions={"j": "java.sql.BatchUpdateException: relation does not exist"},
+    )
+    [observation] = stream_observations(watched, answers, live={"daily_spend": 1})
+    metadata = {k: v.value for k, v in observation.metadata.items()}
+    assert metadata["job_state"] == "FAILED"
+    assert metadata["live"] is True
+    assert "BatchUpdateException" in str(metadata["flink_exception"])
+    assert metadata["lag_total"] == 0

@@ -1,0 +1,224 @@
+"""Malformed specs and the exact message each gets (file, field, problem, fix)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+BASE: dict[str, Any] = yaml.safe_load((ASSETS / "daily_spend.yaml").read_text())
+SQL = (ASSETS / "daily_spend.sql").read_text()
+
+
+def write(folder: Path, spec: dict[str, Any], *, name: str = "daily_spend", sql: str | None = SQL) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    if sql is not None:
+        (folder / spec.get("sql", "daily_spend.sql")).write_text(sql)
+    return path
+
+
+def problems(path: Path) -> list[tuple[str, str, str | None]]:
+    with pytest.raises(SpecErrors) as error:
+        load_pipeline(path)
+    return [(p.field, p.problem.split(": ", 2)[2], p.fix) for p in error.value.problems]
+
+
+def mutated(change: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(BASE)
+    change(spec)
+    return spec
+
+
+def test_the_reference_specs_are_valid() -> None:
+    assert [p.name for p in load_pipelines(ASSETS)] == ["auth_settlement", "daily_spend", "merchant_risk"]
+
+
+def test_unknown_column_in_the_key(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["target"].update(primary_key=["account", "day"]))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "target",
+            "primary_key column(s) ['day'] are not target columns; the target has "
+            "['account', 'spend_day', 'authorizations', 'spend_cents']",
+            None,
+        )
+    ]
+
+
+def test_bad_identifier(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s.update(name="Daily-Spend"))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "name",
+            "'Daily-Spend' is not a valid identifier: use lower-case letters, digits and _ "
+            "(starting with a letter or _), at most 63 characters",
+            None,
+        )
+    ]
+
+
+def test_reserved_word_as_column(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["sources"][0]["columns"].append({"name": "offset", "type": "BIGINT"}))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "sources.0.columns.6.name",
+            "'offset' is an SQL reserved word; choose another name (e.g. offset_value)",
+            None,
+        )
+    ]
+
+
+def test_missing_sql_file(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s.update(sql="missing.sql"))
+    path = write(tmp_path, spec, sql=None)
+    assert problems(path) == [
+        (
+            "sql",
+            f"SQL file 'missing.sql' not found (looked for {tmp_path / 'missing.sql'})",
+            "put the SELECT in that file next to the spec, or fix the name",
+        )
+    ]
+
+
+def test_sql_that_does_not_parse(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE, sql="SELECT account, FROM WHERE GROUP")
+    [(field, problem, fix)] = problems(path)
+    assert field == "sql"
+    assert problem.startswith("daily_spend.sql: the SQL does not parse at line 1, column")
+    assert fix == "fix the SELECT"
+
+
+def test_sql_must_be_a_select(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE, sql="INSERT INTO t SELECT 1 AS a")
+    assert problems(path) == [
+        (
+            "sql",
+            "daily_spend.sql: the SQL must be a single SELECT (kappa_orch writes the DDL and the "
+            "INSERT); it starts with 'INSERT'",
+            "fix the SELECT",
+        )
+    ]
+
+
+def test_select_star(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE, sql="SELECT * FROM authorizations")
+    assert problems(path) == [
+        (
+            "sql",
+            "daily_spend.sql: SELECT * is not allowed: select the target columns by name",
+            "fix the SELECT",
+        )
+    ]
+
+
+def test_sql_reads_an_undeclared_source(tmp_path: Path) -> None:
+    sql = SQL.replace("FROM authorizations", "FROM authorizations JOIN settlements USING (auth_id)")
+    assert problems(write(tmp_path, BASE, sql=sql)) == [
+        (
+            "sources",
+            "the SQL reads 'settlements', which is not a declared source (sources: ['authorizations'])",
+            "declare it under sources, or fix the table name in the SQL",
+        )
+    ]
+
+
+def test_selected_columns_differ_from_the_target(tmp_path: Path) -> None:
+    sql = SQL.replace("SUM(amount_cents) AS spend_cents", "SUM(amount_cents) AS spend")
+    assert problems(write(tmp_path, BASE, sql=sql)) == [
+        (
+            "target.columns",
+            "the SQL selects ['account', 'spend_day', 'authorizations', 'spend'] but target.columns "
+            "declares ['account', 'spend_day', 'authorizations', 'spend_cents']",
+            "declare the target columns in the order the SELECT returns them",
+        )
+    ]
+
+
+def test_unsupported_type(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["target"]["columns"][0].update(type="VARCHAR(10)"))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "target.columns.0.type",
+            "unsupported column type 'VARCHAR(10)'; use one of STRING, BOOLEAN, INT, BIGINT, DOUBLE, "
+            "DATE, TIMESTAMP(3) or DECIMAL(p, s)",
+            None,
+        )
+    ]
+
+
+def test_bad_duration(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["catch_up"].update(stable_for="10 seconds"))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "catch_up.stable_for",
+            "'10 seconds' is not a duration; write it like 500ms, 10s, 5m, 2h or 7d",
+            None,
+        )
+    ]
+
+
+def test_missing_and_misspelt_fields(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s.update(onwer=s.pop("owner")))
+    assert problems(write(tmp_path, spec)) == [
+        ("owner", "Field required", "add the field owner"),
+        ("onwer", "unknown field", "remove it or fix its spelling; the README lists the spec's fields"),
+    ]
+
+
+def test_alias_without_schema(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["target"].update(alias="daily_spend"))
+    assert problems(write(tmp_path, spec)) == [
+        ("target.alias", "alias 'daily_spend' must be schema.table, e.g. analytics.daily_spend", None)
+    ]
+
+
+def test_event_time_from_an_undeclared_column(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["sources"][0]["event_time"].update({"from": "event_ts"}))
+    assert problems(write(tmp_path, spec)) == [
+        (
+            "sources.0",
+            "event_time.from 'event_ts' is not a column of source 'authorizations'; declare it under "
+            "columns (epoch milliseconds, BIGINT)",
+            None,
+        )
+    ]
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    [(field, problem, fix)] = problems(path)
+    assert field == "(yaml)"
+    assert problem.startswith("not valid YAML")
+    assert fix == "fix the YAML syntax"
+
+
+def test_duplicate_pipeline_name_and_alias_across_files(tmp_path: Path) -> None:
+    first = write(tmp_path, BASE, name="a")
+    second = write(tmp_path, BASE, name="b")
+    with pytest.raises(SpecErrors) as error:
+        load_pipelines(tmp_path)
+    assert [str(p) for p in error.value.problems] == [
+        f"{second}: name: pipeline name 'daily_spend' is already used by {first}\n"
+        "  fix: give each pipeline its own pipeline name",
+        f"{second}: target.alias: target alias 'analytics.daily_spend' is already used by {first}\n"
+        "  fix: give each pipeline its own target alias",
+    ]
+
+
+def test_all_problems_of_a_folder_are_reported_at_once(tmp_path: Path) -> None:
+    write(tmp_path, mutated(lambda s: s.update(name="Bad-Name")), name="one")
+    write(tmp_path, mutated(lambda s: s["target"].update(primary_key=["nope"])), name="two")
+    with pytest.raises(SpecErrors) as error:
+        load_pipelines(tmp_path)
+    assert [(Path(p.path).name, p.field) for p in error.value.problems] == [
+        ("one.yaml", "name"),
+        ("two.yaml", "target"),
+    ]
