@@ -39,7 +39,8 @@ def _field(loc: Iterable[object]) -> str:
 def load_pipeline(path: Path) -> LoadedPipeline:
     """Read and validate one spec and its SQL; raise SpecErrors naming every problem."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        # libyaml's loader when PyYAML was built with it: ten times faster than pure Python
+        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise SpecErrors(
             [SpecProblem(path, "(yaml)", f"not valid YAML: {exc}", "fix the YAML syntax")]

@@ -9,12 +9,14 @@ parse with it: write windows as group windows (`GROUP BY TUMBLE(event_time, ...)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.lineage import lineage
+from sqlglot.optimizer.qualify import qualify
 
 DIALECT = "spark"
 
@@ -24,6 +26,12 @@ class SqlProblem(ValueError):
 
 
 def parse_select(sql: str) -> exp.Query:
+    """The SELECT, parsed (a fresh tree: callers may change it)."""
+    return _parse_select(sql).copy()
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_select(sql: str) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as exc:
@@ -44,6 +52,7 @@ def parse_select(sql: str) -> exp.Query:
     return query
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise(sql: str) -> str:
     """One text per meaning: whitespace, comments and keyword case do not change it.
 
@@ -76,8 +85,21 @@ def column_lineage(
     sql: str, sources: Mapping[str, Sequence[str]], outputs: Sequence[str]
 ) -> dict[str, list[tuple[str, str]]]:
     """Per output column, the (source, column) pairs it is computed from."""
-    schema = {name: {column: "STRING" for column in columns} for name, columns in sources.items()}
+    return _column_lineage(
+        sql, tuple((name, tuple(columns)) for name, columns in sources.items()), tuple(outputs)
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _column_lineage(
+    sql: str, sources: tuple[tuple[str, tuple[str, ...]], ...], outputs: tuple[str, ...]
+) -> dict[str, list[tuple[str, str]]]:
+    known = dict(sources)
+    schema = {name: dict.fromkeys(columns, "STRING") for name, columns in known.items()}
     query = parse_select(sql)
+    if isinstance(query, exp.Select) and not query.find(exp.Subquery, exp.CTE, exp.Union):
+        return _single_scope_lineage(query, schema, known, outputs)
+    # nested queries: sqlglot's lineage walks every scope (slower, exact)
     result: dict[str, list[tuple[str, str]]] = {}
     for output in outputs:
         try:
@@ -91,7 +113,30 @@ def column_lineage(
                 continue
             column = node.name.split(".")[-1]
             table = node.source.name
-            if table in sources and column in sources[table]:
+            if table in known and column in known[table]:
                 deps.add((table, column))
         result[output] = sorted(deps)
     return result
+
+
+def _single_scope_lineage(
+    query: exp.Select,
+    schema: dict[str, dict[str, str]],
+    known: Mapping[str, Sequence[str]],
+    outputs: Sequence[str],
+) -> dict[str, list[tuple[str, str]]]:
+    """One qualify pass: every column reference gets its table, read off directly."""
+    try:
+        qualified = qualify(query, schema=schema, dialect=DIALECT, validate_qualify_columns=False)
+    except SqlglotError:
+        return {output: [] for output in outputs}
+    tables = {t.alias_or_name: t.name for t in qualified.find_all(exp.Table)}
+    result: dict[str, list[tuple[str, str]]] = {}
+    for projection in qualified.selects:
+        deps: set[tuple[str, str]] = set()
+        for column in projection.find_all(exp.Column):
+            table = tables.get(column.table)
+            if table is not None and table in known and column.name in known[table]:
+                deps.add((table, column.name))
+        result[projection.alias_or_name] = sorted(deps)
+    return {output: result.get(output, []) for output in outputs}
