@@ -95,7 +95,7 @@ def _column_lineage(
     sql: str, sources: tuple[tuple[str, tuple[str, ...]], ...], outputs: tuple[str, ...]
 ) -> dict[str, list[tuple[str, str]]]:
     known = dict(sources)
-    schema = {name: dict.fromkeys(columns, "STRING") for name, columns in known.items()}
+    schema: dict[str, object] = {name: dict.fromkeys(columns, "STRING") for name, columns in known.items()}
     query = parse_select(sql)
     if isinstance(query, exp.Select) and not query.find(exp.Subquery, exp.CTE, exp.Union):
         return _single_scope_lineage(query, schema, known, outputs)
@@ -121,7 +121,7 @@ def _column_lineage(
 
 def _single_scope_lineage(
     query: exp.Select,
-    schema: dict[str, dict[str, str]],
+    schema: dict[str, object],
     known: Mapping[str, Sequence[str]],
     outputs: Sequence[str],
 ) -> dict[str, list[tuple[str, str]]]:
