@@ -5,6 +5,7 @@ It observes only: no offset commits, no restarts, no registry writes. The decisi
 (which observations, with what metadata) is a pure function of recorded answers.
 """
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dagster import (
 )
 
 from kappa_orch import registry
-from kappa_orch.dagster.assets import version_key
+from kappa_orch.dagster.assets import topic_key, version_key
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import Checkpoint, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -29,6 +30,14 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 _TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})
+
+
+@dataclass(frozen=True)
+class TopicAnswer:
+    """A topic's offsets per partition (earliest held, next) and its retention."""
+
+    watermarks: dict[int, tuple[int, int]]
+    retention_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class StreamAnswers:
     job_exceptions: dict[str, str] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
+    topics: dict[str, TopicAnswer] = field(default_factory=dict)
 
 
 def observed_versions(
@@ -92,6 +102,36 @@ def stream_observations(
     return observations
 
 
+def topic_observations(
+    answers: StreamAnswers, previous: dict[str, list[int]]
+) -> tuple[list[AssetObservation], dict[str, list[int]]]:
+    """One observation per topic: offsets, records held, retention and the message rate
+    since the previous tick (`previous` maps topic -> [end offset total, at ms]; pure)."""
+    observations, cursor = [], {}
+    for topic, answer in sorted(answers.topics.items()):
+        end_total = sum(high for _, high in answer.watermarks.values())
+        held = sum(high - low for low, high in answer.watermarks.values())
+        metadata: dict[str, object] = {
+            "partitions": len(answer.watermarks),
+            "end_offset_total": end_total,
+            "records_held": held,
+        }
+        for partition, (low, high) in sorted(answer.watermarks.items()):
+            metadata[f"end_offset/{partition}"] = high
+            metadata[f"earliest_offset/{partition}"] = low
+        if answer.retention_ms is not None:
+            metadata["retention_hours"] = (
+                round(answer.retention_ms / 3_600_000, 2) if answer.retention_ms >= 0 else -1
+            )
+        before = previous.get(topic)
+        if before is not None and answers.observed_at_ms > before[1] and end_total >= before[0]:
+            seconds = (answers.observed_at_ms - before[1]) / 1000
+            metadata["messages_per_s"] = round((end_total - before[0]) / seconds, 2)
+        cursor[topic] = [end_total, answers.observed_at_ms]
+        observations.append(AssetObservation(asset_key=topic_key(topic), metadata=metadata))  # type: ignore[arg-type]
+    return observations, cursor
+
+
 def gather_answers(
     watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
     *,
@@ -116,6 +156,22 @@ def gather_answers(
     return answers
 
 
+def gather_topics(
+    topics: Sequence[str], answers: StreamAnswers, *, kafka: KafkaResource, deadline: float
+) -> None:
+    for topic in topics:
+        if time.monotonic() > deadline:
+            break
+        try:
+            info = kafka.describe_topic(topic)
+        except KappaError:
+            continue  # not created yet: nothing to observe
+        retention = info.config.get("retention.ms")
+        answers.topics[topic] = TopicAnswer(
+            watermarks=kafka.watermarks(topic), retention_ms=int(retention) if retention else None
+        )
+
+
 def stream_observation_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
@@ -128,13 +184,15 @@ def stream_observation_sensor(
     if minimum_interval_seconds < 1 or time_budget_s <= 0:
         raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
     pipelines = list(pipelines)
+    topics = sorted({source.topic for pipeline in pipelines for source in pipeline.spec.sources})
 
     @sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            "Flink job state, consumer lag per partition and last checkpoint of every deployed version."
+            "Flink job state, consumer lag per partition and last checkpoint of every deployed version; "
+            "offsets, retention and message rate of every source topic."
         ),
     )
     def _observe(
@@ -150,10 +208,15 @@ def stream_observation_sensor(
                 live = registry.live_versions(conn)
         except KappaError as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
+        deadline = time.monotonic() + time_budget_s
         watched = observed_versions(pipelines, rows)
-        if not watched:
-            return SkipReason("no deployed versions to observe")
-        answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=time.monotonic() + time_budget_s)
-        return SensorResult(asset_events=stream_observations(watched, answers, live))
+        answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
+        gather_topics(topics, answers, kafka=kafka, deadline=deadline)
+        previous = json.loads(context.cursor) if context.cursor else {}
+        topic_events, cursor = topic_observations(answers, previous)
+        events = stream_observations(watched, answers, live) + topic_events
+        if not events:
+            return SkipReason("no deployed versions or topics to observe yet")
+        return SensorResult(asset_events=events, cursor=json.dumps(cursor))
 
     return _observe

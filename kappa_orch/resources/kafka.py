@@ -151,7 +151,8 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     # -- offsets and lag ------------------------------------------------------------
 
-    def _watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Per partition, (earliest offset still held, offset of the next record)."""
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
@@ -168,11 +169,11 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset the next record will get."""
-        return {p: high for p, (_, high) in self._watermarks(topic).items()}
+        return {p: high for p, (_, high) in self.watermarks(topic).items()}
 
     def earliest_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the oldest offset still held (after retention)."""
-        return {p: low for p, (low, _) in self._watermarks(topic).items()}
+        return {p: low for p, (low, _) in self.watermarks(topic).items()}
 
     def committed_offsets(self, group_id: str, topic: str) -> dict[int, int | None]:
         """Per partition, the group's committed offset (None when it has none)."""
@@ -190,7 +191,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def consumer_lag(self, group_id: str, topic: str) -> dict[int, int]:
         """Per partition, records not yet committed by the group (all of them if none)."""
-        watermarks = self._watermarks(topic)
+        watermarks = self.watermarks(topic)
         committed = self.committed_offsets(group_id, topic)
         lag = {}
         for partition, (low, high) in watermarks.items():

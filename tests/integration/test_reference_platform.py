@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from assets import SPECS_DIR
 from assets.sample_events import sample_events
 from kappa_orch import pipeline_assets, registry, stream_observation_sensor
-from kappa_orch.dagster.assets import version_key
+from kappa_orch.dagster.assets import topic_key, version_key
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -169,11 +169,21 @@ def test_reference_pipelines_serve_exact_rows_and_report_lag(
     while time.monotonic() < deadline:
         with build_sensor_context(resources=resources) as context:
             observed = sensor(context)
+        versions = [e for e in observed.asset_events if "lag_total" in e.metadata]  # type: ignore[union-attr]
+        topics = {
+            e.asset_key.to_user_string(): e.metadata
+            for e in observed.asset_events  # type: ignore[union-attr]
+            if "end_offset_total" in e.metadata
+        }
+        assert topics[topic_key(auth_topic).to_user_string()]["end_offset_total"].value == EVENTS
+        assert topics[topic_key(settle_topic).to_user_string()]["records_held"].value == len(
+            events.settlements
+        )
         lags = {
             e.asset_key.to_user_string(): int(e.metadata["lag_total"].value)  # type: ignore[arg-type]
-            for e in observed.asset_events  # type: ignore[union-attr]
+            for e in versions
         }
-        states = {e.metadata["job_state"].value for e in observed.asset_events}  # type: ignore[union-attr]
+        states = {e.metadata["job_state"].value for e in versions}
         assert states == {"RUNNING"}
         for key, lag in lags.items():
             lag_seen[key].append(lag)

@@ -78,3 +78,26 @@ def test_a_failed_job_shows_its_exception() -> None:
     assert metadata["live"] is True
     assert "BatchUpdateException" in str(metadata["flink_exception"])
     assert metadata["lag_total"] == 0
+
+
+def test_topic_offsets_retention_and_message_rate() -> None:
+    from kappa_orch.dagster.assets import topic_key
+    from kappa_orch.dagster.observe import TopicAnswer, topic_observations
+
+    answers = StreamAnswers(
+        observed_at_ms=70_000,
+        topics={"payments.settlements": TopicAnswer({0: (10, 110), 1: (0, 50)}, retention_ms=604_800_000)},
+    )
+    [observation], cursor = topic_observations(answers, {"payments.settlements": [100, 60_000]})
+    assert observation.asset_key == topic_key("payments.settlements")
+    metadata = {k: v.value for k, v in observation.metadata.items()}
+    assert metadata["end_offset_total"] == 160
+    assert metadata["records_held"] == 150
+    assert metadata["end_offset/0"] == 110
+    assert metadata["earliest_offset/0"] == 10
+    assert metadata["retention_hours"] == 168
+    assert metadata["messages_per_s"] == 6.0  # 60 new records in 10 s
+    assert cursor == {"payments.settlements": [160, 70_000]}
+    # the first tick has no previous reading: no rate yet
+    [first], _ = topic_observations(answers, {})
+    assert "messages_per_s" not in first.metadata
