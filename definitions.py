@@ -1,4 +1,4 @@
-"""Root of the reference deployment: merges assets, sensors and resources, nothing else."""
+"""Root of the reference deployment: merges assets, sensors, jobs and resources, nothing else."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from dagster import Definitions
 
 from assets import SPECS_DIR
 from kappa_orch import load_pipelines, pipeline_assets
-from resources import build_resources
-from sensors import build_schedules, build_sensors
+from resources import build_resources, git_commit
+from sensors import build_jobs, build_schedules, build_sensors
 
 PIPELINES = load_pipelines(SPECS_DIR)
 
 defs = Definitions(
-    assets=pipeline_assets(PIPELINES),
+    assets=pipeline_assets(PIPELINES, git_commit=git_commit()),
     sensors=build_sensors(PIPELINES),
+    jobs=build_jobs(PIPELINES),
     schedules=build_schedules(PIPELINES),
     resources=build_resources(),
 )

@@ -355,5 +355,136 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
             click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")
 
 
+def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
+    chosen = next((p for p in pipelines if p.name == name), None)
+    if chosen is None:
+        names = ", ".join(p.name for p in pipelines)
+        raise KappaError(f"no pipeline named {name!r} in {specs}", f"choose one of: {names}")
+    return chosen
+
+
+@main.command(name="plan")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_platform_options
+def plan_command(as_json: bool, **options: Any) -> None:
+    """Dry run: per pipeline the live version, the spec's fingerprint and the action
+    (none, deploy, reprocess, blocked) plus versions due for retirement."""
+    from datetime import UTC, datetime
+
+    from kappa_orch import registry
+    from kappa_orch.claims import held_claims
+    from kappa_orch.plan import plan
+
+    platform = _Platform(**options)
+    try:
+        pipelines = _load(platform.specs)
+        _, _, warehouse = platform.resources()
+        with warehouse.begin() as conn:
+            registry.migrate(conn)
+            rows = registry.all_versions(conn)
+            live = registry.live_versions(conn)
+        plans = plan(pipelines, rows, live, held_claims(warehouse), datetime.now(UTC))
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps([asdict(p) for p in plans], indent=2))
+        return
+    for p in plans:
+        live_text = f"v{p.live_version} ({p.live_fingerprint})" if p.live_version else "none"
+        retire = f"; retire {', '.join(f'v{v}' for v in p.retire)}" if p.retire else ""
+        spec_fp = p.desired_fingerprint
+        click.echo(f"{p.pipeline:<24} live {live_text:<24} spec {spec_fp}  {p.action}: {p.detail}{retire}")
+
+
+@main.command(name="reprocess")
+@click.argument("pipeline")
+@click.option("--wait", is_flag=True, help="Run in the foreground until the swap (or a failed check).")
+@_platform_options
+def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
+    """Replay the log into a new version, await catch-up, check it, swap the alias (the
+    same run the reprocess sensor requests). Without --wait it runs in the background."""
+    import os
+    import subprocess
+
+    platform = _Platform(**options)
+    if not wait:
+        log_dir = Path(os.environ.get("KAPPA_HOME", ".kappa")) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"reprocess-{pipeline}.log"
+        argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
+        for key, value in options.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        with log_file.open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
+        return
+    from dagster import DagsterInstance, materialize
+
+    from kappa_orch.dagster.assets import alias_key, pipeline_assets, version_key
+
+    try:
+        pipelines = _load(platform.specs)
+        chosen = _pick(pipelines, pipeline, platform.specs)
+        kafka, flink, warehouse = platform.resources()
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        result = materialize(
+            pipeline_assets(pipelines),
+            selection=[version_key(chosen.spec), alias_key(chosen.spec)],
+            resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
+            instance=instance,
+            tags={"kappa/pipeline": pipeline},
+            raise_on_error=False,
+        )
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+        return
+    failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    if not result.success:
+        reason = f"failed checks: {', '.join(failed_checks)}" if failed_checks else "see the run log above"
+        click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
+
+
+@main.command(name="rollback")
+@click.argument("pipeline")
+@click.option("--to", "to_version", type=int, help="Version to serve (default: the one replaced last).")
+@_platform_options
+def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
+    """Point the alias back at a retained version (a swap like any other)."""
+    from kappa_orch import registry
+    from kappa_orch.reprocess import swap
+
+    platform = _Platform(**options)
+    try:
+        pipelines = _load(platform.specs)
+        chosen = _pick(pipelines, pipeline, platform.specs)
+        _, _, warehouse = platform.resources()
+        if to_version is None:
+            with warehouse.begin() as conn:
+                registry.migrate(conn)
+                replaced = [
+                    r
+                    for r in registry.pipeline_versions(conn, pipeline)
+                    if r.state == registry.READY and r.replaced_at is not None
+                ]
+            if not replaced:
+                raise KappaError(
+                    f"{pipeline!r} has no retained replaced version to roll back to",
+                    "`kappa-orch status` lists its versions; name one with --to",
+                )
+            to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
+        result = swap(chosen, warehouse=warehouse, to_version=to_version, reason="rollback", log=click.echo)
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+        return
+    if not result.swapped:
+        click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
+
+
 if __name__ == "__main__":
     main()

@@ -92,7 +92,8 @@ def plan_deploy(
                     f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
                 )
             return existing_plan("redeploy", "a deploy left unfinished is taken over")
-        if existing.state in registry.RUNNING_STATES and job_state in ACTIVE_JOB_STATES:
+        # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
+        if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
             return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
         if existing.state == registry.RETIRED:
             raise KappaError(

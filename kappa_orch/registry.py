@@ -63,6 +63,8 @@ versions = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("check_results", JSON),  # migration 2
+    Column("replaced_at", DateTime(timezone=True)),  # migration 2: when the alias moved away from it
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
@@ -76,12 +78,49 @@ aliases = Table(
 )
 
 
+swaps = Table(
+    "swaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(63), nullable=False),
+    Column("alias", String(127), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("run_id", String(64)),
+    Column("git_commit", String(64)),
+    Column("swapped_by", String(127)),
+    Column("swapped_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
 def _migration_1(conn: Connection) -> None:
+    # on a new warehouse this creates today's `versions`; the ADD COLUMN IF NOT EXISTS of
+    # later migrations upgrade one created by an older kappa_orch
     metadata.create_all(conn, tables=[versions, aliases])
 
 
+def _migration_2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[swaps, claims])
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS check_results JSON'))
+    conn.execute(
+        text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS replaced_at TIMESTAMP WITH TIME ZONE')
+    )
+
+
 # append only: each entry runs once per warehouse, in order
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1), (2, _migration_2)]
 
 
 def lock(conn: Connection, name: str) -> None:
@@ -115,6 +154,8 @@ class VersionRow:
     deployed_offsets: dict[str, Any] | None
     error: str | None
     created_at: datetime | None = None
+    check_results: dict[str, Any] | None = None
+    replaced_at: datetime | None = None
 
 
 def _row(mapping: Any) -> VersionRow:
@@ -129,6 +170,8 @@ def _row(mapping: Any) -> VersionRow:
         deployed_offsets=mapping["deployed_offsets"],
         error=mapping["error"],
         created_at=mapping["created_at"],
+        check_results=mapping.get("check_results"),
+        replaced_at=mapping.get("replaced_at"),
     )
 
 
@@ -169,9 +212,12 @@ def set_version(conn: Connection, pipeline: str, version: int, **values: Any) ->
     )
 
 
-def set_live(conn: Connection, *, pipeline: str, alias: str, version: int) -> None:
-    """Record the alias's version; the previous live version becomes ready (retained)."""
-    previous = conn.execute(select(aliases.c.live_version).where(aliases.c.pipeline == pipeline)).scalar()
+def set_live(conn: Connection, *, pipeline: str, alias: str, version: int) -> int | None:
+    """Record the alias's version; the previous live version becomes ready (retained for
+    rollback until retired). Returns the previous live version."""
+    previous: int | None = conn.execute(
+        select(aliases.c.live_version).where(aliases.c.pipeline == pipeline)
+    ).scalar()
     if previous is None:
         conn.execute(insert(aliases).values(pipeline=pipeline, alias=alias, live_version=version))
     else:
@@ -181,5 +227,39 @@ def set_live(conn: Connection, *, pipeline: str, alias: str, version: int) -> No
             .values(alias=alias, live_version=version, updated_at=func.now())
         )
         if previous != version:
-            set_version(conn, pipeline, previous, state=READY)
-    set_version(conn, pipeline, version, state=LIVE)
+            set_version(conn, pipeline, previous, state=READY, replaced_at=func.now())
+    set_version(conn, pipeline, version, state=LIVE, replaced_at=None)
+    return previous
+
+
+def record_swap(
+    conn: Connection,
+    *,
+    pipeline: str,
+    alias: str,
+    from_version: int | None,
+    to_version: int,
+    fingerprint: str,
+    reason: str,
+    run_id: str | None,
+    git_commit: str | None,
+    swapped_by: str | None,
+) -> None:
+    conn.execute(
+        insert(swaps).values(
+            pipeline=pipeline,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            fingerprint=fingerprint,
+            reason=reason,
+            run_id=run_id,
+            git_commit=git_commit,
+            swapped_by=swapped_by,
+        )
+    )
+
+
+def swap_history(conn: Connection, pipeline: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(swaps).where(swaps.c.pipeline == pipeline).order_by(swaps.c.id))
+    return [dict(r._mapping) for r in rows]

@@ -7,6 +7,9 @@ Defaults match `kappa-orch stack up`; point them elsewhere with KAPPA_* variable
 from __future__ import annotations
 
 import os
+import subprocess
+from functools import cache
+from pathlib import Path
 
 from dagster import EnvVar
 
@@ -30,3 +33,22 @@ def build_resources() -> dict[str, object]:
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
     }
+
+
+@cache
+def git_commit() -> str | None:
+    """The deployment's commit, recorded with every swap (KAPPA_GIT_COMMIT, else git)."""
+    if "KAPPA_GIT_COMMIT" in os.environ:
+        return os.environ["KAPPA_GIT_COMMIT"]
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None

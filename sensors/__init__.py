@@ -1,16 +1,32 @@
-"""The reference deployment's sensors and schedules."""
+"""The reference deployment's sensors, schedules and the jobs they request."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from dagster import ScheduleDefinition, SensorDefinition
 
-from kappa_orch import LoadedPipeline, stream_observation_sensor
+from kappa_orch import (
+    LoadedPipeline,
+    reprocess_job,
+    reprocess_sensor,
+    retire_job,
+    retire_sensor,
+    stream_observation_sensor,
+)
 
 
 def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]:
-    return [stream_observation_sensor(pipelines, minimum_interval_seconds=30)]
+    return [
+        stream_observation_sensor(pipelines, minimum_interval_seconds=30),
+        reprocess_sensor(pipelines, minimum_interval_seconds=30),
+        retire_sensor(pipelines, minimum_interval_seconds=300),
+    ]
+
+
+def build_jobs(pipelines: Sequence[LoadedPipeline]) -> list[Any]:
+    return [reprocess_job(pipelines), retire_job(pipelines)]
 
 
 def build_schedules(pipelines: Sequence[LoadedPipeline]) -> list[ScheduleDefinition]:

@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -26,15 +29,13 @@ from dagster import (
     TableSchema,
     asset,
 )
-from sqlalchemy import func, select
 
-from kappa_orch import registry
-from kappa_orch.deploy import deploy
-from kappa_orch.errors import KappaError
+from kappa_orch.claims import owner_id
+from kappa_orch.gate import CHECK_DESCRIPTIONS, EXPECTATIONS, PARITY, UNIQUE_KEY
+from kappa_orch.reprocess import prepare_candidate, swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.serving import point_alias, version_table
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.spec.sql import column_lineage
@@ -119,19 +120,27 @@ def topic_specs(pipelines: Iterable[LoadedPipeline]) -> list[AssetSpec]:
     ]
 
 
-def version_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
+def version_asset(
+    pipeline: LoadedPipeline, *, claim_wait_s: float = 600.0, claim_stale_s: float = 60.0
+) -> AssetsDefinition:
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
+    key = version_key(spec)
 
     @asset(
-        key=version_key(spec),
+        key=key,
         deps=[topic_key(t) for t in sorted({s.topic for s in spec.sources})],
         code_version=code_version,
         group_name=spec.name,
         owners=_owners(spec),
         tags=_tags(spec),
         kinds={"flink", "postgres"},
-        description=(spec.description or spec.name) + " (versioned tables: one per fingerprint)",
+        description=(spec.description or spec.name)
+        + " (versioned tables: one per fingerprint; materialising deploys, awaits catch-up and checks)",
+        check_specs=[
+            AssetCheckSpec(name, asset=key, blocking=True, description=CHECK_DESCRIPTIONS[name])
+            for name in (EXPECTATIONS, UNIQUE_KEY, PARITY)
+        ],
         metadata={
             "pipeline": spec.name,
             "owner": spec.owner,
@@ -148,27 +157,58 @@ def version_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
-    ) -> MaterializeResult[None]:
-        result = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=context.log.info)
-        plan = result.plan
+    ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
+        report = prepare_candidate(
+            pipeline,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            owner=owner_id(context.run_id),
+            log=context.log.info,
+            claim_wait_s=claim_wait_s,
+            claim_stale_s=claim_stale_s,
+        )
+        plan, row = report.deployed.plan, report.version
         metadata: dict[str, object] = {
             "action": plan.action,
             "reason": plan.reason,
-            "version": plan.version,
-            "fingerprint": plan.fingerprint,
-            "physical_table": f"{spec.target.schema_name}.{plan.physical_table}",
-            "dagster/table_name": f"{spec.target.schema_name}.{plan.physical_table}",
-            "flink_job_id": result.flink_job_id or "",
-            "consumer_group": plan.group_id,
+            "version": row.version,
+            "state": row.state,
+            "fingerprint": row.fingerprint,
+            "physical_table": f"{spec.target.schema_name}.{row.physical_table}",
+            "dagster/table_name": f"{spec.target.schema_name}.{row.physical_table}",
+            "flink_job_id": row.flink_job_id or "",
+            "consumer_group": row.group_id,
         }
-        for topic, partitions in result.deployed_offsets.items():
+        if report.catch_up is not None:
+            metadata["catch_up_s"] = round(report.catch_up.seconds, 1)
+            metadata["catch_up_events_per_s"] = round(report.catch_up.events_per_s, 1)
+        for topic, partitions in report.deployed.deployed_offsets.items():
             metadata[f"offsets_at_deploy/{topic}"] = MetadataValue.json(partitions)
-        return MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+        checks = [
+            AssetCheckResult(
+                asset_key=key,
+                check_name=outcome.name,
+                passed=outcome.passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=outcome.summary,
+                metadata={
+                    "version": row.version,
+                    "summary": outcome.summary,
+                    **{
+                        k: MetadataValue.json(v) if isinstance(v, list | dict) else v
+                        for k, v in outcome.metadata.items()
+                    },
+                },
+            )
+            for outcome in report.outcomes
+        ]
+        return MaterializeResult(metadata=metadata, check_results=checks)  # type: ignore[arg-type]
 
     return _version
 
 
-def alias_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
+def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> AssetsDefinition:
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
 
@@ -180,7 +220,8 @@ def alias_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
         owners=_owners(spec),
         tags=_tags(spec),
         kinds={"postgres"},
-        description=(spec.description or spec.name) + f" (serving alias {spec.target.alias})",
+        description=(spec.description or spec.name)
+        + f" (serving alias {spec.target.alias}; materialising it is the swap)",
         metadata={
             "pipeline": spec.name,
             "alias": spec.target.alias,
@@ -195,39 +236,41 @@ def alias_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
         },
     )
     def _alias(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult[None]:
-        current = fingerprint(pipeline)
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
-            registry.lock(conn, f"pipeline:{spec.name}")
-            rows = registry.pipeline_versions(conn, spec.name)
-            row = next(
-                (r for r in rows if r.fingerprint == current and r.state in registry.RUNNING_STATES), None
-            )
-            if row is None:
-                raise KappaError(
-                    f"no running version of {spec.name!r} has the current fingerprint {current}",
-                    f"materialise {version_key(spec).to_user_string()} first (it deploys the version)",
-                )
-            point_alias(conn, spec, row.physical_table)
-            registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=row.version)
-            table = version_table(spec, row.physical_table)
-            rows_now = conn.execute(select(func.count()).select_from(table)).scalar_one()
-        context.log.info(f"{spec.target.alias} -> {row.physical_table} ({rows_now} rows)")
+        result = swap(
+            pipeline, warehouse=warehouse, run_id=context.run_id, git_commit=git_commit, log=context.log.info
+        )
+        if not result.swapped:
+            context.log.info(f"{spec.target.alias} already serves v{result.to_version}")
         return MaterializeResult(
             metadata={
-                "live_version": row.version,
-                "physical_table": f"{spec.target.schema_name}.{row.physical_table}",
-                "fingerprint": current,
-                "dagster/row_count": int(rows_now),
+                "swapped": result.swapped,
+                "from_version": result.from_version if result.from_version is not None else -1,
+                "live_version": result.to_version,
+                "physical_table": f"{spec.target.schema_name}.{result.physical_table}",
+                "fingerprint": code_version,
+                "dagster/row_count": result.rows,
             }
         )
 
     return _alias
 
 
-def pipeline_assets(pipelines: Sequence[LoadedPipeline]) -> list[AssetsDefinition | AssetSpec]:
+def pipeline_assets(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    git_commit: str | None = None,
+    claim_wait_s: float = 600.0,
+    claim_stale_s: float = 60.0,
+) -> list[AssetsDefinition | AssetSpec]:
+    """The topic, versioned-table and alias assets of every pipeline.
+
+    `git_commit` is recorded with each swap; a reprocess waits up to `claim_wait_s` for
+    another one of the same pipeline, and takes over a claim silent for `claim_stale_s`.
+    """
+    if claim_wait_s < 0 or claim_stale_s <= 0:
+        raise ValueError("claim_wait_s must be >= 0 and claim_stale_s > 0")
     assets: list[AssetsDefinition | AssetSpec] = list(topic_specs(pipelines))
     for pipeline in pipelines:
-        assets.append(version_asset(pipeline))
-        assets.append(alias_asset(pipeline))
+        assets.append(version_asset(pipeline, claim_wait_s=claim_wait_s, claim_stale_s=claim_stale_s))
+        assets.append(alias_asset(pipeline, git_commit=git_commit))
     return assets

@@ -188,6 +188,24 @@ class Check(_Strict):
 class CatchUp(_Strict):
     max_lag: int = Field(default=1000, ge=0, description="Consumer lag (records) counted as caught up.")
     stable_for: Duration = Field(default="10s", description="How long the lag must stay under max_lag.")
+    timeout: Duration = Field(default="30m", description="Give up waiting (the candidate stays) after this.")
+
+
+class Gate(_Strict):
+    """Replay-correctness tolerances: how far a candidate may differ from the live version."""
+
+    max_row_count_change: float = Field(
+        default=0.1, ge=0, description="Largest relative change of the row count (0.1 = 10%)."
+    )
+    min_key_coverage: float = Field(
+        default=0.9, ge=0, le=1, description="Smallest share of the live version's keys the candidate has."
+    )
+
+
+class Retire(_Strict):
+    grace: Duration = Field(
+        default="1h", description="How long a replaced version is kept (for rollback) before it is retired."
+    )
 
 
 class Start(_Strict):
@@ -211,6 +229,8 @@ class PipelineSpec(_Strict):
     target: Target
     checks: list[Check] = Field(default_factory=list, description="Data-quality expectations.")
     catch_up: CatchUp = Field(default_factory=CatchUp)
+    gate: Gate = Field(default_factory=Gate)
+    retire: Retire = Field(default_factory=Retire)
     start: Start = Field(default_factory=Start)
 
     @model_validator(mode="after")

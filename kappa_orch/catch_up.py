@@ -1,0 +1,117 @@
+"""Await catch-up: a candidate has caught up when its consumer lag stayed at or under
+the spec's threshold for the stability window and a checkpoint completed after that
+(the JDBC sink flushes on checkpoints, so the table then holds what was read)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kappa_orch.errors import KappaError
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.spec.model import PipelineSpec, parse_duration
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class CatchUpTracker:
+    """The catch-up decision over a series of (time, lag) readings (pure)."""
+
+    max_lag: int
+    stable_for_s: float
+    stable_since: float | None = None
+    first: tuple[float, int] | None = None
+    last: tuple[float, int] | None = None
+
+    def observe(self, now: float, lag: int) -> bool:
+        """Record a reading; True once the lag has been low for the whole window."""
+        if self.first is None:
+            self.first = (now, lag)
+        self.last = (now, lag)
+        if lag > self.max_lag:
+            self.stable_since = None
+            return False
+        if self.stable_since is None:
+            self.stable_since = now
+        return now - self.stable_since >= self.stable_for_s
+
+    def progress(self) -> tuple[float, float, float | None]:
+        """(share of the first backlog done, records/s since the first reading, seconds left)."""
+        if self.first is None or self.last is None:
+            return 0.0, 0.0, None
+        (t0, lag0), (t1, lag1) = self.first, self.last
+        done = 1.0 if lag0 <= 0 else max(0.0, min(1.0, (lag0 - lag1) / lag0))
+        rate = (lag0 - lag1) / (t1 - t0) if t1 > t0 else 0.0
+        left = lag1 / rate if rate > 0 else None
+        return done, rate, left
+
+
+@dataclass(frozen=True)
+class CatchUpResult:
+    seconds: float
+    final_lag: int
+    checkpoint_id: int
+    events_per_s: float
+
+
+def await_catch_up(
+    spec: PipelineSpec,
+    *,
+    job_id: str,
+    group_id: str,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    log: Log,
+    heartbeat: Callable[[], None] = lambda: None,
+    poll_s: float = 2.0,
+) -> CatchUpResult:
+    """Wait until the version's job has caught up; progress goes to `log`."""
+    timeout_s = parse_duration(spec.catch_up.timeout)
+    tracker = CatchUpTracker(spec.catch_up.max_lag, parse_duration(spec.catch_up.stable_for))
+    started = time.monotonic()
+    last_report = 0.0
+    stable_at_ms: int | None = None
+    while True:
+        heartbeat()
+        now = time.monotonic()
+        state = flink.job_state(job_id)
+        if state not in {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}:
+            cause = flink.job_exception(job_id) or ""
+            raise KappaError(
+                f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"
+                + (f": {cause.splitlines()[0][:500]}" if cause else ""),
+                "read the job's exception in the Flink UI; fix the spec and reprocess again "
+                "(the candidate is kept for inspection)",
+            )
+        lag = sum(sum(kafka.consumer_lag(group_id, s.topic).values()) for s in spec.sources)
+        caught_up = tracker.observe(now, lag)
+        if now - last_report >= 5 or caught_up:
+            done, rate, left = tracker.progress()
+            eta = f", about {left:.0f}s left" if left is not None else ""
+            log(f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}")
+            last_report = now
+        if caught_up:
+            if stable_at_ms is None:
+                stable_at_ms = int(time.time() * 1000)
+            checkpoint = flink.last_checkpoint(job_id)
+            if checkpoint is not None and checkpoint.completed_at_ms > stable_at_ms:
+                elapsed = time.monotonic() - started
+                done, rate, _ = tracker.progress()
+                log(
+                    f"{spec.name}: caught up in {elapsed:.1f}s (lag {lag}, checkpoint "
+                    f"{checkpoint.checkpoint_id} completed after the lag settled)"
+                )
+                return CatchUpResult(elapsed, lag, checkpoint.checkpoint_id, rate)
+        else:
+            stable_at_ms = None
+        if now - started > timeout_s:
+            raise KappaError(
+                f"{spec.name!r} did not catch up within {spec.catch_up.timeout} (lag {lag:,}, "
+                f"threshold {spec.catch_up.max_lag:,})",
+                "the candidate keeps running and is kept; look at the job in the Flink UI, raise "
+                "catch_up.timeout, then reprocess again to resume waiting",
+            )
+        time.sleep(poll_s)

@@ -1,0 +1,130 @@
+"""The gate a candidate passes before its alias may move: the spec's Great Expectations
+suite, unique primary keys, and parity with the live version. Each check returns an
+outcome with metadata a person can act on (which expectation, how many rows, samples)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, or_, select
+
+from kappa_orch.serving import version_table
+from kappa_orch.spec.checks import expectation_class_name
+from kappa_orch.spec.model import PipelineSpec
+
+EXPECTATIONS = "expectations"
+UNIQUE_KEY = "unique_primary_key"
+PARITY = "parity_with_live"
+CHECK_DESCRIPTIONS = {
+    EXPECTATIONS: "The spec's Great Expectations suite on the version's table.",
+    UNIQUE_KEY: "No duplicate and no NULL primary keys in the version's table.",
+    PARITY: "Row count and key coverage within the spec's tolerance of the live version.",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    passed: bool
+    summary: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def expectations_outcome(url: str, spec: PipelineSpec, physical_table: str) -> Outcome:
+    """Run the spec's expectations with an ephemeral GX context over the warehouse."""
+    if not spec.checks:
+        return Outcome(EXPECTATIONS, True, "no expectations declared")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
+    source = context.data_sources.add_postgres(name="kappa_warehouse", connection_string=url)
+    asset = source.add_table_asset(
+        name=physical_table, table_name=physical_table, schema_name=spec.target.schema_name
+    )
+    batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
+    suite = gx.ExpectationSuite(name=f"{spec.name}_gate")
+    for check in spec.checks:
+        suite.add_expectation(getattr(gxe, expectation_class_name(check.expectation))(**check.kwargs))
+    result = batch.validate(suite)
+    failures, details = [], []
+    for item in result.results:
+        config = item.expectation_config
+        if config is None:
+            continue
+        kwargs = {k: v for k, v in (config.kwargs or {}).items() if k != "batch_id"}
+        detail: dict[str, Any] = {
+            "expectation": config.type,
+            "kwargs": kwargs,
+            "success": bool(item.success),
+            "unexpected_count": item.result.get("unexpected_count"),
+            "sample_unexpected": (item.result.get("partial_unexpected_list") or [])[:5],
+        }
+        raised = (item.exception_info or {}).get("raised_exception")
+        if raised:
+            detail["exception"] = str((item.exception_info or {}).get("exception_message"))[:500]
+        details.append(detail)
+        if not item.success:
+            failures.append(f"{config.type}({kwargs}): {detail['unexpected_count']} unexpected")
+    summary = "all expectations met" if not failures else "; ".join(failures)
+    return Outcome(EXPECTATIONS, not failures, summary, {"results": details, "failed": len(failures)})
+
+
+def unique_key_outcome(conn: Connection, spec: PipelineSpec, physical_table: str) -> Outcome:
+    table = version_table(spec, physical_table)
+    keys = [table.c[k] for k in spec.target.primary_key]
+    rows = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    distinct = conn.execute(
+        select(func.count()).select_from(select(*keys).distinct().subquery())
+    ).scalar_one()
+    nulls = conn.execute(
+        select(func.count()).select_from(table).where(or_(*[k.is_(None) for k in keys]))
+    ).scalar_one()
+    duplicates = rows - distinct
+    passed = duplicates == 0 and nulls == 0
+    summary = f"{rows} rows, {duplicates} duplicate keys, {nulls} NULL keys"
+    return Outcome(
+        UNIQUE_KEY, passed, summary, {"rows": rows, "duplicate_keys": duplicates, "null_keys": nulls}
+    )
+
+
+def parity_outcome(
+    conn: Connection, spec: PipelineSpec, candidate_table: str, live_table: str | None
+) -> Outcome:
+    if live_table is None or live_table == candidate_table:
+        return Outcome(PARITY, True, "no other live version to compare with")
+    candidate = version_table(spec, candidate_table)
+    live = version_table(spec, live_table)
+    n_candidate = conn.execute(select(func.count()).select_from(candidate)).scalar_one()
+    n_live = conn.execute(select(func.count()).select_from(live)).scalar_one()
+    match = and_(*[candidate.c[k] == live.c[k] for k in spec.target.primary_key])
+    covered = conn.execute(
+        select(func.count()).select_from(live).where(exists(select(1).select_from(candidate).where(match)))
+    ).scalar_one()
+    change = abs(n_candidate - n_live) / max(n_live, 1)
+    coverage = covered / n_live if n_live else 1.0
+    gate = spec.gate
+    problems = []
+    if change > gate.max_row_count_change:
+        problems.append(f"row count changed by {change:.1%} (allowed {gate.max_row_count_change:.1%})")
+    if coverage < gate.min_key_coverage:
+        problems.append(f"covers {coverage:.1%} of the live keys (needs {gate.min_key_coverage:.1%})")
+    summary = "; ".join(problems) or (
+        f"{n_candidate} rows vs {n_live} live ({change:.1%} change), {coverage:.1%} of live keys covered"
+    )
+    return Outcome(
+        PARITY,
+        not problems,
+        summary,
+        {
+            "candidate_rows": n_candidate,
+            "live_rows": n_live,
+            "row_count_change": round(change, 4),
+            "key_coverage": round(coverage, 4),
+            "live_table": live_table,
+        },
+    )

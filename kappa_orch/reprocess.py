@@ -1,0 +1,248 @@
+"""The Kappa reprocess, step by step; every step reads its state from the registry, so a
+run killed anywhere is finished by running again.
+
+1. candidate: deploy the current fingerprint (table__vN, own job and consumer group,
+   from the earliest offsets), await catch-up, run the gate (under the pipeline's claim);
+2. swap: point the alias at the candidate in one transaction and record the swap;
+3. retire (later, never by the swap): stop the old job and drop its table after the grace.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kappa_orch import claims, registry
+from kappa_orch.catch_up import CatchUpResult, await_catch_up
+from kappa_orch.deploy import ACTIVE_JOB_STATES, DeployResult, deploy
+from kappa_orch.errors import KappaError
+from kappa_orch.gate import Outcome, expectations_outcome, parity_outcome, unique_key_outcome
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.serving import drop_version_table, point_alias
+from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.model import LoadedPipeline, parse_duration
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    deployed: DeployResult
+    version: registry.VersionRow
+    catch_up: CatchUpResult | None
+    outcomes: list[Outcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+
+def _row(warehouse: WarehouseResource, pipeline: str, version: int) -> registry.VersionRow:
+    with warehouse.begin() as conn:
+        return next(r for r in registry.pipeline_versions(conn, pipeline) if r.version == version)
+
+
+def prepare_candidate(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    owner: str,
+    log: Log,
+    claim_wait_s: float = 600.0,
+    claim_stale_s: float = 60.0,
+) -> CandidateReport:
+    """Deploy (unless running), await catch-up and gate the current fingerprint's version."""
+    spec = pipeline.spec
+    claims.acquire(
+        warehouse,
+        pipeline=spec.name,
+        owner=owner,
+        fingerprint=fingerprint(pipeline),
+        log=log,
+        wait_s=claim_wait_s,
+        stale_s=claim_stale_s,
+    )
+    try:
+        deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
+        row = _row(warehouse, spec.name, deployed.plan.version)
+        result = None
+        if row.state != registry.LIVE:
+            with warehouse.begin() as conn:
+                registry.set_version(conn, spec.name, row.version, state=registry.CATCHING_UP)
+            result = await_catch_up(
+                spec,
+                job_id=row.flink_job_id or "",
+                group_id=row.group_id,
+                kafka=kafka,
+                flink=flink,
+                log=log,
+                heartbeat=lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner),
+            )
+            with warehouse.begin() as conn:
+                registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
+        outcomes = run_gate(pipeline, row, warehouse=warehouse)
+        for outcome in outcomes:
+            verdict = "passed" if outcome.passed else "FAILED"
+            log(f"{spec.name}: check {outcome.name}: {verdict} ({outcome.summary})")
+        if row.state != registry.LIVE:
+            passed = all(o.passed for o in outcomes)
+            failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.passed)
+            with warehouse.begin() as conn:
+                registry.set_version(
+                    conn,
+                    spec.name,
+                    row.version,
+                    state=registry.READY if passed else registry.FAILED,
+                    check_results={o.name: {"passed": o.passed, "summary": o.summary} for o in outcomes},
+                    error=None if passed else f"checks failed: {failures}"[:4000],
+                )
+            log(
+                f"{spec.name}: v{row.version} is ready for the swap"
+                if passed
+                else f"{spec.name}: v{row.version} failed its checks; the alias stays, the candidate is kept"
+            )
+        return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
+    finally:
+        claims.release(warehouse, pipeline=spec.name, owner=owner)
+
+
+def run_gate(
+    pipeline: LoadedPipeline, row: registry.VersionRow, *, warehouse: WarehouseResource
+) -> list[Outcome]:
+    spec = pipeline.spec
+    with warehouse.begin() as conn:
+        live = registry.live_versions(conn).get(spec.name)
+        live_row = next((r for r in registry.pipeline_versions(conn, spec.name) if r.version == live), None)
+        unique = unique_key_outcome(conn, spec, row.physical_table)
+        parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
+    expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
+    return [expectations, unique, parity]
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    swapped: bool
+    from_version: int | None
+    to_version: int
+    physical_table: str
+    rows: int
+
+
+def swap(
+    pipeline: LoadedPipeline,
+    *,
+    warehouse: WarehouseResource,
+    to_version: int | None = None,
+    reason: str = "reprocess",
+    run_id: str | None = None,
+    git_commit: str | None = None,
+    log: Log = lambda _: None,
+) -> SwapResult:
+    """Point the alias at a version in one transaction and record the swap.
+
+    Without `to_version`: the current fingerprint's version, which must have passed its
+    gate (state ready). A no-op when the alias already serves it.
+    """
+    from sqlalchemy import func, select
+
+    from kappa_orch.serving import version_table
+
+    spec = pipeline.spec
+    current = fingerprint(pipeline)
+    with warehouse.begin() as conn:
+        registry.migrate(conn)
+        registry.lock(conn, f"pipeline:{spec.name}")
+        rows = registry.pipeline_versions(conn, spec.name)
+        live = registry.live_versions(conn).get(spec.name)
+        if to_version is None:
+            target = next((r for r in rows if r.fingerprint == current), None)
+            if target is None:
+                raise KappaError(
+                    f"{spec.name!r} has no version of its current fingerprint {current}",
+                    "materialise its __versions asset first (it deploys, catches up and checks it)",
+                )
+            if target.state not in (registry.READY, registry.LIVE):
+                raise KappaError(
+                    f"v{target.version} of {spec.name!r} is {target.state}: the alias only moves to a "
+                    "version that passed its checks" + (f" ({target.error})" if target.error else ""),
+                    "see `kappa-orch status`; fix the spec and reprocess",
+                )
+        else:
+            target = next((r for r in rows if r.version == to_version), None)
+            retained = [f"v{r.version}" for r in rows if r.state in (registry.READY, registry.LIVE)]
+            if target is None or target.state not in (registry.READY, registry.LIVE):
+                state = "does not exist" if target is None else f"is {target.state}"
+                raise KappaError(
+                    f"v{to_version} of {spec.name!r} {state}; the alias can only move to a retained "
+                    f"version that passed its checks: {', '.join(retained) or 'none'}",
+                    "choose one of those with --to",
+                )
+        table = version_table(spec, target.physical_table)
+        count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        if live == target.version:
+            return SwapResult(False, live, target.version, target.physical_table, count)
+        point_alias(conn, spec, target.physical_table)
+        previous = registry.set_live(
+            conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
+        )
+        registry.record_swap(
+            conn,
+            pipeline=spec.name,
+            alias=spec.target.alias,
+            from_version=previous,
+            to_version=target.version,
+            fingerprint=target.fingerprint,
+            reason=reason,
+            run_id=run_id,
+            git_commit=git_commit,
+            swapped_by=getpass.getuser(),
+        )
+    log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
+    return SwapResult(True, previous, target.version, target.physical_table, count)
+
+
+def due_for_retirement(
+    pipelines: list[LoadedPipeline], rows: list[registry.VersionRow], live: dict[str, int], now: datetime
+) -> list[registry.VersionRow]:
+    """Replaced versions past their pipeline's grace period (pure)."""
+    grace = {p.name: timedelta(seconds=parse_duration(p.spec.retire.grace)) for p in pipelines}
+    return [
+        r
+        for r in rows
+        if r.pipeline in grace
+        and r.state == registry.READY
+        and live.get(r.pipeline) != r.version
+        and r.replaced_at is not None
+        and now - r.replaced_at >= grace[r.pipeline]
+    ]
+
+
+def retire(
+    pipeline: LoadedPipeline,
+    version: int,
+    *,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    log: Log = lambda _: None,
+) -> None:
+    """Stop a replaced version's job and drop its table (idempotent)."""
+    spec = pipeline.spec
+    row = _row(warehouse, spec.name, version)
+    with warehouse.begin() as conn:
+        if registry.live_versions(conn).get(spec.name) == version:
+            raise KappaError(f"v{version} of {spec.name!r} is live and cannot be retired")
+    if row.state == registry.RETIRED:
+        return
+    if row.flink_job_id and flink.job_state(row.flink_job_id) in ACTIVE_JOB_STATES:
+        flink.cancel(row.flink_job_id)
+    with warehouse.begin() as conn:
+        registry.lock(conn, f"pipeline:{spec.name}")
+        drop_version_table(conn, spec, row.physical_table)
+        registry.set_version(conn, spec.name, version, state=registry.RETIRED)
+    log(f"{spec.name}: v{version} retired (job stopped, {row.physical_table} dropped)")
