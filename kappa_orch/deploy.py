@@ -197,5 +197,17 @@ def deploy(
         if plan.create_alias:
             point_alias(conn, spec, plan.physical_table)
             registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=plan.version)
+            registry.record_swap(
+                conn,
+                pipeline=spec.name,
+                alias=spec.target.alias,
+                from_version=None,
+                to_version=plan.version,
+                fingerprint=plan.fingerprint,
+                reason="first deploy",
+                run_id=None,
+                git_commit=None,
+                swapped_by=None,
+            )
             log(f"{spec.name}: alias {spec.target.alias} -> {plan.physical_table} (first deploy)")
     return DeployResult(plan, job_id, offsets)

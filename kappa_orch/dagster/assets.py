@@ -163,7 +163,7 @@ def version_asset(
             kafka=kafka,
             flink=flink,
             warehouse=warehouse,
-            owner=owner_id(context.run_id),
+            owner=owner_id(context.run.run_id),
             log=context.log.info,
             claim_wait_s=claim_wait_s,
             claim_stale_s=claim_stale_s,
@@ -237,7 +237,11 @@ def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> A
     )
     def _alias(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult[None]:
         result = swap(
-            pipeline, warehouse=warehouse, run_id=context.run_id, git_commit=git_commit, log=context.log.info
+            pipeline,
+            warehouse=warehouse,
+            run_id=context.run.run_id,
+            git_commit=git_commit,
+            log=context.log.info,
         )
         if not result.swapped:
             context.log.info(f"{spec.target.alias} already serves v{result.to_version}")

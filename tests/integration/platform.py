@@ -1,0 +1,88 @@
+"""An isolated copy of the reference platform on the real stack: suffixed topics, a
+database of its own, and the specs written to a folder (for the CLI)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from sqlalchemy import create_engine, text
+
+from assets import SPECS_DIR
+from kappa_orch import registry
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.spec.load import load_pipelines
+from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.stack.config import StackConfig
+
+
+@dataclass
+class Platform:
+    suffix: str
+    specs: Path
+    warehouse: WarehouseResource
+    warehouse_url: str
+
+    def pipelines(self) -> dict[str, LoadedPipeline]:
+        return {p.name: p for p in load_pipelines(self.specs)}
+
+    def set_sql(self, pipeline: str, sql: str) -> LoadedPipeline:
+        (self.specs / f"{pipeline}.sql").write_text(sql)
+        return self.pipelines()[pipeline]
+
+    def topic(self, topic: str) -> str:
+        return f"it.{self.suffix}.{topic}"
+
+
+@contextmanager
+def isolated_platform(
+    stack: StackConfig,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    folder: Path,
+    *,
+    only: list[str] | None = None,
+) -> Iterator[Platform]:
+    suffix = uuid.uuid4().hex[:8]
+    specs = folder / "specs"
+    specs.mkdir()
+    for pipeline in load_pipelines(SPECS_DIR):
+        if only is not None and pipeline.name not in only:
+            continue
+        raw = yaml.safe_load(Path(pipeline.path).read_text())
+        for source in raw["sources"]:
+            source["topic"] = f"it.{suffix}.{source['topic']}"
+        (specs / Path(pipeline.path).name).write_text(yaml.safe_dump(raw, sort_keys=False))
+        shutil.copy(SPECS_DIR / raw["sql"], specs / raw["sql"])
+    database = f"it_{suffix}"
+    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    url = stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}"
+    warehouse = WarehouseResource(url=url)
+    platform = Platform(suffix, specs, warehouse, url)
+    topics = sorted({s.topic for p in platform.pipelines().values() for s in p.spec.sources})
+    for topic in topics:
+        kafka.create_topic(topic, partitions=3)
+    try:
+        yield platform
+    finally:
+        with warehouse.begin() as conn:
+            registry.migrate(conn)
+            jobs = [r.flink_job_id for r in registry.all_versions(conn) if r.flink_job_id]
+        for job_id in jobs:
+            if flink.job_state(job_id) not in {"CANCELED", "FINISHED", "FAILED", "UNKNOWN"}:
+                flink.cancel(job_id)
+        warehouse.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+        admin.dispose()
+        for topic in topics:
+            kafka.delete_topic(topic)

@@ -1,0 +1,307 @@
+"""The Kappa reprocess on the real stack: sensor -> candidate -> catch-up -> gate -> swap;
+a failing gate; a run killed during catch-up; rollback; concurrent requests; and
+readers that query the alias across swaps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+from sqlalchemy import create_engine, text
+
+from assets.sample_events import sample_events
+from kappa_orch import pipeline_assets, registry, reprocess_sensor
+from kappa_orch.reprocess import retire, swap
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.stack.config import StackConfig
+from tests.integration.platform import Platform, isolated_platform
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 20_000
+ORIGINAL = "WHERE status = 'approved'"
+ALL_STATUSES = "WHERE status IN ('approved', 'declined')"
+NEGATIVE = "SUM(amount_cents) AS spend_cents"
+TOTALS = "SELECT count(*), sum(authorizations), sum(spend_cents) FROM analytics.daily_spend"
+
+
+@pytest.fixture
+def platform(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> Iterator[Platform]:
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        events = sample_events(EVENTS, step_ms=60_000)
+        kafka.produce(
+            platform.topic("payments.authorizations"),
+            events.authorizations,
+            key=lambda e: e["account"],  # type: ignore[index]
+        )
+        platform.events = events.authorizations  # type: ignore[attr-defined]
+        yield platform
+
+
+def expected(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[str, date, int, int]]:
+    totals: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+    for auth in auths:
+        if auth["status"] in statuses:
+            key = (auth["account"], datetime.fromtimestamp(auth["ts"] / 1000, UTC).date())
+            totals[key][0] += 1
+            totals[key][1] += auth["amount_cents"]
+    return {(a, d, n, s) for (a, d), (n, s) in totals.items()}
+
+
+def serving(platform: Platform) -> set[tuple[Any, ...]]:
+    with platform.warehouse.connect() as conn:
+        rows = conn.execute(
+            text("SELECT account, spend_day, authorizations, spend_cents FROM analytics.daily_spend")
+        )
+        return {tuple(r) for r in rows}
+
+
+def run(platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource) -> Any:
+    """What a launched reprocess run executes: the pipeline's version and alias assets."""
+    from kappa_orch.dagster.assets import alias_key, version_key
+
+    return materialize(
+        pipeline_assets([pipeline]),
+        selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
+        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def versions(platform: Platform) -> dict[int, registry.VersionRow]:
+    with platform.warehouse.begin() as conn:
+        return {r.version: r for r in registry.pipeline_versions(conn, "daily_spend")}
+
+
+def swaps(platform: Platform) -> list[dict[str, Any]]:
+    with platform.warehouse.begin() as conn:
+        return registry.swap_history(conn, "daily_spend")
+
+
+def sensor_requests(platform: Platform) -> list[Any]:
+    sensor = reprocess_sensor(list(platform.pipelines().values()))
+    with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
+        result = sensor(context)
+    return list(getattr(result, "run_requests", None) or [])
+
+
+def wait_serving(platform: Platform, rows: set[tuple[Any, ...]], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while serving(platform) != rows:
+        assert time.monotonic() < deadline, (
+            f"alias serves {len(serving(platform))} rows, expected {len(rows)}"
+        )
+        time.sleep(1)
+
+
+def cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "KAPPA_SPECS": str(platform.specs),
+        "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
+        "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
+        "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
+    }
+    env.pop("DAGSTER_HOME", None)
+    kappa = str(Path(sys.executable).parent / "kappa-orch")
+    return subprocess.Popen(
+        [kappa, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def deploy_v1(platform: Platform, kafka: KafkaResource, flink: FlinkResource) -> None:
+    [request] = sensor_requests(platform)  # nothing live yet: the sensor asks for the first deploy
+    assert request.run_key.startswith("reprocess:daily_spend:")
+    assert run(platform, platform.pipelines()["daily_spend"], kafka, flink).success
+    wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
+
+
+def test_a_changed_spec_is_reprocessed_checked_and_swapped(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    assert sensor_requests(platform) == []
+
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    [request] = sensor_requests(platform)
+    assert request.tags["kappa/fingerprint"] in request.run_key
+    result = run(platform, changed, kafka, flink)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"expectations": True, "unique_primary_key": True, "parity_with_live": True}
+
+    # the alias serves the new version, with exactly the rows the new SQL defines
+    assert serving(platform) == expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
+    rows = versions(platform)
+    assert (rows[1].state, rows[2].state) == (registry.READY, registry.LIVE)
+    [first, second] = swaps(platform)
+    assert (first["from_version"], first["to_version"], first["reason"]) == (None, 1, "first deploy")
+    assert (second["from_version"], second["to_version"], second["reason"]) == (1, 2, "reprocess")
+    assert second["run_id"] == result.run_id
+    assert sensor_requests(platform) == []  # fires once per fingerprint
+
+
+def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    broken = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(NEGATIVE, f"-{NEGATIVE}")
+    )
+    result = run(platform, broken, kafka, flink)
+    assert not result.success
+    [failed] = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed.check_name == "expectations"
+    [detail] = [r for r in failed.metadata["results"].value if not r["success"]]  # type: ignore[union-attr]
+    assert detail["expectation"] == "expect_column_values_to_be_between"
+    assert detail["unexpected_count"] > 0 and all(v < 0 for v in detail["sample_unexpected"])
+
+    assert serving(platform) == expected(platform.events, {"approved"})  # type: ignore[attr-defined]
+    rows = versions(platform)
+    assert rows[1].state == registry.LIVE
+    assert rows[2].state == registry.FAILED
+    assert "expect_column_values_to_be_between" in (rows[2].error or "")
+    assert len(swaps(platform)) == 1
+    assert sensor_requests(platform) == []  # a failed candidate is not retried in a loop
+    status = cli(platform, stack, "status", "daily_spend")
+    output, _ = status.communicate(timeout=60)
+    assert "v2" in output and "failed" in output and "expect_column_values_to_be_between" in output
+
+
+def test_a_run_killed_during_catch_up_is_finished_by_running_again(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    first = cli(platform, stack, "reprocess", "daily_spend", "--wait")
+    deadline = time.monotonic() + 120
+    while versions(platform).get(2) is None or versions(platform)[2].state != registry.CATCHING_UP:
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert versions(platform)[2].state == registry.CATCHING_UP
+
+    again = cli(platform, stack, "reprocess", "daily_spend", "--wait")
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    assert "taking over the reprocess claim" in output
+    assert serving(platform) == expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
+    rows = versions(platform)
+    assert sorted(rows) == [1, 2] and rows[2].state == registry.LIVE
+    assert [(s["from_version"], s["to_version"]) for s in swaps(platform)] == [(None, 1), (1, 2)]
+
+
+def test_two_concurrent_requests_swap_once(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    runs = [cli(platform, stack, "reprocess", "daily_spend", "--wait") for _ in range(2)]
+    outputs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    assert any("waiting for the reprocess run" in o for o in outputs)
+    assert sorted(versions(platform)) == [1, 2]
+    assert [(s["from_version"], s["to_version"]) for s in swaps(platform)] == [(None, 1), (1, 2)]
+
+
+def test_rollback_and_retired_versions(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    assert run(platform, changed, kafka, flink).success
+    v1_rows = expected(platform.events, {"approved"})  # type: ignore[attr-defined]
+    v2_rows = expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
+
+    rollback = cli(platform, stack, "rollback", "daily_spend")
+    output, _ = rollback.communicate(timeout=60)
+    assert rollback.returncode == 0, output
+    assert serving(platform) == v1_rows
+    assert swaps(platform)[-1]["reason"] == "rollback"
+    forward = cli(platform, stack, "rollback", "daily_spend", "--to", "2")
+    assert forward.wait(timeout=60) == 0
+    assert serving(platform) == v2_rows
+
+    retire(changed, 1, flink=flink, warehouse=platform.warehouse)
+    assert versions(platform)[1].state == registry.RETIRED
+    refused = cli(platform, stack, "rollback", "daily_spend", "--to", "1")
+    output, _ = refused.communicate(timeout=60)
+    assert refused.returncode == 1
+    assert "v1 of 'daily_spend' is retired" in output
+    assert serving(platform) == v2_rows
+
+
+def test_readers_see_one_whole_version_across_swaps(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    assert run(platform, changed, kafka, flink).success
+    # both versions are caught up and no events arrive: each has one fixed answer
+    answers = {}
+    with platform.warehouse.connect() as conn:
+        for version in (1, 2):
+            answers[version] = tuple(conn.execute(text(f"{TOTALS}__v{version}")).one())
+    assert answers[1] != answers[2]
+
+    stop = threading.Event()
+    seen: list[tuple[Any, ...]] = []
+    errors: list[str] = []
+
+    def reader() -> None:
+        engine = create_engine(platform.warehouse_url)
+        with engine.connect() as conn:
+            while not stop.is_set():
+                try:
+                    seen.append(tuple(conn.execute(text(TOTALS)).one()))
+                    conn.commit()
+                except Exception as exc:
+                    errors.append(repr(exc))
+                    conn.rollback()
+        engine.dispose()
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    swaps_done = 0
+    for target in (1, 2, 1, 2, 1, 2):
+        time.sleep(0.3)
+        assert swap(changed, warehouse=platform.warehouse, to_version=target, reason="rollback").swapped
+        swaps_done += 1
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert swaps_done == 6 and len(seen) > 50
+    assert set(seen) <= {answers[1], answers[2]}
+    assert set(seen) == {answers[1], answers[2]}
