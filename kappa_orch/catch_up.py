@@ -51,10 +51,16 @@ class CatchUpTracker:
 
 @dataclass(frozen=True)
 class CatchUpResult:
-    seconds: float
+    seconds: float  # the whole wait: backlog, stability window, checkpoint
     final_lag: int
     checkpoint_id: int
-    events_per_s: float
+    backlog: int  # lag at the first reading
+    settled_after_s: float  # from the first reading until the lag last went under max_lag
+
+    @property
+    def events_per_s(self) -> float:
+        """Replay speed over the backlog (its first reading until the lag settled)."""
+        return self.backlog / self.settled_after_s if self.settled_after_s > 0 else 0.0
 
 
 def await_catch_up(
@@ -99,12 +105,13 @@ def await_catch_up(
             checkpoint = flink.last_checkpoint(job_id)
             if checkpoint is not None and checkpoint.completed_at_ms > stable_at_ms:
                 elapsed = time.monotonic() - started
-                done, rate, _ = tracker.progress()
+                first_at, backlog = tracker.first or (now, 0)
+                settled = (tracker.stable_since or now) - first_at
                 log(
                     f"{spec.name}: caught up in {elapsed:.1f}s (lag {lag}, checkpoint "
                     f"{checkpoint.checkpoint_id} completed after the lag settled)"
                 )
-                return CatchUpResult(elapsed, lag, checkpoint.checkpoint_id, rate)
+                return CatchUpResult(elapsed, lag, checkpoint.checkpoint_id, backlog, settled)
         else:
             stable_at_ms = None
         if now - started > timeout_s:

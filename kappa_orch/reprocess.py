@@ -56,6 +56,7 @@ def prepare_candidate(
     log: Log,
     claim_wait_s: float = 600.0,
     claim_stale_s: float = 60.0,
+    poll_s: float = 2.0,
 ) -> CandidateReport:
     """Deploy (unless running), await catch-up and gate the current fingerprint's version."""
     spec = pipeline.spec
@@ -85,6 +86,7 @@ def prepare_candidate(
                 flink=flink,
                 log=log,
                 heartbeat=lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner),
+                poll_s=poll_s,
             )
             with warehouse.begin() as conn:
                 registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)

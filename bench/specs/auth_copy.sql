@@ -1,0 +1,2 @@
+SELECT auth_id, account, amount_cents, status
+FROM authorizations
