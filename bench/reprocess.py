@@ -149,9 +149,7 @@ def main() -> None:
         print(f"reprocess throughput        {reprocess_rate:>12,.0f} events/s")
         print(f"ratio (reprocess / bare)    {reprocess_rate / bare_rate:>12.2f}   (aim >= 0.9)")
         print(f"deploy                      {deploy_s:>12.1f} s")
-        print(
-            f"catch-up                    {catch_up_s:>12.1f} s   (with the {window} stable window, checkpoint)"
-        )
+        print(f"catch-up                    {catch_up_s:>12.1f} s   (+{window} stable, checkpoint)")
         print(f"checks                      {checks_s:>12.1f} s")
         print(f"swap                        {swap_s:>12.2f} s")
         print(f"outside catch-up            {outside:>12.1f} s   (aim < 15 s for a million rows)")
