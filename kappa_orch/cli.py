@@ -199,6 +199,7 @@ class _Platform:
     flink_rest_url: str
     sql_gateway_url: str
     warehouse_url: str
+    flink_checkpoint_dir: str | None = None
 
     def resources(self) -> tuple[Any, Any, Any]:
         from kappa_orch.resources.flink import FlinkResource
@@ -207,9 +208,20 @@ class _Platform:
 
         return (
             KafkaResource(bootstrap_servers=self.kafka_bootstrap),
-            FlinkResource(rest_url=self.flink_rest_url, sql_gateway_url=self.sql_gateway_url),
+            FlinkResource(
+                rest_url=self.flink_rest_url,
+                sql_gateway_url=self.sql_gateway_url,
+                checkpoint_dir=self.flink_checkpoint_dir or _local_checkpoints(),
+            ),
             WarehouseResource(url=self.warehouse_url),
         )
+
+
+def _local_checkpoints() -> str | None:
+    import os
+
+    folder = Path(os.environ.get("KAPPA_HOME", ".kappa")) / "flink" / "checkpoints"
+    return folder.resolve().as_uri() if folder.is_dir() else None
 
 
 def _platform_options(func: F) -> F:
@@ -242,6 +254,13 @@ def _platform_options(func: F) -> F:
             default="http://127.0.0.1:8083",
             show_default=True,
             help="Flink SQL Gateway endpoint [env KAPPA_SQL_GATEWAY_URL].",
+        ),
+        click.option(
+            "--flink-checkpoint-dir",
+            envvar="KAPPA_FLINK_CHECKPOINT_DIR",
+            default=None,
+            help="The Flink cluster's checkpoint folder when readable here (file://...); default: the "
+            "local stack's, if present [env KAPPA_FLINK_CHECKPOINT_DIR].",
         ),
         click.option(
             "--warehouse-url",

@@ -171,9 +171,23 @@ def deploy(
         bootstrap=kafka.bootstrap_servers,
         jdbc=warehouse.jdbc_options(),
     )
+    # a redeployed version resumes from its old job's last retained checkpoint when there
+    # is one (state and offsets together); otherwise it replays from the start position
+    previous_job = next((r.flink_job_id for r in rows if r.version == plan.version), None)
+    resume_from = flink.latest_retained_checkpoint(previous_job) if previous_job else None
+    if plan.action == "redeploy":
+        log(
+            f"{spec.name}: v{plan.version} resumes from {resume_from}"
+            if resume_from
+            else f"{spec.name}: v{plan.version} has no retained checkpoint; its job replays the log"
+        )
     try:
         job_id = flink.submit_sql(
-            setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
+            setup=job.setup,
+            inserts=job.inserts,
+            job_name=job.job_name,
+            configuration=job.configuration,
+            savepoint_path=resume_from,
         )
     except Exception as exc:
         # nothing half-applied: the empty table goes, the registry keeps the reason
@@ -186,11 +200,13 @@ def deploy(
 
     with warehouse.begin() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
+        # a redeployed live version stays live: the alias still serves it
+        is_live = registry.live_versions(conn).get(spec.name) == plan.version
         registry.set_version(
             conn,
             spec.name,
             plan.version,
-            state=registry.CATCHING_UP,
+            state=registry.LIVE if is_live else registry.CATCHING_UP,
             flink_job_id=job_id,
             deployed_offsets=offsets,
         )

@@ -190,6 +190,8 @@ def swap(
         table = version_table(spec, target.physical_table)
         count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
         if live == target.version:
+            if target.state != registry.LIVE:  # repair a registry that lost the live state
+                registry.set_version(conn, spec.name, target.version, state=registry.LIVE)
             return SwapResult(False, live, target.version, target.physical_table, count)
         point_alias(conn, spec, target.physical_table)
         previous = registry.set_live(

@@ -18,6 +18,11 @@ from kappa_orch import FlinkResource, KafkaResource, WarehouseResource
 _DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
 
 
+def _local_checkpoints() -> str:
+    home = Path(os.environ.get("KAPPA_HOME", Path(__file__).resolve().parents[1] / ".kappa")).resolve()
+    return (home / "flink" / "checkpoints").as_uri()
+
+
 def build_resources() -> dict[str, object]:
     """The resources every kappa_orch asset, check and sensor of this deployment uses."""
     warehouse_url = (
@@ -30,6 +35,7 @@ def build_resources() -> dict[str, object]:
         "flink": FlinkResource(
             rest_url=os.environ.get("KAPPA_FLINK_REST_URL", "http://127.0.0.1:8081"),
             sql_gateway_url=os.environ.get("KAPPA_SQL_GATEWAY_URL", "http://127.0.0.1:8083"),
+            checkpoint_dir=os.environ.get("KAPPA_FLINK_CHECKPOINT_DIR", _local_checkpoints()),
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
     }

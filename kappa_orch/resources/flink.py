@@ -42,6 +42,13 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     submit_timeout_s: float = Field(
         default=180.0, gt=0, description="How long a statement may take to plan and submit."
     )
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description=(
+            "The cluster's execution.checkpointing.dir when this process can read it (file://...). "
+            "Lets a job the cluster lost (e.g. after a restart) resume from its last retained checkpoint."
+        ),
+    )
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -146,6 +153,20 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return self.job(job_id).state
         except FlinkJobError:
             return "UNKNOWN"
+
+    def latest_retained_checkpoint(self, job_id: str) -> str | None:
+        """The newest complete checkpoint a job left in checkpoint_dir (file:// only), if any."""
+        if not self.checkpoint_dir or not self.checkpoint_dir.startswith("file:"):
+            return None
+        from pathlib import Path
+        from urllib.parse import urlparse
+
+        folder = Path(urlparse(self.checkpoint_dir).path) / job_id
+        complete = [c for c in folder.glob("chk-*") if (c / "_metadata").is_file()]
+        if not complete:
+            return None
+        newest = max(complete, key=lambda c: int(c.name.split("-", 1)[1]))
+        return newest.as_uri()
 
     def job_exception(self, job_id: str) -> str | None:
         """The root exception of a failed or restarting job, if any."""

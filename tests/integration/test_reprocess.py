@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from dagster import DagsterInstance, build_sensor_context, materialize
 from sqlalchemy import create_engine, text
 
@@ -256,6 +257,37 @@ def test_rollback_and_retired_versions(
     assert refused.returncode == 1
     assert "v1 of 'daily_spend' is retired" in output
     assert serving(platform) == v2_rows
+
+
+def test_a_live_version_whose_job_was_lost_resumes_from_its_checkpoint(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    [v1] = versions(platform).values()
+    time.sleep(6)  # let a checkpoint complete after the table matched
+    flink.cancel(v1.flink_job_id or "")
+    more = sample_events(5_000, seed=99, start_ms=1_767_225_600_000 + EVENTS * 60_000, step_ms=60_000)
+    kafka.produce(platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"])  # type: ignore[index]
+
+    resumed = FlinkResource(
+        rest_url=flink.rest_url,
+        sql_gateway_url=flink.sql_gateway_url,
+        checkpoint_dir=(stack.flink_dir / "checkpoints").resolve().as_uri(),
+    )
+    result = run(platform, platform.pipelines()["daily_spend"], kafka, resumed)
+    assert result.success
+    [deployed] = [
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if "action" in e.materialization.metadata
+    ]
+    assert deployed["action"].value == "redeploy"
+    # the restored state counts the first events once and adds the new ones
+    wait_serving(platform, expected(platform.events + more.authorizations, {"approved"}))  # type: ignore[attr-defined]
+    [row] = versions(platform).values()
+    assert row.state == registry.LIVE and row.flink_job_id != v1.flink_job_id
+    restored = requests.get(f"{flink.rest_url}/jobs/{row.flink_job_id}/checkpoints", timeout=10).json()
+    assert v1.flink_job_id in restored["latest"]["restored"]["external_path"]
 
 
 def test_readers_see_one_whole_version_across_swaps(
