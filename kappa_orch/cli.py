@@ -388,21 +388,13 @@ def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
 def plan_command(as_json: bool, **options: Any) -> None:
     """Dry run: per pipeline the live version, the spec's fingerprint and the action
     (none, deploy, reprocess, blocked) plus versions due for retirement."""
-    from datetime import UTC, datetime
-
-    from kappa_orch import registry
-    from kappa_orch.claims import held_claims
-    from kappa_orch.plan import plan
+    from kappa_orch.plan import current_plan
 
     platform = _Platform(**options)
     try:
         pipelines = _load(platform.specs)
         _, _, warehouse = platform.resources()
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
-            rows = registry.all_versions(conn)
-            live = registry.live_versions(conn)
-        plans = plan(pipelines, rows, live, held_claims(warehouse), datetime.now(UTC))
+        plans = current_plan(pipelines, warehouse)
         warehouse.dispose()
     except KappaError as exc:
         _fail(exc)

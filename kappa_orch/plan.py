@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from kappa_orch import registry
+from kappa_orch.claims import held_claims
 from kappa_orch.reprocess import due_for_retirement
+from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -75,3 +77,12 @@ def plan(
             )
         )
     return plans
+
+
+def current_plan(pipelines: Sequence[LoadedPipeline], warehouse: WarehouseResource) -> list[PipelinePlan]:
+    """The plan for the registry as it is now (reads the warehouse)."""
+    with warehouse.begin() as conn:
+        registry.migrate(conn)
+        rows = registry.all_versions(conn)
+        live = registry.live_versions(conn)
+    return plan(pipelines, rows, live, held_claims(warehouse), datetime.now(UTC))

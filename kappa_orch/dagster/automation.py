@@ -5,7 +5,6 @@ They read the registry and request; the runs act."""
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -26,11 +25,9 @@ from dagster import (
 )
 from dagster import JobDefinition as _JobDefinition
 
-from kappa_orch import registry
-from kappa_orch.claims import held_claims
 from kappa_orch.dagster.assets import alias_key, version_key
 from kappa_orch.errors import KappaError
-from kappa_orch.plan import plan
+from kappa_orch.plan import current_plan
 from kappa_orch.reprocess import retire
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -74,16 +71,6 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
     return _job
 
 
-def _registry_state(
-    warehouse: WarehouseResource,
-) -> tuple[list[registry.VersionRow], dict[str, int], dict[str, str]]:
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
-        rows = registry.all_versions(conn)
-        live = registry.live_versions(conn)
-    return rows, live, held_claims(warehouse)
-
-
 def reprocess_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
@@ -104,7 +91,7 @@ def reprocess_sensor(
     )
     def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
         try:
-            rows, live, claims = _registry_state(warehouse)
+            plans = current_plan(pipelines, warehouse)
         except KappaError as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
         by_name = {p.name: p for p in pipelines}
@@ -114,7 +101,7 @@ def reprocess_sensor(
                 asset_selection=[version_key(by_name[p.pipeline].spec), alias_key(by_name[p.pipeline].spec)],
                 tags={"kappa/pipeline": p.pipeline, "kappa/fingerprint": p.desired_fingerprint},
             )
-            for p in plan(pipelines, rows, live, claims, datetime.now(UTC))
+            for p in plans
             if p.requests_run
         ]
         if not requests:
@@ -143,14 +130,10 @@ def retire_sensor(
     )
     def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
         try:
-            rows, live, claims = _registry_state(warehouse)
+            plans = current_plan(pipelines, warehouse)
         except KappaError as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
-        due = [
-            f"{p.pipeline}:{v}"
-            for p in plan(pipelines, rows, live, claims, datetime.now(UTC))
-            for v in p.retire
-        ]
+        due = [f"{p.pipeline}:{v}" for p in plans for v in p.retire]
         if not due:
             return SkipReason("no replaced version is past its grace period")
         return SensorResult(

@@ -1,33 +1,33 @@
 """The reference pipelines deployed through Dagster on the real stack, read back through
 their aliases, and watched by the observation sensor.
 
-Isolation: the pipelines read suffixed copies of the topics and write into a database
-of their own, so the test neither sees nor disturbs a demo running on the same stack.
+Isolation (tests/integration/platform.py): the pipelines read suffixed copies of the
+topics and write into a database of their own, so the test neither sees nor disturbs
+a demo running on the same stack.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from assets import SPECS_DIR
 from assets.sample_events import sample_events
-from kappa_orch import pipeline_assets, registry, stream_observation_sensor
+from kappa_orch import pipeline_assets, stream_observation_sensor
 from kappa_orch.dagster.assets import topic_key, version_key
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.load import load_pipelines
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
+from tests.integration.platform import isolated_platform
 
 pytestmark = pytest.mark.integration
 
@@ -36,41 +36,12 @@ STEP_MS = 60_000  # one authorization a minute: about 3.5 days, 84 hourly window
 WATERMARK_MS = 5_000
 
 
-def isolate(pipelines: list[LoadedPipeline], suffix: str) -> list[LoadedPipeline]:
-    isolated = []
-    for pipeline in pipelines:
-        sources = [s.model_copy(update={"topic": f"it.{suffix}.{s.topic}"}) for s in pipeline.spec.sources]
-        spec = pipeline.spec.model_copy(update={"sources": sources})
-        isolated.append(pipeline.model_copy(update={"spec": spec}))
-    return isolated
-
-
 @pytest.fixture
 def platform(
-    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
 ) -> Iterator[tuple[list[LoadedPipeline], WarehouseResource]]:
-    suffix = uuid.uuid4().hex[:8]
-    database = f"it_{suffix}"
-    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    warehouse = WarehouseResource(url=stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}")
-    pipelines = isolate(load_pipelines(SPECS_DIR), suffix)
-    topics = sorted({s.topic for p in pipelines for s in p.spec.sources})
-    for topic in topics:
-        kafka.create_topic(topic, partitions=3)
-    yield pipelines, warehouse
-    with warehouse.begin() as conn:
-        jobs = [r.flink_job_id for r in registry.all_versions(conn) if r.flink_job_id]
-    for job_id in jobs:
-        if flink.job_state(job_id) not in {"CANCELED", "FINISHED", "FAILED", "UNKNOWN"}:
-            flink.cancel(job_id)
-    warehouse.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
-    admin.dispose()
-    for topic in topics:
-        kafka.delete_topic(topic)
+    with isolated_platform(stack, kafka, flink, tmp_path) as isolated:
+        yield list(isolated.pipelines().values()), isolated.warehouse
 
 
 def expected_rows(
