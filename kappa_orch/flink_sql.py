@@ -38,7 +38,14 @@ def _column_expression(column: Column) -> str:
     return value if column.type == "STRING" else f"TRY_CAST({value} AS {column.type})"
 
 
-def source_ddl(source: Source, *, bootstrap: str, group_id: str, startup_mode: str) -> str:
+def source_ddl(
+    source: Source,
+    *,
+    bootstrap: str,
+    group_id: str,
+    startup_mode: str,
+    extra_options: Mapping[str, str] | None = None,
+) -> str:
     columns = [
         "`payload` STRING",
         "`kafka_partition` INT METADATA FROM 'partition' VIRTUAL",
@@ -59,6 +66,7 @@ def source_ddl(source: Source, *, bootstrap: str, group_id: str, startup_mode: s
         "properties.group.id": group_id,
         "properties.auto.offset.reset": "earliest",
         "scan.startup.mode": startup_mode,
+        **(extra_options or {}),
         "format": "raw",
     }
     body = ",\n  ".join(columns)

@@ -167,6 +167,37 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         finally:
             consumer.close()
 
+    def first_timestamps(self, topic: str) -> dict[int, int | None]:
+        """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        watermarks = self.watermarks(topic)
+        consumer = Consumer(
+            {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+        )
+        result: dict[int, int | None] = {}
+        try:
+            for partition, (low, high) in watermarks.items():
+                result[partition] = None
+                if low >= high:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, low)])
+                message = consumer.poll(self.request_timeout_s)
+                if message is not None and message.error() is None:
+                    result[partition] = message.timestamp()[1]
+        finally:
+            consumer.close()
+        return result
+
+    def delete_records_before(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Delete each partition's records before the given offset (what retention does)."""
+        from confluent_kafka import TopicPartition
+
+        admin = self._admin()
+        futures = admin.delete_records([TopicPartition(topic, p, o) for p, o in offsets.items()])
+        for future in futures.values():
+            future.result(timeout=self.request_timeout_s)
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset the next record will get."""
         return {p: high for p, (_, high) in self.watermarks(topic).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -217,6 +218,18 @@ class Start(_Strict):
     )
 
 
+class Batch(_Strict):
+    """A daily-partitioned batch table: the same SQL over one day of the log at a time."""
+
+    start_date: date = Field(description="First day (partition) of the batch table.")
+    timezone: Literal["UTC"] = Field(default="UTC", description="Time zone of the days (UTC only for now).")
+    day_column: SqlName = Field(description="Target column (DATE) that holds each row's day.")
+    table: SqlName | None = Field(default=None, description="Table name; default <alias table>_daily.")
+    days_per_run: int = Field(
+        default=7, ge=1, le=366, description="Backfill policy: at most this many days in one Flink job."
+    )
+
+
 class PipelineSpec(_Strict):
     """A streaming pipeline: sources, the SQL, the target table and how it is run."""
 
@@ -232,6 +245,7 @@ class PipelineSpec(_Strict):
     gate: Gate = Field(default_factory=Gate)
     retire: Retire = Field(default_factory=Retire)
     start: Start = Field(default_factory=Start)
+    batch: Batch | None = Field(default=None, description="Also keep a daily-partitioned batch table.")
 
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineSpec:
@@ -240,6 +254,29 @@ class PipelineSpec(_Strict):
         if duplicates:
             raise ValueError(f"source name(s) {duplicates} are used twice; each source needs its own name")
         return self
+
+    @model_validator(mode="after")
+    def _batch_needs_event_time_and_a_day(self) -> PipelineSpec:
+        if self.batch is None:
+            return self
+        without = [s.name for s in self.sources if s.event_time is None]
+        if without:
+            raise ValueError(
+                f"batch needs an event_time on every source (a day is a range of event time); "
+                f"missing on {without}"
+            )
+        day = next((c for c in self.target.columns if c.name == self.batch.day_column), None)
+        if day is None or day.type != "DATE":
+            raise ValueError(
+                f"batch.day_column {self.batch.day_column!r} must be a DATE column of the target"
+            )
+        return self
+
+    @property
+    def batch_table(self) -> str | None:
+        if self.batch is None:
+            return None
+        return self.batch.table or f"{self.target.table_name}_daily"
 
 
 class LoadedPipeline(BaseModel):

@@ -1,0 +1,221 @@
+"""Batch tables from the same SQL: the pipeline's SELECT in Flink batch mode over a range
+of days of the log, replacing exactly those days of a daily-partitioned table in one
+transaction (so running a day twice leaves the same rows).
+
+The read is bounded by offsets, not by timestamps alone: each source starts at the
+first record whose timestamp is at or after the first day's start (Kafka's timestamp
+index) and stops at the end offsets when the job starts; the SQL sees only records
+whose event time falls in the days. Records that arrived late are therefore included.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Connection, Table, delete, func, insert, select
+
+from kappa_orch.errors import KappaError
+from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, sink_ddl, source_ddl
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.serving import create_version_table, drop_version_table, version_table
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+
+Log = Callable[[str], None]
+DAY_MS = 86_400_000
+
+
+def day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def batch_table(spec: PipelineSpec, name: str | None = None) -> Table:
+    """The batch table (or a staging copy): the target's columns and key."""
+    return version_table(spec, name or spec.batch_table or "")
+
+
+def batch_job(
+    pipeline: LoadedPipeline,
+    *,
+    first: date,
+    last: date,
+    staging_table: str,
+    bootstrap: str,
+    jdbc: Mapping[str, str],
+) -> VersionJob:
+    spec = pipeline.spec
+    begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
+    setup = []
+    for source in spec.sources:
+        raw = source.model_copy(update={"name": f"kafka_{source.name}"})
+        setup.append(
+            source_ddl(
+                raw,
+                bootstrap=bootstrap,
+                group_id=f"kappa.batch.{spec.name}",
+                startup_mode="timestamp",
+                extra_options={
+                    "scan.startup.timestamp-millis": str(begin),
+                    "scan.bounded.mode": "latest-offset",
+                },
+            )
+        )
+        event_time = source.event_time.column if source.event_time else "event_time"
+        columns = ", ".join(f"`{c}`" for c in source.sql_columns())
+        in_range = (
+            f"`{event_time}` >= TO_TIMESTAMP_LTZ({begin}, 3) AND `{event_time}` < TO_TIMESTAMP_LTZ({end}, 3)"
+        )
+        view = f"CREATE TEMPORARY VIEW `{source.name}` AS SELECT {columns} FROM `kafka_{source.name}`"
+        setup.append(f"{view} WHERE {in_range}")
+    setup.append(sink_ddl(spec, physical_table=staging_table, jdbc=jdbc))
+    select_sql = pipeline.sql_text.strip().rstrip(";")
+    return VersionJob(
+        job_name=f"kappa:{spec.name}:batch:{first.isoformat()}..{last.isoformat()}",
+        setup=setup,
+        inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
+        configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
+    )
+
+
+def retention_gaps(kafka: KafkaResource, topics: Sequence[str], needed_from_ms: int) -> list[str]:
+    """One message per topic partition whose retention already removed records the
+    range needs: the oldest held record is newer than the start and older ones are gone."""
+    problems = []
+    for topic in topics:
+        watermarks = kafka.watermarks(topic)
+        for partition, first_ts in sorted(kafka.first_timestamps(topic).items()):
+            low, _ = watermarks[partition]
+            if low > 0 and first_ts is not None and first_ts > needed_from_ms:
+                gap_from = datetime.fromtimestamp(needed_from_ms / 1000, UTC)
+                gap_to = datetime.fromtimestamp(first_ts / 1000, UTC)
+                problems.append(
+                    f"topic {topic!r} partition {partition}: records before offset {low} were deleted "
+                    f"by retention; it holds {gap_to:%Y-%m-%d %H:%M} on, the range needs "
+                    f"{gap_from:%Y-%m-%d %H:%M} on (gap {gap_to - gap_from})"
+                )
+    return problems
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    days: list[date]
+    rows_per_day: dict[date, int]
+    seconds: float
+    source_records: int  # records the job could read (offsets from the first day to the end)
+
+
+def run_batch(
+    pipeline: LoadedPipeline,
+    days: Sequence[date],
+    *,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    log: Log = lambda _: None,
+    timeout_s: float = 1800.0,
+) -> BatchResult:
+    """Compute `days` (consecutive) with one Flink batch job and replace them atomically."""
+    spec = pipeline.spec
+    if spec.batch is None or spec.batch_table is None:
+        raise KappaError(f"{spec.name!r} declares no batch table", "add a `batch:` section to its spec")
+    if not days:
+        return BatchResult([], {}, 0.0, 0)
+    first, last = min(days), max(days)
+    if first < spec.batch.start_date:
+        raise KappaError(f"{first} is before {spec.name!r}'s batch start_date {spec.batch.start_date}")
+    topics = sorted({s.topic for s in spec.sources})
+    gaps = retention_gaps(kafka, topics, day_start_ms(first))
+    if gaps:
+        raise KappaError(
+            f"the log no longer holds all of {first}..{last} for {spec.name!r}:\n  " + "\n  ".join(gaps),
+            "backfill only days the topics still hold, or restore the history (e.g. from a snapshot) first",
+        )
+    started = time.monotonic()
+    staging = f"{spec.batch_table}__stage_{uuid.uuid4().hex[:8]}"
+    readable = sum(sum(h for _, h in kafka.watermarks(t).values()) for t in topics)
+    with warehouse.begin() as conn:
+        create_version_table(conn, spec, spec.batch_table)
+        create_version_table(conn, spec, staging)
+    try:
+        job = batch_job(
+            pipeline,
+            first=first,
+            last=last,
+            staging_table=staging,
+            bootstrap=kafka.bootstrap_servers,
+            jdbc=warehouse.jdbc_options(),
+        )
+        job_id = flink.submit_sql(
+            setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
+        )
+        log(f"{spec.name}: batch job {job_id} for {first}..{last} submitted")
+        _wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
+        with warehouse.begin() as conn:
+            rows_per_day = replace_days(conn, spec, staging, days)
+    finally:
+        with warehouse.begin() as conn:
+            drop_version_table(conn, spec, staging)
+    seconds = time.monotonic() - started
+    log(
+        f"{spec.name}: {first}..{last} replaced in {seconds:.1f}s "
+        f"({sum(rows_per_day.values()):,} rows over {len(days)} day(s))"
+    )
+    return BatchResult(sorted(days), rows_per_day, seconds, readable)
+
+
+def replace_days(conn: Connection, spec: PipelineSpec, staging: str, days: Sequence[date]) -> dict[date, int]:
+    """Delete the days from the batch table and insert them from staging (caller's transaction)."""
+    assert spec.batch is not None
+    target, source = batch_table(spec), batch_table(spec, staging)
+    day = target.c[spec.batch.day_column]
+    conn.execute(delete(target).where(day.in_(list(days))))
+    columns = [c.name for c in target.columns]
+    conn.execute(
+        insert(target).from_select(
+            columns,
+            select(*[source.c[c] for c in columns]).where(source.c[spec.batch.day_column].in_(list(days))),
+        )
+    )
+    counts: dict[date, int] = {
+        d: n for d, n in conn.execute(select(day, func.count()).where(day.in_(list(days))).group_by(day))
+    }
+    return {d: int(counts.get(d, 0)) for d in days}
+
+
+def _wait_finished(flink: FlinkResource, job_id: str, *, timeout_s: float, log: Log, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_report = time.monotonic()
+    while True:
+        state = flink.job_state(job_id)
+        if state == "FINISHED":
+            return
+        if state in {"FAILED", "CANCELED", "UNKNOWN"}:
+            cause = flink.job_exception(job_id) or ""
+            raise KappaError(
+                f"the batch job {job_id} for {what} is {state}"
+                + (f": {cause.splitlines()[0][:500]}" if cause else ""),
+                "read the job's exception in the Flink UI, fix the cause and run the days again",
+            )
+        if time.monotonic() > deadline:
+            flink.cancel(job_id)
+            raise KappaError(f"the batch job for {what} did not finish within {timeout_s:.0f}s; cancelled it")
+        if time.monotonic() - last_report > 10:
+            log(f"{what}: batch job {job_id} {state}")
+            last_report = time.monotonic()
+        time.sleep(0.5)
+
+
+def consecutive_runs(days: Sequence[date], per_run: int) -> list[list[date]]:
+    """Split days into runs of consecutive days, at most per_run each (pure)."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == timedelta(days=1) and len(runs[-1]) < per_run:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
