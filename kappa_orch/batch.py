@@ -127,7 +127,10 @@ def run_batch(
         return BatchResult([], {}, 0.0, 0)
     first, last = min(days), max(days)
     if first < spec.batch.start_date:
-        raise KappaError(f"{first} is before {spec.name!r}'s batch start_date {spec.batch.start_date}")
+        raise KappaError(
+            f"{first} is before the batch start_date {spec.batch.start_date} of {spec.name!r}",
+            f"backfill from {spec.batch.start_date} on, or move batch.start_date in the spec",
+        )
     topics = sorted({s.topic for s in spec.sources})
     gaps = retention_gaps(kafka, topics, day_start_ms(first))
     if gaps:

@@ -460,6 +460,49 @@ def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
     click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
 
 
+@main.command(name="backfill")
+@click.argument("pipeline")
+@click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+@click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (included).")
+@click.option("--days-per-run", type=int, help="Days per Flink job (default: the spec's batch.days_per_run).")
+@_platform_options
+def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | None, **options: Any) -> None:
+    """Recompute days of a pipeline's batch table from the log (each day replaced atomically)."""
+    import time
+    from datetime import timedelta
+
+    from kappa_orch.batch import consecutive_runs, run_batch
+
+    platform = _Platform(**options)
+    try:
+        chosen = _pick(_load(platform.specs), pipeline, platform.specs)
+        if chosen.spec.batch is None:
+            raise KappaError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
+        start, end = first.date(), last.date()
+        if end < start:
+            raise KappaError(f"--to {end} is before --from {start}")
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
+        kafka, flink, warehouse = platform.resources()
+        started = time.monotonic()
+        total_rows = 0
+        for index, run_days in enumerate(runs, 1):
+            result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
+            total_rows += sum(result.rows_per_day.values())
+            click.echo(
+                f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
+                f"{sum(result.rows_per_day.values()):,} rows in {result.seconds:.1f}s"
+            )
+        warehouse.dispose()
+    except KappaError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"backfilled {len(days)} day(s) of {chosen.spec.target.schema_name}.{chosen.spec.batch_table} "
+        f"in {len(runs)} job(s): {total_rows:,} rows in {time.monotonic() - started:.1f}s"
+    )
+
+
 @main.command(name="rollback")
 @click.argument("pipeline")
 @click.option("--to", "to_version", type=int, help="Version to serve (default: the one replaced last).")

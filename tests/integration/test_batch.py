@@ -1,0 +1,113 @@
+"""Batch tables on the real stack: a day of the batch table equals the streaming table's
+rows for that day; re-running a day changes nothing; late events are picked up by
+re-running their day; a retention gap is refused before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from assets.sample_events import sample_events
+from kappa_orch.batch import run_batch
+from kappa_orch.errors import KappaError
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.stack.config import StackConfig
+from tests.integration.platform import Platform, isolated_platform
+from tests.integration.test_reprocess import expected, run, serving, wait_serving
+
+pytestmark = pytest.mark.integration
+
+DAYS = [date(2026, 1, d) for d in range(1, 5)]
+
+
+@pytest.fixture
+def platform(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> Iterator[Platform]:
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        # four days, one authorization every 90 s; record timestamps are the event times
+        events = sample_events(3_800, step_ms=90_000).authorizations
+        kafka.produce(
+            platform.topic("payments.authorizations"),
+            events,
+            key=lambda e: e["account"],  # type: ignore[index]
+            timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
+        )
+        platform.events = events  # type: ignore[attr-defined]
+        yield platform
+
+
+def batch_rows(platform: Platform, day: date) -> set[tuple[Any, ...]]:
+    with platform.warehouse.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT account, spend_day, authorizations, spend_cents FROM analytics.daily_spend_daily "
+                "WHERE spend_day = :day"
+            ),
+            {"day": day},
+        )
+        return {tuple(r) for r in rows}
+
+
+def test_batch_days_equal_the_stream_and_rerun_idempotently(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    pipeline = platform.pipelines()["daily_spend"]
+    assert run(platform, pipeline, kafka, flink).success
+    wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
+    streaming = serving(platform)
+
+    result = run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert sorted(result.rows_per_day) == DAYS
+    for day in DAYS:
+        assert batch_rows(platform, day) == {r for r in streaming if r[1] == day}
+        assert result.rows_per_day[day] == len(batch_rows(platform, day)) > 0
+
+    # running a day again leaves the same rows
+    before = batch_rows(platform, DAYS[1])
+    again = run_batch(pipeline, [DAYS[1]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert batch_rows(platform, DAYS[1]) == before
+    assert again.rows_per_day == {DAYS[1]: len(before)}
+
+    # a late event for day 1 arrives after everything else: re-running day 1 includes it
+    late_ts = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+    late = {"auth_id": "late-1", "account": "acct-late", "merchant": "m-000", "amount_cents": 777,
+            "status": "approved", "ts": late_ts}  # fmt: skip
+    kafka.produce(platform.topic("payments.authorizations"), [late], timestamp_ms=lambda e: e["ts"])  # type: ignore[index]
+    run_batch(pipeline, [DAYS[0]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert ("acct-late", DAYS[0], 1, 777) in batch_rows(platform, DAYS[0])
+
+
+def test_a_retention_gap_is_refused_before_any_work(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    pipeline = platform.pipelines()["daily_spend"]
+    topic = platform.topic("payments.authorizations")
+    # what retention does: the oldest records of every partition are deleted
+    kafka.delete_records_before(topic, {p: 100 for p in kafka.end_offsets(topic)})
+    jobs_before = len(flink.list_jobs())
+    with pytest.raises(KappaError) as error:
+        run_batch(pipeline, [DAYS[0]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    message = error.value.problem
+    assert f"topic '{topic}' partition 0: records before offset 100 were deleted by retention" in message
+    assert "the range needs 2026-01-01 00:00 on" in message
+    assert "restore the history" in (error.value.fix or "")
+    assert len(flink.list_jobs()) == jobs_before
+    with platform.warehouse.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('analytics.daily_spend_daily')")).scalar()
+    assert exists is None  # nothing was created
+    # days the log still holds are fine
+    held_from = min(t for t in kafka.first_timestamps(topic).values() if t is not None)
+    later = datetime.fromtimestamp(held_from / 1000, UTC).date() + timedelta(days=1)
+    assert (
+        run_batch(pipeline, [later], kafka=kafka, flink=flink, warehouse=platform.warehouse).rows_per_day[
+            later
+        ]
+        > 0
+    )

@@ -1,0 +1,71 @@
+"""Batch tables without servers: the spec rules, the generated SQL, the run split."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kappa_orch.batch import batch_job, consecutive_runs, day_start_ms
+from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
+from tests.unit.test_spec_validation import SQL, write
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+PIPELINE = next(p for p in load_pipelines(ASSETS) if p.name == "daily_spend")
+JDBC = {"url": "jdbc:postgresql://127.0.0.1:5432/warehouse", "username": "u", "password": "p"}
+
+
+def test_runs_of_consecutive_days() -> None:
+    days = [date(2026, 1, d) for d in (1, 2, 3, 4, 5, 9, 10)]
+    assert consecutive_runs(days, 3) == [
+        [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)],
+        [date(2026, 1, 4), date(2026, 1, 5)],
+        [date(2026, 1, 9), date(2026, 1, 10)],
+    ]
+    assert consecutive_runs([date(2026, 1, 2), date(2026, 1, 1), date(2026, 1, 2)], 7) == [
+        [date(2026, 1, 1), date(2026, 1, 2)]
+    ]
+
+
+def test_batch_job_reads_from_the_first_day_to_the_end_and_filters_event_time() -> None:
+    job = batch_job(
+        PIPELINE,
+        first=date(2026, 1, 2),
+        last=date(2026, 1, 3),
+        staging_table="daily_spend_daily__stage_x",
+        bootstrap="127.0.0.1:9092",
+        jdbc=JDBC,
+    )
+    begin, end = day_start_ms(date(2026, 1, 2)), day_start_ms(date(2026, 1, 4))
+    source, view, sink = job.setup
+    assert "'scan.startup.mode' = 'timestamp'" in source
+    assert f"'scan.startup.timestamp-millis' = '{begin}'" in source
+    assert "'scan.bounded.mode' = 'latest-offset'" in source
+    assert view.startswith("CREATE TEMPORARY VIEW `authorizations` AS SELECT")
+    assert (
+        f"`event_time` >= TO_TIMESTAMP_LTZ({begin}, 3) AND `event_time` < TO_TIMESTAMP_LTZ({end}, 3)" in view
+    )
+    assert "'table-name' = 'analytics.daily_spend_daily__stage_x'" in sink
+    assert job.configuration["execution.runtime-mode"] == "batch"
+
+
+def test_batch_spec_rules(tmp_path: Path) -> None:
+    base = yaml.safe_load((ASSETS / "daily_spend.yaml").read_text())
+    wrong_day = copy.deepcopy(base)
+    wrong_day["batch"]["day_column"] = "account"
+    with pytest.raises(SpecErrors) as error:
+        load_pipeline(write(tmp_path, wrong_day))
+    assert error.value.problems[0].problem.endswith(
+        "batch.day_column 'account' must be a DATE column of the target"
+    )
+    no_event_time = copy.deepcopy(base)
+    del no_event_time["sources"][0]["event_time"]
+    with pytest.raises(SpecErrors) as error:
+        load_pipeline(
+            write(tmp_path, no_event_time, sql=SQL.replace("CAST(event_time AS DATE)", "CURRENT_DATE"))
+        )
+    assert "batch needs an event_time on every source" in error.value.problems[0].problem
+    assert PIPELINE.spec.batch_table == "daily_spend_daily"
