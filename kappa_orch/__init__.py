@@ -9,6 +9,8 @@ from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job
 from kappa_orch.dagster.automation import retire_sensor as retire_sensor
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
+from kappa_orch.dagster.quality import alias_checks as alias_checks
+from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.deploy import DeployPlan as DeployPlan
 from kappa_orch.deploy import deploy as deploy
 from kappa_orch.errors import FlinkJobError as FlinkJobError

@@ -58,3 +58,8 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def data_quality_cron() -> str:
+    """When the scheduled data-quality checks run (KAPPA_DATA_QUALITY_CRON, hourly by default)."""
+    return os.environ.get("KAPPA_DATA_QUALITY_CRON", "0 * * * *")

@@ -9,6 +9,7 @@ from dagster import ScheduleDefinition, SensorDefinition
 
 from kappa_orch import (
     LoadedPipeline,
+    data_quality_schedule,
     reprocess_job,
     reprocess_sensor,
     retire_job,
@@ -29,5 +30,7 @@ def build_jobs(pipelines: Sequence[LoadedPipeline]) -> list[Any]:
     return [reprocess_job(pipelines), retire_job(pipelines)]
 
 
-def build_schedules(pipelines: Sequence[LoadedPipeline]) -> list[ScheduleDefinition]:
-    return []
+def build_schedules(
+    pipelines: Sequence[LoadedPipeline], *, data_quality_cron: str
+) -> list[ScheduleDefinition]:
+    return [data_quality_schedule(pipelines, cron_schedule=data_quality_cron)]
