@@ -70,7 +70,9 @@ def isolated_platform(
     platform = Platform(suffix, specs, warehouse, url)
     topics = sorted({s.topic for p in platform.pipelines().values() for s in p.spec.sources})
     for topic in topics:
-        kafka.create_topic(topic, partitions=3)
+        # unlimited retention: sample events carry 2026-01 timestamps, which the broker's
+        # default 7-day retention would delete at its next check
+        kafka.create_topic(topic, partitions=3, config={"retention.ms": "-1"})
     try:
         yield platform
     finally:
