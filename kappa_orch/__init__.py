@@ -4,6 +4,7 @@ from kappa_orch.dagster.assets import alias_key as alias_key
 from kappa_orch.dagster.assets import pipeline_assets as pipeline_assets
 from kappa_orch.dagster.assets import topic_key as topic_key
 from kappa_orch.dagster.assets import version_key as version_key
+from kappa_orch.dagster.automation import late_data_sensor as late_data_sensor
 from kappa_orch.dagster.automation import reprocess_job as reprocess_job
 from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, Table, delete, func, insert, select
 
+from kappa_orch import registry
 from kappa_orch.errors import KappaError
 from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, sink_ddl, source_ddl
 from kappa_orch.resources.flink import FlinkResource
@@ -140,7 +141,8 @@ def run_batch(
         )
     started = time.monotonic()
     staging = f"{spec.batch_table}__stage_{uuid.uuid4().hex[:8]}"
-    readable = sum(sum(h for _, h in kafka.watermarks(t).values()) for t in topics)
+    read_until = {t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()} for t in topics}
+    readable = sum(sum(offsets.values()) for offsets in read_until.values())
     with warehouse.begin() as conn:
         create_version_table(conn, spec, spec.batch_table)
         create_version_table(conn, spec, staging)
@@ -160,6 +162,10 @@ def run_batch(
         _wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
         with warehouse.begin() as conn:
             rows_per_day = replace_days(conn, spec, staging, days)
+            registry.migrate(conn)
+            registry.record_batch_days(
+                conn, pipeline=spec.name, rows_per_day=rows_per_day, read_until=read_until
+            )
     finally:
         with warehouse.begin() as conn:
             drop_version_table(conn, spec, staging)
@@ -222,3 +228,20 @@ def consecutive_runs(days: Sequence[date], per_run: int) -> list[list[date]]:
         else:
             runs.append([day])
     return runs
+
+
+def late_days(
+    reads: Mapping[date, Mapping[str, Mapping[str, int]]], records: Sequence[tuple[str, int, int, int]]
+) -> set[date]:
+    """Materialised days that records (topic, partition, offset, timestamp ms) arrived for
+    after the day was computed (pure)."""
+    late = set()
+    for topic, partition, offset, timestamp in records:
+        day = datetime.fromtimestamp(timestamp / 1000, UTC).date()
+        read = reads.get(day)
+        if read is None:
+            continue
+        until = read.get(topic, {}).get(str(partition))
+        if until is not None and offset >= until:
+            late.add(day)
+    return late

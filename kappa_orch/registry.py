@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    Date,
     DateTime,
     Integer,
     MetaData,
@@ -105,6 +106,17 @@ claims = Table(
 )
 
 
+batch_days = Table(
+    "batch_days",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("read_until", JSON, nullable=False),  # {topic: {partition: end offset when the day was computed}}
+    Column("materialized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     # on a new warehouse this creates today's `versions`; the ADD COLUMN IF NOT EXISTS of
     # later migrations upgrade one created by an older kappa_orch
@@ -119,8 +131,16 @@ def _migration_2(conn: Connection) -> None:
     )
 
 
+def _migration_3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[batch_days])
+
+
 # append only: each entry runs once per warehouse, in order
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migration_1), (2, _migration_2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _migration_1),
+    (2, _migration_2),
+    (3, _migration_3),
+]
 
 
 def lock(conn: Connection, name: str) -> None:
@@ -263,3 +283,26 @@ def record_swap(
 def swap_history(conn: Connection, pipeline: str) -> list[dict[str, Any]]:
     rows = conn.execute(select(swaps).where(swaps.c.pipeline == pipeline).order_by(swaps.c.id))
     return [dict(r._mapping) for r in rows]
+
+
+def record_batch_days(
+    conn: Connection, *, pipeline: str, rows_per_day: dict[Any, int], read_until: dict[str, dict[str, int]]
+) -> None:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    for day, rows in rows_per_day.items():
+        statement = pg_insert(batch_days).values(pipeline=pipeline, day=day, rows=rows, read_until=read_until)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[batch_days.c.pipeline, batch_days.c.day],
+                set_={"rows": rows, "read_until": read_until, "materialized_at": func.now()},
+            )
+        )
+
+
+def batch_day_reads(conn: Connection, pipeline: str) -> dict[Any, dict[str, dict[str, int]]]:
+    """day -> the offsets its last computation read up to."""
+    rows = conn.execute(
+        select(batch_days.c.day, batch_days.c.read_until).where(batch_days.c.pipeline == pipeline)
+    )
+    return {day: read_until for day, read_until in rows}

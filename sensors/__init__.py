@@ -10,6 +10,7 @@ from dagster import ScheduleDefinition, SensorDefinition
 from kappa_orch import (
     LoadedPipeline,
     data_quality_schedule,
+    late_data_sensor,
     reprocess_job,
     reprocess_sensor,
     retire_job,
@@ -23,6 +24,7 @@ def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]
         stream_observation_sensor(pipelines, minimum_interval_seconds=30),
         reprocess_sensor(pipelines, minimum_interval_seconds=30),
         retire_sensor(pipelines, minimum_interval_seconds=300),
+        late_data_sensor(pipelines, minimum_interval_seconds=60),
     ]
 
 

@@ -3,6 +3,7 @@
 fingerprint is not live, a retire when a replaced version is past its grace period.
 They read the registry and request; the runs act."""
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,11 +26,14 @@ from dagster import (
 )
 from dagster import JobDefinition as _JobDefinition
 
-from kappa_orch.dagster.assets import alias_key, version_key
+from kappa_orch import registry
+from kappa_orch.batch import late_days
+from kappa_orch.dagster.assets import alias_key, batch_key, version_key
 from kappa_orch.errors import KappaError
 from kappa_orch.plan import current_plan
 from kappa_orch.reprocess import retire
 from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -144,5 +148,73 @@ def retire_sensor(
                 )
             ]
         )
+
+    return _sensor
+
+
+def late_data_sensor(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    name: str = "kappa_late_data_sensor",
+    minimum_interval_seconds: int = 60,
+    max_records_per_partition: int = 200_000,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+) -> SensorDefinition:
+    """Request a backfill of exactly the batch days that records arrived for after the
+    day was computed. It reads the records appended since (no group, no commits); its
+    cursor keeps the next offset to look at per topic partition."""
+    batch_pipelines = [p for p in pipelines if p.spec.batch is not None]
+    topics = sorted({s.topic for p in batch_pipelines for s in p.spec.sources})
+
+    @sensor(
+        name=name,
+        asset_selection=AssetSelection.assets(*[batch_key(p.spec) for p in batch_pipelines]),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests a backfill of batch days that late records arrived for.",
+    )
+    def _sensor(
+        context: SensorEvaluationContext, kafka: KafkaResource, warehouse: WarehouseResource
+    ) -> SensorResult | SkipReason:
+        try:
+            with warehouse.begin() as conn:
+                registry.migrate(conn)
+                reads = {p.name: registry.batch_day_reads(conn, p.name) for p in batch_pipelines}
+        except KappaError as exc:
+            return SkipReason(f"registry not reachable: {exc.problem}")
+        cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        records: list[tuple[str, int, int, int]] = []
+        for topic in topics:
+            for partition, (low, high) in kafka.watermarks(topic).items():
+                floors = [
+                    int(read[topic][str(partition)])
+                    for days in reads.values()
+                    for read in days.values()
+                    if str(partition) in read.get(topic, {})
+                ]
+                if not floors:
+                    continue  # no computed day read this partition yet
+                key = f"{topic}/{partition}"
+                start = max(cursor.get(key, 0), min(floors), low)
+                found = kafka.read_timestamps(
+                    topic, partition, start, high, max_records=max_records_per_partition
+                )
+                records += [(topic, partition, offset, ts) for offset, ts in found]
+                cursor[key] = found[-1][0] + 1 if found else max(start, cursor.get(key, 0))
+        requests = []
+        for pipeline in batch_pipelines:
+            mine = {s.topic for s in pipeline.spec.sources}
+            relevant = [r for r in records if r[0] in mine]
+            for day in sorted(late_days(reads[pipeline.name], relevant)):
+                newest = max(r[2] for r in relevant)
+                requests.append(
+                    RunRequest(
+                        run_key=f"late:{pipeline.name}:{day.isoformat()}:{newest}",
+                        asset_selection=[batch_key(pipeline.spec)],
+                        partition_key=day.isoformat(),
+                        tags={"kappa/pipeline": pipeline.name, "kappa/reason": "late data"},
+                    )
+                )
+        return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor

@@ -189,6 +189,32 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             consumer.close()
         return result
 
+    def read_timestamps(
+        self, topic: str, partition: int, start: int, end: int, *, max_records: int = 100_000
+    ) -> list[tuple[int, int]]:
+        """(offset, timestamp ms) of the records in [start, end) of one partition, at most max_records."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+        )
+        found: list[tuple[int, int]] = []
+        try:
+            consumer.assign([TopicPartition(topic, partition, start)])
+            last = min(end, start + max_records)
+            position = start
+            while position < last:
+                messages = consumer.consume(min(1000, last - position), timeout=self.request_timeout_s)
+                if not messages:
+                    break
+                for message in messages:
+                    if message.error() is None and message.offset() is not None:
+                        found.append((int(message.offset() or 0), int(message.timestamp()[1])))
+                        position = int(message.offset() or 0) + 1
+        finally:
+            consumer.close()
+        return [(o, t) for o, t in found if o < end]
+
     def delete_records_before(self, topic: str, offsets: Mapping[int, int]) -> None:
         """Delete each partition's records before the given offset (what retention does)."""
         from confluent_kafka import TopicPartition

@@ -1,6 +1,7 @@
 """Batch tables on the real stack: a day of the batch table equals the streaming table's
 rows for that day; re-running a day changes nothing; late events are picked up by
-re-running their day; a retention gap is refused before any work."""
+re-running their day, which the late-data sensor requests; a retention gap is refused
+before any work."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster import AssetsDefinition, DagsterInstance, build_sensor_context, materialize
 from sqlalchemy import text
 
 from assets.sample_events import sample_events
+from kappa_orch import late_data_sensor, pipeline_assets
 from kappa_orch.batch import run_batch
+from kappa_orch.dagster.assets import batch_key
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -111,3 +115,37 @@ def test_a_retention_gap_is_refused_before_any_work(
         ]
         > 0
     )
+
+
+def test_late_data_sensor_requests_exactly_the_late_day(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    pipeline = platform.pipelines()["daily_spend"]
+    run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    sensor = late_data_sensor([pipeline])
+    resources = {"kafka": kafka, "warehouse": platform.warehouse}
+    with build_sensor_context(resources=resources) as context:
+        assert sensor(context).run_requests == []  # type: ignore[union-attr]
+
+    late_ts = int(datetime(2026, 1, 2, 8, 30, tzinfo=UTC).timestamp() * 1000)
+    late = {"auth_id": "late-2", "account": "acct-late", "merchant": "m-001", "amount_cents": 4242,
+            "status": "approved", "ts": late_ts}  # fmt: skip
+    kafka.produce(platform.topic("payments.authorizations"), [late], timestamp_ms=lambda e: e["ts"])  # type: ignore[index]
+    with build_sensor_context(resources=resources) as context:
+        result = sensor(context)
+        cursor = result.cursor  # type: ignore[union-attr]
+    [request] = result.run_requests  # type: ignore[union-attr]
+    assert request.partition_key == "2026-01-02"
+    assert request.asset_selection == [batch_key(pipeline.spec)]
+
+    # the requested run: that one partition of the batch asset
+    done = materialize(
+        [a for a in pipeline_assets([pipeline]) if isinstance(a, AssetsDefinition) and a.partitions_def],
+        partition_key=request.partition_key,
+        resources={**resources, "flink": flink},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert done.success
+    assert ("acct-late", DAYS[1], 1, 4242) in batch_rows(platform, DAYS[1])
+    with build_sensor_context(resources=resources, cursor=cursor) as context:
+        assert sensor(context).run_requests == []  # type: ignore[union-attr]

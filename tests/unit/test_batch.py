@@ -69,3 +69,25 @@ def test_batch_spec_rules(tmp_path: Path) -> None:
         )
     assert "batch needs an event_time on every source" in error.value.problems[0].problem
     assert PIPELINE.spec.batch_table == "daily_spend_daily"
+
+
+def test_late_days_are_the_computed_days_with_records_past_what_they_read() -> None:
+    from datetime import UTC, datetime
+
+    from kappa_orch.batch import late_days
+
+    def ts(day: int, hour: int = 12) -> int:
+        return int(datetime(2026, 1, day, hour, tzinfo=UTC).timestamp() * 1000)
+
+    reads = {
+        date(2026, 1, 1): {"t": {"0": 100, "1": 50}},
+        date(2026, 1, 2): {"t": {"0": 120, "1": 50}},
+    }
+    records = [
+        ("t", 0, 99, ts(1)),  # read by day 1's run already
+        ("t", 0, 110, ts(1)),  # after day 1's read: late
+        ("t", 0, 115, ts(2)),  # day 2 read up to 120: not late
+        ("t", 1, 60, ts(3)),  # day 3 was never computed: nothing to redo
+        ("other", 0, 500, ts(2)),  # a topic day 2 did not read
+    ]
+    assert late_days(reads, records) == {date(2026, 1, 1)}
