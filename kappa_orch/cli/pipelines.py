@@ -1,195 +1,17 @@
-"""The `kappa-orch` command line. Flags fall back to KAPPA_* environment variables."""
+"""Pipeline commands: validate, deploy, status, plan, reprocess, backfill, rollback."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from kappa_orch.cli import F, fail, main
 from kappa_orch.errors import KappaError
-from kappa_orch.stack.config import StackConfig
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
-    return click.option(
-        name, envvar=env, default=default, show_default=True, type=int, help=f"{help_text} [env {env}]"
-    )
-
-
-@click.group()
-def main() -> None:
-    """kappa-orch: Dagster orchestration for Kappa data platforms."""
-
-
-@main.group()
-@click.option(
-    "--home",
-    envvar="KAPPA_HOME",
-    default=".kappa",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the stack's jars, data, logs and pid files [env KAPPA_HOME].",
-)
-@_port("--kafka-port", "KAPPA_KAFKA_PORT", 9092, "Kafka broker port.")
-@_port("--kafka-controller-port", "KAPPA_KAFKA_CONTROLLER_PORT", 9093, "Kafka KRaft controller port.")
-@_port("--flink-rest-port", "KAPPA_FLINK_REST_PORT", 8081, "Flink REST/UI port.")
-@_port("--flink-rpc-port", "KAPPA_FLINK_RPC_PORT", 6123, "Flink JobManager RPC port.")
-@_port("--sql-gateway-port", "KAPPA_SQL_GATEWAY_PORT", 8083, "Flink SQL Gateway port.")
-@_port("--postgres-port", "KAPPA_POSTGRES_PORT", 5432, "PostgreSQL port.")
-@click.option(
-    "--timeout",
-    envvar="KAPPA_START_TIMEOUT",
-    default=120.0,
-    show_default=True,
-    type=float,
-    help="Seconds to wait for each service to answer [env KAPPA_START_TIMEOUT].",
-)
-@click.pass_context
-def stack(
-    ctx: click.Context,
-    /,
-    home: Path,
-    timeout: float,
-    kafka_port: int,
-    kafka_controller_port: int,
-    flink_rest_port: int,
-    flink_rpc_port: int,
-    sql_gateway_port: int,
-    postgres_port: int,
-) -> None:
-    """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1."""
-    ctx.obj = StackConfig(
-        home=home.resolve(),
-        start_timeout_s=timeout,
-        kafka_port=kafka_port,
-        kafka_controller_port=kafka_controller_port,
-        flink_rest_port=flink_rest_port,
-        flink_rpc_port=flink_rpc_port,
-        sql_gateway_port=sql_gateway_port,
-        postgres_port=postgres_port,
-    )
-
-
-def _fail(exc: KappaError) -> None:
-    click.secho(f"error: {exc.problem}", fg="red", err=True)
-    if exc.fix:
-        click.secho(f"fix: {exc.fix}", fg="yellow", err=True)
-    sys.exit(1)
-
-
-def _print_status(statuses: list[Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
-        return
-    colours = {"running": "green", "stopped": "white", "unhealthy": "red"}
-    for s in statuses:
-        line = f"{s.name:<9} {click.style(f'{s.state:<9}', fg=colours.get(s.state))} {s.address}"
-        if s.version:
-            line += f"  v{s.version}"
-        click.echo(line)
-        if s.detail:
-            click.echo(f"{'':<20}{s.detail}")
-
-
-@stack.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.pass_obj
-def up(config: StackConfig, as_json: bool) -> None:
-    """Start the services that are not running (idempotent)."""
-    from kappa_orch.stack import manager
-
-    try:
-        statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
-    except KappaError as exc:
-        _fail(exc)
-        return
-    _print_status(statuses, as_json)
-
-
-@stack.command()
-@click.pass_obj
-def down(config: StackConfig) -> None:
-    """Stop exactly what `stack up` started (by its pid files)."""
-    from kappa_orch.stack import manager
-
-    manager.down(config, report=click.echo)
-
-
-@stack.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.pass_obj
-def status(config: StackConfig, as_json: bool) -> None:
-    """Health, address and version of each service; exit 1 unless all run."""
-    from kappa_orch.stack import manager
-
-    statuses = manager.status(config)
-    _print_status(statuses, as_json)
-    if any(s.state != "running" for s in statuses):
-        sys.exit(1)
-
-
-@stack.command()
-@click.pass_obj
-def jars(config: StackConfig) -> None:
-    """Resolve the Kafka broker and Flink connector jars from Maven Central."""
-    from kappa_orch.stack.jars import resolve_all
-
-    try:
-        for name, folder in resolve_all(config.jars_dir).items():
-            click.echo(f"{name}: {folder}")
-    except KappaError as exc:
-        _fail(exc)
-
-
-@stack.command()
-@click.option("--events", default=100_000, show_default=True, type=int, help="Events to produce.")
-@click.pass_obj
-def smoke(config: StackConfig, events: int) -> None:
-    """Run the smoke pipeline on the stack: Kafka -> Flink SQL -> PostgreSQL."""
-    from kappa_orch.resources.flink import FlinkResource
-    from kappa_orch.resources.kafka import KafkaResource
-    from kappa_orch.resources.warehouse import WarehouseResource
-    from kappa_orch.smoke import run_smoke
-
-    warehouse = WarehouseResource(url=config.warehouse_url)
-    try:
-        figures = run_smoke(
-            kafka=KafkaResource(bootstrap_servers=config.kafka_bootstrap),
-            flink=FlinkResource(rest_url=config.flink_rest_url, sql_gateway_url=config.sql_gateway_url),
-            warehouse=warehouse,
-            events=events,
-            report=click.echo,
-        )
-    except KappaError as exc:
-        _fail(exc)
-        return
-    finally:
-        warehouse.dispose()
-    click.echo(
-        f"smoke pipeline OK: {figures['events']:,.0f} events, "
-        f"{figures['end_to_end_events_per_s']:,.0f} events/s end to end "
-        f"(produce {figures['produce_events_per_s']:,.0f} events/s)"
-    )
-
-
-@stack.command()
-@click.pass_obj
-def env(config: StackConfig) -> None:
-    """Print the KAPPA_* variables that point resources at this stack (for `eval`)."""
-    click.echo(f"export KAPPA_KAFKA_BOOTSTRAP={config.kafka_bootstrap}")
-    click.echo(f"export KAPPA_FLINK_REST_URL={config.flink_rest_url}")
-    click.echo(f"export KAPPA_SQL_GATEWAY_URL={config.sql_gateway_url}")
-    click.echo(f"export KAPPA_WAREHOUSE_URL={config.warehouse_url}")
-
-
-# -- pipelines ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -303,7 +125,7 @@ def validate(specs: Path) -> None:
         if problems:
             raise KappaError("\n".join(problems), "use expectation names from Great Expectations 1.x")
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for pipeline in pipelines:
         topics = ", ".join(sorted({s.topic for s in pipeline.spec.sources}))
@@ -339,7 +161,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
             )
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command(name="status")
@@ -359,7 +181,7 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
         statuses = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
@@ -397,7 +219,7 @@ def plan_command(as_json: bool, **options: Any) -> None:
         plans = current_plan(pipelines, warehouse)
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps([asdict(p) for p in plans], indent=2))
@@ -450,7 +272,7 @@ def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
         )
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     if not result.success:
@@ -495,7 +317,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
             )
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(
         f"backfilled {len(days)} day(s) of {chosen.spec.target.schema_name}.{chosen.spec.batch_table} "
@@ -534,11 +356,7 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
         result = swap(chosen, warehouse=warehouse, to_version=to_version, reason="rollback", log=click.echo)
         warehouse.dispose()
     except KappaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if not result.swapped:
         click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,176 @@
+"""`kappa-orch stack ...`: the local Kafka, Flink and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kappa_orch.cli import F, fail, main
+from kappa_orch.errors import KappaError
+from kappa_orch.stack.config import StackConfig
+
+
+def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        name, envvar=env, default=default, show_default=True, type=int, help=f"{help_text} [env {env}]"
+    )
+
+
+@main.group()
+@click.option(
+    "--home",
+    envvar="KAPPA_HOME",
+    default=".kappa",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the stack's jars, data, logs and pid files [env KAPPA_HOME].",
+)
+@_port("--kafka-port", "KAPPA_KAFKA_PORT", 9092, "Kafka broker port.")
+@_port("--kafka-controller-port", "KAPPA_KAFKA_CONTROLLER_PORT", 9093, "Kafka KRaft controller port.")
+@_port("--flink-rest-port", "KAPPA_FLINK_REST_PORT", 8081, "Flink REST/UI port.")
+@_port("--flink-rpc-port", "KAPPA_FLINK_RPC_PORT", 6123, "Flink JobManager RPC port.")
+@_port("--sql-gateway-port", "KAPPA_SQL_GATEWAY_PORT", 8083, "Flink SQL Gateway port.")
+@_port("--postgres-port", "KAPPA_POSTGRES_PORT", 5432, "PostgreSQL port.")
+@click.option(
+    "--timeout",
+    envvar="KAPPA_START_TIMEOUT",
+    default=120.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for each service to answer [env KAPPA_START_TIMEOUT].",
+)
+@click.pass_context
+def stack(
+    ctx: click.Context,
+    /,
+    home: Path,
+    timeout: float,
+    kafka_port: int,
+    kafka_controller_port: int,
+    flink_rest_port: int,
+    flink_rpc_port: int,
+    sql_gateway_port: int,
+    postgres_port: int,
+) -> None:
+    """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1."""
+    ctx.obj = StackConfig(
+        home=home.resolve(),
+        start_timeout_s=timeout,
+        kafka_port=kafka_port,
+        kafka_controller_port=kafka_controller_port,
+        flink_rest_port=flink_rest_port,
+        flink_rpc_port=flink_rpc_port,
+        sql_gateway_port=sql_gateway_port,
+        postgres_port=postgres_port,
+    )
+
+
+def _print_status(statuses: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
+        return
+    colours = {"running": "green", "stopped": "white", "unhealthy": "red"}
+    for s in statuses:
+        line = f"{s.name:<9} {click.style(f'{s.state:<9}', fg=colours.get(s.state))} {s.address}"
+        if s.version:
+            line += f"  v{s.version}"
+        click.echo(line)
+        if s.detail:
+            click.echo(f"{'':<20}{s.detail}")
+
+
+@stack.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def up(config: StackConfig, as_json: bool) -> None:
+    """Start the services that are not running (idempotent)."""
+    from kappa_orch.stack import manager
+
+    try:
+        statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
+    except KappaError as exc:
+        fail(exc)
+        return
+    _print_status(statuses, as_json)
+
+
+@stack.command()
+@click.pass_obj
+def down(config: StackConfig) -> None:
+    """Stop exactly what `stack up` started (by its pid files)."""
+    from kappa_orch.stack import manager
+
+    manager.down(config, report=click.echo)
+
+
+@stack.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def status(config: StackConfig, as_json: bool) -> None:
+    """Health, address and version of each service; exit 1 unless all run."""
+    from kappa_orch.stack import manager
+
+    statuses = manager.status(config)
+    _print_status(statuses, as_json)
+    if any(s.state != "running" for s in statuses):
+        sys.exit(1)
+
+
+@stack.command()
+@click.pass_obj
+def jars(config: StackConfig) -> None:
+    """Resolve the Kafka broker and Flink connector jars from Maven Central."""
+    from kappa_orch.stack.jars import resolve_all
+
+    try:
+        for name, folder in resolve_all(config.jars_dir).items():
+            click.echo(f"{name}: {folder}")
+    except KappaError as exc:
+        fail(exc)
+
+
+@stack.command()
+@click.option("--events", default=100_000, show_default=True, type=int, help="Events to produce.")
+@click.pass_obj
+def smoke(config: StackConfig, events: int) -> None:
+    """Run the smoke pipeline on the stack: Kafka -> Flink SQL -> PostgreSQL."""
+    from kappa_orch.resources.flink import FlinkResource
+    from kappa_orch.resources.kafka import KafkaResource
+    from kappa_orch.resources.warehouse import WarehouseResource
+    from kappa_orch.smoke import run_smoke
+
+    warehouse = WarehouseResource(url=config.warehouse_url)
+    try:
+        figures = run_smoke(
+            kafka=KafkaResource(bootstrap_servers=config.kafka_bootstrap),
+            flink=FlinkResource(rest_url=config.flink_rest_url, sql_gateway_url=config.sql_gateway_url),
+            warehouse=warehouse,
+            events=events,
+            report=click.echo,
+        )
+    except KappaError as exc:
+        fail(exc)
+        return
+    finally:
+        warehouse.dispose()
+    click.echo(
+        f"smoke pipeline OK: {figures['events']:,.0f} events, "
+        f"{figures['end_to_end_events_per_s']:,.0f} events/s end to end "
+        f"(produce {figures['produce_events_per_s']:,.0f} events/s)"
+    )
+
+
+@stack.command()
+@click.pass_obj
+def env(config: StackConfig) -> None:
+    """Print the KAPPA_* variables that point resources at this stack (for `eval`)."""
+    click.echo(f"export KAPPA_KAFKA_BOOTSTRAP={config.kafka_bootstrap}")
+    click.echo(f"export KAPPA_FLINK_REST_URL={config.flink_rest_url}")
+    click.echo(f"export KAPPA_SQL_GATEWAY_URL={config.sql_gateway_url}")
+    click.echo(f"export KAPPA_WAREHOUSE_URL={config.warehouse_url}")
