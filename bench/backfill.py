@@ -16,10 +16,8 @@ removes them afterwards.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,16 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sandbox import sandbox  # noqa: E402
 
 from assets import SPECS_DIR  # noqa: E402
 from assets.sample_events import START_MS, sample_events  # noqa: E402
 from kappa_orch.batch import consecutive_runs, run_batch  # noqa: E402
-from kappa_orch.resources.flink import FlinkResource  # noqa: E402
-from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
-from kappa_orch.resources.warehouse import WarehouseResource  # noqa: E402
 from kappa_orch.spec.load import load_pipeline  # noqa: E402
-from kappa_orch.stack.config import StackConfig  # noqa: E402
 
 
 def backfill(pipeline, days, per_run, **resources) -> tuple[float, int]:  # type: ignore[no-untyped-def]
@@ -56,25 +50,13 @@ def main() -> None:
     parser.add_argument("--events-per-day", type=int, default=20_000)
     parser.add_argument("--days-per-run", type=int, default=30)
     args = parser.parse_args()
-    stack = StackConfig(home=ROOT / ".kappa")
-    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
-    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
-    suffix = uuid.uuid4().hex[:8]
-    database = f"bench_{suffix}"
-    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    warehouse = WarehouseResource(url=stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}")
-    topic = f"bench.{suffix}.payments.authorizations"
-    folder = Path(f"/tmp/kappa-bench-{suffix}")
-    folder.mkdir()
-    try:
+    with sandbox() as box:
+        kafka, flink, warehouse, topic, folder = box.kafka, box.flink, box.warehouse, box.topic, box.folder
         raw = yaml.safe_load((SPECS_DIR / "daily_spend.yaml").read_text())
         raw["sources"][0]["topic"] = topic
         (folder / "daily_spend.yaml").write_text(yaml.safe_dump(raw))
         (folder / "daily_spend.sql").write_text((SPECS_DIR / "daily_spend.sql").read_text())
         pipeline = load_pipeline(folder / "daily_spend.yaml")
-        kafka.create_topic(topic, partitions=3, config={"retention.ms": "-1"})
         total = args.days * args.events_per_day
         print(f"producing {total:,} events over {args.days} days to {topic} ...", flush=True)
         step = 86_400_000 // args.events_per_day
@@ -102,13 +84,6 @@ def main() -> None:
         label = f"batched, {args.days_per_run} days a run"
         print(f"{label:<29}{batched_rate:>12,.0f} events/s ({batched_s:.1f}s, {jobs} jobs)")
         print(f"ratio (batched / per day)    {single_s / batched_s:>12.1f}")
-    finally:
-        warehouse.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
-        kafka.delete_topic(topic)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

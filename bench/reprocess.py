@@ -16,29 +16,24 @@ removes them afterwards.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sandbox import Sandbox, sandbox  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
 from kappa_orch import registry  # noqa: E402
 from kappa_orch.claims import owner_id  # noqa: E402
 from kappa_orch.flink_sql import version_job  # noqa: E402
 from kappa_orch.reprocess import prepare_candidate, swap  # noqa: E402
-from kappa_orch.resources.flink import FlinkResource  # noqa: E402
 from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
-from kappa_orch.resources.warehouse import WarehouseResource  # noqa: E402
 from kappa_orch.serving import create_version_table  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
-from kappa_orch.stack.config import StackConfig  # noqa: E402
 
 
 def wait_lag_zero(kafka: KafkaResource, group: str, topic: str, started: float) -> float:
@@ -53,28 +48,22 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    stack = StackConfig(home=ROOT / ".kappa")
-    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
-    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
-    suffix = uuid.uuid4().hex[:8]
-    database = f"bench_{suffix}"
-    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    warehouse = WarehouseResource(url=stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}")
-    folder = Path(tempfile.mkdtemp())
-    topic = f"bench.{suffix}.payments.authorizations"
+    with sandbox() as box:
+        run(box, args.events)
+
+
+def run(box: Sandbox, events_count: int) -> None:
+    kafka, flink, warehouse, topic, folder = box.kafka, box.flink, box.warehouse, box.topic, box.folder
     for name in ("auth_copy.yaml", "auth_copy.sql"):
         content = (ROOT / "bench" / "specs" / name).read_text().replace("payments.authorizations", topic)
         (folder / name).write_text(content)
     jobs: list[str] = []
     try:
-        kafka.create_topic(topic, partitions=3)
-        print(f"producing {args.events:,} events to {topic} ...", flush=True)
+        print(f"producing {events_count:,} events to {topic} ...", flush=True)
         produced = 0
         started = time.monotonic()
-        for batch in range(0, args.events, 200_000):
-            count = min(200_000, args.events - batch)
+        for batch in range(0, events_count, 200_000):
+            count = min(200_000, events_count - batch)
             events = sample_events(count, seed=batch + 1, id_prefix=f"b{batch}")
             produced += kafka.produce(topic, events.authorizations, key=lambda e: e["auth_id"])  # type: ignore[index]
         print(f"  {produced:,} events in {time.monotonic() - started:.1f}s", flush=True)
@@ -98,16 +87,16 @@ def main() -> None:
             v2.sql_text,
             version=0,
             physical_table="auth_copy__bare",
-            group_id=f"bench.bare.{suffix}",
+            group_id=f"bench.bare.{topic}",
             bootstrap=kafka.bootstrap_servers,
             jdbc=warehouse.jdbc_options(),
         )
         started = time.monotonic()
         job = flink.submit_sql(setup=bare_job.setup, inserts=bare_job.inserts, job_name="bench-bare")
         jobs.append(job)
-        bare_s = wait_lag_zero(kafka, f"bench.bare.{suffix}", topic, started)
+        bare_s = wait_lag_zero(kafka, f"bench.bare.{topic}", topic, started)
         flink.cancel(job)
-        print(f"bare: {args.events / bare_s:,.0f} events/s ({bare_s:.1f}s)", flush=True)
+        print(f"bare: {events_count / bare_s:,.0f} events/s ({bare_s:.1f}s)", flush=True)
 
         # orchestrated: the reprocess flow, step by step, timed
         started = time.monotonic()
@@ -136,14 +125,14 @@ def main() -> None:
         # the orchestrated replay, measured like the bare one: backlog / (first lag reading
         # after submission until the committed lag reached zero), polled every 0.25 s
         reprocess_rate = report.catch_up.events_per_s
-        bare_rate = args.events / bare_s
+        bare_rate = events_count / bare_s
         deploy_s = marks["deploy"]
         catch_up_s = marks["caught_up"] - deploy_s
         checks_s = gated - marks["caught_up"]
         outside = deploy_s + checks_s + swap_s
         window = v2.spec.catch_up.stable_for
         print()
-        print(f"events                      {args.events:>12,}")
+        print(f"events                      {events_count:>12,}")
         print(f"alias rows after the swap   {count:>12,}")
         print(f"bare throughput             {bare_rate:>12,.0f} events/s")
         print(f"reprocess throughput        {reprocess_rate:>12,.0f} events/s")
@@ -157,12 +146,6 @@ def main() -> None:
         for job in jobs:
             if flink.job_state(job) in {"RUNNING", "CREATED", "RESTARTING", "INITIALIZING"}:
                 flink.cancel(job)
-        warehouse.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
-        kafka.delete_topic(topic)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""A throw-away corner of the local stack for one benchmark run: its own topic and
+database and a folder for specs, all removed afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.stack.config import StackConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Sandbox:
+    kafka: KafkaResource
+    flink: FlinkResource
+    warehouse: WarehouseResource
+    topic: str
+    folder: Path
+
+
+@contextmanager
+def sandbox(*, partitions: int = 3) -> Iterator[Sandbox]:
+    stack = StackConfig(home=ROOT / ".kappa")
+    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
+    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
+    suffix = uuid.uuid4().hex[:8]
+    database = f"bench_{suffix}"
+    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    warehouse = WarehouseResource(url=stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}")
+    topic = f"bench.{suffix}.payments.authorizations"
+    # unlimited retention: benchmark events may carry old timestamps
+    kafka.create_topic(topic, partitions=partitions, config={"retention.ms": "-1"})
+    box = Sandbox(kafka, flink, warehouse, topic, Path(tempfile.mkdtemp(prefix="kappa-bench-")))
+    try:
+        yield box
+    finally:
+        warehouse.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+        kafka.delete_topic(topic)
+        shutil.rmtree(box.folder, ignore_errors=True)
