@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import PipelineSpec, parse_duration
 
@@ -84,7 +84,7 @@ def await_catch_up(
         heartbeat()
         now = time.monotonic()
         state = flink.job_state(job_id)
-        if state not in {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}:
+        if state not in ACTIVE_JOB_STATES:
             cause = flink.job_exception(job_id) or ""
             raise KappaError(
                 f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"

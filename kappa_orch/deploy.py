@@ -17,14 +17,13 @@ from typing import Literal
 from kappa_orch import registry
 from kappa_orch.errors import KappaError
 from kappa_orch.flink_sql import version_job
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, point_alias
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
-ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"})
 # a version left in `deploying` longer than this by a crashed run may be taken over
 STALE_DEPLOY = timedelta(minutes=10)
 

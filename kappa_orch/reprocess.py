@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 from kappa_orch import claims, registry
 from kappa_orch.catch_up import CatchUpResult, await_catch_up
-from kappa_orch.deploy import ACTIVE_JOB_STATES, DeployResult, deploy
+from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.gate import Outcome, expectations_outcome, parity_outcome, unique_key_outcome
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import drop_version_table, point_alias

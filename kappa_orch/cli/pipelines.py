@@ -39,6 +39,16 @@ class _Platform:
         )
 
 
+_specs_option = click.option(
+    "--specs",
+    envvar="KAPPA_SPECS",
+    default="assets",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of pipeline specs [env KAPPA_SPECS].",
+)
+
+
 def _local_checkpoints() -> str | None:
     import os
 
@@ -48,14 +58,7 @@ def _local_checkpoints() -> str | None:
 
 def _platform_options(func: F) -> F:
     options = [
-        click.option(
-            "--specs",
-            envvar="KAPPA_SPECS",
-            default="assets",
-            show_default=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder of pipeline specs [env KAPPA_SPECS].",
-        ),
+        _specs_option,
         click.option(
             "--kafka-bootstrap",
             envvar="KAPPA_KAFKA_BOOTSTRAP",
@@ -105,15 +108,16 @@ def _load(specs: Path) -> list[Any]:
     return load_pipelines(specs)
 
 
+def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
+    chosen = next((p for p in pipelines if p.name == name), None)
+    if chosen is None:
+        names = ", ".join(p.name for p in pipelines)
+        raise KappaError(f"no pipeline named {name!r} in {specs}", f"choose one of: {names}")
+    return chosen
+
+
 @main.command()
-@click.option(
-    "--specs",
-    envvar="KAPPA_SPECS",
-    default="assets",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of pipeline specs [env KAPPA_SPECS].",
-)
+@_specs_option
 def validate(specs: Path) -> None:
     """Check every pipeline spec and its SQL without any server; exit 1 on a problem."""
     from kappa_orch.spec.checks import unknown_expectations
@@ -148,10 +152,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         raise click.UsageError("name one pipeline or pass --all")
     try:
         pipelines = _load(platform.specs)
-        chosen = [p for p in pipelines if deploy_all or p.name == pipeline]
-        if not chosen:
-            names = ", ".join(p.name for p in pipelines)
-            raise KappaError(f"no pipeline named {pipeline!r} in {platform.specs}", f"choose one of: {names}")
+        chosen = pipelines if deploy_all else [_pick(pipelines, str(pipeline), platform.specs)]
         kafka, flink, warehouse = platform.resources()
         for item in chosen:
             result = deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo)
@@ -174,9 +175,9 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
 
     platform = _Platform(**options)
     try:
-        pipelines = [p for p in _load(platform.specs) if pipeline is None or p.name == pipeline]
-        if not pipelines:
-            raise KappaError(f"no pipeline named {pipeline!r} in {platform.specs}")
+        pipelines = _load(platform.specs)
+        if pipeline is not None:
+            pipelines = [_pick(pipelines, pipeline, platform.specs)]
         kafka, flink, warehouse = platform.resources()
         statuses = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
         warehouse.dispose()
@@ -194,14 +195,6 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
             extra = f" job {v.job_state} lag {v.lag}" if v.job_state else ""
             error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
             click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")
-
-
-def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
-    chosen = next((p for p in pipelines if p.name == name), None)
-    if chosen is None:
-        names = ", ".join(p.name for p in pipelines)
-        raise KappaError(f"no pipeline named {name!r} in {specs}", f"choose one of: {names}")
-    return chosen
 
 
 @main.command(name="plan")

@@ -16,6 +16,8 @@ from pydantic import Field
 from kappa_orch.errors import FlinkJobError, ServiceUnavailable
 
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
+# a job in one of these states is alive: it runs or will run again by itself
+ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"})
 
 
 @dataclass(frozen=True)
