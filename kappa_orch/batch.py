@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Table, delete, func, insert, select
 
 from kappa_orch import registry
 from kappa_orch.errors import KappaError
-from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, sink_ddl, source_ddl
+from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, checked_source_ddl, sink_ddl, valid_view_ddl
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -51,28 +51,24 @@ def batch_job(
 ) -> VersionJob:
     spec = pipeline.spec
     begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
-    setup = []
+    setup: list[str] = []
     for source in spec.sources:
-        raw = source.model_copy(update={"name": f"kafka_{source.name}"})
-        setup.append(
-            source_ddl(
-                raw,
-                bootstrap=bootstrap,
-                group_id=f"kappa.batch.{spec.name}",
-                startup_mode="timestamp",
-                extra_options={
-                    "scan.startup.timestamp-millis": str(begin),
-                    "scan.bounded.mode": "latest-offset",
-                },
-            )
+        setup += checked_source_ddl(
+            source,
+            bootstrap=bootstrap,
+            group_id=f"kappa.batch.{spec.name}",
+            startup_mode="timestamp",
+            extra_options={
+                "scan.startup.timestamp-millis": str(begin),
+                "scan.bounded.mode": "latest-offset",
+            },
         )
         event_time = source.event_time.column if source.event_time else "event_time"
-        columns = ", ".join(f"`{c}`" for c in source.sql_columns())
         in_range = (
             f"`{event_time}` >= TO_TIMESTAMP_LTZ({begin}, 3) AND `{event_time}` < TO_TIMESTAMP_LTZ({end}, 3)"
         )
-        view = f"CREATE TEMPORARY VIEW `{source.name}` AS SELECT {columns} FROM `kafka_{source.name}`"
-        setup.append(f"{view} WHERE {in_range}")
+        # the same valid events the streaming job reads (dead letters are the streaming job's to report)
+        setup.append(valid_view_ddl(source, where=in_range))
     setup.append(sink_ddl(spec, physical_table=staging_table, jdbc=jdbc))
     select_sql = pipeline.sql_text.strip().rstrip(";")
     return VersionJob(

@@ -161,6 +161,11 @@ def deploy(
             )
         create_version_table(conn, spec, plan.physical_table)
 
+    # the broker does not create topics on first write: the dead-letter topic must exist
+    if kafka.create_topic(
+        spec.dead_letter_topic, partitions=max(len(p) for p in offsets.values()), exist_ok=True
+    ):
+        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic}")
     job = version_job(
         spec,
         pipeline.sql_text,

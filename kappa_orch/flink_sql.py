@@ -2,8 +2,18 @@
 
 Sources read each event as a raw string plus its partition and offset; declared
 columns are computed from it with JSON_VALUE/TRY_CAST. A broken event therefore does
-not fail or silently vanish inside the format: its columns are NULL, where the SQL
-(and, later, the dead-letter path) can see it.
+not fail or silently vanish inside the format. Each source becomes three names:
+
+- `kafka_<source>`: the raw table (payload, partition, offset, computed columns),
+- `kappa_checked_<source>`: the same rows with `kappa_reason`, NULL for a valid event,
+  else why it is not (not JSON, a declared field missing, null or of the wrong type),
+- `<source>`: the valid events' declared columns, which the spec's SQL reads.
+
+A version's job runs three INSERTs over one read of each source: the spec's SELECT into
+the version table, the invalid events into the pipeline's dead-letter topic (reason,
+source topic, partition, offset and payload), and per-partition counters (records,
+parsed, dead-lettered, first and last offset) into the registry's input_counts, which
+the input-balance check reads.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kappa_orch.registry import INPUT_COUNTS_TABLE
 from kappa_orch.spec.model import Column, PipelineSpec, Source, parse_duration
 
 JOB_CONFIGURATION = {
@@ -73,6 +84,151 @@ def source_ddl(
     return f"CREATE TEMPORARY TABLE `{source.name}` (\n  {body}\n) WITH (\n  {_options(options)}\n)"
 
 
+def raw_table(source: Source) -> str:
+    return f"kafka_{source.name}"
+
+
+def checked_view(source: Source) -> str:
+    return f"kappa_checked_{source.name}"
+
+
+def _text(value: str) -> str:
+    # a STRING literal (plain literals of different lengths make CASE return padded CHAR(n))
+    return "CAST('" + value.replace("'", "''") + "' AS STRING)"
+
+
+def rejection_reason(source: Source) -> str:
+    """CASE expression: NULL for a valid event, else the first thing wrong with it."""
+    whens = [
+        f"WHEN `payload` IS NULL THEN {_text('empty payload (tombstone)')}",
+        f"WHEN NOT (`payload` IS JSON OBJECT) THEN {_text('not a JSON object')}",
+    ]
+    for column in source.columns:
+        path = f"'$.{column.name}'"
+        # JSON_EXISTS is false for a missing field and for a null one
+        whens.append(
+            f"WHEN NOT JSON_EXISTS(`payload`, {path}) THEN {_text(f'field {column.name} is missing or null')}"
+        )
+        whens.append(
+            f"WHEN JSON_VALUE(`payload`, {path}) IS NULL "
+            f"THEN {_text(f'field {column.name} is not a scalar (object or array)')}"
+        )
+        if column.type in {"INT", "BIGINT"}:
+            # a CAST alone would truncate 1.5 to 1: integers must be written as integers
+            whens.append(
+                f"WHEN NOT REGEXP(JSON_VALUE(`payload`, {path}), '^-?[0-9]+$') "
+                f"THEN {_text(f'field {column.name} is not {column.type}')}"
+            )
+        if column.type != "STRING":
+            whens.append(
+                f"WHEN `{column.name}` IS NULL THEN {_text(f'field {column.name} is not {column.type}')}"
+            )
+    return "CASE\n    " + "\n    ".join(whens) + "\n  END"
+
+
+def checked_source_ddl(
+    source: Source,
+    *,
+    bootstrap: str,
+    group_id: str,
+    startup_mode: str,
+    extra_options: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The raw table and the checked view of one source."""
+    raw = source.model_copy(update={"name": raw_table(source)})
+    return [
+        source_ddl(
+            raw,
+            bootstrap=bootstrap,
+            group_id=group_id,
+            startup_mode=startup_mode,
+            extra_options=extra_options,
+        ),
+        f"CREATE TEMPORARY VIEW `{checked_view(source)}` AS\n"
+        f"SELECT *, {rejection_reason(source)} AS `kappa_reason`\nFROM `{raw_table(source)}`",
+    ]
+
+
+def valid_view_ddl(source: Source, *, where: str | None = None) -> str:
+    """`<source>`: the declared columns of valid events (and `where`, when given)."""
+    columns = ", ".join(f"`{c}`" for c in source.sql_columns())
+    condition = "`kappa_reason` IS NULL" + (f" AND {where}" if where else "")
+    return (
+        f"CREATE TEMPORARY VIEW `{source.name}` AS\n"
+        f"SELECT {columns} FROM `{checked_view(source)}` WHERE {condition}"
+    )
+
+
+DEAD_LETTER_SINK = "kappa_dead_letters"
+INPUT_COUNTS_SINK = "kappa_input_counts"
+
+
+def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
+    options = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": bootstrap,
+        "format": "json",
+        "sink.delivery-guarantee": "at-least-once",
+    }
+    columns = [
+        "`pipeline` STRING",
+        "`version` INT",
+        "`source_topic` STRING",
+        "`source_partition` INT",
+        "`source_offset` BIGINT",
+        "`reason` STRING",
+        "`payload` STRING",
+    ]
+    body = ",\n  ".join(columns)
+    return f"CREATE TEMPORARY TABLE `{DEAD_LETTER_SINK}` (\n  {body}\n) WITH (\n  {_options(options)}\n)"
+
+
+def input_counts_sink_ddl(*, table: str, jdbc: Mapping[str, str]) -> str:
+    options = {
+        "connector": "jdbc",
+        "url": jdbc["url"],
+        "table-name": table,
+        "username": jdbc["username"],
+        "password": jdbc["password"],
+        "sink.buffer-flush.interval": "1s",
+        "sink.max-retries": "3",
+    }
+    columns = [
+        "`pipeline` STRING",
+        "`version` INT",
+        "`source_topic` STRING",
+        "`kafka_partition` INT",
+        "`records` BIGINT",
+        "`parsed` BIGINT",
+        "`dead_lettered` BIGINT",
+        "`first_offset` BIGINT",
+        "`last_offset` BIGINT",
+        "PRIMARY KEY (`pipeline`, `version`, `source_topic`, `kafka_partition`) NOT ENFORCED",
+    ]
+    body = ",\n  ".join(columns)
+    return f"CREATE TEMPORARY TABLE `{INPUT_COUNTS_SINK}` (\n  {body}\n) WITH (\n  {_options(options)}\n)"
+
+
+def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
+    return (
+        f"INSERT INTO `{DEAD_LETTER_SINK}`\n"
+        f"SELECT {_text(spec.name)}, {version}, {_text(source.topic)}, `kafka_partition`, `kafka_offset`, "
+        f"`kappa_reason`, `payload`\nFROM `{checked_view(source)}` WHERE `kappa_reason` IS NOT NULL"
+    )
+
+
+def input_counts_insert(spec: PipelineSpec, source: Source, version: int) -> str:
+    invalid = "CASE WHEN `kappa_reason` IS NULL THEN 0 ELSE 1 END"
+    return (
+        f"INSERT INTO `{INPUT_COUNTS_SINK}`\n"
+        f"SELECT {_text(spec.name)}, {version}, {_text(source.topic)}, `kafka_partition`, COUNT(*), "
+        f"CAST(SUM(1 - {invalid}) AS BIGINT), CAST(SUM({invalid}) AS BIGINT), "
+        f"MIN(`kafka_offset`), MAX(`kafka_offset`)\n"
+        f"FROM `{checked_view(source)}` GROUP BY `kafka_partition`"
+    )
+
+
 def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]) -> str:
     target = spec.target
     columns = [f"`{c.name}` {c.type}" for c in target.columns]
@@ -103,15 +259,20 @@ def version_job(
     jdbc: Mapping[str, str],
 ) -> VersionJob:
     startup_mode = "earliest-offset" if spec.start.position == "earliest" else "latest-offset"
-    setup = [
-        source_ddl(source, bootstrap=bootstrap, group_id=group_id, startup_mode=startup_mode)
-        for source in spec.sources
-    ]
+    setup: list[str] = []
+    for source in spec.sources:
+        setup += checked_source_ddl(source, bootstrap=bootstrap, group_id=group_id, startup_mode=startup_mode)
+        setup.append(valid_view_ddl(source))
     setup.append(sink_ddl(spec, physical_table=physical_table, jdbc=jdbc))
+    setup.append(dead_letter_sink_ddl(spec.dead_letter_topic, bootstrap=bootstrap))
+    setup.append(input_counts_sink_ddl(table=INPUT_COUNTS_TABLE, jdbc=jdbc))
     select = sql_text.strip().rstrip(";")
+    inserts = [f"INSERT INTO `kappa_sink`\n{select}"]
+    inserts += [dead_letter_insert(spec, source, version) for source in spec.sources]
+    inserts += [input_counts_insert(spec, source, version) for source in spec.sources]
     return VersionJob(
         job_name=f"kappa:{spec.name}:v{version}",
         setup=setup,
-        inserts=[f"INSERT INTO `kappa_sink`\n{select}"],
+        inserts=inserts,
         configuration=dict(JOB_CONFIGURATION),
     )

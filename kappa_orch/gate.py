@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
+from kappa_orch import registry
 from kappa_orch.serving import version_table
 from kappa_orch.spec.checks import expectation_class_name
 from kappa_orch.spec.model import PipelineSpec
@@ -17,10 +18,12 @@ from kappa_orch.spec.model import PipelineSpec
 EXPECTATIONS = "expectations"
 UNIQUE_KEY = "unique_primary_key"
 PARITY = "parity_with_live"
+INPUT_BALANCE = "input_balance"
 CHECK_DESCRIPTIONS = {
     EXPECTATIONS: "The spec's Great Expectations suite on the version's table.",
     UNIQUE_KEY: "No duplicate and no NULL primary keys in the version's table.",
     PARITY: "Row count and key coverage within the spec's tolerance of the live version.",
+    INPUT_BALANCE: "Every record the job read is parsed or dead-lettered: input = parsed + dead-lettered.",
 }
 
 
@@ -126,5 +129,51 @@ def parity_outcome(
             "row_count_change": round(change, 4),
             "key_coverage": round(coverage, 4),
             "live_table": live_table,
+        },
+    )
+
+
+def input_balance_outcome(conn: Connection, spec: PipelineSpec, version: int) -> Outcome:
+    """From the job's own per-partition counters: the records between the first and last
+    offset it read (input) all went somewhere, parsed into the SQL or to the dead-letter topic."""
+    counts = registry.input_counts_of(conn, spec.name, version)
+    partitions: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for c in counts:
+        span = c.last_offset - c.first_offset + 1
+        partitions.append(
+            {
+                "topic": c.source_topic,
+                "partition": c.kafka_partition,
+                "input": span,
+                "parsed": c.parsed,
+                "dead_lettered": c.dead_lettered,
+                "offsets": [c.first_offset, c.last_offset],
+            }
+        )
+        if c.parsed + c.dead_lettered != span:
+            problems.append(
+                f"{c.source_topic}[{c.kafka_partition}]: input {span} "
+                f"(offsets {c.first_offset}..{c.last_offset}) != "
+                f"parsed {c.parsed} + dead-lettered {c.dead_lettered}"
+            )
+    total_input = sum(c.last_offset - c.first_offset + 1 for c in counts)
+    parsed = sum(c.parsed for c in counts)
+    dead = sum(c.dead_lettered for c in counts)
+    summary = "; ".join(problems) or (
+        f"input {total_input:,} = parsed {parsed:,} + dead-lettered {dead:,} (to {spec.dead_letter_topic})"
+        if counts
+        else "no input read yet"
+    )
+    return Outcome(
+        INPUT_BALANCE,
+        not problems,
+        summary,
+        {
+            "input": total_input,
+            "parsed": parsed,
+            "dead_lettered": dead,
+            "dead_letter_topic": spec.dead_letter_topic,
+            "partitions": partitions,
         },
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Connection,
     Date,
@@ -117,6 +118,23 @@ batch_days = Table(
 )
 
 
+# written by each version's Flink job (JDBC upsert), one row per source partition
+input_counts = Table(
+    "input_counts",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source_topic", String(255), primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True),
+    Column("records", BigInteger, nullable=False),
+    Column("parsed", BigInteger, nullable=False),
+    Column("dead_lettered", BigInteger, nullable=False),
+    Column("first_offset", BigInteger, nullable=False),
+    Column("last_offset", BigInteger, nullable=False),
+)
+INPUT_COUNTS_TABLE = f"{SCHEMA}.input_counts"
+
+
 def _migration_1(conn: Connection) -> None:
     # on a new warehouse this creates today's `versions`; the ADD COLUMN IF NOT EXISTS of
     # later migrations upgrade one created by an older kappa_orch
@@ -135,11 +153,16 @@ def _migration_3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[batch_days])
 
 
+def _migration_4(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[input_counts])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (4, _migration_4),
 ]
 
 
@@ -314,3 +337,35 @@ def batch_day_reads(conn: Connection, pipeline: str) -> dict[Any, dict[str, dict
         select(batch_days.c.day, batch_days.c.read_until).where(batch_days.c.pipeline == pipeline)
     )
     return {day: read_until for day, read_until in rows}
+
+
+@dataclass(frozen=True)
+class InputCount:
+    source_topic: str
+    kafka_partition: int
+    records: int
+    parsed: int
+    dead_lettered: int
+    first_offset: int
+    last_offset: int
+
+
+def input_counts_of(conn: Connection, pipeline: str, version: int) -> list[InputCount]:
+    """What a version's job has read, per source partition (written by the job itself)."""
+    rows = conn.execute(
+        select(input_counts)
+        .where(input_counts.c.pipeline == pipeline, input_counts.c.version == version)
+        .order_by(input_counts.c.source_topic, input_counts.c.kafka_partition)
+    )
+    return [
+        InputCount(
+            r.source_topic,
+            r.kafka_partition,
+            r.records,
+            r.parsed,
+            r.dead_lettered,
+            r.first_offset,
+            r.last_offset,
+        )
+        for r in rows
+    ]

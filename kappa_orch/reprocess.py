@@ -18,7 +18,13 @@ from kappa_orch import claims, registry
 from kappa_orch.catch_up import CatchUpResult, await_catch_up
 from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.errors import KappaError
-from kappa_orch.gate import Outcome, expectations_outcome, parity_outcome, unique_key_outcome
+from kappa_orch.gate import (
+    Outcome,
+    expectations_outcome,
+    input_balance_outcome,
+    parity_outcome,
+    unique_key_outcome,
+)
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -125,8 +131,9 @@ def run_gate(
         live_row = next((r for r in registry.pipeline_versions(conn, spec.name) if r.version == live), None)
         unique = unique_key_outcome(conn, spec, row.physical_table)
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
+        balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
-    return [expectations, unique, parity]
+    return [expectations, unique, parity, balance]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`kappa-orch status`: per pipeline, the live version, whether it runs the spec's
-current fingerprint, and each version's job state and consumer lag."""
+current fingerprint, and each version's job state, consumer lag, input and dead letters."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class VersionStatus:
     job_state: str | None
     lag: int | None
     error: str | None
+    input: int = 0  # records its job read (per the job's own counters)
+    dead_lettered: int = 0  # of which went to the dead-letter topic
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class PipelineStatus:
     desired_fingerprint: str
     live_version: int | None
     in_sync: bool
+    dead_letter_topic: str = ""
     versions: list[VersionStatus] = field(default_factory=list)
 
 
@@ -47,6 +50,9 @@ def pipeline_status(
         registry.migrate(conn)
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
+        counts = {
+            (r.pipeline, r.version): registry.input_counts_of(conn, r.pipeline, r.version) for r in rows
+        }
     result = []
     for pipeline in pipelines:
         desired = fingerprint(pipeline)
@@ -69,6 +75,8 @@ def pipeline_status(
                     job_state=job_state,
                     lag=lag,
                     error=row.error,
+                    input=sum(c.records for c in counts[row.pipeline, row.version]),
+                    dead_lettered=sum(c.dead_lettered for c in counts[row.pipeline, row.version]),
                 )
             )
         live_version = live.get(pipeline.name)
@@ -80,6 +88,7 @@ def pipeline_status(
                 desired_fingerprint=desired,
                 live_version=live_version,
                 in_sync=live_row is not None and live_row.fingerprint == desired,
+                dead_letter_topic=pipeline.spec.dead_letter_topic,
                 versions=versions,
             )
         )

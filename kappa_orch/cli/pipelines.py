@@ -170,7 +170,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_platform_options
 def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
-    """Live version, job state and lag of each pipeline."""
+    """Live version, job state, lag and dead-letter counts of each pipeline."""
     from kappa_orch.status import pipeline_status
 
     platform = _Platform(**options)
@@ -190,9 +190,12 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
     for s in statuses:
         live = f"v{s.live_version}" if s.live_version else "none"
         sync = "in sync" if s.in_sync else f"spec fingerprint {s.desired_fingerprint} not live"
-        click.echo(f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})")
+        click.echo(
+            f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}"
+        )
         for v in s.versions:
             extra = f" job {v.job_state} lag {v.lag}" if v.job_state else ""
+            extra += f" input {v.input:,} dead-lettered {v.dead_lettered:,}" if v.input else ""
             error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
             click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")
 

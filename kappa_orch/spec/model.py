@@ -230,6 +230,14 @@ class Batch(_Strict):
     )
 
 
+class DeadLetters(_Strict):
+    """Where events that fail to parse or break the source schema go (with reason and offset)."""
+
+    topic: Annotated[str, StringConstraints(pattern=TOPIC)] | None = Field(
+        default=None, description="Dead-letter topic; default kappa.dead-letters.<pipeline>."
+    )
+
+
 class PipelineSpec(_Strict):
     """A streaming pipeline: sources, the SQL, the target table and how it is run."""
 
@@ -246,6 +254,7 @@ class PipelineSpec(_Strict):
     retire: Retire = Field(default_factory=Retire)
     start: Start = Field(default_factory=Start)
     batch: Batch | None = Field(default=None, description="Also keep a daily-partitioned batch table.")
+    dead_letters: DeadLetters = Field(default_factory=DeadLetters)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineSpec:
@@ -271,6 +280,10 @@ class PipelineSpec(_Strict):
                 f"batch.day_column {self.batch.day_column!r} must be a DATE column of the target"
             )
         return self
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.dead_letters.topic or f"kappa.dead-letters.{self.name}"
 
     @property
     def batch_table(self) -> str | None:

@@ -40,6 +40,9 @@ class Platform:
     def topic(self, topic: str) -> str:
         return f"it.{self.suffix}.{topic}"
 
+    def dead_letter_topic(self, pipeline: str) -> str:
+        return f"it.{self.suffix}.dead-letters.{pipeline}"
+
 
 @contextmanager
 def isolated_platform(
@@ -59,6 +62,7 @@ def isolated_platform(
         raw = yaml.safe_load(Path(pipeline.path).read_text())
         for source in raw["sources"]:
             source["topic"] = f"it.{suffix}.{source['topic']}"
+        raw["dead_letters"] = {"topic": f"it.{suffix}.dead-letters.{raw['name']}"}
         (specs / Path(pipeline.path).name).write_text(yaml.safe_dump(raw, sort_keys=False))
         shutil.copy(SPECS_DIR / raw["sql"], specs / raw["sql"])
     database = f"it_{suffix}"
@@ -86,5 +90,6 @@ def isolated_platform(
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
         admin.dispose()
-        for topic in topics:
-            kafka.delete_topic(topic)
+        for topic in topics + [p.spec.dead_letter_topic for p in platform.pipelines().values()]:
+            if topic in kafka.list_topics():
+                kafka.delete_topic(topic)

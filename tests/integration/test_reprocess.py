@@ -148,7 +148,12 @@ def test_a_changed_spec_is_reprocessed_checked_and_swapped(
     result = run(platform, changed, kafka, flink)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"expectations": True, "unique_primary_key": True, "parity_with_live": True}
+    assert checks == {
+        "expectations": True,
+        "unique_primary_key": True,
+        "parity_with_live": True,
+        "input_balance": True,
+    }
 
     # the alias serves the new version, with exactly the rows the new SQL defines
     assert serving(platform) == expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]

@@ -40,11 +40,13 @@ def test_batch_job_reads_from_the_first_day_to_the_end_and_filters_event_time() 
         jdbc=JDBC,
     )
     begin, end = day_start_ms(date(2026, 1, 2)), day_start_ms(date(2026, 1, 4))
-    source, view, sink = job.setup
+    source, checked, view, sink = job.setup
+    assert checked.startswith("CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS")
     assert "'scan.startup.mode' = 'timestamp'" in source
     assert f"'scan.startup.timestamp-millis' = '{begin}'" in source
     assert "'scan.bounded.mode' = 'latest-offset'" in source
-    assert view.startswith("CREATE TEMPORARY VIEW `authorizations` AS SELECT")
+    assert view.startswith("CREATE TEMPORARY VIEW `authorizations` AS\nSELECT")
+    assert "FROM `kappa_checked_authorizations` WHERE `kappa_reason` IS NULL AND" in view  # valid events only
     assert (
         f"`event_time` >= TO_TIMESTAMP_LTZ({begin}, 3) AND `event_time` < TO_TIMESTAMP_LTZ({end}, 3)" in view
     )

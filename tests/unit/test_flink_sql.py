@@ -27,7 +27,7 @@ def job(name: str):  # type: ignore[no-untyped-def]
 
 def test_sources_parse_raw_events_and_declare_the_watermark() -> None:
     source = job("daily_spend").setup[0]
-    assert source.startswith("CREATE TEMPORARY TABLE `authorizations` (")
+    assert source.startswith("CREATE TEMPORARY TABLE `kafka_authorizations` (")
     assert "`payload` STRING" in source
     assert "`amount_cents` AS TRY_CAST(JSON_VALUE(`payload`, '$.amount_cents') AS BIGINT)" in source
     assert "`account` AS JSON_VALUE(`payload`, '$.account')" in source
@@ -38,21 +38,57 @@ def test_sources_parse_raw_events_and_declare_the_watermark() -> None:
     assert "'format' = 'raw'" in source
 
 
+def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
+    _, checked, valid = job("daily_spend").setup[:3]
+    assert checked.startswith("CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS\nSELECT *, CASE")
+    assert "WHEN NOT (`payload` IS JSON OBJECT) THEN CAST('not a JSON object' AS STRING)" in checked
+    assert (
+        "WHEN NOT JSON_EXISTS(`payload`, '$.amount_cents') "
+        "THEN CAST('field amount_cents is missing or null' AS STRING)" in checked
+    )
+    assert "WHEN NOT REGEXP(JSON_VALUE(`payload`, '$.ts'), '^-?[0-9]+$')" in checked
+    assert "WHEN `ts` IS NULL THEN CAST('field ts is not BIGINT' AS STRING)" in checked
+    assert "`status` IS NULL" not in checked  # any scalar is a STRING
+    assert valid == (
+        "CREATE TEMPORARY VIEW `authorizations` AS\n"
+        "SELECT `auth_id`, `account`, `merchant`, `amount_cents`, `status`, `ts`, `event_time` "
+        "FROM `kappa_checked_authorizations` WHERE `kappa_reason` IS NULL"
+    )
+
+
+def test_broken_events_go_to_the_dead_letter_topic_and_every_partition_is_counted() -> None:
+    built = job("daily_spend")
+    dead_letters = next(s for s in built.setup if "`kappa_dead_letters`" in s)
+    assert "'topic' = 'kappa.dead-letters.daily_spend'" in dead_letters
+    counts = next(s for s in built.setup if "`kappa_input_counts`" in s)
+    assert "'table-name' = 'kappa_registry.input_counts'" in counts
+    _, letters, counter = built.inserts
+    assert letters.endswith("FROM `kappa_checked_authorizations` WHERE `kappa_reason` IS NOT NULL")
+    assert "`kafka_partition`, `kafka_offset`, `kappa_reason`, `payload`" in letters
+    assert counter.endswith("GROUP BY `kafka_partition`")
+
+
 def test_sink_is_a_jdbc_upsert_into_the_version_table() -> None:
     built = job("daily_spend")
-    sink = built.setup[-1]
+    sink = next(s for s in built.setup if "`kappa_sink`" in s)
     assert "PRIMARY KEY (`account`, `spend_day`) NOT ENFORCED" in sink
     assert "'table-name' = 'analytics.daily_spend__v3'" in sink
-    assert built.inserts == ["INSERT INTO `kappa_sink`\n" + PIPELINES["daily_spend"].sql_text.strip()]
+    assert built.inserts[0] == "INSERT INTO `kappa_sink`\n" + PIPELINES["daily_spend"].sql_text.strip()
     assert built.job_name == "kappa:daily_spend:v3"
     assert built.configuration == {"table.local-time-zone": "UTC"}
 
 
 def test_a_join_gets_one_source_table_per_topic() -> None:
     setup = job("auth_settlement").setup
-    assert [s.split("(")[0] for s in setup] == [
-        "CREATE TEMPORARY TABLE `authorizations` ",
-        "CREATE TEMPORARY TABLE `settlements` ",
+    assert [s.split("(")[0].split(" AS")[0] for s in setup] == [
+        "CREATE TEMPORARY TABLE `kafka_authorizations` ",
+        "CREATE TEMPORARY VIEW `kappa_checked_authorizations`",
+        "CREATE TEMPORARY VIEW `authorizations`",
+        "CREATE TEMPORARY TABLE `kafka_settlements` ",
+        "CREATE TEMPORARY VIEW `kappa_checked_settlements`",
+        "CREATE TEMPORARY VIEW `settlements`",
         "CREATE TEMPORARY TABLE `kappa_sink` ",
+        "CREATE TEMPORARY TABLE `kappa_dead_letters` ",
+        "CREATE TEMPORARY TABLE `kappa_input_counts` ",
     ]
     assert "WATERMARK" not in setup[0]

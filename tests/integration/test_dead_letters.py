@@ -1,0 +1,159 @@
+"""Dead letters on the real stack: a topic with valid, malformed and schema-violating
+events. Every broken event reaches the dead-letter topic with its reason and source
+offset, the alias serves exactly the valid events' rows, and the input-balance check
+shows input = parsed + dead-lettered per partition."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets.sample_events import sample_events
+from kappa_orch import pipeline_assets, registry
+from kappa_orch.dagster.assets import alias_key, version_key
+from kappa_orch.gate import INPUT_BALANCE
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource, Record
+from kappa_orch.stack.config import StackConfig
+from tests.integration.platform import Platform, isolated_platform
+from tests.integration.test_reprocess import cli, expected, wait_serving
+
+pytestmark = pytest.mark.integration
+
+VALID = 3_000
+
+
+def broken_events() -> list[tuple[bytes | None, str]]:
+    """(payload, the reason the pipeline must give) for daily_spend's source schema."""
+    good = {"auth_id": "x", "account": "acct-9", "merchant": "m-1", "amount_cents": 5, "status": "approved"}
+    kinds: list[tuple[Any, str]] = [
+        (b"{not json", "not a JSON object"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (b"", "not a JSON object"),
+        (None, "empty payload (tombstone)"),
+        ({**good, "ts": 1_767_225_600_000, "account": None}, "field account is missing or null"),
+        (
+            {**good, "ts": 1_767_225_600_000, "account": {"id": 1}},
+            "field account is not a scalar (object or array)",
+        ),
+        ({k: v for k, v in good.items() if k != "merchant"} | {"ts": 1}, "field merchant is missing or null"),
+        ({**good, "ts": 1_767_225_600_000, "amount_cents": "12x"}, "field amount_cents is not BIGINT"),
+        ({**good, "ts": 1_767_225_600_000, "amount_cents": 1.5}, "field amount_cents is not BIGINT"),
+        ({**good, "ts": "yesterday"}, "field ts is not BIGINT"),
+        (good, "field ts is missing or null"),
+    ]
+    events = []
+    for copy in range(4):
+        for payload, reason in kinds:
+            if isinstance(payload, dict):
+                payload = json.dumps({**payload, "auth_id": f"bad-{copy}"}).encode()
+            events.append((payload, reason))
+    return events
+
+
+@pytest.fixture
+def platform(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> Iterator[Platform]:
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        yield platform
+
+
+def input_counts(platform: Platform) -> list[registry.InputCount]:
+    with platform.warehouse.begin() as conn:
+        return registry.input_counts_of(conn, "daily_spend", 1)
+
+
+def read_all(kafka: KafkaResource, topic: str, count: int, timeout_s: float = 60) -> list[Record]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = kafka.consume(topic, max_records=count + 100, timeout_s=5)
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        time.sleep(1)
+
+
+def test_broken_events_are_dead_lettered_and_counts_balance(
+    platform: Platform, stack: StackConfig, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    topic = platform.topic("payments.authorizations")
+    valid = sample_events(VALID, step_ms=60_000).authorizations
+    broken = broken_events()
+    # broken events are keyed by their index, so each can be found again by key
+    kafka.produce(topic, valid[: VALID // 2], key=lambda e: e["account"])  # type: ignore[index]
+    for i, (payload, _) in enumerate(broken):
+        kafka.produce(topic, [payload], key=lambda _, i=i: f"broken-{i}")  # type: ignore[list-item, misc]
+    kafka.produce(topic, valid[VALID // 2 :], key=lambda e: e["account"])  # type: ignore[index]
+
+    source = kafka.consume(topic, max_records=VALID + len(broken) + 100, timeout_s=20)
+    assert len(source) == VALID + len(broken)
+    want = {
+        (r.partition, r.offset): broken[int(r.key.decode().split("-")[1])][1]
+        for r in source
+        if r.key is not None and r.key.startswith(b"broken-")
+    }
+    assert len(want) == len(broken)
+
+    pipeline = platform.pipelines()["daily_spend"]
+
+    def run() -> Any:
+        return materialize(
+            pipeline_assets([pipeline]),
+            selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
+            resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+
+    assert run().success  # the first version goes live at once
+    wait_serving(platform, expected(valid, {"approved"}))
+    deadline = time.monotonic() + 60
+    while sum(c.records for c in input_counts(platform)) < VALID + len(broken):
+        assert time.monotonic() < deadline, input_counts(platform)
+        time.sleep(1)
+    result = run()  # the live version's asset again: reports its checks, changes nothing
+    assert result.success
+
+    [balance] = [e for e in result.get_asset_check_evaluations() if e.check_name == INPUT_BALANCE]
+    assert balance.passed, balance.description
+    figures = {k: v.value for k, v in balance.metadata.items()}
+    assert (figures["input"], figures["parsed"], figures["dead_lettered"]) == (
+        VALID + len(broken),
+        VALID,
+        len(broken),
+    )
+    per_partition = figures["partitions"]
+    assert sum(p["input"] for p in per_partition) == VALID + len(broken)
+    assert all(p["input"] == p["parsed"] + p["dead_lettered"] for p in per_partition)
+
+    letters = read_all(kafka, platform.dead_letter_topic("daily_spend"), len(broken))
+    got = {}
+    for record in letters:
+        letter = json.loads(record.value or b"null")
+        assert (letter["pipeline"], letter["version"], letter["source_topic"]) == ("daily_spend", 1, topic)
+        original = next(
+            r
+            for r in source
+            if (r.partition, r.offset) == (letter["source_partition"], letter["source_offset"])
+        )
+        assert letter["payload"] == (original.value.decode() if original.value is not None else None)
+        got[letter["source_partition"], letter["source_offset"]] = letter["reason"]
+    assert len(letters) == len(broken)  # each broken event once
+    assert got == want, sorted((want[k], got.get(k)) for k in want if got.get(k) != want[k])
+
+    status = cli(platform, stack, "status", "--json")
+    out, _ = status.communicate(timeout=120)
+    assert status.returncode == 0, out
+    [state] = json.loads(out)
+    [v1] = state["versions"]
+    assert (v1["input"], v1["dead_lettered"]) == (VALID + len(broken), len(broken))
+    assert state["dead_letter_topic"] == platform.dead_letter_topic("daily_spend")
+    text_status = cli(platform, stack, "status")
+    out, _ = text_status.communicate(timeout=120)
+    assert f"input {VALID + len(broken):,} dead-lettered {len(broken):,}" in out
