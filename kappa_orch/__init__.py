@@ -4,13 +4,14 @@ from kappa_orch.dagster.assets import alias_key as alias_key
 from kappa_orch.dagster.assets import pipeline_assets as pipeline_assets
 from kappa_orch.dagster.assets import topic_key as topic_key
 from kappa_orch.dagster.assets import version_key as version_key
+from kappa_orch.dagster.automation import failed_day_sensor as failed_day_sensor
 from kappa_orch.dagster.automation import late_data_sensor as late_data_sensor
 from kappa_orch.dagster.automation import reprocess_job as reprocess_job
 from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job
 from kappa_orch.dagster.automation import retire_sensor as retire_sensor
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
-from kappa_orch.dagster.quality import alias_checks as alias_checks
+from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.deploy import DeployPlan as DeployPlan
 from kappa_orch.deploy import deploy as deploy

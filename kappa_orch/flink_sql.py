@@ -97,9 +97,21 @@ def _text(value: str) -> str:
     return "CAST('" + value.replace("'", "''") + "' AS STRING)"
 
 
+def _is_integer_text(column: Column) -> str:
+    # a CAST alone would truncate 1.5 to 1: integers must be written as integers
+    return f"REGEXP(JSON_VALUE(`payload`, '$.{column.name}'), '^-?[0-9]+$')"
+
+
 def rejection_reason(source: Source) -> str:
-    """CASE expression: NULL for a valid event, else the first thing wrong with it."""
+    """CASE expression: NULL for a valid event, else the first thing wrong with it.
+
+    The first branch is the valid events' fast path, on the declared columns already
+    computed (a JSON object's scalar fields, cast): the detailed branches, which parse
+    the payload again, run only for broken events."""
+    valid = [f"`{c.name}` IS NOT NULL" for c in source.columns]
+    valid += [_is_integer_text(c) for c in source.columns if c.type in {"INT", "BIGINT"}]
     whens = [
+        f"WHEN {' AND '.join(valid)} THEN CAST(NULL AS STRING)",
         f"WHEN `payload` IS NULL THEN {_text('empty payload (tombstone)')}",
         f"WHEN NOT (`payload` IS JSON OBJECT) THEN {_text('not a JSON object')}",
     ]
@@ -113,16 +125,11 @@ def rejection_reason(source: Source) -> str:
             f"WHEN JSON_VALUE(`payload`, {path}) IS NULL "
             f"THEN {_text(f'field {column.name} is not a scalar (object or array)')}"
         )
+        wrong_type = _text(f"field {column.name} is not {column.type}")
         if column.type in {"INT", "BIGINT"}:
-            # a CAST alone would truncate 1.5 to 1: integers must be written as integers
-            whens.append(
-                f"WHEN NOT REGEXP(JSON_VALUE(`payload`, {path}), '^-?[0-9]+$') "
-                f"THEN {_text(f'field {column.name} is not {column.type}')}"
-            )
+            whens.append(f"WHEN NOT {_is_integer_text(column)} THEN {wrong_type}")
         if column.type != "STRING":
-            whens.append(
-                f"WHEN `{column.name}` IS NULL THEN {_text(f'field {column.name} is not {column.type}')}"
-            )
+            whens.append(f"WHEN `{column.name}` IS NULL THEN {wrong_type}")
     return "CASE\n    " + "\n    ".join(whens) + "\n  END"
 
 

@@ -35,8 +35,13 @@ class Outcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def expectations_outcome(url: str, spec: PipelineSpec, physical_table: str) -> Outcome:
-    """Run the spec's expectations with an ephemeral GX context over the warehouse."""
+def expectations_outcome(
+    url: str, spec: PipelineSpec, physical_table: str, *, day_column: str | None = None
+) -> Outcome:
+    """Run the spec's expectations with an ephemeral GX context over the warehouse.
+
+    With `day_column` (a batch table), the days of the unexpected rows are collected
+    too (metadata `failing_days`), so that exactly those days can be recomputed."""
     if not spec.checks:
         return Outcome(EXPECTATIONS, True, "no expectations declared")
     import great_expectations as gx
@@ -53,8 +58,13 @@ def expectations_outcome(url: str, spec: PipelineSpec, physical_table: str) -> O
     suite = gx.ExpectationSuite(name=f"{spec.name}_gate")
     for check in spec.checks:
         suite.add_expectation(getattr(gxe, expectation_class_name(check.expectation))(**check.kwargs))
-    result = batch.validate(suite)
+    if day_column is None:
+        result = batch.validate(suite)
+    else:
+        complete = {"result_format": "COMPLETE", "unexpected_index_column_names": [day_column]}
+        result = batch.validate(suite, result_format=complete)
     failures, details = [], []
+    failing_days: set[str] = set()
     for item in result.results:
         config = item.expectation_config
         if config is None:
@@ -70,11 +80,17 @@ def expectations_outcome(url: str, spec: PipelineSpec, physical_table: str) -> O
         raised = (item.exception_info or {}).get("raised_exception")
         if raised:
             detail["exception"] = str((item.exception_info or {}).get("exception_message"))[:500]
+        for row in item.result.get("unexpected_index_list") or [] if day_column else []:
+            if isinstance(row, dict) and row.get(day_column) is not None:
+                failing_days.add(str(row[day_column]))
         details.append(detail)
         if not item.success:
             failures.append(f"{config.type}({kwargs}): {detail['unexpected_count']} unexpected")
     summary = "all expectations met" if not failures else "; ".join(failures)
-    return Outcome(EXPECTATIONS, not failures, summary, {"results": details, "failed": len(failures)})
+    metadata: dict[str, Any] = {"results": details, "failed": len(failures)}
+    if day_column is not None:
+        metadata["failing_days"] = sorted(failing_days)
+    return Outcome(EXPECTATIONS, not failures, summary, metadata)
 
 
 def unique_key_outcome(conn: Connection, spec: PipelineSpec, physical_table: str) -> Outcome:

@@ -115,6 +115,8 @@ batch_days = Table(
     Column("rows", Integer, nullable=False),
     Column("read_until", JSON, nullable=False),  # {topic: {partition: end offset when the day was computed}}
     Column("materialized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("check_failed_at", DateTime(timezone=True)),  # migration 5: a scheduled check failed on it
+    Column("check_failure", Text),  # migration 5
 )
 
 
@@ -157,12 +159,18 @@ def _migration_4(conn: Connection) -> None:
     metadata.create_all(conn, tables=[input_counts])
 
 
+def _migration_5(conn: Connection) -> None:
+    for column, kind in (("check_failed_at", "TIMESTAMP WITH TIME ZONE"), ("check_failure", "TEXT")):
+        conn.execute(text(f'ALTER TABLE "{SCHEMA}".batch_days ADD COLUMN IF NOT EXISTS {column} {kind}'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
     (4, _migration_4),
+    (5, _migration_5),
 ]
 
 
@@ -326,7 +334,13 @@ def record_batch_days(
         conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[batch_days.c.pipeline, batch_days.c.day],
-                set_={"rows": rows, "read_until": read_until, "materialized_at": func.now()},
+                set_={
+                    "rows": rows,
+                    "read_until": read_until,
+                    "materialized_at": func.now(),
+                    "check_failed_at": None,
+                    "check_failure": None,
+                },
             )
         )
 
@@ -337,6 +351,27 @@ def batch_day_reads(conn: Connection, pipeline: str) -> dict[Any, dict[str, dict
         select(batch_days.c.day, batch_days.c.read_until).where(batch_days.c.pipeline == pipeline)
     )
     return {day: read_until for day, read_until in rows}
+
+
+def mark_failed_days(conn: Connection, *, pipeline: str, days: list[Any], failure: str) -> list[Any]:
+    """Record a failed check on computed days; returns the days that were computed."""
+    rows = conn.execute(
+        update(batch_days)
+        .where(batch_days.c.pipeline == pipeline, batch_days.c.day.in_(days))
+        .values(check_failed_at=func.now(), check_failure=failure[:4000])
+        .returning(batch_days.c.day)
+    )
+    return sorted(rows.scalars())
+
+
+def failed_batch_days(conn: Connection, pipeline: str) -> dict[Any, datetime]:
+    """day -> when a check failed on it, for days not recomputed since."""
+    rows = conn.execute(
+        select(batch_days.c.day, batch_days.c.check_failed_at).where(
+            batch_days.c.pipeline == pipeline, batch_days.c.check_failed_at.is_not(None)
+        )
+    )
+    return {day: failed_at for day, failed_at in rows}
 
 
 @dataclass(frozen=True)

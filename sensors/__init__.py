@@ -10,6 +10,7 @@ from dagster import ScheduleDefinition, SensorDefinition
 from kappa_orch import (
     LoadedPipeline,
     data_quality_schedule,
+    failed_day_sensor,
     late_data_sensor,
     reprocess_job,
     reprocess_sensor,
@@ -25,6 +26,7 @@ def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]
         reprocess_sensor(pipelines, minimum_interval_seconds=30),
         retire_sensor(pipelines, minimum_interval_seconds=300),
         late_data_sensor(pipelines, minimum_interval_seconds=60),
+        failed_day_sensor(pipelines, minimum_interval_seconds=60),
     ]
 
 

@@ -218,3 +218,48 @@ def late_data_sensor(
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor
+
+
+def failed_day_sensor(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    name: str = "kappa_failed_day_sensor",
+    minimum_interval_seconds: int = 60,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+) -> SensorDefinition:
+    """Request a backfill of the batch days a scheduled check failed on, for specs with
+    `batch.recompute_failed_days`. Once per failure: a recomputed day clears its mark, and
+    the run key carries the failure's time."""
+    chosen = [p for p in pipelines if p.spec.batch is not None and p.spec.batch.recompute_failed_days]
+
+    @sensor(
+        name=name,
+        asset_selection=AssetSelection.assets(*[batch_key(p.spec) for p in chosen]),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests a backfill of batch days that failed a data-quality check.",
+    )
+    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
+        if not chosen:
+            return SkipReason("no spec sets batch.recompute_failed_days")
+        try:
+            with warehouse.begin() as conn:
+                registry.migrate(conn)
+                failed = {p.name: registry.failed_batch_days(conn, p.name) for p in chosen}
+        except KappaError as exc:
+            return SkipReason(f"registry not reachable: {exc.problem}")
+        requests = [
+            RunRequest(
+                run_key=f"check:{pipeline.name}:{day.isoformat()}:{failed_at.timestamp():.0f}",
+                asset_selection=[batch_key(pipeline.spec)],
+                partition_key=day.isoformat(),
+                tags={"kappa/pipeline": pipeline.name, "kappa/reason": "failed check"},
+            )
+            for pipeline in chosen
+            for day, failed_at in sorted(failed[pipeline.name].items())
+        ]
+        if not requests:
+            return SkipReason("no batch day has a failed check")
+        return SensorResult(run_requests=requests)
+
+    return _sensor

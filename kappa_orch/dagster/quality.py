@@ -1,9 +1,11 @@
 # no `from __future__ import annotations`: Dagster reads the check's parameter types
-"""Scheduled data quality: each serving alias's expectations, run by a checks-only job on
-a schedule, without re-materialising anything. A failure shows as a failed asset check
-with the failing expectation, its unexpected count and sample values."""
+"""Scheduled data quality: each serving alias's and each batch table's expectations, run
+by a checks-only job on a schedule, without re-materialising anything. A failure shows
+as a failed asset check with the failing expectation, its unexpected count and sample
+values; on a batch table also with the days it fails on."""
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from dagster import (
@@ -17,14 +19,32 @@ from dagster import (
     asset_check,
     define_asset_job,
 )
+from sqlalchemy import inspect
 
-from kappa_orch.dagster.assets import alias_key
-from kappa_orch.gate import expectations_outcome
+from kappa_orch import registry
+from kappa_orch.dagster.assets import alias_key, batch_key
+from kappa_orch.gate import EXPECTATIONS, Outcome, expectations_outcome
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 DATA_QUALITY_JOB = "kappa_data_quality"
 SERVING_CHECK = "serving_expectations"
+BATCH_CHECK = "batch_expectations"
+
+
+def _result(outcome: Outcome, **extra: Any) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.summary,
+        metadata={
+            "summary": outcome.summary,
+            **{
+                k: MetadataValue.json(v) if isinstance(v, list | dict) else v
+                for k, v in {**outcome.metadata, **extra}.items()
+            },
+        },
+    )
 
 
 def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
@@ -38,32 +58,61 @@ def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         outcome = expectations_outcome(warehouse.url, spec, spec.target.table_name)
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
-        return AssetCheckResult(
-            passed=outcome.passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=outcome.summary,
-            metadata={
-                "summary": outcome.summary,
-                **{
-                    k: MetadataValue.json(v) if isinstance(v, list | dict) else v
-                    for k, v in outcome.metadata.items()
-                },
-            },
-        )
+        return _result(outcome)
 
     return _check
 
 
-def alias_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
-    return [alias_check(p) for p in pipelines]
+def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+    """The spec's expectations on the batch table; the days of unexpected rows are recorded
+    (and, with `batch.recompute_failed_days`, the failed-day sensor requests their backfill)."""
+    spec = pipeline.spec
+    assert spec.batch is not None and spec.batch_table is not None
+    batch, table = spec.batch, spec.batch_table
+
+    @asset_check(
+        asset=batch_key(spec),
+        name=BATCH_CHECK,
+        description="The spec's Great Expectations suite on the batch table, with the days that fail.",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.begin() as conn:
+            registry.migrate(conn)
+            computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
+        if not computed:
+            return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))
+        outcome = expectations_outcome(warehouse.url, spec, table, day_column=batch.day_column)
+        failing = [date.fromisoformat(d) for d in outcome.metadata.get("failing_days", [])]
+        marked: list[date] = []
+        if failing:
+            with warehouse.begin() as conn:
+                marked = registry.mark_failed_days(
+                    conn, pipeline=spec.name, days=failing, failure=outcome.summary
+                )
+            action = (
+                "their backfill is requested by kappa_failed_day_sensor"
+                if batch.recompute_failed_days
+                else "set batch.recompute_failed_days to have them recomputed"
+            )
+            context.log.warning(f"{spec.name}: check failed on {len(failing)} day(s) ({action})")
+        context.log.info(f"{spec.target.schema_name}.{table}: {outcome.summary}")
+        return _result(outcome, recompute_requested=bool(batch.recompute_failed_days and marked))
+
+    return _check
+
+
+def data_quality_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
+    """The scheduled checks: each alias's, and each batch table's."""
+    checks = [alias_check(p) for p in pipelines]
+    return checks + [batch_check(p) for p in pipelines if p.spec.batch is not None]
 
 
 def data_quality_job(pipelines: Sequence[LoadedPipeline]) -> Any:  # an unresolved asset job
     """Runs every alias's serving check, and nothing else."""
     return define_asset_job(
         DATA_QUALITY_JOB,
-        selection=AssetSelection.checks(*alias_checks(pipelines)),
-        description="Data-quality checks of every serving alias (no materialisation).",
+        selection=AssetSelection.checks(*data_quality_checks(pipelines)),
+        description="Data-quality checks of every serving alias and batch table (no materialisation).",
     )
 
 
@@ -76,5 +125,5 @@ def data_quality_schedule(
         job=data_quality_job(pipelines),
         cron_schedule=cron_schedule,
         execution_timezone=timezone,
-        description="Runs the data-quality checks of every serving alias.",
+        description="Runs the data-quality checks of every serving alias and batch table.",
     )

@@ -228,6 +228,10 @@ class Batch(_Strict):
     days_per_run: int = Field(
         default=7, ge=1, le=366, description="Backfill policy: at most this many days in one Flink job."
     )
+    recompute_failed_days: bool = Field(
+        default=False,
+        description="When a scheduled check fails on some days of the batch table, request their backfill.",
+    )
 
 
 class DeadLetters(_Strict):

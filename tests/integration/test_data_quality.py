@@ -1,19 +1,24 @@
 """Scheduled data-quality checks on the real stack: the checks-only job runs every
-alias's expectations without materialising anything, and reports a failure with the
-failing expectation, its unexpected count and sample values."""
+alias's and batch table's expectations without materialising anything, and reports a
+failure with the failing expectation, its unexpected count and sample values; a
+failure on a day of the batch table requests exactly that day's backfill, which
+repairs it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import AssetsDefinition, DagsterInstance, Definitions, build_sensor_context, materialize
 from sqlalchemy import text
 
 from assets.sample_events import sample_events
-from kappa_orch import alias_checks, data_quality_schedule, pipeline_assets
-from kappa_orch.dagster.quality import DATA_QUALITY_JOB
+from kappa_orch import data_quality_checks, data_quality_schedule, failed_day_sensor, pipeline_assets
+from kappa_orch.batch import run_batch
+from kappa_orch.dagster.assets import batch_key
+from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, SERVING_CHECK
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -22,6 +27,8 @@ from tests.integration.test_reprocess import expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
 
+DAYS = [date(2026, 1, 1), date(2026, 1, 2)]  # 2,000 events a minute apart
+
 
 @pytest.fixture
 def platform(
@@ -29,7 +36,12 @@ def platform(
 ) -> Iterator[Platform]:
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         events = sample_events(2_000, step_ms=60_000).authorizations
-        kafka.produce(platform.topic("payments.authorizations"), events, key=lambda e: e["account"])  # type: ignore[index]
+        kafka.produce(
+            platform.topic("payments.authorizations"),
+            events,
+            key=lambda e: e["account"],  # type: ignore[index]
+            timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
+        )
         platform.events = events  # type: ignore[attr-defined]
         yield platform
 
@@ -38,22 +50,26 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource
 ) -> None:
     pipelines = list(platform.pipelines().values())
-    assert run(platform, pipelines[0], kafka, flink).success
+    [pipeline] = pipelines
+    assert run(platform, pipeline, kafka, flink).success
     wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
+    run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
 
     schedule = data_quality_schedule(pipelines, cron_schedule="*/15 * * * *")
     assert schedule.cron_schedule == "*/15 * * * *"
     defs = Definitions(
         assets=pipeline_assets(pipelines),
-        asset_checks=alias_checks(pipelines),
+        asset_checks=data_quality_checks(pipelines),
         schedules=[schedule],
         resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
     )
     job = defs.resolve_job_def(DATA_QUALITY_JOB)
 
     healthy = job.execute_in_process(instance=DagsterInstance.ephemeral())
-    [evaluation] = healthy.get_asset_check_evaluations()
-    assert evaluation.check_name == "serving_expectations" and evaluation.passed
+    assert {e.check_name: e.passed for e in healthy.get_asset_check_evaluations()} == {
+        SERVING_CHECK: True,
+        BATCH_CHECK: True,
+    }
     assert healthy.get_asset_materialization_events() == []
 
     # a bad row reaches the serving table: the next scheduled run says so
@@ -64,11 +80,45 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
                 "VALUES ('acct-bad', DATE '2026-01-01', 1, -5)"
             )
         )
+        conn.execute(
+            text(
+                "INSERT INTO analytics.daily_spend_daily (account, spend_day, authorizations, spend_cents) "
+                "VALUES ('acct-bad', DATE '2026-01-02', 1, -7)"
+            )
+        )
     failing = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
-    [evaluation] = failing.get_asset_check_evaluations()
+    evaluations = {e.check_name: e for e in failing.get_asset_check_evaluations()}
+    evaluation = evaluations[SERVING_CHECK]
     assert not evaluation.passed
     [detail] = [r for r in evaluation.metadata["results"].value if not r["success"]]  # type: ignore[union-attr]
     assert detail["expectation"] == "expect_column_values_to_be_between"
     assert detail["unexpected_count"] == 1
     assert detail["sample_unexpected"] == [-5]
     assert failing.get_asset_materialization_events() == []
+    on_batch = evaluations[BATCH_CHECK]
+    assert not on_batch.passed
+    assert on_batch.metadata["failing_days"].value == ["2026-01-02"]  # type: ignore[union-attr]
+    assert on_batch.metadata["recompute_requested"].value is True
+
+    # the spec asks for it (batch.recompute_failed_days): the sensor requests that day, once
+    sensor = failed_day_sensor(pipelines)
+    with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
+        [request] = sensor(context).run_requests  # type: ignore[union-attr]
+    assert request.partition_key == "2026-01-02"
+    assert request.asset_selection == [batch_key(pipeline.spec)]
+    assert request.tags["kappa/reason"] == "failed check"
+    done = materialize(
+        [a for a in pipeline_assets(pipelines) if isinstance(a, AssetsDefinition) and a.partitions_def],
+        partition_key=request.partition_key,
+        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert done.success
+    # the recomputed day is the stream's again, and nothing more is requested
+    with platform.warehouse.connect() as conn:
+        bad = conn.execute(text("SELECT count(*) FROM analytics.daily_spend_daily WHERE spend_cents < 0"))
+        assert bad.scalar_one() == 0
+    with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
+        assert not getattr(sensor(context), "run_requests", None)
+    repaired = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert {e.check_name: e.passed for e in repaired.get_asset_check_evaluations()}[BATCH_CHECK]
