@@ -16,11 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, Table, delete, func, insert, select
+from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 
 from kappa_orch import registry
 from kappa_orch.errors import KappaError
-from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, checked_source_ddl, sink_ddl, valid_view_ddl
+from kappa_orch.flink_sql import (
+    JOB_CONFIGURATION,
+    VersionJob,
+    checked_source_ddl,
+    sink_ddl,
+    snapshot_source_ddl,
+    snapshot_table,
+    valid_view_ddl,
+)
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -53,22 +61,33 @@ def batch_job(
     begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
     setup: list[str] = []
     for source in spec.sources:
+        # with a bootstrap snapshot, days before its `until` come from the snapshot
+        until = day_start_ms(source.bootstrap.until) if source.bootstrap else None
+        log_from = begin if until is None else max(begin, until)
         setup += checked_source_ddl(
             source,
             bootstrap=bootstrap,
             group_id=f"kappa.batch.{spec.name}",
             startup_mode="timestamp",
             extra_options={
-                "scan.startup.timestamp-millis": str(begin),
+                "scan.startup.timestamp-millis": str(log_from),
                 "scan.bounded.mode": "latest-offset",
             },
         )
         event_time = source.event_time.column if source.event_time else "event_time"
-        in_range = (
-            f"`{event_time}` >= TO_TIMESTAMP_LTZ({begin}, 3) AND `{event_time}` < TO_TIMESTAMP_LTZ({end}, 3)"
-        )
+
+        def in_range(start: int, stop: int, column: str = event_time) -> str:
+            return f"`{column}` >= TO_TIMESTAMP_LTZ({start}, 3) AND `{column}` < TO_TIMESTAMP_LTZ({stop}, 3)"
+
+        snapshot = None
+        if until is not None and begin < until:
+            setup.append(snapshot_source_ddl(source, jdbc=jdbc))
+            columns = ", ".join(f"`{c}`" for c in source.sql_columns())
+            snapshot = (
+                f"SELECT {columns} FROM `{snapshot_table(source)}` WHERE {in_range(begin, min(end, until))}"
+            )
         # the same valid events the streaming job reads (dead letters are the streaming job's to report)
-        setup.append(valid_view_ddl(source, where=in_range))
+        setup.append(valid_view_ddl(source, where=in_range(log_from, end), union=snapshot))
     setup.append(sink_ddl(spec, physical_table=staging_table, jdbc=jdbc))
     select_sql = pipeline.sql_text.strip().rstrip(";")
     return VersionJob(
@@ -96,6 +115,37 @@ def retention_gaps(kafka: KafkaResource, topics: Sequence[str], needed_from_ms: 
                     f"{gap_from:%Y-%m-%d %H:%M} on (gap {gap_to - gap_from})"
                 )
     return problems
+
+
+def log_needed_from(spec: PipelineSpec, first: date, last: date) -> dict[str, int]:
+    """Per topic, the earliest time (ms) the run reads from the log: the first day's start,
+    or a bootstrap snapshot's `until` when the snapshot covers the days before it (pure).
+    Topics the run does not need at all (the snapshot covers every day) are left out."""
+    needed: dict[str, int] = {}
+    end = day_start_ms(last) + DAY_MS
+    for source in spec.sources:
+        start = day_start_ms(first)
+        if source.bootstrap is not None:
+            start = max(start, day_start_ms(source.bootstrap.until))
+        if start < end:
+            needed[source.topic] = min(start, needed.get(source.topic, start))
+    return needed
+
+
+def _check_snapshots(spec: PipelineSpec, first: date, warehouse: WarehouseResource) -> None:
+    for source in spec.sources:
+        if source.bootstrap is None or first >= source.bootstrap.until:
+            continue
+        schema, table = source.bootstrap.table.split(".")
+        with warehouse.begin() as conn:
+            found = inspect(conn).has_table(table, schema=schema)
+        if not found:
+            raise KappaError(
+                f"the bootstrap snapshot {source.bootstrap.table} of source {source.name!r} "
+                f"({spec.name!r}) does not exist; days before {source.bootstrap.until} are read from it",
+                f"load the snapshot (columns: {', '.join(c.name for c in source.columns)}) or backfill "
+                f"from {source.bootstrap.until} on",
+            )
 
 
 @dataclass(frozen=True)
@@ -129,12 +179,16 @@ def run_batch(
             f"backfill from {spec.batch.start_date} on, or move batch.start_date in the spec",
         )
     topics = sorted({s.topic for s in spec.sources})
-    gaps = retention_gaps(kafka, topics, day_start_ms(first))
+    gaps = []
+    for topic, needed_from in log_needed_from(spec, first, last).items():
+        gaps += retention_gaps(kafka, [topic], needed_from)
     if gaps:
         raise KappaError(
             f"the log no longer holds all of {first}..{last} for {spec.name!r}:\n  " + "\n  ".join(gaps),
-            "backfill only days the topics still hold, or restore the history (e.g. from a snapshot) first",
+            "backfill only days the topics still hold, or declare a bootstrap snapshot table on the source "
+            "(sources[].bootstrap: {table, until}) that holds the events before the topic's oldest day",
         )
+    _check_snapshots(spec, first, warehouse)
     started = time.monotonic()
     staging = f"{spec.batch_table}__stage_{uuid.uuid4().hex[:8]}"
     read_until = {t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()} for t in topics}

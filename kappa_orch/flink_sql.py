@@ -156,13 +156,38 @@ def checked_source_ddl(
     ]
 
 
-def valid_view_ddl(source: Source, *, where: str | None = None) -> str:
-    """`<source>`: the declared columns of valid events (and `where`, when given)."""
+def valid_view_ddl(source: Source, *, where: str | None = None, union: str | None = None) -> str:
+    """`<source>`: the declared columns of valid events (and `where`, when given), plus the
+    rows of `union` (a SELECT of the same columns), when given."""
     columns = ", ".join(f"`{c}`" for c in source.sql_columns())
     condition = "`kappa_reason` IS NULL" + (f" AND {where}" if where else "")
-    return (
+    view = (
         f"CREATE TEMPORARY VIEW `{source.name}` AS\n"
         f"SELECT {columns} FROM `{checked_view(source)}` WHERE {condition}"
+    )
+    return view + (f"\nUNION ALL\n{union}" if union else "")
+
+
+def snapshot_table(source: Source) -> str:
+    return f"kappa_snapshot_{source.name}"
+
+
+def snapshot_source_ddl(source: Source, *, jdbc: Mapping[str, str]) -> str:
+    """The source's bootstrap snapshot (a warehouse table of typed events) as a JDBC source."""
+    assert source.bootstrap is not None and source.event_time is not None
+    event_time = source.event_time
+    columns = [f"`{c.name}` {c.type}" for c in source.columns]
+    columns.append(f"`{event_time.column}` AS TO_TIMESTAMP_LTZ(`{event_time.from_column}`, 3)")
+    options = {
+        "connector": "jdbc",
+        "url": jdbc["url"],
+        "table-name": source.bootstrap.table,
+        "username": jdbc["username"],
+        "password": jdbc["password"],
+    }
+    body = ",\n  ".join(columns)
+    return (
+        f"CREATE TEMPORARY TABLE `{snapshot_table(source)}` (\n  {body}\n) WITH (\n  {_options(options)}\n)"
     )
 
 

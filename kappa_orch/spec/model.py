@@ -103,12 +103,36 @@ class EventTime(_Strict):
     watermark_delay: Duration = Field(default="5s", description="How late events may arrive (duration).")
 
 
+class Bootstrap(_Strict):
+    """A snapshot of the source's older events, for batch days the topic no longer holds."""
+
+    table: str = Field(
+        description="schema.table in the warehouse: one row per event, a column per declared source column."
+    )
+    until: date = Field(
+        description="The snapshot holds every event before this day (UTC); the topic is read from it on."
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"bootstrap table {value!r} must be schema.table, e.g. archive.authorizations")
+        for part in parts:
+            check_identifier(part)
+        return value
+
+
 class Source(_Strict):
     name: SqlName = Field(description="The name the SQL uses for this source.")
     topic: Annotated[str, StringConstraints(pattern=TOPIC)] = Field(description="Kafka topic.")
     format: Literal["json"] = Field(default="json", description="Event encoding.")
     columns: list[Column] = Field(min_length=1, description="Fields read from each event.")
     event_time: EventTime | None = Field(default=None, description="Event-time column and watermark.")
+    bootstrap: Bootstrap | None = Field(
+        default=None, description="Snapshot table that batch runs read for days before `until`."
+    )
 
     @model_validator(mode="after")
     def _event_time_source_exists(self) -> Source:
@@ -116,6 +140,11 @@ class Source(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate column(s) {duplicates} in source {self.name!r}")
+        if self.bootstrap is not None and self.event_time is None:
+            raise ValueError(
+                f"bootstrap of source {self.name!r} needs an event_time "
+                "(the snapshot covers days of event time)"
+            )
         if self.event_time is not None:
             if self.event_time.from_column not in names:
                 raise ValueError(

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kappa_orch.batch import batch_job, consecutive_runs, day_start_ms
+from kappa_orch.batch import batch_job, consecutive_runs, day_start_ms, log_needed_from
 from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
+from kappa_orch.spec.model import Bootstrap, LoadedPipeline
 from tests.unit.test_spec_validation import SQL, write
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -93,3 +94,44 @@ def test_late_days_are_the_computed_days_with_records_past_what_they_read() -> N
         ("other", 0, 500, ts(2)),  # a topic day 2 did not read
     ]
     assert late_days(reads, records) == {date(2026, 1, 1)}
+
+
+def with_bootstrap(until: date) -> LoadedPipeline:
+    source = PIPELINE.spec.sources[0]
+    bootstrap = Bootstrap(table="archive.auth_snapshot", until=until)
+    spec = PIPELINE.spec.model_copy(update={"sources": [source.model_copy(update={"bootstrap": bootstrap})]})
+    return PIPELINE.model_copy(update={"spec": spec})
+
+
+def test_a_bootstrap_snapshot_covers_the_days_before_until() -> None:
+    topic = PIPELINE.spec.sources[0].topic
+    jan = [date(2026, 1, d) for d in range(1, 6)]
+    assert log_needed_from(PIPELINE.spec, jan[0], jan[4]) == {topic: day_start_ms(jan[0])}
+    snapshot = with_bootstrap(jan[2])
+    assert log_needed_from(snapshot.spec, jan[0], jan[4]) == {topic: day_start_ms(jan[2])}
+    assert log_needed_from(snapshot.spec, jan[0], jan[1]) == {}  # all from the snapshot
+    assert log_needed_from(snapshot.spec, jan[3], jan[4]) == {topic: day_start_ms(jan[3])}
+
+    job = batch_job(
+        snapshot, first=jan[0], last=jan[4], staging_table="stage", bootstrap="127.0.0.1:9092", jdbc=JDBC
+    )
+    source, _, table, view, _ = job.setup
+    assert f"'scan.startup.timestamp-millis' = '{day_start_ms(jan[2])}'" in source
+    assert table.startswith("CREATE TEMPORARY TABLE `kappa_snapshot_authorizations` (")
+    assert "'table-name' = 'archive.auth_snapshot'" in table
+    assert "`event_time` AS TO_TIMESTAMP_LTZ(`ts`, 3)" in table
+    log_part, snapshot_part = view.split("\nUNION ALL\n")
+    assert f"`event_time` >= TO_TIMESTAMP_LTZ({day_start_ms(jan[2])}, 3)" in log_part
+    assert snapshot_part.startswith("SELECT `auth_id`,")
+    assert snapshot_part.endswith(
+        f"`event_time` >= TO_TIMESTAMP_LTZ({day_start_ms(jan[0])}, 3) "
+        f"AND `event_time` < TO_TIMESTAMP_LTZ({day_start_ms(jan[2])}, 3)"
+    )
+
+
+def test_bootstrap_spec_rules(tmp_path: Path) -> None:
+    base = yaml.safe_load((ASSETS / "daily_spend.yaml").read_text())
+    base["sources"][0]["bootstrap"] = {"table": "no_schema", "until": "2026-01-03"}
+    with pytest.raises(SpecErrors) as error:
+        load_pipeline(write(tmp_path, base))
+    assert "bootstrap table 'no_schema' must be schema.table" in error.value.problems[0].problem
