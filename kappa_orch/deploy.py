@@ -9,12 +9,14 @@ point is repaired by deploying again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from kappa_orch import registry
+from kappa_orch.batch import retention_gaps
 from kappa_orch.errors import KappaError
 from kappa_orch.flink_sql import version_job
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
@@ -22,7 +24,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, point_alias
 from kappa_orch.spec.fingerprint import fingerprint
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 # a version left in `deploying` longer than this by a crashed run may be taken over
 STALE_DEPLOY = timedelta(minutes=10)
@@ -115,6 +117,24 @@ def plan_deploy(
     )
 
 
+def check_replay_history(pipeline: LoadedPipeline, kafka: KafkaResource) -> None:
+    """The retention guard of a replay: a new version replays the log from the earliest
+    offsets; when the spec declares `start.retention_needed`, every source topic must
+    still hold that much history. Raises before anything is written."""
+    spec = pipeline.spec
+    if spec.start.position != "earliest" or spec.start.retention_needed is None:
+        return
+    needed_from_ms = int((time.time() - parse_duration(spec.start.retention_needed)) * 1000)
+    gaps = retention_gaps(kafka, sorted({s.topic for s in spec.sources}), needed_from_ms)
+    if gaps:
+        raise KappaError(
+            f"a replay of {spec.name!r} needs {spec.start.retention_needed} of history "
+            "(start.retention_needed), and the log no longer holds it:\n  " + "\n  ".join(gaps),
+            "raise the topics' retention.ms, or lower start.retention_needed if the pipeline can do with "
+            "less; nothing was deployed",
+        )
+
+
 def deploy(
     pipeline: LoadedPipeline,
     *,
@@ -146,6 +166,8 @@ def deploy(
         if plan.action == "none":
             row = next(r for r in rows if r.version == plan.version)
             return DeployResult(plan, row.flink_job_id, row.deployed_offsets or {})
+        if plan.action == "deploy":
+            check_replay_history(pipeline, kafka)
         if plan.action == "deploy":
             registry.add_version(
                 conn,

@@ -27,6 +27,11 @@ from kappa_orch.spec.model import Column, PipelineSpec, Source, parse_duration
 JOB_CONFIGURATION = {
     # event-time days and windows are UTC, whatever the cluster's clock zone
     "table.local-time-zone": "UTC",
+    # group aggregates (the spec's and the input counters) update their state and emit
+    # once per bundle of records instead of once per record; flushed at every checkpoint
+    "table.exec.mini-batch.enabled": "true",
+    "table.exec.mini-batch.allow-latency": "1s",
+    "table.exec.mini-batch.size": "5000",
 }
 
 

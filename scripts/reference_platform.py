@@ -63,7 +63,12 @@ def main() -> None:
         kafka.produce(AUTHORIZATIONS_TOPIC, events.authorizations, key=lambda e: e["account"])
         kafka.produce(SETTLEMENTS_TOPIC, events.settlements, key=lambda e: e["auth_id"])
         rate = len(events.authorizations) / (time.monotonic() - t0)
-        print(f"      batch {batch + 1}: {len(events.authorizations):,} authorizations ({rate:,.0f}/s)")
+        # a few broken events, as real producers send them: they go to the dead-letter topics
+        kafka.produce(AUTHORIZATIONS_TOPIC, BROKEN)
+        print(
+            f"      batch {batch + 1}: {len(events.authorizations):,} authorizations ({rate:,.0f}/s)"
+            f" + {len(BROKEN)} broken events"
+        )
         time.sleep(3)
         show_counts(warehouse)
 
@@ -78,6 +83,13 @@ def main() -> None:
         time.sleep(3)
     time.sleep(3)  # the JDBC sinks flush every second
     show_counts(warehouse)
+    for status in pipeline_status(PIPELINES, kafka=kafka, flink=flink, warehouse=warehouse):
+        live = next((v for v in status.versions if v.version == status.live_version), None)
+        if live is not None:
+            print(
+                f"      {status.pipeline}: input {live.input:,}, dead-lettered {live.dead_lettered:,}"
+                f" -> {status.dead_letter_topic}"
+            )
     print(
         "\nThe platform is running. Next:\n"
         "  .venv/bin/kappa-orch status                       live versions, jobs, lag\n"
@@ -86,6 +98,14 @@ def main() -> None:
         "  Flink UI                                          http://127.0.0.1:8081\n"
         "  .venv/bin/kappa-orch stack down                   stop everything"
     )
+
+
+BROKEN = [
+    b"{not json",
+    b'{"auth_id": "x-1", "merchant": "m-001", "amount_cents": 100, "status": "approved", "ts": "soon"}',
+    b'{"auth_id": "x-2", "account": "acct-0001", "merchant": "m-001", "amount_cents": "lots", '
+    b'"status": "approved", "ts": 1767225600000}',
+]
 
 
 def show_counts(warehouse: object) -> None:

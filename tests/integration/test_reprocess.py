@@ -23,6 +23,8 @@ from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
 from kappa_orch import pipeline_assets, registry, reprocess_sensor
+from kappa_orch.deploy import deploy
+from kappa_orch.errors import KappaError
 from kappa_orch.reprocess import retire, swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -342,3 +344,26 @@ def test_readers_see_one_whole_version_across_swaps(
     assert swaps_done == 6 and len(seen) > 50
     assert set(seen) <= {answers[1], answers[2]}
     assert set(seen) == {answers[1], answers[2]}
+
+
+def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    pipeline = platform.pipelines()["daily_spend"]
+    assert pipeline.spec.start.retention_needed == "7d"
+    topic = platform.topic("payments.authorizations")
+    # the events were produced just now: after retention deleted the oldest, the topic
+    # holds less than the 7 days the spec needs
+    kafka.delete_records_before(topic, {p: 10 for p in kafka.end_offsets(topic)})
+    jobs_before = len(flink.list_jobs())
+    with pytest.raises(KappaError) as error:
+        deploy(pipeline, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert "a replay of 'daily_spend' needs 7d of history (start.retention_needed)" in error.value.problem
+    assert f"topic '{topic}' partition 0: records before offset 10 were deleted by retention" in (
+        error.value.problem
+    )
+    assert "retention.ms" in (error.value.fix or "")
+    with platform.warehouse.begin() as conn:
+        registry.migrate(conn)  # the failed deploy's transaction rolled back, the migration too
+    assert versions(platform) == {}  # nothing written
+    assert len(flink.list_jobs()) == jobs_before

@@ -75,7 +75,8 @@ def test_sink_is_a_jdbc_upsert_into_the_version_table() -> None:
     assert "'table-name' = 'analytics.daily_spend__v3'" in sink
     assert built.inserts[0] == "INSERT INTO `kappa_sink`\n" + PIPELINES["daily_spend"].sql_text.strip()
     assert built.job_name == "kappa:daily_spend:v3"
-    assert built.configuration == {"table.local-time-zone": "UTC"}
+    assert built.configuration["table.local-time-zone"] == "UTC"
+    assert built.configuration["table.exec.mini-batch.enabled"] == "true"
 
 
 def test_a_join_gets_one_source_table_per_topic() -> None:
