@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
@@ -60,8 +60,8 @@ def pipeline_status(
         for row in (r for r in rows if r.pipeline == pipeline.name):
             active = row.state in registry.RUNNING_STATES and row.flink_job_id
             job_state = flink.job_state(row.flink_job_id) if active and row.flink_job_id else None
-            lag = None
-            if active:
+            lag = None  # only a running job has a meaningful lag
+            if job_state in ACTIVE_JOB_STATES:
                 lag = sum(
                     sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
                 )

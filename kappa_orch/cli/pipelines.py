@@ -194,7 +194,8 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
             f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}"
         )
         for v in s.versions:
-            extra = f" job {v.job_state} lag {v.lag}" if v.job_state else ""
+            extra = f" job {v.job_state}" if v.job_state else ""
+            extra += f" lag {v.lag:,}" if v.lag is not None else ""
             extra += f" input {v.input:,} dead-lettered {v.dead_lettered:,}" if v.input else ""
             error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
             click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")

@@ -14,8 +14,11 @@ import json
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.spec.sql import normalise
 
-# bump when the hashed content changes meaning, so that every pipeline gets a new version
-FINGERPRINT_FORMAT = 1
+# bump when the hashed content changes meaning, or when the generated job changes what it
+# computes, so that every pipeline gets a new version (a replay, checked, then swapped).
+# 2: broken events go to dead letters instead of reaching the SQL with NULL columns (the
+#    job's operators changed too: its old checkpoints cannot be resumed)
+FINGERPRINT_FORMAT = 2
 
 
 def fingerprint(pipeline: LoadedPipeline) -> str:
