@@ -62,6 +62,16 @@ def check_identifier(name: str) -> str:
     return name
 
 
+def check_qualified_name(value: str, what: str, example: str) -> list[str]:
+    """schema.table, each part an identifier -> [schema, table]."""
+    parts = value.split(".")
+    if len(parts) != 2:
+        raise ValueError(f"{what} {value!r} must be schema.table, e.g. {example}")
+    for part in parts:
+        check_identifier(part)
+    return parts
+
+
 def _check_duration(text: str) -> str:
     parse_duration(text)
     return text
@@ -116,11 +126,7 @@ class Bootstrap(_Strict):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) != 2:
-            raise ValueError(f"bootstrap table {value!r} must be schema.table, e.g. archive.authorizations")
-        for part in parts:
-            check_identifier(part)
+        check_qualified_name(value, "bootstrap table", "archive.authorizations")
         return value
 
 
@@ -173,11 +179,7 @@ class Target(_Strict):
     @field_validator("alias")
     @classmethod
     def _alias(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) != 2:
-            raise ValueError(f"alias {value!r} must be schema.table, e.g. analytics.daily_spend")
-        for part in parts:
-            check_identifier(part)
+        parts = check_qualified_name(value, "alias", "analytics.daily_spend")
         if len(parts[1]) > 55:
             raise ValueError(
                 f"table name {parts[1]!r} is too long: at most 55 characters leave room for __vN"

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, materialize
 
 from assets.sample_events import sample_events
-from kappa_orch import pipeline_assets, registry
-from kappa_orch.dagster.assets import alias_key, version_key
+from kappa_orch import registry
 from kappa_orch.gate import INPUT_BALANCE
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource, Record
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import Platform, isolated_platform
-from tests.integration.test_reprocess import cli, expected, wait_serving
+from tests.integration.test_reprocess import cli, expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -102,22 +100,14 @@ def test_broken_events_are_dead_lettered_and_counts_balance(
 
     pipeline = platform.pipelines()["daily_spend"]
 
-    def run() -> Any:
-        return materialize(
-            pipeline_assets([pipeline]),
-            selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
-            resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
-            instance=DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-
-    assert run().success  # the first version goes live at once
+    assert run(platform, pipeline, kafka, flink).success  # the first version goes live at once
     wait_serving(platform, expected(valid, {"approved"}))
     deadline = time.monotonic() + 60
     while sum(c.records for c in input_counts(platform)) < VALID + len(broken):
         assert time.monotonic() < deadline, input_counts(platform)
         time.sleep(1)
-    result = run()  # the live version's asset again: reports its checks, changes nothing
+    # the live version's asset again: reports its checks, changes nothing
+    result = run(platform, pipeline, kafka, flink)
     assert result.success
 
     [balance] = [e for e in result.get_asset_check_evaluations() if e.check_name == INPUT_BALANCE]
