@@ -135,6 +135,8 @@ def rejection_reason(source: Source) -> str:
             whens.append(f"WHEN NOT {_is_integer_text(column)} THEN {wrong_type}")
         if column.type != "STRING":
             whens.append(f"WHEN `{column.name}` IS NULL THEN {wrong_type}")
+    # never NULL unless the fast path holds: the SQL and the dead letters split the input exactly
+    whens.append(f"ELSE {_text('does not match the source schema')}")
     return "CASE\n    " + "\n    ".join(whens) + "\n  END"
 
 

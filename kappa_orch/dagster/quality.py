@@ -23,13 +23,20 @@ from sqlalchemy import inspect
 
 from kappa_orch import registry
 from kappa_orch.dagster.assets import alias_key, batch_key
-from kappa_orch.gate import EXPECTATIONS, Outcome, expectations_outcome
+from kappa_orch.gate import (
+    EXPECTATIONS,
+    INPUT_BALANCE,
+    Outcome,
+    expectations_outcome,
+    input_balance_outcome,
+)
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 DATA_QUALITY_JOB = "kappa_data_quality"
 SERVING_CHECK = "serving_expectations"
 BATCH_CHECK = "batch_expectations"
+LIVE_BALANCE_CHECK = "live_input_balance"
 
 
 def _result(outcome: Outcome, **extra: Any) -> AssetCheckResult:
@@ -59,6 +66,27 @@ def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
         outcome = expectations_outcome(warehouse.url, spec, spec.target.table_name)
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
         return _result(outcome)
+
+    return _check
+
+
+def live_input_balance_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+    spec = pipeline.spec
+
+    @asset_check(
+        asset=alias_key(spec),
+        name=LIVE_BALANCE_CHECK,
+        description="The live version's job: input = parsed + dead-lettered, per source partition.",
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.begin() as conn:
+            registry.migrate(conn)
+            live = registry.live_versions(conn).get(spec.name)
+            if live is None:
+                return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
+            outcome = input_balance_outcome(conn, spec, live)
+        context.log.info(f"{spec.target.alias} (v{live}): {outcome.summary}")
+        return _result(outcome, version=live)
 
     return _check
 
@@ -102,8 +130,9 @@ def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
 
 
 def data_quality_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
-    """The scheduled checks: each alias's, and each batch table's."""
-    checks = [alias_check(p) for p in pipelines]
+    """The scheduled checks: each alias's expectations and its live job's input balance,
+    and each batch table's expectations."""
+    checks = [alias_check(p) for p in pipelines] + [live_input_balance_check(p) for p in pipelines]
     return checks + [batch_check(p) for p in pipelines if p.spec.batch is not None]
 
 

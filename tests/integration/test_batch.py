@@ -102,7 +102,7 @@ def test_a_retention_gap_is_refused_before_any_work(
     message = error.value.problem
     assert f"topic '{topic}' partition 0: records before offset 100 were deleted by retention" in message
     assert "the range needs 2026-01-01 00:00 on" in message
-    assert "restore the history" in (error.value.fix or "")
+    assert "declare a bootstrap snapshot table on the source" in (error.value.fix or "")
     assert len(flink.list_jobs()) == jobs_before
     with platform.warehouse.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('analytics.daily_spend_daily')")).scalar()

@@ -18,7 +18,7 @@ from assets.sample_events import sample_events
 from kappa_orch import data_quality_checks, data_quality_schedule, failed_day_sensor, pipeline_assets
 from kappa_orch.batch import run_batch
 from kappa_orch.dagster.assets import batch_key
-from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, SERVING_CHECK
+from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, LIVE_BALANCE_CHECK, SERVING_CHECK
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -68,6 +68,7 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     healthy = job.execute_in_process(instance=DagsterInstance.ephemeral())
     assert {e.check_name: e.passed for e in healthy.get_asset_check_evaluations()} == {
         SERVING_CHECK: True,
+        LIVE_BALANCE_CHECK: True,
         BATCH_CHECK: True,
     }
     assert healthy.get_asset_materialization_events() == []

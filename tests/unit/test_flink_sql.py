@@ -49,6 +49,7 @@ def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
     assert "WHEN NOT REGEXP(JSON_VALUE(`payload`, '$.ts'), '^-?[0-9]+$')" in checked
     assert "WHEN `ts` IS NULL THEN CAST('field ts is not BIGINT' AS STRING)" in checked
     assert "`status` IS NULL" not in checked  # any scalar is a STRING
+    assert "ELSE CAST('does not match the source schema' AS STRING)\n  END AS `kappa_reason`" in checked
     assert valid == (
         "CREATE TEMPORARY VIEW `authorizations` AS\n"
         "SELECT `auth_id`, `account`, `merchant`, `amount_cents`, `status`, `ts`, `event_time` "
