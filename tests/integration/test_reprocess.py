@@ -18,14 +18,15 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from dagster import DagsterInstance, build_sensor_context, materialize
 from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
-from kappa_orch import pipeline_assets, registry, reprocess_sensor
+from kappa_orch import pipeline_assets, registry, reprocess_sensor, retire_job, retire_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
-from kappa_orch.reprocess import retire, swap
+from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -257,8 +258,28 @@ def test_rollback_and_retired_versions(
     assert forward.wait(timeout=60) == 0
     assert serving(platform) == v2_rows
 
-    retire(changed, 1, flink=flink, warehouse=platform.warehouse)
+    # past its grace period, the retire sensor requests the retire job for v1, which retires it
+    spec_file = platform.specs / "daily_spend.yaml"
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["retire"] = {"grace": "1s"}
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    changed = platform.pipelines()["daily_spend"]
+    time.sleep(1.5)
+    v1_job = versions(platform)[1].flink_job_id or ""
+    with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
+        [request] = retire_sensor([changed])(context).run_requests  # type: ignore[union-attr]
+    retired = retire_job([changed]).execute_in_process(
+        run_config=request.run_config,
+        resources={"flink": flink, "warehouse": platform.warehouse},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert retired.success
     assert versions(platform)[1].state == registry.RETIRED
+    assert flink.job_state(v1_job) == "CANCELED"
+    with platform.warehouse.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('analytics.daily_spend__v1')")).scalar() is None
+    with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
+        assert not getattr(retire_sensor([changed])(context), "run_requests", None)
     refused = cli(platform, stack, "rollback", "daily_spend", "--to", "1")
     output, _ = refused.communicate(timeout=60)
     assert refused.returncode == 1
