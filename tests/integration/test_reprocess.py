@@ -388,3 +388,36 @@ def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
         registry.migrate(conn)  # the failed deploy's transaction rolled back, the migration too
     assert versions(platform) == {}  # nothing written
     assert len(flink.list_jobs()) == jobs_before
+
+
+def test_a_catch_up_timeout_fails_clearly_and_a_new_run_resumes_the_wait(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    deploy_v1(platform, kafka, flink)
+    spec_file = platform.specs / "daily_spend.yaml"
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["catch_up"]["timeout"] = "1s"  # not in the fingerprint: the same candidate either way
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    impatient = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    result = run(platform, impatient, kafka, flink)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error)  # type: ignore[union-attr]
+    assert "'daily_spend' did not catch up within 1s" in message
+    assert "raise catch_up.timeout" in message
+    # the alias stays; the candidate keeps running, and is not failed
+    assert serving(platform) == expected(platform.events, {"approved"})  # type: ignore[attr-defined]
+    candidate = versions(platform)[2]
+    assert candidate.state == registry.CATCHING_UP
+    assert flink.job_state(candidate.flink_job_id or "") == "RUNNING"
+
+    raw["catch_up"]["timeout"] = "5m"
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    patient = platform.pipelines()["daily_spend"]
+    assert run(platform, patient, kafka, flink).success  # resumes waiting on the same candidate
+    rows = versions(platform)
+    assert sorted(rows) == [1, 2] and rows[2].state == registry.LIVE
+    assert rows[2].flink_job_id == candidate.flink_job_id
+    assert serving(platform) == expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
