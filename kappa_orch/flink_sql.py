@@ -148,8 +148,21 @@ def checked_source_ddl(
     startup_mode: str,
     extra_options: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The raw table and the checked view of one source."""
+    """The raw table and the checked view of one source.
+
+    The view computes the reason and the declared columns inside a one-element UNNEST:
+    Flink 2.2 neither reuses common subexpressions within a Calc nor shares a Calc between
+    the job's three INSERTs, so written as plain columns every INSERT would parse the JSON
+    again. The UNNEST's input is one plan node, evaluated once per event and shared (25%
+    more events/s measured with three INSERTs; bench/reprocess.py)."""
     raw = source.model_copy(update={"name": raw_table(source)})
+    names = [c.name for c in source.columns]
+    row = ",\n    ".join([rejection_reason(source)] + [f"`{n}`" for n in names])
+    fields = ", ".join(["`kappa_reason`"] + [f"`kappa_v_{n}`" for n in names])
+    selected = ["r.`payload`", "r.`kafka_partition`", "r.`kafka_offset`", "t.`kappa_reason`"]
+    selected += [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
+    if source.event_time is not None:
+        selected.append(f"r.`{source.event_time.column}`")  # the rowtime attribute, with its watermark
     return [
         source_ddl(
             raw,
@@ -159,7 +172,9 @@ def checked_source_ddl(
             extra_options=extra_options,
         ),
         f"CREATE TEMPORARY VIEW `{checked_view(source)}` AS\n"
-        f"SELECT *, {rejection_reason(source)} AS `kappa_reason`\nFROM `{raw_table(source)}`",
+        f"SELECT {', '.join(selected)}\n"
+        f"FROM `{raw_table(source)}` AS r\n"
+        f"CROSS JOIN UNNEST(ARRAY[ROW(\n    {row}\n)]) AS t({fields})",
     ]
 
 

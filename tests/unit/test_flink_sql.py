@@ -40,7 +40,18 @@ def test_sources_parse_raw_events_and_declare_the_watermark() -> None:
 
 def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
     _, checked, valid = job("daily_spend").setup[:3]
-    assert checked.startswith("CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS\nSELECT *, CASE")
+    assert checked.startswith(
+        "CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS\n"
+        "SELECT r.`payload`, r.`kafka_partition`, r.`kafka_offset`, t.`kappa_reason`, "
+        "t.`kappa_v_auth_id` AS `auth_id`,"
+    )
+    assert (
+        "r.`event_time`\nFROM `kafka_authorizations` AS r\nCROSS JOIN UNNEST(ARRAY[ROW(\n    CASE" in checked
+    )
+    assert checked.endswith(
+        "AS t(`kappa_reason`, `kappa_v_auth_id`, `kappa_v_account`, `kappa_v_merchant`, "
+        "`kappa_v_amount_cents`, `kappa_v_status`, `kappa_v_ts`)"
+    )
     assert "WHEN NOT (`payload` IS JSON OBJECT) THEN CAST('not a JSON object' AS STRING)" in checked
     assert (
         "WHEN NOT JSON_EXISTS(`payload`, '$.amount_cents') "
@@ -49,7 +60,7 @@ def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
     assert "WHEN NOT REGEXP(JSON_VALUE(`payload`, '$.ts'), '^-?[0-9]+$')" in checked
     assert "WHEN `ts` IS NULL THEN CAST('field ts is not BIGINT' AS STRING)" in checked
     assert "`status` IS NULL" not in checked  # any scalar is a STRING
-    assert "ELSE CAST('does not match the source schema' AS STRING)\n  END AS `kappa_reason`" in checked
+    assert "ELSE CAST('does not match the source schema' AS STRING)\n  END,\n    `auth_id`" in checked
     assert valid == (
         "CREATE TEMPORARY VIEW `authorizations` AS\n"
         "SELECT `auth_id`, `account`, `merchant`, `amount_cents`, `status`, `ts`, `event_time` "
