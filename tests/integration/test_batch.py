@@ -22,6 +22,7 @@ from kappa_orch.dagster.assets import batch_key
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import Platform, isolated_platform
 from tests.integration.test_reprocess import expected, run, serving, wait_serving
@@ -60,13 +61,20 @@ def batch_rows(platform: Platform, day: date) -> set[tuple[Any, ...]]:
         return {tuple(r) for r in rows}
 
 
+def stream(
+    platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource
+) -> set[Any]:
+    """Deploy the streaming version and return its rows once it serves every event."""
+    assert run(platform, pipeline, kafka, flink).success
+    wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
+    return serving(platform)
+
+
 def test_batch_days_equal_the_stream_and_rerun_idempotently(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource
 ) -> None:
     pipeline = platform.pipelines()["daily_spend"]
-    assert run(platform, pipeline, kafka, flink).success
-    wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
-    streaming = serving(platform)
+    streaming = stream(platform, pipeline, kafka, flink)
 
     result = run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
     assert sorted(result.rows_per_day) == DAYS
@@ -156,9 +164,7 @@ def test_a_bootstrap_snapshot_fills_the_days_the_log_lost(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource
 ) -> None:
     pipeline = platform.pipelines()["daily_spend"]
-    assert run(platform, pipeline, kafka, flink).success
-    wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
-    streaming = serving(platform)
+    streaming = stream(platform, pipeline, kafka, flink)
 
     # retention deletes most of the first day from every partition (the topic keeps its
     # last hour: the guard cannot tell a held-from time after `until` from a real gap) ...
