@@ -404,3 +404,16 @@ def input_counts_of(conn: Connection, pipeline: str, version: int) -> list[Input
         )
         for r in rows
     ]
+
+
+def input_totals(conn: Connection) -> dict[tuple[str, int], tuple[int, int]]:
+    """(pipeline, version) -> (records read, dead-lettered), summed over partitions, in one query."""
+    rows = conn.execute(
+        select(
+            input_counts.c.pipeline,
+            input_counts.c.version,
+            func.sum(input_counts.c.records),
+            func.sum(input_counts.c.dead_lettered),
+        ).group_by(input_counts.c.pipeline, input_counts.c.version)
+    )
+    return {(p, v): (int(records), int(dead)) for p, v, records, dead in rows}

@@ -50,9 +50,7 @@ def pipeline_status(
         registry.migrate(conn)
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
-        counts = {
-            (r.pipeline, r.version): registry.input_counts_of(conn, r.pipeline, r.version) for r in rows
-        }
+        totals = registry.input_totals(conn)
     result = []
     for pipeline in pipelines:
         desired = fingerprint(pipeline)
@@ -75,8 +73,8 @@ def pipeline_status(
                     job_state=job_state,
                     lag=lag,
                     error=row.error,
-                    input=sum(c.records for c in counts[row.pipeline, row.version]),
-                    dead_lettered=sum(c.dead_lettered for c in counts[row.pipeline, row.version]),
+                    input=totals.get((row.pipeline, row.version), (0, 0))[0],
+                    dead_lettered=totals.get((row.pipeline, row.version), (0, 0))[1],
                 )
             )
         live_version = live.get(pipeline.name)

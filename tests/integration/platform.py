@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import create_engine, text
@@ -42,6 +43,20 @@ class Platform:
 
     def dead_letter_topic(self, pipeline: str) -> str:
         return f"it.{self.suffix}.dead-letters.{pipeline}"
+
+
+def produce_authorizations(
+    platform: Platform, kafka: KafkaResource, events: list[dict[str, Any]], *, event_timestamps: bool
+) -> None:
+    """Produce authorizations keyed by account (record timestamps = event times when asked)
+    and keep them on the platform as `platform.events`, for the expected rows."""
+    kafka.produce(
+        platform.topic("payments.authorizations"),
+        events,
+        key=lambda e: e["account"],  # type: ignore[index]
+        timestamp_ms=(lambda e: e["ts"]) if event_timestamps else None,  # type: ignore[index]
+    )
+    platform.events = events  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, produce_authorizations
 from tests.integration.test_reprocess import expected, run, serving, wait_serving
 
 pytestmark = pytest.mark.integration
@@ -39,13 +39,7 @@ def platform(
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         # four days, one authorization every 90 s; record timestamps are the event times
         events = sample_events(3_800, step_ms=90_000).authorizations
-        kafka.produce(
-            platform.topic("payments.authorizations"),
-            events,
-            key=lambda e: e["account"],  # type: ignore[index]
-            timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
-        )
-        platform.events = events  # type: ignore[attr-defined]
+        produce_authorizations(platform, kafka, events, event_timestamps=True)
         yield platform
 
 

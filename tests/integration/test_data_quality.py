@@ -22,7 +22,7 @@ from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, LIVE_BALAN
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, produce_authorizations
 from tests.integration.test_reprocess import expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
@@ -36,13 +36,7 @@ def platform(
 ) -> Iterator[Platform]:
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         events = sample_events(2_000, step_ms=60_000).authorizations
-        kafka.produce(
-            platform.topic("payments.authorizations"),
-            events,
-            key=lambda e: e["account"],  # type: ignore[index]
-            timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
-        )
-        platform.events = events  # type: ignore[attr-defined]
+        produce_authorizations(platform, kafka, events, event_timestamps=True)
         yield platform
 
 

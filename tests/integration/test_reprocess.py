@@ -31,7 +31,7 @@ from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, produce_authorizations
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +47,8 @@ def platform(
     stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
 ) -> Iterator[Platform]:
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        events = sample_events(EVENTS, step_ms=60_000)
-        kafka.produce(
-            platform.topic("payments.authorizations"),
-            events.authorizations,
-            key=lambda e: e["account"],  # type: ignore[index]
-        )
-        platform.events = events.authorizations  # type: ignore[attr-defined]
+        events = sample_events(EVENTS, step_ms=60_000).authorizations
+        produce_authorizations(platform, kafka, events, event_timestamps=False)
         yield platform
 
 
