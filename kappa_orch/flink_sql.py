@@ -45,6 +45,17 @@ class VersionJob:
     configuration: dict[str, str]
 
 
+def _jdbc_table(table: str, jdbc: Mapping[str, str]) -> dict[str, str]:
+    """The JDBC connector options of one warehouse table (source or sink)."""
+    return {
+        "connector": "jdbc",
+        "url": jdbc["url"],
+        "table-name": table,
+        "username": jdbc["username"],
+        "password": jdbc["password"],
+    }
+
+
 def _options(options: Mapping[str, str]) -> str:
     return ",\n  ".join(f"'{key}' = '{value}'" for key, value in options.items())
 
@@ -201,11 +212,7 @@ def snapshot_source_ddl(source: Source, *, jdbc: Mapping[str, str]) -> str:
     columns = [f"`{c.name}` {c.type}" for c in source.columns]
     columns.append(f"`{event_time.column}` AS TO_TIMESTAMP_LTZ(`{event_time.from_column}`, 3)")
     options = {
-        "connector": "jdbc",
-        "url": jdbc["url"],
-        "table-name": source.bootstrap.table,
-        "username": jdbc["username"],
-        "password": jdbc["password"],
+        **_jdbc_table(source.bootstrap.table, jdbc),
     }
     body = ",\n  ".join(columns)
     return (
@@ -240,11 +247,7 @@ def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
 
 def input_counts_sink_ddl(*, table: str, jdbc: Mapping[str, str]) -> str:
     options = {
-        "connector": "jdbc",
-        "url": jdbc["url"],
-        "table-name": table,
-        "username": jdbc["username"],
-        "password": jdbc["password"],
+        **_jdbc_table(table, jdbc),
         "sink.buffer-flush.interval": "1s",
         "sink.max-retries": "3",
     }
@@ -289,11 +292,7 @@ def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]
     key = ", ".join(f"`{k}`" for k in target.primary_key)
     columns.append(f"PRIMARY KEY ({key}) NOT ENFORCED")
     options = {
-        "connector": "jdbc",
-        "url": jdbc["url"],
-        "table-name": f"{target.schema_name}.{physical_table}",
-        "username": jdbc["username"],
-        "password": jdbc["password"],
+        **_jdbc_table(f"{target.schema_name}.{physical_table}", jdbc),
         "sink.buffer-flush.interval": "1s",
         "sink.buffer-flush.max-rows": "5000",
         "sink.max-retries": "3",
