@@ -22,7 +22,7 @@ from kappa_orch.flink_sql import version_job
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.serving import create_version_table, drop_version_table, point_alias
+from kappa_orch.serving import create_version_table, drop_version_table
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
@@ -40,7 +40,6 @@ class DeployPlan:
     version: int
     physical_table: str
     group_id: str
-    create_alias: bool
     reason: str
 
 
@@ -60,14 +59,12 @@ def plan_deploy(
     *,
     rows: list[registry.VersionRow],
     job_states: Mapping[str, str],
-    live_version: int | None,
     now: datetime,
 ) -> DeployPlan:
     """Decide what deploying the pipeline's current fingerprint takes (pure)."""
     spec = pipeline.spec
     current = fingerprint(pipeline)
     existing = next((r for r in rows if r.fingerprint == current), None)
-    create_alias = live_version is None
     if existing is not None:
         job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
 
@@ -79,7 +76,6 @@ def plan_deploy(
                 version=existing.version,
                 physical_table=existing.physical_table,
                 group_id=existing.group_id,
-                create_alias=create_alias,
                 reason=reason,
             )
 
@@ -112,7 +108,6 @@ def plan_deploy(
         version=version,
         physical_table=spec.target.version_table(version),
         group_id=group_id_for(spec.name, version),
-        create_alias=create_alias,
         reason="new fingerprint" if rows else "first deploy",
     )
 
@@ -143,7 +138,10 @@ def deploy(
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
 ) -> DeployResult:
-    """Deploy the pipeline's current fingerprint unless it already runs."""
+    """Deploy the pipeline's current fingerprint unless it already runs.
+
+    Deploying never moves the alias, not even for a pipeline's first version: the alias
+    appears when the version has caught up and passed its gate (`reprocess.swap`)."""
     spec = pipeline.spec
     # before anything is written: every source topic must exist (a clear error otherwise)
     offsets = {
@@ -159,7 +157,6 @@ def deploy(
             pipeline,
             rows=rows,
             job_states=job_states,
-            live_version=registry.live_versions(conn).get(spec.name),
             now=datetime.now(UTC),
         )
         log(f"{spec.name}: {plan.action} v{plan.version} ({plan.reason})")
@@ -236,20 +233,4 @@ def deploy(
             flink_job_id=job_id,
             deployed_offsets=offsets,
         )
-        if plan.create_alias:
-            point_alias(conn, spec, plan.physical_table)
-            registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=plan.version)
-            registry.record_swap(
-                conn,
-                pipeline=spec.name,
-                alias=spec.target.alias,
-                from_version=None,
-                to_version=plan.version,
-                fingerprint=plan.fingerprint,
-                reason="first deploy",
-                run_id=None,
-                git_commit=None,
-                swapped_by=None,
-            )
-            log(f"{spec.name}: alias {spec.target.alias} -> {plan.physical_table} (first deploy)")
     return DeployResult(plan, job_id, offsets)

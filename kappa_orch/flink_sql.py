@@ -60,9 +60,74 @@ def _options(options: Mapping[str, str]) -> str:
     return ",\n  ".join(f"'{key}' = '{value}'" for key, value in options.items())
 
 
+# the payload as text: sources read bytes, so that a payload which is not valid UTF-8 is
+# seen as such (decoding replaces bad bytes with U+FFFD and a mangled event could pass)
+# (a CAST decodes and encodes UTF-8; DECODE/ENCODE would not compile in the watermark generator)
+PAYLOAD_TEXT = "CAST(`payload_bytes` AS STRING)"
+# a dead letter keeps at most this much of its payload (characters of text, or of base64
+# for bytes that are not UTF-8), with the payload's size and SHA-256: escaped as JSON a
+# letter stays far under Kafka's default 1 MiB message size, whatever the event's size
+LETTER_PAYLOAD_CHARS = 65_536
+NOT_UTF8 = "payload is not valid UTF-8"
+
+
+def _json_value(column: str) -> str:
+    return f"JSON_VALUE({PAYLOAD_TEXT}, '$.{column}')"
+
+
 def _column_expression(column: Column) -> str:
-    value = f"JSON_VALUE(`payload`, '$.{column.name}')"
+    value = _json_value(column.name)
     return value if column.type == "STRING" else f"TRY_CAST({value} AS {column.type})"
+
+
+def _is_integer_text(column: Column) -> str:
+    # a CAST alone would truncate 1.5 to 1: integers must be written as integers
+    return f"REGEXP({_json_value(column.name)}, '^-?[0-9]+$')"
+
+
+def _utf8() -> str:
+    return f"CAST({PAYLOAD_TEXT} AS BYTES) = `payload_bytes`"
+
+
+def interval(duration: str) -> str:
+    """A duration as a Flink interval literal (`INTERVAL '7200' SECOND` would overflow
+    SECOND's default precision of 2 digits: written as days to milliseconds instead)."""
+    total_ms = round(parse_duration(duration) * 1000)
+    seconds, ms = divmod(total_ms, 1000)
+    minutes, sec = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{sec:02d}.{ms:03d}' DAY(3) TO SECOND(3)"
+
+
+def _event_millis(source: Source) -> str:
+    assert source.event_time is not None
+    return f"TRY_CAST({_json_value(source.event_time.from_column)} AS BIGINT)"
+
+
+def _plausible(source: Source) -> str | None:
+    """The event time is not further ahead of the record's log time than `max_ahead`
+    (TO_TIMESTAMP_LTZ is NULL for an absurd number: implausible too)."""
+    event_time = source.event_time
+    if event_time is None or event_time.max_ahead is None:
+        return None
+    event = f"TO_TIMESTAMP_LTZ({_event_millis(source)}, 3)"
+    limit = f"`kafka_timestamp` + {interval(event_time.max_ahead)}"
+    return f"(`kafka_timestamp` IS NULL OR COALESCE({event} <= {limit}, FALSE))"
+
+
+def _valid(source: Source, columns: dict[str, str]) -> str:
+    """The condition of a valid event over the raw table's columns (named by `columns`):
+    every declared column present, scalar, of its type, text without NUL (PostgreSQL
+    refuses it), a UTF-8 payload, and a plausible event time."""
+    parts = [f"{columns[c.name]} IS NOT NULL" for c in source.columns]
+    parts += [_is_integer_text(c) for c in source.columns if c.type in {"INT", "BIGINT"}]
+    parts += [f"POSITION(CHR(0) IN {columns[c.name]}) = 0" for c in source.columns if c.type == "STRING"]
+    parts.append(_utf8())
+    plausible = _plausible(source)
+    if plausible:
+        parts.append(plausible)
+    return " AND ".join(parts)
 
 
 def source_ddl(
@@ -73,19 +138,32 @@ def source_ddl(
     startup_mode: str,
     extra_options: Mapping[str, str] | None = None,
 ) -> str:
+    """The raw table: the payload's bytes, partition, offset and log time, the declared
+    columns computed from the payload, and the event time with its watermark.
+
+    The watermark expression is NULL for every event that is not valid (it will be
+    dead-lettered) and for implausible event times, and Flink's watermark generator
+    skips NULLs: only valid events move event time. The watermark is pushed into the
+    Kafka source, which tracks it per partition and emits the minimum over partitions,
+    so a partition read ahead during a replay makes no other partition's events late."""
     columns = [
-        "`payload` STRING",
+        "`payload_bytes` BYTES",
         "`kafka_partition` INT METADATA FROM 'partition' VIRTUAL",
         "`kafka_offset` BIGINT METADATA FROM 'offset' VIRTUAL",
+        "`kafka_timestamp` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
+        f"`payload` AS {PAYLOAD_TEXT}",
     ]
     columns += [f"`{c.name}` AS {_column_expression(c)}" for c in source.columns]
     if source.event_time is not None:
         event_time = source.event_time
-        millis = f"TRY_CAST(JSON_VALUE(`payload`, '$.{event_time.from_column}') AS BIGINT)"
-        delay_ms = int(parse_duration(event_time.watermark_delay) * 1000)
-        columns.append(f"`{event_time.column}` AS TO_TIMESTAMP_LTZ({millis}, 3)")
-        delay = f"INTERVAL '{delay_ms / 1000:g}' SECOND"
-        columns.append(f"WATERMARK FOR `{event_time.column}` AS `{event_time.column}` - {delay}")
+        columns.append(f"`{event_time.column}` AS TO_TIMESTAMP_LTZ({_event_millis(source)}, 3)")
+        delay = interval(event_time.watermark_delay)
+        # computed columns cannot read each other: the condition repeats their expressions
+        valid = _valid(source, {c.name: _column_expression(c) for c in source.columns})
+        columns.append(
+            f"WATERMARK FOR `{event_time.column}` AS CASE WHEN {valid} "
+            f"THEN `{event_time.column}` - {delay} END"
+        )
     options = {
         "connector": "kafka",
         "topic": source.topic,
@@ -113,9 +191,14 @@ def _text(value: str) -> str:
     return "CAST('" + value.replace("'", "''") + "' AS STRING)"
 
 
-def _is_integer_text(column: Column) -> str:
-    # a CAST alone would truncate 1.5 to 1: integers must be written as integers
-    return f"REGEXP(JSON_VALUE(`payload`, '$.{column.name}'), '^-?[0-9]+$')"
+def implausible_reason(source: Source) -> str | None:
+    event_time = source.event_time
+    if event_time is None or event_time.max_ahead is None:
+        return None
+    return (
+        f"event time {event_time.from_column} is more than {event_time.max_ahead} ahead of "
+        "the record's Kafka timestamp (event_time.max_ahead)"
+    )
 
 
 def rejection_reason(source: Source) -> str:
@@ -124,11 +207,11 @@ def rejection_reason(source: Source) -> str:
     The first branch is the valid events' fast path, on the declared columns already
     computed (a JSON object's scalar fields, cast): the detailed branches, which parse
     the payload again, run only for broken events."""
-    valid = [f"`{c.name}` IS NOT NULL" for c in source.columns]
-    valid += [_is_integer_text(c) for c in source.columns if c.type in {"INT", "BIGINT"}]
+    valid = _valid(source, {c.name: f"`{c.name}`" for c in source.columns})
     whens = [
-        f"WHEN {' AND '.join(valid)} THEN CAST(NULL AS STRING)",
-        f"WHEN `payload` IS NULL THEN {_text('empty payload (tombstone)')}",
+        f"WHEN {valid} THEN CAST(NULL AS STRING)",
+        f"WHEN `payload_bytes` IS NULL THEN {_text('empty payload (tombstone)')}",
+        f"WHEN NOT ({_utf8()}) THEN {_text(NOT_UTF8)}",
         f"WHEN NOT (`payload` IS JSON OBJECT) THEN {_text('not a JSON object')}",
     ]
     for column in source.columns:
@@ -146,6 +229,13 @@ def rejection_reason(source: Source) -> str:
             whens.append(f"WHEN NOT {_is_integer_text(column)} THEN {wrong_type}")
         if column.type != "STRING":
             whens.append(f"WHEN `{column.name}` IS NULL THEN {wrong_type}")
+        else:
+            nul = _text(f"field {column.name} contains a NUL character")
+            whens.append(f"WHEN POSITION(CHR(0) IN `{column.name}`) > 0 THEN {nul}")
+    implausible = implausible_reason(source)
+    plausible = _plausible(source)
+    if implausible and plausible:
+        whens.append(f"WHEN NOT {plausible} THEN {_text(implausible)}")
     # never NULL unless the fast path holds: the SQL and the dead letters split the input exactly
     whens.append(f"ELSE {_text('does not match the source schema')}")
     return "CASE\n    " + "\n    ".join(whens) + "\n  END"
@@ -170,8 +260,8 @@ def checked_source_ddl(
     names = [c.name for c in source.columns]
     row = ",\n    ".join([rejection_reason(source)] + [f"`{n}`" for n in names])
     fields = ", ".join(["`kappa_reason`"] + [f"`kappa_v_{n}`" for n in names])
-    selected = ["r.`payload`", "r.`kafka_partition`", "r.`kafka_offset`", "t.`kappa_reason`"]
-    selected += [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
+    selected = ["r.`payload_bytes`", "r.`payload`", "r.`kafka_partition`", "r.`kafka_offset`"]
+    selected += ["t.`kappa_reason`"] + [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
     if source.event_time is not None:
         selected.append(f"r.`{source.event_time.column}`")  # the rowtime attribute, with its watermark
     return [
@@ -240,6 +330,10 @@ def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
         "`source_offset` BIGINT",
         "`reason` STRING",
         "`payload` STRING",
+        "`payload_encoding` STRING",
+        "`payload_size` INT",
+        "`payload_sha256` STRING",
+        "`payload_truncated` BOOLEAN",
     ]
     body = ",\n  ".join(columns)
     return f"CREATE TEMPORARY TABLE `{DEAD_LETTER_SINK}` (\n  {body}\n) WITH (\n  {_options(options)}\n)"
@@ -268,10 +362,39 @@ def input_counts_sink_ddl(*, table: str, jdbc: Mapping[str, str]) -> str:
 
 
 def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
+    """The invalid events into the dead-letter topic: reason, where it came from, and the
+    payload (its first LETTER_PAYLOAD_CHARS characters; base64 of the bytes when they are
+    not UTF-8) with its size in bytes and SHA-256, so a letter never outgrows a Kafka message."""
+    n = LETTER_PAYLOAD_CHARS
+    not_utf8 = f"`kappa_reason` = {_text(NOT_UTF8)}"
+    base64 = "TO_BASE64(`payload_bytes`)"
+    payload = f"CASE WHEN {not_utf8} THEN SUBSTRING({base64}, 1, {n}) ELSE SUBSTRING(`payload`, 1, {n}) END"
+    encoding = (
+        f"CASE WHEN `payload_bytes` IS NULL THEN CAST(NULL AS STRING) "
+        f"WHEN {not_utf8} THEN {_text('base64')} ELSE {_text('text')} END"
+    )
+    # Flink has no byte length of BYTES: from the base64 length, less its padding
+    size = (
+        f"CHAR_LENGTH({base64}) * 3 / 4 - "
+        f"(CHAR_LENGTH({base64}) - CHAR_LENGTH(TRIM(TRAILING '=' FROM {base64})))"
+    )
+    truncated = f"CASE WHEN {not_utf8} THEN CHAR_LENGTH({base64}) > {n} ELSE CHAR_LENGTH(`payload`) > {n} END"
+    columns = [
+        _text(spec.name),
+        str(version),
+        _text(source.topic),
+        "`kafka_partition`",
+        "`kafka_offset`",
+        "`kappa_reason`",
+        payload,
+        encoding,
+        size,
+        "SHA256(`payload_bytes`)",
+        truncated,
+    ]
     return (
         f"INSERT INTO `{DEAD_LETTER_SINK}`\n"
-        f"SELECT {_text(spec.name)}, {version}, {_text(source.topic)}, `kafka_partition`, `kafka_offset`, "
-        f"`kappa_reason`, `payload`\nFROM `{checked_view(source)}` WHERE `kappa_reason` IS NOT NULL"
+        f"SELECT {', '.join(columns)}\nFROM `{checked_view(source)}` WHERE `kappa_reason` IS NOT NULL"
     )
 
 
@@ -327,5 +450,18 @@ def version_job(
         job_name=f"kappa:{spec.name}:v{version}",
         setup=setup,
         inserts=inserts,
-        configuration=dict(JOB_CONFIGURATION),
+        configuration=job_configuration(spec),
     )
+
+
+def job_configuration(spec: PipelineSpec) -> dict[str, str]:
+    """The job's table options: JOB_CONFIGURATION, plus late firing when the spec allows lateness."""
+    configuration = dict(JOB_CONFIGURATION)
+    if spec.allowed_lateness is not None:
+        # windows keep their state for the lateness and update their row on every late record
+        configuration["table.exec.emit.allow-lateness"] = (
+            f"{int(parse_duration(spec.allowed_lateness) * 1000)} ms"
+        )
+        configuration["table.exec.emit.late-fire.enabled"] = "true"
+        configuration["table.exec.emit.late-fire.delay"] = "0 ms"
+    return configuration

@@ -19,12 +19,19 @@ EXPECTATIONS = "expectations"
 UNIQUE_KEY = "unique_primary_key"
 PARITY = "parity_with_live"
 INPUT_BALANCE = "input_balance"
+NO_LATE_RECORDS = "no_late_records"
 CHECK_DESCRIPTIONS = {
     EXPECTATIONS: "The spec's Great Expectations suite on the version's table.",
     UNIQUE_KEY: "No duplicate and no NULL primary keys in the version's table.",
     PARITY: "Row count and key coverage within the spec's tolerance of the live version.",
     INPUT_BALANCE: "Every record the job read is parsed or dead-lettered: input = parsed + dead-lettered.",
+    NO_LATE_RECORDS: (
+        "The job dropped no more records as late (event time behind the watermark) than "
+        "gate.max_late_records; counted by Flink per operator (numLateRecordsDropped)."
+    ),
 }
+# the checks of every version's gate, in the order they are reported
+GATE_CHECKS = (EXPECTATIONS, UNIQUE_KEY, PARITY, INPUT_BALANCE, NO_LATE_RECORDS)
 
 
 @dataclass(frozen=True)
@@ -192,4 +199,33 @@ def input_balance_outcome(conn: Connection, spec: PipelineSpec, version: int) ->
             "dead_letter_topic": spec.dead_letter_topic,
             "partitions": partitions,
         },
+    )
+
+
+def late_records_outcome(spec: PipelineSpec, dropped: dict[str, int] | None) -> Outcome:
+    """From the job's operators' late-record counters (None: the job could not be asked)."""
+    if dropped is None:
+        return Outcome(
+            NO_LATE_RECORDS,
+            False,
+            "the job's late-record counters could not be read (is its Flink job running?)",
+        )
+    total = sum(dropped.values())
+    allowed = spec.gate.max_late_records
+    by_operator = ", ".join(f"{n:,} in {op}" for op, n in sorted(dropped.items()) if n)
+    if total > allowed:
+        summary = (
+            f"{total:,} records dropped as late ({by_operator}); "
+            f"allowed {allowed:,} (gate.max_late_records). "
+            "Their event time was behind the watermark: raise event_time.watermark_delay if the "
+            "partitions are that far out of order, or set allowed_lateness"
+        )
+    else:
+        summary = f"{total:,} records dropped as late" + (f" ({by_operator})" if by_operator else "")
+        summary += f", allowed {allowed:,}"
+    return Outcome(
+        NO_LATE_RECORDS,
+        total <= allowed,
+        summary,
+        {"late_records": total, "by_operator": dict(sorted(dropped.items())), "allowed": allowed},
     )

@@ -67,6 +67,7 @@ versions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("check_results", JSON),  # migration 2
     Column("replaced_at", DateTime(timezone=True)),  # migration 2: when the alias moved away from it
+    Column("late_records", JSON),  # migration 6: {operator: records dropped as late} at the gate
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
@@ -164,6 +165,10 @@ def _migration_5(conn: Connection) -> None:
         conn.execute(text(f'ALTER TABLE "{SCHEMA}".batch_days ADD COLUMN IF NOT EXISTS {column} {kind}'))
 
 
+def _migration_6(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS late_records JSON'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -171,6 +176,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (3, _migration_3),
     (4, _migration_4),
     (5, _migration_5),
+    (6, _migration_6),
 ]
 
 
@@ -215,6 +221,7 @@ class VersionRow:
     created_at: datetime | None = None
     check_results: dict[str, Any] | None = None
     replaced_at: datetime | None = None
+    late_records: dict[str, int] | None = None
 
 
 def _row(mapping: Any) -> VersionRow:
@@ -231,6 +238,7 @@ def _row(mapping: Any) -> VersionRow:
         created_at=mapping["created_at"],
         check_results=mapping.get("check_results"),
         replaced_at=mapping.get("replaced_at"),
+        late_records=mapping.get("late_records"),
     )
 
 

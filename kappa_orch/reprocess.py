@@ -19,9 +19,11 @@ from kappa_orch.catch_up import CatchUpResult, await_catch_up
 from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.gate import (
+    NO_LATE_RECORDS,
     Outcome,
     expectations_outcome,
     input_balance_outcome,
+    late_records_outcome,
     parity_outcome,
     unique_key_outcome,
 )
@@ -96,7 +98,7 @@ def prepare_candidate(
             )
             with warehouse.begin() as conn:
                 registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
-        outcomes = run_gate(pipeline, row, warehouse=warehouse)
+        outcomes = run_gate(pipeline, row, warehouse=warehouse, flink=flink)
         for outcome in outcomes:
             verdict = "passed" if outcome.passed else "FAILED"
             log(f"{spec.name}: check {outcome.name}: {verdict} ({outcome.summary})")
@@ -110,6 +112,7 @@ def prepare_candidate(
                     row.version,
                     state=registry.READY if passed else registry.FAILED,
                     check_results={o.name: {"passed": o.passed, "summary": o.summary} for o in outcomes},
+                    late_records=_late_records(outcomes),
                     error=None if passed else f"checks failed: {failures}"[:4000],
                 )
             log(
@@ -122,8 +125,27 @@ def prepare_candidate(
         claims.release(warehouse, pipeline=spec.name, owner=owner)
 
 
+def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
+    late = next((o for o in outcomes if o.name == NO_LATE_RECORDS), None)
+    return None if late is None else late.metadata.get("by_operator")
+
+
+def read_late_records(flink: FlinkResource, job_id: str | None) -> dict[str, int] | None:
+    """The job's late-record counters per operator; None when the job cannot be asked."""
+    if not job_id:
+        return None
+    try:
+        return flink.late_records(job_id)
+    except KappaError:
+        return None
+
+
 def run_gate(
-    pipeline: LoadedPipeline, row: registry.VersionRow, *, warehouse: WarehouseResource
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    *,
+    warehouse: WarehouseResource,
+    flink: FlinkResource,
 ) -> list[Outcome]:
     spec = pipeline.spec
     with warehouse.begin() as conn:
@@ -133,7 +155,8 @@ def run_gate(
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
-    return [expectations, unique, parity, balance]
+    late = late_records_outcome(spec, read_late_records(flink, row.flink_job_id))
+    return [expectations, unique, parity, balance, late]
 
 
 @dataclass(frozen=True)
@@ -158,7 +181,8 @@ def swap(
     """Point the alias at a version in one transaction and record the swap.
 
     Without `to_version`: the current fingerprint's version, which must have passed its
-    gate (state ready). A no-op when the alias already serves it.
+    gate (state ready). A no-op when the alias already serves it. The first swap of a
+    pipeline creates its alias (recorded with the reason "first deploy").
     """
     from sqlalchemy import func, select
 
@@ -204,6 +228,8 @@ def swap(
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
+        if previous is None:
+            reason = "first deploy"
         registry.record_swap(
             conn,
             pipeline=spec.name,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
+from kappa_orch.reprocess import read_late_records
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -26,6 +27,13 @@ class VersionStatus:
     error: str | None
     input: int = 0  # records its job read (per the job's own counters)
     dead_lettered: int = 0  # of which went to the dead-letter topic
+    # records its job dropped as late, per operator: live from Flink while the job runs,
+    # else as counted at its gate; None when unknown
+    late_records: dict[str, int] | None = None
+
+    @property
+    def late_total(self) -> int | None:
+        return None if self.late_records is None else sum(self.late_records.values())
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class PipelineStatus:
     in_sync: bool
     dead_letter_topic: str = ""
     versions: list[VersionStatus] = field(default_factory=list)
+    # what is wrong although the fingerprint may be in sync (e.g. records dropped as late)
+    warnings: list[str] = field(default_factory=list)
 
 
 def pipeline_status(
@@ -59,10 +69,12 @@ def pipeline_status(
             active = row.state in registry.RUNNING_STATES and row.flink_job_id
             job_state = flink.job_state(row.flink_job_id) if active and row.flink_job_id else None
             lag = None  # only a running job has a meaningful lag
+            late = row.late_records
             if job_state in ACTIVE_JOB_STATES:
                 lag = sum(
                     sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
                 )
+                late = read_late_records(flink, row.flink_job_id)
             versions.append(
                 VersionStatus(
                     version=row.version,
@@ -75,10 +87,19 @@ def pipeline_status(
                     error=row.error,
                     input=totals.get((row.pipeline, row.version), (0, 0))[0],
                     dead_lettered=totals.get((row.pipeline, row.version), (0, 0))[1],
+                    late_records=late,
                 )
             )
         live_version = live.get(pipeline.name)
         live_row = next((v for v in versions if v.version == live_version), None)
+        warnings = []
+        allowed = pipeline.spec.gate.max_late_records
+        if live_row is not None and (live_row.late_total or 0) > allowed:
+            warnings.append(
+                f"live v{live_row.version} dropped {live_row.late_total:,} records as late "
+                f"(allowed {allowed:,}): its windows miss them; raise event_time.watermark_delay "
+                "or set allowed_lateness, then reprocess"
+            )
         result.append(
             PipelineStatus(
                 pipeline=pipeline.name,
@@ -88,6 +109,7 @@ def pipeline_status(
                 in_sync=live_row is not None and live_row.fingerprint == desired,
                 dead_letter_topic=pipeline.spec.dead_letter_topic,
                 versions=versions,
+                warnings=warnings,
             )
         )
     return result

@@ -144,8 +144,16 @@ def validate(specs: Path) -> None:
 @click.option("--all", "deploy_all", is_flag=True, help="Deploy every pipeline.")
 @_platform_options
 def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> None:
-    """Deploy a pipeline's current fingerprint (a new version unless it already runs)."""
+    """Deploy a pipeline's current fingerprint (a new version unless it already runs).
+
+    A pipeline's first version is also awaited and gated: its alias appears only once
+    the version has caught up and passed its checks. Later fingerprints are deployed as
+    candidates; `reprocess` checks them and swaps the alias."""
+    import uuid
+
+    from kappa_orch.claims import owner_id
     from kappa_orch.deploy import deploy
+    from kappa_orch.reprocess import prepare_candidate, swap
 
     platform = _Platform(**options)
     if bool(pipeline) == deploy_all:
@@ -154,8 +162,28 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         pipelines = _load(platform.specs)
         chosen = pipelines if deploy_all else [_pick(pipelines, str(pipeline), platform.specs)]
         kafka, flink, warehouse = platform.resources()
+        live = _live_versions(warehouse)
         for item in chosen:
-            result = deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo)
+            if item.name in live:
+                result = deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo)
+            else:
+                report = prepare_candidate(
+                    item,
+                    kafka=kafka,
+                    flink=flink,
+                    warehouse=warehouse,
+                    owner=owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}"),
+                    log=click.echo,
+                )
+                if not report.passed:
+                    failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.passed)
+                    raise KappaError(
+                        f"the first version of {item.name!r} failed its checks, so its alias was not "
+                        f"created: {failed}",
+                        "fix the spec (or the data) and deploy again; the version is kept for inspection",
+                    )
+                swap(item, warehouse=warehouse, log=click.echo)
+                result = report.deployed
             click.echo(
                 f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
                 f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
@@ -163,6 +191,14 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
+
+
+def _live_versions(warehouse: Any) -> dict[str, int]:
+    from kappa_orch import registry
+
+    with warehouse.begin() as conn:
+        registry.migrate(conn)
+        return registry.live_versions(conn)
 
 
 @main.command(name="status")
@@ -193,9 +229,12 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
         click.echo(
             f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}"
         )
+        for warning in s.warnings:
+            click.secho(f"  WARNING: {warning}", fg="yellow")
         for v in s.versions:
             extra = f" job {v.job_state}" if v.job_state else ""
             extra += f" lag {v.lag:,}" if v.lag is not None else ""
+            extra += f" late {v.late_total:,}" if v.late_total is not None else ""
             extra += f" input {v.input:,} dead-lettered {v.dead_lettered:,}" if v.input else ""
             error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
             click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")

@@ -35,7 +35,7 @@ from dagster import (
 
 from kappa_orch.batch import run_batch
 from kappa_orch.claims import owner_id
-from kappa_orch.gate import CHECK_DESCRIPTIONS, EXPECTATIONS, INPUT_BALANCE, PARITY, UNIQUE_KEY
+from kappa_orch.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
 from kappa_orch.reprocess import prepare_candidate, swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -143,7 +143,7 @@ def version_asset(
         + " (versioned tables: one per fingerprint; materialising deploys, awaits catch-up and checks)",
         check_specs=[
             AssetCheckSpec(name, asset=key, blocking=True, description=CHECK_DESCRIPTIONS[name])
-            for name in (EXPECTATIONS, UNIQUE_KEY, PARITY, INPUT_BALANCE)
+            for name in GATE_CHECKS
         ],
         metadata={
             "pipeline": spec.name,

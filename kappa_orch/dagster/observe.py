@@ -48,6 +48,7 @@ class StreamAnswers:
     job_states: dict[str, str] = field(default_factory=dict)
     job_exceptions: dict[str, str] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
+    late_records: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> operator -> dropped
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
 
@@ -95,6 +96,11 @@ def stream_observations(
             metadata["checkpoint_age_s"] = round(
                 max(0, answers.observed_at_ms - checkpoint.completed_at_ms) / 1000, 1
             )
+        late = answers.late_records.get(job_id)
+        if late is not None:
+            metadata["late_records_total"] = sum(late.values())
+            for operator, dropped in sorted(late.items()):
+                metadata[f"late_records/{operator}"] = dropped
         exception = answers.job_exceptions.get(job_id)
         if exception:
             metadata["flink_exception"] = MetadataValue.text(exception[:5000])
@@ -151,6 +157,7 @@ def gather_answers(
             answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
         if state != "UNKNOWN":
             answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
+            answers.late_records[job_id] = flink.late_records(job_id)
         for source in pipeline.spec.sources:
             answers.lags[(row.group_id, source.topic)] = kafka.consumer_lag(row.group_id, source.topic)
     return answers
@@ -191,7 +198,8 @@ def stream_observation_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            "Flink job state, consumer lag per partition and last checkpoint of every deployed version; "
+            "Flink job state, consumer lag per partition, last checkpoint and records dropped as late "
+            "of every deployed version; "
             "offsets, retention and message rate of every source topic."
         ),
     )

@@ -178,6 +178,25 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return str(root[0].get("stacktrace") or root[0].get("exceptionName"))
         return None
 
+    def late_records(self, job_id: str) -> dict[str, int]:
+        """Records each operator of the job dropped as late (event time behind the
+        watermark), summed over its subtasks: operator (e.g. `GroupWindowAggregate[86]`) ->
+        count. Flink keeps these counters since the job's last (re)start."""
+        from urllib.parse import quote
+
+        dropped: dict[str, int] = {}
+        for vertex in self._call("GET", self.rest_url, f"/jobs/{job_id}").get("vertices", []):
+            base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            names = [m["id"] for m in self._call("GET", self.rest_url, base) or []]
+            late = [n for n in names if n.endswith(".numLateRecordsDropped")]
+            if not late:
+                continue
+            values = self._call("GET", self.rest_url, f"{base}?get={quote(','.join(late))}&agg=sum")
+            for metric in values or []:
+                operator = str(metric["id"]).removesuffix(".numLateRecordsDropped")
+                dropped[operator] = dropped.get(operator, 0) + int(metric.get("sum") or 0)
+        return dropped
+
     def last_checkpoint(self, job_id: str) -> Checkpoint | None:
         stats = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints")
         completed = (stats.get("latest") or {}).get("completed")

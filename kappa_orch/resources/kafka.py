@@ -261,15 +261,24 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     def produce(
         self,
         topic: str,
-        values: Iterable[bytes | str | Mapping[str, Any]],
+        values: Iterable[bytes | str | Mapping[str, Any] | None],
         *,
-        key: Callable[[bytes | str | Mapping[str, Any]], str | bytes | None] | None = None,
-        timestamp_ms: Callable[[bytes | str | Mapping[str, Any]], int | None] | None = None,
+        key: Callable[[Any], str | bytes | None] | None = None,
+        timestamp_ms: Callable[[Any], int | None] | None = None,
+        partition: int | None = None,
+        max_message_bytes: int | None = None,
     ) -> int:
-        """Produce values (dicts are JSON-encoded); wait for every delivery. Returns the count."""
+        """Produce values (dicts are JSON-encoded, None is a tombstone); wait for every
+        delivery. Returns the count. With `partition`, every value goes to that partition,
+        in order (else the key decides); `max_message_bytes` raises the producer's request
+        size for large events (the topic's max.message.bytes must allow them too)."""
         from confluent_kafka import Producer
 
-        producer = Producer({**self._base(), "linger.ms": 20, "batch.num.messages": 10000, "acks": "all"})
+        settings: dict[str, Any] = {"linger.ms": 20, "batch.num.messages": 10000, "acks": "all"}
+        if max_message_bytes is not None:
+            settings["message.max.bytes"] = max_message_bytes + 1024
+        # idempotent: a retried batch neither repeats nor reorders records within a partition
+        producer = Producer({**self._base(), **settings, "enable.idempotence": True})
         failures: list[str] = []
 
         def on_delivery(err: Any, _msg: Any) -> None:
@@ -284,6 +293,8 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
                 kwargs["key"] = key(value)
             if timestamp_ms is not None and (ts := timestamp_ms(value)) is not None:
                 kwargs["timestamp"] = ts
+            if partition is not None:
+                kwargs["partition"] = partition
             while True:
                 try:
                     producer.produce(topic, **kwargs)

@@ -18,7 +18,9 @@ from kappa_orch.spec.sql import normalise
 # computes, so that every pipeline gets a new version (a replay, checked, then swapped).
 # 2: broken events go to dead letters instead of reaching the SQL with NULL columns (the
 #    job's operators changed too: its old checkpoints cannot be resumed)
-FINGERPRINT_FORMAT = 2
+# 3: sources read bytes (invalid UTF-8 is dead-lettered), dead-lettered and implausible
+#    events no longer move the watermark, dead letters are bounded in size
+FINGERPRINT_FORMAT = 3
 
 
 def fingerprint(pipeline: LoadedPipeline) -> str:
@@ -44,6 +46,7 @@ def fingerprint(pipeline: LoadedPipeline) -> str:
             "primary_key": spec.target.primary_key,
         },
         "start": spec.start.position,
+        "allowed_lateness": spec.allowed_lateness,
     }
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     return digest[:16]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from kappa_orch.errors import KappaError
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-from kappa_orch.spec.sql import SqlProblem, output_columns, parse_select, source_tables
+from kappa_orch.spec.sql import SqlProblem, group_windows, output_columns, parse_select, source_tables
 
 
 class SpecProblem(KappaError):
@@ -107,6 +107,19 @@ def _check_sql(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProble
                 "sources",
                 f"the SQL reads {table!r}, which is not a declared source (sources: {sorted(sources)})",
                 "declare it under sources, or fix the table name in the SQL",
+            )
+        )
+    windows = group_windows(query)
+    if spec.batch is not None and windows:
+        problems.append(
+            SpecProblem(
+                path,
+                "batch",
+                f"the SQL uses the group window function(s) {windows}, which Flink cannot run in batch "
+                "mode (the planner fails with 'Unknown window type encountered'), so this pipeline "
+                "cannot have a batch table",
+                "remove `batch:`, or aggregate on a plain time bucket that both modes run, e.g. "
+                "GROUP BY merchant, FLOOR(event_time TO HOUR)",
             )
         )
     for unused in sorted(sources - read):

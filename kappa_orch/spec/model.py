@@ -77,10 +77,23 @@ def _check_duration(text: str) -> str:
     return text
 
 
+# event-time durations become Flink intervals of at most 999 days
+_MAX_EVENT_TIME_S = 999 * 86400
+
+
+def _check_event_time_duration(text: str) -> str:
+    if parse_duration(text) > _MAX_EVENT_TIME_S:
+        raise ValueError(f"{text!r} is too long: event-time durations are at most 999d")
+    return text
+
+
 # a lower-case SQL identifier that is not a reserved word: Flink's JDBC sink does not
 # quote column names, and every name is quoted by SQLAlchemy on the warehouse side
 SqlName = Annotated[str, AfterValidator(check_identifier)]
 Duration = Annotated[str, AfterValidator(_check_duration)]
+EventTimeDuration = Annotated[
+    str, AfterValidator(_check_duration), AfterValidator(_check_event_time_duration)
+]
 
 
 class _Strict(BaseModel):
@@ -110,7 +123,21 @@ class EventTime(_Strict):
 
     column: SqlName = Field(default="event_time", description="Name of the computed event-time column.")
     from_column: SqlName = Field(alias="from", description="Source column holding epoch milliseconds.")
-    watermark_delay: Duration = Field(default="5s", description="How late events may arrive (duration).")
+    watermark_delay: EventTimeDuration = Field(
+        default="5s",
+        description=(
+            "How far out of event-time order a partition's events may be (duration): the watermark "
+            "trails the partition's latest valid event time by this much."
+        ),
+    )
+    max_ahead: EventTimeDuration | None = Field(
+        default="1h",
+        description=(
+            "An event whose time is further ahead of its record's Kafka timestamp (the time it was "
+            "written to the log) is implausible, e.g. from a device with a wrong clock: it is "
+            "dead-lettered instead of moving event time on for everyone. null turns the check off."
+        ),
+    )
 
 
 class Bootstrap(_Strict):
@@ -232,6 +259,11 @@ class Gate(_Strict):
     min_key_coverage: float = Field(
         default=0.9, ge=0, le=1, description="Smallest share of the live version's keys the candidate has."
     )
+    max_late_records: int = Field(
+        default=0,
+        ge=0,
+        description="Records the candidate's job may have dropped as late (event time behind the watermark).",
+    )
 
 
 class Retire(_Strict):
@@ -290,6 +322,14 @@ class PipelineSpec(_Strict):
     start: Start = Field(default_factory=Start)
     batch: Batch | None = Field(default=None, description="Also keep a daily-partitioned batch table.")
     dead_letters: DeadLetters = Field(default_factory=DeadLetters)
+    allowed_lateness: EventTimeDuration | None = Field(
+        default=None,
+        description=(
+            "Event-time windows stay open this long after the watermark passed them and update their "
+            "row for each record that late (Flink's allow-lateness with late firing). Default: none, "
+            "late records are dropped, counted, and fail the gate beyond gate.max_late_records."
+        ),
+    )
 
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineSpec:

@@ -75,6 +75,19 @@ def output_columns(query: exp.Query) -> list[str]:
     return names
 
 
+GROUP_WINDOW_FUNCTIONS = frozenset({"TUMBLE", "HOP", "SESSION", "CUMULATE"})
+
+
+def group_windows(query: exp.Query) -> list[str]:
+    """The group window functions the query calls (TUMBLE, HOP, SESSION), sorted."""
+    names = {
+        str(call.name).upper()
+        for call in query.find_all(exp.Anonymous)
+        if str(call.name).upper() in GROUP_WINDOW_FUNCTIONS
+    }
+    return sorted(names)
+
+
 def source_tables(query: exp.Query) -> set[str]:
     """Names of the tables the query reads (CTE names excluded)."""
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}

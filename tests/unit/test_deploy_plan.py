@@ -36,48 +36,42 @@ def row(
     )
 
 
-def test_first_deploy_makes_v1_and_the_alias() -> None:
-    plan = plan_deploy(PIPELINE, rows=[], job_states={}, live_version=None, now=NOW)
-    assert (plan.action, plan.version, plan.physical_table, plan.group_id, plan.create_alias) == (
+def test_first_deploy_makes_v1_without_the_alias() -> None:
+    # the alias appears only when v1 has caught up and passed its gate (the swap)
+    plan = plan_deploy(PIPELINE, rows=[], job_states={}, now=NOW)
+    assert (plan.action, plan.version, plan.physical_table, plan.group_id) == (
         "deploy",
         1,
         "daily_spend__v1",
         "kappa.daily_spend.v1",
-        True,
     )
 
 
 def test_running_fingerprint_is_left_alone() -> None:
-    plan = plan_deploy(
-        PIPELINE, rows=[row(1, FP, registry.LIVE)], job_states={"job": "RUNNING"}, live_version=1, now=NOW
-    )
-    assert (plan.action, plan.version, plan.create_alias) == ("none", 1, False)
+    plan = plan_deploy(PIPELINE, rows=[row(1, FP, registry.LIVE)], job_states={"job": "RUNNING"}, now=NOW)
+    assert (plan.action, plan.version) == ("none", 1)
 
 
 def test_new_fingerprint_gets_the_next_version_beside_the_live_one() -> None:
     rows = [row(1, "old", registry.READY, "j1"), row(2, "older", registry.LIVE, "j2")]
-    plan = plan_deploy(
-        PIPELINE, rows=rows, job_states={"j1": "RUNNING", "j2": "RUNNING"}, live_version=2, now=NOW
-    )
-    assert (plan.action, plan.version, plan.create_alias) == ("deploy", 3, False)
+    plan = plan_deploy(PIPELINE, rows=rows, job_states={"j1": "RUNNING", "j2": "RUNNING"}, now=NOW)
+    assert (plan.action, plan.version) == ("deploy", 3)
 
 
 @pytest.mark.parametrize(("state", "job_state"), [(registry.FAILED, "FAILED"), (registry.LIVE, "UNKNOWN")])
 def test_failed_or_vanished_job_is_redeployed_in_place(state: str, job_state: str) -> None:
-    plan = plan_deploy(
-        PIPELINE, rows=[row(1, FP, state)], job_states={"job": job_state}, live_version=1, now=NOW
-    )
+    plan = plan_deploy(PIPELINE, rows=[row(1, FP, state)], job_states={"job": job_state}, now=NOW)
     assert (plan.action, plan.version) == ("redeploy", 1)
 
 
 def test_a_deploy_in_flight_is_refused_then_taken_over_when_stale() -> None:
     in_flight = row(1, FP, registry.DEPLOYING, job=None, created=NOW - timedelta(minutes=1))
     with pytest.raises(KappaError, match="is being deployed by another run"):
-        plan_deploy(PIPELINE, rows=[in_flight], job_states={}, live_version=None, now=NOW)
+        plan_deploy(PIPELINE, rows=[in_flight], job_states={}, now=NOW)
     stale = row(1, FP, registry.DEPLOYING, job=None, created=NOW - timedelta(hours=1))
-    assert plan_deploy(PIPELINE, rows=[stale], job_states={}, live_version=None, now=NOW).action == "redeploy"
+    assert plan_deploy(PIPELINE, rows=[stale], job_states={}, now=NOW).action == "redeploy"
 
 
 def test_a_retired_fingerprint_is_not_silently_revived() -> None:
     with pytest.raises(KappaError, match="which is retired"):
-        plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, live_version=None, now=NOW)
+        plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, now=NOW)

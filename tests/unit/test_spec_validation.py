@@ -37,7 +37,12 @@ def mutated(change: Any) -> dict[str, Any]:
 
 
 def test_the_reference_specs_are_valid() -> None:
-    assert [p.name for p in load_pipelines(ASSETS)] == ["auth_settlement", "daily_spend", "merchant_risk"]
+    assert [p.name for p in load_pipelines(ASSETS)] == [
+        "account_latest",
+        "auth_settlement",
+        "daily_spend",
+        "merchant_risk",
+    ]
 
 
 def test_unknown_column_in_the_key(tmp_path: Path) -> None:
@@ -222,3 +227,29 @@ def test_all_problems_of_a_folder_are_reported_at_once(tmp_path: Path) -> None:
         ("one.yaml", "name"),
         ("two.yaml", "target"),
     ]
+
+
+def test_a_windowed_pipeline_cannot_have_a_batch_table(tmp_path: Path) -> None:
+    # found by a new user: `backfill` failed in Flink batch mode ("Unknown window type
+    # encountered") on a spec that validate had accepted
+    windowed = (ASSETS / "merchant_risk.sql").read_text()
+    spec = yaml.safe_load((ASSETS / "merchant_risk.yaml").read_text())
+    spec["batch"] = {"start_date": "2026-01-01", "day_column": "window_day"}
+    spec["target"]["columns"].append({"name": "window_day", "type": "DATE"})
+    sql = windowed.replace(
+        "SUM(amount_cents) AS amount_cents",
+        "SUM(amount_cents) AS amount_cents,\n"
+        "  CAST(TUMBLE_START(event_time, INTERVAL '1' HOUR) AS DATE) AS window_day",
+    )
+    [(field, problem, fix)] = problems(write(tmp_path, spec, name="merchant_risk", sql=sql))
+    assert field == "batch"
+    assert "group window function(s) ['TUMBLE']" in problem
+    assert "cannot have a batch table" in problem
+    assert fix is not None and "FLOOR(event_time TO HOUR)" in fix
+
+
+def test_event_time_settings_are_bounded(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s["sources"][0]["event_time"].update(max_ahead="1000d"))
+    [(field, problem, _)] = problems(write(tmp_path, spec))
+    assert field == "sources.0.event_time.max_ahead"
+    assert "at most 999d" in problem
