@@ -116,13 +116,18 @@ def _plausible(source: Source) -> str | None:
     return f"(`kafka_timestamp` IS NULL OR COALESCE({event} <= {limit}, FALSE))"
 
 
+def _has_nul(value: str) -> str:
+    # a regex escape, not a NUL literal: a CHR(0) constant is lost in Flink's generated code
+    return f"REGEXP({value}, '\\u0000')"
+
+
 def _valid(source: Source, columns: dict[str, str]) -> str:
     """The condition of a valid event over the raw table's columns (named by `columns`):
     every declared column present, scalar, of its type, text without NUL (PostgreSQL
     refuses it), a UTF-8 payload, and a plausible event time."""
     parts = [f"{columns[c.name]} IS NOT NULL" for c in source.columns]
     parts += [_is_integer_text(c) for c in source.columns if c.type in {"INT", "BIGINT"}]
-    parts += [f"POSITION(CHR(0) IN {columns[c.name]}) = 0" for c in source.columns if c.type == "STRING"]
+    parts += [f"NOT {_has_nul(columns[c.name])}" for c in source.columns if c.type == "STRING"]
     parts.append(_utf8())
     plausible = _plausible(source)
     if plausible:
@@ -231,7 +236,7 @@ def rejection_reason(source: Source) -> str:
             whens.append(f"WHEN `{column.name}` IS NULL THEN {wrong_type}")
         else:
             nul = _text(f"field {column.name} contains a NUL character")
-            whens.append(f"WHEN POSITION(CHR(0) IN `{column.name}`) > 0 THEN {nul}")
+            whens.append(f"WHEN {_has_nul(f'`{column.name}`')} THEN {nul}")
     implausible = implausible_reason(source)
     plausible = _plausible(source)
     if implausible and plausible:
