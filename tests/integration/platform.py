@@ -67,6 +67,7 @@ def isolated_platform(
     folder: Path,
     *,
     only: list[str] | None = None,
+    topic_config: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
     suffix = uuid.uuid4().hex[:8]
     specs = folder / "specs"
@@ -91,7 +92,7 @@ def isolated_platform(
     for topic in topics:
         # unlimited retention: sample events carry 2026-01 timestamps, which the broker's
         # default 7-day retention would delete at its next check
-        kafka.create_topic(topic, partitions=3, config={"retention.ms": "-1"})
+        kafka.create_topic(topic, partitions=3, config={"retention.ms": "-1", **(topic_config or {})})
     try:
         yield platform
     finally:
