@@ -2,10 +2,12 @@
 same run, through the same Flink SQL submitted by hand with no orchestration.
 
 Both replay the topic from the earliest offset into a fresh table on the same
-cluster. Throughput is N / (seconds from submission until the job's committed
-consumer lag reached zero), polled the same way for both. The reprocess time is
-split into deploy, catch-up (including the stability window and the checkpoint
-after it), checks and swap.
+cluster, and both are measured the same way, by the same code: the clock starts when
+Flink accepted the job (its id returned), the committed consumer lag of the job's
+group is polled every 0.25 s from this process, and the replay is done at the first
+reading of zero. Throughput is N / that time. The reprocess runs in a thread while
+the main thread measures it; its time is also split into deploy, catch-up (with the
+stability window and the checkpoint after it), checks and swap.
 
     .venv/bin/python bench/reprocess.py [--events 1000000]
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,10 +38,13 @@ from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
 from kappa_orch.serving import create_version_table  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 
+POLL_S = 0.25
+
 
 def wait_lag_zero(kafka: KafkaResource, group: str, topic: str, started: float) -> float:
+    """Seconds from `started` (monotonic) until the group's committed lag reads zero."""
     while sum(kafka.consumer_lag(group, topic).values()) > 0:
-        time.sleep(0.25)
+        time.sleep(POLL_S)
     return time.monotonic() - started
 
 
@@ -73,6 +79,7 @@ def run(box: Sandbox, events_count: int) -> None:
         prepare_candidate(
             v1, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner_id("bench-v1"), log=print
         )
+        swap(v1, warehouse=warehouse, log=print)  # a first version goes live by its gated swap
         wait_lag_zero(kafka, "kappa.auth_copy.v1", topic, time.monotonic())
         (folder / "auth_copy.sql").write_text(
             "SELECT auth_id, account, amount_cents * 1 AS amount_cents, status\nFROM authorizations\n"
@@ -91,8 +98,8 @@ def run(box: Sandbox, events_count: int) -> None:
             bootstrap=kafka.bootstrap_servers,
             jdbc=warehouse.jdbc_options(),
         )
-        started = time.monotonic()
         job = flink.submit_sql(setup=bare_job.setup, inserts=bare_job.inserts, job_name="bench-bare")
+        started = time.monotonic()  # the clock of both: from the accepted submission
         jobs.append(job)
         bare_s = wait_lag_zero(kafka, f"bench.bare.{topic}", topic, started)
         flink.cancel(job)
@@ -101,18 +108,31 @@ def run(box: Sandbox, events_count: int) -> None:
         # orchestrated: the reprocess flow, step by step, timed
         started = time.monotonic()
         marks: dict[str, float] = {}
+        submitted = threading.Event()
 
         def log(message: str) -> None:
             now = time.monotonic() - started
             if "job" in message and "submitted" in message:
                 marks["deploy"] = now
+                submitted.set()
             if "caught up" in message:
                 marks["caught_up"] = now
             print(f"  [{now:6.1f}s] {message}", flush=True)
 
-        report = prepare_candidate(
-            v2, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner_id("bench-v2"), log=log
+        reports = []
+        flow = threading.Thread(
+            target=lambda: reports.append(
+                prepare_candidate(
+                    v2, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner_id("bench-v2"), log=log
+                )
+            )
         )
+        flow.start()
+        if not submitted.wait(timeout=300):
+            raise SystemExit("the reprocess did not submit its job within 300 s")
+        reprocess_s = wait_lag_zero(kafka, "kappa.auth_copy.v2", topic, started + marks["deploy"])
+        flow.join()
+        [report] = reports
         gated = time.monotonic() - started
         swap_started = time.monotonic()
         swap(v2, warehouse=warehouse, log=print)
@@ -122,9 +142,7 @@ def run(box: Sandbox, events_count: int) -> None:
             rows = {r.version: r for r in registry.pipeline_versions(conn, "auth_copy")}
             count = conn.execute(text("SELECT count(*) FROM bench.auth_copy")).scalar_one()
         jobs += [r.flink_job_id for r in rows.values() if r.flink_job_id]
-        # the orchestrated replay, measured like the bare one: backlog / (first lag reading
-        # after submission until the committed lag reached zero), polled every 0.25 s
-        reprocess_rate = report.catch_up.events_per_s
+        reprocess_rate = events_count / reprocess_s
         bare_rate = events_count / bare_s
         deploy_s = marks["deploy"]
         catch_up_s = marks["caught_up"] - deploy_s
@@ -134,6 +152,8 @@ def run(box: Sandbox, events_count: int) -> None:
         print()
         print(f"events                      {events_count:>12,}")
         print(f"alias rows after the swap   {count:>12,}")
+        print(f"bare replay                 {bare_s:>12.1f} s   (job accepted -> committed lag 0)")
+        print(f"reprocess replay            {reprocess_s:>12.1f} s   (the same, measured the same way)")
         print(f"bare throughput             {bare_rate:>12,.0f} events/s")
         print(f"reprocess throughput        {reprocess_rate:>12,.0f} events/s")
         print(f"ratio (reprocess / bare)    {reprocess_rate / bare_rate:>12.2f}   (aim >= 0.9)")

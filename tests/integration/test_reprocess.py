@@ -151,6 +151,7 @@ def test_a_changed_spec_is_reprocessed_checked_and_swapped(
         "unique_primary_key": True,
         "parity_with_live": True,
         "input_balance": True,
+        "no_late_records": True,
     }
 
     # the alias serves the new version, with exactly the rows the new SQL defines
