@@ -130,12 +130,14 @@ def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
     return None if late is None else late.metadata.get("by_operator")
 
 
-def read_late_records(flink: FlinkResource, job_id: str | None) -> dict[str, int] | None:
+def read_late_records(
+    flink: FlinkResource, job_id: str | None, *, metrics_wait_s: float = 20.0
+) -> dict[str, int] | None:
     """The job's late-record counters per operator; None when the job cannot be asked."""
     if not job_id:
         return None
     try:
-        return flink.late_records(job_id)
+        return flink.late_records(job_id, metrics_wait_s=metrics_wait_s)
     except KappaError:
         return None
 

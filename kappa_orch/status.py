@@ -74,7 +74,7 @@ def pipeline_status(
                 lag = sum(
                     sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
                 )
-                late = read_late_records(flink, row.flink_job_id)
+                late = read_late_records(flink, row.flink_job_id, metrics_wait_s=0)
             versions.append(
                 VersionStatus(
                     version=row.version,

@@ -178,16 +178,29 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return str(root[0].get("stacktrace") or root[0].get("exceptionName"))
         return None
 
-    def late_records(self, job_id: str) -> dict[str, int]:
+    def late_records(self, job_id: str, *, metrics_wait_s: float = 20.0) -> dict[str, int]:
         """Records each operator of the job dropped as late (event time behind the
         watermark), summed over its subtasks: operator (e.g. `GroupWindowAggregate[86]`) ->
-        count. Flink keeps these counters since the job's last (re)start."""
+        count. Flink keeps these counters since the job's last (re)start.
+
+        The REST API serves metrics it fetched from the TaskManagers (every 10 s by
+        default): a vertex without any metric yet is waited for, so that "no late
+        records" is never an answer given before the counters could be seen."""
         from urllib.parse import quote
 
         dropped: dict[str, int] = {}
+        deadline = time.monotonic() + metrics_wait_s
         for vertex in self._call("GET", self.rest_url, f"/jobs/{job_id}").get("vertices", []):
             base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
             names = [m["id"] for m in self._call("GET", self.rest_url, base) or []]
+            while not names and time.monotonic() < deadline:
+                time.sleep(1.0)
+                names = [m["id"] for m in self._call("GET", self.rest_url, base) or []]
+            if not names:
+                raise FlinkJobError(
+                    f"Flink has no metrics yet for job {job_id} ({vertex['name'][:80]})",
+                    "the job may be restarting; check it in the Flink UI and ask again",
+                )
             late = [n for n in names if n.endswith(".numLateRecordsDropped")]
             if not late:
                 continue

@@ -101,3 +101,18 @@ def test_topic_offsets_retention_and_message_rate() -> None:
     # the first tick has no previous reading: no rate yet
     [first], _ = topic_observations(answers, {})
     assert "messages_per_s" not in first.metadata
+
+
+def test_late_records_are_reported_per_operator_and_in_total() -> None:
+    watched = [(BY_NAME["merchant_risk"], row("merchant_risk", 1, registry.LIVE, "j1"))]
+    answers = StreamAnswers(
+        observed_at_ms=0,
+        job_states={"j1": "RUNNING"},
+        late_records={"j1": {"GroupWindowAggregate[7]": 12, "WindowJoin[9]": 3}},
+    )
+    [observation] = stream_observations(watched, answers, {"merchant_risk": 1})
+    assert observation.metadata["late_records_total"].value == 15
+    assert observation.metadata["late_records/GroupWindowAggregate[7]"].value == 12
+    # no counters read (e.g. a job that just started): no claim either way
+    [silent] = stream_observations(watched, StreamAnswers(observed_at_ms=0), {"merchant_risk": 1})
+    assert "late_records_total" not in silent.metadata
