@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set-up, the local stack, then the reference payments platform end to
-# end: topics, the three reference pipelines deployed through Dagster, sample events,
+# end: topics, the four reference pipelines deployed through Dagster, sample events,
 # the serving tables filling. The stack keeps running afterwards; stop it with
 # `.venv/bin/kappa-orch stack down`.
 set -euo pipefail
