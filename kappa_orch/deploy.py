@@ -9,6 +9,7 @@ point is repaired by deploying again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,8 +61,12 @@ def plan_deploy(
     rows: list[registry.VersionRow],
     job_states: Mapping[str, str],
     now: datetime,
+    holds_claim: bool = False,
 ) -> DeployPlan:
-    """Decide what deploying the pipeline's current fingerprint takes (pure)."""
+    """Decide what deploying the pipeline's current fingerprint takes (pure).
+
+    `holds_claim`: the caller holds the pipeline's claim (a reprocess run), so a deploy
+    left unfinished is no other live run's: it is taken over at once."""
     spec = pipeline.spec
     current = fingerprint(pipeline)
     existing = next((r for r in rows if r.fingerprint == current), None)
@@ -81,14 +86,18 @@ def plan_deploy(
 
         if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
             started = existing.created_at or now
-            if now - started < STALE_DEPLOY:
+            if not holds_claim and now - started < STALE_DEPLOY:
                 raise KappaError(
                     f"version {existing.version} of {spec.name!r} is being deployed by another run "
                     f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
                     "wait for that run to finish; a deploy left behind by a crash is taken over "
                     f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
                 )
-            return existing_plan("redeploy", "a deploy left unfinished is taken over")
+            return existing_plan(
+                "redeploy",
+                "a deploy left unfinished is taken over"
+                + (" by the run holding the pipeline's claim" if holds_claim else ""),
+            )
         # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
         if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
             return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
@@ -137,6 +146,7 @@ def deploy(
     flink: FlinkResource,
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
+    holds_claim: bool = False,
 ) -> DeployResult:
     """Deploy the pipeline's current fingerprint unless it already runs.
 
@@ -158,6 +168,7 @@ def deploy(
             rows=rows,
             job_states=job_states,
             now=datetime.now(UTC),
+            holds_claim=holds_claim,
         )
         log(f"{spec.name}: {plan.action} v{plan.version} ({plan.reason})")
         if plan.action == "none":
@@ -221,16 +232,23 @@ def deploy(
         raise
     log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
 
-    with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{spec.name}")
-        # a redeployed live version stays live: the alias still serves it
-        is_live = registry.live_versions(conn).get(spec.name) == plan.version
-        registry.set_version(
-            conn,
-            spec.name,
-            plan.version,
-            state=registry.LIVE if is_live else registry.CATCHING_UP,
-            flink_job_id=job_id,
-            deployed_offsets=offsets,
-        )
+    try:
+        with warehouse.begin() as conn:
+            registry.lock(conn, f"pipeline:{spec.name}")
+            # a redeployed live version stays live: the alias still serves it
+            is_live = registry.live_versions(conn).get(spec.name) == plan.version
+            registry.set_version(
+                conn,
+                spec.name,
+                plan.version,
+                state=registry.LIVE if is_live else registry.CATCHING_UP,
+                flink_job_id=job_id,
+                deployed_offsets=offsets,
+            )
+    except Exception:
+        # the registry could not record the job: stop it rather than leave a job nobody knows
+        with contextlib.suppress(Exception):
+            flink.cancel(job_id, wait=False)
+        log(f"{spec.name}: recording job {job_id} failed; the job was cancelled")
+        raise
     return DeployResult(plan, job_id, offsets)

@@ -78,7 +78,7 @@ def prepare_candidate(
         stale_s=claim_stale_s,
     )
     try:
-        deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
+        deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
         row = _row(warehouse, spec.name, deployed.plan.version)
         result = None
         # live or ready (gated by an earlier run): report the checks, change nothing

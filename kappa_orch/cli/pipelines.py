@@ -56,6 +56,13 @@ def _local_checkpoints() -> str | None:
     return folder.resolve().as_uri() if folder.is_dir() else None
 
 
+def background_environment(options: dict[str, Any]) -> dict[str, str]:
+    """The options of a foreground command as the KAPPA_* variables its background run
+    reads: every option kept (an unset one stays unset, never the text "None"), and no
+    value, such as the warehouse URL with its password, on a command line `ps` shows."""
+    return {f"KAPPA_{key.upper()}": str(value) for key, value in options.items() if value is not None}
+
+
 def _platform_options(func: F) -> F:
     options = [
         _specs_option,
@@ -283,10 +290,14 @@ def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"reprocess-{pipeline}.log"
         argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
-        for key, value in options.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
         with log_file.open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **background_environment(options)},
+            )
         click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
         return
     from dagster import DagsterInstance, materialize

@@ -75,3 +75,12 @@ def test_a_deploy_in_flight_is_refused_then_taken_over_when_stale() -> None:
 def test_a_retired_fingerprint_is_not_silently_revived() -> None:
     with pytest.raises(KappaError, match="which is retired"):
         plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, now=NOW)
+
+
+def test_the_claim_holder_takes_over_an_unfinished_deploy_at_once() -> None:
+    # found: a run killed while deploying blocked the pipeline for 10 minutes, although
+    # the next run already held the pipeline's claim
+    in_flight = row(1, FP, registry.DEPLOYING, job=None, created=NOW - timedelta(minutes=1))
+    plan = plan_deploy(PIPELINE, rows=[in_flight], job_states={}, now=NOW, holds_claim=True)
+    assert (plan.action, plan.version) == ("redeploy", 1)
+    assert "holding the pipeline's claim" in plan.reason

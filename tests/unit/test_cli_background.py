@@ -1,0 +1,27 @@
+"""A background reprocess keeps every option of the foreground one, through the
+environment (found: `--flink-checkpoint-dir None` was passed as text, and the warehouse
+URL with its password showed in `ps`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kappa_orch.cli.pipelines import background_environment, reprocess_command
+
+
+def test_every_option_travels_as_the_variable_it_is_read_from() -> None:
+    options = {
+        p.name: f"value-{p.name}"
+        for p in reprocess_command.params
+        if getattr(p, "envvar", None) and p.name is not None
+    }
+    environment = background_environment(options)
+    by_option = {p.name: p.envvar for p in reprocess_command.params if getattr(p, "envvar", None)}
+    assert set(by_option) >= {"specs", "warehouse_url", "flink_checkpoint_dir"}
+    for name, envvar in by_option.items():
+        assert environment[str(envvar)] == f"value-{name}"
+
+
+def test_an_unset_option_stays_unset() -> None:
+    environment = background_environment({"flink_checkpoint_dir": None, "specs": Path("assets")})
+    assert environment == {"KAPPA_SPECS": "assets"}
