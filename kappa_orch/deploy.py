@@ -121,6 +121,20 @@ def plan_deploy(
     )
 
 
+def version_definition(pipeline: LoadedPipeline) -> dict[str, object]:
+    """What the registry keeps of a version's spec: enough to serve it without the spec."""
+    from pathlib import Path
+
+    target = pipeline.spec.target
+    spec_file = Path(pipeline.path)
+    return {
+        "columns": [[c.name, c.type] for c in target.columns],
+        "primary_key": list(target.primary_key),
+        "sql": pipeline.sql_text,
+        "spec": spec_file.read_text() if spec_file.is_file() else None,
+    }
+
+
 def check_replay_history(pipeline: LoadedPipeline, kafka: KafkaResource) -> None:
     """The retention guard of a replay: a new version replays the log from the earliest
     offsets; when the spec declares `start.retention_needed`, every source topic must
@@ -184,6 +198,7 @@ def deploy(
                 fingerprint=plan.fingerprint,
                 physical_table=plan.physical_table,
                 group_id=plan.group_id,
+                definition=version_definition(pipeline),
             )
         else:
             registry.set_version(

@@ -68,6 +68,9 @@ versions = Table(
     Column("check_results", JSON),  # migration 2
     Column("replaced_at", DateTime(timezone=True)),  # migration 2: when the alias moved away from it
     Column("late_records", JSON),  # migration 6: {operator: records dropped as late} at the gate
+    # migration 7: the version's own definition (target columns and key, SQL, spec text),
+    # so a swap, a rollback or a roll-forward builds the alias from the version itself
+    Column("definition", JSON),
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
@@ -169,6 +172,10 @@ def _migration_6(conn: Connection) -> None:
     conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS late_records JSON'))
 
 
+def _migration_7(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS definition JSON'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -177,6 +184,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (4, _migration_4),
     (5, _migration_5),
     (6, _migration_6),
+    (7, _migration_7),
 ]
 
 
@@ -222,6 +230,14 @@ class VersionRow:
     check_results: dict[str, Any] | None = None
     replaced_at: datetime | None = None
     late_records: dict[str, int] | None = None
+    definition: dict[str, Any] | None = None
+
+    @property
+    def columns(self) -> list[str] | None:
+        """The version's target column names, when its definition was recorded."""
+        if not self.definition:
+            return None
+        return [name for name, _type in self.definition["columns"]]
 
 
 def _row(mapping: Any) -> VersionRow:
@@ -239,6 +255,7 @@ def _row(mapping: Any) -> VersionRow:
         check_results=mapping.get("check_results"),
         replaced_at=mapping.get("replaced_at"),
         late_records=mapping.get("late_records"),
+        definition=mapping.get("definition"),
     )
 
 
@@ -257,7 +274,14 @@ def live_versions(conn: Connection) -> dict[str, int]:
 
 
 def add_version(
-    conn: Connection, *, pipeline: str, version: int, fingerprint: str, physical_table: str, group_id: str
+    conn: Connection,
+    *,
+    pipeline: str,
+    version: int,
+    fingerprint: str,
+    physical_table: str,
+    group_id: str,
+    definition: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
         insert(versions).values(
@@ -267,6 +291,7 @@ def add_version(
             physical_table=physical_table,
             state=DEPLOYING,
             group_id=group_id,
+            definition=definition,
         )
     )
 

@@ -170,6 +170,16 @@ class SwapResult:
     rows: int
 
 
+# the swap waits at most this long for the alias view's lock before it lets go and
+# tries again: a DDL waiting for its lock would queue every new reader behind it
+SWAP_LOCK_TIMEOUT_MS = 50
+SWAP_TIMEOUT_S = 60.0
+
+
+def _lock_not_available(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "pgcode", None) == "55P03"
+
+
 def swap(
     pipeline: LoadedPipeline,
     *,
@@ -182,11 +192,56 @@ def swap(
 ) -> SwapResult:
     """Point the alias at a version in one transaction and record the swap.
 
+    The view's lock is taken with a short lock timeout and retried with jitter, so that
+    readers never queue behind a swap waiting for running reads to finish."""
+    import random
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + SWAP_TIMEOUT_S
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return _swap_once(
+                pipeline,
+                warehouse=warehouse,
+                to_version=to_version,
+                reason=reason,
+                run_id=run_id,
+                git_commit=git_commit,
+                log=log,
+            )
+        except OperationalError as exc:
+            if not _lock_not_available(exc) or time.monotonic() > deadline:
+                if _lock_not_available(exc):
+                    raise KappaError(
+                        f"the alias {pipeline.spec.target.alias} stayed locked by readers for "
+                        f"{SWAP_TIMEOUT_S:.0f}s ({attempts} attempts); nothing was swapped",
+                        "look for long-running queries on the alias (pg_stat_activity) and swap again",
+                    ) from exc
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * min(attempts, 10))
+
+
+def _swap_once(
+    pipeline: LoadedPipeline,
+    *,
+    warehouse: WarehouseResource,
+    to_version: int | None,
+    reason: str,
+    run_id: str | None,
+    git_commit: str | None,
+    log: Log,
+) -> SwapResult:
+    """One attempt at the swap, in one transaction.
+
     Without `to_version`: the current fingerprint's version, which must have passed its
     gate (state ready). A no-op when the alias already serves it. The first swap of a
     pipeline creates its alias (recorded with the reason "first deploy").
     """
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from kappa_orch.serving import version_table
 
@@ -226,7 +281,8 @@ def swap(
             if target.state != registry.LIVE:  # repair a registry that lost the live state
                 registry.set_version(conn, spec.name, target.version, state=registry.LIVE)
             return SwapResult(False, live, target.version, target.physical_table, count)
-        point_alias(conn, spec, target.physical_table)
+        conn.execute(text(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_MS}ms'"))
+        point_alias(conn, spec, target.physical_table, target.columns)
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )

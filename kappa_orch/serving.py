@@ -71,18 +71,23 @@ def drop_version_table(conn: Connection, spec: PipelineSpec, physical_table: str
     version_table(spec, physical_table).drop(conn, checkfirst=True)
 
 
-def point_alias(conn: Connection, spec: PipelineSpec, physical_table: str) -> None:
+def point_alias(
+    conn: Connection, spec: PipelineSpec, physical_table: str, columns: list[str] | None = None
+) -> None:
     """(Re)create the alias view over one version, inside the caller's transaction.
 
+    `columns`: the version's own columns (from its recorded definition), which differ
+    from the current spec's when rolling back or forward across a column change.
     PostgreSQL DDL is transactional: readers see the old view or the new one.
     """
     target = spec.target
     schema = _quote(conn, target.schema_name)
-    columns = ", ".join(_quote(conn, c.name) for c in target.columns)
+    names = columns if columns is not None else [c.name for c in target.columns]
+    selected = ", ".join(_quote(conn, name) for name in names)
     alias = f"{schema}.{_quote(conn, target.table_name)}"
     conn.execute(text(f"DROP VIEW IF EXISTS {alias}"))
     conn.execute(
-        text(f"CREATE VIEW {alias} AS SELECT {columns} FROM {schema}.{_quote(conn, physical_table)}")
+        text(f"CREATE VIEW {alias} AS SELECT {selected} FROM {schema}.{_quote(conn, physical_table)}")
     )
 
 

@@ -417,3 +417,56 @@ def test_a_catch_up_timeout_fails_clearly_and_a_new_run_resumes_the_wait(
     assert sorted(rows) == [1, 2] and rows[2].state == registry.LIVE
     assert rows[2].flink_job_id == candidate.flink_job_id
     assert serving(platform) == expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
+
+
+def alias_columns(platform: Platform) -> list[str]:
+    with platform.warehouse.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'analytics' AND table_name = 'daily_spend' ORDER BY ordinal_position"
+            )
+        )
+        return [r[0] for r in rows]
+
+
+def test_rollback_and_roll_forward_across_an_added_column(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    # found: `rollback --to 1` after a reprocess that added a column failed with
+    # `column "<new column>" does not exist`, and a roll-forward with the old spec in
+    # place served the new version without its new column
+    deploy_v1(platform, kafka, flink)
+    narrow = ["account", "spend_day", "authorizations", "spend_cents"]
+    assert alias_columns(platform) == narrow
+    spec_file = platform.specs / "daily_spend.yaml"
+    old_yaml = spec_file.read_text()
+    old_sql = platform.pipelines()["daily_spend"].sql_text
+    raw = yaml.safe_load(old_yaml)
+    raw["target"]["columns"].append({"name": "max_cents", "type": "BIGINT"})
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    wider = platform.set_sql(
+        "daily_spend",
+        old_sql.replace(
+            "SUM(amount_cents) AS spend_cents",
+            "SUM(amount_cents) AS spend_cents,\n  MAX(amount_cents) AS max_cents",
+        ),
+    )
+    assert run(platform, wider, kafka, flink).success
+    assert alias_columns(platform) == [*narrow, "max_cents"]
+
+    # back to v1 with the wider spec in place: v1's own columns
+    swap(wider, warehouse=platform.warehouse, to_version=1, reason="rollback")
+    assert alias_columns(platform) == narrow
+    assert serving(platform) == expected(platform.events, {"approved"})  # type: ignore[attr-defined]
+
+    # forward to v2 with the old spec back in place: v2's own columns, max_cents included
+    spec_file.write_text(old_yaml)
+    old = platform.set_sql("daily_spend", old_sql)
+    swap(old, warehouse=platform.warehouse, to_version=2, reason="rollback")
+    assert alias_columns(platform) == [*narrow, "max_cents"]
+    with platform.warehouse.connect() as conn:
+        assert (
+            conn.execute(text("SELECT count(*) FROM analytics.daily_spend WHERE max_cents > 0")).scalar_one()
+            > 0
+        )
