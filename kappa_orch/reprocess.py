@@ -170,10 +170,12 @@ class SwapResult:
     rows: int
 
 
-# the swap waits at most this long for the alias view's lock before it lets go and
-# tries again: a DDL waiting for its lock would queue every new reader behind it
+# the swap waits at most this long for the alias view's lock before it lets go and tries
+# again (a DDL waiting for its lock queues every new reader behind it); after
+# SWAP_PATIENCE_S of such attempts it takes the lock waiting, like a plain DDL, so that a
+# swap under constant reads still completes
 SWAP_LOCK_TIMEOUT_MS = 50
-SWAP_TIMEOUT_S = 60.0
+SWAP_PATIENCE_S = 5.0
 
 
 def _lock_not_available(exc: BaseException) -> bool:
@@ -192,17 +194,18 @@ def swap(
 ) -> SwapResult:
     """Point the alias at a version in one transaction and record the swap.
 
-    The view's lock is taken with a short lock timeout and retried with jitter, so that
-    readers never queue behind a swap waiting for running reads to finish."""
+    The view's lock is first tried with a short lock timeout, retried with jitter, so
+    that readers queue behind a swap for at most that long per attempt."""
     import random
     import time
 
     from sqlalchemy.exc import OperationalError
 
-    deadline = time.monotonic() + SWAP_TIMEOUT_S
+    patient_after = time.monotonic() + SWAP_PATIENCE_S
     attempts = 0
     while True:
         attempts += 1
+        impatient = time.monotonic() < patient_after
         try:
             return _swap_once(
                 pipeline,
@@ -212,15 +215,10 @@ def swap(
                 run_id=run_id,
                 git_commit=git_commit,
                 log=log,
+                lock_timeout_ms=SWAP_LOCK_TIMEOUT_MS if impatient else 0,
             )
         except OperationalError as exc:
-            if not _lock_not_available(exc) or time.monotonic() > deadline:
-                if _lock_not_available(exc):
-                    raise KappaError(
-                        f"the alias {pipeline.spec.target.alias} stayed locked by readers for "
-                        f"{SWAP_TIMEOUT_S:.0f}s ({attempts} attempts); nothing was swapped",
-                        "look for long-running queries on the alias (pg_stat_activity) and swap again",
-                    ) from exc
+            if not (impatient and _lock_not_available(exc)):
                 raise
             time.sleep(random.uniform(0.01, 0.05) * min(attempts, 10))
 
@@ -234,8 +232,9 @@ def _swap_once(
     run_id: str | None,
     git_commit: str | None,
     log: Log,
+    lock_timeout_ms: int,
 ) -> SwapResult:
-    """One attempt at the swap, in one transaction.
+    """One attempt at the swap, in one transaction (lock_timeout_ms 0: wait for the lock).
 
     Without `to_version`: the current fingerprint's version, which must have passed its
     gate (state ready). A no-op when the alias already serves it. The first swap of a
@@ -281,7 +280,7 @@ def _swap_once(
             if target.state != registry.LIVE:  # repair a registry that lost the live state
                 registry.set_version(conn, spec.name, target.version, state=registry.LIVE)
             return SwapResult(False, live, target.version, target.physical_table, count)
-        conn.execute(text(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_MS}ms'"))
+        conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
         point_alias(conn, spec, target.physical_table, target.columns)
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
