@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from sqlalchemy import create_engine, text
 
 from assets import SPECS_DIR
@@ -57,6 +58,22 @@ def produce_authorizations(
         timestamp_ms=(lambda e: e["ts"]) if event_timestamps else None,  # type: ignore[index]
     )
     platform.events = events  # type: ignore[attr-defined]
+
+
+def run_reprocess(
+    platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource
+) -> ExecuteInProcessResult:
+    """What a launched reprocess run executes: the pipeline's version and alias assets."""
+    from kappa_orch import pipeline_assets
+    from kappa_orch.dagster.assets import alias_key, version_key
+
+    return materialize(
+        pipeline_assets([pipeline]),
+        selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
+        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 @contextmanager

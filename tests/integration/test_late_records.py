@@ -17,18 +17,16 @@ from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import build_sensor_context
 from sqlalchemy import text
 
-from kappa_orch import pipeline_assets, stream_observation_sensor
-from kappa_orch.dagster.assets import alias_key, version_key
+from kappa_orch import stream_observation_sensor
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.status import pipeline_status
 from tests.integration import scale
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, run_reprocess
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +52,7 @@ def _auth(i: int, ts: int, partition: int) -> dict[str, Any]:
     }
 
 
-def run(platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource) -> Any:
-    return materialize(
-        pipeline_assets([pipeline]),
-        selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+run = run_reprocess
 
 
 def await_lag_zero(platform: Platform, kafka: KafkaResource, flink: FlinkResource) -> None:

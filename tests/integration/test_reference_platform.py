@@ -27,6 +27,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
+from tests.integration import scale
 from tests.integration.platform import isolated_platform
 
 pytestmark = pytest.mark.integration
@@ -61,15 +62,8 @@ def expected_rows(
         window[1] += auth["status"] == "declined"
         window[2] += auth["amount_cents"]
     by_id = {a["auth_id"]: a for a in auths}
-    latest: dict[str, dict[str, Any]] = {}
-    for auth in auths:
-        if auth["account"] not in latest or auth["ts"] > latest[auth["account"]]["ts"]:
-            latest[auth["account"]] = auth
     return {
-        "account_latest": {
-            (a["account"], a["auth_id"], a["merchant"], a["amount_cents"], a["status"], a["ts"])
-            for a in latest.values()
-        },
+        "account_latest": scale.account_latest(auths),
         "daily_spend": {(acct, day, n, total) for (acct, day), (n, total) in spend.items()},
         # a window is written once the watermark passes its end
         "merchant_risk": {

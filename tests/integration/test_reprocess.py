@@ -19,19 +19,18 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context
 from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
-from kappa_orch import pipeline_assets, registry, reprocess_sensor, retire_job, retire_sensor
+from kappa_orch import registry, reprocess_sensor, retire_job, retire_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform, produce_authorizations
+from tests.integration.platform import Platform, isolated_platform, produce_authorizations, run_reprocess
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +69,7 @@ def serving(platform: Platform) -> set[tuple[Any, ...]]:
         return {tuple(r) for r in rows}
 
 
-def run(platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource) -> Any:
-    """What a launched reprocess run executes: the pipeline's version and alias assets."""
-    from kappa_orch.dagster.assets import alias_key, version_key
-
-    return materialize(
-        pipeline_assets([pipeline]),
-        selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+run = run_reprocess
 
 
 def versions(platform: Platform) -> dict[int, registry.VersionRow]:
