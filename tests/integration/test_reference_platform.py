@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,39 +47,13 @@ def platform(
 def expected_rows(
     auths: list[dict[str, Any]], settlements: list[dict[str, Any]], watermark_ms: int
 ) -> dict[str, set[tuple[Any, ...]]]:
-    """What each alias must serve, computed from the events alone."""
-    spend: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
-    windows: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for auth in auths:
-        if auth["status"] == "approved":
-            day = datetime.fromtimestamp(auth["ts"] / 1000, UTC).date()
-            spend[(auth["account"], day)][0] += 1
-            spend[(auth["account"], day)][1] += auth["amount_cents"]
-        start = auth["ts"] // 3_600_000 * 3_600_000
-        window = windows[(auth["merchant"], start)]
-        window[0] += 1
-        window[1] += auth["status"] == "declined"
-        window[2] += auth["amount_cents"]
-    by_id = {a["auth_id"]: a for a in auths}
+    """What each alias must serve, computed from the events alone (the scale tests' oracle)."""
     return {
         "account_latest": scale.account_latest(auths),
-        "daily_spend": {(acct, day, n, total) for (acct, day), (n, total) in spend.items()},
+        "daily_spend": scale.daily_spend(auths),
         # a window is written once the watermark passes its end
-        "merchant_risk": {
-            (merchant, datetime.fromtimestamp(start / 1000, UTC).replace(tzinfo=None), n, declines, amount)
-            for (merchant, start), (n, declines, amount) in windows.items()
-            if start + 3_600_000 - 1 <= watermark_ms
-        },
-        "auth_settlement": {
-            (
-                s["auth_id"],
-                by_id[s["auth_id"]]["account"],
-                by_id[s["auth_id"]]["amount_cents"],
-                s["settled_cents"],
-                s["settlement_id"],
-            )
-            for s in settlements
-        },
+        "merchant_risk": scale.merchant_risk(auths, watermark_ms),
+        "auth_settlement": scale.auth_settlement(auths, settlements),
     }
 
 
