@@ -130,18 +130,6 @@ def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
     return None if late is None else late.metadata.get("by_operator")
 
 
-def read_late_records(
-    flink: FlinkResource, job_id: str | None, *, metrics_wait_s: float = 20.0
-) -> dict[str, int] | None:
-    """The job's late-record counters per operator; None when the job cannot be asked."""
-    if not job_id:
-        return None
-    try:
-        return flink.late_records(job_id, metrics_wait_s=metrics_wait_s)
-    except KappaError:
-        return None
-
-
 def run_gate(
     pipeline: LoadedPipeline,
     row: registry.VersionRow,
@@ -157,7 +145,7 @@ def run_gate(
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
-    late = late_records_outcome(spec, read_late_records(flink, row.flink_job_id))
+    late = late_records_outcome(spec, flink.known_late_records(row.flink_job_id))
     return [expectations, unique, parity, balance, late]
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
-from kappa_orch.reprocess import read_late_records
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -74,7 +73,7 @@ def pipeline_status(
                 lag = sum(
                     sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
                 )
-                late = read_late_records(flink, row.flink_job_id, metrics_wait_s=0)
+                late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
             versions.append(
                 VersionStatus(
                     version=row.version,

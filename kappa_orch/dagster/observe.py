@@ -5,7 +5,6 @@ It observes only: no offset commits, no restarts, no registry writes. The decisi
 (which observations, with what metadata) is a pure function of recorded answers.
 """
 
-import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -159,8 +158,9 @@ def gather_answers(
         if state != "UNKNOWN":
             answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
             # no metrics yet (a job just started): nothing observed, nothing claimed
-            with contextlib.suppress(KappaError):
-                answers.late_records[job_id] = flink.late_records(job_id, metrics_wait_s=0)
+            late = flink.known_late_records(job_id, metrics_wait_s=0)
+            if late is not None:
+                answers.late_records[job_id] = late
         for source in pipeline.spec.sources:
             answers.lags[(row.group_id, source.topic)] = kafka.consumer_lag(row.group_id, source.topic)
     return answers

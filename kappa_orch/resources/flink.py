@@ -13,7 +13,7 @@ import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kappa_orch.errors import FlinkJobError, ServiceUnavailable
+from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
 
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
 # a job in one of these states is alive: it runs or will run again by itself
@@ -209,6 +209,18 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                 operator = str(metric["id"]).removesuffix(".numLateRecordsDropped")
                 dropped[operator] = dropped.get(operator, 0) + int(metric.get("sum") or 0)
         return dropped
+
+    def known_late_records(
+        self, job_id: str | None, *, metrics_wait_s: float = 20.0
+    ) -> dict[str, int] | None:
+        """`late_records`, or None when the job cannot be asked (no job, no metrics yet,
+        Flink unreachable): callers report "unknown", never zero."""
+        if not job_id:
+            return None
+        try:
+            return self.late_records(job_id, metrics_wait_s=metrics_wait_s)
+        except KappaError:
+            return None
 
     def last_checkpoint(self, job_id: str) -> Checkpoint | None:
         stats = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints")
