@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from assets import SPECS_DIR
-from kappa_orch import data_quality_checks, load_pipelines, pipeline_assets
+from kappa_orch import data_quality_checks, job_health_checks, load_pipelines, pipeline_assets
 from resources import build_resources, data_quality_cron, git_commit
 from sensors import build_jobs, build_schedules, build_sensors
 
@@ -13,7 +13,7 @@ PIPELINES = load_pipelines(SPECS_DIR)
 
 defs = Definitions(
     assets=pipeline_assets(PIPELINES, git_commit=git_commit()),
-    asset_checks=data_quality_checks(PIPELINES),
+    asset_checks=[*data_quality_checks(PIPELINES), *job_health_checks(PIPELINES)],
     sensors=build_sensors(PIPELINES),
     jobs=build_jobs(PIPELINES),
     schedules=build_schedules(PIPELINES, data_quality_cron=data_quality_cron()),

@@ -6,10 +6,13 @@ from kappa_orch.dagster.assets import topic_key as topic_key
 from kappa_orch.dagster.assets import version_key as version_key
 from kappa_orch.dagster.automation import failed_day_sensor as failed_day_sensor
 from kappa_orch.dagster.automation import late_data_sensor as late_data_sensor
+from kappa_orch.dagster.automation import repair_job as repair_job
+from kappa_orch.dagster.automation import repair_sensor as repair_sensor
 from kappa_orch.dagster.automation import reprocess_job as reprocess_job
 from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job
 from kappa_orch.dagster.automation import retire_sensor as retire_sensor
+from kappa_orch.dagster.observe import job_health_checks as job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule

@@ -85,10 +85,10 @@ def await_catch_up(
         now = time.monotonic()
         state = flink.job_state(job_id)
         if state not in ACTIVE_JOB_STATES:
-            cause = flink.job_exception(job_id) or ""
+            cause = flink.job_root_cause(job_id)
             raise KappaError(
                 f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"
-                + (f": {cause.splitlines()[0][:500]}" if cause else ""),
+                + (f"; root cause: {cause}" if cause else ""),
                 "read the job's exception in the Flink UI; fix the spec and reprocess again "
                 "(the candidate is kept for inspection)",
             )
@@ -98,6 +98,9 @@ def await_catch_up(
             done, rate, left = tracker.progress()
             eta = f", about {left:.0f}s left" if left is not None else ""
             log(f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}")
+            if state != "RUNNING":
+                cause = flink.job_root_cause(job_id) if state == "RESTARTING" else None
+                log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))
             last_report = now
         if caught_up:
             if stable_at_ms is None:
@@ -115,9 +118,12 @@ def await_catch_up(
         else:
             stable_at_ms = None
         if now - started > timeout_s:
+            cause = flink.job_root_cause(job_id)
             raise KappaError(
                 f"{spec.name!r} did not catch up within {spec.catch_up.timeout} (lag {lag:,}, "
-                f"threshold {spec.catch_up.max_lag:,})",
+                f"threshold {spec.catch_up.max_lag:,}; job {state}"
+                + (f", last failure: {cause}" if cause else "")
+                + ")",
                 "the candidate keeps running and is kept; look at the job in the Flink UI, raise "
                 "catch_up.timeout, then reprocess again to resume waiting",
             )

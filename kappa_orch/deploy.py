@@ -121,6 +121,40 @@ def plan_deploy(
     )
 
 
+# slots one version's job takes: its operators share one slot at parallelism 1
+SLOTS_PER_JOB = 1
+
+
+def slot_shortage(
+    pipeline: str,
+    version: int,
+    *,
+    free: int,
+    total: int,
+    holders: list[registry.VersionRow],
+    needed: int = SLOTS_PER_JOB,
+) -> KappaError | None:
+    """The error to raise before submitting a job the cluster has no slot for (pure).
+    `holders`: the versions whose jobs run on the cluster."""
+    if free >= needed:
+        return None
+    held = ", ".join(
+        f"{r.pipeline} v{r.version} ({r.state}"
+        + (f", replaced {r.replaced_at:%Y-%m-%d %H:%M} UTC" if r.replaced_at else "")
+        + ")"
+        for r in holders
+    )
+    replaced = [r for r in holders if r.state == registry.READY]
+    retire = "; ".join(f"kappa-orch retire {r.pipeline} {r.version}" for r in replaced[:3])
+    return KappaError(
+        f"v{version} of {pipeline!r} needs {needed} task slot(s) and the Flink cluster has {free} of "
+        f"{total} free; held by: {held or 'jobs kappa_orch does not know'}",
+        (f"free slots by retiring replaced versions now ({retire}), " if retire else "")
+        + "shorten retire.grace so replaced versions go sooner, or give the cluster more slots "
+        "(taskmanager.numberOfTaskSlots, more TaskManagers); nothing was submitted",
+    )
+
+
 def version_definition(pipeline: LoadedPipeline) -> dict[str, object]:
     """What the registry keeps of a version's spec: enough to serve it without the spec."""
     from pathlib import Path
@@ -188,6 +222,21 @@ def deploy(
         if plan.action == "none":
             row = next(r for r in rows if r.version == plan.version)
             return DeployResult(plan, row.flink_job_id, row.deployed_offsets or {})
+        previous_state = next((r.state for r in rows if r.version == plan.version), None)
+        # a job without a slot would restart for ever at "0 events/s": refuse it before
+        # anything is written
+        free, total = flink.slots()
+        if free < SLOTS_PER_JOB:
+            running = [
+                r
+                for r in registry.all_versions(conn)
+                if r.state in registry.RUNNING_STATES
+                and r.flink_job_id
+                and flink.job_state(r.flink_job_id) in ACTIVE_JOB_STATES
+            ]
+            shortage = slot_shortage(spec.name, plan.version, free=free, total=total, holders=running)
+            if shortage is not None:
+                raise shortage
         if plan.action == "deploy":
             check_replay_history(pipeline, kafka)
         if plan.action == "deploy":
@@ -200,6 +249,10 @@ def deploy(
                 group_id=plan.group_id,
                 definition=version_definition(pipeline),
             )
+        elif previous_state in (registry.LIVE, registry.READY):
+            # a serving version keeps its state while its job is replaced (a crash before the
+            # new job is recorded leaves it degraded, which the next repair takes over at once)
+            registry.set_version(conn, spec.name, plan.version, flink_job_id=None, error=None)
         else:
             registry.set_version(
                 conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
@@ -243,7 +296,9 @@ def deploy(
         with warehouse.begin() as conn:
             if plan.action == "deploy":
                 drop_version_table(conn, spec, plan.physical_table)
-            registry.set_version(conn, spec.name, plan.version, state=registry.FAILED, error=str(exc)[:4000])
+            # a serving version stays what it is (degraded, with the reason); others fail
+            failed = {} if previous_state in (registry.LIVE, registry.READY) else {"state": registry.FAILED}
+            registry.set_version(conn, spec.name, plan.version, error=str(exc)[:4000], **failed)
         raise
     log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
 
@@ -252,11 +307,17 @@ def deploy(
             registry.lock(conn, f"pipeline:{spec.name}")
             # a redeployed live version stays live: the alias still serves it
             is_live = registry.live_versions(conn).get(spec.name) == plan.version
+            if is_live:
+                state = registry.LIVE
+            elif previous_state == registry.READY:
+                state = registry.READY  # gated before; its job resumes where it was
+            else:
+                state = registry.CATCHING_UP
             registry.set_version(
                 conn,
                 spec.name,
                 plan.version,
-                state=registry.LIVE if is_live else registry.CATCHING_UP,
+                state=state,
                 flink_job_id=job_id,
                 deployed_offsets=offsets,
             )

@@ -103,7 +103,8 @@ swaps = Table(
 claims = Table(
     "claims",
     metadata,
-    Column("pipeline", String(63), primary_key=True),
+    # a pipeline's name, or "repair:<name>" for its repair (migration 8 widened it)
+    Column("pipeline", String(127), primary_key=True),
     Column("owner", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -176,6 +177,10 @@ def _migration_7(conn: Connection) -> None:
     conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS definition JSON'))
 
 
+def _migration_8(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".claims ALTER COLUMN pipeline TYPE VARCHAR(127)'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -185,6 +190,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (5, _migration_5),
     (6, _migration_6),
     (7, _migration_7),
+    (8, _migration_8),
 ]
 
 

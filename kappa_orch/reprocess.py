@@ -179,8 +179,12 @@ def swap(
     run_id: str | None = None,
     git_commit: str | None = None,
     log: Log = lambda _: None,
+    flink: FlinkResource | None = None,
 ) -> SwapResult:
     """Point the alias at a version in one transaction and record the swap.
+
+    With `flink`, a version whose job is not alive is refused: the alias would serve a
+    table nobody updates (repair it first).
 
     The view's lock is first tried with a short lock timeout, retried with jitter, so
     that readers queue behind a swap for at most that long per attempt."""
@@ -204,6 +208,7 @@ def swap(
                 git_commit=git_commit,
                 log=log,
                 lock_timeout_ms=SWAP_LOCK_TIMEOUT_MS if impatient else 0,
+                flink=flink,
             )
         except OperationalError as exc:
             if not (impatient and _lock_not_available(exc)):
@@ -221,6 +226,7 @@ def _swap_once(
     git_commit: str | None,
     log: Log,
     lock_timeout_ms: int,
+    flink: FlinkResource | None = None,
 ) -> SwapResult:
     """One attempt at the swap, in one transaction (lock_timeout_ms 0: wait for the lock).
 
@@ -261,6 +267,16 @@ def _swap_once(
                     f"v{to_version} of {spec.name!r} {state}; the alias can only move to a retained "
                     f"version that passed its checks: {', '.join(retained) or 'none'}",
                     "choose one of those with --to",
+                )
+        if flink is not None and live != target.version:
+            job_state = flink.job_state(target.flink_job_id) if target.flink_job_id else "UNKNOWN"
+            if job_state not in ACTIVE_JOB_STATES:
+                raise KappaError(
+                    f"v{target.version} of {spec.name!r} is {target.state} but its Flink job "
+                    f"{target.flink_job_id or '(none)'} is {job_state}: the alias would serve a table "
+                    "nobody updates",
+                    f"redeploy its job first (kappa-orch repair {spec.name} --version {target.version}), "
+                    "then swap again",
                 )
         table = version_table(spec, target.physical_table)
         count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
+from kappa_orch.plan import column_diff, degraded
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -29,6 +30,8 @@ class VersionStatus:
     # records its job dropped as late, per operator: live from Flink while the job runs,
     # else as counted at its gate; None when unknown
     late_records: dict[str, int] | None = None
+    # why a live or ready version is degraded (its job is not alive), else None
+    degraded: str | None = None
 
     @property
     def late_total(self) -> int | None:
@@ -41,11 +44,16 @@ class PipelineStatus:
     alias: str
     desired_fingerprint: str
     live_version: int | None
+    # the live version runs the spec's fingerprint and its job is alive
     in_sync: bool
+    # the live version's job is not alive: the alias serves a table nobody updates
+    degraded: bool = False
     dead_letter_topic: str = ""
     versions: list[VersionStatus] = field(default_factory=list)
     # what is wrong although the fingerprint may be in sync (e.g. records dropped as late)
     warnings: list[str] = field(default_factory=list)
+    # the spec's target columns against the live version's (`+ added`, `- removed`, `~ retyped`)
+    column_changes: list[str] = field(default_factory=list)
 
 
 def pipeline_status(
@@ -65,8 +73,10 @@ def pipeline_status(
         desired = fingerprint(pipeline)
         versions = []
         for row in (r for r in rows if r.pipeline == pipeline.name):
-            active = row.state in registry.RUNNING_STATES and row.flink_job_id
-            job_state = flink.job_state(row.flink_job_id) if active and row.flink_job_id else None
+            active = row.state in registry.RUNNING_STATES
+            job_state = None
+            if active:
+                job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
             lag = None  # only a running job has a meaningful lag
             late = row.late_records
             if job_state in ACTIVE_JOB_STATES:
@@ -87,11 +97,20 @@ def pipeline_status(
                     input=totals.get((row.pipeline, row.version), (0, 0))[0],
                     dead_lettered=totals.get((row.pipeline, row.version), (0, 0))[1],
                     late_records=late,
+                    degraded=degraded(row, job_state),
                 )
             )
         live_version = live.get(pipeline.name)
         live_row = next((v for v in versions if v.version == live_version), None)
         warnings = []
+        for v in versions:
+            if v.degraded:
+                effect = (
+                    "the alias serves a table nobody updates"
+                    if v.version == live_version
+                    else "a rollback to it is refused"
+                )
+                warnings.append(f"{v.degraded}: {effect}; repair it: kappa-orch repair {pipeline.name}")
         allowed = pipeline.spec.gate.max_late_records
         if live_row is not None and (live_row.late_total or 0) > allowed:
             warnings.append(
@@ -105,10 +124,22 @@ def pipeline_status(
                 alias=pipeline.spec.target.alias,
                 desired_fingerprint=desired,
                 live_version=live_version,
-                in_sync=live_row is not None and live_row.fingerprint == desired,
+                in_sync=live_row is not None and live_row.fingerprint == desired and not live_row.degraded,
+                degraded=live_row is not None and live_row.degraded is not None,
                 dead_letter_topic=pipeline.spec.dead_letter_topic,
                 versions=versions,
                 warnings=warnings,
+                column_changes=column_diff(
+                    next(
+                        (
+                            (r.definition or {}).get("columns")
+                            for r in rows
+                            if r.pipeline == pipeline.name and r.version == live_version
+                        ),
+                        None,
+                    ),
+                    [[c.name, c.type] for c in pipeline.spec.target.columns],
+                ),
             )
         )
     return result

@@ -12,6 +12,8 @@ from kappa_orch import (
     data_quality_schedule,
     failed_day_sensor,
     late_data_sensor,
+    repair_job,
+    repair_sensor,
     reprocess_job,
     reprocess_sensor,
     retire_job,
@@ -24,6 +26,7 @@ def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]
     return [
         stream_observation_sensor(pipelines, minimum_interval_seconds=30),
         reprocess_sensor(pipelines, minimum_interval_seconds=30),
+        repair_sensor(pipelines, minimum_interval_seconds=30),
         retire_sensor(pipelines, minimum_interval_seconds=300),
         late_data_sensor(pipelines, minimum_interval_seconds=60),
         failed_day_sensor(pipelines, minimum_interval_seconds=60),
@@ -31,7 +34,7 @@ def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]
 
 
 def build_jobs(pipelines: Sequence[LoadedPipeline]) -> list[Any]:
-    return [reprocess_job(pipelines), retire_job(pipelines)]
+    return [reprocess_job(pipelines), retire_job(pipelines), repair_job(pipelines)]
 
 
 def build_schedules(

@@ -232,19 +232,28 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
         return
     for s in statuses:
         live = f"v{s.live_version}" if s.live_version else "none"
-        sync = "in sync" if s.in_sync else f"spec fingerprint {s.desired_fingerprint} not live"
-        click.echo(
-            f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}"
+        if s.degraded:
+            sync = "DEGRADED: its job is not running"
+        elif s.in_sync:
+            sync = "in sync"
+        else:
+            sync = f"spec fingerprint {s.desired_fingerprint} not live"
+        click.secho(
+            f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}",
+            fg="red" if s.degraded else None,
         )
         for warning in s.warnings:
             click.secho(f"  WARNING: {warning}", fg="yellow")
+        if s.column_changes:
+            click.echo(f"  columns, spec against live: {', '.join(s.column_changes)}")
         for v in s.versions:
             extra = f" job {v.job_state}" if v.job_state else ""
             extra += f" lag {v.lag:,}" if v.lag is not None else ""
             extra += f" late {v.late_total:,}" if v.late_total is not None else ""
             extra += f" input {v.input:,} dead-lettered {v.dead_lettered:,}" if v.input else ""
             error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
-            click.echo(f"  v{v.version} {v.fingerprint} {v.state:<11} {v.physical_table}{extra}{error}")
+            state = "degraded" if v.degraded else v.state
+            click.echo(f"  v{v.version} {v.fingerprint} {state:<11} {v.physical_table}{extra}{error}")
 
 
 @main.command(name="plan")
@@ -252,14 +261,22 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
 @_platform_options
 def plan_command(as_json: bool, **options: Any) -> None:
     """Dry run: per pipeline the live version, the spec's fingerprint and the action
-    (none, deploy, reprocess, blocked) plus versions due for retirement."""
+    (none, deploy, reprocess, repair, blocked), the column changes, versions to repair
+    (their job is gone) and versions due for retirement."""
+    from kappa_orch.errors import ServiceUnavailable
     from kappa_orch.plan import current_plan
 
     platform = _Platform(**options)
     try:
         pipelines = _load(platform.specs)
-        _, _, warehouse = platform.resources()
-        plans = current_plan(pipelines, warehouse)
+        _, flink, warehouse = platform.resources()
+        try:
+            plans = current_plan(pipelines, warehouse, flink)
+        except ServiceUnavailable as exc:
+            click.secho(
+                f"WARNING: jobs not checked ({exc.problem}); the plan cannot see lost jobs", fg="yellow"
+            )
+            plans = current_plan(pipelines, warehouse)
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
@@ -270,8 +287,15 @@ def plan_command(as_json: bool, **options: Any) -> None:
     for p in plans:
         live_text = f"v{p.live_version} ({p.live_fingerprint})" if p.live_version else "none"
         retire = f"; retire {', '.join(f'v{v}' for v in p.retire)}" if p.retire else ""
+        repair = f"; repair {', '.join(f'v{v}' for v in p.repair)}" if p.repair else ""
+        abandon = f"; abandon {', '.join(f'v{v}' for v in p.abandon)}" if p.abandon else ""
         spec_fp = p.desired_fingerprint
-        click.echo(f"{p.pipeline:<24} live {live_text:<24} spec {spec_fp}  {p.action}: {p.detail}{retire}")
+        click.echo(
+            f"{p.pipeline:<24} live {live_text:<24} spec {spec_fp}  {p.action}: {p.detail}"
+            f"{repair}{abandon}{retire}"
+        )
+        if p.column_changes:
+            click.echo(f"{'':<24} columns: {', '.join(p.column_changes)}")
 
 
 @main.command(name="reprocess")
@@ -385,7 +409,7 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
     try:
         pipelines = _load(platform.specs)
         chosen = _pick(pipelines, pipeline, platform.specs)
-        _, _, warehouse = platform.resources()
+        _, flink, warehouse = platform.resources()
         if to_version is None:
             with warehouse.begin() as conn:
                 registry.migrate(conn)
@@ -400,10 +424,74 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
                     "`kappa-orch status` lists its versions; name one with --to",
                 )
             to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
-        result = swap(chosen, warehouse=warehouse, to_version=to_version, reason="rollback", log=click.echo)
+        result = swap(
+            chosen, warehouse=warehouse, flink=flink, to_version=to_version, reason="rollback", log=click.echo
+        )
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
         return
     if not result.swapped:
         click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
+
+
+@main.command(name="repair")
+@click.argument("pipeline", required=False)
+@click.option("--version", "versions", type=int, multiple=True, help="Repair only this version (repeatable).")
+@_platform_options
+def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: Any) -> None:
+    """Redeploy live and ready versions whose Flink job is gone (from their last retained
+    checkpoint) and mark superseded candidates whose job is gone as failed; the repair
+    sensor does the same on its own. Exit 1 when a version could not be repaired."""
+    import uuid
+
+    from kappa_orch.claims import owner_id
+    from kappa_orch.repair import repair
+
+    platform = _Platform(**options)
+    failed: list[str] = []
+    try:
+        pipelines = _load(platform.specs)
+        chosen = [_pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
+        kafka, flink, warehouse = platform.resources()
+        owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
+        for item in chosen:
+            result = repair(
+                item,
+                kafka=kafka,
+                flink=flink,
+                warehouse=warehouse,
+                owner=owner,
+                versions=list(versions) or None,
+                log=click.echo,
+            )
+            for version, deployed in sorted(result.redeployed.items()):
+                click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
+            failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
+            if not result.redeployed and not result.abandoned and not result.failed:
+                click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+        return
+    if failed:
+        fail(KappaError("could not repair:\n  " + "\n  ".join(failed), "see the reasons above"))
+
+
+@main.command(name="retire")
+@click.argument("pipeline")
+@click.argument("version", type=int)
+@_platform_options
+def retire_command(pipeline: str, version: int, **options: Any) -> None:
+    """Stop a replaced version's job and drop its table now (before its grace period ends),
+    e.g. to free a task slot. The live version cannot be retired."""
+    from kappa_orch.reprocess import retire
+
+    platform = _Platform(**options)
+    try:
+        chosen = _pick(_load(platform.specs), pipeline, platform.specs)
+        _, flink, warehouse = platform.resources()
+        retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo)
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)

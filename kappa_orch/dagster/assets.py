@@ -239,10 +239,13 @@ def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> A
             ),
         },
     )
-    def _alias(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult[None]:
+    def _alias(
+        context: AssetExecutionContext, warehouse: WarehouseResource, flink: FlinkResource
+    ) -> MaterializeResult[None]:
         result = swap(
             pipeline,
             warehouse=warehouse,
+            flink=flink,
             run_id=context.run.run_id,
             git_commit=git_commit,
             log=context.log.info,

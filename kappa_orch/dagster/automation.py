@@ -28,9 +28,11 @@ from dagster import JobDefinition as _JobDefinition
 
 from kappa_orch import registry
 from kappa_orch.batch import late_days
+from kappa_orch.claims import owner_id
 from kappa_orch.dagster.assets import alias_key, batch_key, version_key
 from kappa_orch.errors import KappaError
 from kappa_orch.plan import current_plan
+from kappa_orch.repair import repair
 from kappa_orch.reprocess import retire
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -39,6 +41,7 @@ from kappa_orch.spec.model import LoadedPipeline
 
 REPROCESS_JOB = "kappa_reprocess"
 RETIRE_JOB = "kappa_retire"
+REPAIR_JOB = "kappa_repair"
 
 
 def reprocess_job(pipelines: Sequence[LoadedPipeline]) -> Any:  # an unresolved asset job (not public API)
@@ -73,6 +76,99 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         _retire()
 
     return _job
+
+
+class RepairConfig(Config):
+    pipelines: list[str]
+
+
+def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
+    by_name = {p.name: p for p in pipelines}
+
+    @op(
+        name="repair_versions",
+        description="Redeploy live and ready versions whose Flink job is gone (from their last retained "
+        "checkpoint); mark superseded candidates whose job is gone as failed.",
+    )
+    def _repair(
+        context: OpExecutionContext,
+        config: RepairConfig,
+        kafka: KafkaResource,
+        flink: FlinkResource,
+        warehouse: WarehouseResource,
+    ) -> None:
+        failed = []
+        for name in config.pipelines:
+            if name not in by_name:
+                raise KappaError(f"no pipeline named {name!r} to repair")
+            result = repair(
+                by_name[name],
+                kafka=kafka,
+                flink=flink,
+                warehouse=warehouse,
+                owner=owner_id(context.run.run_id),
+                log=context.log.info,
+            )
+            failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
+        if failed:
+            raise KappaError("could not repair:\n  " + "\n  ".join(failed), "see the run's log")
+
+    @job(name=REPAIR_JOB, description="Redeploy lost jobs of live and ready versions.")
+    def _job() -> None:
+        _repair()
+
+    return _job
+
+
+def repair_sensor(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    name: str = "kappa_repair_sensor",
+    minimum_interval_seconds: int = 30,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+) -> SensorDefinition:
+    """Request the repair job for pipelines with a degraded version (a live or ready
+    version whose job is gone) or an abandoned candidate. The run key names the lost jobs,
+    so each loss is repaired once; a job lost again later is a new key."""
+    pipelines = list(pipelines)
+
+    @sensor(
+        name=name,
+        job_name=REPAIR_JOB,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests a repair when a live or ready version's Flink job is gone.",
+    )
+    def _sensor(
+        context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
+    ) -> SensorResult | SkipReason:
+        try:
+            with warehouse.begin() as conn:
+                registry.migrate(conn)
+                rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
+            plans = current_plan(pipelines, warehouse, flink)
+        except KappaError as exc:
+            return SkipReason(f"registry or Flink not reachable: {exc.problem}")
+        requests = []
+        for p in plans:
+            if not (p.repair or p.abandon):
+                continue
+            lost = sorted(
+                f"v{v}:{rows[(p.pipeline, v)].flink_job_id or 'none'}" for v in [*p.repair, *p.abandon]
+            )
+            context.log.info(f"{p.pipeline}: " + "; ".join(p.problems or [f"abandon {p.abandon}"]))
+            requests.append(
+                RunRequest(
+                    run_key=f"repair:{p.pipeline}:{','.join(lost)}",
+                    run_config=RunConfig(ops={"repair_versions": RepairConfig(pipelines=[p.pipeline])}),
+                    tags={"kappa/pipeline": p.pipeline, "kappa/reason": "lost job"},
+                )
+            )
+        if not requests:
+            return SkipReason("every live and ready version's job is alive")
+        return SensorResult(run_requests=requests)
+
+    return _sensor
 
 
 def reprocess_sensor(

@@ -11,6 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetObservation,
     DefaultSensorStatus,
     MetadataValue,
@@ -18,18 +23,131 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    asset_check,
     sensor,
 )
 
 from kappa_orch import registry
 from kappa_orch.dagster.assets import topic_key, version_key
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import Checkpoint, FlinkResource
+from kappa_orch.plan import SERVING, degraded
+from kappa_orch.resources.flink import Checkpoint, FlinkResource, root_cause
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 _TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})
+
+JOB_RUNNING_CHECK = "flink_job_running"
+JOB_RUNNING_DESCRIPTION = (
+    "Every live and ready version's Flink job is alive (running or restarting by itself). "
+    "Fails when one is gone: the alias would serve, or a rollback would serve, a table nobody "
+    "updates. Reported by the stream observation sensor; the repair sensor redeploys the job."
+)
+
+
+@dataclass(frozen=True)
+class JobHealth:
+    """The `flink_job_running` verdict of one pipeline (pure data)."""
+
+    pipeline: str
+    passed: bool
+    summary: str
+    problems: list[str]
+    exceptions: dict[int, str]  # version -> the root cause of its job's last failure
+
+
+def job_health(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    job_states: dict[str, str],
+    root_causes: dict[str, str],
+) -> JobHealth:
+    """Whether every live and ready version of the pipeline has an alive job (pure). A job
+    missing from `job_states` was not asked (no verdict on it); a version without a job id
+    has no job."""
+    mine = [r for r in rows if r.pipeline == pipeline.name and r.state in SERVING]
+    problems, exceptions = [], {}
+    for row in mine:
+        problem = degraded(row, job_states.get(row.flink_job_id) if row.flink_job_id else "UNKNOWN")
+        if problem is not None:
+            live_note = (
+                " (live: the alias serves a table nobody updates)"
+                if live.get(row.pipeline) == row.version
+                else ""
+            )
+            problems.append(problem + live_note)
+            cause = root_causes.get(row.flink_job_id or "")
+            if cause:
+                exceptions[row.version] = cause
+    if problems:
+        summary = "; ".join(problems) + f"; repair: kappa-orch repair {pipeline.name}"
+    else:
+        summary = f"{len(mine)} live/ready version(s), every job alive"
+    return JobHealth(pipeline.name, not problems, summary, problems, exceptions)
+
+
+def _health_metadata(health: JobHealth) -> dict[str, object]:
+    metadata: dict[str, object] = {"summary": health.summary}
+    for version, cause in sorted(health.exceptions.items()):
+        metadata[f"root_cause/v{version}"] = MetadataValue.text(cause)
+    return metadata
+
+
+def job_health_evaluation(pipeline: LoadedPipeline, health: JobHealth) -> AssetCheckEvaluation:
+    return AssetCheckEvaluation(
+        asset_key=version_key(pipeline.spec),
+        check_name=JOB_RUNNING_CHECK,
+        passed=health.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=health.summary[:2000],
+        metadata=_health_metadata(health),  # type: ignore[arg-type]
+    )
+
+
+def _ask_health(
+    pipeline: LoadedPipeline, flink: FlinkResource, rows: Sequence[registry.VersionRow], live: dict[str, int]
+) -> JobHealth:
+    mine = [r for r in rows if r.pipeline == pipeline.name and r.state in SERVING and r.flink_job_id]
+    states = {r.flink_job_id or "": flink.job_state(r.flink_job_id or "") for r in mine}
+    causes = {
+        job: cause
+        for job, state in states.items()
+        if state in ("FAILED", "RESTARTING") and (cause := flink.job_root_cause(job))
+    }
+    return job_health(pipeline, rows, live, states, causes)
+
+
+def job_health_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
+    """`flink_job_running` on every pipeline's versions asset: executable (it asks Flink now)
+    and reported by the stream observation sensor when its verdict changes."""
+
+    def build(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+        @asset_check(
+            asset=version_key(pipeline.spec),
+            name=JOB_RUNNING_CHECK,
+            description=JOB_RUNNING_DESCRIPTION,
+            blocking=False,
+        )
+        def _check(
+            context: AssetCheckExecutionContext, flink: FlinkResource, warehouse: WarehouseResource
+        ) -> AssetCheckResult:
+            with warehouse.begin() as conn:
+                registry.migrate(conn)
+                rows = registry.pipeline_versions(conn, pipeline.name)
+                live = registry.live_versions(conn)
+            health = _ask_health(pipeline, flink, rows, live)
+            return AssetCheckResult(
+                passed=health.passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=health.summary[:2000],
+                metadata=_health_metadata(health),  # type: ignore[arg-type]
+            )
+
+        return _check
+
+    return [build(p) for p in pipelines]
 
 
 @dataclass(frozen=True)
@@ -166,6 +284,10 @@ def gather_answers(
     return answers
 
 
+def _root_causes(answers: StreamAnswers) -> dict[str, str]:
+    return {job: cause for job, e in answers.job_exceptions.items() if (cause := root_cause(e) or "")}
+
+
 def gather_topics(
     topics: Sequence[str], answers: StreamAnswers, *, kafka: KafkaResource, deadline: float
 ) -> None:
@@ -223,11 +345,34 @@ def stream_observation_sensor(
         watched = observed_versions(pipelines, rows)
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
-        previous = json.loads(context.cursor) if context.cursor else {}
-        topic_events, cursor = topic_observations(answers, previous)
-        events = stream_observations(watched, answers, live) + topic_events
+        state = json.loads(context.cursor) if context.cursor else {}
+        if "topics" not in state:  # a cursor from before the health verdicts: topics only
+            state = {"topics": state, "health": {}}
+        topic_events, topics_cursor = topic_observations(answers, state["topics"])
+        events: list[AssetObservation | AssetCheckEvaluation] = [
+            *stream_observations(watched, answers, live),
+            *topic_events,
+        ]
+        # the job-health verdict of each pipeline with live or ready versions, reported
+        # when it changes (and on the first tick)
+        verdicts = dict(state["health"])
+        for pipeline in pipelines:
+            if not any(r.pipeline == pipeline.name and r.state in SERVING for r in rows):
+                continue
+            health = job_health(pipeline, rows, live, answers.job_states, _root_causes(answers))
+            verdict = [health.passed, health.summary]
+            if verdicts.get(pipeline.name) != verdict:
+                events.append(job_health_evaluation(pipeline, health))
+                verdicts[pipeline.name] = verdict
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
-        return SensorResult(asset_events=events, cursor=json.dumps(cursor))
+        unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]
+        context.log.info(
+            f"observed {len(watched)} version(s), {len(answers.topics)} topic(s); "
+            + (f"jobs lost in: {', '.join(unhealthy)}" if unhealthy else "every live/ready job alive")
+        )
+        return SensorResult(
+            asset_events=events, cursor=json.dumps({"topics": topics_cursor, "health": verdicts})
+        )
 
     return _observe

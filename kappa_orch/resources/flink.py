@@ -178,6 +178,20 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return str(root[0].get("stacktrace") or root[0].get("exceptionName"))
         return None
 
+    def job_root_cause(self, job_id: str) -> str | None:
+        """The innermost cause of the job's newest failure (e.g. `NoResourceAvailableException:
+        Could not acquire the minimum required resources`), not the restart strategy's
+        wrapper; None when the job has not failed."""
+        try:
+            return root_cause(self.job_exception(job_id))
+        except KappaError:
+            return None
+
+    def slots(self) -> tuple[int, int]:
+        """(free, total) task slots of the cluster."""
+        overview = self._call("GET", self.rest_url, "/overview")
+        return int(overview.get("slots-available", 0)), int(overview.get("slots-total", 0))
+
     def late_records(self, job_id: str, *, metrics_wait_s: float = 20.0) -> dict[str, int]:
         """Records each operator of the job dropped as late (event time behind the
         watermark), summed over its subtasks: operator (e.g. `GroupWindowAggregate[86]`) ->
@@ -273,6 +287,15 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                 )
             time.sleep(0.5)
         raise FlinkJobError(f"stop-with-savepoint of job {job_id} did not complete within {timeout_s:.0f}s")
+
+
+def root_cause(stacktrace: str | None) -> str | None:
+    """The last `Caused by:` of a Java stack trace (its first line when there is none)."""
+    if not stacktrace:
+        return None
+    lines = [line.strip() for line in stacktrace.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0])[:1000] if lines else None
 
 
 def _errors(response: requests.Response) -> str:

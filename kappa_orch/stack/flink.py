@@ -96,9 +96,16 @@ class FlinkService(Service):
                 "execution.checkpointing.savepoint-dir": savepoints.as_uri(),
                 "execution.checkpointing.num-retained": 3,
                 "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-                "restart-strategy.type": "fixed-delay",
-                "restart-strategy.fixed-delay.attempts": 3,
-                "restart-strategy.fixed-delay.delay": "5s",
+                # a job outlives the loss of a TaskManager: it restarts (1 s, 2 s, ... at most
+                # 30 s apart) for as long as it takes the TaskManager to come back, instead of
+                # failing for good after a fixed number of attempts
+                "restart-strategy.type": "exponential-delay",
+                "restart-strategy.exponential-delay.initial-backoff": "1s",
+                "restart-strategy.exponential-delay.max-backoff": "30s",
+                "restart-strategy.exponential-delay.backoff-multiplier": 2.0,
+                "restart-strategy.exponential-delay.reset-backoff-threshold": "10min",
+                "restart-strategy.exponential-delay.jitter-factor": 0.1,
+                "restart-strategy.exponential-delay.attempts-before-reset-backoff": 2147483647,
                 "sql-gateway.endpoint.rest.address": LOOPBACK,
                 "sql-gateway.endpoint.rest.bind-address": LOOPBACK,
                 "sql-gateway.endpoint.rest.port": cfg.sql_gateway_port,

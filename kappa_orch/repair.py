@@ -1,0 +1,120 @@
+"""Repairing lost jobs: a live or ready version whose Flink job is gone (a TaskManager
+or the whole cluster died, someone cancelled it in the Flink UI) is redeployed from its
+own recorded definition, resuming from its last retained checkpoint; a superseded
+candidate whose job is gone is marked failed (abandoned). The decision is the plan's
+(`plan.degraded`, `plan.abandoned`); this module acts on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import yaml
+
+from kappa_orch import claims, registry
+from kappa_orch.deploy import DeployResult, deploy
+from kappa_orch.errors import KappaError
+from kappa_orch.plan import abandoned, degraded
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+
+Log = Callable[[str], None]
+
+# the claim a repair holds: one repair per pipeline at a time, beside a reprocess's claim
+# (a repair of the live version must not wait for a candidate's catch-up)
+REPAIR_CLAIM = "repair:{}"
+
+
+def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> LoadedPipeline:
+    """The pipeline as the version was deployed: the current spec when the fingerprints
+    match, else the spec and SQL recorded in the version's definition."""
+    if row.fingerprint == fingerprint(current):
+        return current
+    definition = row.definition or {}
+    if not definition.get("spec") or definition.get("sql") is None:
+        raise KappaError(
+            f"v{row.version} of {row.pipeline!r} has no recorded spec (it was deployed by a kappa_orch "
+            "before version definitions), so its job cannot be rebuilt",
+            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
+        )
+    spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
+    recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
+    if fingerprint(recorded) != row.fingerprint:
+        raise KappaError(
+            f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
+            f"fingerprints {fingerprint(recorded)}, not {row.fingerprint}), so its job cannot be rebuilt "
+            "as it was",
+            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
+        )
+    return recorded
+
+
+@dataclass
+class RepairResult:
+    redeployed: dict[int, DeployResult] = field(default_factory=dict)
+    abandoned: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # version -> why it could not be repaired
+
+
+def repair(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    owner: str,
+    versions: list[int] | None = None,
+    log: Log = lambda _: None,
+) -> RepairResult:
+    """Redeploy the pipeline's degraded versions (all, or those in `versions`) and mark its
+    abandoned candidates failed. Idempotent: a healthy version is left alone."""
+    name = pipeline.name
+    result = RepairResult()
+    claim = REPAIR_CLAIM.format(name)
+    claims.acquire(warehouse, pipeline=claim, owner=owner, fingerprint=fingerprint(pipeline), log=log)
+    try:
+        with warehouse.begin() as conn:
+            registry.migrate(conn)
+            rows = registry.pipeline_versions(conn, name)
+            live = registry.live_versions(conn).get(name)
+        desired = fingerprint(pipeline)
+        for row in rows:
+            if versions is not None and row.version not in versions:
+                continue
+            state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
+            if abandoned(row, state, desired, live):
+                with warehouse.begin() as conn:
+                    registry.lock(conn, f"pipeline:{name}")
+                    registry.set_version(
+                        conn,
+                        name,
+                        row.version,
+                        state=registry.FAILED,
+                        error=f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec "
+                        "has moved on, so nobody will finish its catch-up",
+                    )
+                log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
+                result.abandoned.append(row.version)
+                continue
+            problem = degraded(row, state)
+            if problem is None:
+                continue
+            log(f"{name}: {problem}; redeploying it")
+            try:
+                result.redeployed[row.version] = deploy(
+                    pipeline_of_version(row, pipeline),
+                    kafka=kafka,
+                    flink=flink,
+                    warehouse=warehouse,
+                    log=log,
+                    holds_claim=True,
+                )
+            except KappaError as exc:
+                result.failed[row.version] = exc.problem
+                log(f"{name}: v{row.version} could not be repaired: {exc}")
+    finally:
+        claims.release(warehouse, pipeline=claim, owner=owner)
+    return result
