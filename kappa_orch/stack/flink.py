@@ -145,7 +145,11 @@ class FlinkService(Service):
             (target / jar.name).symlink_to(jar.resolve())
         for sub in ("checkpoints", "savepoints", "log", "pids"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
+        return self._environment()
 
+    def _environment(self) -> dict[str, str]:
+        """The environment of Flink's scripts (conf/, lib/ and opt/ as `_prepare` wrote them)."""
+        conf, lib, opt = self._dir / "conf", self._dir / "lib", self._dir / "opt"
         env = dict(os.environ)
         env.update(
             {
@@ -158,8 +162,15 @@ class FlinkService(Service):
         )
         return env
 
+    restarts_parts = True
+
     def start(self) -> None:
-        env = self._prepare()
+        self.start_parts(list(_PROCESSES))
+
+    def start_parts(self, processes: list[str]) -> None:
+        """Start these processes in order: a lone TaskManager rejoins the running
+        JobManager (whose jobs restart on it from their checkpoints)."""
+        env = self._prepare() if "flink-jobmanager" in processes else self._environment()
         bin_dir = flink_home() / "bin"
         pid_files = self.pid_files()
         checks = {
@@ -167,7 +178,11 @@ class FlinkService(Service):
             "flink-taskmanager": self._slots_registered,
             "flink-sql-gateway": self._gateway_answers,
         }
+        before = self._taskmanager_ids()
+        checks["flink-taskmanager"] = lambda: self._new_taskmanager(before)
         for process, script in _PROCESSES.items():
+            if process not in processes:
+                continue
             log = self.config.logs_dir / f"{process}.log"
             pid_file = pid_files[process]
             pid = spawn(
@@ -193,6 +208,15 @@ class FlinkService(Service):
 
     def _jobmanager_answers(self) -> bool:
         return self._get(f"{self.config.flink_rest_url}/overview") is not None
+
+    def _taskmanager_ids(self) -> set[str]:
+        listing = self._get(f"{self.config.flink_rest_url}/taskmanagers") or {}
+        return {str(tm["id"]) for tm in listing.get("taskmanagers", [])}
+
+    def _new_taskmanager(self, before: set[str]) -> bool:
+        """A TaskManager that was not registered before has registered (a dead one stays
+        listed until its heartbeat times out, so the slot count alone proves nothing)."""
+        return bool(self._taskmanager_ids() - before) and self._slots_registered()
 
     def _slots_registered(self) -> bool:
         overview = self._get(f"{self.config.flink_rest_url}/overview")

@@ -43,42 +43,75 @@ def preflight(config: StackConfig, to_start: list[Service]) -> None:
 
 
 def up(
-    config: StackConfig, report: Report = print, *, only: list[Service] | None = None
+    config: StackConfig,
+    report: Report = print,
+    *,
+    only: list[Service] | None = None,
+    attempts: int = 2,
 ) -> list[ServiceStatus]:
-    """Start whatever is not running; leave running services alone.
+    """Start whatever is not running; leave running services alone; return the statuses
+    once every service is healthy, else raise naming the one that is not.
 
-    On any failure the services started by this call are stopped again, so a
-    failed `up` leaves nothing half-started.
+    A service partly running restarts only its dead processes when it can (a lone
+    TaskManager rejoins; the JobManager and its jobs keep running), else all of them. A
+    start that fails is tried again (`attempts` in all) before it is given up; then the
+    services started by this call are stopped again, so a failed `up` leaves nothing
+    half-started.
     """
     _ensure_dirs(config)
     all_services = services(config) if only is None else only
-    to_start: list[Service] = []
+    plans: list[tuple[Service, list[str]]] = []
     for service in all_services:
         pids = service.live_pids()
-        if len(pids) == len(service.pid_files()):
+        processes = list(service.pid_files())
+        if len(pids) == len(processes):
             report(f"{service.name}: already running (pid {', '.join(map(str, pids.values()))})")
+            continue
+        dead = [p for p in processes if p not in pids]
+        if pids and service.restarts_parts:
+            report(f"{service.name}: {', '.join(dead)} not running; starting only that")
+            for process in dead:
+                service.pid_files()[process].clear()
+            plans.append((service, dead))
             continue
         if pids:
             report(f"{service.name}: only partly running; restarting it")
         service.stop()  # also clears stale pid files
-        to_start.append(service)
-    preflight(config, to_start)
+        plans.append((service, processes))
+    to_start = [service for service, _ in plans]
+    preflight(config, [s for s, parts in plans if len(parts) == len(s.pid_files())])
     if any(service.needs_jars for service in to_start):
         resolve_all(config.jars_dir)
 
-    started: list[Service] = []
+    started: list[tuple[Service, list[str]]] = []
     try:
-        for service in to_start:
-            report(f"{service.name}: starting ...")
-            started.append(service)
-            service.start()
+        for service, parts in plans:
+            started.append((service, parts))
+            for attempt in range(1, attempts + 1):
+                report(f"{service.name}: starting {', '.join(parts)} ...")
+                try:
+                    service.start_parts(parts)
+                    break
+                except StackError as exc:
+                    if attempt == attempts:
+                        raise
+                    report(f"{service.name}: start failed ({exc.problem.splitlines()[0]}); trying again")
+                    service.stop_parts(parts)
             report(f"{service.name}: ready")
     except BaseException:
-        for service in reversed(started):
+        for service, parts in reversed(started):
             report(f"{service.name}: stopping after failed start-up")
-            service.stop()
+            service.stop_parts(parts)
         raise
-    return [service.status() for service in all_services]
+    statuses = [service.status() for service in all_services]
+    unhealthy = [s for s in statuses if s.state != "running"]
+    if unhealthy:
+        raise StackError(
+            "the stack is not healthy: "
+            + "; ".join(f"{s.name} {s.state}" + (f" ({s.detail})" if s.detail else "") for s in unhealthy),
+            f"read the logs in {config.logs_dir}, then run `kappa-orch stack up` again",
+        )
+    return statuses
 
 
 def down(config: StackConfig, report: Report = print) -> None:

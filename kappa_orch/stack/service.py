@@ -42,6 +42,18 @@ class Service(ABC):
     def start(self) -> None:
         """Start every process and wait until the service answers."""
 
+    # a service whose processes can be started one by one (Flink: a lone TaskManager
+    # comes back and rejoins, the JobManager and its jobs keep running)
+    restarts_parts: bool = False
+
+    def start_parts(self, processes: list[str]) -> None:
+        """Start only these of its processes (when `restarts_parts`); default: all."""
+        self.start()
+
+    def stop_parts(self, processes: list[str]) -> None:
+        for process in reversed(processes):
+            stop_pid(self.pid_files()[process])
+
     @abstractmethod
     def status(self) -> ServiceStatus:
         """Probe the service."""

@@ -45,6 +45,43 @@ class SleeperService(Service):
         return ServiceStatus(self.name, state, "-", pids=self.live_pids())
 
 
+class PairService(Service):
+    """Two sleeping processes that can be started one by one (like Flink's JobManager and
+    TaskManager); `fail_first` start-ups of `b` die; `healthy` is what status reports."""
+
+    needs_jars = False
+    restarts_parts = True
+
+    def __init__(self, config: StackConfig, *, fail_first: int = 0, healthy: bool = True) -> None:
+        super().__init__(config)
+        self.name = "pair"
+        self.fail_first = fail_first
+        self.healthy = healthy
+        self.starts: list[str] = []
+
+    def ports(self) -> list[int]:
+        return []
+
+    def pid_files(self) -> dict[str, PidFile]:
+        return {name: self.pid_file(f"pair-{name}") for name in ("a", "b")}
+
+    def start(self) -> None:
+        self.start_parts(["a", "b"])
+
+    def start_parts(self, processes: list[str]) -> None:
+        for name in processes:
+            self.starts.append(name)
+            failing = name == "b" and self.starts.count("b") <= self.fail_first
+            code = "raise SystemExit(1)" if failing else "import time; time.sleep(60)"
+            log = self.config.logs_dir / f"pair-{name}.log"
+            pid = spawn([sys.executable, "-c", code], log=log, pid_file=self.pid_files()[name])
+            wait_until(lambda f=failing: not f, service=f"pair-{name}", timeout_s=10, log=log, pid=pid)
+
+    def status(self) -> ServiceStatus:
+        running = len(self.live_pids()) == 2 and self.healthy
+        return ServiceStatus(self.name, "running" if running else "unhealthy", "-", pids=self.live_pids())
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> StackConfig:
     return StackConfig(home=tmp_path / "stack")
@@ -121,3 +158,47 @@ def test_kafka_cluster_ids_are_valid() -> None:
         cluster_id = _new_cluster_id()
         assert len(cluster_id) == 22
         assert not cluster_id.startswith("-")
+
+
+def test_up_restarts_only_the_dead_process(config: StackConfig) -> None:
+    import os
+    import signal
+
+    pair = PairService(config)
+    manager.up(config, report=lambda _: None, only=[pair])
+    try:
+        before = pair.live_pids()
+        os.kill(before["b"], signal.SIGKILL)
+        os.waitpid(before["b"], 0)
+        messages: list[str] = []
+        [status] = manager.up(config, report=messages.append, only=[pair])
+        assert status.pids["a"] == before["a"]  # the survivor kept running
+        assert status.pids["b"] != before["b"]
+        assert pair.starts == ["a", "b", "b"]
+        assert "pair: b not running; starting only that" in messages
+    finally:
+        pair.stop()
+
+
+def test_a_failed_start_is_tried_again_before_it_is_given_up(config: StackConfig) -> None:
+    flaky = PairService(config, fail_first=1)
+    messages: list[str] = []
+    [status] = manager.up(config, report=messages.append, only=[flaky])
+    try:
+        assert status.state == "running"
+        assert any("start failed" in m and "trying again" in m for m in messages)
+    finally:
+        flaky.stop()
+    broken = PairService(config, fail_first=5)
+    with pytest.raises(StackError, match="pair-b exited during start-up"):
+        manager.up(config, report=lambda _: None, only=[broken])
+    assert broken.live_pids() == {}
+
+
+def test_up_fails_unless_every_service_is_healthy(config: StackConfig) -> None:
+    sick = PairService(config, healthy=False)
+    try:
+        with pytest.raises(StackError, match="the stack is not healthy: pair unhealthy"):
+            manager.up(config, report=lambda _: None, only=[sick])
+    finally:
+        sick.stop()
