@@ -5,6 +5,7 @@ outcome with metadata a person can act on (which expectation, how many rows, sam
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ CHECK_DESCRIPTIONS = {
 }
 # the checks of every version's gate, in the order they are reported
 GATE_CHECKS = (EXPECTATIONS, UNIQUE_KEY, PARITY, INPUT_BALANCE, NO_LATE_RECORDS)
+# checks whose failure means the table is wrong, whatever a person thinks of the data: an
+# operator cannot accept a candidate that failed one of them
+STRUCTURAL_CHECKS = frozenset({UNIQUE_KEY, INPUT_BALANCE, NO_LATE_RECORDS})
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,44 @@ class Outcome:
     passed: bool
     summary: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # a failed non-structural check an operator accepted: "<who>: <reason>"
+    accepted: str | None = None
+
+    @property
+    def lets_through(self) -> bool:
+        return self.passed or self.accepted is not None
+
+
+def check_acceptance(accept: Sequence[str], reason: str | None) -> None:
+    """Refuse an acceptance that names an unknown or a structural check, or has no reason."""
+    from kappa_orch.errors import KappaError
+
+    unknown = [name for name in accept if name not in GATE_CHECKS]
+    if unknown:
+        raise KappaError(
+            f"--accept names unknown check(s) {unknown}",
+            f"accept one of the non-structural checks: {sorted(set(GATE_CHECKS) - STRUCTURAL_CHECKS)}",
+        )
+    structural = sorted(set(accept) & STRUCTURAL_CHECKS)
+    if structural:
+        raise KappaError(
+            f"{structural} cannot be accepted: a failure there means the table itself is wrong "
+            "(duplicate keys, lost input or records dropped as late), not that the data changed",
+            "fix the spec or the data and reprocess",
+        )
+    if accept and not (reason or "").strip():
+        raise KappaError("accepting a failed check needs a reason", 'add --reason "why this is right"')
+
+
+def accepted(
+    outcomes: Sequence[Outcome], accept: Sequence[str], by: str, reason: str | None
+) -> list[Outcome]:
+    """The outcomes with the failed ones named in `accept` marked accepted (pure)."""
+    from dataclasses import replace
+
+    return [
+        replace(o, accepted=f"{by}: {reason}") if (not o.passed and o.name in accept) else o for o in outcomes
+    ]
 
 
 def expectations_outcome(

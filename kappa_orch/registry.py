@@ -98,6 +98,8 @@ swaps = Table(
     Column("git_commit", String(64)),
     Column("swapped_by", String(127)),
     Column("swapped_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # migration 9: failed checks an operator accepted for the target: {check: "who: why"}
+    Column("accepted", JSON),
 )
 
 claims = Table(
@@ -181,6 +183,10 @@ def _migration_8(conn: Connection) -> None:
     conn.execute(text(f'ALTER TABLE "{SCHEMA}".claims ALTER COLUMN pipeline TYPE VARCHAR(127)'))
 
 
+def _migration_9(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".swaps ADD COLUMN IF NOT EXISTS accepted JSON'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -191,6 +197,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (6, _migration_6),
     (7, _migration_7),
     (8, _migration_8),
+    (9, _migration_9),
 ]
 
 
@@ -342,9 +349,11 @@ def record_swap(
     run_id: str | None,
     git_commit: str | None,
     swapped_by: str | None,
+    accepted: dict[str, str] | None = None,
 ) -> None:
     conn.execute(
         insert(swaps).values(
+            accepted=accepted or None,
             pipeline=pipeline,
             alias=alias,
             from_version=from_version,

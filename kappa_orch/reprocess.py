@@ -10,7 +10,7 @@ run killed anywhere is finished by running again.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +21,8 @@ from kappa_orch.errors import KappaError
 from kappa_orch.gate import (
     NO_LATE_RECORDS,
     Outcome,
+    accepted,
+    check_acceptance,
     expectations_outcome,
     input_balance_outcome,
     late_records_outcome,
@@ -46,7 +48,7 @@ class CandidateReport:
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outcomes)
+        return all(o.lets_through for o in self.outcomes)
 
 
 def _row(warehouse: WarehouseResource, pipeline: str, version: int) -> registry.VersionRow:
@@ -65,9 +67,17 @@ def prepare_candidate(
     claim_wait_s: float = 600.0,
     claim_stale_s: float = 60.0,
     poll_s: float = 2.0,
+    accept: Sequence[str] = (),
+    accept_reason: str | None = None,
+    accepted_by: str | None = None,
 ) -> CandidateReport:
-    """Deploy (unless running), await catch-up and gate the current fingerprint's version."""
+    """Deploy (unless running), await catch-up and gate the current fingerprint's version.
+
+    `accept`: non-structural checks an operator accepts when they fail (with
+    `accept_reason`, recorded with who); a candidate that failed before is gated again."""
     spec = pipeline.spec
+    check_acceptance(accept, accept_reason)
+    by = accepted_by or getpass.getuser()
     claims.acquire(
         warehouse,
         pipeline=spec.name,
@@ -98,20 +108,31 @@ def prepare_candidate(
             )
             with warehouse.begin() as conn:
                 registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
-        outcomes = run_gate(pipeline, row, warehouse=warehouse, flink=flink)
+        outcomes = accepted(
+            run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason
+        )
         for outcome in outcomes:
-            verdict = "passed" if outcome.passed else "FAILED"
+            verdict = (
+                "passed"
+                if outcome.passed
+                else f"FAILED, accepted by {outcome.accepted}"
+                if outcome.accepted
+                else "FAILED"
+            )
             log(f"{spec.name}: check {outcome.name}: {verdict} ({outcome.summary})")
         if not settled:
-            passed = all(o.passed for o in outcomes)
-            failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.passed)
+            passed = all(o.lets_through for o in outcomes)
+            failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
             with warehouse.begin() as conn:
                 registry.set_version(
                     conn,
                     spec.name,
                     row.version,
                     state=registry.READY if passed else registry.FAILED,
-                    check_results={o.name: {"passed": o.passed, "summary": o.summary} for o in outcomes},
+                    check_results={
+                        o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted}
+                        for o in outcomes
+                    },
                     late_records=_late_records(outcomes),
                     error=None if passed else f"checks failed: {failures}"[:4000],
                 )
@@ -302,6 +323,11 @@ def _swap_once(
             run_id=run_id,
             git_commit=git_commit,
             swapped_by=getpass.getuser(),
+            accepted={
+                name: str(result["accepted"])
+                for name, result in (target.check_results or {}).items()
+                if isinstance(result, dict) and result.get("accepted")
+            },
         )
     log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
     return SwapResult(True, previous, target.version, target.physical_table, count)

@@ -301,19 +301,41 @@ def plan_command(as_json: bool, **options: Any) -> None:
 @main.command(name="reprocess")
 @click.argument("pipeline")
 @click.option("--wait", is_flag=True, help="Run in the foreground until the swap (or a failed check).")
+@click.option(
+    "--accept",
+    "accept",
+    multiple=True,
+    help="Accept this failed non-structural check (expectations, parity_with_live) for the candidate "
+    "(repeatable; needs --reason; recorded in the swap with who and why).",
+)
+@click.option("--reason", help="Why the accepted checks' failures are right.")
 @_platform_options
-def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
+def reprocess_command(
+    pipeline: str, wait: bool, accept: tuple[str, ...], reason: str | None, **options: Any
+) -> None:
     """Replay the log into a new version, await catch-up, check it, swap the alias (the
-    same run the reprocess sensor requests). Without --wait it runs in the background."""
+    same run the reprocess sensor requests). Without --wait it runs in the background.
+    A candidate that failed its checks is checked again; with --accept a failed
+    non-structural check no longer blocks the swap."""
+    import getpass
     import os
     import subprocess
 
+    from kappa_orch.gate import check_acceptance
+
     platform = _Platform(**options)
+    try:
+        check_acceptance(accept, reason)
+    except KappaError as exc:
+        fail(exc)
+        return
     if not wait:
         log_dir = Path(os.environ.get("KAPPA_HOME", ".kappa")) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"reprocess-{pipeline}.log"
         argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
+        argv += [item for check in accept for item in ("--accept", check)]
+        argv += ["--reason", reason] if reason else []
         with log_file.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
@@ -324,21 +346,30 @@ def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
             )
         click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
         return
-    from dagster import DagsterInstance, materialize
+    from dagster import AssetsDefinition, DagsterInstance, RunConfig, materialize
 
-    from kappa_orch.dagster.assets import alias_key, pipeline_assets, version_key
+    from kappa_orch.dagster.assets import CandidateConfig, alias_key, pipeline_assets, version_key
 
     try:
         pipelines = _load(platform.specs)
         chosen = _pick(pipelines, pipeline, platform.specs)
         kafka, flink, warehouse = platform.resources()
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        assets = pipeline_assets(pipelines)
+        [versions_op] = [
+            a.op.name
+            for a in assets
+            if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
+        ]
         result = materialize(
-            pipeline_assets(pipelines),
+            assets,
             selection=[version_key(chosen.spec), alias_key(chosen.spec)],
             resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
             instance=instance,
-            tags={"kappa/pipeline": pipeline},
+            tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
+            run_config=RunConfig(
+                ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}
+            ),
             raise_on_error=False,
         )
         warehouse.dispose()
@@ -349,6 +380,16 @@ def reprocess_command(pipeline: str, wait: bool, **options: Any) -> None:
     if not result.success:
         reason = f"failed checks: {', '.join(failed_checks)}" if failed_checks else "see the run log above"
         click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
+        from kappa_orch.gate import STRUCTURAL_CHECKS
+
+        waivable = [c for c in failed_checks if c not in STRUCTURAL_CHECKS]
+        if waivable:
+            click.secho(
+                f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
+                f'it: kappa-orch reprocess {pipeline} --wait --accept {waivable[0]} --reason "..."',
+                fg="yellow",
+                err=True,
+            )
         sys.exit(1)
     click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
 

@@ -23,6 +23,7 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
+    Config,
     DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
@@ -32,6 +33,7 @@ from dagster import (
     TableSchema,
     asset,
 )
+from pydantic import Field as PydanticField
 
 from kappa_orch.batch import run_batch
 from kappa_orch.claims import owner_id
@@ -124,6 +126,19 @@ def topic_specs(pipelines: Iterable[LoadedPipeline]) -> list[AssetSpec]:
     ]
 
 
+class CandidateConfig(Config):
+    """Launchpad settings of a reprocess run's versions asset."""
+
+    accept: list[str] = PydanticField(
+        default=[],
+        description="Failed non-structural checks (expectations, parity_with_live) to accept for this "
+        "candidate; structural checks cannot be accepted.",
+    )
+    reason: str = PydanticField(
+        default="", description="Why the failed checks are right (recorded in the swap)."
+    )
+
+
 def version_asset(
     pipeline: LoadedPipeline, *, claim_wait_s: float = 600.0, claim_stale_s: float = 60.0
 ) -> AssetsDefinition:
@@ -158,12 +173,16 @@ def version_asset(
     )
     def _version(
         context: AssetExecutionContext,
+        config: CandidateConfig,
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
         report = prepare_candidate(
             pipeline,
+            accept=config.accept,
+            accept_reason=config.reason or None,
+            accepted_by=context.run.tags.get("dagster/user") or context.run.tags.get("kappa/user"),
             kafka=kafka,
             flink=flink,
             warehouse=warehouse,
@@ -194,11 +213,14 @@ def version_asset(
                 asset_key=key,
                 check_name=outcome.name,
                 passed=outcome.passed,
-                severity=AssetCheckSeverity.ERROR,
-                description=outcome.summary,
+                # an accepted failure is a warning: it no longer blocks the swap
+                severity=AssetCheckSeverity.WARN if outcome.accepted else AssetCheckSeverity.ERROR,
+                description=(f"ACCEPTED by {outcome.accepted}; " if outcome.accepted else "")
+                + outcome.summary,
                 metadata={
                     "version": row.version,
                     "summary": outcome.summary,
+                    **({"accepted": outcome.accepted} if outcome.accepted else {}),
                     **{
                         k: MetadataValue.json(v) if isinstance(v, list | dict) else v
                         for k, v in outcome.metadata.items()

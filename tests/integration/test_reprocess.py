@@ -180,6 +180,25 @@ def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
     output, _ = status.communicate(timeout=60)
     assert "v2" in output and "failed" in output and "expect_column_values_to_be_between" in output
 
+    # found: a failed candidate could only be retried with a new fingerprint, and a check
+    # could not be waived. Structural checks cannot be accepted ...
+    refused = cli(platform, stack, "reprocess", "daily_spend", "--wait", "--accept", "unique_primary_key")
+    output, _ = refused.communicate(timeout=60)
+    assert refused.returncode == 1 and "['unique_primary_key'] cannot be accepted" in output
+    # ... a non-structural one can, with a reason: the candidate is gated again and swapped
+    reason = "spend is negative from now on: refunds count against it"
+    accepted = cli(
+        platform, stack, "reprocess", "daily_spend", "--wait", "--accept", "expectations", "--reason", reason
+    )
+    output, _ = accepted.communicate(timeout=600)
+    assert accepted.returncode == 0, output
+    assert "check expectations: FAILED, accepted by" in output
+    assert {(a, d, n, -c) for a, d, n, c in serving(platform)} == expected(platform.events, {"approved"})  # type: ignore[attr-defined]
+    last = swaps(platform)[-1]
+    assert (last["from_version"], last["to_version"]) == (1, 2)
+    assert last["accepted"]["expectations"].endswith(f": {reason}")
+    assert versions(platform)[2].state == registry.LIVE
+
 
 def test_a_run_killed_during_catch_up_is_finished_by_running_again(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig

@@ -126,3 +126,25 @@ def test_restart_strategy_outlives_a_lost_taskmanager(tmp_path: Path) -> None:
     assert settings["restart-strategy.type"] == "exponential-delay"
     assert settings["restart-strategy.exponential-delay.attempts-before-reset-backoff"] == 2**31 - 1
     assert settings["restart-strategy.exponential-delay.max-backoff"] == "30s"
+
+
+def test_only_non_structural_checks_can_be_accepted_and_only_with_a_reason() -> None:
+    import pytest
+
+    from kappa_orch.errors import KappaError
+    from kappa_orch.gate import Outcome, accepted, check_acceptance
+
+    check_acceptance(["expectations", "parity_with_live"], "the old table was wrong")
+    check_acceptance([], None)
+    for structural in ("unique_primary_key", "input_balance", "no_late_records"):
+        with pytest.raises(KappaError, match="cannot be accepted"):
+            check_acceptance([structural], "because")
+    with pytest.raises(KappaError, match="unknown check"):
+        check_acceptance(["expectation"], "typo")
+    with pytest.raises(KappaError, match="needs a reason"):
+        check_acceptance(["expectations"], "  ")
+    outcomes = [Outcome("expectations", False, "2 rows"), Outcome("parity_with_live", False, "-40%")]
+    marked = accepted(outcomes, ["expectations"], "ana", "refunds")
+    assert [(o.accepted, o.lets_through) for o in marked] == [("ana: refunds", True), (None, False)]
+    # a passed check is not marked, even when named
+    assert accepted([Outcome("expectations", True, "ok")], ["expectations"], "ana", "x")[0].accepted is None
