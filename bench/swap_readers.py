@@ -1,7 +1,13 @@
 """Readers through swaps: 50 readers query an alias while it is swapped 20 times between
-two versions, against the same readers without swaps, in the same run; and the same
-with swaps that wait for the view's lock (a DDL waiting for its lock queues every new
-reader behind it: the swap before the lock timeout) as the baseline.
+two versions, against the same readers without swaps, in the same run. Phases:
+
+- without swaps: the baseline;
+- with swaps: kappa_orch's swap between two members of the alias view (an update of
+  the registry's live version, no DDL);
+- swaps rebuilding the view: the swap before members (DROP + CREATE VIEW per swap, with
+  the 50 ms lock timeout and retries);
+- swaps rebuilding the view, waiting for the lock: the swap before lock timeouts (a
+  DDL waiting for its lock queues every new reader behind it).
 
 Each reader runs `SELECT count(*), sum(...) FROM <alias>` in a loop on its own
 connection and records each query's latency. A phase lasts until its swaps are done
@@ -30,9 +36,9 @@ from sandbox import sandbox  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from kappa_orch import registry, reprocess  # noqa: E402
-from kappa_orch.deploy import group_id_for  # noqa: E402
-from kappa_orch.reprocess import swap  # noqa: E402
-from kappa_orch.serving import create_version_table  # noqa: E402
+from kappa_orch.deploy import group_id_for, version_definition  # noqa: E402
+from kappa_orch.reprocess import swap, with_short_locks  # noqa: E402
+from kappa_orch.serving import build_alias, create_version_table  # noqa: E402
 from kappa_orch.spec.fingerprint import fingerprint  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 
@@ -122,6 +128,7 @@ def main() -> None:
                     fingerprint=fingerprint(pipeline) if version == 2 else "bench-v1",
                     physical_table=table,
                     group_id=group_id_for(spec.name, version),
+                    definition=version_definition(pipeline),
                 )
                 registry.set_version(conn, spec.name, version, state=registry.READY)
         swap(pipeline, warehouse=warehouse, to_version=1, reason="bench")
@@ -134,16 +141,31 @@ def main() -> None:
                 swap(pipeline, warehouse=warehouse, to_version=2 if i % 2 == 0 else 1, reason="bench")
                 time.sleep(0.4)
 
+        def ddl_swaps(n: int) -> None:
+            # the swap before members: the view rebuilt over the target alone, every time
+            for i in range(n):
+                version = 2 if i % 2 == 0 else 1
+
+                def attempt(lock_timeout_ms: int, version: int = version) -> None:
+                    with warehouse.begin() as conn:
+                        conn.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout_ms}ms'"))
+                        build_alias(conn, spec, [spec.target.version_table(version)])
+                        registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=version)
+
+                with_short_locks(attempt)
+                time.sleep(0.4)
+
         url = warehouse.url
         alias = spec.target.alias
         results = {
             "without swaps": phase(url, alias, args.readers, 0, swaps),
             "with swaps": phase(url, alias, args.readers, args.swaps, swaps),
+            "swaps rebuilding the view": phase(url, alias, args.readers, args.swaps, ddl_swaps),
         }
         patience = reprocess.SWAP_PATIENCE_S
-        reprocess.SWAP_PATIENCE_S = 0  # every attempt waits for the lock: the old swap
+        reprocess.SWAP_PATIENCE_S = 0  # every attempt waits for the lock: the swap before timeouts
         try:
-            results["with swaps, waiting for the lock"] = phase(url, alias, args.readers, args.swaps, swaps)
+            results["rebuilding, waiting for lock"] = phase(url, alias, args.readers, args.swaps, ddl_swaps)
         finally:
             reprocess.SWAP_PATIENCE_S = patience
     base = results["without swaps"]["p99_ms"]

@@ -23,7 +23,7 @@ from kappa_orch.flink_sql import version_job
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.serving import create_version_table, drop_version_table
+from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
@@ -257,6 +257,9 @@ def deploy(
             registry.set_version(
                 conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
             )
+        table_existed = (spec.target.schema_name, plan.physical_table) in existing_tables(
+            conn, {spec.target.schema_name}
+        )
         create_version_table(conn, spec, plan.physical_table)
 
     # the broker does not create topics on first write: the dead-letter topic must exist
@@ -277,6 +280,10 @@ def deploy(
     # is one (state and offsets together); otherwise it replays from the start position
     previous_job = next((r.flink_job_id for r in rows if r.version == plan.version), None)
     resume_from = flink.latest_retained_checkpoint(previous_job) if previous_job else None
+    if plan.action == "redeploy" and not table_existed:
+        # the state of a checkpoint describes rows the new, empty table does not hold
+        log(f"{spec.name}: v{plan.version}'s table {plan.physical_table} was missing; recreated empty")
+        resume_from = None
     if plan.action == "redeploy":
         log(
             f"{spec.name}: v{plan.version} resumes from {resume_from}"

@@ -13,11 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from kappa_orch import registry
 from kappa_orch.claims import held_claims
 from kappa_orch.reprocess import due_for_retirement
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.serving import existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -26,10 +29,17 @@ IN_FLIGHT = frozenset({registry.DEPLOYING, registry.CATCHING_UP, registry.CHECKI
 SERVING = frozenset({registry.LIVE, registry.READY})
 
 
-def degraded(row: registry.VersionRow, job_state: str | None) -> str | None:
-    """Why a live or ready version is degraded (its job is not alive), or None (pure).
-    `job_state` None: not asked (e.g. Flink unreachable), which is not a verdict."""
-    if row.state not in SERVING or job_state is None or job_state in ACTIVE_JOB_STATES:
+def degraded(row: registry.VersionRow, job_state: str | None, table_present: bool = True) -> str | None:
+    """Why a live or ready version is degraded (its table is gone, or its job is not
+    alive), or None (pure). `job_state` None: not asked (e.g. Flink unreachable), which
+    is not a verdict."""
+    if row.state not in SERVING:
+        return None
+    if not table_present:
+        return (
+            f"v{row.version} is {row.state} but its table {row.physical_table} is missing (dropped by hand?)"
+        )
+    if job_state is None or job_state in ACTIVE_JOB_STATES:
         return None
     job = row.flink_job_id or "(none recorded)"
     return f"v{row.version} is {row.state} but its Flink job {job} is {job_state}"
@@ -90,9 +100,12 @@ def plan(
     claims: dict[str, str],
     now: datetime,
     job_states: Mapping[str, str] | None = None,
+    missing_tables: frozenset[tuple[str, int]] = frozenset(),
+    no_alias: frozenset[str] = frozenset(),
 ) -> list[PipelinePlan]:
     """`job_states` (job id -> Flink state; UNKNOWN for a job the cluster does not know):
-    without it, health is not judged (no repair, no abandon)."""
+    without it, jobs are not judged (no repair, no abandon). `missing_tables`:
+    (pipeline, version) whose version table is gone."""
     due = due_for_retirement(list(pipelines), list(rows), live, now)
     states = job_states or {}
 
@@ -109,13 +122,22 @@ def plan(
         live_row = next((r for r in mine if r.version == live.get(name)), None)
         candidate = next((r for r in mine if r.fingerprint == desired), None)
         retire = [r.version for r in due if r.pipeline == name]
-        problems = [p for r in mine if (p := degraded(r, state_of(r))) is not None]
-        repair = [r.version for r in mine if degraded(r, state_of(r)) is not None]
+        verdicts = {
+            r.version: degraded(r, state_of(r), (name, r.version) not in missing_tables) for r in mine
+        }
+        problems = [p for p in verdicts.values() if p is not None]
+        if name in no_alias and live_row is not None:
+            problems.append(
+                f"the alias view {pipeline.spec.target.alias} of live v{live_row.version} is missing"
+            )
+        repair = [v for v, p in verdicts.items() if p is not None]
         abandon = [r.version for r in mine if abandoned(r, state_of(r), desired, live.get(name))]
         live_degraded = live_row is not None and live_row.version in repair
-        if live_row is not None and live_row.fingerprint == desired and live_degraded:
+        if live_row is not None and live_row.fingerprint == desired and name in no_alias:
+            action, detail = "repair", problems[-1]
+        elif live_row is not None and live_row.fingerprint == desired and live_degraded:
             action = "repair"
-            detail = f"{problems[repair.index(live_row.version)]}: the alias serves a table nobody updates"
+            detail = f"{verdicts[live_row.version]}: the alias serves a table nobody updates"
         elif live_row is not None and live_row.fingerprint == desired:
             action, detail = "none", f"v{live_row.version} serves the spec's fingerprint"
         elif name in claims:
@@ -163,6 +185,8 @@ def current_plan(
         registry.migrate(conn)
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
+        missing = missing_version_tables(conn, pipelines, rows)
+        no_alias = missing_aliases(conn, pipelines, live)
     names = {p.name for p in pipelines}
     job_states = None
     if flink is not None:
@@ -171,4 +195,40 @@ def current_plan(
             for r in rows
             if r.pipeline in names and r.flink_job_id and r.state in SERVING | IN_FLIGHT
         }
-    return plan(pipelines, rows, live, held_claims(warehouse), datetime.now(UTC), job_states)
+    return plan(
+        pipelines, rows, live, held_claims(warehouse), datetime.now(UTC), job_states, missing, no_alias
+    )
+
+
+def missing_aliases(
+    conn: Connection, pipelines: Sequence[LoadedPipeline], live: dict[str, int]
+) -> frozenset[str]:
+    """Pipelines with a live version whose alias view is gone (dropped by hand?)."""
+    from sqlalchemy import inspect
+
+    views: dict[str, set[str]] = {}
+    missing = set()
+    for p in pipelines:
+        if p.name not in live:
+            continue
+        schema = p.spec.target.schema_name
+        if schema not in views:
+            views[schema] = set(inspect(conn).get_view_names(schema=schema))
+        if p.spec.target.table_name not in views[schema]:
+            missing.add(p.name)
+    return frozenset(missing)
+
+
+def missing_version_tables(
+    conn: Connection, pipelines: Sequence[LoadedPipeline], rows: Sequence[registry.VersionRow]
+) -> frozenset[tuple[str, int]]:
+    """(pipeline, version) of live and ready versions whose table is gone."""
+    schemas = {p.name: p.spec.target.schema_name for p in pipelines}
+    present = existing_tables(conn, set(schemas.values()))
+    return frozenset(
+        (r.pipeline, r.version)
+        for r in rows
+        if r.pipeline in schemas
+        and r.state in SERVING
+        and (schemas[r.pipeline], r.physical_table) not in present
+    )

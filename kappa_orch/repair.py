@@ -14,8 +14,8 @@ import yaml
 from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.errors import KappaError
-from kappa_orch.plan import abandoned, degraded
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
@@ -57,6 +57,7 @@ class RepairResult:
     redeployed: dict[int, DeployResult] = field(default_factory=dict)
     abandoned: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # version -> why it could not be repaired
+    alias_rebuilt: bool = False  # the alias view was missing and was rebuilt
 
 
 def repair(
@@ -80,6 +81,7 @@ def repair(
             registry.migrate(conn)
             rows = registry.pipeline_versions(conn, name)
             live = registry.live_versions(conn).get(name)
+            missing = missing_version_tables(conn, [pipeline], rows)
         desired = fingerprint(pipeline)
         for row in rows:
             if versions is not None and row.version not in versions:
@@ -99,8 +101,39 @@ def repair(
                 log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
                 result.abandoned.append(row.version)
                 continue
-            problem = degraded(row, state)
+            problem = degraded(row, state, (name, row.version) not in missing)
             if problem is None:
+                continue
+            if (name, row.version) in missing:
+                # a replay into a new table would serve (or roll back to) partial rows until
+                # it caught up: a dropped table is not repaired in place
+                if row.version == live:
+                    retained = [f"v{r.version}" for r in rows if r.state == registry.READY]
+                    result.failed[row.version] = (
+                        f"{problem}: the alias cannot serve it and a replay in place would serve partial "
+                        "rows; "
+                        + (
+                            f"roll back to a retained version ({', '.join(retained)}: kappa-orch rollback "
+                            f"{name} --to N), then retire v{row.version} and reprocess"
+                            if retained
+                            else "change the spec (a new fingerprint) and reprocess"
+                        )
+                    )
+                    log(f"{name}: {result.failed[row.version]}")
+                    continue
+                if row.flink_job_id and state in ACTIVE_JOB_STATES:
+                    flink.cancel(row.flink_job_id)
+                with warehouse.begin() as conn:
+                    registry.lock(conn, f"pipeline:{name}")
+                    registry.set_version(
+                        conn,
+                        name,
+                        row.version,
+                        state=registry.FAILED,
+                        error=f"{problem}: it can no longer serve",
+                    )
+                log(f"{name}: {problem}; marked failed (a rollback to it is no longer possible)")
+                result.abandoned.append(row.version)
                 continue
             log(f"{name}: {problem}; redeploying it")
             try:
@@ -115,6 +148,14 @@ def repair(
             except KappaError as exc:
                 result.failed[row.version] = exc.problem
                 log(f"{name}: v{row.version} could not be repaired: {exc}")
+        if live is not None and live not in result.failed:
+            with warehouse.begin() as conn:
+                no_alias = missing_aliases(conn, [pipeline], {name: live})
+            if no_alias:
+                from kappa_orch.reprocess import swap
+
+                swap(pipeline, warehouse=warehouse, flink=flink, to_version=live, reason="repair", log=log)
+                result.alias_rebuilt = True
     finally:
         claims.release(warehouse, pipeline=claim, owner=owner)
     return result

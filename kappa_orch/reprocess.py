@@ -13,6 +13,7 @@ import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from kappa_orch import claims, registry
 from kappa_orch.catch_up import CatchUpResult, await_catch_up
@@ -32,11 +33,12 @@ from kappa_orch.gate import (
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.serving import drop_version_table, point_alias
+from kappa_orch.serving import alias_members, build_alias, drop_version_table, existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def prepare_candidate(
                 if passed
                 else f"{spec.name}: v{row.version} failed its checks; the alias stays, the candidate is kept"
             )
+            if passed:
+                join_alias(pipeline, row.version, warehouse=warehouse, log=log)
         return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
     finally:
         claims.release(warehouse, pipeline=spec.name, owner=owner)
@@ -191,6 +195,29 @@ def _lock_not_available(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "pgcode", None) == "55P03"
 
 
+def with_short_locks(attempt: Callable[[int], T]) -> T:
+    """Run `attempt(lock_timeout_ms)` (one transaction that changes the alias view) with a
+    short lock timeout, retried with jitter for SWAP_PATIENCE_S, then once waiting for the
+    lock (0: no timeout): a DDL waiting for its lock queues every new reader behind it,
+    so it must give up quickly instead."""
+    import random
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    patient_after = time.monotonic() + SWAP_PATIENCE_S
+    attempts = 0
+    while True:
+        attempts += 1
+        impatient = time.monotonic() < patient_after
+        try:
+            return attempt(SWAP_LOCK_TIMEOUT_MS if impatient else 0)
+        except OperationalError as exc:
+            if not (impatient and _lock_not_available(exc)):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * min(attempts, 10))
+
+
 def swap(
     pipeline: LoadedPipeline,
     *,
@@ -207,34 +234,61 @@ def swap(
     With `flink`, a version whose job is not alive is refused: the alias would serve a
     table nobody updates (repair it first).
 
-    The view's lock is first tried with a short lock timeout, retried with jitter, so
-    that readers queue behind a swap for at most that long per attempt."""
-    import random
-    import time
+    Between members of the alias view (`serving.build_alias`) the swap is an update of
+    the registry's live version: no DDL, readers never wait. Otherwise (a version that is
+    not a member, other columns) the view is rebuilt with short lock timeouts."""
+    return with_short_locks(
+        lambda lock_timeout_ms: _swap_once(
+            pipeline,
+            warehouse=warehouse,
+            to_version=to_version,
+            reason=reason,
+            run_id=run_id,
+            git_commit=git_commit,
+            log=log,
+            lock_timeout_ms=lock_timeout_ms,
+            flink=flink,
+        )
+    )
 
-    from sqlalchemy.exc import OperationalError
 
-    patient_after = time.monotonic() + SWAP_PATIENCE_S
-    attempts = 0
-    while True:
-        attempts += 1
-        impatient = time.monotonic() < patient_after
-        try:
-            return _swap_once(
-                pipeline,
-                warehouse=warehouse,
-                to_version=to_version,
-                reason=reason,
-                run_id=run_id,
-                git_commit=git_commit,
-                log=log,
-                lock_timeout_ms=SWAP_LOCK_TIMEOUT_MS if impatient else 0,
-                flink=flink,
-            )
-        except OperationalError as exc:
-            if not (impatient and _lock_not_available(exc)):
-                raise
-            time.sleep(random.uniform(0.01, 0.05) * min(attempts, 10))
+def _same_columns(row: registry.VersionRow, other: registry.VersionRow) -> bool:
+    """Both versions recorded the same target columns, names and types (so one view can
+    serve either)."""
+    mine, theirs = (row.definition or {}).get("columns"), (other.definition or {}).get("columns")
+    return mine is not None and mine == theirs
+
+
+def join_alias(pipeline: LoadedPipeline, version: int, *, warehouse: WarehouseResource, log: Log) -> bool:
+    """Make a version that passed its gate a member of the alias view (when it has the
+    view's columns), so that the swap to it is a registry update; True if it joined."""
+    from sqlalchemy import text
+
+    spec = pipeline.spec
+
+    def attempt(lock_timeout_ms: int) -> bool:
+        with warehouse.begin() as conn:
+            registry.lock(conn, f"pipeline:{spec.name}")
+            current = alias_members(conn, spec)
+            rows = registry.pipeline_versions(conn, spec.name)
+            row = next(r for r in rows if r.version == version)
+            live = next((r for r in rows if r.version == registry.live_versions(conn).get(spec.name)), None)
+            if (
+                current is None
+                or live is None
+                or live.physical_table not in current[0]
+                or row.physical_table in current[0]
+                or not _same_columns(row, live)
+            ):
+                return False
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
+            build_alias(conn, spec, [*current[0], row.physical_table], current[1])
+            return True
+
+    joined = with_short_locks(attempt)
+    if joined:
+        log(f"{spec.target.alias}: v{version} joined the alias view (a swap to it is a registry update)")
+    return joined
 
 
 def _swap_once(
@@ -299,14 +353,33 @@ def _swap_once(
                     f"redeploy its job first (kappa-orch repair {spec.name} --version {target.version}), "
                     "then swap again",
                 )
+        if (spec.target.schema_name, target.physical_table) not in existing_tables(
+            conn, {spec.target.schema_name}
+        ):
+            raise KappaError(
+                f"v{target.version} of {spec.name!r} is {target.state} but its table "
+                f"{spec.target.schema_name}.{target.physical_table} is missing (dropped by hand?)",
+                f"it cannot serve: kappa-orch repair {spec.name} marks it failed; choose another version",
+            )
         table = version_table(spec, target.physical_table)
         count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-        if live == target.version:
+        columns = target.columns or [c.name for c in spec.target.columns]
+        view = alias_members(conn, spec)
+        if live == target.version and view is not None and target.physical_table in view[0]:
             if target.state != registry.LIVE:  # repair a registry that lost the live state
                 registry.set_version(conn, spec.name, target.version, state=registry.LIVE)
             return SwapResult(False, live, target.version, target.physical_table, count)
-        conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
-        point_alias(conn, spec, target.physical_table, target.columns)
+        if live == target.version:
+            reason = "alias rebuilt"  # the view was dropped (by hand?) or does not serve the live version
+        if view is None or target.physical_table not in view[0] or view[1] != columns:
+            # the view changes: its members are the retained versions with the target's columns
+            members = [
+                r.physical_table
+                for r in rows
+                if r.state in (registry.READY, registry.LIVE) and _same_columns(r, target)
+            ]
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
+            build_alias(conn, spec, [*members, target.physical_table], columns)
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
@@ -367,8 +440,20 @@ def retire(
         return
     if row.flink_job_id and flink.job_state(row.flink_job_id) in ACTIVE_JOB_STATES:
         flink.cancel(row.flink_job_id)
-    with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{spec.name}")
-        drop_version_table(conn, spec, row.physical_table)
-        registry.set_version(conn, spec.name, version, state=registry.RETIRED)
+
+    def attempt(lock_timeout_ms: int) -> None:
+        from sqlalchemy import text
+
+        with warehouse.begin() as conn:
+            registry.lock(conn, f"pipeline:{spec.name}")
+            current = alias_members(conn, spec)
+            if current is not None and row.physical_table in current[0]:
+                # the alias view leaves the table first (it never serves it: it is not live)
+                conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
+                rest = [t for t in current[0] if t != row.physical_table]
+                build_alias(conn, spec, rest, current[1])
+            drop_version_table(conn, spec, row.physical_table)
+            registry.set_version(conn, spec.name, version, state=registry.RETIRED)
+
+    with_short_locks(attempt)
     log(f"{spec.name}: v{version} retired (job stopped, {row.physical_table} dropped)")

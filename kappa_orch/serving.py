@@ -71,39 +71,82 @@ def drop_version_table(conn: Connection, spec: PipelineSpec, physical_table: str
     version_table(spec, physical_table).drop(conn, checkfirst=True)
 
 
-def point_alias(
-    conn: Connection, spec: PipelineSpec, physical_table: str, columns: list[str] | None = None
-) -> None:
-    """(Re)create the alias view over one version, inside the caller's transaction.
+REGISTRY_ALIASES = "kappa_registry.aliases"  # registry.aliases; its live_version is the pointer
 
-    `columns`: the version's own columns (from its recorded definition), which differ
-    from the current spec's when rolling back or forward across a column change.
-    PostgreSQL DDL is transactional: readers see the old view or the new one.
+
+def build_alias(
+    conn: Connection, spec: PipelineSpec, members: list[str], columns: list[str] | None = None
+) -> None:
+    """(Re)create the alias view over its member version tables, inside the caller's
+    transaction: a UNION ALL with one branch per member, each guarded by the registry's
+    live version of the pipeline (`kappa_registry.aliases.live_version`).
+
+    PostgreSQL evaluates the guard once per query (a one-time filter: the other
+    branches are not scanned), in the query's snapshot, so a reader sees exactly one
+    version. Moving the alias between members is then an update of the registry row:
+    no DDL, no lock on the view, no reader waits. The view itself changes only when its
+    members do (a version joins when it passes its gate, leaves when it is retired) or
+    when the columns change.
+
+    `members`: physical tables whose names end in `__v<N>`; `columns`: the members' own
+    columns (from their recorded definition; all members have the same).
     """
     target = spec.target
     schema = _quote(conn, target.schema_name)
     names = columns if columns is not None else [c.name for c in target.columns]
     selected = ", ".join(_quote(conn, name) for name in names)
+    pipeline = spec.name.replace("'", "''")
+    pointer = f"(SELECT live_version FROM {REGISTRY_ALIASES} WHERE pipeline = '{pipeline}')"
+    branches = [
+        f"SELECT {selected} FROM {schema}.{_quote(conn, table)} WHERE {pointer} = {version_number(table)}"
+        for table in sorted(set(members), key=version_number)
+    ]
     alias = f"{schema}.{_quote(conn, target.table_name)}"
     conn.execute(text(f"DROP VIEW IF EXISTS {alias}"))
-    conn.execute(
-        text(f"CREATE VIEW {alias} AS SELECT {selected} FROM {schema}.{_quote(conn, physical_table)}")
+    conn.execute(text(f"CREATE VIEW {alias} AS\n" + "\nUNION ALL\n".join(branches)))
+
+
+def existing_tables(conn: Connection, schemas: set[str]) -> set[tuple[str, str]]:
+    """(schema, table) of every table in these schemas (to find version tables dropped by hand)."""
+    if not schemas:
+        return set()
+    rows = conn.execute(
+        text(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema = ANY(:schemas)"
+        ),
+        {"schemas": sorted(schemas)},
     )
+    return {(str(schema), str(table)) for schema, table in rows}
 
 
-def alias_target(conn: Connection, spec: PipelineSpec) -> str | None:
-    """The physical table the alias view reads, or None when there is no alias yet."""
+def version_number(physical_table: str) -> int:
+    match = re.search(r"__v(\d+)$", physical_table)
+    if match is None:
+        raise ValueError(f"{physical_table!r} is not a version table (name__v<N>)")
+    return int(match.group(1))
+
+
+def alias_members(conn: Connection, spec: PipelineSpec) -> tuple[list[str], list[str]] | None:
+    """The version tables the alias view reads and its columns, or None without a view."""
     target = spec.target
     if target.table_name not in inspect(conn).get_view_names(schema=target.schema_name):
         return None
-    row = conn.execute(
+    tables = conn.execute(
         text(
             "SELECT DISTINCT table_name FROM information_schema.view_table_usage "
-            "WHERE view_schema = :schema AND view_name = :view"
+            "WHERE view_schema = :schema AND view_name = :view AND table_schema = :schema"
         ),
         {"schema": target.schema_name, "view": target.table_name},
-    ).first()
-    return None if row is None else str(row[0])
+    ).scalars()
+    columns = conn.execute(
+        text(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = :schema AND table_name = :view ORDER BY ordinal_position"
+        ),
+        {"schema": target.schema_name, "view": target.table_name},
+    ).scalars()
+    return sorted(str(t) for t in tables), [str(c) for c in columns]
 
 
 def _quote(conn: Connection, identifier: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
-from kappa_orch.plan import column_diff, degraded
+from kappa_orch.plan import column_diff, degraded, missing_aliases, missing_version_tables
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -68,6 +68,8 @@ def pipeline_status(
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
         totals = registry.input_totals(conn)
+        missing = missing_version_tables(conn, pipelines, rows)
+        no_alias = missing_aliases(conn, pipelines, live)
     result = []
     for pipeline in pipelines:
         desired = fingerprint(pipeline)
@@ -97,7 +99,7 @@ def pipeline_status(
                     input=totals.get((row.pipeline, row.version), (0, 0))[0],
                     dead_lettered=totals.get((row.pipeline, row.version), (0, 0))[1],
                     late_records=late,
-                    degraded=degraded(row, job_state),
+                    degraded=degraded(row, job_state, (row.pipeline, row.version) not in missing),
                 )
             )
         live_version = live.get(pipeline.name)
@@ -111,6 +113,11 @@ def pipeline_status(
                     else "a rollback to it is refused"
                 )
                 warnings.append(f"{v.degraded}: {effect}; repair it: kappa-orch repair {pipeline.name}")
+        if pipeline.name in no_alias:
+            warnings.append(
+                f"the alias view {pipeline.spec.target.alias} of live v{live_version} is missing (dropped by "
+                f"hand?): readers get an error; rebuild it: kappa-orch repair {pipeline.name}"
+            )
         allowed = pipeline.spec.gate.max_late_records
         if live_row is not None and (live_row.late_total or 0) > allowed:
             warnings.append(
@@ -124,8 +131,12 @@ def pipeline_status(
                 alias=pipeline.spec.target.alias,
                 desired_fingerprint=desired,
                 live_version=live_version,
-                in_sync=live_row is not None and live_row.fingerprint == desired and not live_row.degraded,
-                degraded=live_row is not None and live_row.degraded is not None,
+                in_sync=live_row is not None
+                and live_row.fingerprint == desired
+                and not live_row.degraded
+                and pipeline.name not in no_alias,
+                degraded=live_row is not None
+                and (live_row.degraded is not None or pipeline.name in no_alias),
                 dead_letter_topic=pipeline.spec.dead_letter_topic,
                 versions=versions,
                 warnings=warnings,

@@ -158,9 +158,11 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     candidates; `reprocess` checks them and swaps the alias."""
     import uuid
 
+    from kappa_orch import claims
     from kappa_orch.claims import owner_id
     from kappa_orch.deploy import deploy
     from kappa_orch.reprocess import prepare_candidate, swap
+    from kappa_orch.spec.fingerprint import fingerprint
 
     platform = _Platform(**options)
     if bool(pipeline) == deploy_all:
@@ -170,16 +172,27 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         chosen = pipelines if deploy_all else [_pick(pipelines, str(pipeline), platform.specs)]
         kafka, flink, warehouse = platform.resources()
         live = _live_versions(warehouse)
+        owner = owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}")
         for item in chosen:
             if item.name in live:
-                result = deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo)
+                # under the pipeline's claim, like a reprocess: a deploy left unfinished by a
+                # killed run is taken over at once, and two deploys never race
+                claims.acquire(
+                    warehouse, pipeline=item.name, owner=owner, fingerprint=fingerprint(item), log=click.echo
+                )
+                try:
+                    result = deploy(
+                        item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo, holds_claim=True
+                    )
+                finally:
+                    claims.release(warehouse, pipeline=item.name, owner=owner)
             else:
                 report = prepare_candidate(
                     item,
                     kafka=kafka,
                     flink=flink,
                     warehouse=warehouse,
-                    owner=owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}"),
+                    owner=owner,
                     log=click.echo,
                 )
                 if not report.passed:
@@ -509,7 +522,9 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
             for version, deployed in sorted(result.redeployed.items()):
                 click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
             failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
-            if not result.redeployed and not result.abandoned and not result.failed:
+            if result.alias_rebuilt:
+                click.echo(f"{item.name}: alias {item.spec.target.alias} rebuilt")
+            if not (result.redeployed or result.abandoned or result.failed or result.alias_rebuilt):
                 click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
         warehouse.dispose()
     except KappaError as exc:

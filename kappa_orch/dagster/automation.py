@@ -151,11 +151,11 @@ def repair_sensor(
             return SkipReason(f"registry or Flink not reachable: {exc.problem}")
         requests = []
         for p in plans:
-            if not (p.repair or p.abandon):
+            if not (p.repair or p.abandon or p.action == "repair"):
                 continue
             lost = sorted(
                 f"v{v}:{rows[(p.pipeline, v)].flink_job_id or 'none'}" for v in [*p.repair, *p.abandon]
-            )
+            ) or [f"alias:{p.live_version}"]
             context.log.info(f"{p.pipeline}: " + "; ".join(p.problems or [f"abandon {p.abandon}"]))
             requests.append(
                 RunRequest(

@@ -335,3 +335,47 @@ def test_rollback_and_roll_forward_across_removed_and_retyped_columns(
     code, output = cli(platform, stack, "rollback", "daily_spend", "--to", "2")
     assert code == 0, output
     assert columns() == {"account": "text", "spend_day": "date", "spend_cents": "double precision"}
+
+
+def test_a_view_or_version_table_dropped_by_hand_is_reported_and_repaired(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    go_live(platform, changed, kafka, flink)
+    v2_rows = expected(platform, "daily_spend", {"approved", "declined"})
+    wait_exact(platform, "daily_spend", v2_rows)
+
+    # the alias view dropped by hand: status and plan say so, repair rebuilds it
+    with platform.warehouse.begin() as conn:
+        conn.execute(text("DROP VIEW analytics.daily_spend"))
+    code, output = cli(platform, stack, "status", "daily_spend")
+    assert "DEGRADED" in output and "alias view analytics.daily_spend of live v2 is missing" in output
+    code, output = cli(platform, stack, "plan", "--json")
+    plan = {p["pipeline"]: p for p in json.loads(output)}["daily_spend"]
+    assert plan["action"] == "repair" and "alias view analytics.daily_spend" in plan["detail"]
+    code, output = cli(platform, stack, "repair", "daily_spend")
+    assert code == 0 and "alias analytics.daily_spend rebuilt" in output, output
+    assert serving(platform, "daily_spend") == v2_rows
+
+    # a retained version's table dropped by hand (CASCADE: the alias view goes with it)
+    with platform.warehouse.begin() as conn:
+        conn.execute(text("DROP TABLE analytics.daily_spend__v1 CASCADE"))
+    code, output = cli(platform, stack, "status", "daily_spend", "--json")
+    [status] = json.loads(output)
+    by_version = {v["version"]: v for v in status["versions"]}
+    assert by_version[1]["degraded"] == (
+        "v1 is ready but its table daily_spend__v1 is missing (dropped by hand?)"
+    )
+    code, output = cli(platform, stack, "rollback", "daily_spend", "--to", "1")
+    assert code == 1 and "analytics.daily_spend__v1 is missing" in output and "Traceback" not in output
+    code, output = cli(platform, stack, "repair", "daily_spend")
+    assert code == 0, output
+    assert "marked failed" in output and "rebuilt" in output
+    assert versions(platform, "daily_spend")[1].state == registry.FAILED
+    assert serving(platform, "daily_spend") == v2_rows
+    code, output = cli(platform, stack, "status", "daily_spend", "--json")
+    [status] = json.loads(output)
+    assert status["in_sync"] is True and status["degraded"] is False

@@ -370,6 +370,30 @@ def test_readers_see_one_whole_version_across_swaps(
     assert set(seen) <= {answers[1], answers[2]}
     assert set(seen) == {answers[1], answers[2]}
 
+    # found: swaps made readers wait (DROP VIEW queued behind running reads, new reads
+    # behind it). v2 joined the view when it passed its gate, so a swap between the two is
+    # a registry update: it completes while a reader holds the view open in a transaction,
+    # which a DDL on the view could not (it would wait for that reader)
+    engine = create_engine(platform.warehouse_url)
+    with engine.connect() as reader:
+        assert tuple(reader.execute(text(TOTALS)).one()) == answers[2]  # the reader's lock is held
+        done = threading.Event()
+        swapper = threading.Thread(
+            target=lambda: (
+                swap(changed, warehouse=platform.warehouse, to_version=1, reason="rollback"),
+                done.set(),
+            )
+        )
+        swapper.start()
+        swapper.join(timeout=60)
+        assert done.is_set(), "the swap waited for a reader: it took a lock on the view"
+        reader.commit()
+        assert tuple(reader.execute(text(TOTALS)).one()) == answers[1]
+    engine.dispose()
+    with platform.warehouse.connect() as conn:
+        view = conn.execute(text("SELECT pg_get_viewdef('analytics.daily_spend'::regclass)")).scalar_one()
+    assert "daily_spend__v1" in view and "daily_spend__v2" in view and "UNION ALL" in view
+
 
 def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource

@@ -148,3 +148,40 @@ def test_only_non_structural_checks_can_be_accepted_and_only_with_a_reason() -> 
     assert [(o.accepted, o.lets_through) for o in marked] == [("ana: refunds", True), (None, False)]
     # a passed check is not marked, even when named
     assert accepted([Outcome("expectations", True, "ok")], ["expectations"], "ana", "x")[0].accepted is None
+
+
+def test_a_missing_table_or_alias_degrades_and_asks_for_repair() -> None:
+    rows = [row(1, "old", registry.READY), row(2, FP, registry.LIVE)]
+    states = {"j1": "RUNNING", "j2": "RUNNING"}
+    assert degraded(rows[0], "RUNNING", table_present=False) == (
+        "v1 is ready but its table daily_spend__v1 is missing (dropped by hand?)"
+    )
+    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, states, frozenset({("daily_spend", 1)}))
+    assert (p.action, p.repair) == ("none", [1])  # the live version serves; v1 is repaired aside
+    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, states, frozenset(), frozenset({"daily_spend"}))
+    assert p.action == "repair" and p.detail == "the alias view analytics.daily_spend of live v2 is missing"
+
+
+def test_a_version_is_rebuilt_from_its_own_recorded_definition() -> None:
+    import dataclasses
+
+    import pytest
+
+    from kappa_orch.deploy import version_definition
+    from kappa_orch.errors import KappaError
+    from kappa_orch.repair import pipeline_of_version
+
+    current = PIPELINE.model_copy(update={"sql_text": PIPELINE.sql_text.replace("'approved'", "'declined'")})
+    assert fingerprint(current) != FP
+    recorded = dataclasses.replace(row(1, FP, registry.READY), definition=version_definition(PIPELINE))
+    rebuilt = pipeline_of_version(recorded, current)
+    assert fingerprint(rebuilt) == FP and rebuilt.sql_text == PIPELINE.sql_text
+    # the current spec is used as is when it is the version's own
+    assert (
+        pipeline_of_version(dataclasses.replace(recorded, fingerprint=fingerprint(current)), current)
+        is current
+    )
+    with pytest.raises(KappaError, match="has no recorded spec"):
+        pipeline_of_version(dataclasses.replace(recorded, definition=None), current)
+    with pytest.raises(KappaError, match="built by an older kappa_orch"):
+        pipeline_of_version(dataclasses.replace(recorded, fingerprint="0123456789abcdef"), current)
