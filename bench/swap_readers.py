@@ -1,7 +1,9 @@
 """Readers through swaps: 50 readers query an alias while it is swapped 20 times between
 two versions, against the same readers without swaps, in the same run. Phases:
 
-- without swaps: the baseline;
+- view over one version: readers of a plain view (the alias outside a reprocess's
+  grace period), for the cost of the guarded view below;
+- without swaps: the baseline, readers of the view over two members;
 - with swaps: kappa_orch's swap between two members of the alias view (an update of
   the registry's live version, no DDL);
 - swaps rebuilding the view: the swap before members (DROP + CREATE VIEW per swap, with
@@ -157,7 +159,19 @@ def main() -> None:
 
         url = warehouse.url
         alias = spec.target.alias
-        results = {
+
+        def one_member() -> None:
+            with warehouse.begin() as conn:
+                build_alias(conn, spec, [spec.target.version_table(1)])
+
+        def both_members() -> None:
+            with warehouse.begin() as conn:
+                build_alias(conn, spec, [spec.target.version_table(v) for v in (1, 2)])
+
+        one_member()
+        results = {"view over one version": phase(url, alias, args.readers, 0, swaps)}
+        both_members()
+        results |= {
             "without swaps": phase(url, alias, args.readers, 0, swaps),
             "with swaps": phase(url, alias, args.readers, args.swaps, swaps),
             "swaps rebuilding the view": phase(url, alias, args.readers, args.swaps, ddl_swaps),
@@ -168,7 +182,7 @@ def main() -> None:
             results["rebuilding, waiting for lock"] = phase(url, alias, args.readers, args.swaps, ddl_swaps)
         finally:
             reprocess.SWAP_PATIENCE_S = patience
-    base = results["without swaps"]["p99_ms"]
+    base = results["without swaps"]["p99_ms"]  # the same view, without swaps
     print(f"\n{args.readers} readers, {args.swaps} swaps per phase, alias over {args.rows:,} rows\n")
     print(
         f"{'phase':<30}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"

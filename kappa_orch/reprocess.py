@@ -170,7 +170,8 @@ def run_gate(
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
-    late = late_records_outcome(spec, flink.known_late_records(row.flink_job_id))
+    # the REST metric store can take a while after a TaskManager came back: be patient
+    late = late_records_outcome(spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=60))
     return [expectations, unique, parity, balance, late]
 
 

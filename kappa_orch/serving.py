@@ -72,24 +72,27 @@ def drop_version_table(conn: Connection, spec: PipelineSpec, physical_table: str
 
 
 REGISTRY_ALIASES = "kappa_registry.aliases"  # registry.aliases; its live_version is the pointer
+MEMBER_COLUMN = "kappa__member_version"  # the version number of each member's rows, inside the view
 
 
 def build_alias(
     conn: Connection, spec: PipelineSpec, members: list[str], columns: list[str] | None = None
 ) -> None:
     """(Re)create the alias view over its member version tables, inside the caller's
-    transaction: a UNION ALL with one branch per member, each guarded by the registry's
-    live version of the pipeline (`kappa_registry.aliases.live_version`).
+    transaction: a UNION ALL of the members, each tagged with its version number, of
+    which the view keeps the registry's live version of the pipeline
+    (`kappa_registry.aliases.live_version`).
 
-    PostgreSQL evaluates the guard once per query (a one-time filter: the other
-    branches are not scanned), in the query's snapshot, so a reader sees exactly one
+    PostgreSQL evaluates the live version once per query (a one-time filter per member:
+    the others are not scanned), in the query's snapshot, so a reader sees exactly one
     version. Moving the alias between members is then an update of the registry row:
     no DDL, no lock on the view, no reader waits. The view itself changes only when its
     members do (a version joins when it passes its gate, leaves when it is retired) or
     when the columns change.
 
-    `members`: physical tables whose names end in `__v<N>`; `columns`: the members' own
-    columns (from their recorded definition; all members have the same).
+    `members`: physical tables whose names end in `__v<N>` (with one member, the live
+    version, the view is a plain SELECT); `columns`: the members' own columns (from their
+    recorded definition; all members have the same).
     """
     target = spec.target
     schema = _quote(conn, target.schema_name)
@@ -97,13 +100,22 @@ def build_alias(
     selected = ", ".join(_quote(conn, name) for name in names)
     pipeline = spec.name.replace("'", "''")
     pointer = f"(SELECT live_version FROM {REGISTRY_ALIASES} WHERE pipeline = '{pipeline}')"
-    branches = [
-        f"SELECT {selected} FROM {schema}.{_quote(conn, table)} WHERE {pointer} = {version_number(table)}"
-        for table in sorted(set(members), key=version_number)
-    ]
+    tables = sorted(set(members), key=version_number)
+    if len(tables) == 1:
+        # one member (the live version, as after a retire): a plain view, no guard
+        body = f"SELECT {selected} FROM {schema}.{_quote(conn, tables[0])}"
+    else:
+        # the guard on top of an unfiltered UNION ALL, so that PostgreSQL flattens it into
+        # one Append whose members are gated by a one-time filter each (filtered branches
+        # are not flattened and cost full scans about twice as much)
+        branches = "\nUNION ALL\n".join(
+            f"SELECT {version_number(t)} AS {MEMBER_COLUMN}, {selected} FROM {schema}.{_quote(conn, t)}"
+            for t in tables
+        )
+        body = f"SELECT {selected} FROM (\n{branches}\n) AS members WHERE {MEMBER_COLUMN} = {pointer}"
     alias = f"{schema}.{_quote(conn, target.table_name)}"
     conn.execute(text(f"DROP VIEW IF EXISTS {alias}"))
-    conn.execute(text(f"CREATE VIEW {alias} AS\n" + "\nUNION ALL\n".join(branches)))
+    conn.execute(text(f"CREATE VIEW {alias} AS\n{body}"))
 
 
 def existing_tables(conn: Connection, schemas: set[str]) -> set[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +30,9 @@ from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.flink import FlinkService
 from tests.integration import scale
 from tests.integration.platform import Platform, isolated_platform, produce_authorizations, run_reprocess
 
@@ -379,3 +382,72 @@ def test_a_view_or_version_table_dropped_by_hand_is_reported_and_repaired(
     code, output = cli(platform, stack, "status", "daily_spend", "--json")
     [status] = json.loads(output)
     assert status["in_sync"] is True and status["degraded"] is False
+
+
+def _taskmanager_pid(stack: StackConfig) -> int:
+    pid = FlinkService(stack).live_pids().get("flink-taskmanager")
+    assert pid is not None, "no TaskManager runs"
+    return pid
+
+
+def test_a_taskmanager_killed_during_a_reprocess_costs_nothing(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    # found: with the fixed-delay restart strategy (3 attempts) a TaskManager loss failed
+    # every job for good, and `stack up` restarted the whole Flink service, so every live
+    # job of every pipeline was gone
+    for name in ("daily_spend", "account_latest"):
+        go_live(platform, platform.pipelines()[name], kafka, flink)
+    live_jobs = {name: versions(platform, name)[1].flink_job_id for name in ("daily_spend", "account_latest")}
+    platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
+    env_args = ("reprocess", "daily_spend", "--wait")
+    reprocess = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kappa-orch"), *env_args],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
+            "KAPPA_SPECS": str(platform.specs),
+            "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
+            "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
+            "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while (
+            2 not in versions(platform, "daily_spend")
+            or not versions(platform, "daily_spend")[2].flink_job_id
+        ):
+            assert reprocess.poll() is None, reprocess.communicate()[0]
+            assert time.monotonic() < deadline, "the candidate was not deployed"
+            time.sleep(0.5)
+        # more events while the TaskManager is gone: nothing may be lost or counted twice
+        pid = _taskmanager_pid(stack)
+        os.kill(pid, signal.SIGKILL)
+        more = sample_events(5_000, seed=11, start_ms=1_767_225_600_000 + EVENTS * 60_000, step_ms=60_000)
+        kafka.produce(
+            platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
+        )  # type: ignore[index]
+        platform.events = platform.events + more.authorizations  # type: ignore[attr-defined]
+        time.sleep(5)
+        messages: list[str] = []
+        manager.up(stack, report=messages.append, only=[FlinkService(stack)])
+        assert "flink: flink-taskmanager not running; starting only that" in messages
+        output, _ = reprocess.communicate(timeout=600)
+        assert reprocess.returncode == 0, output
+    finally:
+        if reprocess.poll() is None:
+            reprocess.kill()
+    # the live jobs kept running (same job ids: restarted by Flink, not redeployed) ...
+    for job in live_jobs.values():
+        assert flink.job_state(job or "") == "RUNNING"
+    assert versions(platform, "account_latest")[1].flink_job_id == live_jobs["account_latest"]
+    # ... and every alias is exact, the new events included
+    wait_exact(platform, "daily_spend", expected(platform, "daily_spend", {"approved", "declined"}))
+    wait_exact(platform, "account_latest", expected(platform, "account_latest"))
+    assert versions(platform, "daily_spend")[2].state == registry.LIVE
