@@ -52,12 +52,6 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
     return recorded
 
 
-def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:
-    with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{pipeline}")
-        registry.set_version(conn, pipeline, version, state=registry.FAILED, error=error[:4000])
-
-
 @dataclass
 class RepairResult:
     redeployed: dict[int, DeployResult] = field(default_factory=dict)
@@ -94,13 +88,16 @@ def repair(
                 continue
             state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
             if abandoned(row, state, desired, live):
-                _mark_failed(
-                    warehouse,
-                    name,
-                    row.version,
-                    f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec has moved on, "
-                    "so nobody will finish its catch-up",
-                )
+                with warehouse.begin() as conn:
+                    registry.lock(conn, f"pipeline:{name}")
+                    registry.set_version(
+                        conn,
+                        name,
+                        row.version,
+                        state=registry.FAILED,
+                        error=f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec "
+                        "has moved on, so nobody will finish its catch-up",
+                    )
                 log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
                 result.abandoned.append(row.version)
                 continue
@@ -126,7 +123,15 @@ def repair(
                     continue
                 if row.flink_job_id and state in ACTIVE_JOB_STATES:
                     flink.cancel(row.flink_job_id)
-                _mark_failed(warehouse, name, row.version, f"{problem}: it can no longer serve")
+                with warehouse.begin() as conn:
+                    registry.lock(conn, f"pipeline:{name}")
+                    registry.set_version(
+                        conn,
+                        name,
+                        row.version,
+                        state=registry.FAILED,
+                        error=f"{problem}: it can no longer serve",
+                    )
                 log(f"{name}: {problem}; marked failed (a rollback to it is no longer possible)")
                 result.abandoned.append(row.version)
                 continue

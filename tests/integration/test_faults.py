@@ -66,12 +66,6 @@ def daily_spend(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[An
     return {(a, d, n, s) for (a, d), (n, s) in totals.items()}
 
 
-def count_declined_too(platform: Platform) -> LoadedPipeline:
-    """daily_spend's spec changed: declined authorizations count too (a new fingerprint)."""
-    sql = platform.pipelines()["daily_spend"].sql_text
-    return platform.set_sql("daily_spend", sql.replace(ORIGINAL, ALL_STATUSES))
-
-
 def serving(platform: Platform, pipeline: str) -> set[tuple[Any, ...]]:
     spec = platform.pipelines()[pipeline].spec
     columns = ", ".join(c.name for c in spec.target.columns)
@@ -149,7 +143,9 @@ def test_lost_jobs_are_reported_degraded_refused_for_rollback_and_repaired(
     # `rollback` accepted a ready version whose job was gone
     flink = with_checkpoints(flink, stack)
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    changed = count_declined_too(platform)
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
     go_live(platform, changed, kafka, flink)
     wait_exact(platform, "daily_spend", expected(platform, "daily_spend", {"approved", "declined"}))
     before = versions(platform, "daily_spend")
@@ -225,7 +221,9 @@ def test_a_superseded_candidate_whose_job_is_gone_is_abandoned(
 ) -> None:
     # found: a superseded version whose job died while catching up stayed `catching_up` for ever
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    candidate = count_declined_too(platform)
+    candidate = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
     deployed = deploy(candidate, kafka=kafka, flink=flink, warehouse=platform.warehouse)
     assert versions(platform, "daily_spend")[2].state == registry.CATCHING_UP
     flink.cancel(deployed.flink_job_id or "")
@@ -265,7 +263,9 @@ def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
         while flink.slots()[0] > 0:
             assert time.monotonic() < deadline, "the filler jobs did not take every slot"
             time.sleep(1)
-        changed = count_declined_too(platform)
+        changed = platform.set_sql(
+            "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+        )
         started = time.monotonic()
         with pytest.raises(KappaError) as error:
             deploy(changed, kafka=kafka, flink=flink, warehouse=platform.warehouse)
@@ -344,7 +344,9 @@ def test_a_view_or_version_table_dropped_by_hand_is_reported_and_repaired(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    changed = count_declined_too(platform)
+    changed = platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
     go_live(platform, changed, kafka, flink)
     v2_rows = expected(platform, "daily_spend", {"approved", "declined"})
     wait_exact(platform, "daily_spend", v2_rows)
@@ -397,7 +399,9 @@ def test_a_taskmanager_killed_during_a_reprocess_costs_nothing(
     for name in ("daily_spend", "account_latest"):
         go_live(platform, platform.pipelines()[name], kafka, flink)
     live_jobs = {name: versions(platform, name)[1].flink_job_id for name in ("daily_spend", "account_latest")}
-    count_declined_too(platform)
+    platform.set_sql(
+        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
+    )
     env_args = ("reprocess", "daily_spend", "--wait")
     reprocess = subprocess.Popen(
         [str(Path(sys.executable).parent / "kappa-orch"), *env_args],
