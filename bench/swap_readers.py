@@ -150,8 +150,9 @@ def main() -> None:
 
                 def attempt(lock_timeout_ms: int, version: int = version) -> None:
                     with warehouse.begin() as conn:
-                        conn.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout_ms}ms'"))
-                        build_alias(conn, spec, [spec.target.version_table(version)])
+                        build_alias(
+                            conn, spec, [spec.target.version_table(version)], lock_timeout_ms=lock_timeout_ms
+                        )
                         registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=version)
 
                 with_short_locks(attempt)

@@ -63,6 +63,14 @@ def column_diff(live: Sequence[Sequence[str]] | None, spec: Sequence[Sequence[st
     return changes
 
 
+def column_changes(live_row: registry.VersionRow | None, pipeline: LoadedPipeline) -> list[str]:
+    """`column_diff` of the pipeline's spec against its live version's recorded columns."""
+    return column_diff(
+        (live_row.definition or {}).get("columns") if live_row else None,
+        [[c.name, c.type] for c in pipeline.spec.target.columns],
+    )
+
+
 def abandoned(row: registry.VersionRow, job_state: str | None, desired: str, live: int | None) -> bool:
     """A superseded candidate whose job is gone before it was gated (pure)."""
     return (
@@ -167,10 +175,7 @@ def plan(
                 repair=repair,
                 abandon=abandon,
                 problems=problems,
-                column_changes=column_diff(
-                    (live_row.definition or {}).get("columns") if live_row else None,
-                    [[c.name, c.type] for c in pipeline.spec.target.columns],
-                ),
+                column_changes=column_changes(live_row, pipeline),
             )
         )
     return plans

@@ -15,6 +15,7 @@ from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
+from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -50,6 +51,47 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
             f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
         )
     return recorded
+
+
+def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:
+    with warehouse.begin() as conn:
+        registry.lock(conn, f"pipeline:{pipeline}")
+        registry.set_version(conn, pipeline, version, state=registry.FAILED, error=error[:4000])
+
+
+def _retire_dropped(
+    row: registry.VersionRow,
+    problem: str,
+    *,
+    rows: list[registry.VersionRow],
+    live: int | None,
+    flink: FlinkResource,
+    warehouse: WarehouseResource,
+    result: RepairResult,
+    log: Log,
+) -> None:
+    """A version whose table was dropped by hand: a replay into a new table would serve (or
+    roll back to) partial rows until it caught up, so it is not repaired in place. A ready
+    one is marked failed; the live one is left, with the fix."""
+    name = row.pipeline
+    if row.version == live:
+        retained = [f"v{r.version}" for r in rows if r.state == registry.READY]
+        fix = (
+            f"roll back to a retained version ({', '.join(retained)}: kappa-orch rollback {name} --to N), "
+            f"then retire v{row.version} and reprocess"
+            if retained
+            else "change the spec (a new fingerprint) and reprocess"
+        )
+        result.failed[row.version] = (
+            f"{problem}: the alias cannot serve it and a replay in place would serve partial rows; {fix}"
+        )
+        log(f"{name}: {result.failed[row.version]}")
+        return
+    if row.flink_job_id and flink.job_state(row.flink_job_id) in ACTIVE_JOB_STATES:
+        flink.cancel(row.flink_job_id)
+    _mark_failed(warehouse, name, row.version, f"{problem}: it can no longer serve")
+    log(f"{name}: {problem}; marked failed (a rollback to it is no longer possible)")
+    result.abandoned.append(row.version)
 
 
 @dataclass
@@ -88,16 +130,13 @@ def repair(
                 continue
             state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
             if abandoned(row, state, desired, live):
-                with warehouse.begin() as conn:
-                    registry.lock(conn, f"pipeline:{name}")
-                    registry.set_version(
-                        conn,
-                        name,
-                        row.version,
-                        state=registry.FAILED,
-                        error=f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec "
-                        "has moved on, so nobody will finish its catch-up",
-                    )
+                _mark_failed(
+                    warehouse,
+                    name,
+                    row.version,
+                    f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec has moved on, "
+                    "so nobody will finish its catch-up",
+                )
                 log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
                 result.abandoned.append(row.version)
                 continue
@@ -105,35 +144,16 @@ def repair(
             if problem is None:
                 continue
             if (name, row.version) in missing:
-                # a replay into a new table would serve (or roll back to) partial rows until
-                # it caught up: a dropped table is not repaired in place
-                if row.version == live:
-                    retained = [f"v{r.version}" for r in rows if r.state == registry.READY]
-                    result.failed[row.version] = (
-                        f"{problem}: the alias cannot serve it and a replay in place would serve partial "
-                        "rows; "
-                        + (
-                            f"roll back to a retained version ({', '.join(retained)}: kappa-orch rollback "
-                            f"{name} --to N), then retire v{row.version} and reprocess"
-                            if retained
-                            else "change the spec (a new fingerprint) and reprocess"
-                        )
-                    )
-                    log(f"{name}: {result.failed[row.version]}")
-                    continue
-                if row.flink_job_id and state in ACTIVE_JOB_STATES:
-                    flink.cancel(row.flink_job_id)
-                with warehouse.begin() as conn:
-                    registry.lock(conn, f"pipeline:{name}")
-                    registry.set_version(
-                        conn,
-                        name,
-                        row.version,
-                        state=registry.FAILED,
-                        error=f"{problem}: it can no longer serve",
-                    )
-                log(f"{name}: {problem}; marked failed (a rollback to it is no longer possible)")
-                result.abandoned.append(row.version)
+                _retire_dropped(
+                    row,
+                    problem,
+                    rows=rows,
+                    live=live,
+                    flink=flink,
+                    warehouse=warehouse,
+                    result=result,
+                    log=log,
+                )
                 continue
             log(f"{name}: {problem}; redeploying it")
             try:
@@ -152,8 +172,6 @@ def repair(
             with warehouse.begin() as conn:
                 no_alias = missing_aliases(conn, [pipeline], {name: live})
             if no_alias:
-                from kappa_orch.reprocess import swap
-
                 swap(pipeline, warehouse=warehouse, flink=flink, to_version=live, reason="repair", log=log)
                 result.alias_rebuilt = True
     finally:

@@ -263,7 +263,6 @@ def _same_columns(row: registry.VersionRow, other: registry.VersionRow) -> bool:
 def join_alias(pipeline: LoadedPipeline, version: int, *, warehouse: WarehouseResource, log: Log) -> bool:
     """Make a version that passed its gate a member of the alias view (when it has the
     view's columns), so that the swap to it is a registry update; True if it joined."""
-    from sqlalchemy import text
 
     spec = pipeline.spec
 
@@ -282,8 +281,9 @@ def join_alias(pipeline: LoadedPipeline, version: int, *, warehouse: WarehouseRe
                 or not _same_columns(row, live)
             ):
                 return False
-            conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
-            build_alias(conn, spec, [*current[0], row.physical_table], current[1])
+            build_alias(
+                conn, spec, [*current[0], row.physical_table], current[1], lock_timeout_ms=lock_timeout_ms
+            )
             return True
 
     joined = with_short_locks(attempt)
@@ -310,7 +310,7 @@ def _swap_once(
     gate (state ready). A no-op when the alias already serves it. The first swap of a
     pipeline creates its alias (recorded with the reason "first deploy").
     """
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     from kappa_orch.serving import version_table
 
@@ -379,8 +379,9 @@ def _swap_once(
                 for r in rows
                 if r.state in (registry.READY, registry.LIVE) and _same_columns(r, target)
             ]
-            conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
-            build_alias(conn, spec, [*members, target.physical_table], columns)
+            build_alias(
+                conn, spec, [*members, target.physical_table], columns, lock_timeout_ms=lock_timeout_ms
+            )
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
@@ -443,16 +444,14 @@ def retire(
         flink.cancel(row.flink_job_id)
 
     def attempt(lock_timeout_ms: int) -> None:
-        from sqlalchemy import text
 
         with warehouse.begin() as conn:
             registry.lock(conn, f"pipeline:{spec.name}")
             current = alias_members(conn, spec)
             if current is not None and row.physical_table in current[0]:
                 # the alias view leaves the table first (it never serves it: it is not live)
-                conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
                 rest = [t for t in current[0] if t != row.physical_table]
-                build_alias(conn, spec, rest, current[1])
+                build_alias(conn, spec, rest, current[1], lock_timeout_ms=lock_timeout_ms)
             drop_version_table(conn, spec, row.physical_table)
             registry.set_version(conn, spec.name, version, state=registry.RETIRED)
 

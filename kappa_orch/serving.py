@@ -76,7 +76,12 @@ MEMBER_COLUMN = "kappa__member_version"  # the version number of each member's r
 
 
 def build_alias(
-    conn: Connection, spec: PipelineSpec, members: list[str], columns: list[str] | None = None
+    conn: Connection,
+    spec: PipelineSpec,
+    members: list[str],
+    columns: list[str] | None = None,
+    *,
+    lock_timeout_ms: int | None = None,
 ) -> None:
     """(Re)create the alias view over its member version tables, inside the caller's
     transaction: a UNION ALL of the members, each tagged with its version number, of
@@ -92,7 +97,9 @@ def build_alias(
 
     `members`: physical tables whose names end in `__v<N>` (with one member, the live
     version, the view is a plain SELECT); `columns`: the members' own columns (from their
-    recorded definition; all members have the same).
+    recorded definition; all members have the same). `lock_timeout_ms`: how long to wait
+    for the view's lock (0: no limit), for this transaction (see
+    `reprocess.with_short_locks`).
     """
     target = spec.target
     schema = _quote(conn, target.schema_name)
@@ -114,6 +121,8 @@ def build_alias(
         )
         body = f"SELECT {selected} FROM (\n{branches}\n) AS members WHERE {MEMBER_COLUMN} = {pointer}"
     alias = f"{schema}.{_quote(conn, target.table_name)}"
+    if lock_timeout_ms is not None:
+        conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
     conn.execute(text(f"DROP VIEW IF EXISTS {alias}"))
     conn.execute(text(f"CREATE VIEW {alias} AS\n{body}"))
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
-from kappa_orch.plan import column_diff, degraded, missing_aliases, missing_version_tables
+from kappa_orch.plan import column_changes, degraded, missing_aliases, missing_version_tables
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -140,16 +140,11 @@ def pipeline_status(
                 dead_letter_topic=pipeline.spec.dead_letter_topic,
                 versions=versions,
                 warnings=warnings,
-                column_changes=column_diff(
+                column_changes=column_changes(
                     next(
-                        (
-                            (r.definition or {}).get("columns")
-                            for r in rows
-                            if r.pipeline == pipeline.name and r.version == live_version
-                        ),
-                        None,
+                        (r for r in rows if r.pipeline == pipeline.name and r.version == live_version), None
                     ),
-                    [[c.name, c.type] for c in pipeline.spec.target.columns],
+                    pipeline,
                 ),
             )
         )

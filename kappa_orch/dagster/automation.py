@@ -3,6 +3,7 @@
 fingerprint is not live, a retire when a replaced version is past its grace period.
 They read the registry and request; the runs act."""
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -143,9 +144,6 @@ def repair_sensor(
         context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
     ) -> SensorResult | SkipReason:
         try:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
-                rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
             plans = current_plan(pipelines, warehouse, flink)
         except KappaError as exc:
             return SkipReason(f"registry or Flink not reachable: {exc.problem}")
@@ -153,13 +151,14 @@ def repair_sensor(
         for p in plans:
             if not (p.repair or p.abandon or p.action == "repair"):
                 continue
-            lost = sorted(
-                f"v{v}:{rows[(p.pipeline, v)].flink_job_id or 'none'}" for v in [*p.repair, *p.abandon]
-            ) or [f"alias:{p.live_version}"]
-            context.log.info(f"{p.pipeline}: " + "; ".join(p.problems or [f"abandon {p.abandon}"]))
+            # the problems name the lost jobs (a redeployed version has a new job id, so a
+            # later loss is a new key)
+            found = [*p.problems, *(f"abandon v{v}" for v in p.abandon)]
+            context.log.info(f"{p.pipeline}: " + "; ".join(found))
+            digest = hashlib.sha256("\n".join(found).encode()).hexdigest()[:16]
             requests.append(
                 RunRequest(
-                    run_key=f"repair:{p.pipeline}:{','.join(lost)}",
+                    run_key=f"repair:{p.pipeline}:{digest}",
                     run_config=RunConfig(ops={"repair_versions": RepairConfig(pipelines=[p.pipeline])}),
                     tags={"kappa/pipeline": p.pipeline, "kappa/reason": "lost job"},
                 )

@@ -3,7 +3,9 @@ database of its own, and the specs written to a folder (for the CLI)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +60,33 @@ def produce_authorizations(
         timestamp_ms=(lambda e: e["ts"]) if event_timestamps else None,  # type: ignore[index]
     )
     platform.events = events  # type: ignore[attr-defined]
+
+
+def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, str]:
+    """The environment a `kappa-orch` command needs to act on this platform (no
+    DAGSTER_HOME: its runs use an ephemeral instance)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
+        "KAPPA_SPECS": str(platform.specs),
+        "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
+        "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
+        "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
+    }
+    return {**env, **extra}
+
+
+KAPPA = str(Path(sys.executable).parent / "kappa-orch")
+
+# daily_spend's SQL counts approved authorizations; the changed spec counts declined too
+ORIGINAL = "WHERE status = 'approved'"
+ALL_STATUSES = "WHERE status IN ('approved', 'declined')"
+
+
+def count_declined_too(platform: Platform) -> LoadedPipeline:
+    """daily_spend's spec changed: declined authorizations count too (a new fingerprint)."""
+    sql = platform.pipelines()["daily_spend"].sql_text
+    return platform.set_sql("daily_spend", sql.replace(ORIGINAL, ALL_STATUSES))
 
 
 def run_reprocess(

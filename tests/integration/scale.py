@@ -150,10 +150,13 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def daily_spend(auths: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+def daily_spend(
+    auths: list[dict[str, Any]], statuses: frozenset[str] | set[str] = frozenset({"approved"})
+) -> set[tuple[Any, ...]]:
+    """(account, UTC day, authorizations, spend) over the authorizations with these statuses."""
     spend: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
     for auth in auths:
-        if auth["status"] == "approved":
+        if auth["status"] in statuses:
             row = spend[(auth["account"], _utc(auth["ts"]).date())]
             row[0] += 1
             row[1] += auth["amount_cents"]

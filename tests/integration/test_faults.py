@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +33,19 @@ from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
 from tests.integration import scale
-from tests.integration.platform import Platform, isolated_platform, produce_authorizations, run_reprocess
+from tests.integration.platform import (
+    KAPPA,
+    Platform,
+    cli_env,
+    count_declined_too,
+    isolated_platform,
+    produce_authorizations,
+    run_reprocess,
+)
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 20_000
-ORIGINAL = "WHERE status = 'approved'"
-ALL_STATUSES = "WHERE status IN ('approved', 'declined')"
 
 
 @pytest.fixture
@@ -51,19 +56,6 @@ def platform(
         events = sample_events(EVENTS, step_ms=60_000).authorizations
         produce_authorizations(platform, kafka, events, event_timestamps=False)
         yield platform
-
-
-def daily_spend(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[Any, ...]]:
-    from collections import defaultdict
-    from datetime import UTC, datetime
-
-    totals: dict[tuple[str, Any], list[int]] = defaultdict(lambda: [0, 0])
-    for auth in auths:
-        if auth["status"] in statuses:
-            key = (auth["account"], datetime.fromtimestamp(auth["ts"] / 1000, UTC).date())
-            totals[key][0] += 1
-            totals[key][1] += auth["amount_cents"]
-    return {(a, d, n, s) for (a, d), (n, s) in totals.items()}
 
 
 def serving(platform: Platform, pipeline: str) -> set[tuple[Any, ...]]:
@@ -77,7 +69,7 @@ def expected(platform: Platform, pipeline: str, statuses: set[str] | None = None
     events = platform.events  # type: ignore[attr-defined]
     if pipeline == "account_latest":
         return scale.account_latest(events)
-    return daily_spend(events, statuses or {"approved"})
+    return scale.daily_spend(events, statuses or {"approved"})
 
 
 def wait_exact(platform: Platform, pipeline: str, rows: set[tuple[Any, ...]], timeout_s: float = 180) -> None:
@@ -96,18 +88,10 @@ def versions(platform: Platform, pipeline: str) -> dict[int, registry.VersionRow
 
 
 def cli(platform: Platform, stack: StackConfig, *args: str, timeout: float = 300) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "KAPPA_SPECS": str(platform.specs),
-        "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
-        "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
-        "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
-        "KAPPA_FLINK_CHECKPOINT_DIR": (stack.flink_dir / "checkpoints").resolve().as_uri(),
-    }
-    env.pop("DAGSTER_HOME", None)
-    kappa = str(Path(sys.executable).parent / "kappa-orch")
-    done = subprocess.run([kappa, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    env = cli_env(
+        platform, stack, KAPPA_FLINK_CHECKPOINT_DIR=(stack.flink_dir / "checkpoints").resolve().as_uri()
+    )
+    done = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
 
@@ -143,9 +127,7 @@ def test_lost_jobs_are_reported_degraded_refused_for_rollback_and_repaired(
     # `rollback` accepted a ready version whose job was gone
     flink = with_checkpoints(flink, stack)
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    changed = platform.set_sql(
-        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
-    )
+    changed = count_declined_too(platform)
     go_live(platform, changed, kafka, flink)
     wait_exact(platform, "daily_spend", expected(platform, "daily_spend", {"approved", "declined"}))
     before = versions(platform, "daily_spend")
@@ -221,9 +203,7 @@ def test_a_superseded_candidate_whose_job_is_gone_is_abandoned(
 ) -> None:
     # found: a superseded version whose job died while catching up stayed `catching_up` for ever
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    candidate = platform.set_sql(
-        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
-    )
+    candidate = count_declined_too(platform)
     deployed = deploy(candidate, kafka=kafka, flink=flink, warehouse=platform.warehouse)
     assert versions(platform, "daily_spend")[2].state == registry.CATCHING_UP
     flink.cancel(deployed.flink_job_id or "")
@@ -263,9 +243,7 @@ def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
         while flink.slots()[0] > 0:
             assert time.monotonic() < deadline, "the filler jobs did not take every slot"
             time.sleep(1)
-        changed = platform.set_sql(
-            "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
-        )
+        changed = count_declined_too(platform)
         started = time.monotonic()
         with pytest.raises(KappaError) as error:
             deploy(changed, kafka=kafka, flink=flink, warehouse=platform.warehouse)
@@ -344,9 +322,7 @@ def test_a_view_or_version_table_dropped_by_hand_is_reported_and_repaired(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
-    changed = platform.set_sql(
-        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
-    )
+    changed = count_declined_too(platform)
     go_live(platform, changed, kafka, flink)
     v2_rows = expected(platform, "daily_spend", {"approved", "declined"})
     wait_exact(platform, "daily_spend", v2_rows)
@@ -399,20 +375,10 @@ def test_a_taskmanager_killed_during_a_reprocess_costs_nothing(
     for name in ("daily_spend", "account_latest"):
         go_live(platform, platform.pipelines()[name], kafka, flink)
     live_jobs = {name: versions(platform, name)[1].flink_job_id for name in ("daily_spend", "account_latest")}
-    platform.set_sql(
-        "daily_spend", platform.pipelines()["daily_spend"].sql_text.replace(ORIGINAL, ALL_STATUSES)
-    )
-    env_args = ("reprocess", "daily_spend", "--wait")
+    count_declined_too(platform)
     reprocess = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kappa-orch"), *env_args],
-        env={
-            **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
-            "KAPPA_SPECS": str(platform.specs),
-            "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
-            "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-            "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
-            "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
-        },
+        [KAPPA, "reprocess", "daily_spend", "--wait"],
+        env=cli_env(platform, stack),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,15 +4,11 @@ readers that query the alias across swaps."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +26,21 @@ from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform, produce_authorizations, run_reprocess
+from tests.integration import scale
+from tests.integration.platform import (
+    ALL_STATUSES,
+    KAPPA,
+    ORIGINAL,
+    Platform,
+    cli_env,
+    isolated_platform,
+    produce_authorizations,
+    run_reprocess,
+)
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 20_000
-ORIGINAL = "WHERE status = 'approved'"
-ALL_STATUSES = "WHERE status IN ('approved', 'declined')"
 NEGATIVE = "SUM(amount_cents) AS spend_cents"
 TOTALS = "SELECT count(*), sum(authorizations), sum(spend_cents) FROM analytics.daily_spend"
 
@@ -51,14 +55,8 @@ def platform(
         yield platform
 
 
-def expected(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[str, date, int, int]]:
-    totals: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
-    for auth in auths:
-        if auth["status"] in statuses:
-            key = (auth["account"], datetime.fromtimestamp(auth["ts"] / 1000, UTC).date())
-            totals[key][0] += 1
-            totals[key][1] += auth["amount_cents"]
-    return {(a, d, n, s) for (a, d), (n, s) in totals.items()}
+def expected(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[Any, ...]]:
+    return scale.daily_spend(auths, statuses)
 
 
 def serving(platform: Platform) -> set[tuple[Any, ...]]:
@@ -99,18 +97,12 @@ def wait_serving(platform: Platform, rows: set[tuple[Any, ...]], timeout_s: floa
 
 
 def cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "KAPPA_SPECS": str(platform.specs),
-        "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
-        "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
-        "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
-    }
-    env.pop("DAGSTER_HOME", None)
-    kappa = str(Path(sys.executable).parent / "kappa-orch")
     return subprocess.Popen(
-        [kappa, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [KAPPA, *args],
+        env=cli_env(platform, stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
