@@ -57,6 +57,10 @@ def _run_as() -> str | None:
     return SERVICE_ACCOUNT
 
 
+# how long `stack down` lets clients leave by themselves before disconnecting them
+SMART_SHUTDOWN_S = 5.0
+
+
 class PostgresService(Service):
     name = "postgres"
     needs_jars = False
@@ -168,8 +172,13 @@ class PostgresService(Service):
         self._create_warehouse()
 
     def stop(self) -> bool:
-        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for clients to leave
-        return stop_pid(self.pid_files()["postgres"], sig=signal.SIGINT)
+        # SIGTERM is PostgreSQL's smart shutdown: new connections are refused and the
+        # server stops when its clients have left. Flink's sinks never leave by
+        # themselves, so after the grace SIGINT, the fast shutdown: clients are
+        # disconnected, open transactions roll back, the server checkpoints and stops.
+        return stop_pid(
+            self.pid_files()["postgres"], sig=signal.SIGINT, grace=(signal.SIGTERM, SMART_SHUTDOWN_S)
+        )
 
     def _connect(self, dbname: str):  # type: ignore[no-untyped-def]
         import psycopg2

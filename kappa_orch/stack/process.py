@@ -156,21 +156,25 @@ def wait_until(
     )
 
 
-def stop_pid(pid_file: PidFile, *, timeout_s: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> bool:
-    """Stop our process (`sig`, then SIGKILL after timeout). True if one was running."""
+def stop_pid(
+    pid_file: PidFile,
+    *,
+    timeout_s: float = 30.0,
+    sig: signal.Signals = signal.SIGTERM,
+    grace: tuple[signal.Signals, float] | None = None,
+) -> bool:
+    """Stop our process: `grace`'s signal first and its seconds to exit by itself, if
+    given; then `sig`, then SIGKILL after `timeout_s`. True if one was running."""
     pid = pid_file.live_pid()
     if pid is None:
         pid_file.clear()
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap(pid)
-        # the pid alone from here on: an exiting process may no longer show its environment
-        if not pid_alive(pid):
+    steps = [grace] if grace else []
+    for step_sig, step_s in [*steps, (sig, timeout_s)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, step_sig)
+        if _exited_within(pid, step_s):
             break
-        time.sleep(0.2)
     else:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -178,6 +182,18 @@ def stop_pid(pid_file: PidFile, *, timeout_s: float = 30.0, sig: signal.Signals 
     _reap(pid)
     pid_file.clear()
     return True
+
+
+def _exited_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        _reap(pid)
+        # the pid alone from here on: an exiting process may no longer show its environment
+        if not pid_alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _reap(pid: int) -> None:

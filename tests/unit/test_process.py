@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -78,3 +79,30 @@ def test_start_up_timeout_says_how_long_and_where_to_look(tmp_path: Path) -> Non
 
 def test_tail_of_missing_log(tmp_path: Path) -> None:
     assert "no log at" in tail(tmp_path / "missing.log")
+
+
+def test_a_process_that_outlasts_its_grace_gets_the_next_signal(tmp_path: Path) -> None:
+    # as PostgreSQL with connected sinks: SIGTERM (smart shutdown) is noted but does not
+    # stop it; SIGINT (fast shutdown) after the grace does
+    seen = tmp_path / "signals"
+    program = (
+        "import signal, sys, time\n"
+        f"seen = open({str(seen)!r}, 'a', buffering=1)\n"
+        "signal.signal(signal.SIGTERM, lambda *_: seen.write('TERM\\n'))\n"
+        "def fast(*_):\n"
+        "    seen.write('INT\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGINT, fast)\n"
+        "seen.write('up\\n')\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    pid_file = PidFile(tmp_path / "pg.pid", owner=str(tmp_path))
+    pid = spawn([sys.executable, "-c", program], log=tmp_path / "pg.log", pid_file=pid_file)
+    wait_until(
+        lambda: seen.exists() and "up" in seen.read_text(),
+        service="pg",
+        timeout_s=10,
+        log=tmp_path / "pg.log",
+    )
+    assert stop_pid(pid_file, sig=signal.SIGINT, grace=(signal.SIGTERM, 1.0), timeout_s=5)
+    assert not pid_alive(pid)
+    assert seen.read_text().split() == ["up", "TERM", "INT"]

@@ -1,0 +1,216 @@
+"""Fault loop: kill -9 the TaskManager at random points of a reprocess, at scale, N times.
+
+Each trial is a fresh isolated copy of two reference pipelines (daily_spend, windowed;
+account_latest, an upsert) on the running local stack, fed the realistic log of the
+oracle tests (skewed partitions, broken and wrong-clock events mixed in). Both go live;
+then daily_spend's spec changes and `kappa-orch reprocess daily_spend --wait` runs in a
+subprocess while, at a point drawn at random —
+
+- catch-up: 0-15 s after the candidate's Flink job was submitted,
+- gate:     as soon as the reprocess logs its first check result,
+- anywhere: 0-120 s after the candidate's job was submitted (maybe after the swap),
+
+the TaskManager is killed with SIGKILL, more events are produced while it is gone, and
+`stack up` brings back only the TaskManager. The trial is exact when the reprocess
+exits 0, both live jobs are RUNNING under their old ids, and both aliases equal the
+Python oracle (tests/integration/scale.py) over every event, the new ones included.
+
+The JobManager is never restarted between trials (a long-running cluster).
+
+    .venv/bin/python bench/fault_loop.py [--trials 5] [--events 100000] [--seed 1]
+
+Needs the local stack (`kappa-orch stack up`); prints one line per trial and
+`n exact / n` at the end; exits 1 unless every trial was exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from assets.sample_events import sample_events  # noqa: E402
+from kappa_orch import registry  # noqa: E402
+from kappa_orch.resources.flink import FlinkResource  # noqa: E402
+from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
+from kappa_orch.stack import manager  # noqa: E402
+from kappa_orch.stack.config import StackConfig  # noqa: E402
+from kappa_orch.stack.flink import FlinkService  # noqa: E402
+from tests.integration import scale  # noqa: E402
+from tests.integration.platform import (  # noqa: E402
+    KAPPA,
+    Platform,
+    cli_env,
+    count_declined_too,
+    isolated_platform,
+    run_reprocess,
+)
+from tests.integration.test_scale_oracle import produce  # noqa: E402
+
+PIPELINES = ("daily_spend", "account_latest")
+POINTS = ("catch-up", "gate", "anywhere")
+
+
+def serving(platform: Platform, pipeline: str) -> set[tuple[Any, ...]]:
+    spec = platform.pipelines()[pipeline].spec
+    columns = ", ".join(c.name for c in spec.target.columns)
+    with platform.warehouse.connect() as conn:
+        return {tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM {spec.target.alias}"))}
+
+
+def versions(platform: Platform, pipeline: str) -> dict[int, registry.VersionRow]:
+    with platform.warehouse.begin() as conn:
+        return {r.version: r for r in registry.pipeline_versions(conn, pipeline)}
+
+
+def await_exact(platform: Platform, want: dict[str, set[Any]], timeout_s: float) -> dict[str, str]:
+    """{pipeline: difference} for the aliases still not exact at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    pending = dict(want)
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            if serving(platform, name) == pending[name]:
+                del pending[name]
+        time.sleep(2)
+    differences = {}
+    for name, rows in pending.items():
+        got = serving(platform, name)
+        differences[name] = f"{len(got - rows)} unexpected, {len(rows - got)} missing rows"
+    return differences
+
+
+def trial(
+    number: int,
+    point: str,
+    rng: random.Random,
+    events: int,
+    stack: StackConfig,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+) -> dict[str, Any]:
+    log = scale.scale_log(events, seed=100 + number)
+    with (
+        tempfile.TemporaryDirectory(prefix="kappa-fault-") as folder,
+        isolated_platform(stack, kafka, flink, Path(folder), only=list(PIPELINES)) as platform,
+    ):
+        produce(kafka, platform.topic("payments.authorizations"), log.auth_log, [0, 1, 2])
+        for name in PIPELINES:
+            assert run_reprocess(platform, platform.pipelines()[name], kafka, flink).success, name
+        live_jobs = {name: versions(platform, name)[1].flink_job_id for name in PIPELINES}
+        count_declined_too(platform)
+        started = time.monotonic()
+        reprocess = subprocess.Popen(
+            [KAPPA, "reprocess", "daily_spend", "--wait"],
+            env=cli_env(platform, stack),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(reprocess.stdout or []), daemon=True)
+        reader.start()
+        try:
+            while (
+                2 not in versions(platform, "daily_spend")
+                or not versions(platform, "daily_spend")[2].flink_job_id
+            ):
+                if reprocess.poll() is not None or time.monotonic() - started > 300:
+                    return {"exact": False, "why": "the candidate was not deployed", "output": lines[-5:]}
+                time.sleep(0.5)
+            submitted = time.monotonic()
+            if point == "gate":
+                while not any(": check " in line for line in lines) and reprocess.poll() is None:
+                    time.sleep(0.2)
+            else:
+                time.sleep(rng.uniform(0, 15) if point == "catch-up" else rng.uniform(0, 120))
+            at = time.monotonic() - submitted
+            state = versions(platform, "daily_spend")[2].state
+            pid = FlinkService(stack).live_pids().get("flink-taskmanager")
+            if pid is None:
+                return {"exact": False, "why": "no TaskManager was running"}
+            os.kill(pid, signal.SIGKILL)
+            more = sample_events(
+                5_000,
+                seed=number,
+                start_ms=scale.START_MS + 3 * scale.DAY_MS,
+                step_ms=10_000,
+                id_prefix=f"f{number}",
+            ).authorizations
+            kafka.produce(
+                platform.topic("payments.authorizations"),
+                more,
+                key=lambda e: e["account"],  # type: ignore[index]
+                timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
+            )
+            time.sleep(rng.uniform(1, 10))
+            manager.up(stack, report=lambda _m: None, only=[FlinkService(stack)])
+            reprocess.wait(timeout=900)
+            reader.join(timeout=10)
+        finally:
+            if reprocess.poll() is None:
+                reprocess.kill()
+        result: dict[str, Any] = {"killed_after_s": round(at, 1), "candidate_state": state}
+        if reprocess.returncode != 0:
+            return {**result, "exact": False, "why": "reprocess failed", "output": lines[-8:]}
+        not_running = {
+            n: flink.job_state(j or "") for n, j in live_jobs.items() if flink.job_state(j or "") != "RUNNING"
+        }
+        auths = log.authorizations + more
+        want = {
+            "daily_spend": scale.daily_spend(auths, {"approved", "declined"}),
+            "account_latest": scale.account_latest(auths),
+        }
+        differences = await_exact(platform, want, timeout_s=300)
+        exact = not differences and versions(platform, "daily_spend")[2].state == registry.LIVE
+        # the old live job of account_latest may be RUNNING again after a restart, or
+        # repaired; a job left failed is a miss
+        if not_running:
+            exact = False
+        return {
+            **result,
+            "exact": exact,
+            "seconds": round(time.monotonic() - started),
+            **({"not_exact": differences} if differences else {}),
+            **({"live_jobs_not_running": not_running} if not_running else {}),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    stack = StackConfig(home=ROOT / ".kappa")
+    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
+    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
+    rng = random.Random(args.seed)
+    results = []
+    for number in range(1, args.trials + 1):
+        point = POINTS[(number - 1) % len(POINTS)]
+        outcome = trial(number, point, rng, args.events, stack, kafka, flink)
+        results.append(outcome)
+        print(json.dumps({"trial": number, "point": point, **outcome}), flush=True)
+    exact = sum(1 for r in results if r["exact"])
+    print(f"TaskManager kill -9 during reprocess, {args.events:,} events: {exact} exact / {len(results)}")
+    sys.exit(0 if exact == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
