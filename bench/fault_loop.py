@@ -93,6 +93,17 @@ def await_exact(platform: Platform, want: dict[str, set[Any]], timeout_s: float)
     return differences
 
 
+def await_running(flink: FlinkResource, jobs: dict[str, str | None], timeout_s: float) -> dict[str, str]:
+    """{pipeline: state} of the jobs still not RUNNING at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = {name: flink.job_state(job or "") for name, job in jobs.items()}
+        waiting = {name: state for name, state in states.items() if state != "RUNNING"}
+        if not waiting or time.monotonic() > deadline:
+            return waiting
+        time.sleep(2)
+
+
 def trial(
     number: int,
     point: str,
@@ -166,9 +177,8 @@ def trial(
         result: dict[str, Any] = {"killed_after_s": round(at, 1), "candidate_state": state}
         if reprocess.returncode != 0:
             return {**result, "exact": False, "why": "reprocess failed", "output": lines[-8:]}
-        not_running = {
-            n: flink.job_state(j or "") for n, j in live_jobs.items() if flink.job_state(j or "") != "RUNNING"
-        }
+        # the live jobs restart by themselves (exponential delay, at most 30 s apart)
+        not_running = await_running(flink, live_jobs, timeout_s=120)
         auths = log.authorizations + more
         want = {
             "daily_spend": scale.daily_spend(auths, {"approved", "declined"}),
@@ -176,8 +186,7 @@ def trial(
         }
         differences = await_exact(platform, want, timeout_s=300)
         exact = not differences and versions(platform, "daily_spend")[2].state == registry.LIVE
-        # the old live job of account_latest may be RUNNING again after a restart, or
-        # repaired; a job left failed is a miss
+        # a live job left failed or restarting is a miss
         if not_running:
             exact = False
         return {

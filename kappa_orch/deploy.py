@@ -25,6 +25,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.load import SpecErrors
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 # a version left in `deploying` longer than this by a crashed run may be taken over
@@ -187,6 +188,15 @@ def check_replay_history(pipeline: LoadedPipeline, kafka: KafkaResource) -> None
         )
 
 
+def refuse_unrunnable_checks(pipeline: LoadedPipeline) -> None:
+    """The spec's checks against their expectations' arguments and the target's columns."""
+    from kappa_orch.spec.checks import check_problems
+
+    problems = check_problems([pipeline])
+    if problems:
+        raise SpecErrors(problems)
+
+
 def deploy(
     pipeline: LoadedPipeline,
     *,
@@ -201,7 +211,9 @@ def deploy(
     Deploying never moves the alias, not even for a pipeline's first version: the alias
     appears when the version has caught up and passed its gate (`reprocess.swap`)."""
     spec = pipeline.spec
-    # before anything is written: every source topic must exist (a clear error otherwise)
+    # before anything is written: the checks can run as written ...
+    refuse_unrunnable_checks(pipeline)
+    # ... and every source topic exists (a clear error otherwise)
     offsets = {
         source.topic: {str(p): o for p, o in kafka.end_offsets(source.topic).items()}
         for source in spec.sources

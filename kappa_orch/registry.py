@@ -30,7 +30,9 @@ from sqlalchemy import (
     update,
 )
 
-SCHEMA = "kappa_registry"
+from kappa_orch.spec.model import REGISTRY_SCHEMA
+
+SCHEMA = REGISTRY_SCHEMA
 
 # version states, in the order a healthy version passes through them
 DEPLOYING = "deploying"

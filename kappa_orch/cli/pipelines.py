@@ -127,14 +127,15 @@ def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
 @_specs_option
 def validate(specs: Path) -> None:
     """Check every pipeline spec and its SQL without any server; exit 1 on a problem."""
-    from kappa_orch.spec.checks import unknown_expectations
+    from kappa_orch.spec.checks import check_problems
     from kappa_orch.spec.fingerprint import fingerprint
+    from kappa_orch.spec.load import SpecErrors
 
     try:
         pipelines = _load(specs)
-        problems = unknown_expectations(pipelines)
+        problems = check_problems(pipelines)
         if problems:
-            raise KappaError("\n".join(problems), "use expectation names from Great Expectations 1.x")
+            raise SpecErrors(problems)
     except KappaError as exc:
         fail(exc)
         return

@@ -36,11 +36,54 @@ def _field(loc: Iterable[object]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+# a spec or SQL file larger than this is a mistake (or an attack on `validate`)
+MAX_FILE_BYTES = 1_000_000
+
+
+def read_text(path: Path, spec: Path, field: str) -> str:
+    """A spec's (or its SQL's) text: UTF-8, at most MAX_FILE_BYTES, or a SpecErrors."""
+    what = "the spec" if path == spec else f"SQL file {path.name!r}"
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecErrors(
+                [
+                    SpecProblem(
+                        spec,
+                        field,
+                        f"{what} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                        "split the pipeline, or move long descriptions to docs",
+                    )
+                ]
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = "a symbolic link to a file that does not exist" if path.is_symlink() else exc.strerror
+        raise SpecErrors(
+            [SpecProblem(spec, field, f"cannot read {what} ({path}): {reason}", "fix or remove the file")]
+        ) from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    spec,
+                    field,
+                    f"{what} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line})",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from exc
+
+
 def load_pipeline(path: Path) -> LoadedPipeline:
     """Read and validate one spec and its SQL; raise SpecErrors naming every problem."""
+    text = read_text(path, path, "(file)")
     try:
         # libyaml's loader when PyYAML was built with it: ten times faster than pure Python
-        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise SpecErrors(
             [SpecProblem(path, "(yaml)", f"not valid YAML: {exc}", "fix the YAML syntax")]
@@ -63,7 +106,7 @@ def load_pipeline(path: Path) -> LoadedPipeline:
         raise SpecErrors(problems) from exc
 
     sql_path = path.parent / spec.sql
-    if not sql_path.is_file():
+    if not sql_path.is_file() and not sql_path.is_symlink():
         raise SpecErrors(
             [
                 SpecProblem(
@@ -74,7 +117,7 @@ def load_pipeline(path: Path) -> LoadedPipeline:
                 )
             ]
         )
-    sql_text = sql_path.read_text()
+    sql_text = read_text(sql_path, path, "sql")
     problems = _check_sql(path, spec, sql_text)
     if problems:
         raise SpecErrors(problems)
@@ -151,20 +194,51 @@ def load_pipelines(folder: Path) -> list[LoadedPipeline]:
 
 
 def _cross_checks(pipelines: list[LoadedPipeline]) -> list[SpecProblem]:
+    """What one pipeline may not take from another: its name, its tables, its topics."""
     problems = []
-    for attribute, what in (("name", "pipeline name"), ("alias", "target alias")):
-        seen: dict[str, str] = {}
-        for pipeline in pipelines:
-            value = pipeline.name if attribute == "name" else pipeline.spec.target.alias
-            if value in seen:
+    names: dict[str, str] = {}
+    for pipeline in pipelines:
+        if pipeline.name in names:
+            problems.append(
+                SpecProblem(
+                    pipeline.path,
+                    "name",
+                    f"pipeline name {pipeline.name!r} is already used by {names[pipeline.name]}",
+                    "give each pipeline its own pipeline name",
+                )
+            )
+        names.setdefault(pipeline.name, pipeline.path)
+    # an alias or batch table of one pipeline may not be another's alias or batch table
+    tables: dict[str, tuple[str, str]] = {}
+    for pipeline in pipelines:
+        spec = pipeline.spec
+        owned = [("target.alias", spec.target.alias)]
+        if spec.batch_table is not None:
+            owned.append(("batch.table", f"{spec.target.schema_name}.{spec.batch_table}"))
+        for field, table in owned:
+            other = tables.get(table)
+            if other is not None and other[0] != pipeline.path:
                 problems.append(
                     SpecProblem(
                         pipeline.path,
-                        attribute if attribute == "name" else "target.alias",
-                        f"{what} {value!r} is already used by {seen[value]}",
-                        f"give each pipeline its own {what}",
+                        field,
+                        f"{table!r} is already used by {other[0]} (its {other[1]})",
+                        "give each pipeline its own target alias and batch table",
                     )
                 )
-            else:
-                seen[value] = pipeline.path
+            tables.setdefault(table, (pipeline.path, field))
+    # dead letters never go into a topic a pipeline reads (the log is the source of truth)
+    read_by = {s.topic: p.path for p in pipelines for s in p.spec.sources}
+    for pipeline in pipelines:
+        topic = pipeline.spec.dead_letter_topic
+        if topic in read_by and read_by[topic] != pipeline.path:
+            problems.append(
+                SpecProblem(
+                    pipeline.path,
+                    "dead_letters.topic",
+                    f"{topic!r} is a source topic of {read_by[topic]}: dead letters would be written "
+                    "into a log a pipeline reads",
+                    "give the dead letters a topic of their own (default kappa.dead-letters.<pipeline>)",
+                )
+            )
     return problems

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,8 +21,34 @@ from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
 TOPIC = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,248}$"
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_DURATION = re.compile(r"^(\d{1,9})(ms|s|m|h|d)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# no duration a spec states needs more than ten years
+MAX_DURATION_S = 3650 * 86400
+
+# limits that keep a spec readable and `validate` fast; far above any real pipeline
+MAX_COLUMNS = 500
+MAX_TEXT = 10_000  # characters of a description, owner or tag
+MAX_CHECKS = 200
+MAX_SOURCES = 20
+
+# schemas kappa_orch never writes a user's table into: its registry and PostgreSQL's own
+REGISTRY_SCHEMA = "kappa_registry"
+SYSTEM_SCHEMAS = frozenset({REGISTRY_SCHEMA, "information_schema"})
+# names kappa_orch generates: a raw Kafka table's columns, the checked view's, the
+# alias view's member tag. A source or target column may not take them.
+GENERATED_COLUMNS = frozenset(
+    {"payload", "payload_bytes", "kafka_partition", "kafka_offset", "kafka_timestamp"}
+)
+GENERATED_PREFIX = "kappa_"
+_VERSION_SUFFIX = re.compile(r"__v\d+$")
+
+
+@functools.cache
+def flink_reserved_words() -> frozenset[str]:
+    """Flink SQL's reserved words (kappa_orch/spec/flink_reserved_words.txt)."""
+    text = resources.files("kappa_orch.spec").joinpath("flink_reserved_words.txt").read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 # Flink column types a spec may declare, and the PostgreSQL type each becomes
@@ -34,6 +62,7 @@ FLINK_TO_POSTGRES = {
     "TIMESTAMP(3)": "TIMESTAMP(3)",
 }
 _DECIMAL = re.compile(r"^DECIMAL\((\d{1,2}),\s*(\d{1,2})\)$")
+MAX_DECIMAL_PRECISION = 38  # Flink's and a safe bound for PostgreSQL's NUMERIC
 
 
 def postgres_type(flink_type: str) -> str:
@@ -48,7 +77,10 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a duration; write it like 500ms, 10s, 5m, 2h or 7d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is too long: durations are at most 3650d (ten years)")
+    return seconds
 
 
 def check_identifier(name: str) -> str:
@@ -57,9 +89,47 @@ def check_identifier(name: str) -> str:
             f"{name!r} is not a valid identifier: use lower-case letters, digits and _ "
             "(starting with a letter or _), at most 63 characters"
         )
-    if name.upper() in {w.upper() for w in RESERVED_WORDS}:
-        raise ValueError(f"{name!r} is an SQL reserved word; choose another name (e.g. {name}_value)")
+    if name.upper() in _POSTGRES_RESERVED or name.upper() in flink_reserved_words():
+        engine = "PostgreSQL" if name.upper() in _POSTGRES_RESERVED else "Flink SQL"
+        raise ValueError(
+            f"{name!r} is an SQL reserved word ({engine}); choose another name (e.g. {name}_value)"
+        )
     return name
+
+
+_POSTGRES_RESERVED = frozenset(w.upper() for w in RESERVED_WORDS)
+
+
+def check_user_schema(schema: str, what: str) -> None:
+    """A schema a spec's table may live in: not the registry's, PostgreSQL's or public."""
+    if schema in SYSTEM_SCHEMAS or schema.startswith("pg_"):
+        raise ValueError(
+            f"{what} may not be in schema {schema!r}: kappa_orch's registry, PostgreSQL's own schemas "
+            "(pg_*, information_schema) are not for pipeline tables; use a schema of your own, e.g. analytics"
+        )
+
+
+def check_not_a_version_name(table: str, what: str) -> None:
+    if _VERSION_SUFFIX.search(table):
+        raise ValueError(
+            f"{what} {table!r} ends like a version table (<table>__v<N>): kappa_orch names every "
+            "version so, and another pipeline's version could be taken; choose a name without __v<N>"
+        )
+
+
+def _not_generated(name: str, what: str) -> None:
+    if name in GENERATED_COLUMNS or name.startswith(GENERATED_PREFIX):
+        raise ValueError(
+            f"{what} {name!r} clashes with a name kappa_orch generates "
+            f"({', '.join(sorted(GENERATED_COLUMNS))} and every name starting {GENERATED_PREFIX!r})"
+            "; rename it"
+        )
+
+
+def _unique(names: list[str], what: str) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate {what} {duplicates}; each needs its own name")
 
 
 def check_qualified_name(value: str, what: str, example: str) -> list[str]:
@@ -105,13 +175,21 @@ class Column(_Strict):
     type: str = Field(
         description="Flink type: STRING, BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), DATE, TIMESTAMP(3)."
     )
-    description: str = Field(default="", description="What the column holds.")
+    description: str = Field(default="", max_length=MAX_TEXT, description="What the column holds.")
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
         normalised = re.sub(r"\s+", "", value.upper()).replace(",", ", ")
-        if normalised in FLINK_TO_POSTGRES or _DECIMAL.match(normalised):
+        if normalised in FLINK_TO_POSTGRES:
+            return normalised
+        match = _DECIMAL.match(normalised)
+        if match:
+            precision, scale = int(match.group(1)), int(match.group(2))
+            if not 1 <= precision <= MAX_DECIMAL_PRECISION or scale > precision:
+                raise ValueError(
+                    f"{value!r}: DECIMAL(p, s) needs 1 <= p <= {MAX_DECIMAL_PRECISION} and 0 <= s <= p"
+                )
             return normalised
         raise ValueError(
             f"unsupported column type {value!r}; use one of {', '.join(FLINK_TO_POSTGRES)} or DECIMAL(p, s)"
@@ -153,7 +231,8 @@ class Bootstrap(_Strict):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
-        check_qualified_name(value, "bootstrap table", "archive.authorizations")
+        schema, _ = check_qualified_name(value, "bootstrap table", "archive.authorizations")
+        check_user_schema(schema, "the bootstrap table")
         return value
 
 
@@ -161,7 +240,9 @@ class Source(_Strict):
     name: SqlName = Field(description="The name the SQL uses for this source.")
     topic: Annotated[str, StringConstraints(pattern=TOPIC)] = Field(description="Kafka topic.")
     format: Literal["json"] = Field(default="json", description="Event encoding.")
-    columns: list[Column] = Field(min_length=1, description="Fields read from each event.")
+    columns: list[Column] = Field(
+        min_length=1, max_length=MAX_COLUMNS, description="Fields read from each event."
+    )
     event_time: EventTime | None = Field(default=None, description="Event-time column and watermark.")
     bootstrap: Bootstrap | None = Field(
         default=None, description="Snapshot table that batch runs read for days before `until`."
@@ -170,9 +251,9 @@ class Source(_Strict):
     @model_validator(mode="after")
     def _event_time_source_exists(self) -> Source:
         names = [c.name for c in self.columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate column(s) {duplicates} in source {self.name!r}")
+        _unique(names, f"column(s) in source {self.name!r}")
+        for name in self.sql_columns():
+            _not_generated(name, f"source {self.name!r} column")
         if self.bootstrap is not None and self.event_time is None:
             raise ValueError(
                 f"bootstrap of source {self.name!r} needs an event_time "
@@ -200,13 +281,15 @@ class Target(_Strict):
     alias: str = Field(description="Serving name, schema.table; versions are schema.table__vN.")
     primary_key: list[str] = Field(min_length=1, description="Columns that identify a row.")
     columns: list[Column] = Field(
-        min_length=1, description="Output columns, in the order the SQL selects them."
+        min_length=1, max_length=MAX_COLUMNS, description="Output columns, in the order the SQL selects them."
     )
 
     @field_validator("alias")
     @classmethod
     def _alias(cls, value: str) -> str:
         parts = check_qualified_name(value, "alias", "analytics.daily_spend")
+        check_user_schema(parts[0], "the alias")
+        check_not_a_version_name(parts[1], "the alias table")
         if len(parts[1]) > 55:
             raise ValueError(
                 f"table name {parts[1]!r} is too long: at most 55 characters leave room for __vN"
@@ -216,6 +299,9 @@ class Target(_Strict):
     @model_validator(mode="after")
     def _key_in_columns(self) -> Target:
         names = [c.name for c in self.columns]
+        _unique(names, "target column(s)")
+        for name in names:
+            _not_generated(name, "target column")
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
             raise ValueError(
@@ -248,6 +334,13 @@ class CatchUp(_Strict):
     max_lag: int = Field(default=1000, ge=0, description="Consumer lag (records) counted as caught up.")
     stable_for: Duration = Field(default="10s", description="How long the lag must stay under max_lag.")
     timeout: Duration = Field(default="30m", description="Give up waiting (the candidate stays) after this.")
+
+    @field_validator("timeout")
+    @classmethod
+    def _some_time(cls, value: str) -> str:
+        if parse_duration(value) < 1:
+            raise ValueError(f"{value!r} leaves no time to catch up; give at least 1s (default 30m)")
+        return value
 
 
 class Gate(_Strict):
@@ -288,6 +381,14 @@ class Batch(_Strict):
     timezone: Literal["UTC"] = Field(default="UTC", description="Time zone of the days (UTC only for now).")
     day_column: SqlName = Field(description="Target column (DATE) that holds each row's day.")
     table: SqlName | None = Field(default=None, description="Table name; default <alias table>_daily.")
+
+    @field_validator("table")
+    @classmethod
+    def _not_a_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_not_a_version_name(value, "batch.table")
+        return value
+
     days_per_run: int = Field(
         default=7, ge=1, le=366, description="Backfill policy: at most this many days in one Flink job."
     )
@@ -309,13 +410,19 @@ class PipelineSpec(_Strict):
     """A streaming pipeline: sources, the SQL, the target table and how it is run."""
 
     name: SqlName = Field(description="Pipeline name, unique in the deployment.")
-    owner: str = Field(description="Team or person that answers for it.")
-    description: str = Field(default="", description="What the pipeline computes.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Free-form tags (domain, tier ...).")
-    sources: list[Source] = Field(min_length=1, description="Kafka topics the SQL reads.")
+    owner: str = Field(max_length=MAX_TEXT, description="Team or person that answers for it.")
+    description: str = Field(default="", max_length=MAX_TEXT, description="What the pipeline computes.")
+    tags: dict[str, Annotated[str, StringConstraints(max_length=MAX_TEXT)]] = Field(
+        default_factory=dict, max_length=100, description="Free-form tags (domain, tier ...)."
+    )
+    sources: list[Source] = Field(
+        min_length=1, max_length=MAX_SOURCES, description="Kafka topics the SQL reads."
+    )
     sql: str = Field(description="File with the Flink SQL SELECT, relative to the spec.")
     target: Target
-    checks: list[Check] = Field(default_factory=list, description="Data-quality expectations.")
+    checks: list[Check] = Field(
+        default_factory=list, max_length=MAX_CHECKS, description="Data-quality expectations."
+    )
     catch_up: CatchUp = Field(default_factory=CatchUp)
     gate: Gate = Field(default_factory=Gate)
     retire: Retire = Field(default_factory=Retire)
@@ -334,9 +441,21 @@ class PipelineSpec(_Strict):
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineSpec:
         names = [s.name for s in self.sources]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"source name(s) {duplicates} are used twice; each source needs its own name")
+        _unique(names, "source name(s)")
+        for name in names:
+            _not_generated(name, "source name")
+            if name.startswith("kafka_"):
+                raise ValueError(
+                    f"source name {name!r} clashes with the raw Kafka tables kappa_orch generates "
+                    "(kafka_<source>); rename it"
+                )
+        own = {s.topic for s in self.sources}
+        if self.dead_letter_topic in own:
+            raise ValueError(
+                f"dead_letters.topic {self.dead_letter_topic!r} is a source topic of this pipeline: dead "
+                "letters would be written into the log they came from (a feedback loop); use a topic of "
+                "their own (default kappa.dead-letters.<pipeline>)"
+            )
         return self
 
     @model_validator(mode="after")

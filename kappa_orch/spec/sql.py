@@ -3,8 +3,11 @@ parses, its output columns, the sources it reads, a normal form for fingerprints
 and column lineage.
 
 sqlglot has no Flink dialect; Spark's is the nearest (backtick identifiers, INTERVAL
-literals). Flink's window table functions (`TABLE(TUMBLE(TABLE t, ...))`) do not
-parse with it: write windows as group windows (`GROUP BY TUMBLE(event_time, ...)`).
+literals), read here with Flink's string rules (`Flink` below): what Flink reads as two
+statements must never look like one SELECT to kappa_orch. Flink's window table
+functions (`TABLE(TUMBLE(TABLE t, ...))`) do not parse with it: write windows as group
+windows (`GROUP BY TUMBLE(event_time, ...)`). `kappa-orch validate` also plans every
+SELECT with Flink's own planner (kappa_orch.spec.planner).
 """
 
 from __future__ import annotations
@@ -14,11 +17,23 @@ from collections.abc import Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.spark import Spark
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
 
-DIALECT = "spark"
+
+class Flink(Spark):
+    """Spark's SQL with Flink's string literals: a quote inside a string is written twice
+    ('it''s') and a backslash is an ordinary character. Spark reads \\' as an escaped
+    quote; read so, `'x\\';` followed by an INSERT looked like one SELECT while Flink ran
+    the INSERT too."""
+
+    class Tokenizer(Spark.Tokenizer):
+        STRING_ESCAPES = ["'"]  # noqa: RUF012 (sqlglot's own attribute type)
+
+
+DIALECT = Flink
 
 
 class SqlProblem(ValueError):
@@ -30,8 +45,58 @@ def parse_select(sql: str) -> exp.Query:
     return _parse_select(sql).copy()
 
 
+def _comments_and_code(sql: str) -> tuple[list[str], list[str]]:
+    """The block comments (`/* ... */`, with their opening) and the code between string
+    literals, quoted identifiers and comments, as Flink's lexer splits them."""
+    comments: list[str] = []
+    code: list[str] = []
+    i, start, n = 0, 0, len(sql)
+    while i < n:
+        two = sql[i : i + 2]
+        if sql[i] in "'`\"":
+            code.append(sql[start:i])
+            quote = sql[i]
+            i += 1
+            while i < n:
+                if sql[i] == quote:
+                    if sql[i + 1 : i + 2] == quote:  # a doubled quote stays inside
+                        i += 2
+                        continue
+                    break
+                i += 1
+            i += 1
+            start = i
+        elif two == "--":
+            code.append(sql[start:i])
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+            start = i
+        elif two == "/*":
+            code.append(sql[start:i])
+            end = sql.find("*/", i + 2)
+            comments.append(sql[i : n if end < 0 else end + 2])
+            i = n if end < 0 else end + 2
+            start = i
+        else:
+            i += 1
+    code.append(sql[start:])
+    return comments, code
+
+
+def hints(sql: str) -> list[str]:
+    """The SQL hints (`/*+ ... */`) in the text: Flink obeys them, so they are code."""
+    return [c for c in _comments_and_code(sql)[0] if c.startswith("/*+")]
+
+
 @functools.lru_cache(maxsize=8192)
 def _parse_select(sql: str) -> exp.Query:
+    found = hints(sql)
+    if found:
+        raise SqlProblem(
+            f"the SQL has the hint {found[0][:80]!r}: hints change what Flink does (e.g. where a "
+            "source starts reading) behind kappa_orch's back, so they are not allowed; state what "
+            "you need in the spec (start.position, catch_up ...) or remove the hint"
+        )
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as exc:
@@ -41,7 +106,11 @@ def _parse_select(sql: str) -> exp.Query:
     except SqlglotError as exc:
         raise SqlProblem(f"the SQL does not parse: {exc}") from exc
     if len(statements) != 1:
-        raise SqlProblem(f"the SQL file must hold exactly one SELECT, found {len(statements)} statements")
+        raise SqlProblem(
+            f"the SQL file must hold exactly one SELECT, found {len(statements)} statements as Flink "
+            "reads them (a ; ends a statement; in Flink SQL a backslash does not escape a quote, "
+            "write a quote inside a string twice: 'it''s')"
+        )
     query = statements[0]
     if not isinstance(query, exp.Query):
         first_word = sql.split()[0] if sql.split() else ""

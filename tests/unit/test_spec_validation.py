@@ -74,7 +74,7 @@ def test_reserved_word_as_column(tmp_path: Path) -> None:
     assert problems(write(tmp_path, spec)) == [
         (
             "sources.0.columns.6.name",
-            "'offset' is an SQL reserved word; choose another name (e.g. offset_value)",
+            "'offset' is an SQL reserved word (PostgreSQL); choose another name (e.g. offset_value)",
             None,
         )
     ]
@@ -213,8 +213,10 @@ def test_duplicate_pipeline_name_and_alias_across_files(tmp_path: Path) -> None:
     assert [str(p) for p in error.value.problems] == [
         f"{second}: name: pipeline name 'daily_spend' is already used by {first}\n"
         "  fix: give each pipeline its own pipeline name",
-        f"{second}: target.alias: target alias 'analytics.daily_spend' is already used by {first}\n"
-        "  fix: give each pipeline its own target alias",
+        f"{second}: target.alias: 'analytics.daily_spend' is already used by {first} (its target.alias)\n"
+        "  fix: give each pipeline its own target alias and batch table",
+        f"{second}: batch.table: 'analytics.daily_spend_daily' is already used by {first} (its batch.table)\n"
+        "  fix: give each pipeline its own target alias and batch table",
     ]
 
 
