@@ -112,6 +112,7 @@ def trial(
     stack: StackConfig,
     kafka: KafkaResource,
     flink: FlinkResource,
+    logs: Path,
 ) -> dict[str, Any]:
     log = scale.scale_log(events, seed=100 + number)
     with (
@@ -174,6 +175,7 @@ def trial(
         finally:
             if reprocess.poll() is None:
                 reprocess.kill()
+            (logs / f"trial-{number}.log").write_text("".join(lines))
         result: dict[str, Any] = {"killed_after_s": round(at, 1), "candidate_state": state}
         if reprocess.returncode != 0:
             return {**result, "exact": False, "why": "reprocess failed", "output": lines[-8:]}
@@ -205,7 +207,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "kappa-fault-loop")
     args = parser.parse_args()
+    args.logs.mkdir(parents=True, exist_ok=True)
+    print(f"each trial's reprocess output goes to {args.logs}/trial-<n>.log", flush=True)
     stack = StackConfig(home=ROOT / ".kappa")
     kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
     flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
@@ -213,7 +218,7 @@ def main() -> None:
     results = []
     for number in range(1, args.trials + 1):
         point = POINTS[(number - 1) % len(POINTS)]
-        outcome = trial(number, point, rng, args.events, stack, kafka, flink)
+        outcome = trial(number, point, rng, args.events, stack, kafka, flink, args.logs)
         results.append(outcome)
         print(json.dumps({"trial": number, "point": point, **outcome}), flush=True)
     exact = sum(1 for r in results if r["exact"])

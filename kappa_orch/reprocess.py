@@ -40,6 +40,12 @@ from kappa_orch.spec.model import LoadedPipeline, parse_duration
 Log = Callable[[str], None]
 T = TypeVar("T")
 
+# how long the gate waits for a job's late-record counters. Flink's REST metric store
+# stays frozen after a TaskManager died until its pending fetch times out (web.timeout,
+# 30 s on the local stack) and the dead TaskManager is no longer listed (heartbeat
+# timeout, 50 s): up to about 80 s. Without the counters the gate fails closed.
+LATE_METRICS_WAIT_S = 120.0
+
 
 @dataclass(frozen=True)
 class CandidateReport:
@@ -170,8 +176,9 @@ def run_gate(
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
-    # the REST metric store can take a while after a TaskManager came back: be patient
-    late = late_records_outcome(spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=60))
+    late = late_records_outcome(
+        spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
+    )
     return [expectations, unique, parity, balance, late]
 
 

@@ -125,8 +125,17 @@ def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
 
 @main.command()
 @_specs_option
-def validate(specs: Path) -> None:
-    """Check every pipeline spec and its SQL without any server; exit 1 on a problem."""
+@click.option(
+    "--flink/--no-flink",
+    default=True,
+    show_default=True,
+    help="Also plan every SELECT with Flink's own planner (a local JVM, no cluster).",
+)
+def validate(specs: Path, flink: bool) -> None:
+    """Check every pipeline spec, its SQL and its checks without any server; exit 1 on a problem.
+
+    With --flink (the default) each SELECT is planned by Flink's parser and planner in
+    one local JVM, in streaming mode and, for pipelines with `batch:`, in batch mode."""
     from kappa_orch.spec.checks import check_problems
     from kappa_orch.spec.fingerprint import fingerprint
     from kappa_orch.spec.load import SpecErrors
@@ -134,6 +143,10 @@ def validate(specs: Path) -> None:
     try:
         pipelines = _load(specs)
         problems = check_problems(pipelines)
+        if flink:
+            from kappa_orch.spec.planner import plan_pipelines
+
+            problems += plan_pipelines(pipelines)
         if problems:
             raise SpecErrors(problems)
     except KappaError as exc:
@@ -144,7 +157,8 @@ def validate(specs: Path) -> None:
         click.echo(
             f"{pipeline.name:<24} {fingerprint(pipeline)}  {pipeline.spec.target.alias:<32} <- {topics}"
         )
-    click.echo(f"{len(pipelines)} pipeline spec(s) valid")
+    planned = " and planned by Flink" if flink else ""
+    click.echo(f"{len(pipelines)} pipeline spec(s) valid{planned}")
 
 
 @main.command(name="deploy")

@@ -3,11 +3,10 @@ parses, its output columns, the sources it reads, a normal form for fingerprints
 and column lineage.
 
 sqlglot has no Flink dialect; Spark's is the nearest (backtick identifiers, INTERVAL
-literals), read here with Flink's string rules (`Flink` below): what Flink reads as two
-statements must never look like one SELECT to kappa_orch. Flink's window table
-functions (`TABLE(TUMBLE(TABLE t, ...))`) do not parse with it: write windows as group
-windows (`GROUP BY TUMBLE(event_time, ...)`). `kappa-orch validate` also plans every
-SELECT with Flink's own planner (kappa_orch.spec.planner).
+literals), read here with Flink's string rules and Flink's window table functions
+(`Flink` below): what Flink reads as two statements must never look like one SELECT to
+kappa_orch. `kappa-orch validate` also plans every SELECT with Flink's own planner
+(kappa_orch.spec.planner) and checks that both read the same columns and tables.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import functools
 from collections.abc import Mapping, Sequence
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.dialects.spark import Spark
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.lineage import lineage
@@ -31,6 +30,13 @@ class Flink(Spark):
 
     class Tokenizer(Spark.Tokenizer):
         STRING_ESCAPES = ["'"]  # noqa: RUF012 (sqlglot's own attribute type)
+
+    class Parser(Spark.Parser):  # type: ignore[misc,valid-type]
+        def _parse_lambda(self, alias: bool = False) -> exp.Expr | None:
+            # a table argument of a table function: TUMBLE(TABLE t, DESCRIPTOR(c), ...)
+            if self._match(TokenType.TABLE):
+                return self._parse_table_parts()  # type: ignore[no-any-return]
+            return super()._parse_lambda(alias)  # type: ignore[no-any-return]
 
 
 DIALECT = Flink
@@ -147,12 +153,26 @@ def output_columns(query: exp.Query) -> list[str]:
 GROUP_WINDOW_FUNCTIONS = frozenset({"TUMBLE", "HOP", "SESSION", "CUMULATE"})
 
 
+WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
+
+
+def _is_window_tvf(call: exp.Expr) -> bool:
+    """TUMBLE(TABLE t, DESCRIPTOR(c), ...): a window table function, not a group window."""
+    return (
+        isinstance(call, exp.Anonymous)
+        and str(call.name).upper() in GROUP_WINDOW_FUNCTIONS
+        and bool(call.expressions)
+        and isinstance(call.expressions[0], exp.Table)
+    )
+
+
 def group_windows(query: exp.Query) -> list[str]:
-    """The group window functions the query calls (TUMBLE, HOP, SESSION), sorted."""
+    """The group window functions the query calls (GROUP BY TUMBLE(...)), sorted; window
+    table functions (FROM TABLE(TUMBLE(TABLE t, ...))) are not group windows."""
     names = {
         str(call.name).upper()
         for call in query.find_all(exp.Anonymous)
-        if str(call.name).upper() in GROUP_WINDOW_FUNCTIONS
+        if str(call.name).upper() in GROUP_WINDOW_FUNCTIONS and not _is_window_tvf(call)
     }
     return sorted(names)
 
@@ -160,7 +180,48 @@ def group_windows(query: exp.Query) -> list[str]:
 def source_tables(query: exp.Query) -> set[str]:
     """Names of the tables the query reads (CTE names excluded)."""
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
-    return {table.name for table in query.find_all(exp.Table) if table.name not in ctes}
+    return {table.name for table in query.find_all(exp.Table) if table.name and table.name not in ctes}
+
+
+def _windows_as_tables(query: exp.Query) -> exp.Query:
+    """For lineage: each window table function read as the table it windows (with the
+    function's alias), its window_start/_end/_time as the descriptor column they come from."""
+    descriptors: dict[str, str] = {}
+    for call in list(query.find_all(exp.Anonymous)):
+        if not _is_window_tvf(call):
+            continue
+        inner = call.expressions[0].copy()
+        descriptor = next(
+            (
+                a
+                for a in call.expressions[1:]
+                if isinstance(a, exp.Anonymous) and str(a.name).upper() == "DESCRIPTOR"
+            ),
+            None,
+        )
+        outer = call.find_ancestor(exp.Table)
+        if outer is None:
+            continue
+        if outer.alias:
+            inner.set("alias", exp.TableAlias(this=exp.to_identifier(outer.alias)))
+        outer.replace(inner)
+        column = descriptor.find(exp.Column) if descriptor is not None else None
+        if column is not None:
+            descriptors[inner.alias_or_name] = column.name
+    if not descriptors:
+        return query
+    only = next(iter(descriptors.values())) if len(descriptors) == 1 else None
+
+    def window_column(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and node.name in WINDOW_COLUMNS:
+            source = descriptors.get(node.table) if node.table else only
+            if source is not None:
+                return exp.column(source, table=node.table or None)
+        return node
+
+    transformed = query.transform(window_column)
+    assert isinstance(transformed, exp.Query)
+    return transformed
 
 
 def column_lineage(
@@ -178,7 +239,7 @@ def _column_lineage(
 ) -> dict[str, list[tuple[str, str]]]:
     known = dict(sources)
     schema: dict[str, object] = {name: dict.fromkeys(columns, "STRING") for name, columns in known.items()}
-    query = parse_select(sql)
+    query = _windows_as_tables(parse_select(sql))
     if isinstance(query, exp.Select) and not query.find(exp.Subquery, exp.CTE, exp.Union):
         return _single_scope_lineage(query, schema, known, outputs)
     # nested queries: sqlglot's lineage walks every scope (slower, exact)

@@ -106,6 +106,11 @@ class FlinkService(Service):
                 "restart-strategy.exponential-delay.reset-backoff-threshold": "10min",
                 "restart-strategy.exponential-delay.jitter-factor": 0.1,
                 "restart-strategy.exponential-delay.attempts-before-reset-backoff": 2147483647,
+                # the REST API's metric store fetches again only when its last fetch ended, and
+                # a fetch that asked a TaskManager killed meanwhile ends only at this timeout:
+                # at the default (10 min) a TaskManager's death froze every job's metrics,
+                # late-record counters included, for ten minutes
+                "web.timeout": "30s",
                 "sql-gateway.endpoint.rest.address": LOOPBACK,
                 "sql-gateway.endpoint.rest.bind-address": LOOPBACK,
                 "sql-gateway.endpoint.rest.port": cfg.sql_gateway_port,
