@@ -1,24 +1,46 @@
-"""Errors a user can act on: each says what went wrong and how to fix it."""
+"""Errors a user can act on: each says what went wrong, how to fix it, and where the
+fault lies: in the spec, in the infrastructure (a service down, a cluster out of
+slots), or in the operation asked for (a claim held, a gate failed, a refused rollback)."""
 
 from __future__ import annotations
+
+SPEC = "spec"
+INFRASTRUCTURE = "infrastructure"
+OPERATION = "operation"
 
 
 class KappaError(Exception):
     """Base error of kappa_orch: a problem statement plus the fix to try."""
 
-    def __init__(self, problem: str, fix: str | None = None) -> None:
+    blame = OPERATION
+
+    def __init__(self, problem: str, fix: str | None = None, *, blame: str | None = None) -> None:
         self.problem = problem
         self.fix = fix
+        if blame is not None:
+            self.blame = blame
         super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+
+
+class SpecError(KappaError):
+    """The pipeline spec (or its SQL) is wrong: fix the spec."""
+
+    blame = SPEC
 
 
 class StackError(KappaError):
     """A local service (Kafka, Flink, PostgreSQL) could not be set up or started."""
 
+    blame = INFRASTRUCTURE
+
 
 class ServiceUnavailable(KappaError):
     """A service the caller needs does not answer."""
 
+    blame = INFRASTRUCTURE
+
 
 class FlinkJobError(KappaError):
     """Flink rejected a statement or a job failed."""
+
+    blame = INFRASTRUCTURE

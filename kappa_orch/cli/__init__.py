@@ -1,32 +1,127 @@
 """The `kappa-orch` command line. Flags fall back to KAPPA_* environment variables.
 
 `stack` commands run the local services; the others operate pipelines.
+
+A failure a user can meet (a spec problem, a service down, a gate that failed, a claim
+held) is one message: what went wrong, where the fault lies (spec, infrastructure or
+the operation), and the fix. `--debug` (or KAPPA_DEBUG=1) shows the traceback too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import INFRASTRUCTURE, SPEC, KappaError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_LABELS = {SPEC: "error (spec)", INFRASTRUCTURE: "error (infrastructure)"}
 
-@click.group()
-def main() -> None:
-    """kappa-orch: Dagster orchestration for Kappa data platforms."""
+# Dagster's notes on its own beta parameters are for Dagster code authors, not for a
+# person running a command
+warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
 
 
-def fail(exc: KappaError) -> None:
-    """Print a KappaError as problem + fix and exit 1."""
-    click.secho(f"error: {exc.problem}", fg="red", err=True)
+def debugging() -> bool:
+    """--debug on this command line, or KAPPA_DEBUG=1."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().meta.get("kappa.debug"):
+        return True
+    return os.environ.get("KAPPA_DEBUG", "").strip().lower() in {"1", "true", "yes"}
+
+
+def fail(exc: KappaError) -> NoReturn:
+    """Print a KappaError as problem + fix (labelled with where the fault lies) and exit 1."""
+    if debugging():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.secho(f"{_LABELS.get(exc.blame, 'error')}: {exc.problem}", fg="red", err=True)
     if exc.fix:
         click.secho(f"fix: {exc.fix}", fg="yellow", err=True)
     sys.exit(1)
+
+
+def known_failure(exc: BaseException) -> KappaError | None:
+    """A failure of a service kappa_orch talks to, as a KappaError (None: not one)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for error in chain:
+        if isinstance(error, KappaError):
+            return error
+    for error in chain:
+        # an error from a run's event log is known by its class name only (no module)
+        name = getattr(error, "cls_name", type(error).__name__)
+        module = "" if hasattr(error, "cls_name") else type(error).__module__
+        first = (str(error).strip().splitlines() or [name])[0]
+        if name in {"OperationalError", "InterfaceError"} and module.startswith(
+            ("sqlalchemy", "psycopg2", "")
+        ):
+            return KappaError(
+                f"the warehouse (PostgreSQL) did not answer: {first}",
+                "check that PostgreSQL runs (`kappa-orch stack status`) and KAPPA_WAREHOUSE_URL is right",
+                blame=INFRASTRUCTURE,
+            )
+        if name in {"ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError"} and (
+            module.startswith(("requests", "urllib3")) or not module
+        ):
+            return KappaError(
+                f"Flink did not answer: {first}",
+                "check that Flink runs (`kappa-orch stack status`) and KAPPA_FLINK_REST_URL / "
+                "KAPPA_SQL_GATEWAY_URL are right",
+                blame=INFRASTRUCTURE,
+            )
+        if module.startswith("confluent_kafka") or name == "KafkaException":
+            return KappaError(
+                f"Kafka failed: {first}",
+                "check that the broker runs (`kappa-orch stack status`) and KAPPA_KAFKA_BOOTSTRAP is right",
+                blame=INFRASTRUCTURE,
+            )
+    return None
+
+
+class KappaGroup(click.Group):
+    """Turns every known failure into one message (no traceback unless --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.secho("interrupted", fg="red", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            known = known_failure(exc)
+            if known is not None:
+                fail(known)
+            if debugging():
+                raise
+            click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+            click.secho(
+                "fix: this is a bug in kappa_orch, not in your spec: rerun with --debug for the "
+                "traceback and report it",
+                fg="yellow",
+                err=True,
+            )
+            sys.exit(2)
+
+
+@click.group(cls=KappaGroup)
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of failures [env KAPPA_DEBUG].")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """kappa-orch: Dagster orchestration for Kappa data platforms."""
+    ctx.meta["kappa.debug"] = debug
 
 
 # the commands register themselves on `main`

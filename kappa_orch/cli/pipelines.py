@@ -374,7 +374,7 @@ def reprocess_command(
             )
         click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
         return
-    from dagster import AssetsDefinition, DagsterInstance, RunConfig, materialize
+    from dagster import AssetsDefinition, DagsterInstance, RunConfig
 
     from kappa_orch.dagster.assets import CandidateConfig, alias_key, pipeline_assets, version_key
 
@@ -389,7 +389,7 @@ def reprocess_command(
             for a in assets
             if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
         ]
-        result = materialize(
+        result = run_in_foreground(
             assets,
             selection=[version_key(chosen.spec), alias_key(chosen.spec)],
             resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
@@ -398,19 +398,22 @@ def reprocess_command(
             run_config=RunConfig(
                 ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}
             ),
-            raise_on_error=False,
         )
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
-        return
-    failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     if not result.success:
-        reason = f"failed checks: {', '.join(failed_checks)}" if failed_checks else "see the run log above"
+        for evaluation in failed:
+            click.secho(f"check {evaluation.check_name} failed: {evaluation.description}", fg="red", err=True)
+        errors = step_errors(result)
+        if errors and not failed:
+            fail(errors[0])
+        reason = f"failed checks: {', '.join(e.check_name for e in failed)}" if failed else "see the run log"
         click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
         from kappa_orch.gate import STRUCTURAL_CHECKS
 
-        waivable = [c for c in failed_checks if c not in STRUCTURAL_CHECKS]
+        waivable = [e.check_name for e in failed if e.check_name not in STRUCTURAL_CHECKS]
         if waivable:
             click.secho(
                 f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
@@ -420,6 +423,86 @@ def reprocess_command(
             )
         sys.exit(1)
     click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
+
+
+def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
+    """`materialize` for a person at a terminal: kappa_orch's progress lines on stdout,
+    Dagster's own console log (event lines, stack traces) kept quiet; the run's full
+    log stays in the Dagster instance."""
+    import logging
+
+    from dagster import RunConfig, materialize
+
+    from kappa_orch.dagster.assets import PROGRESS
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    PROGRESS.addHandler(handler)
+    PROGRESS.setLevel(logging.INFO)
+    run_config = kwargs.pop("run_config", None) or RunConfig()
+    loggers = {"console": {"config": {"log_level": "DEBUG" if _debugging() else "CRITICAL"}}}
+    run_config = RunConfig(ops=run_config.ops, resources=run_config.resources, loggers=loggers)
+    try:
+        return materialize(assets, run_config=run_config, raise_on_error=False, **kwargs)
+    finally:
+        PROGRESS.removeHandler(handler)
+
+
+def _debugging() -> bool:
+    from kappa_orch.cli import debugging
+
+    return debugging()
+
+
+# kappa_orch's own errors, by class name, and where their fault lies
+_BLAME_BY_CLASS = {
+    "SpecProblem": "spec",
+    "SpecErrors": "spec",
+    "SpecError": "spec",
+    "StackError": "infrastructure",
+    "ServiceUnavailable": "infrastructure",
+    "FlinkJobError": "infrastructure",
+}
+
+
+def step_errors(result: Any) -> list[KappaError]:
+    """The errors the run's failed steps raised, as KappaErrors (their problem, fix and
+    blame; a service's own error mapped like the CLI maps it)."""
+    from kappa_orch.cli import known_failure
+
+    errors: list[KappaError] = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        chain = []
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        # the innermost error is the one raised in kappa_orch's code
+        for info in reversed(chain):
+            name = info.cls_name or ""
+            if name in _BLAME_BY_CLASS or name == "KappaError":
+                problem, _, fix = info.message.strip().partition("\n  fix: ")
+                problem = problem.removeprefix(f"{info.cls_name}: ").strip()
+                errors.append(KappaError(problem, fix or None, blame=_BLAME_BY_CLASS.get(name, "operation")))
+                break
+            mapped = known_failure(_Named(name, info.message))
+            if mapped is not None:
+                errors.append(mapped)
+                break
+        else:
+            info = chain[-1]
+            errors.append(KappaError(f"{info.cls_name}: {info.message.strip()}", "rerun with --debug"))
+    return errors
+
+
+class _Named(Exception):
+    """An error known only by its class name and message (from a run's event log)."""
+
+    def __init__(self, cls_name: str, message: str) -> None:
+        super().__init__(message.strip().removeprefix(f"{cls_name}: "))
+        self.cls_name = cls_name
 
 
 @main.command(name="backfill")

@@ -10,8 +10,9 @@ Per pipeline:
   current fingerprint's version.
 """
 
+import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 from dagster import (
@@ -48,6 +49,19 @@ from kappa_orch.spec.sql import column_lineage
 
 _KEY_PART = re.compile(r"[^A-Za-z0-9_]")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+
+
+# progress lines of long work: to the run's log (the Dagster UI) and to this Python
+# logger, which the CLI prints when it runs the assets in the foreground
+PROGRESS = logging.getLogger("kappa_orch.progress")
+
+
+def progress(context: AssetExecutionContext) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        context.log.info(message)
+        PROGRESS.info(message)
+
+    return log
 
 
 def topic_key(topic: str) -> AssetKey:
@@ -187,7 +201,7 @@ def version_asset(
             flink=flink,
             warehouse=warehouse,
             owner=owner_id(context.run.run_id),
-            log=context.log.info,
+            log=progress(context),
             claim_wait_s=claim_wait_s,
             claim_stale_s=claim_stale_s,
         )
@@ -270,10 +284,10 @@ def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> A
             flink=flink,
             run_id=context.run.run_id,
             git_commit=git_commit,
-            log=context.log.info,
+            log=progress(context),
         )
         if not result.swapped:
-            context.log.info(f"{spec.target.alias} already serves v{result.to_version}")
+            progress(context)(f"{spec.target.alias} already serves v{result.to_version}")
         return MaterializeResult(
             metadata={
                 "swapped": result.swapped,
@@ -329,7 +343,7 @@ def batch_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
     ) -> MaterializeResult[None]:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         result = run_batch(
-            pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=context.log.info
+            pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
         )
         return MaterializeResult(
             metadata={

@@ -9,12 +9,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.spec.sql import SqlProblem, group_windows, output_columns, parse_select, source_tables
 
 
-class SpecProblem(KappaError):
+class SpecProblem(SpecError):
     """One problem in one spec file."""
 
     def __init__(self, path: Path | str, field: str, problem: str, fix: str | None = None) -> None:
@@ -23,7 +23,7 @@ class SpecProblem(KappaError):
         super().__init__(f"{path}: {field}: {problem}", fix)
 
 
-class SpecErrors(KappaError):
+class SpecErrors(SpecError):
     """Every problem found in a folder of specs."""
 
     def __init__(self, problems: list[SpecProblem]) -> None:

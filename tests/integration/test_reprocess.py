@@ -172,6 +172,13 @@ def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
     output, _ = status.communicate(timeout=60)
     assert "v2" in output and "failed" in output and "expect_column_values_to_be_between" in output
 
+    # found: the CLI printed Dagster's stack traces for a failed gate
+    again = cli(platform, stack, "reprocess", "daily_spend", "--wait")
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 1, output
+    assert "Traceback" not in output and "Stack Trace" not in output, output
+    assert "--accept expectations" in output
+
     # found: a failed candidate could only be retried with a new fingerprint, and a check
     # could not be waived. Structural checks cannot be accepted ...
     refused = cli(platform, stack, "reprocess", "daily_spend", "--wait", "--accept", "unique_primary_key")
@@ -190,6 +197,20 @@ def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
     assert (last["from_version"], last["to_version"]) == (1, 2)
     assert last["accepted"]["expectations"].endswith(f": {reason}")
     assert versions(platform)[2].state == registry.LIVE
+
+
+def test_an_unreachable_flink_is_one_infrastructure_message(platform: Platform, stack: StackConfig) -> None:
+    # found: the CLI printed Dagster's and Python's tracebacks for an unreachable service
+    env = cli_env(
+        platform, stack, KAPPA_FLINK_REST_URL="http://127.0.0.1:9", KAPPA_SQL_GATEWAY_URL="http://127.0.0.1:9"
+    )
+    done = subprocess.run(
+        [KAPPA, "reprocess", "daily_spend", "--wait"], env=env, capture_output=True, text=True, timeout=300
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and "Stack Trace" not in output, output
+    assert "error (infrastructure): Flink did not answer" in output, output
 
 
 def test_a_run_killed_during_catch_up_is_finished_by_running_again(
