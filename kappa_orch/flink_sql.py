@@ -56,8 +56,14 @@ def _jdbc_table(table: str, jdbc: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def literal(value: object) -> str:
+    """A Flink SQL string literal: a quote inside is written twice (Flink has no
+    backslash escapes), so no value (a password, a topic) can end the literal early."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _options(options: Mapping[str, str]) -> str:
-    return ",\n  ".join(f"'{key}' = '{value}'" for key, value in options.items())
+    return ",\n  ".join(f"{literal(key)} = {literal(value)}" for key, value in options.items())
 
 
 # the payload as text: sources read bytes, so that a payload which is not valid UTF-8 is
@@ -193,7 +199,7 @@ def checked_view(source: Source) -> str:
 
 def _text(value: str) -> str:
     # a STRING literal (plain literals of different lengths make CASE return padded CHAR(n))
-    return "CAST('" + value.replace("'", "''") + "' AS STRING)"
+    return f"CAST({literal(value)} AS STRING)"
 
 
 def implausible_reason(source: Source) -> str | None:

@@ -81,9 +81,22 @@ def read_text(path: Path, spec: Path, field: str) -> str:
 def load_pipeline(path: Path) -> LoadedPipeline:
     """Read and validate one spec and its SQL; raise SpecErrors naming every problem."""
     text = read_text(path, path, "(file)")
+    # libyaml's loader when PyYAML was built with it: ten times faster than pure Python
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        # libyaml's loader when PyYAML was built with it: ten times faster than pure Python
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # aliases (*name) expand without bound (a "billion laughs" fits in a few lines)
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=loader)):
+            raise SpecErrors(
+                [
+                    SpecProblem(
+                        path,
+                        "(yaml)",
+                        "YAML aliases (*name) are not allowed in a spec",
+                        "write the value out where the alias stands",
+                    )
+                ]
+            )
+        raw = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise SpecErrors(
             [SpecProblem(path, "(yaml)", f"not valid YAML: {exc}", "fix the YAML syntax")]

@@ -37,8 +37,16 @@ class SleeperService(Service):
     def start(self) -> None:
         code = "raise SystemExit(1)" if self.fail else "import time; time.sleep(60)"
         log = self.config.logs_dir / f"{self.name}.log"
-        pid = spawn([sys.executable, "-c", code], log=log, pid_file=self.pid_files()[self.name])
-        wait_until(lambda: not self.fail, service=self.name, timeout_s=10, log=log, pid=pid)
+        pid_file = self.pid_files()[self.name]
+        pid = spawn([sys.executable, "-c", code], log=log, pid_file=pid_file)
+        # ours once exec completed (before that the child shows the parent's environment)
+        wait_until(
+            lambda: not self.fail and pid_file.live_pid() == pid,
+            service=self.name,
+            timeout_s=10,
+            log=log,
+            pid=pid,
+        )
 
     def status(self) -> ServiceStatus:
         state = "running" if self.live_pids() else "stopped"
@@ -74,8 +82,15 @@ class PairService(Service):
             failing = name == "b" and self.starts.count("b") <= self.fail_first
             code = "raise SystemExit(1)" if failing else "import time; time.sleep(60)"
             log = self.config.logs_dir / f"pair-{name}.log"
-            pid = spawn([sys.executable, "-c", code], log=log, pid_file=self.pid_files()[name])
-            wait_until(lambda f=failing: not f, service=f"pair-{name}", timeout_s=10, log=log, pid=pid)
+            pid_file = self.pid_files()[name]
+            pid = spawn([sys.executable, "-c", code], log=log, pid_file=pid_file)
+            wait_until(
+                lambda f=failing, pf=pid_file, p=pid: not f and pf.live_pid() == p,  # type: ignore[misc]
+                service=f"pair-{name}",
+                timeout_s=10,
+                log=log,
+                pid=pid,
+            )
 
     def status(self) -> ServiceStatus:
         running = len(self.live_pids()) == 2 and self.healthy
