@@ -17,6 +17,7 @@ from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.postgres import PostgresService
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +38,14 @@ def sandbox(*, partitions: int = 3) -> Iterator[Sandbox]:
     flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
     suffix = uuid.uuid4().hex[:8]
     database = f"bench_{suffix}"
-    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    warehouse = WarehouseResource(url=stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}")
+    postgres = PostgresService(stack)
+    postgres.provision_database(database)
+    admin = create_engine(postgres.admin_url(), isolation_level="AUTOCOMMIT")
+    warehouse = WarehouseResource(
+        url=stack.warehouse_url_of(database),
+        reader_url=stack.warehouse_url_of(database, "reader"),
+        sink_url=stack.warehouse_url_of(database, "sink"),
+    )
     topic = f"bench.{suffix}.payments.authorizations"
     # unlimited retention: benchmark events may carry old timestamps
     kafka.create_topic(topic, partitions=partitions, config={"retention.ms": "-1"})

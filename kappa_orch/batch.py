@@ -196,6 +196,12 @@ def run_batch(
     with warehouse.begin() as conn:
         create_version_table(conn, spec, spec.batch_table)
         create_version_table(conn, spec, staging)
+        # the job writes the staging table only, and reads the bootstrap snapshots
+        warehouse.grant_to_sink(conn, spec.target.schema_name, staging)
+        for source in spec.sources:
+            if source.bootstrap is not None:
+                schema, table = source.bootstrap.table.split(".")
+                warehouse.grant_to_sink(conn, schema, table, read_only=True)
     try:
         job = batch_job(
             pipeline,

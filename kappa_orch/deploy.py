@@ -273,6 +273,9 @@ def deploy(
             conn, {spec.target.schema_name}
         )
         create_version_table(conn, spec, plan.physical_table)
+        warehouse.grant_to_sink(conn, spec.target.schema_name, plan.physical_table)
+        schema, table = registry.INPUT_COUNTS_TABLE.split(".")
+        warehouse.grant_to_sink(conn, schema, table)
 
     # the broker does not create topics on first write: the dead-letter topic must exist
     if kafka.create_topic(

@@ -30,9 +30,11 @@ from sqlalchemy import (
     update,
 )
 
+from kappa_orch.spec.model import COUNTS_SCHEMA as JOB_COUNTS_SCHEMA
 from kappa_orch.spec.model import REGISTRY_SCHEMA
 
 SCHEMA = REGISTRY_SCHEMA
+COUNTS_SCHEMA = JOB_COUNTS_SCHEMA
 
 # version states, in the order a healthy version passes through them
 DEPLOYING = "deploying"
@@ -129,7 +131,8 @@ batch_days = Table(
 )
 
 
-# written by each version's Flink job (JDBC upsert), one row per source partition
+# written by each version's Flink job (JDBC upsert), one row per source partition; in a
+# schema of its own, so that the registry is written by the orchestrator's role only
 input_counts = Table(
     "input_counts",
     metadata,
@@ -142,8 +145,9 @@ input_counts = Table(
     Column("dead_lettered", BigInteger, nullable=False),
     Column("first_offset", BigInteger, nullable=False),
     Column("last_offset", BigInteger, nullable=False),
+    schema=COUNTS_SCHEMA,
 )
-INPUT_COUNTS_TABLE = f"{SCHEMA}.input_counts"
+INPUT_COUNTS_TABLE = f"{COUNTS_SCHEMA}.input_counts"
 
 
 def _migration_1(conn: Connection) -> None:
@@ -165,6 +169,7 @@ def _migration_3(conn: Connection) -> None:
 
 
 def _migration_4(conn: Connection) -> None:
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{COUNTS_SCHEMA}"'))
     metadata.create_all(conn, tables=[input_counts])
 
 
@@ -189,6 +194,15 @@ def _migration_9(conn: Connection) -> None:
     conn.execute(text(f'ALTER TABLE "{SCHEMA}".swaps ADD COLUMN IF NOT EXISTS accepted JSON'))
 
 
+def _migration_10(conn: Connection) -> None:
+    # the counts leave the registry: Flink's sinks write them, and the registry is
+    # written by the orchestrator's role only
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{COUNTS_SCHEMA}"'))
+    if conn.execute(text(f"SELECT to_regclass('{SCHEMA}.input_counts')")).scalar() is not None:
+        conn.execute(text(f'ALTER TABLE "{SCHEMA}".input_counts SET SCHEMA "{COUNTS_SCHEMA}"'))
+    metadata.create_all(conn, tables=[input_counts])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -200,6 +214,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (7, _migration_7),
     (8, _migration_8),
     (9, _migration_9),
+    (10, _migration_10),
 ]
 
 

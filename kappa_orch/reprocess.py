@@ -175,7 +175,7 @@ def run_gate(
         unique = unique_key_outcome(conn, spec, row.physical_table)
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         balance = input_balance_outcome(conn, spec, row.version)
-    expectations = expectations_outcome(warehouse.url, spec, row.physical_table)
+    expectations = expectations_outcome(warehouse.checks_url, spec, row.physical_table)
     late = late_records_outcome(
         spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
     )

@@ -93,6 +93,8 @@ class SmokePipeline:
                 rejects.drop(conn, checkfirst=True)
                 totals.drop(conn, checkfirst=True)
             totals.metadata.create_all(conn)
+            for table in (totals, rejects):
+                warehouse.grant_to_sink(conn, self.schema, table.name)
 
     def flink_sql(
         self,

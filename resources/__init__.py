@@ -16,6 +16,17 @@ from dagster import EnvVar
 from kappa_orch import FlinkResource, KafkaResource, WarehouseResource
 
 _DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
+# the local stack's read-only role (checks) and sinks' role (Flink's JDBC writes)
+_LOCAL_ROLES = {
+    "reader_url": (
+        "KAPPA_WAREHOUSE_READER_URL",
+        "postgresql+psycopg2://kappa_reader:kappa-reader@127.0.0.1:5432/warehouse",
+    ),
+    "sink_url": (
+        "KAPPA_WAREHOUSE_SINK_URL",
+        "postgresql+psycopg2://kappa_sink:kappa-sink@127.0.0.1:5432/warehouse",
+    ),
+}
 
 
 def _local_checkpoints() -> str:
@@ -37,8 +48,20 @@ def build_resources() -> dict[str, object]:
             sql_gateway_url=os.environ.get("KAPPA_SQL_GATEWAY_URL", "http://127.0.0.1:8083"),
             checkpoint_dir=os.environ.get("KAPPA_FLINK_CHECKPOINT_DIR", _local_checkpoints()),
         ),
-        "warehouse": WarehouseResource(url=warehouse_url),
+        "warehouse": WarehouseResource(url=warehouse_url, **_role_urls()),
     }
+
+
+def _role_urls() -> dict[str, object]:
+    """Each role's URL from its variable; the local stack's roles when the warehouse is
+    the local default; else none (the orchestrator's URL serves)."""
+    urls: dict[str, object] = {}
+    for field, (variable, local) in _LOCAL_ROLES.items():
+        if variable in os.environ:
+            urls[field] = EnvVar(variable)
+        elif "KAPPA_WAREHOUSE_URL" not in os.environ:
+            urls[field] = local
+    return urls
 
 
 @cache

@@ -22,6 +22,8 @@ class _Platform:
     sql_gateway_url: str
     warehouse_url: str
     flink_checkpoint_dir: str | None = None
+    warehouse_reader_url: str | None = None
+    warehouse_sink_url: str | None = None
 
     def resources(self) -> tuple[Any, Any, Any]:
         from kappa_orch.resources.flink import FlinkResource
@@ -35,9 +37,24 @@ class _Platform:
                 sql_gateway_url=self.sql_gateway_url,
                 checkpoint_dir=self.flink_checkpoint_dir or _local_checkpoints(),
             ),
-            WarehouseResource(url=self.warehouse_url),
+            WarehouseResource(url=self.warehouse_url, **self._role_urls()),  # type: ignore[arg-type]
         )
 
+    def _role_urls(self) -> dict[str, str]:
+        """The reader's and the sinks' URLs: as configured; for the local stack's default
+        warehouse, its kappa_reader and kappa_sink; else (another warehouse, no roles
+        configured) none, and the orchestrator's URL serves for both."""
+        reader, sink = self.warehouse_reader_url, self.warehouse_sink_url
+        if self.warehouse_url == DEFAULT_WAREHOUSE_URL:
+            reader = reader or LOCAL_READER_URL
+            sink = sink or LOCAL_SINK_URL
+        return {k: v for k, v in (("reader_url", reader), ("sink_url", sink)) if v}
+
+
+# the local stack's roles (kappa-orch stack up makes them; `stack env` prints them)
+DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
+LOCAL_READER_URL = "postgresql+psycopg2://kappa_reader:kappa-reader@127.0.0.1:5432/warehouse"
+LOCAL_SINK_URL = "postgresql+psycopg2://kappa_sink:kappa-sink@127.0.0.1:5432/warehouse"
 
 _specs_option = click.option(
     "--specs",
@@ -97,9 +114,21 @@ def _platform_options(func: F) -> F:
         click.option(
             "--warehouse-url",
             envvar="KAPPA_WAREHOUSE_URL",
-            default="postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse",
+            default=DEFAULT_WAREHOUSE_URL,
             show_default=True,
-            help="SQLAlchemy URL of the warehouse [env KAPPA_WAREHOUSE_URL].",
+            help="SQLAlchemy URL of the warehouse, as the orchestrator's role [env KAPPA_WAREHOUSE_URL].",
+        ),
+        click.option(
+            "--warehouse-reader-url",
+            envvar="KAPPA_WAREHOUSE_READER_URL",
+            help="URL of a read-only role for the gate's checks [env KAPPA_WAREHOUSE_READER_URL; "
+            "the local stack's kappa_reader with the default warehouse].",
+        ),
+        click.option(
+            "--warehouse-sink-url",
+            envvar="KAPPA_WAREHOUSE_SINK_URL",
+            help="URL of the role Flink's JDBC sinks write with [env KAPPA_WAREHOUSE_SINK_URL; "
+            "the local stack's kappa_sink with the default warehouse].",
         ),
     ]
     for option in reversed(options):

@@ -174,3 +174,5 @@ def env(config: StackConfig) -> None:
     click.echo(f"export KAPPA_FLINK_REST_URL={config.flink_rest_url}")
     click.echo(f"export KAPPA_SQL_GATEWAY_URL={config.sql_gateway_url}")
     click.echo(f"export KAPPA_WAREHOUSE_URL={config.warehouse_url}")
+    click.echo(f"export KAPPA_WAREHOUSE_READER_URL={config.warehouse_reader_url}")
+    click.echo(f"export KAPPA_WAREHOUSE_SINK_URL={config.warehouse_sink_url}")

@@ -63,7 +63,7 @@ def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
         description="The spec's Great Expectations suite on what the alias serves now.",
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        outcome = expectations_outcome(warehouse.url, spec, spec.target.table_name)
+        outcome = expectations_outcome(warehouse.checks_url, spec, spec.target.table_name)
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
         return _result(outcome)
 
@@ -109,7 +109,7 @@ def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
             computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))
-        outcome = expectations_outcome(warehouse.url, spec, table, day_column=batch.day_column)
+        outcome = expectations_outcome(warehouse.checks_url, spec, table, day_column=batch.day_column)
         failing = [date.fromisoformat(d) for d in outcome.metadata.get("failing_days", [])]
         marked: list[date] = []
         if failing:

@@ -8,9 +8,9 @@ from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
-from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
-from kappa_orch.errors import ServiceUnavailable
+from kappa_orch.errors import KappaError, ServiceUnavailable
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -18,6 +18,21 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
 
     url: str = Field(
         description="SQLAlchemy URL, e.g. postgresql+psycopg2://user:pass@127.0.0.1:5432/warehouse."
+    )
+    reader_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of a read-only role, for the gate's and the scheduled checks' "
+            "expectations (default: url). The local stack's is kappa_reader."
+        ),
+    )
+    sink_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the role Flink's JDBC sinks write with (default: url). It is "
+            "granted each version and staging table it writes, and nothing else. The local "
+            "stack's is kappa_sink."
+        ),
     )
     pool_size: int = Field(default=5, ge=1, description="Connections kept open per process.")
     connect_timeout_s: int = Field(default=10, ge=1, description="Timeout of one connection attempt.")
@@ -55,9 +70,52 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
                 raise self._unavailable(exc) from exc
             raise
 
+    @property
+    def checks_url(self) -> str:
+        """Where expectations run: the read-only role when there is one."""
+        return self.reader_url or self.url
+
+    def sink_role(self) -> str | None:
+        """The sinks' role when it is not the orchestrator's own (then it needs grants)."""
+        if not self.sink_url:
+            return None
+        sink, own = make_url(self.sink_url).username, make_url(self.url).username
+        return sink if sink and sink != own else None
+
+    def grant_to_sink(self, conn: Connection, schema: str, table: str, *, read_only: bool = False) -> None:
+        """Let the sinks' role write (or only read) one table; nothing when there is none."""
+        role = self.sink_role()
+        if role is None:
+            return
+        if read_only:
+            # a table of someone else's (a bootstrap snapshot): granted by its owner, or here
+            can = conn.execute(
+                text("SELECT has_table_privilege(:role, :table, 'SELECT')"),
+                {"role": role, "table": f'"{schema}"."{table}"'},
+            ).scalar()
+            owned = conn.execute(
+                text(
+                    "SELECT pg_has_role(current_user, tableowner, 'USAGE') FROM pg_tables "
+                    "WHERE schemaname = :schema AND tablename = :table"
+                ),
+                {"schema": schema, "table": table},
+            ).scalar()
+            if can:
+                return
+            if not owned:
+                raise KappaError(
+                    f"the sinks' role {role!r} may not read {schema}.{table}, which the Flink job reads",
+                    f'grant it: GRANT USAGE ON SCHEMA "{schema}" TO "{role}"; '
+                    f'GRANT SELECT ON "{schema}"."{table}" TO "{role}"',
+                    blame="infrastructure",
+                )
+        privileges = "SELECT" if read_only else "SELECT, INSERT, UPDATE, DELETE"
+        conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+        conn.execute(text(f'GRANT {privileges} ON "{schema}"."{table}" TO "{role}"'))
+
     def jdbc_options(self) -> dict[str, str]:
-        """The Flink JDBC connector options that reach this warehouse."""
-        url = make_url(self.url)
+        """The Flink JDBC connector options that reach this warehouse (as the sinks' role)."""
+        url = make_url(self.sink_url or self.url)
         if not url.drivername.startswith("postgresql"):
             raise ValueError(f"no JDBC mapping for {url.drivername!r}; only PostgreSQL is supported")
         return {

@@ -24,8 +24,15 @@ class StackConfig:
     sql_gateway_port: int = 8083
     postgres_port: int = 5432
     warehouse_db: str = "warehouse"
+    # the orchestrator's role (registry, version tables, views); not a superuser
     warehouse_user: str = "kappa"
     warehouse_password: str = "kappa"
+    # the role of the gate and scheduled checks: read-only
+    warehouse_reader_user: str = "kappa_reader"
+    warehouse_reader_password: str = "kappa-reader"
+    # the role of Flink's JDBC sinks: writes the tables granted to it, nothing else
+    warehouse_sink_user: str = "kappa_sink"
+    warehouse_sink_password: str = "kappa-sink"
     kafka_heap: str = "512m"
     taskmanager_slots: int = 8
     start_timeout_s: float = 90.0
@@ -72,6 +79,23 @@ class StackConfig:
             f"postgresql+psycopg2://{self.warehouse_user}:{self.warehouse_password}"
             f"@{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"
         )
+
+    def warehouse_url_of(self, database: str, role: str = "orchestrator") -> str:
+        """The URL of one of the stack's roles (orchestrator, reader, sink) on a database."""
+        user, password = {
+            "orchestrator": (self.warehouse_user, self.warehouse_password),
+            "reader": (self.warehouse_reader_user, self.warehouse_reader_password),
+            "sink": (self.warehouse_sink_user, self.warehouse_sink_password),
+        }[role]
+        return f"postgresql+psycopg2://{user}:{password}@{LOOPBACK}:{self.postgres_port}/{database}"
+
+    @property
+    def warehouse_reader_url(self) -> str:
+        return self.warehouse_url_of(self.warehouse_db, "reader")
+
+    @property
+    def warehouse_sink_url(self) -> str:
+        return self.warehouse_url_of(self.warehouse_db, "sink")
 
     @property
     def warehouse_jdbc_url(self) -> str:

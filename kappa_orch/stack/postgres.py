@@ -10,10 +10,12 @@ import hashlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from kappa_orch.errors import StackError
 from kappa_orch.stack.config import LOOPBACK
@@ -57,6 +59,15 @@ def _run_as() -> str | None:
     return SERVICE_ACCOUNT
 
 
+# the superuser, for setting the stack up only; its password is made at the first start
+ADMIN_USER = "kappa_admin"
+# every connection gives a password (scram), on the socket as on the loopback address
+PG_HBA = (
+    "# written by kappa-orch stack: passwords (scram-sha-256) everywhere, loopback only\n"
+    "local all all scram-sha-256\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+)
+
 # how long `stack down` lets clients leave by themselves before disconnecting them
 SMART_SHUTDOWN_S = 5.0
 
@@ -98,10 +109,15 @@ class PostgresService(Service):
             folder.mkdir(parents=True, exist_ok=True)
             if user:
                 shutil.chown(folder, user, user)
+        sockets.chmod(0o700)  # the socket is the server account's alone
         if (data / "PG_VERSION").exists():
+            # also a data folder from before: no trusted socket, passwords everywhere
+            hba = data / "pg_hba.conf"
+            if hba.read_text() != PG_HBA:
+                hba.write_text(PG_HBA)
             return
         pwfile = root / ".pwfile"
-        pwfile.write_text(self.config.warehouse_password + "\n")
+        pwfile.write_text(self.admin_password() + "\n")
         if user:
             shutil.chown(pwfile, user, user)
         pwfile.chmod(0o600)
@@ -111,9 +127,9 @@ class PostgresService(Service):
                 "-D",
                 str(data),
                 "-U",
-                self.config.warehouse_user,
+                ADMIN_USER,
                 f"--pwfile={pwfile}",
-                "--auth-local=trust",
+                "--auth-local=scram-sha-256",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -131,6 +147,7 @@ class PostgresService(Service):
                 f"initdb failed for {data}:\n{(proc.stdout + proc.stderr)[-2000:]}",
                 "fix the cause above and run `kappa-orch stack up` again",
             )
+        (data / "pg_hba.conf").write_text(PG_HBA)
 
     def start(self) -> None:
         bin_dir = postgres_bin_dir()
@@ -154,6 +171,9 @@ class PostgresService(Service):
                 str(self._socket_dir()),
                 "-c",
                 "max_connections=200",
+                # the socket is the server account's alone (and asks for a password too)
+                "-c",
+                "unix_socket_permissions=0700",
                 "-c",
                 "fsync=on",
             ],
@@ -163,13 +183,13 @@ class PostgresService(Service):
             cwd=self._root(),
         )
         wait_until(
-            lambda: self._query("select 1", dbname="postgres") is not None,
+            self._accepting_connections,
             service="PostgreSQL",
             timeout_s=self.config.start_timeout_s,
             log=log,
             pid=pid,
         )
-        self._create_warehouse()
+        self._provision()
 
     def stop(self) -> bool:
         # SIGTERM is PostgreSQL's smart shutdown: new connections are refused and the
@@ -180,17 +200,43 @@ class PostgresService(Service):
             self.pid_files()["postgres"], sig=signal.SIGINT, grace=(signal.SIGTERM, SMART_SHUTDOWN_S)
         )
 
-    def _connect(self, dbname: str):  # type: ignore[no-untyped-def]
+    def admin_password(self) -> str:
+        """The superuser's password: made at the first start, kept readable by this account only."""
+        path = self.config.postgres_dir / "admin-password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24) + "\n")
+        return path.read_text().strip()
+
+    def admin_url(self, database: str = "postgres") -> str:
+        """For setting the stack up (roles, databases) only: no component runs as it."""
+        return (
+            f"postgresql+psycopg2://{ADMIN_USER}:{self.admin_password()}"
+            f"@{LOOPBACK}:{self.config.postgres_port}/{database}"
+        )
+
+    def _connect(self, dbname: str, *, user: str = ADMIN_USER, password: str | None = None):  # type: ignore[no-untyped-def]
         import psycopg2
 
         return psycopg2.connect(
             host=LOOPBACK,
             port=self.config.postgres_port,
-            user=self.config.warehouse_user,
-            password=self.config.warehouse_password,
+            user=user,
+            password=self.admin_password() if password is None else password,
             dbname=dbname,
             connect_timeout=2,
         )
+
+    def _accepting_connections(self) -> bool:
+        """The server answers (a refused password is an answer: the roles come after)."""
+        import psycopg2
+
+        try:
+            self._connect("postgres").close()
+        except psycopg2.OperationalError as exc:
+            return "password authentication failed" in str(exc)
+        return True
 
     def _query(self, sql: str, *, dbname: str) -> tuple[object, ...] | None:
         try:
@@ -205,22 +251,112 @@ class PostgresService(Service):
         finally:
             conn.close()
 
-    def _create_warehouse(self) -> None:
+    def _provision(self) -> None:
+        """The roles and the warehouse database; also turns a data folder made before the
+        roles existed (where the orchestrator was the superuser) into this layout."""
         name = self.config.warehouse_db
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             raise StackError(
                 f"warehouse database name {name!r} is not a plain lower-case identifier",
                 "choose a name matching [a-z_][a-z0-9_]* with --warehouse-db",
             )
+        conn = self._admin_or_legacy()
+        conn.autocommit = True
+        cfg = self.config
+        try:
+            with conn.cursor() as cur:
+                roles = [
+                    (cfg.warehouse_user, cfg.warehouse_password),
+                    (cfg.warehouse_reader_user, cfg.warehouse_reader_password),
+                    (cfg.warehouse_sink_user, cfg.warehouse_sink_password),
+                ]
+                for role, password in roles:
+                    cur.execute("select 1 from pg_roles where rolname = %s", (role,))
+                    verb = "alter" if cur.fetchone() else "create"
+                    cur.execute(
+                        f'{verb} role "{role}" login nosuperuser nocreatedb nocreaterole '
+                        "noreplication nobypassrls password %s",
+                        (password,),
+                    )
+                cur.execute(
+                    f'alter role "{cfg.warehouse_reader_user}" set default_transaction_read_only = on'
+                )
+        finally:
+            conn.close()
+        self.provision_database(name)
+
+    def provision_database(self, name: str) -> None:
+        """A database the orchestrator owns: the reader reads every table the orchestrator
+        makes, the sink reaches the schemas and writes only what it is granted."""
+        cfg = self.config
         conn = self._connect("postgres")
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
                 cur.execute("select 1 from pg_database where datname = %s", (name,))
                 if cur.fetchone() is None:
-                    cur.execute(f'create database "{name}"')
+                    cur.execute(f'create database "{name}" owner "{cfg.warehouse_user}"')
+                cur.execute(f'alter database "{name}" owner to "{cfg.warehouse_user}"')
+                cur.execute(f'revoke all on database "{name}" from public')
+                cur.execute(
+                    f'grant connect on database "{name}" to "{cfg.warehouse_reader_user}", '
+                    f'"{cfg.warehouse_sink_user}"'
+                )
         finally:
             conn.close()
+        conn = self._connect(name)
+        conn.autocommit = True
+        orchestrator, reader, sink = cfg.warehouse_user, cfg.warehouse_reader_user, cfg.warehouse_sink_user
+        try:
+            with conn.cursor() as cur:
+                cur.execute("revoke create on schema public from public")
+                cur.execute(
+                    f'alter default privileges for role "{orchestrator}" grant select on tables to "{reader}"'
+                )
+                cur.execute(
+                    f'alter default privileges for role "{orchestrator}" '
+                    f'grant usage on schemas to "{reader}", "{sink}"'
+                )
+                # what the orchestrator made before these defaults (an older stack)
+                cur.execute(
+                    "select nspname from pg_namespace n join pg_roles r on r.oid = n.nspowner "
+                    "where r.rolname = %s",
+                    (orchestrator,),
+                )
+                for (schema,) in cur.fetchall():
+                    cur.execute(f'grant usage on schema "{schema}" to "{reader}", "{sink}"')
+                    cur.execute(f'grant select on all tables in schema "{schema}" to "{reader}"')
+        finally:
+            conn.close()
+
+    def _admin_or_legacy(self) -> Any:
+        """A superuser connection. A data folder from before the roles has the orchestrator
+        as its superuser (and trusts the socket): the admin is made there, once."""
+        import psycopg2
+
+        try:
+            return self._connect("postgres")
+        except psycopg2.OperationalError as exc:
+            cfg = self.config
+            try:
+                legacy = self._connect("postgres", user=cfg.warehouse_user, password=cfg.warehouse_password)
+            except psycopg2.OperationalError:
+                raise StackError(
+                    f"cannot connect to PostgreSQL as {ADMIN_USER}: {str(exc).strip()}",
+                    f"if {self.config.postgres_dir / 'admin-password'} was lost, stop the stack and "
+                    f"remove {self.data_dir()} (its data goes) and start again",
+                ) from exc
+            legacy.autocommit = True
+            with legacy.cursor() as cur:
+                cur.execute(
+                    f'create role "{ADMIN_USER}" login superuser password %s', (self.admin_password(),)
+                )
+            legacy.close()
+            conn = self._connect("postgres")
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'alter role "{cfg.warehouse_user}" nosuperuser')
+            return conn
 
     def status(self) -> ServiceStatus:
         pids = self.live_pids()

@@ -59,6 +59,8 @@ def flink(stack: StackConfig) -> FlinkResource:
 
 @pytest.fixture(scope="session")
 def warehouse(stack: StackConfig) -> Iterator[WarehouseResource]:
-    resource = WarehouseResource(url=stack.warehouse_url)
+    resource = WarehouseResource(
+        url=stack.warehouse_url, reader_url=stack.warehouse_reader_url, sink_url=stack.warehouse_sink_url
+    )
     yield resource
     resource.dispose()

@@ -25,6 +25,7 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.load import load_pipelines
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.postgres import PostgresService
 
 
 @dataclass
@@ -69,6 +70,8 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
         **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
         "KAPPA_SPECS": str(platform.specs),
         "KAPPA_WAREHOUSE_URL": platform.warehouse_url,
+        "KAPPA_WAREHOUSE_READER_URL": platform.warehouse.reader_url or platform.warehouse_url,
+        "KAPPA_WAREHOUSE_SINK_URL": platform.warehouse.sink_url or platform.warehouse_url,
         "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
         "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
@@ -128,11 +131,17 @@ def isolated_platform(
         (specs / Path(pipeline.path).name).write_text(yaml.safe_dump(raw, sort_keys=False))
         shutil.copy(SPECS_DIR / raw["sql"], specs / raw["sql"])
     database = f"it_{suffix}"
-    admin = create_engine(stack.warehouse_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    url = stack.warehouse_url.rsplit("/", 1)[0] + f"/{database}"
-    warehouse = WarehouseResource(url=url)
+    # made by the stack's admin, owned by the orchestrator's role, with the reader's and
+    # the sinks' roles as on the stack's own warehouse
+    postgres = PostgresService(stack)
+    postgres.provision_database(database)
+    admin = create_engine(postgres.admin_url(), isolation_level="AUTOCOMMIT")
+    url = stack.warehouse_url_of(database)
+    warehouse = WarehouseResource(
+        url=url,
+        reader_url=stack.warehouse_url_of(database, "reader"),
+        sink_url=stack.warehouse_url_of(database, "sink"),
+    )
     platform = Platform(suffix, specs, warehouse, url)
     topics = sorted({s.topic for p in platform.pipelines().values() for s in p.spec.sources})
     for topic in topics:

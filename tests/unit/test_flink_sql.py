@@ -127,7 +127,7 @@ def test_broken_events_go_to_the_dead_letter_topic_bounded_and_every_partition_i
     for column in ("`payload_encoding` STRING", "`payload_size` INT", "`payload_sha256` STRING"):
         assert column in dead_letters
     counts = next(s for s in built.setup if "`kappa_input_counts`" in s)
-    assert "'table-name' = 'kappa_registry.input_counts'" in counts
+    assert "'table-name' = 'kappa_counts.input_counts'" in counts
     _, letters, counter = built.inserts
     assert letters.endswith("FROM `kappa_checked_authorizations` WHERE `kappa_reason` IS NOT NULL")
     assert "`kafka_partition`, `kafka_offset`, `kappa_reason`, CASE WHEN" in letters

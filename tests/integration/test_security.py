@@ -1,0 +1,189 @@
+"""Least privilege and secrets, on the real stack.
+
+Found: the local stack's `kappa` role was a PostgreSQL superuser (an expectation ran
+`pg_read_file('/etc/hostname')` during the gate), the socket trusted every local user,
+the jobs' counters lived in the registry, and a quote in a password ended its literal in
+the Flink DDL."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from assets.sample_events import sample_events
+from kappa_orch import registry
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.stack.config import LOOPBACK, StackConfig
+from kappa_orch.stack.postgres import PostgresService
+from tests.integration.platform import (
+    KAPPA,
+    Platform,
+    cli_env,
+    count_declined_too,
+    isolated_platform,
+    produce_authorizations,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def platform(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> Iterator[Platform]:
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        produce_authorizations(
+            platform, kafka, sample_events(5_000, step_ms=60_000).authorizations, event_timestamps=False
+        )
+        yield platform
+
+
+def refused(url: str, sql: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    except DBAPIError as exc:
+        return str(exc.orig)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{sql!r} was allowed")
+
+
+def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
+    platform: Platform, stack: StackConfig, kafka: KafkaResource
+) -> None:
+    done = subprocess.run(
+        [KAPPA, "reprocess", "daily_spend", "--wait"],
+        env=cli_env(platform, stack),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    database = platform.warehouse_url.rsplit("/", 1)[1]
+    admin = create_engine(PostgresService(stack).admin_url(database))
+    with admin.connect() as conn:
+        supers = dict(
+            conn.execute(
+                text(
+                    "SELECT rolname, rolsuper OR rolcreaterole OR rolcreatedb "
+                    "FROM pg_roles WHERE rolname = ANY(:r)"
+                ),
+                {"r": [stack.warehouse_user, stack.warehouse_reader_user, stack.warehouse_sink_user]},
+            ).all()
+        )
+        # the Flink job's JDBC connections are the sinks' role
+        writers = set(
+            conn.execute(
+                text(
+                    "SELECT usename FROM pg_stat_activity "
+                    "WHERE datname = :d AND application_name LIKE 'PostgreSQL JDBC%'"
+                ),
+                {"d": database},
+            ).scalars()
+        )
+    admin.dispose()
+    assert supers == {
+        stack.warehouse_user: False,
+        stack.warehouse_reader_user: False,
+        stack.warehouse_sink_user: False,
+    }
+    assert writers == {stack.warehouse_sink_user}
+
+    reader = stack.warehouse_url_of(database, "reader")
+    assert "permission denied" in refused(reader, "SELECT pg_read_file('/etc/hostname')")
+    assert "read-only transaction" in refused(reader, "CREATE TABLE analytics.x (a int)")
+    assert "read-only transaction" in refused(reader, "DELETE FROM analytics.daily_spend__v1")
+    with create_engine(reader).connect() as conn:  # the gate's checks read every version
+        assert conn.execute(text("SELECT count(*) FROM analytics.daily_spend__v1")).scalar()
+
+    sink = stack.warehouse_url_of(database, "sink")
+    assert "permission denied" in refused(sink, "UPDATE kappa_registry.aliases SET live_version = 7")
+    assert "permission denied" in refused(sink, "CREATE TABLE analytics.x (a int)")
+    assert "permission denied" in refused(sink, "SELECT pg_read_file('/etc/hostname')")
+    with platform.warehouse.begin() as conn:
+        counts = registry.input_counts_of(conn, "daily_spend", 1)
+    assert counts and sum(c.records for c in counts) == 5_000  # written by the sink, outside the registry
+
+
+def test_the_socket_asks_for_a_password_and_is_the_servers_alone(stack: StackConfig) -> None:
+    import psycopg2
+
+    postgres = PostgresService(stack)
+    socket_dir = postgres._socket_dir()
+    socket = next(socket_dir.glob(".s.PGSQL.*"))
+    assert stat.S_IMODE(socket.stat().st_mode) & 0o077 == 0
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(
+            host=str(socket_dir), port=stack.postgres_port, user=stack.warehouse_user, dbname="postgres"
+        )
+
+
+def test_the_sinks_password_stays_secret(
+    platform: Platform, stack: StackConfig, flink: FlinkResource, kafka: KafkaResource, tmp_path: Path
+) -> None:
+    # a sinks' role with a recognisable password (and a quote in it: values in Flink DDL are escaped)
+    secret = f"Secret'{uuid.uuid4().hex}"
+    role = f"sink_{uuid.uuid4().hex[:8]}"
+    database = platform.warehouse_url.rsplit("/", 1)[1]
+    admin = create_engine(PostgresService(stack).admin_url(database), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :p"), {"p": secret})
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
+    from urllib.parse import quote
+
+    sink_url = (
+        f"postgresql+psycopg2://{role}:{quote(secret, safe='')}@{LOOPBACK}:{stack.postgres_port}/{database}"
+    )
+    home = tmp_path / "dagster"
+    home.mkdir()
+    env = cli_env(platform, stack, KAPPA_WAREHOUSE_SINK_URL=sink_url, DAGSTER_HOME=str(home))
+    outputs = []
+    for args in (["reprocess", "daily_spend", "--wait"], ["status", "--json"], ["plan"], ["status"]):
+        done = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=600)
+        outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, outputs[-1]
+        if args[0] == "reprocess":
+            count_declined_too(platform)
+            again = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=600)
+            outputs.append(again.stdout + again.stderr)
+            assert again.returncode == 0, outputs[-1]
+    with platform.warehouse.begin() as conn:
+        jobs = [r.flink_job_id for r in registry.all_versions(conn) if r.flink_job_id]
+    assert len(jobs) == 2
+    # what Flink's REST API returns for the jobs (plan, config, exceptions) and its cluster config
+    for job in jobs:
+        for path in ("", "/config", "/exceptions", "/plan", "/checkpoints/config"):
+            outputs.append(requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text)
+    outputs.append(requests.get(f"{stack.flink_rest_url}/jobmanager/config", timeout=10).text)
+    leaks = [i for i, output in enumerate(outputs) if secret in output or quote(secret, safe="") in output]
+    assert leaks == [], [outputs[i][:300] for i in leaks]
+    # the logs of every service and the Dagster instance's run and event storage
+    files = [
+        p
+        for folder in (stack.logs_dir, stack.flink_dir / "log", home)
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.is_file()
+    ]
+    assert any(p.suffix == ".db" for p in files)  # the runs were recorded
+    leaked = [
+        str(p)
+        for p in files
+        if secret.encode() in p.read_bytes() or quote(secret, safe="").encode() in p.read_bytes()
+    ]
+    assert leaked == []
+    assert json.loads(outputs[2])  # status --json is JSON
+    assert os.environ.get("KAPPA_DEBUG") is None
