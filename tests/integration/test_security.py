@@ -131,25 +131,37 @@ def test_the_socket_asks_for_a_password_and_is_the_servers_alone(stack: StackCon
         )
 
 
-def test_the_sinks_password_stays_secret(
+def test_the_passwords_stay_secret(
     platform: Platform, stack: StackConfig, flink: FlinkResource, kafka: KafkaResource, tmp_path: Path
 ) -> None:
-    # a sinks' role with a recognisable password (and a quote in it: values in Flink DDL are escaped)
-    secret = f"Secret'{uuid.uuid4().hex}"
-    role = f"sink_{uuid.uuid4().hex[:8]}"
+    # recognisable passwords for the orchestrator's and the sinks' roles (with a quote:
+    # values in Flink DDL are escaped); the orchestrator's login acts as the stack's `kappa`
+    secrets = {name: f"Secret'{name}-{uuid.uuid4().hex}" for name in ("orchestrator", "sink")}
+    roles = {name: f"{name}_{uuid.uuid4().hex[:8]}" for name in secrets}
     database = platform.warehouse_url.rsplit("/", 1)[1]
     admin = create_engine(PostgresService(stack).admin_url(database), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :p"), {"p": secret})
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
+        for name, role in roles.items():
+            conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :p"), {"p": secrets[name]})
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {role}'))
+        conn.execute(text(f"GRANT {stack.warehouse_user} TO {roles['orchestrator']}"))
+        conn.execute(text(f"ALTER ROLE {roles['orchestrator']} SET role = '{stack.warehouse_user}'"))
+    admin.dispose()
     from urllib.parse import quote
 
-    sink_url = (
-        f"postgresql+psycopg2://{role}:{quote(secret, safe='')}@{LOOPBACK}:{stack.postgres_port}/{database}"
-    )
+    def url(name: str) -> str:
+        password = quote(secrets[name], safe="")
+        return f"postgresql+psycopg2://{roles[name]}:{password}@{LOOPBACK}:{stack.postgres_port}/{database}"
+
     home = tmp_path / "dagster"
     home.mkdir()
-    env = cli_env(platform, stack, KAPPA_WAREHOUSE_SINK_URL=sink_url, DAGSTER_HOME=str(home))
+    env = cli_env(
+        platform,
+        stack,
+        KAPPA_WAREHOUSE_URL=url("orchestrator"),
+        KAPPA_WAREHOUSE_SINK_URL=url("sink"),
+        DAGSTER_HOME=str(home),
+    )
     outputs = []
     for args in (["reprocess", "daily_spend", "--wait"], ["status", "--json"], ["plan"], ["status"]):
         done = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=600)
@@ -160,6 +172,7 @@ def test_the_sinks_password_stays_secret(
             again = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=600)
             outputs.append(again.stdout + again.stderr)
             assert again.returncode == 0, outputs[-1]
+    assert json.loads(outputs[2])  # status --json is JSON
     with platform.warehouse.begin() as conn:
         jobs = [r.flink_job_id for r in registry.all_versions(conn) if r.flink_job_id]
     assert len(jobs) == 2
@@ -168,22 +181,13 @@ def test_the_sinks_password_stays_secret(
         for path in ("", "/config", "/exceptions", "/plan", "/checkpoints/config"):
             outputs.append(requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text)
     outputs.append(requests.get(f"{stack.flink_rest_url}/jobmanager/config", timeout=10).text)
-    leaks = [i for i, output in enumerate(outputs) if secret in output or quote(secret, safe="") in output]
+    needles = [v for secret in secrets.values() for v in (secret, quote(secret, safe=""))]
+    leaks = [i for i, output in enumerate(outputs) if any(n in output for n in needles)]
     assert leaks == [], [outputs[i][:300] for i in leaks]
     # the logs of every service and the Dagster instance's run and event storage
-    files = [
-        p
-        for folder in (stack.logs_dir, stack.flink_dir / "log", home)
-        if folder.exists()
-        for p in folder.rglob("*")
-        if p.is_file()
-    ]
+    folders = (stack.logs_dir, stack.flink_dir / "log", home)
+    files = [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
     assert any(p.suffix == ".db" for p in files)  # the runs were recorded
-    leaked = [
-        str(p)
-        for p in files
-        if secret.encode() in p.read_bytes() or quote(secret, safe="").encode() in p.read_bytes()
-    ]
+    leaked = [str(p) for p in files if any(n.encode() in p.read_bytes() for n in needles)]
     assert leaked == []
-    assert json.loads(outputs[2])  # status --json is JSON
     assert os.environ.get("KAPPA_DEBUG") is None
