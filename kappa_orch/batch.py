@@ -196,12 +196,13 @@ def run_batch(
     with warehouse.begin() as conn:
         create_version_table(conn, spec, spec.batch_table)
         create_version_table(conn, spec, staging)
-        # the job writes the staging table only, and reads the bootstrap snapshots
-        warehouse.grant_to_sink(conn, spec.target.schema_name, staging)
-        for source in spec.sources:
-            if source.bootstrap is not None:
-                schema, table = source.bootstrap.table.split(".")
-                warehouse.grant_to_sink(conn, schema, table, read_only=True)
+        # the job's own role writes the staging table only, and reads the bootstrap snapshots
+        jdbc = warehouse.job_jdbc_options(
+            conn,
+            job=f"{spec.name}:batch:{staging}",
+            writes=[f"{spec.target.schema_name}.{staging}"],
+            reads=[s.bootstrap.table for s in spec.sources if s.bootstrap is not None],
+        )
     try:
         job = batch_job(
             pipeline,
@@ -209,7 +210,7 @@ def run_batch(
             last=last,
             staging_table=staging,
             bootstrap=kafka.bootstrap_servers,
-            jdbc=warehouse.jdbc_options(),
+            jdbc=jdbc,
         )
         job_id = flink.submit_sql(
             setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
@@ -225,6 +226,7 @@ def run_batch(
     finally:
         with warehouse.begin() as conn:
             drop_version_table(conn, spec, staging)
+            warehouse.drop_job_role(conn, f"{spec.name}:batch:{staging}")
     seconds = time.monotonic() - started
     log(
         f"{spec.name}: {first}..{last} replaced in {seconds:.1f}s "

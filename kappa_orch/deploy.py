@@ -273,9 +273,14 @@ def deploy(
             conn, {spec.target.schema_name}
         )
         create_version_table(conn, spec, plan.physical_table)
-        warehouse.grant_to_sink(conn, spec.target.schema_name, plan.physical_table)
-        schema, table = registry.INPUT_COUNTS_TABLE.split(".")
-        warehouse.grant_to_sink(conn, schema, table)
+        # the job's own role: its version table and its input-count rows, nothing else
+        jdbc = warehouse.job_jdbc_options(
+            conn,
+            job=f"{spec.name}:v{plan.version}",
+            writes=[f"{spec.target.schema_name}.{plan.physical_table}"],
+            pipeline=spec.name,
+            version=plan.version,
+        )
 
     # the broker does not create topics on first write: the dead-letter topic must exist
     if kafka.create_topic(
@@ -289,7 +294,7 @@ def deploy(
         physical_table=plan.physical_table,
         group_id=plan.group_id,
         bootstrap=kafka.bootstrap_servers,
-        jdbc=warehouse.jdbc_options(),
+        jdbc=jdbc,
     )
     # a redeployed version resumes from its old job's last retained checkpoint when there
     # is one (state and offsets together); otherwise it replays from the start position

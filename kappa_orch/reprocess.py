@@ -460,6 +460,7 @@ def retire(
                 rest = [t for t in current[0] if t != row.physical_table]
                 build_alias(conn, spec, rest, current[1], lock_timeout_ms=lock_timeout_ms)
             drop_version_table(conn, spec, row.physical_table)
+            warehouse.drop_job_role(conn, f"{spec.name}:v{version}")
             registry.set_version(conn, spec.name, version, state=registry.RETIRED)
 
     with_short_locks(attempt)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,6 +12,9 @@ from pydantic import Field, PrivateAttr
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from kappa_orch.errors import KappaError, ServiceUnavailable
+
+# the jobs' input counts (kappa_orch.registry.INPUT_COUNTS_TABLE)
+INPUT_COUNTS = "kappa_counts.input_counts"
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -112,6 +116,58 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         privileges = "SELECT" if read_only else "SELECT, INSERT, UPDATE, DELETE"
         conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
         conn.execute(text(f'GRANT {privileges} ON "{schema}"."{table}" TO "{role}"'))
+
+    def job_jdbc_options(
+        self,
+        conn: Connection,
+        *,
+        job: str,
+        writes: Sequence[str],
+        reads: Sequence[str] = (),
+        pipeline: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, str]:
+        """The JDBC options of one Flink job (`job`, e.g. "daily_spend:v3"): its own role,
+        which writes `writes` (schema.table) and its input-count rows (`pipeline`,
+        `version`) and reads `reads`, when the warehouse offers job roles (the local
+        stack does: kappa_grants.job_role); else the sinks' role, granted the tables."""
+        if not self._offers_job_roles(conn):
+            for qualified in writes:
+                self.grant_to_sink(conn, *qualified.split(".", 1))
+            for qualified in reads:
+                self.grant_to_sink(conn, *qualified.split(".", 1), read_only=True)
+            if pipeline is not None:
+                self.grant_to_sink(conn, *INPUT_COUNTS.split(".", 1))
+            return self.jdbc_options()
+        secret = conn.execute(
+            text("SELECT kappa_grants.job_role(:role, :writes, :reads, :pipeline, :version)"),
+            {
+                "role": self.job_role(conn, job),
+                "writes": list(writes),
+                "reads": list(reads),
+                "pipeline": pipeline,
+                "version": version,
+            },
+        ).scalar()
+        return {**self.jdbc_options(), "username": self.job_role(conn, job), "password": str(secret)}
+
+    def drop_job_role(self, conn: Connection, job: str) -> None:
+        """The job's role goes with the job (nothing when the warehouse has no job roles)."""
+        if self._offers_job_roles(conn):
+            conn.execute(text("SELECT kappa_grants.drop_job_role(:role)"), {"role": self.job_role(conn, job)})
+
+    @staticmethod
+    def job_role(conn: Connection, job: str) -> str:
+        """Roles are the server's, not a database's: the name holds the database too."""
+        database = conn.execute(text("SELECT current_database()")).scalar()
+        return "kappa_job_" + hashlib.sha256(f"{database}/{job}".encode()).hexdigest()[:20]
+
+    @staticmethod
+    def _offers_job_roles(conn: Connection) -> bool:
+        found = conn.execute(
+            text("SELECT to_regprocedure('kappa_grants.job_role(text, text[], text[], text, integer)')")
+        ).scalar()
+        return found is not None
 
     def jdbc_options(self) -> dict[str, str]:
         """The Flink JDBC connector options that reach this warehouse (as the sinks' role)."""

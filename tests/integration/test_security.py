@@ -100,7 +100,9 @@ def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
         stack.warehouse_reader_user: False,
         stack.warehouse_sink_user: False,
     }
-    assert writers == {stack.warehouse_sink_user}
+    with platform.warehouse.begin() as conn:
+        job_role = platform.warehouse.job_role(conn, "daily_spend:v1")
+    assert writers == {job_role}  # the version's own role, made for its job
 
     reader = stack.warehouse_url_of(database, "reader")
     assert "permission denied" in refused(reader, "SELECT pg_read_file('/etc/hostname')")
@@ -109,13 +111,38 @@ def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
     with create_engine(reader).connect() as conn:  # the gate's checks read every version
         assert conn.execute(text("SELECT count(*) FROM analytics.daily_spend__v1")).scalar()
 
-    sink = stack.warehouse_url_of(database, "sink")
-    assert "permission denied" in refused(sink, "UPDATE kappa_registry.aliases SET live_version = 7")
-    assert "permission denied" in refused(sink, "CREATE TABLE analytics.x (a int)")
-    assert "permission denied" in refused(sink, "SELECT pg_read_file('/etc/hostname')")
+    # the job's role, tried from the admin's session (SET ROLE): its own table and its own
+    # input-count rows, nothing else
+    as_job = f"SET ROLE {job_role}; "
+    admin_url = PostgresService(stack).admin_url(database)
+    assert "permission denied" in refused(
+        admin_url, as_job + "UPDATE kappa_registry.aliases SET live_version = 7"
+    )
+    assert "permission denied" in refused(admin_url, as_job + "SELECT * FROM kappa_registry.versions")
+    assert "permission denied" in refused(admin_url, as_job + "CREATE TABLE analytics.x (a int)")
+    assert "permission denied" in refused(admin_url, as_job + "SELECT pg_read_file('/etc/hostname')")
+    forged = (
+        "INSERT INTO kappa_counts.input_counts VALUES "
+        "('{p}', {v}, 't', 0, 1, 1, 0, 0, 0) ON CONFLICT DO NOTHING"
+    )
+    assert "row-level security" in refused(admin_url, as_job + forged.format(p="other_pipeline", v=1))
+    assert "row-level security" in refused(admin_url, as_job + forged.format(p="daily_spend", v=2))
     with platform.warehouse.begin() as conn:
         counts = registry.input_counts_of(conn, "daily_spend", 1)
-    assert counts and sum(c.records for c in counts) == 5_000  # written by the sink, outside the registry
+    assert counts and sum(c.records for c in counts) == 5_000  # written by the job, outside the registry
+
+    # a retired version's role goes with it
+    count_declined_too(platform)
+    for args in (["reprocess", "daily_spend", "--wait"], ["retire", "daily_spend", "1"]):
+        done = subprocess.run(
+            [KAPPA, *args], env=cli_env(platform, stack), capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    with create_engine(admin_url).connect() as conn:
+        assert (
+            conn.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = :r"), {"r": job_role}).scalar()
+            == 0
+        )
 
 
 def test_the_socket_asks_for_a_password_and_is_the_servers_alone(stack: StackConfig) -> None:
