@@ -216,7 +216,10 @@ def _windows_as_tables(query: exp.Query) -> exp.Query:
         if isinstance(node, exp.Column) and node.name in WINDOW_COLUMNS:
             source = descriptors.get(node.table) if node.table else only
             if source is not None:
-                return exp.column(source, table=node.table or None)
+                column = exp.column(source, table=node.table or None)
+                if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
+                    return exp.alias_(column, node.name)  # selected as is: keep its output name
+                return column
         return node
 
     transformed = query.transform(window_column)
