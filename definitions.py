@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from dagster import Definitions
 
 from assets import SPECS_DIR
@@ -9,7 +12,8 @@ from kappa_orch import data_quality_checks, job_health_checks, load_pipelines, p
 from resources import build_resources, data_quality_cron, git_commit
 from sensors import build_jobs, build_schedules, build_sensors
 
-PIPELINES = load_pipelines(SPECS_DIR)
+# the specs folder: KAPPA_SPECS (as for the CLI), else the reference specs
+PIPELINES = load_pipelines(Path(os.environ.get("KAPPA_SPECS") or SPECS_DIR))
 
 defs = Definitions(
     assets=pipeline_assets(PIPELINES, git_commit=git_commit()),

@@ -10,6 +10,7 @@ import os
 import subprocess
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from dagster import EnvVar
 
@@ -34,11 +35,13 @@ def _local_checkpoints() -> str:
     return (home / "flink" / "checkpoints").as_uri()
 
 
-def build_resources() -> dict[str, object]:
-    """The resources every kappa_orch asset, check and sensor of this deployment uses."""
-    warehouse_url = (
-        EnvVar("KAPPA_WAREHOUSE_URL") if "KAPPA_WAREHOUSE_URL" in os.environ else _DEFAULT_WAREHOUSE_URL
-    )
+def build_resources(*, resolved: bool = False) -> dict[str, object]:
+    """The resources every kappa_orch asset, check and sensor of this deployment uses.
+
+    In Dagster, secrets stay `EnvVar`s (Dagster reads them at run time and never shows
+    them); `resolved=True` reads them now, for code that uses the resources outside
+    Dagster (scripts/reference_platform.py): an `EnvVar` is not a URL there."""
+    warehouse_url = _variable("KAPPA_WAREHOUSE_URL", resolved) or _DEFAULT_WAREHOUSE_URL
     return {
         "kafka": KafkaResource(
             bootstrap_servers=os.environ.get("KAPPA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -48,17 +51,24 @@ def build_resources() -> dict[str, object]:
             sql_gateway_url=os.environ.get("KAPPA_SQL_GATEWAY_URL", "http://127.0.0.1:8083"),
             checkpoint_dir=os.environ.get("KAPPA_FLINK_CHECKPOINT_DIR", _local_checkpoints()),
         ),
-        "warehouse": WarehouseResource(url=warehouse_url, **_role_urls()),
+        "warehouse": WarehouseResource(url=warehouse_url, **_role_urls(resolved)),
     }
 
 
-def _role_urls() -> dict[str, object]:
+def _variable(name: str, resolved: bool) -> Any:
+    """The variable as an EnvVar (in Dagster) or its value (resolved); None when unset."""
+    if name not in os.environ:
+        return None
+    return os.environ[name] if resolved else EnvVar(name)
+
+
+def _role_urls(resolved: bool) -> dict[str, object]:
     """Each role's URL from its variable; the local stack's roles when the warehouse is
     the local default; else none (the orchestrator's URL serves)."""
     urls: dict[str, object] = {}
     for field, (variable, local) in _LOCAL_ROLES.items():
         if variable in os.environ:
-            urls[field] = EnvVar(variable)
+            urls[field] = _variable(variable, resolved)
         elif "KAPPA_WAREHOUSE_URL" not in os.environ:
             urls[field] = local
     return urls

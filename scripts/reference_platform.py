@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="batches to produce them in")
     args = parser.parse_args()
 
-    resources = build_resources()
+    resources = build_resources(resolved=True)
     kafka, flink, warehouse = resources["kafka"], resources["flink"], resources["warehouse"]
 
     print("[1/4] topics")

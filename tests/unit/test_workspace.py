@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,3 +33,38 @@ def test_workspace_file_loads_with_the_dagster_cli() -> None:
         timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_definitions_honour_kappa_specs(tmp_path: Path) -> None:
+    # found: the reference definitions.py ignored KAPPA_SPECS
+
+    for name in ("daily_spend.yaml", "daily_spend.sql"):
+        shutil.copy(ROOT / "assets" / name, tmp_path / name)
+    code = "from definitions import PIPELINES; print([p.name for p in PIPELINES])"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "KAPPA_SPECS": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "['daily_spend']"
+
+
+def test_resources_outside_dagster_read_the_variables_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    # found: scripts/reference_platform.py crashed with "Could not parse SQLAlchemy URL"
+    # whenever KAPPA_WAREHOUSE_URL was set (the resource held a Dagster EnvVar)
+    from sqlalchemy import make_url
+
+    url = "postgresql+psycopg2://someone:pw@127.0.0.1:6543/elsewhere"
+    monkeypatch.setenv("KAPPA_WAREHOUSE_URL", url)
+    monkeypatch.setenv("KAPPA_WAREHOUSE_SINK_URL", url.replace("someone", "sink"))
+    monkeypatch.syspath_prepend(str(ROOT))
+    from resources import build_resources
+
+    warehouse = build_resources(resolved=True)["warehouse"]
+    assert make_url(warehouse.url).database == "elsewhere"  # type: ignore[attr-defined]
+    assert warehouse.jdbc_options()["username"] == "sink"  # type: ignore[attr-defined]
+    assert warehouse.reader_url is None  # type: ignore[attr-defined]  # another warehouse: no local roles
