@@ -483,15 +483,18 @@ def _debugging() -> bool:
     return debugging()
 
 
-# kappa_orch's own errors, by class name, and where their fault lies
-_BLAME_BY_CLASS = {
-    "SpecProblem": "spec",
-    "SpecErrors": "spec",
-    "SpecError": "spec",
-    "StackError": "infrastructure",
-    "ServiceUnavailable": "infrastructure",
-    "FlinkJobError": "infrastructure",
-}
+def _blame_by_class() -> dict[str, str]:
+    """kappa_orch's own errors by class name (all a run's event log keeps of them) and
+    where each one's fault lies: read off the classes themselves."""
+    import kappa_orch.spec.load  # noqa: F401  (its errors are KappaErrors too)
+
+    found: dict[str, str] = {}
+    pending: list[type[KappaError]] = [KappaError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls.blame
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def step_errors(result: Any) -> list[KappaError]:
@@ -499,6 +502,7 @@ def step_errors(result: Any) -> list[KappaError]:
     blame; a service's own error mapped like the CLI maps it)."""
     from kappa_orch.cli import known_failure
 
+    blame_by_class = _blame_by_class()
     errors: list[KappaError] = []
     for event in result.all_events:
         if not event.is_step_failure:
@@ -511,10 +515,10 @@ def step_errors(result: Any) -> list[KappaError]:
         # the innermost error is the one raised in kappa_orch's code
         for info in reversed(chain):
             name = info.cls_name or ""
-            if name in _BLAME_BY_CLASS or name == "KappaError":
+            if name in blame_by_class:
                 problem, _, fix = info.message.strip().partition("\n  fix: ")
                 problem = problem.removeprefix(f"{info.cls_name}: ").strip()
-                errors.append(KappaError(problem, fix or None, blame=_BLAME_BY_CLASS.get(name, "operation")))
+                errors.append(KappaError(problem, fix or None, blame=blame_by_class[name]))
                 break
             mapped = known_failure(_Named(name, info.message))
             if mapped is not None:

@@ -51,7 +51,7 @@ def parse_select(sql: str) -> exp.Query:
     return _parse_select(sql).copy()
 
 
-def _comments_and_code(sql: str) -> tuple[list[str], list[str]]:
+def comments_and_code(sql: str) -> tuple[list[str], list[str]]:
     """The block comments (`/* ... */`, with their opening) and the code between string
     literals, quoted identifiers and comments, as Flink's lexer splits them."""
     comments: list[str] = []
@@ -91,7 +91,7 @@ def _comments_and_code(sql: str) -> tuple[list[str], list[str]]:
 
 def hints(sql: str) -> list[str]:
     """The SQL hints (`/*+ ... */`) in the text: Flink obeys them, so they are code."""
-    return [c for c in _comments_and_code(sql)[0] if c.startswith("/*+")]
+    return [c for c in comments_and_code(sql)[0] if c.startswith("/*+")]
 
 
 @functools.lru_cache(maxsize=8192)

@@ -27,7 +27,7 @@ from kappa_orch.flink_sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK, version_jo
 from kappa_orch.spec.load import SpecErrors, load_pipeline
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.spec.planner import FlinkPlanner
-from kappa_orch.spec.sql import _comments_and_code
+from kappa_orch.spec.sql import comments_and_code
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 REFERENCES = ["daily_spend", "merchant_risk", "account_latest", "auth_settlement"]
@@ -208,7 +208,7 @@ def mutants(seed: int) -> Iterator[tuple[str, str, str, str]]:
 
 def statements(text: str) -> list[str]:
     """Split a statement set on ; as Flink's lexer does (not inside literals or comments)."""
-    _, code = _comments_and_code(text)
+    _, code = comments_and_code(text)
     # rebuild positions: split only on semicolons that are in code
     result, start, position = [], 0, 0
     for chunk in code:
