@@ -1,5 +1,9 @@
-"""kappa_orch: Dagster orchestration for Kappa (streaming-first) data platforms."""
+"""kappa_orch: Dagster orchestration for Kappa (streaming-first) data platforms.
 
+The entry point: `defs = build_kappa_definitions("specs")`.
+"""
+
+from kappa_orch.config import PlatformConfig as PlatformConfig
 from kappa_orch.dagster.assets import alias_key as alias_key
 from kappa_orch.dagster.assets import pipeline_assets as pipeline_assets
 from kappa_orch.dagster.assets import topic_key as topic_key
@@ -12,10 +16,14 @@ from kappa_orch.dagster.automation import reprocess_job as reprocess_job
 from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job
 from kappa_orch.dagster.automation import retire_sensor as retire_sensor
+from kappa_orch.dagster.component import KappaPipelinesComponent as KappaPipelinesComponent
+from kappa_orch.dagster.definitions import AutomationSettings as AutomationSettings
+from kappa_orch.dagster.definitions import build_kappa_definitions as build_kappa_definitions
 from kappa_orch.dagster.observe import job_health_checks as job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
+from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
 from kappa_orch.deploy import DeployPlan as DeployPlan
 from kappa_orch.deploy import deploy as deploy
 from kappa_orch.errors import FlinkJobError as FlinkJobError

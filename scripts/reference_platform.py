@@ -24,9 +24,12 @@ from dagster import AssetsDefinition, DagsterInstance, materialize  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import AUTHORIZATIONS_TOPIC, SETTLEMENTS_TOPIC, sample_events  # noqa: E402
-from definitions import PIPELINES, defs  # noqa: E402
+from definitions import defs  # noqa: E402
+from kappa_orch.spec.load import load_pipelines  # noqa: E402
 from kappa_orch.status import pipeline_status  # noqa: E402
-from resources import build_resources  # noqa: E402
+from resources import CONFIG, build_resources  # noqa: E402
+
+PIPELINES = load_pipelines(CONFIG.specs)
 
 
 def main() -> None:

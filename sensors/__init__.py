@@ -1,43 +1,18 @@
-"""The reference deployment's sensors, schedules and the jobs they request."""
+"""The reference deployment's automation: how often each sensor ticks.
+
+The sensors, the jobs they request and the data-quality schedule come from
+`build_kappa_definitions`; the schedule's cron is KAPPA_DATA_QUALITY_CRON (hourly).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from kappa_orch import AutomationSettings
 
-from dagster import ScheduleDefinition, SensorDefinition
-
-from kappa_orch import (
-    LoadedPipeline,
-    data_quality_schedule,
-    failed_day_sensor,
-    late_data_sensor,
-    repair_job,
-    repair_sensor,
-    reprocess_job,
-    reprocess_sensor,
-    retire_job,
-    retire_sensor,
-    stream_observation_sensor,
+AUTOMATION = AutomationSettings(
+    observe_interval_s=30,
+    reprocess_interval_s=30,
+    repair_interval_s=30,
+    retire_interval_s=300,
+    late_data_interval_s=60,
+    failed_day_interval_s=60,
 )
-
-
-def build_sensors(pipelines: Sequence[LoadedPipeline]) -> list[SensorDefinition]:
-    return [
-        stream_observation_sensor(pipelines, minimum_interval_seconds=30),
-        reprocess_sensor(pipelines, minimum_interval_seconds=30),
-        repair_sensor(pipelines, minimum_interval_seconds=30),
-        retire_sensor(pipelines, minimum_interval_seconds=300),
-        late_data_sensor(pipelines, minimum_interval_seconds=60),
-        failed_day_sensor(pipelines, minimum_interval_seconds=60),
-    ]
-
-
-def build_jobs(pipelines: Sequence[LoadedPipeline]) -> list[Any]:
-    return [reprocess_job(pipelines), retire_job(pipelines), repair_job(pipelines)]
-
-
-def build_schedules(
-    pipelines: Sequence[LoadedPipeline], *, data_quality_cron: str
-) -> list[ScheduleDefinition]:
-    return [data_quality_schedule(pipelines, cron_schedule=data_quality_cron)]

@@ -3,132 +3,80 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kappa_orch.cli import F, fail, main
+from kappa_orch.config import VARIABLES, PlatformConfig
 from kappa_orch.errors import KappaError
 
 
-@dataclass(frozen=True)
-class _Platform:
-    specs: Path
-    kafka_bootstrap: str
-    flink_rest_url: str
-    sql_gateway_url: str
-    warehouse_url: str
-    flink_checkpoint_dir: str | None = None
-    warehouse_reader_url: str | None = None
-    warehouse_sink_url: str | None = None
+def _option(field: str, flag: str, help: str) -> Callable[[F], F]:
+    """A platform flag: its variable and its default are the ones PlatformConfig knows."""
+    default = PlatformConfig.model_fields[field].default
+    shown = f"; default {default}" if default is not None else ""
+    return click.option(
+        flag, field, envvar=VARIABLES[field], default=None, help=f"{help} [env {VARIABLES[field]}{shown}]."
+    )
 
-    def resources(self) -> tuple[Any, Any, Any]:
-        from kappa_orch.resources.flink import FlinkResource
-        from kappa_orch.resources.kafka import KafkaResource
-        from kappa_orch.resources.warehouse import WarehouseResource
-
-        return (
-            KafkaResource(bootstrap_servers=self.kafka_bootstrap),
-            FlinkResource(
-                rest_url=self.flink_rest_url,
-                sql_gateway_url=self.sql_gateway_url,
-                checkpoint_dir=self.flink_checkpoint_dir or _local_checkpoints(),
-            ),
-            WarehouseResource(url=self.warehouse_url, **self._role_urls()),  # type: ignore[arg-type]
-        )
-
-    def _role_urls(self) -> dict[str, str]:
-        """The reader's and the sinks' URLs: as configured; for the local stack's default
-        warehouse, its kappa_reader and kappa_sink; else (another warehouse, no roles
-        configured) none, and the orchestrator's URL serves for both."""
-        reader, sink = self.warehouse_reader_url, self.warehouse_sink_url
-        if self.warehouse_url == DEFAULT_WAREHOUSE_URL:
-            reader = reader or LOCAL_READER_URL
-            sink = sink or LOCAL_SINK_URL
-        return {k: v for k, v in (("reader_url", reader), ("sink_url", sink)) if v}
-
-
-# the local stack's roles (kappa-orch stack up makes them; `stack env` prints them)
-DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
-LOCAL_READER_URL = "postgresql+psycopg2://kappa_reader:kappa-reader@127.0.0.1:5432/warehouse"
-LOCAL_SINK_URL = "postgresql+psycopg2://kappa_sink:kappa-sink@127.0.0.1:5432/warehouse"
 
 _specs_option = click.option(
     "--specs",
-    envvar="KAPPA_SPECS",
-    default="assets",
-    show_default=True,
+    envvar=VARIABLES["specs"],
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of pipeline specs [env KAPPA_SPECS].",
+    help=f"Folder of pipeline specs [env {VARIABLES['specs']}; default assets].",
 )
 
 
-def _local_checkpoints() -> str | None:
-    import os
+def _platform(options: dict[str, Any]) -> PlatformConfig:
+    return PlatformConfig.from_env(os.environ, flags=options)
 
-    folder = Path(os.environ.get("KAPPA_HOME", ".kappa")) / "flink" / "checkpoints"
-    return folder.resolve().as_uri() if folder.is_dir() else None
+
+def _resources(platform: PlatformConfig) -> tuple[Any, Any, Any]:
+    found = platform.resources()
+    return found["kafka"], found["flink"], found["warehouse"]
 
 
 def background_environment(options: dict[str, Any]) -> dict[str, str]:
     """The options of a foreground command as the KAPPA_* variables its background run
     reads: every option kept (an unset one stays unset, never the text "None"), and no
     value, such as the warehouse URL with its password, on a command line `ps` shows."""
-    return {f"KAPPA_{key.upper()}": str(value) for key, value in options.items() if value is not None}
+    return {VARIABLES[key]: str(value) for key, value in options.items() if value is not None}
 
 
 def _platform_options(func: F) -> F:
     options = [
         _specs_option,
-        click.option(
-            "--kafka-bootstrap",
-            envvar="KAPPA_KAFKA_BOOTSTRAP",
-            default="127.0.0.1:9092",
-            show_default=True,
-            help="Kafka bootstrap servers [env KAPPA_KAFKA_BOOTSTRAP].",
-        ),
-        click.option(
-            "--flink-rest-url",
-            envvar="KAPPA_FLINK_REST_URL",
-            default="http://127.0.0.1:8081",
-            show_default=True,
-            help="Flink REST endpoint [env KAPPA_FLINK_REST_URL].",
-        ),
-        click.option(
-            "--sql-gateway-url",
-            envvar="KAPPA_SQL_GATEWAY_URL",
-            default="http://127.0.0.1:8083",
-            show_default=True,
-            help="Flink SQL Gateway endpoint [env KAPPA_SQL_GATEWAY_URL].",
-        ),
-        click.option(
+        _option("kafka_bootstrap", "--kafka-bootstrap", "Kafka bootstrap servers"),
+        _option("flink_rest_url", "--flink-rest-url", "Flink REST endpoint"),
+        _option("sql_gateway_url", "--sql-gateway-url", "Flink SQL Gateway endpoint"),
+        _option(
+            "flink_checkpoint_dir",
             "--flink-checkpoint-dir",
-            envvar="KAPPA_FLINK_CHECKPOINT_DIR",
-            default=None,
-            help="The Flink cluster's checkpoint folder when readable here (file://...); default: the "
-            "local stack's, if present [env KAPPA_FLINK_CHECKPOINT_DIR].",
+            "The Flink cluster's checkpoint folder when readable here (file://...); default: the "
+            "local stack's, if present",
         ),
-        click.option(
-            "--warehouse-url",
-            envvar="KAPPA_WAREHOUSE_URL",
-            default=DEFAULT_WAREHOUSE_URL,
-            show_default=True,
-            help="SQLAlchemy URL of the warehouse, as the orchestrator's role [env KAPPA_WAREHOUSE_URL].",
+        _option(
+            "warehouse_url", "--warehouse-url", "SQLAlchemy URL of the warehouse, as the orchestrator's role"
         ),
-        click.option(
+        _option(
+            "warehouse_reader_url",
             "--warehouse-reader-url",
-            envvar="KAPPA_WAREHOUSE_READER_URL",
-            help="URL of a read-only role for the gate's checks [env KAPPA_WAREHOUSE_READER_URL; "
-            "the local stack's kappa_reader with the default warehouse].",
+            "URL of a read-only role for the gate's checks (the local stack's kappa_reader with the "
+            "default warehouse)",
         ),
-        click.option(
+        _option(
+            "warehouse_sink_url",
             "--warehouse-sink-url",
-            envvar="KAPPA_WAREHOUSE_SINK_URL",
-            help="URL of the role Flink's JDBC sinks write with [env KAPPA_WAREHOUSE_SINK_URL; "
-            "the local stack's kappa_sink with the default warehouse].",
+            "URL of the role Flink's JDBC sinks write with (the local stack's kappa_sink with the "
+            "default warehouse)",
         ),
     ]
     for option in reversed(options):
@@ -160,7 +108,7 @@ def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
     show_default=True,
     help="Also plan every SELECT with Flink's own planner (a local JVM, no cluster).",
 )
-def validate(specs: Path, flink: bool) -> None:
+def validate(specs: Path | None, flink: bool) -> None:
     """Check every pipeline spec, its SQL and its checks without any server; exit 1 on a problem.
 
     With --flink (the default) each SELECT is planned by Flink's parser and planner in
@@ -170,7 +118,7 @@ def validate(specs: Path, flink: bool) -> None:
     from kappa_orch.spec.load import SpecErrors
 
     try:
-        pipelines = _load(specs)
+        pipelines = _load(specs or PlatformConfig().specs)
         problems = check_problems(pipelines)
         if flink:
             from kappa_orch.spec.planner import plan_pipelines
@@ -208,13 +156,13 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     from kappa_orch.reprocess import prepare_candidate, swap
     from kappa_orch.spec.fingerprint import fingerprint
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     if bool(pipeline) == deploy_all:
         raise click.UsageError("name one pipeline or pass --all")
     try:
         pipelines = _load(platform.specs)
         chosen = pipelines if deploy_all else [_pick(pipelines, str(pipeline), platform.specs)]
-        kafka, flink, warehouse = platform.resources()
+        kafka, flink, warehouse = _resources(platform)
         live = _live_versions(warehouse)
         owner = owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}")
         for item in chosen:
@@ -273,12 +221,12 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
     """Live version, job state, lag and dead-letter counts of each pipeline."""
     from kappa_orch.status import pipeline_status
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         pipelines = _load(platform.specs)
         if pipeline is not None:
             pipelines = [_pick(pipelines, pipeline, platform.specs)]
-        kafka, flink, warehouse = platform.resources()
+        kafka, flink, warehouse = _resources(platform)
         statuses = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
         warehouse.dispose()
     except KappaError as exc:
@@ -323,10 +271,10 @@ def plan_command(as_json: bool, **options: Any) -> None:
     from kappa_orch.errors import ServiceUnavailable
     from kappa_orch.plan import current_plan
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         pipelines = _load(platform.specs)
-        _, flink, warehouse = platform.resources()
+        _, flink, warehouse = _resources(platform)
         try:
             plans = current_plan(pipelines, warehouse, flink)
         except ServiceUnavailable as exc:
@@ -375,19 +323,18 @@ def reprocess_command(
     A candidate that failed its checks is checked again; with --accept a failed
     non-structural check no longer blocks the swap."""
     import getpass
-    import os
     import subprocess
 
     from kappa_orch.gate import check_acceptance
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         check_acceptance(accept, reason)
     except KappaError as exc:
         fail(exc)
         return
     if not wait:
-        log_dir = Path(os.environ.get("KAPPA_HOME", ".kappa")) / "logs"
+        log_dir = platform.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"reprocess-{pipeline}.log"
         argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
@@ -410,7 +357,7 @@ def reprocess_command(
     try:
         pipelines = _load(platform.specs)
         chosen = _pick(pipelines, pipeline, platform.specs)
-        kafka, flink, warehouse = platform.resources()
+        kafka, flink, warehouse = _resources(platform)
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
         assets = pipeline_assets(pipelines)
         [versions_op] = [
@@ -551,7 +498,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
 
     from kappa_orch.batch import consecutive_runs, run_batch
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         chosen = _pick(_load(platform.specs), pipeline, platform.specs)
         if chosen.spec.batch is None:
@@ -561,7 +508,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
             raise KappaError(f"--to {end} is before --from {start}")
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
-        kafka, flink, warehouse = platform.resources()
+        kafka, flink, warehouse = _resources(platform)
         started = time.monotonic()
         total_rows = 0
         for index, run_days in enumerate(runs, 1):
@@ -590,11 +537,11 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
     from kappa_orch import registry
     from kappa_orch.reprocess import swap
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         pipelines = _load(platform.specs)
         chosen = _pick(pipelines, pipeline, platform.specs)
-        _, flink, warehouse = platform.resources()
+        _, flink, warehouse = _resources(platform)
         if to_version is None:
             with warehouse.begin() as conn:
                 registry.migrate(conn)
@@ -633,12 +580,12 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
     from kappa_orch.claims import owner_id
     from kappa_orch.repair import repair
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     failed: list[str] = []
     try:
         pipelines = _load(platform.specs)
         chosen = [_pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
-        kafka, flink, warehouse = platform.resources()
+        kafka, flink, warehouse = _resources(platform)
         owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
         for item in chosen:
             result = repair(
@@ -674,10 +621,10 @@ def retire_command(pipeline: str, version: int, **options: Any) -> None:
     e.g. to free a task slot. The live version cannot be retired."""
     from kappa_orch.reprocess import retire
 
-    platform = _Platform(**options)
+    platform = _platform(options)
     try:
         chosen = _pick(_load(platform.specs), pipeline, platform.specs)
-        _, flink, warehouse = platform.resources()
+        _, flink, warehouse = _resources(platform)
         retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo)
         warehouse.dispose()
     except KappaError as exc:

@@ -11,7 +11,6 @@ Per pipeline:
 """
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
@@ -38,6 +37,7 @@ from pydantic import Field as PydanticField
 
 from kappa_orch.batch import run_batch
 from kappa_orch.claims import owner_id
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
 from kappa_orch.reprocess import prepare_candidate, swap
 from kappa_orch.resources.flink import FlinkResource
@@ -46,10 +46,6 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.spec.sql import column_lineage
-
-_KEY_PART = re.compile(r"[^A-Za-z0-9_]")
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
-
 
 # progress lines of long work: to the run's log (the Dagster UI) and to this Python
 # logger, which the CLI prints when it runs the assets in the foreground
@@ -65,24 +61,23 @@ def progress(context: AssetExecutionContext) -> Callable[[str], None]:
 
 
 def topic_key(topic: str) -> AssetKey:
-    return AssetKey(["kafka", *(_KEY_PART.sub("_", part) for part in topic.split("."))])
+    """The default translator's key of a topic."""
+    return DEFAULT_TRANSLATOR.topic_key(topic)
 
 
 def version_key(spec: PipelineSpec) -> AssetKey:
-    return AssetKey([spec.target.schema_name, f"{spec.target.table_name}__versions"])
+    """The default translator's key of a pipeline's versioned table."""
+    return DEFAULT_TRANSLATOR.version_key(spec)
 
 
 def alias_key(spec: PipelineSpec) -> AssetKey:
-    return AssetKey([spec.target.schema_name, spec.target.table_name])
+    """The default translator's key of a pipeline's alias."""
+    return DEFAULT_TRANSLATOR.alias_key(spec)
 
 
-def _owners(spec: PipelineSpec) -> list[str]:
-    owner = spec.owner.strip()
-    return [owner if "@" in owner or owner.startswith("team:") else f"team:{_KEY_PART.sub('_', owner)}"]
-
-
-def _tags(spec: PipelineSpec) -> dict[str, str]:
-    return {k: v for k, v in spec.tags.items() if _TAG_VALUE.match(k) and _TAG_VALUE.match(v)}
+def batch_key(spec: PipelineSpec) -> AssetKey:
+    """The default translator's key of a pipeline's batch table."""
+    return DEFAULT_TRANSLATOR.batch_key(spec)
 
 
 def _schema(spec: PipelineSpec) -> TableSchema:
@@ -99,7 +94,7 @@ def _schema(spec: PipelineSpec) -> TableSchema:
     )
 
 
-def _topic_lineage(pipeline: LoadedPipeline) -> TableColumnLineage:
+def _topic_lineage(pipeline: LoadedPipeline, translator: KappaTranslator) -> TableColumnLineage:
     spec = pipeline.spec
     by_name = {s.name: s for s in spec.sources}
     # the computed event-time column stands for the raw field it is computed from
@@ -113,7 +108,7 @@ def _topic_lineage(pipeline: LoadedPipeline) -> TableColumnLineage:
         deps_by_column={
             output: [
                 TableColumnDep(
-                    asset_key=topic_key(by_name[source].topic),
+                    asset_key=translator.topic_key(by_name[source].topic),
                     column_name=computed.get((source, column), column),
                 )
                 for source, column in pairs
@@ -123,16 +118,18 @@ def _topic_lineage(pipeline: LoadedPipeline) -> TableColumnLineage:
     )
 
 
-def topic_specs(pipelines: Iterable[LoadedPipeline]) -> list[AssetSpec]:
+def topic_specs(
+    pipelines: Iterable[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> list[AssetSpec]:
     readers: dict[str, list[str]] = {}
     for pipeline in pipelines:
         for source in pipeline.spec.sources:
             readers.setdefault(source.topic, []).append(pipeline.name)
     return [
         AssetSpec(
-            key=topic_key(topic),
-            description=f"Kafka topic {topic} (the log: source of truth).",
-            group_name="kafka",
+            key=translator.topic_key(topic),
+            description=translator.topic_description(topic),
+            group_name=translator.topic_group_name(topic),
             kinds={"kafka"},
             metadata={"topic": topic, "read_by": ", ".join(sorted(set(names)))},
         )
@@ -154,22 +151,26 @@ class CandidateConfig(Config):
 
 
 def version_asset(
-    pipeline: LoadedPipeline, *, claim_wait_s: float = 600.0, claim_stale_s: float = 60.0
+    pipeline: LoadedPipeline,
+    *,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
+    claim_wait_s: float = 600.0,
+    claim_stale_s: float = 60.0,
 ) -> AssetsDefinition:
+    """The versioned table: materialising it deploys, awaits catch-up and gates the candidate."""
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
-    key = version_key(spec)
+    key = translator.version_key(spec)
 
     @asset(
         key=key,
-        deps=[topic_key(t) for t in sorted({s.topic for s in spec.sources})],
+        deps=[translator.topic_key(t) for t in sorted({s.topic for s in spec.sources})],
         code_version=code_version,
-        group_name=spec.name,
-        owners=_owners(spec),
-        tags=_tags(spec),
+        group_name=translator.group_name(spec),
+        owners=translator.owners(spec),
+        tags=translator.tags(spec),
         kinds={"flink", "postgres"},
-        description=(spec.description or spec.name)
-        + " (versioned tables: one per fingerprint; materialising deploys, awaits catch-up and checks)",
+        description=translator.description(spec, "versions"),
         check_specs=[
             AssetCheckSpec(name, asset=key, blocking=True, description=CHECK_DESCRIPTIONS[name])
             for name in GATE_CHECKS
@@ -182,7 +183,7 @@ def version_asset(
             "spec": pipeline.path,
             "sql": MetadataValue.md(f"```sql\n{pipeline.sql_text.strip()}\n```"),
             "dagster/column_schema": _schema(spec),
-            "dagster/column_lineage": _topic_lineage(pipeline),
+            "dagster/column_lineage": _topic_lineage(pipeline, translator),
         },
     )
     def _version(
@@ -248,20 +249,26 @@ def version_asset(
     return _version
 
 
-def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> AssetsDefinition:
+def alias_asset(
+    pipeline: LoadedPipeline,
+    *,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
+    git_commit: str | None = None,
+) -> AssetsDefinition:
+    """The serving alias: materialising it swaps the view to the current fingerprint's version."""
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
+    versions = translator.version_key(spec)
 
     @asset(
-        key=alias_key(spec),
-        deps=[version_key(spec)],
+        key=translator.alias_key(spec),
+        deps=[versions],
         code_version=code_version,
-        group_name=spec.name,
-        owners=_owners(spec),
-        tags=_tags(spec),
+        group_name=translator.group_name(spec),
+        owners=translator.owners(spec),
+        tags=translator.tags(spec),
         kinds={"postgres"},
-        description=(spec.description or spec.name)
-        + f" (serving alias {spec.target.alias}; materialising it is the swap)",
+        description=translator.description(spec, "alias"),
         metadata={
             "pipeline": spec.name,
             "alias": spec.target.alias,
@@ -269,7 +276,7 @@ def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> A
             "dagster/column_schema": _schema(spec),
             "dagster/column_lineage": TableColumnLineage(
                 deps_by_column={
-                    c.name: [TableColumnDep(asset_key=version_key(spec), column_name=c.name)]
+                    c.name: [TableColumnDep(asset_key=versions, column_name=c.name)]
                     for c in spec.target.columns
                 }
             ),
@@ -302,23 +309,21 @@ def alias_asset(pipeline: LoadedPipeline, *, git_commit: str | None = None) -> A
     return _alias
 
 
-def batch_key(spec: PipelineSpec) -> AssetKey:
-    return AssetKey([spec.target.schema_name, spec.batch_table or ""])
-
-
-def batch_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
+def batch_asset(
+    pipeline: LoadedPipeline, *, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetsDefinition:
     """The daily-partitioned batch table; a run covers up to `days_per_run` days in one job."""
     spec = pipeline.spec
     assert spec.batch is not None and spec.batch_table is not None
     batch = spec.batch
 
     @asset(
-        key=batch_key(spec),
-        deps=[topic_key(t) for t in sorted({s.topic for s in spec.sources})],
+        key=translator.batch_key(spec),
+        deps=[translator.topic_key(t) for t in sorted({s.topic for s in spec.sources})],
         code_version=fingerprint(pipeline),
-        group_name=spec.name,
-        owners=_owners(spec),
-        tags=_tags(spec),
+        group_name=translator.group_name(spec),
+        owners=translator.owners(spec),
+        tags=translator.tags(spec),
         kinds={"flink", "postgres"},
         partitions_def=DailyPartitionsDefinition(
             start_date=batch.start_date.isoformat(), timezone=batch.timezone
@@ -326,13 +331,12 @@ def batch_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
         # one Dagster run per backfill (so `dagster asset materialize --partition-range` works);
         # inside it, one Flink job per `days_per_run` consecutive days
         backfill_policy=BackfillPolicy.single_run(),
-        description=(spec.description or spec.name)
-        + f" (batch: one partition per day of {batch.day_column}, recomputed from the log)",
+        description=translator.description(spec, "batch"),
         metadata={
             "pipeline": spec.name,
             "dagster/table_name": f"{spec.target.schema_name}.{spec.batch_table}",
             "dagster/column_schema": _schema(spec),
-            "dagster/column_lineage": _topic_lineage(pipeline),
+            "dagster/column_lineage": _topic_lineage(pipeline, translator),
         },
     )
     def _batch(
@@ -363,6 +367,7 @@ def batch_asset(pipeline: LoadedPipeline) -> AssetsDefinition:
 def pipeline_assets(
     pipelines: Sequence[LoadedPipeline],
     *,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
     git_commit: str | None = None,
     claim_wait_s: float = 600.0,
     claim_stale_s: float = 60.0,
@@ -374,10 +379,14 @@ def pipeline_assets(
     """
     if claim_wait_s < 0 or claim_stale_s <= 0:
         raise ValueError("claim_wait_s must be >= 0 and claim_stale_s > 0")
-    assets: list[AssetsDefinition | AssetSpec] = list(topic_specs(pipelines))
+    assets: list[AssetsDefinition | AssetSpec] = list(topic_specs(pipelines, translator))
     for pipeline in pipelines:
-        assets.append(version_asset(pipeline, claim_wait_s=claim_wait_s, claim_stale_s=claim_stale_s))
-        assets.append(alias_asset(pipeline, git_commit=git_commit))
+        assets.append(
+            version_asset(
+                pipeline, translator=translator, claim_wait_s=claim_wait_s, claim_stale_s=claim_stale_s
+            )
+        )
+        assets.append(alias_asset(pipeline, translator=translator, git_commit=git_commit))
         if pipeline.spec.batch is not None:
-            assets.append(batch_asset(pipeline))
+            assets.append(batch_asset(pipeline, translator=translator))
     return assets

@@ -6,7 +6,7 @@ They read the registry and request; the runs act."""
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dagster import (
@@ -30,9 +30,9 @@ from dagster import JobDefinition as _JobDefinition
 from kappa_orch import registry
 from kappa_orch.batch import late_days
 from kappa_orch.claims import owner_id
-from kappa_orch.dagster.assets import alias_key, batch_key, version_key
-from kappa_orch.errors import KappaError
-from kappa_orch.plan import current_plan
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.plan import PipelinePlan, current_plan
 from kappa_orch.repair import repair
 from kappa_orch.reprocess import retire
 from kappa_orch.resources.flink import FlinkResource
@@ -45,9 +45,11 @@ RETIRE_JOB = "kappa_retire"
 REPAIR_JOB = "kappa_repair"
 
 
-def reprocess_job(pipelines: Sequence[LoadedPipeline]) -> Any:  # an unresolved asset job (not public API)
+def reprocess_job(
+    pipelines: Sequence[LoadedPipeline], *, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> Any:  # an unresolved asset job (not public API)
     """Deploy, catch up, check (blocking) and swap; runs select one pipeline's two assets."""
-    keys = [k for p in pipelines for k in (version_key(p.spec), alias_key(p.spec))]
+    keys = [k for p in pipelines for k in (translator.version_key(p.spec), translator.alias_key(p.spec))]
     return define_asset_job(
         REPROCESS_JOB,
         selection=AssetSelection.assets(*keys),
@@ -121,32 +123,59 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
     return _job
 
 
+PlanDecision = Callable[[SensorEvaluationContext, list[PipelinePlan]], list[RunRequest] | str]
+
+
+def _plan_sensor(
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    name: str,
+    job: Any,
+    minimum_interval_seconds: int,
+    default_status: DefaultSensorStatus,
+    description: str,
+    decide: PlanDecision,
+    with_flink: bool = False,
+) -> SensorDefinition:
+    """A sensor that reads the current plan and lets `decide` turn it into run requests
+    (or a reason to skip). A service that does not answer is a skipped tick, not an error."""
+    pipelines = list(pipelines)
+
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=description,
+    )
+    def _sensor(
+        context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
+    ) -> SensorResult | SkipReason:
+        try:
+            plans = current_plan(pipelines, warehouse, flink if with_flink else None)
+        except ServiceUnavailable as exc:
+            return SkipReason(f"not reachable: {exc.problem}")
+        decided = decide(context, plans)
+        if isinstance(decided, str):
+            return SkipReason(decided)
+        return SensorResult(run_requests=decided)
+
+    return _sensor
+
+
 def repair_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
     name: str = "kappa_repair_sensor",
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    job: Any = None,
 ) -> SensorDefinition:
     """Request the repair job for pipelines with a degraded version (a live or ready
     version whose job is gone) or an abandoned candidate. The run key names the lost jobs,
     so each loss is repaired once; a job lost again later is a new key."""
-    pipelines = list(pipelines)
 
-    @sensor(
-        name=name,
-        job_name=REPAIR_JOB,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description="Requests a repair when a live or ready version's Flink job is gone.",
-    )
-    def _sensor(
-        context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
-    ) -> SensorResult | SkipReason:
-        try:
-            plans = current_plan(pipelines, warehouse, flink)
-        except KappaError as exc:
-            return SkipReason(f"registry or Flink not reachable: {exc.problem}")
+    def decide(context: SensorEvaluationContext, plans: list[PipelinePlan]) -> list[RunRequest] | str:
         requests = []
         for p in plans:
             if not (p.repair or p.abandon or p.action == "repair"):
@@ -163,11 +192,18 @@ def repair_sensor(
                     tags={"kappa/pipeline": p.pipeline, "kappa/reason": "lost job"},
                 )
             )
-        if not requests:
-            return SkipReason("every live and ready version's job is alive")
-        return SensorResult(run_requests=requests)
+        return requests or "every live and ready version's job is alive"
 
-    return _sensor
+    return _plan_sensor(
+        pipelines,
+        name=name,
+        job=job or repair_job(pipelines),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests a repair when a live or ready version's Flink job is gone.",
+        decide=decide,
+        with_flink=True,
+    )
 
 
 def reprocess_sensor(
@@ -176,38 +212,37 @@ def reprocess_sensor(
     name: str = "kappa_reprocess_sensor",
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
+    job: Any = None,
 ) -> SensorDefinition:
     """Request one reprocess run per pipeline and fingerprint that is not live (the run
     key makes it fire once; a failed candidate is not retried)."""
-    pipelines = list(pipelines)
+    by_name = {p.name: p for p in pipelines}
 
-    @sensor(
-        name=name,
-        job_name=REPROCESS_JOB,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description="Requests a reprocess when a spec's fingerprint differs from its live version.",
-    )
-    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
-        try:
-            plans = current_plan(pipelines, warehouse)
-        except KappaError as exc:
-            return SkipReason(f"registry not reachable: {exc.problem}")
-        by_name = {p.name: p for p in pipelines}
+    def decide(context: SensorEvaluationContext, plans: list[PipelinePlan]) -> list[RunRequest] | str:
         requests = [
             RunRequest(
                 run_key=f"reprocess:{p.pipeline}:{p.desired_fingerprint}",
-                asset_selection=[version_key(by_name[p.pipeline].spec), alias_key(by_name[p.pipeline].spec)],
+                asset_selection=[
+                    translator.version_key(by_name[p.pipeline].spec),
+                    translator.alias_key(by_name[p.pipeline].spec),
+                ],
                 tags={"kappa/pipeline": p.pipeline, "kappa/fingerprint": p.desired_fingerprint},
             )
             for p in plans
             if p.requests_run
         ]
-        if not requests:
-            return SkipReason("every pipeline serves its spec's fingerprint, or waits for a person")
-        return SensorResult(run_requests=requests)
+        return requests or "every pipeline serves its spec's fingerprint, or waits for a person"
 
-    return _sensor
+    return _plan_sensor(
+        pipelines,
+        name=name,
+        job=job or reprocess_job(pipelines, translator=translator),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Requests a reprocess when a spec's fingerprint differs from its live version.",
+        decide=decide,
+    )
 
 
 def retire_sensor(
@@ -216,35 +251,30 @@ def retire_sensor(
     name: str = "kappa_retire_sensor",
     minimum_interval_seconds: int = 300,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    job: Any = None,
 ) -> SensorDefinition:
     """Request the retire job for versions replaced longer ago than their grace period."""
-    pipelines = list(pipelines)
 
-    @sensor(
+    def decide(context: SensorEvaluationContext, plans: list[PipelinePlan]) -> list[RunRequest] | str:
+        due = [f"{p.pipeline}:{v}" for p in plans for v in p.retire]
+        if not due:
+            return "no replaced version is past its grace period"
+        return [
+            RunRequest(
+                run_key=f"retire:{','.join(due)}:{int(time.time() // 3600)}",
+                run_config=RunConfig(ops={"retire_versions": RetireConfig(versions=due)}),
+            )
+        ]
+
+    return _plan_sensor(
+        pipelines,
         name=name,
-        job_name=RETIRE_JOB,
+        job=job or retire_job(pipelines),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests the retire job for replaced versions past their grace period.",
+        decide=decide,
     )
-    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
-        try:
-            plans = current_plan(pipelines, warehouse)
-        except KappaError as exc:
-            return SkipReason(f"registry not reachable: {exc.problem}")
-        due = [f"{p.pipeline}:{v}" for p in plans for v in p.retire]
-        if not due:
-            return SkipReason("no replaced version is past its grace period")
-        return SensorResult(
-            run_requests=[
-                RunRequest(
-                    run_key=f"retire:{','.join(due)}:{int(time.time() // 3600)}",
-                    run_config=RunConfig(ops={"retire_versions": RetireConfig(versions=due)}),
-                )
-            ]
-        )
-
-    return _sensor
 
 
 def late_data_sensor(
@@ -254,6 +284,7 @@ def late_data_sensor(
     minimum_interval_seconds: int = 60,
     max_records_per_partition: int = 200_000,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> SensorDefinition:
     """Request a backfill of exactly the batch days that records arrived for after the
     day was computed. It reads the records appended since (no group, no commits); its
@@ -263,7 +294,7 @@ def late_data_sensor(
 
     @sensor(
         name=name,
-        asset_selection=AssetSelection.assets(*[batch_key(p.spec) for p in batch_pipelines]),
+        asset_selection=AssetSelection.assets(*[translator.batch_key(p.spec) for p in batch_pipelines]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a backfill of batch days that late records arrived for.",
@@ -275,7 +306,7 @@ def late_data_sensor(
             with warehouse.begin() as conn:
                 registry.migrate(conn)
                 reads = {p.name: registry.batch_day_reads(conn, p.name) for p in batch_pipelines}
-        except KappaError as exc:
+        except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
         cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
         records: list[tuple[str, int, int, int]] = []
@@ -305,7 +336,7 @@ def late_data_sensor(
                 requests.append(
                     RunRequest(
                         run_key=f"late:{pipeline.name}:{day.isoformat()}:{newest}",
-                        asset_selection=[batch_key(pipeline.spec)],
+                        asset_selection=[translator.batch_key(pipeline.spec)],
                         partition_key=day.isoformat(),
                         tags={"kappa/pipeline": pipeline.name, "kappa/reason": "late data"},
                     )
@@ -321,6 +352,7 @@ def failed_day_sensor(
     name: str = "kappa_failed_day_sensor",
     minimum_interval_seconds: int = 60,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> SensorDefinition:
     """Request a backfill of the batch days a scheduled check failed on, for specs with
     `batch.recompute_failed_days`. Once per failure: a recomputed day clears its mark, and
@@ -329,7 +361,7 @@ def failed_day_sensor(
 
     @sensor(
         name=name,
-        asset_selection=AssetSelection.assets(*[batch_key(p.spec) for p in chosen]),
+        asset_selection=AssetSelection.assets(*[translator.batch_key(p.spec) for p in chosen]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a backfill of batch days that failed a data-quality check.",
@@ -341,12 +373,12 @@ def failed_day_sensor(
             with warehouse.begin() as conn:
                 registry.migrate(conn)
                 failed = {p.name: registry.failed_batch_days(conn, p.name) for p in chosen}
-        except KappaError as exc:
+        except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
         requests = [
             RunRequest(
                 run_key=f"check:{pipeline.name}:{day.isoformat()}:{failed_at.timestamp():.0f}",
-                asset_selection=[batch_key(pipeline.spec)],
+                asset_selection=[translator.batch_key(pipeline.spec)],
                 partition_key=day.isoformat(),
                 tags={"kappa/pipeline": pipeline.name, "kappa/reason": "failed check"},
             )

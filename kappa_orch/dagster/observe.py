@@ -28,8 +28,8 @@ from dagster import (
 )
 
 from kappa_orch import registry
-from kappa_orch.dagster.assets import topic_key, version_key
-from kappa_orch.errors import KappaError
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.errors import KappaError, ServiceUnavailable
 from kappa_orch.plan import SERVING, degraded
 from kappa_orch.resources.flink import Checkpoint, FlinkResource, root_cause
 from kappa_orch.resources.kafka import KafkaResource
@@ -95,9 +95,11 @@ def _health_metadata(health: JobHealth) -> dict[str, object]:
     return metadata
 
 
-def job_health_evaluation(pipeline: LoadedPipeline, health: JobHealth) -> AssetCheckEvaluation:
+def job_health_evaluation(
+    pipeline: LoadedPipeline, health: JobHealth, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetCheckEvaluation:
     return AssetCheckEvaluation(
-        asset_key=version_key(pipeline.spec),
+        asset_key=translator.version_key(pipeline.spec),
         check_name=JOB_RUNNING_CHECK,
         passed=health.passed,
         severity=AssetCheckSeverity.ERROR,
@@ -119,13 +121,15 @@ def _ask_health(
     return job_health(pipeline, rows, live, states, causes)
 
 
-def job_health_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
+def job_health_checks(
+    pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> list[AssetChecksDefinition]:
     """`flink_job_running` on every pipeline's versions asset: executable (it asks Flink now)
     and reported by the stream observation sensor when its verdict changes."""
 
     def build(pipeline: LoadedPipeline) -> AssetChecksDefinition:
         @asset_check(
-            asset=version_key(pipeline.spec),
+            asset=translator.version_key(pipeline.spec),
             name=JOB_RUNNING_CHECK,
             description=JOB_RUNNING_DESCRIPTION,
             blocking=False,
@@ -187,6 +191,7 @@ def stream_observations(
     watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
     answers: StreamAnswers,
     live: dict[str, int],
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> list[AssetObservation]:
     """One observation per watched version (pure)."""
     observations = []
@@ -222,12 +227,13 @@ def stream_observations(
         exception = answers.job_exceptions.get(job_id)
         if exception:
             metadata["flink_exception"] = MetadataValue.text(exception[:5000])
-        observations.append(AssetObservation(asset_key=version_key(pipeline.spec), metadata=metadata))  # type: ignore[arg-type]
+        key = translator.version_key(pipeline.spec)
+        observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
     return observations
 
 
 def topic_observations(
-    answers: StreamAnswers, previous: dict[str, list[int]]
+    answers: StreamAnswers, previous: dict[str, list[int]], translator: KappaTranslator = DEFAULT_TRANSLATOR
 ) -> tuple[list[AssetObservation], dict[str, list[int]]]:
     """One observation per topic: offsets, records held, retention and the message rate
     since the previous tick (`previous` maps topic -> [end offset total, at ms]; pure)."""
@@ -252,7 +258,7 @@ def topic_observations(
             seconds = (answers.observed_at_ms - before[1]) / 1000
             metadata["messages_per_s"] = round((end_total - before[0]) / seconds, 2)
         cursor[topic] = [end_total, answers.observed_at_ms]
-        observations.append(AssetObservation(asset_key=topic_key(topic), metadata=metadata))  # type: ignore[arg-type]
+        observations.append(AssetObservation(asset_key=translator.topic_key(topic), metadata=metadata))  # type: ignore[arg-type]
     return observations, cursor
 
 
@@ -311,6 +317,7 @@ def stream_observation_sensor(
     minimum_interval_seconds: int = 30,
     time_budget_s: float = 20.0,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> SensorDefinition:
     """A sensor that observes every deployed version of the given pipelines."""
     if minimum_interval_seconds < 1 or time_budget_s <= 0:
@@ -339,7 +346,7 @@ def stream_observation_sensor(
                 registry.migrate(conn)
                 rows = registry.all_versions(conn)
                 live = registry.live_versions(conn)
-        except KappaError as exc:
+        except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
         deadline = time.monotonic() + time_budget_s
         watched = observed_versions(pipelines, rows)
@@ -348,9 +355,9 @@ def stream_observation_sensor(
         state = json.loads(context.cursor) if context.cursor else {}
         if "topics" not in state:  # a cursor from before the health verdicts: topics only
             state = {"topics": state, "health": {}}
-        topic_events, topics_cursor = topic_observations(answers, state["topics"])
+        topic_events, topics_cursor = topic_observations(answers, state["topics"], translator)
         events: list[AssetObservation | AssetCheckEvaluation] = [
-            *stream_observations(watched, answers, live),
+            *stream_observations(watched, answers, live, translator),
             *topic_events,
         ]
         # the job-health verdict of each pipeline with live or ready versions, reported
@@ -362,7 +369,7 @@ def stream_observation_sensor(
             health = job_health(pipeline, rows, live, answers.job_states, _root_causes(answers))
             verdict = [health.passed, health.summary]
             if verdicts.get(pipeline.name) != verdict:
-                events.append(job_health_evaluation(pipeline, health))
+                events.append(job_health_evaluation(pipeline, health, translator))
                 verdicts[pipeline.name] = verdict
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")

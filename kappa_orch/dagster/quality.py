@@ -22,7 +22,7 @@ from dagster import (
 from sqlalchemy import inspect
 
 from kappa_orch import registry
-from kappa_orch.dagster.assets import alias_key, batch_key
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.gate import (
     EXPECTATIONS,
     INPUT_BALANCE,
@@ -54,11 +54,13 @@ def _result(outcome: Outcome, **extra: Any) -> AssetCheckResult:
     )
 
 
-def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+def alias_check(
+    pipeline: LoadedPipeline, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetChecksDefinition:
     spec = pipeline.spec
 
     @asset_check(
-        asset=alias_key(spec),
+        asset=translator.alias_key(spec),
         name=SERVING_CHECK,
         description="The spec's Great Expectations suite on what the alias serves now.",
     )
@@ -70,11 +72,13 @@ def alias_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
     return _check
 
 
-def live_input_balance_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+def live_input_balance_check(
+    pipeline: LoadedPipeline, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetChecksDefinition:
     spec = pipeline.spec
 
     @asset_check(
-        asset=alias_key(spec),
+        asset=translator.alias_key(spec),
         name=LIVE_BALANCE_CHECK,
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
@@ -91,7 +95,9 @@ def live_input_balance_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
     return _check
 
 
-def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+def batch_check(
+    pipeline: LoadedPipeline, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetChecksDefinition:
     """The spec's expectations on the batch table; the days of unexpected rows are recorded
     (and, with `batch.recompute_failed_days`, the failed-day sensor requests their backfill)."""
     spec = pipeline.spec
@@ -99,7 +105,7 @@ def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
     batch, table = spec.batch, spec.batch_table
 
     @asset_check(
-        asset=batch_key(spec),
+        asset=translator.batch_key(spec),
         name=BATCH_CHECK,
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
@@ -129,29 +135,38 @@ def batch_check(pipeline: LoadedPipeline) -> AssetChecksDefinition:
     return _check
 
 
-def data_quality_checks(pipelines: Sequence[LoadedPipeline]) -> list[AssetChecksDefinition]:
+def data_quality_checks(
+    pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> list[AssetChecksDefinition]:
     """The scheduled checks: each alias's expectations and its live job's input balance,
     and each batch table's expectations."""
-    checks = [alias_check(p) for p in pipelines] + [live_input_balance_check(p) for p in pipelines]
-    return checks + [batch_check(p) for p in pipelines if p.spec.batch is not None]
+    checks = [alias_check(p, translator) for p in pipelines]
+    checks += [live_input_balance_check(p, translator) for p in pipelines]
+    return checks + [batch_check(p, translator) for p in pipelines if p.spec.batch is not None]
 
 
-def data_quality_job(pipelines: Sequence[LoadedPipeline]) -> Any:  # an unresolved asset job
+def data_quality_job(
+    pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> Any:  # an unresolved asset job
     """Runs every alias's serving check, and nothing else."""
     return define_asset_job(
         DATA_QUALITY_JOB,
-        selection=AssetSelection.checks(*data_quality_checks(pipelines)),
+        selection=AssetSelection.checks(*data_quality_checks(pipelines, translator)),
         description="Data-quality checks of every serving alias and batch table (no materialisation).",
     )
 
 
 def data_quality_schedule(
-    pipelines: Sequence[LoadedPipeline], *, cron_schedule: str = "0 * * * *", timezone: str = "UTC"
+    pipelines: Sequence[LoadedPipeline],
+    *,
+    cron_schedule: str = "0 * * * *",
+    timezone: str = "UTC",
+    translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> ScheduleDefinition:
     """The checks-only job on a cron schedule (hourly by default)."""
     return ScheduleDefinition(
         name="kappa_data_quality_schedule",
-        job=data_quality_job(pipelines),
+        job=data_quality_job(pipelines, translator),
         cron_schedule=cron_schedule,
         execution_timezone=timezone,
         description="Runs the data-quality checks of every serving alias and batch table.",

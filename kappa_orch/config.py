@@ -1,0 +1,154 @@
+"""The platform's configuration in one place: where the specs, Kafka, Flink and the
+warehouse are, and how the deployment's automation runs.
+
+Built once (`PlatformConfig.from_env`) from flags, then KAPPA_* variables, then the
+caller's defaults, then the local stack's defaults; used by the CLI, the resources,
+`build_kappa_definitions`, the reference deployment, tests and benches. Nothing else in
+kappa_orch reads a KAPPA_* variable for these settings.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kappa_orch.errors import SpecError
+
+# the local stack's roles (kappa-orch stack up makes them; `stack env` prints them)
+DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
+LOCAL_READER_URL = "postgresql+psycopg2://kappa_reader:kappa-reader@127.0.0.1:5432/warehouse"
+LOCAL_SINK_URL = "postgresql+psycopg2://kappa_sink:kappa-sink@127.0.0.1:5432/warehouse"
+
+# each setting's environment variable
+VARIABLES: dict[str, str] = {
+    "specs": "KAPPA_SPECS",
+    "home": "KAPPA_HOME",
+    "kafka_bootstrap": "KAPPA_KAFKA_BOOTSTRAP",
+    "flink_rest_url": "KAPPA_FLINK_REST_URL",
+    "sql_gateway_url": "KAPPA_SQL_GATEWAY_URL",
+    "flink_checkpoint_dir": "KAPPA_FLINK_CHECKPOINT_DIR",
+    "warehouse_url": "KAPPA_WAREHOUSE_URL",
+    "warehouse_reader_url": "KAPPA_WAREHOUSE_READER_URL",
+    "warehouse_sink_url": "KAPPA_WAREHOUSE_SINK_URL",
+    "git_commit": "KAPPA_GIT_COMMIT",
+    "data_quality_cron": "KAPPA_DATA_QUALITY_CRON",
+}
+# settings that carry a password: Dagster gets them as EnvVars when they came from one
+SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
+
+
+class PlatformConfig(BaseModel):
+    """Where everything is. Defaults describe the local stack `kappa-orch stack up` starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specs: Path = Field(Path("assets"), description="Folder of pipeline specs.")
+    home: Path = Field(Path(".kappa"), description="The local stack's folder (checkpoints, logs).")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    flink_rest_url: str = Field("http://127.0.0.1:8081", description="Flink REST endpoint.")
+    sql_gateway_url: str = Field("http://127.0.0.1:8083", description="Flink SQL Gateway endpoint.")
+    flink_checkpoint_dir: str | None = Field(
+        None,
+        description="The Flink cluster's checkpoint folder when readable here (file://...); default: "
+        "the local stack's, if present.",
+    )
+    warehouse_url: str = Field(
+        DEFAULT_WAREHOUSE_URL, repr=False, description="SQLAlchemy URL of the orchestrator's role."
+    )
+    warehouse_reader_url: str | None = Field(
+        None, repr=False, description="URL of the read-only role of the checks (local default: kappa_reader)."
+    )
+    warehouse_sink_url: str | None = Field(
+        None, repr=False, description="URL of the role Flink's sinks write with (local default: kappa_sink)."
+    )
+    git_commit: str | None = Field(None, description="Recorded with every swap; default: git HEAD.")
+    data_quality_cron: str = Field("0 * * * *", description="When the scheduled data-quality checks run.")
+    # the settings whose value came from an environment variable
+    from_environment: frozenset[str] = Field(frozenset(), repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        flags: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> PlatformConfig:
+        """Flags (None = not given) over KAPPA_* variables over `defaults` over the local stack's."""
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
+        unknown = sorted(set(given) - set(VARIABLES))
+        if unknown:
+            raise SpecError(
+                f"unknown platform setting(s): {', '.join(unknown)}", f"use {', '.join(VARIABLES)}"
+            )
+        from_env = {f: environ[v] for f, v in VARIABLES.items() if environ.get(v) and f not in given}
+        return cls(**{**(defaults or {}), **from_env, **given}, from_environment=frozenset(from_env))
+
+    def checkpoint_dir(self) -> str | None:
+        """The configured checkpoint folder, else the local stack's if it exists."""
+        if self.flink_checkpoint_dir:
+            return self.flink_checkpoint_dir
+        folder = self.home / "flink" / "checkpoints"
+        return folder.resolve().as_uri() if folder.is_dir() else None
+
+    def role_urls(self) -> dict[str, str]:
+        """The reader's and the sinks' URLs: as configured; for the local stack's default
+        warehouse, its kappa_reader and kappa_sink; else none (the orchestrator's URL serves)."""
+        reader, sink = self.warehouse_reader_url, self.warehouse_sink_url
+        if self.warehouse_url == DEFAULT_WAREHOUSE_URL:
+            reader = reader or LOCAL_READER_URL
+            sink = sink or LOCAL_SINK_URL
+        return {k: v for k, v in (("reader_url", reader), ("sink_url", sink)) if v}
+
+    def commit(self) -> str | None:
+        """The deployment's commit: `git_commit`, else git's HEAD of the specs folder."""
+        return self.git_commit or git_head(self.specs)
+
+    def resources(self, *, dagster: bool = False) -> dict[str, Any]:
+        """The kafka, flink and warehouse resources. With `dagster=True` a secret that came
+        from an environment variable stays an `EnvVar`: Dagster reads it at run time and never
+        shows it. Without, values are resolved (for use outside Dagster)."""
+        from dagster import EnvVar
+
+        from kappa_orch.resources.flink import FlinkResource
+        from kappa_orch.resources.kafka import KafkaResource
+        from kappa_orch.resources.warehouse import WarehouseResource
+
+        def secret(name: str, value: str) -> Any:
+            return EnvVar(VARIABLES[name]) if dagster and name in self.from_environment else value
+
+        roles = {key: secret(f"warehouse_{key}", url) for key, url in self.role_urls().items()}
+        return {
+            "kafka": KafkaResource(bootstrap_servers=self.kafka_bootstrap),
+            "flink": FlinkResource(
+                rest_url=self.flink_rest_url,
+                sql_gateway_url=self.sql_gateway_url,
+                checkpoint_dir=self.checkpoint_dir(),
+            ),
+            "warehouse": WarehouseResource(url=secret("warehouse_url", self.warehouse_url), **roles),
+        }
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the KAPPA_* variables a child process reads (unset ones left out)."""
+        values = self.model_dump(exclude={"from_environment"})
+        return {VARIABLES[k]: str(v) for k, v in values.items() if v is not None}
+
+
+def git_head(folder: Path) -> str | None:
+    """git's HEAD commit of the repository holding `folder`, or None."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder if folder.is_dir() else None,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (proc.stdout.strip() or None) if proc.returncode == 0 else None

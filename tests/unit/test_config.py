@@ -1,0 +1,60 @@
+"""PlatformConfig: one place for every setting, one order of precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import EnvVar
+
+from kappa_orch import PlatformConfig
+from kappa_orch.config import DEFAULT_WAREHOUSE_URL, LOCAL_READER_URL, VARIABLES
+from kappa_orch.errors import SpecError
+
+
+def test_flags_win_over_variables_which_win_over_defaults() -> None:
+    config = PlatformConfig.from_env(
+        {"KAPPA_KAFKA_BOOTSTRAP": "env:9092", "KAPPA_FLINK_REST_URL": "http://env:8081"},
+        flags={"kafka_bootstrap": "flag:9092", "sql_gateway_url": None},
+        defaults={"flink_rest_url": "http://default:8081", "sql_gateway_url": "http://default:8083"},
+    )
+    assert config.kafka_bootstrap == "flag:9092"
+    assert config.flink_rest_url == "http://env:8081"
+    assert config.sql_gateway_url == "http://default:8083"
+    assert config.warehouse_url == DEFAULT_WAREHOUSE_URL
+    assert config.from_environment == {"flink_rest_url"}
+
+
+def test_every_setting_has_one_variable() -> None:
+    fields = set(PlatformConfig.model_fields) - {"from_environment"}
+    assert fields == set(VARIABLES)
+    assert all(v.startswith("KAPPA_") for v in VARIABLES.values())
+
+
+def test_secrets_from_variables_stay_env_vars_in_dagster_and_out_of_repr() -> None:
+    url = "postgresql+psycopg2://me:s3cret@db:5432/w"
+    config = PlatformConfig.from_env({"KAPPA_WAREHOUSE_URL": url})
+    assert "s3cret" not in repr(config)
+    assert config.resources(dagster=True)["warehouse"].url == EnvVar("KAPPA_WAREHOUSE_URL")
+    assert config.resources()["warehouse"].url == url
+    # another warehouse: no local roles are guessed
+    assert config.role_urls() == {}
+    assert PlatformConfig().role_urls()["reader_url"] == LOCAL_READER_URL
+
+
+def test_an_unknown_setting_is_refused() -> None:
+    with pytest.raises(SpecError, match="unknown platform setting"):
+        PlatformConfig.from_env({}, flags={"kafka": "x"})
+
+
+def test_the_environment_of_a_child_process_round_trips(tmp_path: Path) -> None:
+    config = PlatformConfig.from_env({}, flags={"specs": tmp_path, "git_commit": "abc"})
+    again = PlatformConfig.from_env(config.environment())
+    assert again.model_dump(exclude={"from_environment"}) == config.model_dump(exclude={"from_environment"})
+
+
+def test_the_checkpoint_folder_defaults_to_the_local_stacks_when_present(tmp_path: Path) -> None:
+    assert PlatformConfig(home=tmp_path).checkpoint_dir() is None
+    (tmp_path / "flink" / "checkpoints").mkdir(parents=True)
+    assert PlatformConfig(home=tmp_path).checkpoint_dir() == (tmp_path / "flink" / "checkpoints").as_uri()
+    assert PlatformConfig(home=tmp_path, flink_checkpoint_dir="s3://b/c").checkpoint_dir() == "s3://b/c"
