@@ -212,8 +212,8 @@ def main() -> None:
     args.logs.mkdir(parents=True, exist_ok=True)
     print(f"each trial's reprocess output goes to {args.logs}/trial-<n>.log", flush=True)
     stack = StackConfig(home=ROOT / ".kappa")
-    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
-    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
+    resources = stack.platform().resources()
+    kafka, flink = resources["kafka"], resources["flink"]
     rng = random.Random(args.seed)
     results = []
     for number in range(1, args.trials + 1):

@@ -34,18 +34,13 @@ class Sandbox:
 @contextmanager
 def sandbox(*, partitions: int = 3) -> Iterator[Sandbox]:
     stack = StackConfig(home=ROOT / ".kappa")
-    kafka = KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
-    flink = FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
     suffix = uuid.uuid4().hex[:8]
     database = f"bench_{suffix}"
     postgres = PostgresService(stack)
     postgres.provision_database(database)
     admin = create_engine(postgres.admin_url(), isolation_level="AUTOCOMMIT")
-    warehouse = WarehouseResource(
-        url=stack.warehouse_url_of(database),
-        reader_url=stack.warehouse_url_of(database, "reader"),
-        sink_url=stack.warehouse_url_of(database, "sink"),
-    )
+    resources = stack.platform(database).resources()
+    kafka, flink, warehouse = resources["kafka"], resources["flink"], resources["warehouse"]
     topic = f"bench.{suffix}.payments.authorizations"
     # unlimited retention: benchmark events may carry old timestamps
     kafka.create_topic(topic, partitions=partitions, config={"retention.ms": "-1"})

@@ -26,10 +26,16 @@ from kappa_orch.dagster.quality import data_quality_schedule as data_quality_sch
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
 from kappa_orch.deploy import DeployPlan as DeployPlan
 from kappa_orch.deploy import deploy as deploy
+from kappa_orch.errors import ClaimHeld as ClaimHeld
 from kappa_orch.errors import FlinkJobError as FlinkJobError
+from kappa_orch.errors import GateFailed as GateFailed
 from kappa_orch.errors import KappaError as KappaError
+from kappa_orch.errors import OperationRefused as OperationRefused
+from kappa_orch.errors import ServiceError as ServiceError
 from kappa_orch.errors import ServiceUnavailable as ServiceUnavailable
+from kappa_orch.errors import SpecError as SpecError
 from kappa_orch.errors import StackError as StackError
+from kappa_orch.registry import VersionState as VersionState
 from kappa_orch.resources.flink import FlinkJob as FlinkJob
 from kappa_orch.resources.flink import FlinkResource as FlinkResource
 from kappa_orch.resources.kafka import KafkaResource as KafkaResource

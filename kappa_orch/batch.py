@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 
 from kappa_orch import registry
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.flink_sql import (
     JOB_CONFIGURATION,
     VersionJob,
@@ -140,7 +140,7 @@ def _check_snapshots(spec: PipelineSpec, first: date, warehouse: WarehouseResour
         with warehouse.begin() as conn:
             found = inspect(conn).has_table(table, schema=schema)
         if not found:
-            raise KappaError(
+            raise OperationRefused(
                 f"the bootstrap snapshot {source.bootstrap.table} of source {source.name!r} "
                 f"({spec.name!r}) does not exist; days before {source.bootstrap.until} are read from it",
                 f"load the snapshot (columns: {', '.join(c.name for c in source.columns)}) or backfill "
@@ -169,12 +169,12 @@ def run_batch(
     """Compute `days` (consecutive) with one Flink batch job and replace them atomically."""
     spec = pipeline.spec
     if spec.batch is None or spec.batch_table is None:
-        raise KappaError(f"{spec.name!r} declares no batch table", "add a `batch:` section to its spec")
+        raise SpecError(f"{spec.name!r} declares no batch table", "add a `batch:` section to its spec")
     if not days:
         return BatchResult([], {}, 0.0, 0)
     first, last = min(days), max(days)
     if first < spec.batch.start_date:
-        raise KappaError(
+        raise OperationRefused(
             f"{first} is before the batch start_date {spec.batch.start_date} of {spec.name!r}",
             f"backfill from {spec.batch.start_date} on, or move batch.start_date in the spec",
         )
@@ -183,7 +183,7 @@ def run_batch(
     for topic, needed_from in log_needed_from(spec, first, last).items():
         gaps += retention_gaps(kafka, [topic], needed_from)
     if gaps:
-        raise KappaError(
+        raise OperationRefused(
             f"the log no longer holds all of {first}..{last} for {spec.name!r}:\n  " + "\n  ".join(gaps),
             "backfill only days the topics still hold, or declare a bootstrap snapshot table on the source "
             "(sources[].bootstrap: {table, until}) that holds the events before the topic's oldest day",
@@ -217,9 +217,8 @@ def run_batch(
         )
         log(f"{spec.name}: batch job {job_id} for {first}..{last} submitted")
         _wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
-        with warehouse.begin() as conn:
+        with warehouse.registry() as conn:
             rows_per_day = replace_days(conn, spec, staging, days)
-            registry.migrate(conn)
             registry.record_batch_days(
                 conn, pipeline=spec.name, rows_per_day=rows_per_day, read_until=read_until
             )
@@ -263,14 +262,16 @@ def _wait_finished(flink: FlinkResource, job_id: str, *, timeout_s: float, log: 
             return
         if state in {"FAILED", "CANCELED", "UNKNOWN"}:
             cause = flink.job_exception(job_id) or ""
-            raise KappaError(
+            raise FlinkJobError(
                 f"the batch job {job_id} for {what} is {state}"
                 + (f": {cause.splitlines()[0][:500]}" if cause else ""),
                 "read the job's exception in the Flink UI, fix the cause and run the days again",
             )
         if time.monotonic() > deadline:
             flink.cancel(job_id)
-            raise KappaError(f"the batch job for {what} did not finish within {timeout_s:.0f}s; cancelled it")
+            raise FlinkJobError(
+                f"the batch job for {what} did not finish within {timeout_s:.0f}s; cancelled it"
+            )
         if time.monotonic() - last_report > 10:
             log(f"{what}: batch job {job_id} {state}")
             last_report = time.monotonic()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import FlinkJobError
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import PipelineSpec, parse_duration
@@ -86,7 +86,7 @@ def await_catch_up(
         state = flink.job_state(job_id)
         if state not in ACTIVE_JOB_STATES:
             cause = flink.job_root_cause(job_id)
-            raise KappaError(
+            raise FlinkJobError(
                 f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"
                 + (f"; root cause: {cause}" if cause else ""),
                 "read the job's exception in the Flink UI; fix the spec and reprocess again "
@@ -119,7 +119,7 @@ def await_catch_up(
             stable_at_ms = None
         if now - started > timeout_s:
             cause = flink.job_root_cause(job_id)
-            raise KappaError(
+            raise FlinkJobError(
                 f"{spec.name!r} did not catch up within {spec.catch_up.timeout} (lag {lag:,}, "
                 f"threshold {spec.catch_up.max_lag:,}; job {state}"
                 + (f", last failure: {cause}" if cause else "")

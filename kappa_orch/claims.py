@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from kappa_orch import registry
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import ClaimHeld
 from kappa_orch.resources.warehouse import WarehouseResource
 
 Log = Callable[[str], None]
@@ -49,8 +49,7 @@ def acquire(
     announced = False
     claims = registry.claims
     while True:
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
+        with warehouse.registry() as conn:
             registry.lock(conn, f"claim:{pipeline}")
             holder = conn.execute(
                 select(
@@ -83,7 +82,7 @@ def acquire(
         assert holder is not None
         waited = time.monotonic() - started
         if waited > wait_s:
-            raise KappaError(
+            raise ClaimHeld(
                 f"another reprocess of {pipeline!r} is running ({holder.owner}, fingerprint "
                 f"{holder.fingerprint}); waited {waited:.0f}s",
                 "let it finish (kappa-orch status shows its progress), or stop that run; a claim "
@@ -115,6 +114,5 @@ def release(warehouse: WarehouseResource, *, pipeline: str, owner: str) -> None:
 
 def held_claims(warehouse: WarehouseResource) -> dict[str, str]:
     """pipeline -> owner of every claim (for plans and sensors)."""
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         return {r.pipeline: r.owner for r in conn.execute(select(registry.claims))}

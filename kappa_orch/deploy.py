@@ -18,7 +18,7 @@ from typing import Literal
 
 from kappa_orch import registry
 from kappa_orch.batch import retention_gaps
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused, SpecError
 from kappa_orch.flink_sql import version_job
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -88,7 +88,7 @@ def plan_deploy(
         if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
             started = existing.created_at or now
             if not holds_claim and now - started < STALE_DEPLOY:
-                raise KappaError(
+                raise ClaimHeld(
                     f"version {existing.version} of {spec.name!r} is being deployed by another run "
                     f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
                     "wait for that run to finish; a deploy left behind by a crash is taken over "
@@ -103,7 +103,7 @@ def plan_deploy(
         if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
             return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
         if existing.state == registry.RETIRED:
-            raise KappaError(
+            raise OperationRefused(
                 f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
                 "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
             )
@@ -180,7 +180,7 @@ def check_replay_history(pipeline: LoadedPipeline, kafka: KafkaResource) -> None
     needed_from_ms = int((time.time() - parse_duration(spec.start.retention_needed)) * 1000)
     gaps = retention_gaps(kafka, sorted({s.topic for s in spec.sources}), needed_from_ms)
     if gaps:
-        raise KappaError(
+        raise SpecError(
             f"a replay of {spec.name!r} needs {spec.start.retention_needed} of history "
             "(start.retention_needed), and the log no longer holds it:\n  " + "\n  ".join(gaps),
             "raise the topics' retention.ms, or lower start.retention_needed if the pipeline can do with "
@@ -218,8 +218,7 @@ def deploy(
         source.topic: {str(p): o for p, o in kafka.end_offsets(source.topic).items()}
         for source in spec.sources
     }
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
         job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}

@@ -34,13 +34,30 @@ class StackError(KappaError):
     blame = INFRASTRUCTURE
 
 
-class ServiceUnavailable(KappaError):
-    """A service the caller needs does not answer."""
+class ServiceError(KappaError):
+    """A service answered, with an error (a topic missing, a write refused, a grant lacking)."""
 
     blame = INFRASTRUCTURE
+
+
+class ServiceUnavailable(ServiceError):
+    """A service the caller needs does not answer (sensors skip their tick on this one)."""
 
 
 class FlinkJobError(KappaError):
-    """Flink rejected a statement or a job failed."""
+    """Flink rejected a statement, or a job failed, stalled or did not finish in time."""
 
     blame = INFRASTRUCTURE
+
+
+class ClaimHeld(KappaError):
+    """Another run holds the pipeline (a reprocess or deploy in progress): wait or take over."""
+
+
+class GateFailed(KappaError):
+    """A version did not pass its checks, so the alias does not move to it."""
+
+
+class OperationRefused(KappaError):
+    """The operation asked for is not possible as things are (a wrong name, a live version
+    to retire, a rollback with nothing to roll back to)."""

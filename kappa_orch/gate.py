@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from kappa_orch import registry
+from kappa_orch.errors import OperationRefused
 from kappa_orch.serving import version_table
 from kappa_orch.spec.checks import expectation_class_name
 from kappa_orch.spec.model import PipelineSpec
@@ -54,23 +55,22 @@ class Outcome:
 
 def check_acceptance(accept: Sequence[str], reason: str | None) -> None:
     """Refuse an acceptance that names an unknown or a structural check, or has no reason."""
-    from kappa_orch.errors import KappaError
 
     unknown = [name for name in accept if name not in GATE_CHECKS]
     if unknown:
-        raise KappaError(
+        raise OperationRefused(
             f"--accept names unknown check(s) {unknown}",
             f"accept one of the non-structural checks: {sorted(set(GATE_CHECKS) - STRUCTURAL_CHECKS)}",
         )
     structural = sorted(set(accept) & STRUCTURAL_CHECKS)
     if structural:
-        raise KappaError(
+        raise OperationRefused(
             f"{structural} cannot be accepted: a failure there means the table itself is wrong "
             "(duplicate keys, lost input or records dropped as late), not that the data changed",
             "fix the spec or the data and reprocess",
         )
     if accept and not (reason or "").strip():
-        raise KappaError("accepting a failed check needs a reason", 'add --reason "why this is right"')
+        raise OperationRefused("accepting a failed check needs a reason", 'add --reason "why this is right"')
 
 
 def accepted(

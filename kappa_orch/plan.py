@@ -186,8 +186,7 @@ def current_plan(
 ) -> list[PipelinePlan]:
     """The plan for the registry as it is now (reads the warehouse; with `flink`, also the
     state of every job a live, ready or in-flight version holds, to judge health)."""
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
         missing = missing_version_tables(conn, pipelines, rows)

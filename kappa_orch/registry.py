@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -30,21 +31,72 @@ from sqlalchemy import (
     update,
 )
 
+from kappa_orch.errors import KappaError
 from kappa_orch.spec.model import COUNTS_SCHEMA as JOB_COUNTS_SCHEMA
 from kappa_orch.spec.model import REGISTRY_SCHEMA
 
 SCHEMA = REGISTRY_SCHEMA
 COUNTS_SCHEMA = JOB_COUNTS_SCHEMA
 
-# version states, in the order a healthy version passes through them
-DEPLOYING = "deploying"
-CATCHING_UP = "catching_up"
-CHECKING = "checking"
-READY = "ready"
-LIVE = "live"
-FAILED = "failed"
-RETIRED = "retired"
+
+class VersionState(StrEnum):
+    """A version's state, in the order a healthy version passes through them."""
+
+    DEPLOYING = "deploying"  # its table is made and its job submitted
+    CATCHING_UP = "catching_up"  # its job replays the log
+    CHECKING = "checking"  # the gate runs its checks
+    READY = "ready"  # gated; may go live (or, replaced, serves a rollback until retired)
+    LIVE = "live"  # the alias serves it
+    FAILED = "failed"  # failed its checks or its deploy; kept for inspection
+    RETIRED = "retired"  # job stopped, table dropped
+
+
+DEPLOYING = VersionState.DEPLOYING
+CATCHING_UP = VersionState.CATCHING_UP
+CHECKING = VersionState.CHECKING
+READY = VersionState.READY
+LIVE = VersionState.LIVE
+FAILED = VersionState.FAILED
+RETIRED = VersionState.RETIRED
 RUNNING_STATES = frozenset({DEPLOYING, CATCHING_UP, CHECKING, READY, LIVE})
+
+# every move a version may make (staying where it is is always allowed: steps are idempotent)
+TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
+    # a deploy's job runs (catching up) or fails to start; a candidate may be retired at any time
+    DEPLOYING: frozenset({CATCHING_UP, FAILED, RETIRED}),
+    # caught up, it is checked; a lost job is redeployed; a superseded one is abandoned
+    CATCHING_UP: frozenset({CHECKING, DEPLOYING, FAILED, RETIRED}),
+    # the gate lets it through (ready) or not (failed); a lost job is redeployed
+    CHECKING: frozenset({READY, FAILED, CATCHING_UP, DEPLOYING, RETIRED}),
+    # a swap makes it live; a ready version whose table is gone fails; replaced ones retire
+    READY: frozenset({LIVE, FAILED, RETIRED}),
+    # only another swap moves the live version: it stays ready for a rollback
+    LIVE: frozenset({READY}),
+    # a failed candidate is checked again (accepting a failure) or redeployed, or retired
+    FAILED: frozenset({CATCHING_UP, DEPLOYING, RETIRED}),
+    # retired is final: a retired fingerprint comes back as a new version
+    RETIRED: frozenset(),
+}
+
+
+class IllegalTransition(KappaError):
+    """A step tried to move a version where the state machine does not allow."""
+
+    def __init__(self, pipeline: str, version: int, before: str, after: str) -> None:
+        allowed = ", ".join(sorted(TRANSITIONS[VersionState(before)])) or "nowhere (final)"
+        super().__init__(
+            f"{pipeline} v{version} cannot go from {before} to {after} (from {before} it may go to: "
+            f"{allowed})",
+            "this is a bug or a concurrent change: run `kappa-orch status` and `kappa-orch plan` and "
+            "report the sequence of commands",
+        )
+
+
+def check_transition(pipeline: str, version: int, before: str, after: str) -> None:
+    """Raise IllegalTransition unless `before` -> `after` is allowed (pure)."""
+    if before != after and VersionState(after) not in TRANSITIONS[VersionState(before)]:
+        raise IllegalTransition(pipeline, version, before, after)
+
 
 metadata = MetaData(schema=SCHEMA)
 
@@ -224,6 +276,11 @@ def lock(conn: Connection, name: str) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+# the registries this process migrated (their URLs, without password): see
+# WarehouseResource.registry(), through which every step reads and writes the registry
+MIGRATED: set[str] = set()
+
+
 def migrate(conn: Connection) -> int:
     """Create or upgrade the registry (idempotent, safe to race); return its schema version.
 
@@ -251,7 +308,7 @@ class VersionRow:
     version: int
     fingerprint: str
     physical_table: str
-    state: str
+    state: VersionState
     flink_job_id: str | None
     group_id: str
     deployed_offsets: dict[str, Any] | None
@@ -276,7 +333,7 @@ def _row(mapping: Any) -> VersionRow:
         version=mapping["version"],
         fingerprint=mapping["fingerprint"],
         physical_table=mapping["physical_table"],
-        state=mapping["state"],
+        state=VersionState(mapping["state"]),
         flink_job_id=mapping["flink_job_id"],
         group_id=mapping["group_id"],
         deployed_offsets=mapping["deployed_offsets"],
@@ -327,6 +384,17 @@ def add_version(
 
 
 def set_version(conn: Connection, pipeline: str, version: int, **values: Any) -> None:
+    """Update a version's row; a change of `state` must be an allowed transition (the one
+    place the state machine is enforced: the row is locked, its state read and checked)."""
+    if "state" in values:
+        before = conn.execute(
+            select(versions.c.state)
+            .where(versions.c.pipeline == pipeline, versions.c.version == version)
+            .with_for_update()
+        ).scalar()
+        if before is None:
+            raise KappaError(f"{pipeline} has no version {version} in the registry")
+        check_transition(pipeline, version, before, values["state"])
     conn.execute(
         update(versions)
         .where(versions.c.pipeline == pipeline, versions.c.version == version)

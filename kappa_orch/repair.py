@@ -13,7 +13,7 @@ import yaml
 
 from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
 from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
@@ -36,7 +36,7 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
         return current
     definition = row.definition or {}
     if not definition.get("spec") or definition.get("sql") is None:
-        raise KappaError(
+        raise OperationRefused(
             f"v{row.version} of {row.pipeline!r} has no recorded spec (it was deployed by a kappa_orch "
             "before version definitions), so its job cannot be rebuilt",
             f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
@@ -44,7 +44,7 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
     spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
     recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
     if fingerprint(recorded) != row.fingerprint:
-        raise KappaError(
+        raise OperationRefused(
             f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
             f"fingerprints {fingerprint(recorded)}, not {row.fingerprint}), so its job cannot be rebuilt "
             "as it was",
@@ -119,8 +119,7 @@ def repair(
     claim = REPAIR_CLAIM.format(name)
     claims.acquire(warehouse, pipeline=claim, owner=owner, fingerprint=fingerprint(pipeline), log=log)
     try:
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
+        with warehouse.registry() as conn:
             rows = registry.pipeline_versions(conn, name)
             live = registry.live_versions(conn).get(name)
             missing = missing_version_tables(conn, [pipeline], rows)

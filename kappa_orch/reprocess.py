@@ -18,7 +18,7 @@ from typing import TypeVar
 from kappa_orch import claims, registry
 from kappa_orch.catch_up import CatchUpResult, await_catch_up
 from kappa_orch.deploy import DeployResult, deploy
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.gate import (
     NO_LATE_RECORDS,
     Outcome,
@@ -323,20 +323,19 @@ def _swap_once(
 
     spec = pipeline.spec
     current = fingerprint(pipeline)
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
         live = registry.live_versions(conn).get(spec.name)
         if to_version is None:
             target = next((r for r in rows if r.fingerprint == current), None)
             if target is None:
-                raise KappaError(
+                raise OperationRefused(
                     f"{spec.name!r} has no version of its current fingerprint {current}",
                     "materialise its __versions asset first (it deploys, catches up and checks it)",
                 )
             if target.state not in (registry.READY, registry.LIVE):
-                raise KappaError(
+                raise GateFailed(
                     f"v{target.version} of {spec.name!r} is {target.state}: the alias only moves to a "
                     "version that passed its checks" + (f" ({target.error})" if target.error else ""),
                     "see `kappa-orch status`; fix the spec and reprocess",
@@ -346,7 +345,7 @@ def _swap_once(
             retained = [f"v{r.version}" for r in rows if r.state in (registry.READY, registry.LIVE)]
             if target is None or target.state not in (registry.READY, registry.LIVE):
                 state = "does not exist" if target is None else f"is {target.state}"
-                raise KappaError(
+                raise GateFailed(
                     f"v{to_version} of {spec.name!r} {state}; the alias can only move to a retained "
                     f"version that passed its checks: {', '.join(retained) or 'none'}",
                     "choose one of those with --to",
@@ -354,7 +353,7 @@ def _swap_once(
         if flink is not None and live != target.version:
             job_state = flink.job_state(target.flink_job_id) if target.flink_job_id else "UNKNOWN"
             if job_state not in ACTIVE_JOB_STATES:
-                raise KappaError(
+                raise OperationRefused(
                     f"v{target.version} of {spec.name!r} is {target.state} but its Flink job "
                     f"{target.flink_job_id or '(none)'} is {job_state}: the alias would serve a table "
                     "nobody updates",
@@ -364,7 +363,7 @@ def _swap_once(
         if (spec.target.schema_name, target.physical_table) not in existing_tables(
             conn, {spec.target.schema_name}
         ):
-            raise KappaError(
+            raise OperationRefused(
                 f"v{target.version} of {spec.name!r} is {target.state} but its table "
                 f"{spec.target.schema_name}.{target.physical_table} is missing (dropped by hand?)",
                 f"it cannot serve: kappa-orch repair {spec.name} marks it failed; choose another version",
@@ -444,7 +443,7 @@ def retire(
     row = _row(warehouse, spec.name, version)
     with warehouse.begin() as conn:
         if registry.live_versions(conn).get(spec.name) == version:
-            raise KappaError(f"v{version} of {spec.name!r} is live and cannot be retired")
+            raise OperationRefused(f"v{version} of {spec.name!r} is live and cannot be retired")
     if row.state == registry.RETIRED:
         return
     if row.flink_job_id and flink.job_state(row.flink_job_id) in ACTIVE_JOB_STATES:

@@ -63,8 +63,7 @@ def pipeline_status(
     flink: FlinkResource,
     warehouse: WarehouseResource,
 ) -> list[PipelineStatus]:
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
         totals = registry.input_totals(conn)

@@ -14,7 +14,7 @@ import click
 
 from kappa_orch.cli import F, fail, main
 from kappa_orch.config import VARIABLES, PlatformConfig
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import GateFailed, KappaError, OperationRefused, SpecError
 
 
 def _option(field: str, flag: str, help: str) -> Callable[[F], F]:
@@ -88,7 +88,7 @@ def _load(specs: Path) -> list[Any]:
     from kappa_orch.spec.load import load_pipelines
 
     if not specs.is_dir():
-        raise KappaError(f"the specs folder {specs} does not exist", "pass --specs or set KAPPA_SPECS")
+        raise SpecError(f"the specs folder {specs} does not exist", "pass --specs or set KAPPA_SPECS")
     return load_pipelines(specs)
 
 
@@ -96,7 +96,7 @@ def _pick(pipelines: list[Any], name: str, specs: Path) -> Any:
     chosen = next((p for p in pipelines if p.name == name), None)
     if chosen is None:
         names = ", ".join(p.name for p in pipelines)
-        raise KappaError(f"no pipeline named {name!r} in {specs}", f"choose one of: {names}")
+        raise OperationRefused(f"no pipeline named {name!r} in {specs}", f"choose one of: {names}")
     return chosen
 
 
@@ -189,7 +189,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
                 )
                 if not report.passed:
                     failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.passed)
-                    raise KappaError(
+                    raise GateFailed(
                         f"the first version of {item.name!r} failed its checks, so its alias was not "
                         f"created: {failed}",
                         "fix the spec (or the data) and deploy again; the version is kept for inspection",
@@ -208,8 +208,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
 def _live_versions(warehouse: Any) -> dict[str, int]:
     from kappa_orch import registry
 
-    with warehouse.begin() as conn:
-        registry.migrate(conn)
+    with warehouse.registry() as conn:
         return registry.live_versions(conn)
 
 
@@ -502,10 +501,10 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
     try:
         chosen = _pick(_load(platform.specs), pipeline, platform.specs)
         if chosen.spec.batch is None:
-            raise KappaError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
+            raise SpecError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
         start, end = first.date(), last.date()
         if end < start:
-            raise KappaError(f"--to {end} is before --from {start}")
+            raise OperationRefused(f"--to {end} is before --from {start}")
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
         kafka, flink, warehouse = _resources(platform)
@@ -543,15 +542,14 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
         chosen = _pick(pipelines, pipeline, platform.specs)
         _, flink, warehouse = _resources(platform)
         if to_version is None:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
+            with warehouse.registry() as conn:
                 replaced = [
                     r
                     for r in registry.pipeline_versions(conn, pipeline)
                     if r.state == registry.READY and r.replaced_at is not None
                 ]
             if not replaced:
-                raise KappaError(
+                raise OperationRefused(
                     f"{pipeline!r} has no retained replaced version to roll back to",
                     "`kappa-orch status` lists its versions; name one with --to",
                 )

@@ -31,7 +31,7 @@ from kappa_orch import registry
 from kappa_orch.batch import late_days
 from kappa_orch.claims import owner_id
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.errors import OperationRefused, ServiceUnavailable
 from kappa_orch.plan import PipelinePlan, current_plan
 from kappa_orch.repair import repair
 from kappa_orch.reprocess import retire
@@ -71,7 +71,7 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         for item in config.versions:
             name, version = item.rsplit(":", 1)
             if name not in by_name:
-                raise KappaError(f"no pipeline named {name!r} to retire a version of")
+                raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
             retire(by_name[name], int(version), flink=flink, warehouse=warehouse, log=context.log.info)
 
     @job(name=RETIRE_JOB, description="Retire versions replaced longer ago than their grace period.")
@@ -103,7 +103,7 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         failed = []
         for name in config.pipelines:
             if name not in by_name:
-                raise KappaError(f"no pipeline named {name!r} to repair")
+                raise OperationRefused(f"no pipeline named {name!r} to repair")
             result = repair(
                 by_name[name],
                 kafka=kafka,
@@ -114,7 +114,7 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
             )
             failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
         if failed:
-            raise KappaError("could not repair:\n  " + "\n  ".join(failed), "see the run's log")
+            raise OperationRefused("could not repair:\n  " + "\n  ".join(failed), "see the run's log")
 
     @job(name=REPAIR_JOB, description="Redeploy lost jobs of live and ready versions.")
     def _job() -> None:
@@ -303,8 +303,7 @@ def late_data_sensor(
         context: SensorEvaluationContext, kafka: KafkaResource, warehouse: WarehouseResource
     ) -> SensorResult | SkipReason:
         try:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
+            with warehouse.registry() as conn:
                 reads = {p.name: registry.batch_day_reads(conn, p.name) for p in batch_pipelines}
         except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
@@ -370,8 +369,7 @@ def failed_day_sensor(
         if not chosen:
             return SkipReason("no spec sets batch.recompute_failed_days")
         try:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
+            with warehouse.registry() as conn:
                 failed = {p.name: registry.failed_batch_days(conn, p.name) for p in chosen}
         except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")

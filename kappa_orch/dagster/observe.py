@@ -137,8 +137,7 @@ def job_health_checks(
         def _check(
             context: AssetCheckExecutionContext, flink: FlinkResource, warehouse: WarehouseResource
         ) -> AssetCheckResult:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
+            with warehouse.registry() as conn:
                 rows = registry.pipeline_versions(conn, pipeline.name)
                 live = registry.live_versions(conn)
             health = _ask_health(pipeline, flink, rows, live)
@@ -342,8 +341,7 @@ def stream_observation_sensor(
         warehouse: WarehouseResource,
     ) -> SensorResult | SkipReason:
         try:
-            with warehouse.begin() as conn:
-                registry.migrate(conn)
+            with warehouse.registry() as conn:
                 rows = registry.all_versions(conn)
                 live = registry.live_versions(conn)
         except ServiceUnavailable as exc:

@@ -83,8 +83,7 @@ def live_input_balance_check(
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
+        with warehouse.registry() as conn:
             live = registry.live_versions(conn).get(spec.name)
             if live is None:
                 return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
@@ -110,8 +109,7 @@ def batch_check(
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.begin() as conn:
-            registry.migrate(conn)
+        with warehouse.registry() as conn:
             computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))

@@ -10,7 +10,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.errors import ServiceError, ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
                 if error.retriable() and time.monotonic() < deadline:
                     time.sleep(0.5)
                     continue
-                raise KappaError(f"could not create topic {name!r}: {error.str()}") from exc
+                raise ServiceError(f"could not create topic {name!r}: {error.str()}") from exc
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and wait until the cluster no longer lists it."""
@@ -137,7 +137,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             raise self._unavailable(f"describing topic {name!r}", exc) from exc
         topic = metadata.topics.get(name)
         if topic is None or topic.error is not None:
-            raise KappaError(
+            raise ServiceError(
                 f"topic {name!r} does not exist on {self.bootstrap_servers}",
                 "create it first, or check the topic name in the pipeline spec",
             )
@@ -306,7 +306,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
                 producer.poll(0)
         remaining = producer.flush(self.request_timeout_s * 4)
         if remaining or failures:
-            raise KappaError(
+            raise ServiceError(
                 f"{remaining + len(failures)} of {count} records to {topic!r} were not delivered"
                 + (f": {failures[0]}" if failures else ""),
                 "check the broker (`kappa-orch stack status`) and produce again",

@@ -11,7 +11,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
-from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.errors import ServiceError, ServiceUnavailable
 
 # the jobs' input counts (kappa_orch.registry.INPUT_COUNTS_TABLE)
 INPUT_COUNTS = "kappa_counts.input_counts"
@@ -65,6 +65,19 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             raise
 
     @contextmanager
+    def registry(self) -> Iterator[Connection]:
+        """`begin()` on a registry brought up to date: migrated once per process and warehouse
+        (the first call here migrates, later calls trust it)."""
+        from kappa_orch import registry
+
+        key = self.get_engine().url.render_as_string(hide_password=True)
+        with self.begin() as conn:
+            if key not in registry.MIGRATED:
+                registry.migrate(conn)
+            yield conn
+        registry.MIGRATED.add(key)
+
+    @contextmanager
     def connect(self) -> Iterator[Connection]:
         try:
             with self.get_engine().connect() as conn:
@@ -107,7 +120,7 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             if can:
                 return
             if not owned:
-                raise KappaError(
+                raise ServiceError(
                     f"the sinks' role {role!r} may not read {schema}.{table}, which the Flink job reads",
                     f'grant it: GRANT USAGE ON SCHEMA "{schema}" TO "{role}"; '
                     f'GRANT SELECT ON "{schema}"."{table}" TO "{role}"',

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from kappa_orch.config import PlatformConfig
 
 LOOPBACK = "127.0.0.1"
 
@@ -100,3 +103,18 @@ class StackConfig:
     @property
     def warehouse_jdbc_url(self) -> str:
         return f"jdbc:postgresql://{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"
+
+    def platform(self, database: str | None = None, **settings: Any) -> PlatformConfig:
+        """The platform configuration of this stack (on `database`, default the warehouse):
+        what `kappa-orch stack env` prints, as one value for code that runs kappa_orch on it."""
+        database = database or self.warehouse_db
+        return PlatformConfig(
+            home=self.home,
+            kafka_bootstrap=self.kafka_bootstrap,
+            flink_rest_url=self.flink_rest_url,
+            sql_gateway_url=self.sql_gateway_url,
+            warehouse_url=self.warehouse_url_of(database),
+            warehouse_reader_url=self.warehouse_url_of(database, "reader"),
+            warehouse_sink_url=self.warehouse_url_of(database, "sink"),
+            **settings,
+        )

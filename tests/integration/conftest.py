@@ -49,18 +49,18 @@ def stack() -> StackConfig:
 
 @pytest.fixture(scope="session")
 def kafka(stack: StackConfig) -> KafkaResource:
-    return KafkaResource(bootstrap_servers=stack.kafka_bootstrap)
+    resource: KafkaResource = stack.platform().resources()["kafka"]
+    return resource
 
 
 @pytest.fixture(scope="session")
 def flink(stack: StackConfig) -> FlinkResource:
+    # no checkpoint folder: tests that restore from checkpoints say so (test_faults)
     return FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
 
 
 @pytest.fixture(scope="session")
 def warehouse(stack: StackConfig) -> Iterator[WarehouseResource]:
-    resource = WarehouseResource(
-        url=stack.warehouse_url, reader_url=stack.warehouse_reader_url, sink_url=stack.warehouse_sink_url
-    )
+    resource: WarehouseResource = stack.platform().resources()["warehouse"]
     yield resource
     resource.dispose()

@@ -137,11 +137,7 @@ def isolated_platform(
     postgres.provision_database(database)
     admin = create_engine(postgres.admin_url(), isolation_level="AUTOCOMMIT")
     url = stack.warehouse_url_of(database)
-    warehouse = WarehouseResource(
-        url=url,
-        reader_url=stack.warehouse_url_of(database, "reader"),
-        sink_url=stack.warehouse_url_of(database, "sink"),
-    )
+    warehouse: WarehouseResource = stack.platform(database).resources()["warehouse"]
     platform = Platform(suffix, specs, warehouse, url)
     topics = sorted({s.topic for p in platform.pipelines().values() for s in p.spec.sources})
     for topic in topics:
