@@ -211,7 +211,7 @@ def version_asset(
             "action": plan.action,
             "reason": plan.reason,
             "version": row.version,
-            "state": row.state,
+            "state": str(row.state),
             "fingerprint": row.fingerprint,
             "physical_table": f"{spec.target.schema_name}.{row.physical_table}",
             "dagster/table_name": f"{spec.target.schema_name}.{row.physical_table}",

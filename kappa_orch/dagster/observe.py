@@ -198,7 +198,7 @@ def stream_observations(
         job_id = row.flink_job_id or ""
         metadata: dict[str, object] = {
             "version": row.version,
-            "state": row.state,
+            "state": str(row.state),
             "live": live.get(row.pipeline) == row.version,
             "flink_job_id": job_id,
             "job_state": answers.job_states.get(job_id, "UNKNOWN"),

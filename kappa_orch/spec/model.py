@@ -248,6 +248,19 @@ class Source(_Strict):
     bootstrap: Bootstrap | None = Field(
         default=None, description="Snapshot table that batch runs read for days before `until`."
     )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Partitions `kappa-orch topics --create` makes the topic with (default: the "
+        "deployment's, 3). Not part of the fingerprint.",
+    )
+    retention: Duration | Literal["forever"] | None = Field(
+        default=None,
+        description="How long the broker keeps the topic's records (`forever`: unlimited); default: "
+        "the history the pipelines need (start.retention_needed, the batch range), else the "
+        "deployment's or the broker's. Not part of the fingerprint.",
+    )
 
     @model_validator(mode="after")
     def _event_time_source_exists(self) -> Source:

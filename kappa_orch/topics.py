@@ -1,0 +1,200 @@
+"""Source topics are part of a spec's contract: what each topic must be (partitions,
+retention) for the pipelines that read it, checked against the broker and, on request,
+created.
+
+Retention a topic needs: the longest of its readers' `start.retention_needed` and, for
+batch pipelines, the range from `batch.start_date` to today (a backfill reads it all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from kappa_orch.errors import KappaError
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.spec.model import LoadedPipeline, parse_duration
+
+FOREVER = -1  # retention.ms of a topic that keeps everything
+DAY_MS = 86_400_000
+KAFKA_DEFAULT_RETENTION_MS = 7 * DAY_MS  # the broker's log.retention.hours=168
+
+
+@dataclass(frozen=True)
+class TopicNeed:
+    """What the pipelines reading one topic need of it (pure)."""
+
+    topic: str
+    readers: tuple[str, ...]
+    partitions: int | None  # declared, else None (the deployment's default)
+    retention_ms: int | None  # declared (FOREVER = unlimited), else None
+    needed_ms: int | None  # history the readers need, else None
+    needed_by: str = ""  # which reader needs it, and why
+
+    def retention_to_create(self, default_ms: int | None) -> int | None:
+        """retention.ms to create the topic with: declared; else the deployment's default
+        (None: the broker's), raised to what the readers need."""
+        if self.retention_ms is not None:
+            return self.retention_ms
+        if self.needed_ms is None or default_ms == FOREVER:
+            return default_ms
+        return max(self.needed_ms, default_ms if default_ms is not None else KAFKA_DEFAULT_RETENTION_MS)
+
+
+def topic_needs(pipelines: Sequence[LoadedPipeline], today: date) -> tuple[list[TopicNeed], list[str]]:
+    """Each source topic's needs, and the conflicts between specs that declare it differently."""
+    readers: dict[str, list[tuple[LoadedPipeline, int | None, int | None]]] = {}
+    for pipeline in pipelines:
+        for source in pipeline.spec.sources:
+            retention = None
+            if source.retention == "forever":
+                retention = FOREVER
+            elif source.retention is not None:
+                retention = int(parse_duration(source.retention) * 1000)
+            readers.setdefault(source.topic, []).append((pipeline, source.partitions, retention))
+    needs, conflicts = [], []
+    for topic, found in sorted(readers.items()):
+        declared_p = {p for _, p, _ in found if p is not None}
+        declared_r = {r for _, _, r in found if r is not None}
+        names = tuple(sorted({p.name for p, _, _ in found}))
+        for what, values in (("partitions", declared_p), ("retention", declared_r)):
+            if len(values) > 1:
+                conflicts.append(f"{topic}: its readers ({', '.join(names)}) declare different {what}")
+        needed_ms, needed_by = None, ""
+        for pipeline, _, _ in found:
+            for ms, why in _history_needed(pipeline, today):
+                if needed_ms is None or ms > needed_ms:
+                    needed_ms, needed_by = ms, f"{pipeline.name}: {why}"
+        needs.append(
+            TopicNeed(
+                topic=topic,
+                readers=names,
+                partitions=max(declared_p) if declared_p else None,
+                retention_ms=FOREVER if FOREVER in declared_r else max(declared_r) if declared_r else None,
+                needed_ms=needed_ms,
+                needed_by=needed_by,
+            )
+        )
+    return needs, conflicts
+
+
+def _history_needed(pipeline: LoadedPipeline, today: date) -> list[tuple[int, str]]:
+    spec, needed = pipeline.spec, []
+    if spec.start.retention_needed is not None:
+        needed.append(
+            (
+                int(parse_duration(spec.start.retention_needed) * 1000),
+                f"start.retention_needed {spec.start.retention_needed}",
+            )
+        )
+    if spec.batch is not None:
+        days = (today - spec.batch.start_date).days + 1
+        if days > 0:
+            needed.append((days * DAY_MS, f"batch days from {spec.batch.start_date} ({days} days)"))
+    return needed
+
+
+def shorter_than_needed(need: TopicNeed, retention_ms: int | None) -> str | None:
+    """Why a retention (FOREVER, a number of ms, or None = unknown) is too short, or None (pure)."""
+    if retention_ms is None or retention_ms == FOREVER or need.needed_ms is None:
+        return None
+    if retention_ms >= need.needed_ms:
+        return None
+    return (
+        f"{need.topic}: retention {_days(retention_ms)} is shorter than the {_days(need.needed_ms)} "
+        f"{need.needed_by} needs"
+    )
+
+
+def declared_retention_warnings(pipelines: Sequence[LoadedPipeline], today: date) -> list[str]:
+    """Specs whose declared retention is shorter than what their readers need (pure; for validate)."""
+    needs, conflicts = topic_needs(pipelines, today)
+    return conflicts + [w for n in needs if (w := shorter_than_needed(n, n.retention_ms))]
+
+
+def _shorter(actual: int, wanted: int) -> bool:
+    """A retention shorter than wanted (FOREVER is the longest)."""
+    if actual == FOREVER:
+        return False
+    return wanted == FOREVER or actual < wanted
+
+
+def _days(ms: int) -> str:
+    return "unlimited" if ms == FOREVER else f"{ms / DAY_MS:g}d"
+
+
+@dataclass
+class TopicReport:
+    """A topic as the broker has it, against its needs."""
+
+    need: TopicNeed
+    exists: bool = False
+    created: bool = False
+    partitions: int | None = None
+    retention_ms: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def check_topics(
+    needs: Sequence[TopicNeed],
+    kafka: KafkaResource,
+    *,
+    create: bool = False,
+    default_partitions: int = 3,
+    default_retention_ms: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[TopicReport]:
+    """Each topic on the broker against its needs; with `create`, missing ones are created
+    with the declared (or default) partitions and enough retention. Existing topics are
+    never altered: a difference is a problem with its fix."""
+    existing = set(kafka.list_topics())
+    reports = []
+    for need in needs:
+        report = TopicReport(need)
+        if need.topic not in existing and create:
+            retention = need.retention_to_create(default_retention_ms)
+            config = {"retention.ms": str(retention)} if retention is not None else {}
+            kafka.create_topic(need.topic, partitions=need.partitions or default_partitions, config=config)
+            report.created = True
+            log(
+                f"{need.topic}: created ({need.partitions or default_partitions} partitions, retention "
+                f"{_days(retention) if retention is not None else 'the broker default'})"
+            )
+        if need.topic in existing or report.created:
+            _compare(report, kafka)
+        else:
+            report.problems.append(
+                f"{need.topic}: does not exist (read by {', '.join(need.readers)}); "
+                "create it with `kappa-orch topics --create`"
+            )
+        reports.append(report)
+    return reports
+
+
+def _compare(report: TopicReport, kafka: KafkaResource) -> None:
+    need = report.need
+    try:
+        info = kafka.describe_topic(need.topic)
+    except KappaError as exc:
+        report.problems.append(f"{need.topic}: {exc.problem}")
+        return
+    report.exists = True
+    report.partitions = info.partitions
+    raw = info.config.get("retention.ms")
+    report.retention_ms = int(raw) if raw is not None else None
+    if need.partitions is not None and info.partitions < need.partitions:
+        report.problems.append(
+            f"{need.topic}: {info.partitions} partition(s), the spec declares {need.partitions}; "
+            "add partitions with kafka-topics.sh --alter --partitions (keys move), or change the spec"
+        )
+    wanted, actual = need.retention_ms, report.retention_ms
+    if wanted is not None and actual is not None and _shorter(actual, wanted):
+        report.problems.append(
+            f"{need.topic}: retention {_days(actual)}, the spec declares {_days(wanted)}; "
+            f"raise it: kafka-configs.sh --alter --entity-type topics --entity-name {need.topic} "
+            f"--add-config retention.ms={wanted}"
+        )
+    short = shorter_than_needed(need, report.retention_ms)
+    if short:
+        report.problems.append(f"{short}; raise the topic's retention.ms")
