@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kappa_orch.errors import SpecError
+from kappa_orch.spec.model import parse_duration
 
 # the local stack's roles (kappa-orch stack up makes them; `stack env` prints them)
 DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
@@ -36,6 +37,8 @@ VARIABLES: dict[str, str] = {
     "warehouse_sink_url": "KAPPA_WAREHOUSE_SINK_URL",
     "git_commit": "KAPPA_GIT_COMMIT",
     "data_quality_cron": "KAPPA_DATA_QUALITY_CRON",
+    "topic_partitions": "KAPPA_TOPIC_PARTITIONS",
+    "topic_retention": "KAPPA_TOPIC_RETENTION",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
@@ -67,6 +70,14 @@ class PlatformConfig(BaseModel):
     )
     git_commit: str | None = Field(None, description="Recorded with every swap; default: git HEAD.")
     data_quality_cron: str = Field("0 * * * *", description="When the scheduled data-quality checks run.")
+    topic_partitions: int = Field(
+        3, ge=1, le=10_000, description="Partitions of a source topic `kappa-orch topics --create` makes."
+    )
+    topic_retention: str | None = Field(
+        None,
+        description="Retention of a source topic `topics --create` makes (a duration like 30d, or "
+        "forever), raised to what its readers need; default: the broker's (7d).",
+    )
     # the settings whose value came from an environment variable
     from_environment: frozenset[str] = Field(frozenset(), repr=False)
 
@@ -87,6 +98,19 @@ class PlatformConfig(BaseModel):
             )
         from_env = {f: environ[v] for f, v in VARIABLES.items() if environ.get(v) and f not in given}
         return cls(**{**(defaults or {}), **from_env, **given}, from_environment=frozenset(from_env))
+
+    @field_validator("topic_retention")
+    @classmethod
+    def _a_retention(cls, value: str | None) -> str | None:
+        if value is not None and value != "forever":
+            parse_duration(value)
+        return value
+
+    def topic_retention_ms(self) -> int | None:
+        """`topic_retention` in ms (-1: forever; None: the broker's)."""
+        if self.topic_retention is None:
+            return None
+        return -1 if self.topic_retention == "forever" else int(parse_duration(self.topic_retention) * 1000)
 
     def checkpoint_dir(self) -> str | None:
         """The configured checkpoint folder, else the local stack's if it exists."""

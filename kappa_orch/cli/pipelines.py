@@ -136,6 +136,12 @@ def validate(specs: Path | None, flink: bool) -> None:
         )
     planned = " and planned by Flink" if flink else ""
     click.echo(f"{len(pipelines)} pipeline spec(s) valid{planned}")
+    from datetime import UTC, datetime
+
+    from kappa_orch.topics import declared_retention_warnings
+
+    for warning in declared_retention_warnings(pipelines, datetime.now(UTC).date()):
+        click.secho(f"WARNING: {warning}", fg="yellow")
 
 
 @main.command(name="deploy")
@@ -282,9 +288,12 @@ def plan_command(as_json: bool, **options: Any) -> None:
             )
             plans = current_plan(pipelines, warehouse)
         warehouse.dispose()
+        warnings = _topic_warnings(pipelines, platform)
     except KappaError as exc:
         fail(exc)
         return
+    for warning in warnings:
+        click.secho(f"WARNING: {warning}", fg="yellow", err=as_json)
     if as_json:
         click.echo(json.dumps([asdict(p) for p in plans], indent=2))
         return
@@ -300,6 +309,21 @@ def plan_command(as_json: bool, **options: Any) -> None:
         )
         if p.column_changes:
             click.echo(f"{'':<24} columns: {', '.join(p.column_changes)}")
+
+
+def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> list[str]:
+    """The source topics' problems (missing, too few partitions, too short a retention)."""
+    from datetime import UTC, datetime
+
+    from kappa_orch.errors import ServiceUnavailable
+    from kappa_orch.topics import check_topics, topic_needs
+
+    needs, conflicts = topic_needs(pipelines, datetime.now(UTC).date())
+    try:
+        reports = check_topics(needs, platform.resources()["kafka"])
+    except ServiceUnavailable as exc:
+        return [*conflicts, f"source topics not checked ({exc.problem})"]
+    return conflicts + [p for r in reports for p in r.problems]
 
 
 @main.command(name="reprocess")
