@@ -24,7 +24,6 @@ from kappa_orch.dagster.observe import stream_observation_sensor as stream_obser
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
-from kappa_orch.deploy import DeployPlan as DeployPlan
 from kappa_orch.deploy import deploy as deploy
 from kappa_orch.errors import ClaimHeld as ClaimHeld
 from kappa_orch.errors import FlinkJobError as FlinkJobError
@@ -35,6 +34,7 @@ from kappa_orch.errors import ServiceError as ServiceError
 from kappa_orch.errors import ServiceUnavailable as ServiceUnavailable
 from kappa_orch.errors import SpecError as SpecError
 from kappa_orch.errors import StackError as StackError
+from kappa_orch.plan import DeployPlan as DeployPlan
 from kappa_orch.registry import VersionState as VersionState
 from kappa_orch.resources.flink import FlinkJob as FlinkJob
 from kappa_orch.resources.flink import FlinkResource as FlinkResource

@@ -11,38 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime
 
 from kappa_orch import registry
 from kappa_orch.batch import retention_gaps
-from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused, SpecError
+from kappa_orch.errors import KappaError, SpecError
 from kappa_orch.flink_sql import version_job
+from kappa_orch.plan import DeployPlan, plan_deploy
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import SpecErrors
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
-# a version left in `deploying` longer than this by a crashed run may be taken over
-STALE_DEPLOY = timedelta(minutes=10)
-
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class DeployPlan:
-    pipeline: str
-    fingerprint: str
-    action: Literal["none", "deploy", "redeploy"]
-    version: int
-    physical_table: str
-    group_id: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -50,76 +35,6 @@ class DeployResult:
     plan: DeployPlan
     flink_job_id: str | None
     deployed_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def group_id_for(pipeline: str, version: int) -> str:
-    return f"kappa.{pipeline}.v{version}"
-
-
-def plan_deploy(
-    pipeline: LoadedPipeline,
-    *,
-    rows: list[registry.VersionRow],
-    job_states: Mapping[str, str],
-    now: datetime,
-    holds_claim: bool = False,
-) -> DeployPlan:
-    """Decide what deploying the pipeline's current fingerprint takes (pure).
-
-    `holds_claim`: the caller holds the pipeline's claim (a reprocess run), so a deploy
-    left unfinished is no other live run's: it is taken over at once."""
-    spec = pipeline.spec
-    current = fingerprint(pipeline)
-    existing = next((r for r in rows if r.fingerprint == current), None)
-    if existing is not None:
-        job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
-
-        def existing_plan(action: Literal["none", "redeploy"], reason: str) -> DeployPlan:
-            return DeployPlan(
-                pipeline=spec.name,
-                fingerprint=current,
-                action=action,
-                version=existing.version,
-                physical_table=existing.physical_table,
-                group_id=existing.group_id,
-                reason=reason,
-            )
-
-        if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
-            started = existing.created_at or now
-            if not holds_claim and now - started < STALE_DEPLOY:
-                raise ClaimHeld(
-                    f"version {existing.version} of {spec.name!r} is being deployed by another run "
-                    f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
-                    "wait for that run to finish; a deploy left behind by a crash is taken over "
-                    f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
-                )
-            return existing_plan(
-                "redeploy",
-                "a deploy left unfinished is taken over"
-                + (" by the run holding the pipeline's claim" if holds_claim else ""),
-            )
-        # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
-        if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
-            return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
-        if existing.state == registry.RETIRED:
-            raise OperationRefused(
-                f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
-                "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
-            )
-        return existing_plan(
-            "redeploy", f"v{existing.version} is {existing.state} and its job is {job_state}"
-        )
-    version = max((r.version for r in rows), default=0) + 1
-    return DeployPlan(
-        pipeline=spec.name,
-        fingerprint=current,
-        action="deploy",
-        version=version,
-        physical_table=spec.target.version_table(version),
-        group_id=group_id_for(spec.name, version),
-        reason="new fingerprint" if rows else "first deploy",
-    )
 
 
 # slots one version's job takes: its operators share one slot at parallelism 1
@@ -229,6 +144,9 @@ def deploy(
             now=datetime.now(UTC),
             holds_claim=holds_claim,
         )
+        refusal = plan.refusal()
+        if refusal is not None:
+            raise refusal
         log(f"{spec.name}: {plan.action} v{plan.version} ({plan.reason})")
         if plan.action == "none":
             row = next(r for r in rows if r.version == plan.version)

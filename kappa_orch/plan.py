@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import Connection
 
 from kappa_orch import registry
 from kappa_orch.claims import held_claims
-from kappa_orch.reprocess import due_for_retirement
+from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 IN_FLIGHT = frozenset({registry.DEPLOYING, registry.CATCHING_UP, registry.CHECKING})
 # versions that must have a running job: the alias serves them or a rollback may
@@ -82,6 +83,123 @@ def abandoned(row: registry.VersionRow, job_state: str | None, desired: str, liv
     )
 
 
+# a version left in `deploying` longer than this by a crashed run may be taken over
+STALE_DEPLOY = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    pipeline: str
+    fingerprint: str
+    # none: this fingerprint runs; deploy: a new version; redeploy: the version's job again;
+    # wait: another run is deploying it; refused: it cannot be deployed (see reason)
+    action: Literal["none", "deploy", "redeploy", "wait", "refused"]
+    version: int
+    physical_table: str
+    group_id: str
+    reason: str
+    fix: str = ""
+
+    def refusal(self) -> KappaError | None:
+        """The error a deploy raises for this plan, or None when it may go ahead."""
+        if self.action == "wait":
+            return ClaimHeld(self.reason, self.fix)
+        if self.action == "refused":
+            return OperationRefused(self.reason, self.fix)
+        return None
+
+
+def group_id_for(pipeline: str, version: int) -> str:
+    return f"kappa.{pipeline}.v{version}"
+
+
+def plan_deploy(
+    pipeline: LoadedPipeline,
+    *,
+    rows: list[registry.VersionRow],
+    job_states: Mapping[str, str],
+    now: datetime,
+    holds_claim: bool = False,
+) -> DeployPlan:
+    """Decide what deploying the pipeline's current fingerprint takes (pure).
+
+    `holds_claim`: the caller holds the pipeline's claim (a reprocess run), so a deploy
+    left unfinished is no other live run's: it is taken over at once."""
+    spec = pipeline.spec
+    current = fingerprint(pipeline)
+    existing = next((r for r in rows if r.fingerprint == current), None)
+    if existing is not None:
+        job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
+
+        def existing_plan(
+            action: Literal["none", "redeploy", "wait", "refused"], reason: str, fix: str = ""
+        ) -> DeployPlan:
+            return DeployPlan(
+                pipeline=spec.name,
+                fingerprint=current,
+                action=action,
+                version=existing.version,
+                physical_table=existing.physical_table,
+                group_id=existing.group_id,
+                reason=reason,
+                fix=fix,
+            )
+
+        if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
+            started = existing.created_at or now
+            if not holds_claim and now - started < STALE_DEPLOY:
+                return existing_plan(
+                    "wait",
+                    f"version {existing.version} of {spec.name!r} is being deployed by another run "
+                    f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
+                    "wait for that run to finish; a deploy left behind by a crash is taken over "
+                    f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
+                )
+            return existing_plan(
+                "redeploy",
+                "a deploy left unfinished is taken over"
+                + (" by the run holding the pipeline's claim" if holds_claim else ""),
+            )
+        # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
+        if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
+            return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
+        if existing.state == registry.RETIRED:
+            return existing_plan(
+                "refused",
+                f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
+                "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
+            )
+        return existing_plan(
+            "redeploy", f"v{existing.version} is {existing.state} and its job is {job_state}"
+        )
+    version = max((r.version for r in rows), default=0) + 1
+    return DeployPlan(
+        pipeline=spec.name,
+        fingerprint=current,
+        action="deploy",
+        version=version,
+        physical_table=spec.target.version_table(version),
+        group_id=group_id_for(spec.name, version),
+        reason="new fingerprint" if rows else "first deploy",
+    )
+
+
+def due_for_retirement(
+    pipelines: list[LoadedPipeline], rows: list[registry.VersionRow], live: dict[str, int], now: datetime
+) -> list[registry.VersionRow]:
+    """Replaced versions past their pipeline's grace period (pure)."""
+    grace = {p.name: timedelta(seconds=parse_duration(p.spec.retire.grace)) for p in pipelines}
+    return [
+        r
+        for r in rows
+        if r.pipeline in grace
+        and r.state == registry.READY
+        and live.get(r.pipeline) != r.version
+        and r.replaced_at is not None
+        and now - r.replaced_at >= grace[r.pipeline]
+    ]
+
+
 @dataclass(frozen=True)
 class PipelinePlan:
     pipeline: str
@@ -95,10 +213,31 @@ class PipelinePlan:
     abandon: list[int] = field(default_factory=list)  # superseded candidates whose job is gone
     problems: list[str] = field(default_factory=list)  # what is degraded, in words
     column_changes: list[str] = field(default_factory=list)  # spec's columns against the live version's
+    # what deploying the spec's fingerprint takes now (None when the jobs were not asked)
+    deploy: DeployPlan | None = None
 
     @property
     def requests_run(self) -> bool:
         return self.action in ("deploy", "reprocess")
+
+
+@dataclass(frozen=True)
+class RegistryView:
+    """What the plan reads: the registry's rows, live versions, claims, and what is missing."""
+
+    rows: Sequence[registry.VersionRow]
+    live: dict[str, int]
+    claims: dict[str, str]
+    now: datetime
+    # job id -> Flink state (UNKNOWN for a job the cluster does not know); None: not asked
+    job_states: Mapping[str, str] | None = None
+    missing_tables: frozenset[tuple[str, int]] = frozenset()  # (pipeline, version)
+    no_alias: frozenset[str] = frozenset()  # pipelines whose alias view is gone
+
+    def job_state(self, row: registry.VersionRow) -> str | None:
+        if self.job_states is None:
+            return None
+        return self.job_states.get(row.flink_job_id or "", "UNKNOWN")
 
 
 def plan(
@@ -111,74 +250,76 @@ def plan(
     missing_tables: frozenset[tuple[str, int]] = frozenset(),
     no_alias: frozenset[str] = frozenset(),
 ) -> list[PipelinePlan]:
-    """`job_states` (job id -> Flink state; UNKNOWN for a job the cluster does not know):
-    without it, jobs are not judged (no repair, no abandon). `missing_tables`:
-    (pipeline, version) whose version table is gone."""
+    """The plan of every pipeline (pure). Without `job_states` jobs are not judged (no
+    repair, no abandon)."""
+    view = RegistryView(rows, live, claims, now, job_states, missing_tables, no_alias)
     due = due_for_retirement(list(pipelines), list(rows), live, now)
-    states = job_states or {}
+    return [pipeline_plan(p, view, [r.version for r in due if r.pipeline == p.name]) for p in pipelines]
 
-    def state_of(row: registry.VersionRow) -> str | None:
-        if job_states is None:
-            return None
-        return states.get(row.flink_job_id or "", "UNKNOWN")
 
-    plans = []
-    for pipeline in pipelines:
-        name = pipeline.name
-        desired = fingerprint(pipeline)
-        mine = [r for r in rows if r.pipeline == name]
-        live_row = next((r for r in mine if r.version == live.get(name)), None)
-        candidate = next((r for r in mine if r.fingerprint == desired), None)
-        retire = [r.version for r in due if r.pipeline == name]
-        verdicts = {
-            r.version: degraded(r, state_of(r), (name, r.version) not in missing_tables) for r in mine
-        }
-        problems = [p for p in verdicts.values() if p is not None]
-        if name in no_alias and live_row is not None:
-            problems.append(
-                f"the alias view {pipeline.spec.target.alias} of live v{live_row.version} is missing"
-            )
-        repair = [v for v, p in verdicts.items() if p is not None]
-        abandon = [r.version for r in mine if abandoned(r, state_of(r), desired, live.get(name))]
-        live_degraded = live_row is not None and live_row.version in repair
-        if live_row is not None and live_row.fingerprint == desired and name in no_alias:
-            action, detail = "repair", problems[-1]
-        elif live_row is not None and live_row.fingerprint == desired and live_degraded:
-            action = "repair"
-            detail = f"{verdicts[live_row.version]}: the alias serves a table nobody updates"
-        elif live_row is not None and live_row.fingerprint == desired:
-            action, detail = "none", f"v{live_row.version} serves the spec's fingerprint"
-        elif name in claims:
-            action, detail = "blocked", f"a reprocess is in flight ({claims[name]})"
-        elif candidate is not None and candidate.state == registry.FAILED:
-            reason = (candidate.error or "").splitlines()[0][:200] if candidate.error else "failed"
-            action, detail = "blocked", f"candidate v{candidate.version} failed, not retried: {reason}"
-        elif candidate is not None and candidate.state == registry.RETIRED:
-            action, detail = "blocked", f"fingerprint {desired} was v{candidate.version}, now retired"
-        elif live_row is None:
-            action, detail = "deploy", "no live version yet"
-        else:
-            if candidate is None:
-                detail = f"spec changed: v{live_row.version} runs {live_row.fingerprint}"
-            else:
-                detail = f"candidate v{candidate.version} is {candidate.state}"
-            action = "reprocess"
-        plans.append(
-            PipelinePlan(
-                pipeline=name,
-                live_version=live_row.version if live_row else None,
-                live_fingerprint=live_row.fingerprint if live_row else None,
-                desired_fingerprint=desired,
-                action=action,
-                detail=detail,
-                retire=retire,
-                repair=repair,
-                abandon=abandon,
-                problems=problems,
-                column_changes=column_changes(live_row, pipeline),
-            )
-        )
-    return plans
+def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int]) -> PipelinePlan:
+    """One pipeline's plan: its health, what automation does next, and what a deploy does."""
+    name, desired = pipeline.name, fingerprint(pipeline)
+    mine = [r for r in view.rows if r.pipeline == name]
+    live_row = next((r for r in mine if r.version == view.live.get(name)), None)
+    verdicts = {
+        r.version: degraded(r, view.job_state(r), (name, r.version) not in view.missing_tables) for r in mine
+    }
+    problems = [p for p in verdicts.values() if p is not None]
+    if name in view.no_alias and live_row is not None:
+        problems.append(f"the alias view {pipeline.spec.target.alias} of live v{live_row.version} is missing")
+    # the one rule of what a deploy of the spec's fingerprint does (as `deploy` applies it)
+    step = plan_deploy(pipeline, rows=mine, job_states=view.job_states or {}, now=view.now)
+    action, detail = _next_action(pipeline, desired, mine, live_row, verdicts, problems, step, view)
+    return PipelinePlan(
+        pipeline=name,
+        live_version=live_row.version if live_row else None,
+        live_fingerprint=live_row.fingerprint if live_row else None,
+        desired_fingerprint=desired,
+        action=action,
+        detail=detail,
+        retire=retire,
+        repair=[v for v, p in verdicts.items() if p is not None],
+        abandon=[r.version for r in mine if abandoned(r, view.job_state(r), desired, view.live.get(name))],
+        problems=problems,
+        column_changes=column_changes(live_row, pipeline),
+        deploy=step if view.job_states is not None else None,
+    )
+
+
+def _next_action(
+    pipeline: LoadedPipeline,
+    desired: str,
+    mine: list[registry.VersionRow],
+    live_row: registry.VersionRow | None,
+    verdicts: dict[int, str | None],
+    problems: list[str],
+    step: DeployPlan,
+    view: RegistryView,
+) -> tuple[str, str]:
+    """What automation does next (none, deploy, reprocess, repair, blocked), and why (pure)."""
+    name = pipeline.name
+    candidate = next((r for r in mine if r.fingerprint == desired), None)
+    serves_spec = live_row is not None and live_row.fingerprint == desired
+    if live_row is not None and serves_spec and name in view.no_alias:
+        return "repair", problems[-1]
+    if live_row is not None and serves_spec and verdicts.get(live_row.version):
+        return "repair", f"{verdicts[live_row.version]}: the alias serves a table nobody updates"
+    if live_row is not None and serves_spec:
+        return "none", f"v{live_row.version} serves the spec's fingerprint"
+    if name in view.claims:
+        return "blocked", f"a reprocess is in flight ({view.claims[name]})"
+    if candidate is not None and candidate.state == registry.FAILED:
+        # automation does not retry a failed candidate; a person's reprocess re-checks it
+        reason = (candidate.error or "").splitlines()[0][:200] if candidate.error else "failed"
+        return "blocked", f"candidate v{candidate.version} failed, not retried: {reason}"
+    if step.action == "refused":
+        return "blocked", step.reason
+    if live_row is None:
+        return "deploy", "no live version yet"
+    if candidate is None:
+        return "reprocess", f"spec changed: v{live_row.version} runs {live_row.fingerprint}"
+    return "reprocess", f"candidate v{candidate.version} is {candidate.state}"
 
 
 def current_plan(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import TypeVar
 
 from kappa_orch import claims, registry
@@ -35,7 +34,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import alias_members, build_alias, drop_version_table, existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
-from kappa_orch.spec.model import LoadedPipeline, parse_duration
+from kappa_orch.spec.model import LoadedPipeline
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -412,22 +411,6 @@ def _swap_once(
         )
     log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
     return SwapResult(True, previous, target.version, target.physical_table, count)
-
-
-def due_for_retirement(
-    pipelines: list[LoadedPipeline], rows: list[registry.VersionRow], live: dict[str, int], now: datetime
-) -> list[registry.VersionRow]:
-    """Replaced versions past their pipeline's grace period (pure)."""
-    grace = {p.name: timedelta(seconds=parse_duration(p.spec.retire.grace)) for p in pipelines}
-    return [
-        r
-        for r in rows
-        if r.pipeline in grace
-        and r.state == registry.READY
-        and live.get(r.pipeline) != r.version
-        and r.replaced_at is not None
-        and now - r.replaced_at >= grace[r.pipeline]
-    ]
 
 
 def retire(

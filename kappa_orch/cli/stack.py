@@ -136,37 +136,6 @@ def jars(config: StackConfig) -> None:
 
 
 @stack.command()
-@click.option("--events", default=100_000, show_default=True, type=int, help="Events to produce.")
-@click.pass_obj
-def smoke(config: StackConfig, events: int) -> None:
-    """Run the smoke pipeline on the stack: Kafka -> Flink SQL -> PostgreSQL."""
-    from kappa_orch.resources.flink import FlinkResource
-    from kappa_orch.resources.kafka import KafkaResource
-    from kappa_orch.resources.warehouse import WarehouseResource
-    from kappa_orch.smoke import run_smoke
-
-    warehouse = WarehouseResource(url=config.warehouse_url)
-    try:
-        figures = run_smoke(
-            kafka=KafkaResource(bootstrap_servers=config.kafka_bootstrap),
-            flink=FlinkResource(rest_url=config.flink_rest_url, sql_gateway_url=config.sql_gateway_url),
-            warehouse=warehouse,
-            events=events,
-            report=click.echo,
-        )
-    except KappaError as exc:
-        fail(exc)
-        return
-    finally:
-        warehouse.dispose()
-    click.echo(
-        f"smoke pipeline OK: {figures['events']:,.0f} events, "
-        f"{figures['end_to_end_events_per_s']:,.0f} events/s end to end "
-        f"(produce {figures['produce_events_per_s']:,.0f} events/s)"
-    )
-
-
-@stack.command()
 @click.pass_obj
 def env(config: StackConfig) -> None:
     """Print the KAPPA_* variables that point resources at this stack (for `eval`)."""

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.smoke import SmokePipeline, generate_events
 from tests.integration.expect import aggregate, wait_until
+from tests.integration.smoke import SmokePipeline, generate_events
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kappa_orch import registry
-from kappa_orch.deploy import plan_deploy
-from kappa_orch.errors import KappaError
+from kappa_orch.errors import ClaimHeld, OperationRefused
+from kappa_orch.plan import plan_deploy
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
 
@@ -66,15 +66,19 @@ def test_failed_or_vanished_job_is_redeployed_in_place(state: str, job_state: st
 
 def test_a_deploy_in_flight_is_refused_then_taken_over_when_stale() -> None:
     in_flight = row(1, FP, registry.DEPLOYING, job=None, created=NOW - timedelta(minutes=1))
-    with pytest.raises(KappaError, match="is being deployed by another run"):
-        plan_deploy(PIPELINE, rows=[in_flight], job_states={}, now=NOW)
+    waiting = plan_deploy(PIPELINE, rows=[in_flight], job_states={}, now=NOW)
+    assert waiting.action == "wait"
+    with pytest.raises(ClaimHeld, match="is being deployed by another run"):
+        raise waiting.refusal() or AssertionError("no refusal")
     stale = row(1, FP, registry.DEPLOYING, job=None, created=NOW - timedelta(hours=1))
     assert plan_deploy(PIPELINE, rows=[stale], job_states={}, now=NOW).action == "redeploy"
 
 
 def test_a_retired_fingerprint_is_not_silently_revived() -> None:
-    with pytest.raises(KappaError, match="which is retired"):
-        plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, now=NOW)
+    refused = plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, now=NOW)
+    assert refused.action == "refused"
+    with pytest.raises(OperationRefused, match="which is retired"):
+        raise refused.refusal() or AssertionError("no refusal")
 
 
 def test_the_claim_holder_takes_over_an_unfinished_deploy_at_once() -> None:
@@ -84,3 +88,23 @@ def test_the_claim_holder_takes_over_an_unfinished_deploy_at_once() -> None:
     plan = plan_deploy(PIPELINE, rows=[in_flight], job_states={}, now=NOW, holds_claim=True)
     assert (plan.action, plan.version) == ("redeploy", 1)
     assert "holding the pipeline's claim" in plan.reason
+
+
+@pytest.mark.parametrize("state", list(registry.VersionState))
+@pytest.mark.parametrize("job_state", ["RUNNING", "FAILED", "UNKNOWN"])
+def test_the_plan_and_a_deploy_answer_from_one_rule(state: registry.VersionState, job_state: str) -> None:
+    # found: plan.py and deploy.py encoded overlapping rules and answered differently for
+    # retired and failed candidates; the plan now carries the deploy step it is built from
+    from kappa_orch.plan import plan
+
+    live_row = row(1, "0" * 16, registry.LIVE, job="live-job")
+    candidate = row(2, FP, state, job="job", created=NOW - timedelta(hours=1))
+    states = {"live-job": "RUNNING", "job": job_state}
+    [planned] = plan([PIPELINE], [live_row, candidate], {"daily_spend": 1}, {}, NOW, states)
+    step = plan_deploy(PIPELINE, rows=[live_row, candidate], job_states=states, now=NOW)
+    assert planned.deploy == step
+    if step.action == "refused":
+        assert (planned.action, planned.detail) == ("blocked", step.reason)
+    if state == registry.FAILED:
+        # automation does not retry it; a person's deploy re-checks or redeploys it
+        assert planned.action == "blocked" and step.action in ("none", "redeploy")

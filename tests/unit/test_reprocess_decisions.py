@@ -7,8 +7,7 @@ from pathlib import Path
 
 from kappa_orch import registry
 from kappa_orch.catch_up import CatchUpTracker
-from kappa_orch.plan import plan
-from kappa_orch.reprocess import due_for_retirement
+from kappa_orch.plan import due_for_retirement, plan
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from kappa_orch.smoke import generate_events
+from tests.integration.smoke import generate_events
 
 
 def test_generator_is_deterministic_and_breaks_every_nth_event() -> None:

@@ -1,8 +1,10 @@
-"""The smoke pipeline: Kafka -> Flink SQL aggregate -> JDBC upsert into PostgreSQL.
+"""The smoke pipeline: Kafka -> Flink SQL aggregate -> JDBC upsert into PostgreSQL,
+written by hand without a spec (a test helper, not part of the library).
 
-It proves the local stack end to end. Events are read as raw strings and parsed in
-SQL, so that an event that is not JSON or breaks the schema is not dropped by the
-format: it goes to a rejects table keyed by its (partition, offset).
+It proves the local stack end to end, below kappa_orch's own pipelines. Events are
+read as raw strings and parsed in SQL, so that an event that is not JSON or breaks the
+schema is not dropped by the format: it goes to a rejects table keyed by its (partition,
+offset).
 """
 
 from __future__ import annotations
