@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 
 from kappa_orch import registry
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.flink_sql import (
     JOB_CONFIGURATION,
@@ -29,7 +30,6 @@ from kappa_orch.flink_sql import (
     snapshot_table,
     valid_view_ddl,
 )
-from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, version_table
@@ -161,7 +161,7 @@ def run_batch(
     days: Sequence[date],
     *,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
     timeout_s: float = 1800.0,
@@ -253,7 +253,7 @@ def replace_days(conn: Connection, spec: PipelineSpec, staging: str, days: Seque
     return {d: int(counts.get(d, 0)) for d in days}
 
 
-def _wait_finished(flink: FlinkResource, job_id: str, *, timeout_s: float, log: Log, what: str) -> None:
+def _wait_finished(flink: StreamEngine, job_id: str, *, timeout_s: float, log: Log, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     last_report = time.monotonic()
     while True:

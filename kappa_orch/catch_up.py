@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import PipelineSpec, parse_duration
 
@@ -69,7 +70,7 @@ def await_catch_up(
     job_id: str,
     group_id: str,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     log: Log,
     heartbeat: Callable[[], None] = lambda: None,
     poll_s: float = 2.0,

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 
 from kappa_orch import registry
 from kappa_orch.batch import retention_gaps
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, SpecError
 from kappa_orch.flink_sql import version_job
 from kappa_orch.plan import DeployPlan, plan_deploy
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
@@ -116,7 +117,7 @@ def deploy(
     pipeline: LoadedPipeline,
     *,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
     holds_claim: bool = False,

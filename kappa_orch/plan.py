@@ -18,8 +18,9 @@ from sqlalchemy import Connection
 
 from kappa_orch import registry
 from kappa_orch.claims import held_claims
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
@@ -323,7 +324,7 @@ def _next_action(
 
 
 def current_plan(
-    pipelines: Sequence[LoadedPipeline], warehouse: WarehouseResource, flink: FlinkResource | None = None
+    pipelines: Sequence[LoadedPipeline], warehouse: WarehouseResource, flink: StreamEngine | None = None
 ) -> list[PipelinePlan]:
     """The plan for the registry as it is now (reads the warehouse; with `flink`, also the
     state of every job a live, ready or in-flight version holds, to judge health)."""

@@ -13,10 +13,11 @@ import yaml
 
 from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
 from kappa_orch.reprocess import swap
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
@@ -65,7 +66,7 @@ def _retire_dropped(
     *,
     rows: list[registry.VersionRow],
     live: int | None,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     result: RepairResult,
     log: Log,
@@ -106,7 +107,7 @@ def repair(
     pipeline: LoadedPipeline,
     *,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     owner: str,
     versions: list[int] | None = None,

@@ -17,6 +17,7 @@ from typing import TypeVar
 from kappa_orch import claims, registry
 from kappa_orch.catch_up import CatchUpResult, await_catch_up
 from kappa_orch.deploy import DeployResult, deploy
+from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.gate import (
     NO_LATE_RECORDS,
@@ -29,7 +30,7 @@ from kappa_orch.gate import (
     parity_outcome,
     unique_key_outcome,
 )
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import alias_members, build_alias, drop_version_table, existing_tables
@@ -67,7 +68,7 @@ def prepare_candidate(
     pipeline: LoadedPipeline,
     *,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     owner: str,
     log: Log,
@@ -165,7 +166,7 @@ def run_gate(
     row: registry.VersionRow,
     *,
     warehouse: WarehouseResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
 ) -> list[Outcome]:
     spec = pipeline.spec
     with warehouse.begin() as conn:
@@ -234,7 +235,7 @@ def swap(
     run_id: str | None = None,
     git_commit: str | None = None,
     log: Log = lambda _: None,
-    flink: FlinkResource | None = None,
+    flink: StreamEngine | None = None,
 ) -> SwapResult:
     """Point the alias at a version in one transaction and record the swap.
 
@@ -308,7 +309,7 @@ def _swap_once(
     git_commit: str | None,
     log: Log,
     lock_timeout_ms: int,
-    flink: FlinkResource | None = None,
+    flink: StreamEngine | None = None,
 ) -> SwapResult:
     """One attempt at the swap, in one transaction (lock_timeout_ms 0: wait for the lock).
 
@@ -417,7 +418,7 @@ def retire(
     pipeline: LoadedPipeline,
     version: int,
     *,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
 ) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
+from kappa_orch.engine import StreamEngine
 from kappa_orch.plan import column_changes, degraded, missing_aliases, missing_version_tables
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
@@ -60,7 +61,7 @@ def pipeline_status(
     pipelines: Sequence[LoadedPipeline],
     *,
     kafka: KafkaResource,
-    flink: FlinkResource,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
 ) -> list[PipelineStatus]:
     with warehouse.registry() as conn:
