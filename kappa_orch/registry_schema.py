@@ -1,0 +1,235 @@
+"""The registry's tables and their migrations: created and upgraded automatically, once
+per process and warehouse (`WarehouseResource.registry()`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+)
+
+from kappa_orch.spec.model import COUNTS_SCHEMA as COUNTS_SCHEMA
+from kappa_orch.spec.model import REGISTRY_SCHEMA
+
+SCHEMA = REGISTRY_SCHEMA
+
+
+metadata = MetaData(schema=SCHEMA)
+
+migrations_table = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("physical_table", String(127), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("flink_job_id", String(64)),
+    Column("group_id", String(127), nullable=False),
+    Column("deployed_offsets", JSON),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("check_results", JSON),  # migration 2
+    Column("replaced_at", DateTime(timezone=True)),  # migration 2: when the alias moved away from it
+    Column("late_records", JSON),  # migration 6: {operator: records dropped as late} at the gate
+    # migration 7: the version's own definition (target columns and key, SQL, spec text),
+    # so a swap, a rollback or a roll-forward builds the alias from the version itself
+    Column("definition", JSON),
+    UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("alias", String(127), nullable=False, unique=True),
+    Column("live_version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+swaps = Table(
+    "swaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(63), nullable=False),
+    Column("alias", String(127), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("run_id", String(64)),
+    Column("git_commit", String(64)),
+    Column("swapped_by", String(127)),
+    Column("swapped_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # migration 9: failed checks an operator accepted for the target: {check: "who: why"}
+    Column("accepted", JSON),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    # a pipeline's name, or "repair:<name>" for its repair (migration 8 widened it)
+    Column("pipeline", String(127), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+batch_days = Table(
+    "batch_days",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("read_until", JSON, nullable=False),  # {topic: {partition: end offset when the day was computed}}
+    Column("materialized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("check_failed_at", DateTime(timezone=True)),  # migration 5: a scheduled check failed on it
+    Column("check_failure", Text),  # migration 5
+)
+
+
+# written by each version's Flink job (JDBC upsert), one row per source partition; in a
+# schema of its own, so that the registry is written by the orchestrator's role only
+input_counts = Table(
+    "input_counts",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source_topic", String(255), primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True),
+    Column("records", BigInteger, nullable=False),
+    Column("parsed", BigInteger, nullable=False),
+    Column("dead_lettered", BigInteger, nullable=False),
+    Column("first_offset", BigInteger, nullable=False),
+    Column("last_offset", BigInteger, nullable=False),
+    schema=COUNTS_SCHEMA,
+)
+INPUT_COUNTS_TABLE = f"{COUNTS_SCHEMA}.input_counts"
+
+
+def _migration_1(conn: Connection) -> None:
+    # on a new warehouse this creates today's `versions`; the ADD COLUMN IF NOT EXISTS of
+    # later migrations upgrade one created by an older kappa_orch
+    metadata.create_all(conn, tables=[versions, aliases])
+
+
+def _migration_2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[swaps, claims])
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS check_results JSON'))
+    conn.execute(
+        text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS replaced_at TIMESTAMP WITH TIME ZONE')
+    )
+
+
+def _migration_3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[batch_days])
+
+
+def _migration_4(conn: Connection) -> None:
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{COUNTS_SCHEMA}"'))
+    metadata.create_all(conn, tables=[input_counts])
+
+
+def _migration_5(conn: Connection) -> None:
+    for column, kind in (("check_failed_at", "TIMESTAMP WITH TIME ZONE"), ("check_failure", "TEXT")):
+        conn.execute(text(f'ALTER TABLE "{SCHEMA}".batch_days ADD COLUMN IF NOT EXISTS {column} {kind}'))
+
+
+def _migration_6(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS late_records JSON'))
+
+
+def _migration_7(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS definition JSON'))
+
+
+def _migration_8(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".claims ALTER COLUMN pipeline TYPE VARCHAR(127)'))
+
+
+def _migration_9(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".swaps ADD COLUMN IF NOT EXISTS accepted JSON'))
+
+
+def _migration_10(conn: Connection) -> None:
+    # the counts leave the registry: Flink's sinks write them, and the registry is
+    # written by the orchestrator's role only
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{COUNTS_SCHEMA}"'))
+    if conn.execute(text(f"SELECT to_regclass('{SCHEMA}.input_counts')")).scalar() is not None:
+        conn.execute(text(f'ALTER TABLE "{SCHEMA}".input_counts SET SCHEMA "{COUNTS_SCHEMA}"'))
+    metadata.create_all(conn, tables=[input_counts])
+
+
+# append only: each entry runs once per warehouse, in order
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _migration_1),
+    (2, _migration_2),
+    (3, _migration_3),
+    (4, _migration_4),
+    (5, _migration_5),
+    (6, _migration_6),
+    (7, _migration_7),
+    (8, _migration_8),
+    (9, _migration_9),
+    (10, _migration_10),
+]
+
+
+def lock(conn: Connection, name: str) -> None:
+    """A transaction-scoped advisory lock: one writer per name at a time."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+# the registries this process migrated (their URLs, without password): see
+# WarehouseResource.registry(), through which every step reads and writes the registry
+MIGRATED: set[str] = set()
+
+
+def migrate(conn: Connection) -> int:
+    """Create or upgrade the registry (idempotent, safe to race); return its schema version.
+
+    Every deploy, sensor tick and CLI call begins here: an up-to-date registry is seen
+    with two reads, without the lock and the DDL.
+    """
+    latest = max(number for number, _ in MIGRATIONS)
+    exists = conn.execute(text(f"SELECT to_regclass('{SCHEMA}.schema_migrations')")).scalar() is not None
+    if exists and conn.execute(select(func.max(migrations_table.c.version))).scalar() == latest:
+        return latest
+    lock(conn, "kappa_registry.migrate")
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+    metadata.create_all(conn, tables=[migrations_table])
+    applied = set(conn.execute(select(migrations_table.c.version)).scalars())
+    for number, step in MIGRATIONS:
+        if number not in applied:
+            step(conn)
+            conn.execute(insert(migrations_table).values(version=number))
+    return latest
