@@ -39,10 +39,10 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from kappa_orch import registry, reprocess  # noqa: E402
 from kappa_orch.deploy import group_id_for, version_definition  # noqa: E402
-from kappa_orch.reprocess import swap, with_short_locks  # noqa: E402
 from kappa_orch.serving import build_alias, create_version_table  # noqa: E402
 from kappa_orch.spec.fingerprint import fingerprint  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
+from kappa_orch.swap import swap, with_short_locks  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -125,7 +125,7 @@ def deploy(
     """Deploy the pipeline's current fingerprint unless it already runs.
 
     Deploying never moves the alias, not even for a pipeline's first version: the alias
-    appears when the version has caught up and passed its gate (`reprocess.swap`)."""
+    appears when the version has caught up and passed its gate (`swap.swap`)."""
     spec = pipeline.spec
     # before anything is written: the checks can run as written ...
     refuse_unrunnable_checks(pipeline)

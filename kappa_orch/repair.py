@@ -16,12 +16,12 @@ from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
-from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.swap import swap
 
 Log = Callable[[str], None]
 

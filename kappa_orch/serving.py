@@ -99,7 +99,7 @@ def build_alias(
     version, the view is a plain SELECT); `columns`: the members' own columns (from their
     recorded definition; all members have the same). `lock_timeout_ms`: how long to wait
     for the view's lock (0: no limit), for this transaction (see
-    `reprocess.with_short_locks`).
+    `swap.with_short_locks`).
     """
     target = spec.target
     schema = _quote(conn, target.schema_name)

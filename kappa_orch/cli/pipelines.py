@@ -159,8 +159,9 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     from kappa_orch import claims
     from kappa_orch.claims import owner_id
     from kappa_orch.deploy import deploy
-    from kappa_orch.reprocess import prepare_candidate, swap
+    from kappa_orch.reprocess import prepare_candidate
     from kappa_orch.spec.fingerprint import fingerprint
+    from kappa_orch.swap import swap
 
     platform = _platform(options)
     if bool(pipeline) == deploy_all:
@@ -558,7 +559,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
 def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
     """Point the alias back at a retained version (a swap like any other)."""
     from kappa_orch import registry
-    from kappa_orch.reprocess import swap
+    from kappa_orch.swap import swap
 
     platform = _platform(options)
     try:
@@ -641,7 +642,7 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
 def retire_command(pipeline: str, version: int, **options: Any) -> None:
     """Stop a replaced version's job and drop its table now (before its grace period ends),
     e.g. to free a task slot. The live version cannot be retired."""
-    from kappa_orch.reprocess import retire
+    from kappa_orch.swap import retire
 
     platform = _platform(options)
     try:

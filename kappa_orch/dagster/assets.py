@@ -39,13 +39,14 @@ from kappa_orch.batch import run_batch
 from kappa_orch.claims import owner_id
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
-from kappa_orch.reprocess import prepare_candidate, swap
+from kappa_orch.reprocess import prepare_candidate
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.spec.sql import column_lineage
+from kappa_orch.swap import swap
 
 # progress lines of long work: to the run's log (the Dagster UI) and to this Python
 # logger, which the CLI prints when it runs the assets in the foreground

@@ -34,11 +34,11 @@ from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
 from kappa_orch.plan import PipelinePlan, current_plan
 from kappa_orch.repair import repair
-from kappa_orch.reprocess import retire
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.swap import retire
 
 REPROCESS_JOB = "kappa_reprocess"
 RETIRE_JOB = "kappa_retire"

@@ -22,10 +22,10 @@ from assets.sample_events import sample_events
 from kappa_orch import registry, reprocess_sensor, retire_job, retire_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
-from kappa_orch.reprocess import swap
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.swap import swap
 from tests.integration import scale
 from tests.integration.platform import (
     ALL_STATUSES,
