@@ -21,19 +21,13 @@ from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 from kappa_orch import registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
-from kappa_orch.flink_sql import (
-    JOB_CONFIGURATION,
-    VersionJob,
-    checked_source_ddl,
-    sink_ddl,
-    snapshot_source_ddl,
-    snapshot_table,
-    valid_view_ddl,
-)
+from kappa_orch.flink_sources import checked_source_ddl, snapshot_source_ddl, snapshot_table, valid_view_ddl
+from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, sink_ddl
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, version_table
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.topics import retention_gaps
 
 Log = Callable[[str], None]
 DAY_MS = 86_400_000
@@ -96,25 +90,6 @@ def batch_job(
         inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
         configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
     )
-
-
-def retention_gaps(kafka: KafkaResource, topics: Sequence[str], needed_from_ms: int) -> list[str]:
-    """One message per topic partition whose retention already removed records the
-    range needs: the oldest held record is newer than the start and older ones are gone."""
-    problems = []
-    for topic in topics:
-        watermarks = kafka.watermarks(topic)
-        for partition, first_ts in sorted(kafka.first_timestamps(topic).items()):
-            low, _ = watermarks[partition]
-            if low > 0 and first_ts is not None and first_ts > needed_from_ms:
-                gap_from = datetime.fromtimestamp(needed_from_ms / 1000, UTC)
-                gap_to = datetime.fromtimestamp(first_ts / 1000, UTC)
-                problems.append(
-                    f"topic {topic!r} partition {partition}: records before offset {low} were deleted "
-                    f"by retention; it holds {gap_to:%Y-%m-%d %H:%M} on, the range needs "
-                    f"{gap_from:%Y-%m-%d %H:%M} on (gap {gap_to - gap_from})"
-                )
-    return problems
 
 
 def log_needed_from(spec: PipelineSpec, first: date, last: date) -> dict[str, int]:

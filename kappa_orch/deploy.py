@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kappa_orch import registry
-from kappa_orch.batch import retention_gaps
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, SpecError
 from kappa_orch.flink_sql import version_job
@@ -27,6 +26,7 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.spec.load import SpecErrors
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
+from kappa_orch.topics import retention_gaps
 
 Log = Callable[[str], None]
 

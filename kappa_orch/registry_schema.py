@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from kappa_orch.spec.model import COUNTS_SCHEMA as COUNTS_SCHEMA
+from kappa_orch.spec.model import INPUT_COUNTS_TABLE as INPUT_COUNTS_TABLE
 from kappa_orch.spec.model import REGISTRY_SCHEMA
 
 SCHEMA = REGISTRY_SCHEMA
@@ -132,7 +133,6 @@ input_counts = Table(
     Column("last_offset", BigInteger, nullable=False),
     schema=COUNTS_SCHEMA,
 )
-INPUT_COUNTS_TABLE = f"{COUNTS_SCHEMA}.input_counts"
 
 
 def _migration_1(conn: Connection) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.kafka import KafkaResource
@@ -198,3 +198,22 @@ def _compare(report: TopicReport, kafka: KafkaResource) -> None:
     short = shorter_than_needed(need, report.retention_ms)
     if short:
         report.problems.append(f"{short}; raise the topic's retention.ms")
+
+
+def retention_gaps(kafka: KafkaResource, topics: Sequence[str], needed_from_ms: int) -> list[str]:
+    """One message per topic partition whose retention already removed records the
+    range needs: the oldest held record is newer than the start and older ones are gone."""
+    problems = []
+    for topic in topics:
+        watermarks = kafka.watermarks(topic)
+        for partition, first_ts in sorted(kafka.first_timestamps(topic).items()):
+            low, _ = watermarks[partition]
+            if low > 0 and first_ts is not None and first_ts > needed_from_ms:
+                gap_from = datetime.fromtimestamp(needed_from_ms / 1000, UTC)
+                gap_to = datetime.fromtimestamp(first_ts / 1000, UTC)
+                problems.append(
+                    f"topic {topic!r} partition {partition}: records before offset {low} were deleted "
+                    f"by retention; it holds {gap_to:%Y-%m-%d %H:%M} on, the range needs "
+                    f"{gap_from:%Y-%m-%d %H:%M} on (gap {gap_to - gap_from})"
+                )
+    return problems

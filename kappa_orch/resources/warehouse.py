@@ -12,9 +12,7 @@ from pydantic import Field, PrivateAttr
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from kappa_orch.errors import ServiceError, ServiceUnavailable
-
-# the jobs' input counts (kappa_orch.registry.INPUT_COUNTS_TABLE)
-INPUT_COUNTS = "kappa_counts.input_counts"
+from kappa_orch.spec.model import INPUT_COUNTS_TABLE
 
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -150,7 +148,7 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             for qualified in reads:
                 self.grant_to_sink(conn, *qualified.split(".", 1), read_only=True)
             if pipeline is not None:
-                self.grant_to_sink(conn, *INPUT_COUNTS.split(".", 1))
+                self.grant_to_sink(conn, *INPUT_COUNTS_TABLE.split(".", 1))
             return self.jdbc_options()
         secret = conn.execute(
             text("SELECT kappa_grants.job_role(:role, :writes, :reads, :pipeline, :version)"),

@@ -35,6 +35,7 @@ MAX_SOURCES = 20
 # schemas kappa_orch never writes a user's table into: its registry and PostgreSQL's own
 REGISTRY_SCHEMA = "kappa_registry"
 COUNTS_SCHEMA = "kappa_counts"  # the jobs' input counts
+INPUT_COUNTS_TABLE = f"{COUNTS_SCHEMA}.input_counts"  # written by every job, read by the gate
 SYSTEM_SCHEMAS = frozenset({REGISTRY_SCHEMA, COUNTS_SCHEMA, "information_schema"})
 # names kappa_orch generates: a raw Kafka table's columns, the checked view's, the
 # alias view's member tag. A source or target column may not take them.

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from kappa_orch.flink_sql import interval
+from kappa_orch.flink_sources import interval
 from kappa_orch.spec.load import SpecProblem
 from kappa_orch.spec.model import LoadedPipeline, Source
 from kappa_orch.spec.sql import output_columns, parse_select, source_tables
