@@ -125,6 +125,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 # the commands register themselves on `main`
+from kappa_orch.cli import operate as _operate  # noqa: E402, F401
 from kappa_orch.cli import pipelines as _pipelines  # noqa: E402, F401
 from kappa_orch.cli import stack as _stack  # noqa: E402, F401
 from kappa_orch.cli import topics as _topics  # noqa: E402, F401

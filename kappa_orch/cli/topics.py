@@ -10,14 +10,14 @@ from typing import Any
 import click
 
 from kappa_orch.cli import fail, main
-from kappa_orch.cli.pipelines import _load, _platform, _platform_options
+from kappa_orch.cli.options import load_specs, platform_of, platform_options
 from kappa_orch.errors import KappaError, OperationRefused
 
 
 @main.command(name="topics")
 @click.option("--create", is_flag=True, help="Create the missing topics (existing ones are never altered).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_platform_options
+@platform_options
 def topics_command(create: bool, as_json: bool, **options: Any) -> None:
     """Check every source topic the specs read: it exists, has the partitions the spec
     declares, and keeps the history its readers need (start.retention_needed, the batch
@@ -25,9 +25,9 @@ def topics_command(create: bool, as_json: bool, **options: Any) -> None:
     partitions and retention (else the deployment's: KAPPA_TOPIC_PARTITIONS, KAPPA_TOPIC_RETENTION)."""
     from kappa_orch.topics import check_topics, topic_needs
 
-    platform = _platform(options)
+    platform = platform_of(options)
     try:
-        pipelines = _load(platform.specs)
+        pipelines = load_specs(platform.specs)
         needs, conflicts = topic_needs(pipelines, datetime.now(UTC).date())
         if conflicts:
             raise OperationRefused(

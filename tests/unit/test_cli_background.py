@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kappa_orch.cli.pipelines import background_environment, reprocess_command
+from kappa_orch.cli.operate import reprocess_command
+from kappa_orch.cli.options import background_environment
 
 
 def test_every_option_travels_as_the_variable_it_is_read_from() -> None:

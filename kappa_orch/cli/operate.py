@@ -1,0 +1,347 @@
+"""Operating commands: reprocess, backfill, rollback, repair, retire."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from kappa_orch.cli import fail, main
+from kappa_orch.cli.options import (
+    background_environment,
+    load_specs,
+    pick,
+    platform_of,
+    platform_options,
+    resources_of,
+)
+from kappa_orch.errors import KappaError, OperationRefused, SpecError
+
+
+@main.command(name="reprocess")
+@click.argument("pipeline")
+@click.option("--wait", is_flag=True, help="Run in the foreground until the swap (or a failed check).")
+@click.option(
+    "--accept",
+    "accept",
+    multiple=True,
+    help="Accept this failed non-structural check (expectations, parity_with_live) for the candidate "
+    "(repeatable; needs --reason; recorded in the swap with who and why).",
+)
+@click.option("--reason", help="Why the accepted checks' failures are right.")
+@platform_options
+def reprocess_command(
+    pipeline: str, wait: bool, accept: tuple[str, ...], reason: str | None, **options: Any
+) -> None:
+    """Replay the log into a new version, await catch-up, check it, swap the alias (the
+    same run the reprocess sensor requests). Without --wait it runs in the background.
+    A candidate that failed its checks is checked again; with --accept a failed
+    non-structural check no longer blocks the swap."""
+    import getpass
+    import subprocess
+
+    from kappa_orch.gate import check_acceptance
+
+    platform = platform_of(options)
+    try:
+        check_acceptance(accept, reason)
+    except KappaError as exc:
+        fail(exc)
+        return
+    if not wait:
+        log_dir = platform.home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"reprocess-{pipeline}.log"
+        argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
+        argv += [item for check in accept for item in ("--accept", check)]
+        argv += ["--reason", reason] if reason else []
+        with log_file.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **background_environment(options)},
+            )
+        click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
+        return
+    from dagster import AssetsDefinition, DagsterInstance, RunConfig
+
+    from kappa_orch.dagster.assets import CandidateConfig, alias_key, pipeline_assets, version_key
+
+    try:
+        pipelines = load_specs(platform.specs)
+        chosen = pick(pipelines, pipeline, platform.specs)
+        kafka, flink, warehouse = resources_of(platform)
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        assets = pipeline_assets(pipelines)
+        [versions_op] = [
+            a.op.name
+            for a in assets
+            if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
+        ]
+        result = run_in_foreground(
+            assets,
+            selection=[version_key(chosen.spec), alias_key(chosen.spec)],
+            resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
+            instance=instance,
+            tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
+            run_config=RunConfig(
+                ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}
+            ),
+        )
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    if not result.success:
+        for evaluation in failed:
+            click.secho(f"check {evaluation.check_name} failed: {evaluation.description}", fg="red", err=True)
+        errors = step_errors(result)
+        if errors and not failed:
+            fail(errors[0])
+        reason = f"failed checks: {', '.join(e.check_name for e in failed)}" if failed else "see the run log"
+        click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
+        from kappa_orch.gate import STRUCTURAL_CHECKS
+
+        waivable = [e.check_name for e in failed if e.check_name not in STRUCTURAL_CHECKS]
+        if waivable:
+            click.secho(
+                f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
+                f'it: kappa-orch reprocess {pipeline} --wait --accept {waivable[0]} --reason "..."',
+                fg="yellow",
+                err=True,
+            )
+        sys.exit(1)
+    click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
+
+
+def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
+    """`materialize` for a person at a terminal: kappa_orch's progress lines on stdout,
+    Dagster's own console log (event lines, stack traces) kept quiet; the run's full
+    log stays in the Dagster instance."""
+    import logging
+
+    from dagster import RunConfig, materialize
+
+    from kappa_orch.dagster.assets import PROGRESS
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    PROGRESS.addHandler(handler)
+    PROGRESS.setLevel(logging.INFO)
+    run_config = kwargs.pop("run_config", None) or RunConfig()
+    loggers = {"console": {"config": {"log_level": "DEBUG" if _debugging() else "CRITICAL"}}}
+    run_config = RunConfig(ops=run_config.ops, resources=run_config.resources, loggers=loggers)
+    try:
+        return materialize(assets, run_config=run_config, raise_on_error=False, **kwargs)
+    finally:
+        PROGRESS.removeHandler(handler)
+
+
+def _debugging() -> bool:
+    from kappa_orch.cli import debugging
+
+    return debugging()
+
+
+def _blame_by_class() -> dict[str, str]:
+    """kappa_orch's own errors by class name (all a run's event log keeps of them) and
+    where each one's fault lies: read off the classes themselves."""
+    import kappa_orch.spec.load  # noqa: F401  (its errors are KappaErrors too)
+
+    found: dict[str, str] = {}
+    pending: list[type[KappaError]] = [KappaError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls.blame
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def step_errors(result: Any) -> list[KappaError]:
+    """The errors the run's failed steps raised, as KappaErrors (their problem, fix and
+    blame; a service's own error mapped like the CLI maps it)."""
+    from kappa_orch.cli import known_failure
+
+    blame_by_class = _blame_by_class()
+    errors: list[KappaError] = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        chain = []
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        # the innermost error is the one raised in kappa_orch's code
+        for info in reversed(chain):
+            name = info.cls_name or ""
+            if name in blame_by_class:
+                problem, _, fix = info.message.strip().partition("\n  fix: ")
+                problem = problem.removeprefix(f"{info.cls_name}: ").strip()
+                errors.append(KappaError(problem, fix or None, blame=blame_by_class[name]))
+                break
+            mapped = known_failure(_Named(name, info.message))
+            if mapped is not None:
+                errors.append(mapped)
+                break
+        else:
+            info = chain[-1]
+            errors.append(KappaError(f"{info.cls_name}: {info.message.strip()}", "rerun with --debug"))
+    return errors
+
+
+class _Named(Exception):
+    """An error known only by its class name and message (from a run's event log)."""
+
+    def __init__(self, cls_name: str, message: str) -> None:
+        super().__init__(message.strip().removeprefix(f"{cls_name}: "))
+        self.cls_name = cls_name
+
+
+@main.command(name="backfill")
+@click.argument("pipeline")
+@click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+@click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (included).")
+@click.option("--days-per-run", type=int, help="Days per Flink job (default: the spec's batch.days_per_run).")
+@platform_options
+def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | None, **options: Any) -> None:
+    """Recompute days of a pipeline's batch table from the log (each day replaced atomically)."""
+    import time
+    from datetime import timedelta
+
+    from kappa_orch.batch import consecutive_runs, run_batch
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        if chosen.spec.batch is None:
+            raise SpecError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
+        start, end = first.date(), last.date()
+        if end < start:
+            raise OperationRefused(f"--to {end} is before --from {start}")
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
+        kafka, flink, warehouse = resources_of(platform)
+        started = time.monotonic()
+        total_rows = 0
+        for index, run_days in enumerate(runs, 1):
+            result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
+            total_rows += sum(result.rows_per_day.values())
+            click.echo(
+                f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
+                f"{sum(result.rows_per_day.values()):,} rows in {result.seconds:.1f}s"
+            )
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+        return
+    click.echo(
+        f"backfilled {len(days)} day(s) of {chosen.spec.target.schema_name}.{chosen.spec.batch_table} "
+        f"in {len(runs)} job(s): {total_rows:,} rows in {time.monotonic() - started:.1f}s"
+    )
+
+
+@main.command(name="rollback")
+@click.argument("pipeline")
+@click.option("--to", "to_version", type=int, help="Version to serve (default: the one replaced last).")
+@platform_options
+def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
+    """Point the alias back at a retained version (a swap like any other)."""
+    from kappa_orch import registry
+    from kappa_orch.swap import swap
+
+    platform = platform_of(options)
+    try:
+        pipelines = load_specs(platform.specs)
+        chosen = pick(pipelines, pipeline, platform.specs)
+        _, flink, warehouse = resources_of(platform)
+        if to_version is None:
+            with warehouse.registry() as conn:
+                replaced = [
+                    r
+                    for r in registry.pipeline_versions(conn, pipeline)
+                    if r.state == registry.READY and r.replaced_at is not None
+                ]
+            if not replaced:
+                raise OperationRefused(
+                    f"{pipeline!r} has no retained replaced version to roll back to",
+                    "`kappa-orch status` lists its versions; name one with --to",
+                )
+            to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
+        result = swap(
+            chosen, warehouse=warehouse, flink=flink, to_version=to_version, reason="rollback", log=click.echo
+        )
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+        return
+    if not result.swapped:
+        click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
+
+
+@main.command(name="repair")
+@click.argument("pipeline", required=False)
+@click.option("--version", "versions", type=int, multiple=True, help="Repair only this version (repeatable).")
+@platform_options
+def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: Any) -> None:
+    """Redeploy live and ready versions whose Flink job is gone (from their last retained
+    checkpoint) and mark superseded candidates whose job is gone as failed; the repair
+    sensor does the same on its own. Exit 1 when a version could not be repaired."""
+    import uuid
+
+    from kappa_orch.claims import owner_id
+    from kappa_orch.repair import repair
+
+    platform = platform_of(options)
+    failed: list[str] = []
+    try:
+        pipelines = load_specs(platform.specs)
+        chosen = [pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
+        kafka, flink, warehouse = resources_of(platform)
+        owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
+        for item in chosen:
+            result = repair(
+                item,
+                kafka=kafka,
+                flink=flink,
+                warehouse=warehouse,
+                owner=owner,
+                versions=list(versions) or None,
+                log=click.echo,
+            )
+            for version, deployed in sorted(result.redeployed.items()):
+                click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
+            failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
+            if result.alias_rebuilt:
+                click.echo(f"{item.name}: alias {item.spec.target.alias} rebuilt")
+            if not (result.redeployed or result.abandoned or result.failed or result.alias_rebuilt):
+                click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+        return
+    if failed:
+        fail(KappaError("could not repair:\n  " + "\n  ".join(failed), "see the reasons above"))
+
+
+@main.command(name="retire")
+@click.argument("pipeline")
+@click.argument("version", type=int)
+@platform_options
+def retire_command(pipeline: str, version: int, **options: Any) -> None:
+    """Stop a replaced version's job and drop its table now (before its grace period ends),
+    e.g. to free a task slot. The live version cannot be retired."""
+    from kappa_orch.swap import retire
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        _, flink, warehouse = resources_of(platform)
+        retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo)
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
