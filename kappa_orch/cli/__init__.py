@@ -100,6 +100,10 @@ class KappaGroup(click.Group):
         except KeyboardInterrupt:
             click.secho("interrupted", fg="red", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # the reader went away (`kappa-orch status | head`): not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:
             known = known_failure(exc)
             if known is not None:
