@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from kappa_orch import registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, SpecError
@@ -113,6 +115,17 @@ def refuse_unrunnable_checks(pipeline: LoadedPipeline) -> None:
         raise SpecErrors(problems)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A version made ready for its job: recorded, its table made, its role granted."""
+
+    plan: DeployPlan
+    rows: list[registry.VersionRow]
+    previous_state: str | None
+    table_existed: bool
+    jdbc: dict[str, str]
+
+
 def deploy(
     pipeline: LoadedPipeline,
     *,
@@ -127,23 +140,46 @@ def deploy(
     Deploying never moves the alias, not even for a pipeline's first version: the alias
     appears when the version has caught up and passed its gate (`swap.swap`)."""
     spec = pipeline.spec
-    # before anything is written: the checks can run as written ...
+    # before anything is written: the checks can run as written, and every source topic
+    # exists (a clear error otherwise)
     refuse_unrunnable_checks(pipeline)
-    # ... and every source topic exists (a clear error otherwise)
     offsets = {
         source.topic: {str(p): o for p, o in kafka.end_offsets(source.topic).items()}
         for source in spec.sources
     }
+    prepared = _prepare(
+        pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=holds_claim
+    )
+    if isinstance(prepared, DeployResult):
+        return prepared
+    # the broker does not create topics on first write: the dead-letter topic must exist
+    if kafka.create_topic(
+        spec.dead_letter_topic, partitions=max(len(p) for p in offsets.values()), exist_ok=True
+    ):
+        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic}")
+    job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
+    _record_job(pipeline, prepared, job_id, offsets, flink=flink, warehouse=warehouse, log=log)
+    return DeployResult(prepared.plan, job_id, offsets)
+
+
+def _prepare(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+    holds_claim: bool,
+) -> _Prepared | DeployResult:
+    """Under the pipeline's lock: plan, refuse what cannot run, record the version, make
+    its table and its job's role. A DeployResult when the fingerprint already runs."""
+    spec = pipeline.spec
     with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
         job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}
         plan = plan_deploy(
-            pipeline,
-            rows=rows,
-            job_states=job_states,
-            now=datetime.now(UTC),
-            holds_claim=holds_claim,
+            pipeline, rows=rows, job_states=job_states, now=datetime.now(UTC), holds_claim=holds_claim
         )
         refusal = plan.refusal()
         if refusal is not None:
@@ -153,40 +189,10 @@ def deploy(
             row = next(r for r in rows if r.version == plan.version)
             return DeployResult(plan, row.flink_job_id, row.deployed_offsets or {})
         previous_state = next((r.state for r in rows if r.version == plan.version), None)
-        # a job without a slot would restart for ever at "0 events/s": refuse it before
-        # anything is written
-        free, total = flink.slots()
-        if free < SLOTS_PER_JOB:
-            running = [
-                r
-                for r in registry.all_versions(conn)
-                if r.state in registry.RUNNING_STATES
-                and r.flink_job_id
-                and flink.job_state(r.flink_job_id) in ACTIVE_JOB_STATES
-            ]
-            shortage = slot_shortage(spec.name, plan.version, free=free, total=total, holders=running)
-            if shortage is not None:
-                raise shortage
+        _refuse_without_slot(conn, spec.name, plan.version, flink)
         if plan.action == "deploy":
             check_replay_history(pipeline, kafka)
-        if plan.action == "deploy":
-            registry.add_version(
-                conn,
-                pipeline=spec.name,
-                version=plan.version,
-                fingerprint=plan.fingerprint,
-                physical_table=plan.physical_table,
-                group_id=plan.group_id,
-                definition=version_definition(pipeline),
-            )
-        elif previous_state in (registry.LIVE, registry.READY):
-            # a serving version keeps its state while its job is replaced (a crash before the
-            # new job is recorded leaves it degraded, which the next repair takes over at once)
-            registry.set_version(conn, spec.name, plan.version, flink_job_id=None, error=None)
-        else:
-            registry.set_version(
-                conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
-            )
+        _record_version(conn, pipeline, plan, previous_state)
         table_existed = (spec.target.schema_name, plan.physical_table) in existing_tables(
             conn, {spec.target.schema_name}
         )
@@ -199,12 +205,82 @@ def deploy(
             pipeline=spec.name,
             version=plan.version,
         )
+    return _Prepared(plan, rows, previous_state, table_existed, jdbc)
 
-    # the broker does not create topics on first write: the dead-letter topic must exist
-    if kafka.create_topic(
-        spec.dead_letter_topic, partitions=max(len(p) for p in offsets.values()), exist_ok=True
-    ):
-        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic}")
+
+def _refuse_without_slot(conn: Connection, pipeline: str, version: int, flink: StreamEngine) -> None:
+    """A job without a slot would restart for ever at "0 events/s": refuse it before
+    anything is written."""
+    free, total = flink.slots()
+    if free >= SLOTS_PER_JOB:
+        return
+    running = [
+        r
+        for r in registry.all_versions(conn)
+        if r.state in registry.RUNNING_STATES
+        and r.flink_job_id
+        and flink.job_state(r.flink_job_id) in ACTIVE_JOB_STATES
+    ]
+    shortage = slot_shortage(pipeline, version, free=free, total=total, holders=running)
+    if shortage is not None:
+        raise shortage
+
+
+def _record_version(
+    conn: Connection, pipeline: LoadedPipeline, plan: DeployPlan, previous_state: str | None
+) -> None:
+    spec = pipeline.spec
+    if plan.action == "deploy":
+        registry.add_version(
+            conn,
+            pipeline=spec.name,
+            version=plan.version,
+            fingerprint=plan.fingerprint,
+            physical_table=plan.physical_table,
+            group_id=plan.group_id,
+            definition=version_definition(pipeline),
+        )
+    elif previous_state in (registry.LIVE, registry.READY):
+        # a serving version keeps its state while its job is replaced (a crash before the
+        # new job is recorded leaves it degraded, which the next repair takes over at once)
+        registry.set_version(conn, spec.name, plan.version, flink_job_id=None, error=None)
+    else:
+        registry.set_version(
+            conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
+        )
+
+
+def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEngine, log: Log) -> str | None:
+    """A redeployed version resumes from its old job's last retained checkpoint when there
+    is one (state and offsets together); otherwise it replays from the start position."""
+    spec, plan = pipeline.spec, prepared.plan
+    if plan.action != "redeploy":
+        return None
+    previous_job = next((r.flink_job_id for r in prepared.rows if r.version == plan.version), None)
+    resume_from = flink.latest_retained_checkpoint(previous_job) if previous_job else None
+    if not prepared.table_existed:
+        # the state of a checkpoint describes rows the new, empty table does not hold
+        log(f"{spec.name}: v{plan.version}'s table {plan.physical_table} was missing; recreated empty")
+        resume_from = None
+    log(
+        f"{spec.name}: v{plan.version} resumes from {resume_from}"
+        if resume_from
+        else f"{spec.name}: v{plan.version} has no retained checkpoint; its job replays the log"
+    )
+    return resume_from
+
+
+def _submit(
+    pipeline: LoadedPipeline,
+    prepared: _Prepared,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+) -> str:
+    """Submit the version's job; on failure nothing is left half-applied."""
+    spec, plan = pipeline.spec, prepared.plan
     job = version_job(
         spec,
         pipeline.sql_text,
@@ -212,22 +288,9 @@ def deploy(
         physical_table=plan.physical_table,
         group_id=plan.group_id,
         bootstrap=kafka.bootstrap_servers,
-        jdbc=jdbc,
+        jdbc=prepared.jdbc,
     )
-    # a redeployed version resumes from its old job's last retained checkpoint when there
-    # is one (state and offsets together); otherwise it replays from the start position
-    previous_job = next((r.flink_job_id for r in rows if r.version == plan.version), None)
-    resume_from = flink.latest_retained_checkpoint(previous_job) if previous_job else None
-    if plan.action == "redeploy" and not table_existed:
-        # the state of a checkpoint describes rows the new, empty table does not hold
-        log(f"{spec.name}: v{plan.version}'s table {plan.physical_table} was missing; recreated empty")
-        resume_from = None
-    if plan.action == "redeploy":
-        log(
-            f"{spec.name}: v{plan.version} resumes from {resume_from}"
-            if resume_from
-            else f"{spec.name}: v{plan.version} has no retained checkpoint; its job replays the log"
-        )
+    resume_from = _resume_point(pipeline, prepared, flink, log)
     try:
         job_id = flink.submit_sql(
             setup=job.setup,
@@ -237,39 +300,46 @@ def deploy(
             savepoint_path=resume_from,
         )
     except Exception as exc:
-        # nothing half-applied: the empty table goes, the registry keeps the reason
+        # the empty table goes, the registry keeps the reason
         with warehouse.begin() as conn:
             if plan.action == "deploy":
                 drop_version_table(conn, spec, plan.physical_table)
             # a serving version stays what it is (degraded, with the reason); others fail
-            failed = {} if previous_state in (registry.LIVE, registry.READY) else {"state": registry.FAILED}
+            serving = prepared.previous_state in (registry.LIVE, registry.READY)
+            failed = {} if serving else {"state": registry.FAILED}
             registry.set_version(conn, spec.name, plan.version, error=str(exc)[:4000], **failed)
         raise
     log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
+    return job_id
 
+
+def _record_job(
+    pipeline: LoadedPipeline,
+    prepared: _Prepared,
+    job_id: str,
+    offsets: dict[str, dict[str, int]],
+    *,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+) -> None:
+    """Record the job; a job the registry could not record is cancelled, not left unknown."""
+    spec, plan = pipeline.spec, prepared.plan
     try:
         with warehouse.begin() as conn:
             registry.lock(conn, f"pipeline:{spec.name}")
             # a redeployed live version stays live: the alias still serves it
-            is_live = registry.live_versions(conn).get(spec.name) == plan.version
-            if is_live:
+            if registry.live_versions(conn).get(spec.name) == plan.version:
                 state = registry.LIVE
-            elif previous_state == registry.READY:
+            elif prepared.previous_state == registry.READY:
                 state = registry.READY  # gated before; its job resumes where it was
             else:
                 state = registry.CATCHING_UP
             registry.set_version(
-                conn,
-                spec.name,
-                plan.version,
-                state=state,
-                flink_job_id=job_id,
-                deployed_offsets=offsets,
+                conn, spec.name, plan.version, state=state, flink_job_id=job_id, deployed_offsets=offsets
             )
     except Exception:
-        # the registry could not record the job: stop it rather than leave a job nobody knows
         with contextlib.suppress(Exception):
             flink.cancel(job_id, wait=False)
         log(f"{spec.name}: recording job {job_id} failed; the job was cancelled")
         raise
-    return DeployResult(plan, job_id, offsets)

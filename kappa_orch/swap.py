@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy import Connection
+
 from kappa_orch import registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
@@ -16,7 +18,7 @@ from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.serving import alias_members, build_alias, drop_version_table, existing_tables
 from kappa_orch.spec.fingerprint import fingerprint
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -163,59 +165,14 @@ def _swap_once(
     gate (state ready). A no-op when the alias already serves it. The first swap of a
     pipeline creates its alias (recorded with the reason "first deploy").
     """
-    from sqlalchemy import func, select
-
-    from kappa_orch.serving import version_table
-
     spec = pipeline.spec
-    current = fingerprint(pipeline)
     with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
         live = registry.live_versions(conn).get(spec.name)
-        if to_version is None:
-            target = next((r for r in rows if r.fingerprint == current), None)
-            if target is None:
-                raise OperationRefused(
-                    f"{spec.name!r} has no version of its current fingerprint {current}",
-                    "materialise its __versions asset first (it deploys, catches up and checks it)",
-                )
-            if target.state not in (registry.READY, registry.LIVE):
-                raise GateFailed(
-                    f"v{target.version} of {spec.name!r} is {target.state}: the alias only moves to a "
-                    "version that passed its checks" + (f" ({target.error})" if target.error else ""),
-                    "see `kappa-orch status`; fix the spec and reprocess",
-                )
-        else:
-            target = next((r for r in rows if r.version == to_version), None)
-            retained = [f"v{r.version}" for r in rows if r.state in (registry.READY, registry.LIVE)]
-            if target is None or target.state not in (registry.READY, registry.LIVE):
-                state = "does not exist" if target is None else f"is {target.state}"
-                raise GateFailed(
-                    f"v{to_version} of {spec.name!r} {state}; the alias can only move to a retained "
-                    f"version that passed its checks: {', '.join(retained) or 'none'}",
-                    "choose one of those with --to",
-                )
-        if flink is not None and live != target.version:
-            job_state = flink.job_state(target.flink_job_id) if target.flink_job_id else "UNKNOWN"
-            if job_state not in ACTIVE_JOB_STATES:
-                raise OperationRefused(
-                    f"v{target.version} of {spec.name!r} is {target.state} but its Flink job "
-                    f"{target.flink_job_id or '(none)'} is {job_state}: the alias would serve a table "
-                    "nobody updates",
-                    f"redeploy its job first (kappa-orch repair {spec.name} --version {target.version}), "
-                    "then swap again",
-                )
-        if (spec.target.schema_name, target.physical_table) not in existing_tables(
-            conn, {spec.target.schema_name}
-        ):
-            raise OperationRefused(
-                f"v{target.version} of {spec.name!r} is {target.state} but its table "
-                f"{spec.target.schema_name}.{target.physical_table} is missing (dropped by hand?)",
-                f"it cannot serve: kappa-orch repair {spec.name} marks it failed; choose another version",
-            )
-        table = version_table(spec, target.physical_table)
-        count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        target = _swap_target(pipeline, rows, to_version)
+        _refuse_unserving(conn, spec, target, live, flink)
+        count = _row_count(conn, spec, target)
         columns = target.columns or [c.name for c in spec.target.columns]
         view = alias_members(conn, spec)
         if live == target.version and view is not None and target.physical_table in view[0]:
@@ -237,27 +194,108 @@ def _swap_once(
         previous = registry.set_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
-        if previous is None:
-            reason = "first deploy"
-        registry.record_swap(
-            conn,
-            pipeline=spec.name,
-            alias=spec.target.alias,
-            from_version=previous,
-            to_version=target.version,
-            fingerprint=target.fingerprint,
-            reason=reason,
-            run_id=run_id,
-            git_commit=git_commit,
-            swapped_by=getpass.getuser(),
-            accepted={
-                name: str(result["accepted"])
-                for name, result in (target.check_results or {}).items()
-                if isinstance(result, dict) and result.get("accepted")
-            },
-        )
+        reason = "first deploy" if previous is None else reason
+        _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit)
     log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
     return SwapResult(True, previous, target.version, target.physical_table, count)
+
+
+def _swap_target(
+    pipeline: LoadedPipeline, rows: list[registry.VersionRow], to_version: int | None
+) -> registry.VersionRow:
+    """The version the alias moves to: asked for, or the current fingerprint's; it must
+    have passed its gate (ready or live)."""
+    spec, current = pipeline.spec, fingerprint(pipeline)
+    if to_version is None:
+        target = next((r for r in rows if r.fingerprint == current), None)
+        if target is None:
+            raise OperationRefused(
+                f"{spec.name!r} has no version of its current fingerprint {current}",
+                "materialise its __versions asset first (it deploys, catches up and checks it)",
+            )
+        if target.state not in (registry.READY, registry.LIVE):
+            raise GateFailed(
+                f"v{target.version} of {spec.name!r} is {target.state}: the alias only moves to a "
+                "version that passed its checks" + (f" ({target.error})" if target.error else ""),
+                "see `kappa-orch status`; fix the spec and reprocess",
+            )
+        return target
+    target = next((r for r in rows if r.version == to_version), None)
+    retained = [f"v{r.version}" for r in rows if r.state in (registry.READY, registry.LIVE)]
+    if target is None or target.state not in (registry.READY, registry.LIVE):
+        state = "does not exist" if target is None else f"is {target.state}"
+        raise GateFailed(
+            f"v{to_version} of {spec.name!r} {state}; the alias can only move to a retained "
+            f"version that passed its checks: {', '.join(retained) or 'none'}",
+            "choose one of those with --to",
+        )
+    return target
+
+
+def _refuse_unserving(
+    conn: Connection,
+    spec: PipelineSpec,
+    target: registry.VersionRow,
+    live: int | None,
+    flink: StreamEngine | None,
+) -> None:
+    """A version whose job is not running, or whose table is gone, cannot serve."""
+    if flink is not None and live != target.version:
+        job_state = flink.job_state(target.flink_job_id) if target.flink_job_id else "UNKNOWN"
+        if job_state not in ACTIVE_JOB_STATES:
+            raise OperationRefused(
+                f"v{target.version} of {spec.name!r} is {target.state} but its Flink job "
+                f"{target.flink_job_id or '(none)'} is {job_state}: the alias would serve a table "
+                "nobody updates",
+                f"redeploy its job first (kappa-orch repair {spec.name} --version {target.version}), "
+                "then swap again",
+            )
+    if (spec.target.schema_name, target.physical_table) not in existing_tables(
+        conn, {spec.target.schema_name}
+    ):
+        raise OperationRefused(
+            f"v{target.version} of {spec.name!r} is {target.state} but its table "
+            f"{spec.target.schema_name}.{target.physical_table} is missing (dropped by hand?)",
+            f"it cannot serve: kappa-orch repair {spec.name} marks it failed; choose another version",
+        )
+
+
+def _row_count(conn: Connection, spec: PipelineSpec, target: registry.VersionRow) -> int:
+    from sqlalchemy import func, select
+
+    from kappa_orch.serving import version_table
+
+    table = version_table(spec, target.physical_table)
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _record(
+    conn: Connection,
+    spec: PipelineSpec,
+    target: registry.VersionRow,
+    previous: int | None,
+    *,
+    reason: str,
+    run_id: str | None,
+    git_commit: str | None,
+) -> None:
+    registry.record_swap(
+        conn,
+        pipeline=spec.name,
+        alias=spec.target.alias,
+        from_version=previous,
+        to_version=target.version,
+        fingerprint=target.fingerprint,
+        reason=reason,
+        run_id=run_id,
+        git_commit=git_commit,
+        swapped_by=getpass.getuser(),
+        accepted={
+            name: str(result["accepted"])
+            for name, result in (target.check_results or {}).items()
+            if isinstance(result, dict) and result.get("accepted")
+        },
+    )
 
 
 def retire(
