@@ -126,7 +126,7 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
 
     from dagster import RunConfig, materialize
 
-    from kappa_orch.dagster.assets import PROGRESS
+    from kappa_orch.dagster.lineage import PROGRESS
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))

@@ -10,9 +10,7 @@ Per pipeline:
   current fingerprint's version.
 """
 
-import logging
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from collections.abc import Iterable, Sequence
 
 from dagster import (
     AssetCheckResult,
@@ -22,43 +20,27 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    BackfillPolicy,
     Config,
-    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
     TableColumnDep,
     TableColumnLineage,
-    TableSchema,
     asset,
 )
 from pydantic import Field as PydanticField
 
-from kappa_orch.batch import run_batch
 from kappa_orch.claims import owner_id
+from kappa_orch.dagster.batch_asset import batch_asset
+from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
-from kappa_orch.reprocess import prepare_candidate
+from kappa_orch.reprocess import CandidateReport, prepare_candidate
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-from kappa_orch.spec.sql import column_lineage
 from kappa_orch.swap import swap
-
-# progress lines of long work: to the run's log (the Dagster UI) and to this Python
-# logger, which the CLI prints when it runs the assets in the foreground
-PROGRESS = logging.getLogger("kappa_orch.progress")
-
-
-def progress(context: AssetExecutionContext) -> Callable[[str], None]:
-    def log(message: str) -> None:
-        context.log.info(message)
-        PROGRESS.info(message)
-
-    return log
 
 
 def topic_key(topic: str) -> AssetKey:
@@ -79,44 +61,6 @@ def alias_key(spec: PipelineSpec) -> AssetKey:
 def batch_key(spec: PipelineSpec) -> AssetKey:
     """The default translator's key of a pipeline's batch table."""
     return DEFAULT_TRANSLATOR.batch_key(spec)
-
-
-def _schema(spec: PipelineSpec) -> TableSchema:
-    return TableSchema(
-        columns=[
-            TableColumn(
-                name=c.name,
-                type=c.type,
-                description=c.description or None,
-                constraints=None,
-            )
-            for c in spec.target.columns
-        ]
-    )
-
-
-def _topic_lineage(pipeline: LoadedPipeline, translator: KappaTranslator) -> TableColumnLineage:
-    spec = pipeline.spec
-    by_name = {s.name: s for s in spec.sources}
-    # the computed event-time column stands for the raw field it is computed from
-    computed = {(s.name, s.event_time.column): s.event_time.from_column for s in spec.sources if s.event_time}
-    deps = column_lineage(
-        pipeline.sql_text,
-        {s.name: s.sql_columns() for s in spec.sources},
-        [c.name for c in spec.target.columns],
-    )
-    return TableColumnLineage(
-        deps_by_column={
-            output: [
-                TableColumnDep(
-                    asset_key=translator.topic_key(by_name[source].topic),
-                    column_name=computed.get((source, column), column),
-                )
-                for source, column in pairs
-            ]
-            for output, pairs in deps.items()
-        }
-    )
 
 
 def topic_specs(
@@ -176,16 +120,7 @@ def version_asset(
             AssetCheckSpec(name, asset=key, blocking=True, description=CHECK_DESCRIPTIONS[name])
             for name in GATE_CHECKS
         ],
-        metadata={
-            "pipeline": spec.name,
-            "owner": spec.owner,
-            "alias": spec.target.alias,
-            "fingerprint": code_version,
-            "spec": pipeline.path,
-            "sql": MetadataValue.md(f"```sql\n{pipeline.sql_text.strip()}\n```"),
-            "dagster/column_schema": _schema(spec),
-            "dagster/column_lineage": _topic_lineage(pipeline, translator),
-        },
+        metadata=_definition_metadata(pipeline, translator),
     )
     def _version(
         context: AssetExecutionContext,
@@ -207,47 +142,72 @@ def version_asset(
             claim_wait_s=claim_wait_s,
             claim_stale_s=claim_stale_s,
         )
-        plan, row = report.deployed.plan, report.version
-        metadata: dict[str, object] = {
-            "action": plan.action,
-            "reason": plan.reason,
-            "version": row.version,
-            "state": str(row.state),
-            "fingerprint": row.fingerprint,
-            "physical_table": f"{spec.target.schema_name}.{row.physical_table}",
-            "dagster/table_name": f"{spec.target.schema_name}.{row.physical_table}",
-            "flink_job_id": row.flink_job_id or "",
-            "consumer_group": row.group_id,
-        }
-        if report.catch_up is not None:
-            metadata["catch_up_s"] = round(report.catch_up.seconds, 1)
-            metadata["catch_up_events_per_s"] = round(report.catch_up.events_per_s, 1)
-        for topic, partitions in report.deployed.deployed_offsets.items():
-            metadata[f"offsets_at_deploy/{topic}"] = MetadataValue.json(partitions)
-        checks = [
-            AssetCheckResult(
-                asset_key=key,
-                check_name=outcome.name,
-                passed=outcome.passed,
-                # an accepted failure is a warning: it no longer blocks the swap
-                severity=AssetCheckSeverity.WARN if outcome.accepted else AssetCheckSeverity.ERROR,
-                description=(f"ACCEPTED by {outcome.accepted}; " if outcome.accepted else "")
-                + outcome.summary,
-                metadata={
-                    "version": row.version,
-                    "summary": outcome.summary,
-                    **({"accepted": outcome.accepted} if outcome.accepted else {}),
-                    **{
-                        k: MetadataValue.json(v) if isinstance(v, list | dict) else v
-                        for k, v in outcome.metadata.items()
-                    },
-                },
-            )
-            for outcome in report.outcomes
-        ]
-        return MaterializeResult(metadata=metadata, check_results=checks)  # type: ignore[arg-type]
+        return MaterializeResult(
+            metadata=_version_metadata(spec, report),  # type: ignore[arg-type]
+            check_results=_check_results(key, report),
+        )
 
     return _version
+
+
+def _definition_metadata(pipeline: LoadedPipeline, translator: KappaTranslator) -> dict[str, object]:
+    """What the versions asset shows of its spec: owner, alias, fingerprint, SQL, columns, lineage."""
+    spec = pipeline.spec
+    return {
+        "pipeline": spec.name,
+        "owner": spec.owner,
+        "alias": spec.target.alias,
+        "fingerprint": fingerprint(pipeline),
+        "spec": pipeline.path,
+        "sql": MetadataValue.md(f"```sql\n{pipeline.sql_text.strip()}\n```"),
+        "dagster/column_schema": table_schema(spec),
+        "dagster/column_lineage": topic_lineage(pipeline, translator),
+    }
+
+
+def _version_metadata(spec: PipelineSpec, report: CandidateReport) -> dict[str, object]:
+    """What a reprocess run shows of its candidate: action, version, table, job, catch-up."""
+    plan, row = report.deployed.plan, report.version
+    metadata: dict[str, object] = {
+        "action": plan.action,
+        "reason": plan.reason,
+        "version": row.version,
+        "state": str(row.state),
+        "fingerprint": row.fingerprint,
+        "physical_table": f"{spec.target.schema_name}.{row.physical_table}",
+        "dagster/table_name": f"{spec.target.schema_name}.{row.physical_table}",
+        "flink_job_id": row.flink_job_id or "",
+        "consumer_group": row.group_id,
+    }
+    if report.catch_up is not None:
+        metadata["catch_up_s"] = round(report.catch_up.seconds, 1)
+        metadata["catch_up_events_per_s"] = round(report.catch_up.events_per_s, 1)
+    for topic, partitions in report.deployed.deployed_offsets.items():
+        metadata[f"offsets_at_deploy/{topic}"] = MetadataValue.json(partitions)
+    return metadata
+
+
+def _check_results(key: AssetKey, report: CandidateReport) -> list[AssetCheckResult]:
+    """The gate's outcomes as the versions asset's blocking checks (an accepted failure warns)."""
+    return [
+        AssetCheckResult(
+            asset_key=key,
+            check_name=outcome.name,
+            passed=outcome.passed,
+            severity=AssetCheckSeverity.WARN if outcome.accepted else AssetCheckSeverity.ERROR,
+            description=(f"ACCEPTED by {outcome.accepted}; " if outcome.accepted else "") + outcome.summary,
+            metadata={
+                "version": report.version.version,
+                "summary": outcome.summary,
+                **({"accepted": outcome.accepted} if outcome.accepted else {}),
+                **{
+                    k: MetadataValue.json(v) if isinstance(v, list | dict) else v
+                    for k, v in outcome.metadata.items()
+                },
+            },
+        )
+        for outcome in report.outcomes
+    ]
 
 
 def alias_asset(
@@ -274,7 +234,7 @@ def alias_asset(
             "pipeline": spec.name,
             "alias": spec.target.alias,
             "dagster/table_name": spec.target.alias,
-            "dagster/column_schema": _schema(spec),
+            "dagster/column_schema": table_schema(spec),
             "dagster/column_lineage": TableColumnLineage(
                 deps_by_column={
                     c.name: [TableColumnDep(asset_key=versions, column_name=c.name)]
@@ -308,61 +268,6 @@ def alias_asset(
         )
 
     return _alias
-
-
-def batch_asset(
-    pipeline: LoadedPipeline, *, translator: KappaTranslator = DEFAULT_TRANSLATOR
-) -> AssetsDefinition:
-    """The daily-partitioned batch table; a run covers up to `days_per_run` days in one job."""
-    spec = pipeline.spec
-    assert spec.batch is not None and spec.batch_table is not None
-    batch = spec.batch
-
-    @asset(
-        key=translator.batch_key(spec),
-        deps=[translator.topic_key(t) for t in sorted({s.topic for s in spec.sources})],
-        code_version=fingerprint(pipeline),
-        group_name=translator.group_name(spec),
-        owners=translator.owners(spec),
-        tags=translator.tags(spec),
-        kinds={"flink", "postgres"},
-        partitions_def=DailyPartitionsDefinition(
-            start_date=batch.start_date.isoformat(), timezone=batch.timezone
-        ),
-        # one Dagster run per backfill (so `dagster asset materialize --partition-range` works);
-        # inside it, one Flink job per `days_per_run` consecutive days
-        backfill_policy=BackfillPolicy.single_run(),
-        description=translator.description(spec, "batch"),
-        metadata={
-            "pipeline": spec.name,
-            "dagster/table_name": f"{spec.target.schema_name}.{spec.batch_table}",
-            "dagster/column_schema": _schema(spec),
-            "dagster/column_lineage": _topic_lineage(pipeline, translator),
-        },
-    )
-    def _batch(
-        context: AssetExecutionContext,
-        kafka: KafkaResource,
-        flink: FlinkResource,
-        warehouse: WarehouseResource,
-    ) -> MaterializeResult[None]:
-        days = [date.fromisoformat(key) for key in context.partition_keys]
-        result = run_batch(
-            pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
-        )
-        return MaterializeResult(
-            metadata={
-                "days": len(result.days),
-                "rows": sum(result.rows_per_day.values()),
-                "rows_per_day": MetadataValue.json(
-                    {d.isoformat(): n for d, n in result.rows_per_day.items()}
-                ),
-                "seconds": round(result.seconds, 1),
-                "records_read_at_most": result.source_records,
-            }
-        )
-
-    return _batch
 
 
 def pipeline_assets(

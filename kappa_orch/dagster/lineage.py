@@ -1,0 +1,66 @@
+"""What the assets share: progress lines, the column schema, the column lineage to topics."""
+
+import logging
+from collections.abc import Callable
+
+from dagster import (
+    AssetExecutionContext,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
+
+from kappa_orch.dagster.translator import KappaTranslator
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.spec.sql import column_lineage
+
+# progress lines of long work: to the run's log (the Dagster UI) and to this Python
+# logger, which the CLI prints when it runs the assets in the foreground
+PROGRESS = logging.getLogger("kappa_orch.progress")
+
+
+def progress(context: AssetExecutionContext) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        context.log.info(message)
+        PROGRESS.info(message)
+
+    return log
+
+
+def table_schema(spec: PipelineSpec) -> TableSchema:
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=c.name,
+                type=c.type,
+                description=c.description or None,
+                constraints=None,
+            )
+            for c in spec.target.columns
+        ]
+    )
+
+
+def topic_lineage(pipeline: LoadedPipeline, translator: KappaTranslator) -> TableColumnLineage:
+    spec = pipeline.spec
+    by_name = {s.name: s for s in spec.sources}
+    # the computed event-time column stands for the raw field it is computed from
+    computed = {(s.name, s.event_time.column): s.event_time.from_column for s in spec.sources if s.event_time}
+    deps = column_lineage(
+        pipeline.sql_text,
+        {s.name: s.sql_columns() for s in spec.sources},
+        [c.name for c in spec.target.columns],
+    )
+    return TableColumnLineage(
+        deps_by_column={
+            output: [
+                TableColumnDep(
+                    asset_key=translator.topic_key(by_name[source].topic),
+                    column_name=computed.get((source, column), column),
+                )
+                for source, column in pairs
+            ]
+            for output, pairs in deps.items()
+        }
+    )
