@@ -32,7 +32,7 @@ from kappa_orch.gate import (
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.swap import join_alias
 from kappa_orch.swap import version_row as _row
 
@@ -92,62 +92,98 @@ def prepare_candidate(
     try:
         deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
         row = _row(warehouse, spec.name, deployed.plan.version)
-        result = None
         # live or ready (gated by an earlier run): report the checks, change nothing
         settled = row.state in (registry.LIVE, registry.READY)
+        result = None
         if not settled:
-            with warehouse.begin() as conn:
-                registry.set_version(conn, spec.name, row.version, state=registry.CATCHING_UP)
-            result = await_catch_up(
+            heartbeat = lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner)  # noqa: E731
+            result = _catch_up(
                 spec,
-                job_id=row.flink_job_id or "",
-                group_id=row.group_id,
+                row,
                 kafka=kafka,
                 flink=flink,
+                warehouse=warehouse,
                 log=log,
-                heartbeat=lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner),
+                heartbeat=heartbeat,
                 poll_s=poll_s,
             )
-            with warehouse.begin() as conn:
-                registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
         outcomes = accepted(
             run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason
         )
-        for outcome in outcomes:
-            verdict = (
-                "passed"
-                if outcome.passed
-                else f"FAILED, accepted by {outcome.accepted}"
-                if outcome.accepted
-                else "FAILED"
-            )
-            log(f"{spec.name}: check {outcome.name}: {verdict} ({outcome.summary})")
+        _log_outcomes(spec.name, outcomes, log)
         if not settled:
-            passed = all(o.lets_through for o in outcomes)
-            failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
-            with warehouse.begin() as conn:
-                registry.set_version(
-                    conn,
-                    spec.name,
-                    row.version,
-                    state=registry.READY if passed else registry.FAILED,
-                    check_results={
-                        o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted}
-                        for o in outcomes
-                    },
-                    late_records=_late_records(outcomes),
-                    error=None if passed else f"checks failed: {failures}"[:4000],
-                )
-            log(
-                f"{spec.name}: v{row.version} is ready for the swap"
-                if passed
-                else f"{spec.name}: v{row.version} failed its checks; the alias stays, the candidate is kept"
-            )
-            if passed:
-                join_alias(pipeline, row.version, warehouse=warehouse, log=log)
+            _record_gate(pipeline, row, outcomes, warehouse=warehouse, log=log)
         return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
     finally:
         claims.release(warehouse, pipeline=spec.name, owner=owner)
+
+
+def _catch_up(
+    spec: PipelineSpec,
+    row: registry.VersionRow,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+    heartbeat: Callable[[], None],
+    poll_s: float,
+) -> CatchUpResult:
+    """catching_up until the job has replayed the log (and checkpointed), then checking."""
+    with warehouse.begin() as conn:
+        registry.set_version(conn, spec.name, row.version, state=registry.CATCHING_UP)
+    result = await_catch_up(
+        spec,
+        job_id=row.flink_job_id or "",
+        group_id=row.group_id,
+        kafka=kafka,
+        flink=flink,
+        log=log,
+        heartbeat=heartbeat,
+        poll_s=poll_s,
+    )
+    with warehouse.begin() as conn:
+        registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
+    return result
+
+
+def _log_outcomes(name: str, outcomes: list[Outcome], log: Log) -> None:
+    for outcome in outcomes:
+        verdict = "passed" if outcome.passed else "FAILED"
+        if not outcome.passed and outcome.accepted:
+            verdict = f"FAILED, accepted by {outcome.accepted}"
+        log(f"{name}: check {outcome.name}: {verdict} ({outcome.summary})")
+
+
+def _record_gate(
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    outcomes: list[Outcome],
+    *,
+    warehouse: WarehouseResource,
+    log: Log,
+) -> None:
+    """ready (and a member of the alias view) or failed, with the checks' results."""
+    spec = pipeline.spec
+    passed = all(o.lets_through for o in outcomes)
+    failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
+    with warehouse.begin() as conn:
+        registry.set_version(
+            conn,
+            spec.name,
+            row.version,
+            state=registry.READY if passed else registry.FAILED,
+            check_results={
+                o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
+            },
+            late_records=_late_records(outcomes),
+            error=None if passed else f"checks failed: {failures}"[:4000],
+        )
+    if not passed:
+        log(f"{spec.name}: v{row.version} failed its checks; the alias stays, the candidate is kept")
+        return
+    log(f"{spec.name}: v{row.version} is ready for the swap")
+    join_alias(pipeline, row.version, warehouse=warehouse, log=log)
 
 
 def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
