@@ -57,6 +57,15 @@ class PipelineStatus:
     column_changes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Registry:
+    rows: list[registry.VersionRow]
+    live: dict[str, int]
+    totals: dict[tuple[str, int], tuple[int, int]]
+    missing: frozenset[tuple[str, int]]
+    no_alias: frozenset[str]
+
+
 def pipeline_status(
     pipelines: Sequence[LoadedPipeline],
     *,
@@ -67,85 +76,99 @@ def pipeline_status(
     with warehouse.registry() as conn:
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
-        totals = registry.input_totals(conn)
-        missing = missing_version_tables(conn, pipelines, rows)
-        no_alias = missing_aliases(conn, pipelines, live)
-    result = []
-    for pipeline in pipelines:
-        desired = fingerprint(pipeline)
-        versions = []
-        for row in (r for r in rows if r.pipeline == pipeline.name):
-            active = row.state in registry.RUNNING_STATES
-            job_state = None
-            if active:
-                job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
-            lag = None  # only a running job has a meaningful lag
-            late = row.late_records
-            if job_state in ACTIVE_JOB_STATES:
-                lag = sum(
-                    sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources
-                )
-                late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
-            versions.append(
-                VersionStatus(
-                    version=row.version,
-                    fingerprint=row.fingerprint,
-                    physical_table=f"{pipeline.spec.target.schema_name}.{row.physical_table}",
-                    state=row.state,
-                    flink_job_id=row.flink_job_id,
-                    job_state=job_state,
-                    lag=lag,
-                    error=row.error,
-                    input=totals.get((row.pipeline, row.version), (0, 0))[0],
-                    dead_lettered=totals.get((row.pipeline, row.version), (0, 0))[1],
-                    late_records=late,
-                    degraded=degraded(row, job_state, (row.pipeline, row.version) not in missing),
-                )
-            )
-        live_version = live.get(pipeline.name)
-        live_row = next((v for v in versions if v.version == live_version), None)
-        warnings = []
-        for v in versions:
-            if v.degraded:
-                effect = (
-                    "the alias serves a table nobody updates"
-                    if v.version == live_version
-                    else "a rollback to it is refused"
-                )
-                warnings.append(f"{v.degraded}: {effect}; repair it: kappa-orch repair {pipeline.name}")
-        if pipeline.name in no_alias:
-            warnings.append(
-                f"the alias view {pipeline.spec.target.alias} of live v{live_version} is missing (dropped by "
-                f"hand?): readers get an error; rebuild it: kappa-orch repair {pipeline.name}"
-            )
-        allowed = pipeline.spec.gate.max_late_records
-        if live_row is not None and (live_row.late_total or 0) > allowed:
-            warnings.append(
-                f"live v{live_row.version} dropped {live_row.late_total:,} records as late "
-                f"(allowed {allowed:,}): its windows miss them; raise event_time.watermark_delay "
-                "or set allowed_lateness, then reprocess"
-            )
-        result.append(
-            PipelineStatus(
-                pipeline=pipeline.name,
-                alias=pipeline.spec.target.alias,
-                desired_fingerprint=desired,
-                live_version=live_version,
-                in_sync=live_row is not None
-                and live_row.fingerprint == desired
-                and not live_row.degraded
-                and pipeline.name not in no_alias,
-                degraded=live_row is not None
-                and (live_row.degraded is not None or pipeline.name in no_alias),
-                dead_letter_topic=pipeline.spec.dead_letter_topic,
-                versions=versions,
-                warnings=warnings,
-                column_changes=column_changes(
-                    next(
-                        (r for r in rows if r.pipeline == pipeline.name and r.version == live_version), None
-                    ),
-                    pipeline,
-                ),
-            )
+        seen = _Registry(
+            rows,
+            live,
+            registry.input_totals(conn),
+            missing_version_tables(conn, pipelines, rows),
+            missing_aliases(conn, pipelines, live),
         )
-    return result
+    return [_pipeline_status(p, seen, kafka=kafka, flink=flink) for p in pipelines]
+
+
+def _pipeline_status(
+    pipeline: LoadedPipeline, seen: _Registry, *, kafka: KafkaResource, flink: StreamEngine
+) -> PipelineStatus:
+    desired = fingerprint(pipeline)
+    mine = [r for r in seen.rows if r.pipeline == pipeline.name]
+    versions = [_version_status(pipeline, row, seen, kafka=kafka, flink=flink) for row in mine]
+    live_version = seen.live.get(pipeline.name)
+    live_row = next((v for v in versions if v.version == live_version), None)
+    no_alias = pipeline.name in seen.no_alias
+    return PipelineStatus(
+        pipeline=pipeline.name,
+        alias=pipeline.spec.target.alias,
+        desired_fingerprint=desired,
+        live_version=live_version,
+        in_sync=live_row is not None
+        and live_row.fingerprint == desired
+        and not live_row.degraded
+        and not no_alias,
+        degraded=live_row is not None and (live_row.degraded is not None or no_alias),
+        dead_letter_topic=pipeline.spec.dead_letter_topic,
+        versions=versions,
+        warnings=_warnings(pipeline, versions, live_version, no_alias),
+        column_changes=column_changes(next((r for r in mine if r.version == live_version), None), pipeline),
+    )
+
+
+def _version_status(
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    seen: _Registry,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+) -> VersionStatus:
+    job_state = None
+    if row.state in registry.RUNNING_STATES:
+        job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
+    lag = None  # only a running job has a meaningful lag
+    late = row.late_records
+    if job_state in ACTIVE_JOB_STATES:
+        lag = sum(sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources)
+        late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
+    counted, dead = seen.totals.get((row.pipeline, row.version), (0, 0))
+    return VersionStatus(
+        version=row.version,
+        fingerprint=row.fingerprint,
+        physical_table=f"{pipeline.spec.target.schema_name}.{row.physical_table}",
+        state=row.state,
+        flink_job_id=row.flink_job_id,
+        job_state=job_state,
+        lag=lag,
+        error=row.error,
+        input=counted,
+        dead_lettered=dead,
+        late_records=late,
+        degraded=degraded(row, job_state, (row.pipeline, row.version) not in seen.missing),
+    )
+
+
+def _warnings(
+    pipeline: LoadedPipeline, versions: list[VersionStatus], live_version: int | None, no_alias: bool
+) -> list[str]:
+    """What is wrong although the fingerprint may be in sync, each with its fix."""
+    warnings = []
+    for v in versions:
+        if v.degraded:
+            effect = (
+                "the alias serves a table nobody updates"
+                if v.version == live_version
+                else "a rollback to it is refused"
+            )
+            warnings.append(f"{v.degraded}: {effect}; repair it: kappa-orch repair {pipeline.name}")
+    if no_alias:
+        warnings.append(
+            f"the alias view {pipeline.spec.target.alias} of live v{live_version} is missing (dropped by "
+            f"hand?): readers get an error; rebuild it: kappa-orch repair {pipeline.name}"
+        )
+    live_row = next((v for v in versions if v.version == live_version), None)
+    allowed = pipeline.spec.gate.max_late_records
+    if live_row is not None and (live_row.late_total or 0) > allowed:
+        warnings.append(
+            f"live v{live_row.version} dropped {live_row.late_total:,} records as late "
+            f"(allowed {allowed:,}): its windows miss them; raise event_time.watermark_delay "
+            "or set allowed_lateness, then reprocess"
+        )
+    return warnings
