@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,9 +40,6 @@ def reprocess_command(
     same run the reprocess sensor requests). Without --wait it runs in the background.
     A candidate that failed its checks is checked again; with --accept a failed
     non-structural check no longer blocks the swap."""
-    import getpass
-    import subprocess
-
     from kappa_orch.gate import check_acceptance
 
     platform = platform_of(options)
@@ -51,71 +49,92 @@ def reprocess_command(
         fail(exc)
         return
     if not wait:
-        log_dir = platform.home / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = log_dir / f"reprocess-{pipeline}.log"
-        argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
-        argv += [item for check in accept for item in ("--accept", check)]
-        argv += ["--reason", reason] if reason else []
-        with log_file.open("ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, **background_environment(options)},
-            )
-        click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
+        _in_background(pipeline, accept, reason, platform.home / "logs", options)
         return
+    try:
+        result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform)
+    except KappaError as exc:
+        fail(exc)
+        return
+    if not result.success:
+        _report_failed_reprocess(pipeline, result)
+    click.echo(f"reprocess of {pipeline} finished: {alias} serves the spec's fingerprint")
+
+
+def _in_background(
+    pipeline: str, accept: tuple[str, ...], reason: str | None, log_dir: Path, options: dict[str, Any]
+) -> None:
+    """The same command with --wait, detached, its output in the stack's logs folder; the
+    options travel as KAPPA_* variables (no password on a command line `ps` shows)."""
+    import subprocess
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"reprocess-{pipeline}.log"
+    argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
+    argv += [item for check in accept for item in ("--accept", check)]
+    argv += ["--reason", reason] if reason else []
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **background_environment(options)},
+        )
+    click.echo(f"reprocess of {pipeline} started (pid {proc.pid}); log: {log_file}")
+
+
+def _reprocess_in_foreground(
+    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any
+) -> tuple[Any, str]:
+    """The reprocess run (the versions and alias assets of one pipeline), here and now."""
+    import getpass
+
     from dagster import AssetsDefinition, DagsterInstance, RunConfig
 
     from kappa_orch.dagster.assets import CandidateConfig, alias_key, pipeline_assets, version_key
 
-    try:
-        pipelines = load_specs(platform.specs)
-        chosen = pick(pipelines, pipeline, platform.specs)
-        kafka, flink, warehouse = resources_of(platform)
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        assets = pipeline_assets(pipelines)
-        [versions_op] = [
-            a.op.name
-            for a in assets
-            if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
-        ]
-        result = run_in_foreground(
-            assets,
-            selection=[version_key(chosen.spec), alias_key(chosen.spec)],
-            resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
-            instance=instance,
-            tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
-            run_config=RunConfig(
-                ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}
-            ),
-        )
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    if not result.success:
-        for evaluation in failed:
-            click.secho(f"check {evaluation.check_name} failed: {evaluation.description}", fg="red", err=True)
-        errors = step_errors(result)
-        if errors and not failed:
-            fail(errors[0])
-        reason = f"failed checks: {', '.join(e.check_name for e in failed)}" if failed else "see the run log"
-        click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
-        from kappa_orch.gate import STRUCTURAL_CHECKS
+    pipelines = load_specs(platform.specs)
+    chosen = pick(pipelines, pipeline, platform.specs)
+    kafka, flink, warehouse = resources_of(platform)
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    assets = pipeline_assets(pipelines)
+    [versions_op] = [
+        a.op.name for a in assets if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
+    ]
+    result = run_in_foreground(
+        assets,
+        selection=[version_key(chosen.spec), alias_key(chosen.spec)],
+        resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
+        instance=instance,
+        tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
+        run_config=RunConfig(ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}),
+    )
+    warehouse.dispose()
+    return result, chosen.spec.target.alias
 
-        waivable = [e.check_name for e in failed if e.check_name not in STRUCTURAL_CHECKS]
-        if waivable:
-            click.secho(
-                f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
-                f'it: kappa-orch reprocess {pipeline} --wait --accept {waivable[0]} --reason "..."',
-                fg="yellow",
-                err=True,
-            )
-        sys.exit(1)
-    click.echo(f"reprocess of {pipeline} finished: {chosen.spec.target.alias} serves the spec's fingerprint")
+
+def _report_failed_reprocess(pipeline: str, result: Any) -> None:
+    """Which checks failed (and how to accept a waivable one), or the step's error; exit 1."""
+    from kappa_orch.gate import STRUCTURAL_CHECKS
+
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for evaluation in failed:
+        click.secho(f"check {evaluation.check_name} failed: {evaluation.description}", fg="red", err=True)
+    errors = step_errors(result)
+    if errors and not failed:
+        fail(errors[0])
+    reason = f"failed checks: {', '.join(e.check_name for e in failed)}" if failed else "see the run log"
+    click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
+    waivable = [e.check_name for e in failed if e.check_name not in STRUCTURAL_CHECKS]
+    if waivable:
+        click.secho(
+            f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
+            f'it: kappa-orch reprocess {pipeline} --wait --accept {waivable[0]} --reason "..."',
+            fg="yellow",
+            err=True,
+        )
+    sys.exit(1)
 
 
 def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
