@@ -71,12 +71,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     candidates; `reprocess` checks them and swaps the alias."""
     import uuid
 
-    from kappa_orch import claims
     from kappa_orch.claims import owner_id
-    from kappa_orch.deploy import deploy
-    from kappa_orch.reprocess import prepare_candidate
-    from kappa_orch.spec.fingerprint import fingerprint
-    from kappa_orch.swap import swap
 
     platform = platform_of(options)
     if bool(pipeline) == deploy_all:
@@ -88,36 +83,8 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         live = _live_versions(warehouse)
         owner = owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}")
         for item in chosen:
-            if item.name in live:
-                # under the pipeline's claim, like a reprocess: a deploy left unfinished by a
-                # killed run is taken over at once, and two deploys never race
-                claims.acquire(
-                    warehouse, pipeline=item.name, owner=owner, fingerprint=fingerprint(item), log=click.echo
-                )
-                try:
-                    result = deploy(
-                        item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo, holds_claim=True
-                    )
-                finally:
-                    claims.release(warehouse, pipeline=item.name, owner=owner)
-            else:
-                report = prepare_candidate(
-                    item,
-                    kafka=kafka,
-                    flink=flink,
-                    warehouse=warehouse,
-                    owner=owner,
-                    log=click.echo,
-                )
-                if not report.passed:
-                    failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.passed)
-                    raise GateFailed(
-                        f"the first version of {item.name!r} failed its checks, so its alias was not "
-                        f"created: {failed}",
-                        "fix the spec (or the data) and deploy again; the version is kept for inspection",
-                    )
-                swap(item, warehouse=warehouse, log=click.echo)
-                result = report.deployed
+            step = _deploy_next if item.name in live else _deploy_first
+            result = step(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
             click.echo(
                 f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
                 f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
@@ -125,6 +92,38 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
+
+
+def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
+    """A later fingerprint, as a candidate; under the pipeline's claim, like a reprocess: a
+    deploy left unfinished by a killed run is taken over at once, and two deploys never race."""
+    from kappa_orch import claims
+    from kappa_orch.deploy import deploy
+    from kappa_orch.spec.fingerprint import fingerprint
+
+    claims.acquire(warehouse, pipeline=item.name, owner=owner, fingerprint=fingerprint(item), log=click.echo)
+    try:
+        return deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo, holds_claim=True)
+    finally:
+        claims.release(warehouse, pipeline=item.name, owner=owner)
+
+
+def _deploy_first(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
+    """A pipeline's first version: deployed, awaited and gated; its alias appears only then."""
+    from kappa_orch.reprocess import prepare_candidate
+    from kappa_orch.swap import swap
+
+    report = prepare_candidate(
+        item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner, log=click.echo
+    )
+    if not report.passed:
+        failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.passed)
+        raise GateFailed(
+            f"the first version of {item.name!r} failed its checks, so its alias was not created: {failed}",
+            "fix the spec (or the data) and deploy again; the version is kept for inspection",
+        )
+    swap(item, warehouse=warehouse, log=click.echo)
+    return report.deployed
 
 
 def _live_versions(warehouse: Any) -> dict[str, int]:
