@@ -148,36 +148,16 @@ def run_batch(
     if not days:
         return BatchResult([], {}, 0.0, 0)
     first, last = min(days), max(days)
-    if first < spec.batch.start_date:
-        raise OperationRefused(
-            f"{first} is before the batch start_date {spec.batch.start_date} of {spec.name!r}",
-            f"backfill from {spec.batch.start_date} on, or move batch.start_date in the spec",
-        )
-    topics = sorted({s.topic for s in spec.sources})
-    gaps = []
-    for topic, needed_from in log_needed_from(spec, first, last).items():
-        gaps += retention_gaps(kafka, [topic], needed_from)
-    if gaps:
-        raise OperationRefused(
-            f"the log no longer holds all of {first}..{last} for {spec.name!r}:\n  " + "\n  ".join(gaps),
-            "backfill only days the topics still hold, or declare a bootstrap snapshot table on the source "
-            "(sources[].bootstrap: {table, until}) that holds the events before the topic's oldest day",
-        )
+    _refuse_unreadable_days(spec, first, last, kafka)
     _check_snapshots(spec, first, warehouse)
     started = time.monotonic()
     staging = f"{spec.batch_table}__stage_{uuid.uuid4().hex[:8]}"
-    read_until = {t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()} for t in topics}
+    read_until = {
+        t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()}
+        for t in sorted({s.topic for s in spec.sources})
+    }
     readable = sum(sum(offsets.values()) for offsets in read_until.values())
-    with warehouse.begin() as conn:
-        create_version_table(conn, spec, spec.batch_table)
-        create_version_table(conn, spec, staging)
-        # the job's own role writes the staging table only, and reads the bootstrap snapshots
-        jdbc = warehouse.job_jdbc_options(
-            conn,
-            job=f"{spec.name}:batch:{staging}",
-            writes=[f"{spec.target.schema_name}.{staging}"],
-            reads=[s.bootstrap.table for s in spec.sources if s.bootstrap is not None],
-        )
+    jdbc = _make_staging(spec, spec.batch_table, staging, warehouse)
     try:
         job = batch_job(
             pipeline,
@@ -207,6 +187,41 @@ def run_batch(
         f"({sum(rows_per_day.values()):,} rows over {len(days)} day(s))"
     )
     return BatchResult(sorted(days), rows_per_day, seconds, readable)
+
+
+def _refuse_unreadable_days(spec: PipelineSpec, first: date, last: date, kafka: KafkaResource) -> None:
+    """Days before the batch's start, or that the log no longer holds, are refused."""
+    assert spec.batch is not None
+    if first < spec.batch.start_date:
+        raise OperationRefused(
+            f"{first} is before the batch start_date {spec.batch.start_date} of {spec.name!r}",
+            f"backfill from {spec.batch.start_date} on, or move batch.start_date in the spec",
+        )
+    gaps = []
+    for topic, needed_from in log_needed_from(spec, first, last).items():
+        gaps += retention_gaps(kafka, [topic], needed_from)
+    if gaps:
+        raise OperationRefused(
+            f"the log no longer holds all of {first}..{last} for {spec.name!r}:\n  " + "\n  ".join(gaps),
+            "backfill only days the topics still hold, or declare a bootstrap snapshot table on the source "
+            "(sources[].bootstrap: {table, until}) that holds the events before the topic's oldest day",
+        )
+
+
+def _make_staging(
+    spec: PipelineSpec, table: str, staging: str, warehouse: WarehouseResource
+) -> dict[str, str]:
+    """The batch table and a staging table; the job's own role writes the staging table
+    only, and reads the bootstrap snapshots. Its JDBC options."""
+    with warehouse.begin() as conn:
+        create_version_table(conn, spec, table)
+        create_version_table(conn, spec, staging)
+        return warehouse.job_jdbc_options(
+            conn,
+            job=f"{spec.name}:batch:{staging}",
+            writes=[f"{spec.target.schema_name}.{staging}"],
+            reads=[s.bootstrap.table for s in spec.sources if s.bootstrap is not None],
+        )
 
 
 def replace_days(conn: Connection, spec: PipelineSpec, staging: str, days: Sequence[date]) -> dict[date, int]:
