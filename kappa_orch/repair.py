@@ -124,50 +124,20 @@ def repair(
             rows = registry.pipeline_versions(conn, name)
             live = registry.live_versions(conn).get(name)
             missing = missing_version_tables(conn, [pipeline], rows)
-        desired = fingerprint(pipeline)
         for row in rows:
-            if versions is not None and row.version not in versions:
-                continue
-            state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
-            if abandoned(row, state, desired, live):
-                _mark_failed(
-                    warehouse,
-                    name,
-                    row.version,
-                    f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec has moved on, "
-                    "so nobody will finish its catch-up",
-                )
-                log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
-                result.abandoned.append(row.version)
-                continue
-            problem = degraded(row, state, (name, row.version) not in missing)
-            if problem is None:
-                continue
-            if (name, row.version) in missing:
-                _retire_dropped(
+            if versions is None or row.version in versions:
+                _repair_version(
+                    pipeline,
                     row,
-                    problem,
-                    rows=rows,
-                    live=live,
+                    rows,
+                    live,
+                    missing,
+                    kafka=kafka,
                     flink=flink,
                     warehouse=warehouse,
                     result=result,
                     log=log,
                 )
-                continue
-            log(f"{name}: {problem}; redeploying it")
-            try:
-                result.redeployed[row.version] = deploy(
-                    pipeline_of_version(row, pipeline),
-                    kafka=kafka,
-                    flink=flink,
-                    warehouse=warehouse,
-                    log=log,
-                    holds_claim=True,
-                )
-            except KappaError as exc:
-                result.failed[row.version] = exc.problem
-                log(f"{name}: v{row.version} could not be repaired: {exc}")
         if live is not None and live not in result.failed:
             with warehouse.begin() as conn:
                 no_alias = missing_aliases(conn, [pipeline], {name: live})
@@ -177,3 +147,54 @@ def repair(
     finally:
         claims.release(warehouse, pipeline=claim, owner=owner)
     return result
+
+
+def _repair_version(
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    rows: list[registry.VersionRow],
+    live: int | None,
+    missing: frozenset[tuple[str, int]],
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    result: RepairResult,
+    log: Log,
+) -> None:
+    """One version: an abandoned candidate fails; a degraded version is redeployed (or, its
+    table dropped by hand, retired); a healthy one is left alone."""
+    name = pipeline.name
+    state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
+    if abandoned(row, state, fingerprint(pipeline), live):
+        _mark_failed(
+            warehouse,
+            name,
+            row.version,
+            f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec has moved on, "
+            "so nobody will finish its catch-up",
+        )
+        log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
+        result.abandoned.append(row.version)
+        return
+    problem = degraded(row, state, (name, row.version) not in missing)
+    if problem is None:
+        return
+    if (name, row.version) in missing:
+        _retire_dropped(
+            row, problem, rows=rows, live=live, flink=flink, warehouse=warehouse, result=result, log=log
+        )
+        return
+    log(f"{name}: {problem}; redeploying it")
+    try:
+        result.redeployed[row.version] = deploy(
+            pipeline_of_version(row, pipeline),
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            log=log,
+            holds_claim=True,
+        )
+    except KappaError as exc:
+        result.failed[row.version] = exc.problem
+        log(f"{name}: v{row.version} could not be repaired: {exc}")
