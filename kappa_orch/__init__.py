@@ -19,7 +19,7 @@ from kappa_orch.dagster.automation import retire_sensor as retire_sensor
 from kappa_orch.dagster.component import KappaPipelinesComponent as KappaPipelinesComponent
 from kappa_orch.dagster.definitions import AutomationSettings as AutomationSettings
 from kappa_orch.dagster.definitions import build_kappa_definitions as build_kappa_definitions
-from kappa_orch.dagster.observe import job_health_checks as job_health_checks
+from kappa_orch.dagster.health import job_health_checks as job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule

@@ -33,7 +33,8 @@ from kappa_orch.dagster.automation import (
     retire_job,
     retire_sensor,
 )
-from kappa_orch.dagster.observe import job_health_checks, stream_observation_sensor
+from kappa_orch.dagster.health import job_health_checks
+from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import SpecError

@@ -9,13 +9,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
     AssetObservation,
     DefaultSensorStatus,
     MetadataValue,
@@ -23,134 +20,18 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    asset_check,
     sensor,
 )
 
 from kappa_orch import registry
+from kappa_orch.dagster.health import TROUBLED, job_health, job_health_evaluation
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import KappaError, ServiceUnavailable
-from kappa_orch.plan import SERVING, degraded
+from kappa_orch.plan import SERVING
 from kappa_orch.resources.flink import Checkpoint, FlinkResource, root_cause
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
-
-_TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})
-
-JOB_RUNNING_CHECK = "flink_job_running"
-JOB_RUNNING_DESCRIPTION = (
-    "Every live and ready version's Flink job is alive (running or restarting by itself). "
-    "Fails when one is gone: the alias would serve, or a rollback would serve, a table nobody "
-    "updates. Reported by the stream observation sensor; the repair sensor redeploys the job."
-)
-
-
-@dataclass(frozen=True)
-class JobHealth:
-    """The `flink_job_running` verdict of one pipeline (pure data)."""
-
-    pipeline: str
-    passed: bool
-    summary: str
-    problems: list[str]
-    exceptions: dict[int, str]  # version -> the root cause of its job's last failure
-
-
-def job_health(
-    pipeline: LoadedPipeline,
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    job_states: dict[str, str],
-    root_causes: dict[str, str],
-) -> JobHealth:
-    """Whether every live and ready version of the pipeline has an alive job (pure). A job
-    missing from `job_states` was not asked (no verdict on it); a version without a job id
-    has no job."""
-    mine = [r for r in rows if r.pipeline == pipeline.name and r.state in SERVING]
-    problems, exceptions = [], {}
-    for row in mine:
-        problem = degraded(row, job_states.get(row.flink_job_id) if row.flink_job_id else "UNKNOWN")
-        if problem is not None:
-            live_note = (
-                " (live: the alias serves a table nobody updates)"
-                if live.get(row.pipeline) == row.version
-                else ""
-            )
-            problems.append(problem + live_note)
-            cause = root_causes.get(row.flink_job_id or "")
-            if cause:
-                exceptions[row.version] = cause
-    if problems:
-        summary = "; ".join(problems) + f"; repair: kappa-orch repair {pipeline.name}"
-    else:
-        summary = f"{len(mine)} live/ready version(s), every job alive"
-    return JobHealth(pipeline.name, not problems, summary, problems, exceptions)
-
-
-def _health_metadata(health: JobHealth) -> dict[str, object]:
-    metadata: dict[str, object] = {"summary": health.summary}
-    for version, cause in sorted(health.exceptions.items()):
-        metadata[f"root_cause/v{version}"] = MetadataValue.text(cause)
-    return metadata
-
-
-def job_health_evaluation(
-    pipeline: LoadedPipeline, health: JobHealth, translator: KappaTranslator = DEFAULT_TRANSLATOR
-) -> AssetCheckEvaluation:
-    return AssetCheckEvaluation(
-        asset_key=translator.version_key(pipeline.spec),
-        check_name=JOB_RUNNING_CHECK,
-        passed=health.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=health.summary[:2000],
-        metadata=_health_metadata(health),  # type: ignore[arg-type]
-    )
-
-
-def _ask_health(
-    pipeline: LoadedPipeline, flink: FlinkResource, rows: Sequence[registry.VersionRow], live: dict[str, int]
-) -> JobHealth:
-    mine = [r for r in rows if r.pipeline == pipeline.name and r.state in SERVING and r.flink_job_id]
-    states = {r.flink_job_id or "": flink.job_state(r.flink_job_id or "") for r in mine}
-    causes = {
-        job: cause
-        for job, state in states.items()
-        if state in ("FAILED", "RESTARTING") and (cause := flink.job_root_cause(job))
-    }
-    return job_health(pipeline, rows, live, states, causes)
-
-
-def job_health_checks(
-    pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
-) -> list[AssetChecksDefinition]:
-    """`flink_job_running` on every pipeline's versions asset: executable (it asks Flink now)
-    and reported by the stream observation sensor when its verdict changes."""
-
-    def build(pipeline: LoadedPipeline) -> AssetChecksDefinition:
-        @asset_check(
-            asset=translator.version_key(pipeline.spec),
-            name=JOB_RUNNING_CHECK,
-            description=JOB_RUNNING_DESCRIPTION,
-            blocking=False,
-        )
-        def _check(
-            context: AssetCheckExecutionContext, flink: FlinkResource, warehouse: WarehouseResource
-        ) -> AssetCheckResult:
-            with warehouse.registry() as conn:
-                rows = registry.pipeline_versions(conn, pipeline.name)
-                live = registry.live_versions(conn)
-            health = _ask_health(pipeline, flink, rows, live)
-            return AssetCheckResult(
-                passed=health.passed,
-                severity=AssetCheckSeverity.ERROR,
-                description=health.summary[:2000],
-                metadata=_health_metadata(health),  # type: ignore[arg-type]
-            )
-
-        return _check
-
-    return [build(p) for p in pipelines]
 
 
 @dataclass(frozen=True)
@@ -276,7 +157,7 @@ def gather_answers(
         job_id = row.flink_job_id or ""
         state = flink.job_state(job_id)
         answers.job_states[job_id] = state
-        if state in _TROUBLED:
+        if state in TROUBLED:
             answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
         if state != "UNKNOWN":
             answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
@@ -309,6 +190,42 @@ def gather_topics(
         )
 
 
+def _cursor(text: str | None) -> dict[str, Any]:
+    """The sensor's cursor: topics' last end offsets and pipelines' last health verdicts."""
+    state = json.loads(text) if text else {}
+    if "topics" not in state:  # a cursor from before the health verdicts: topics only
+        state = {"topics": state, "health": {}}
+    return dict(state)
+
+
+def health_changes(
+    pipelines: Sequence[LoadedPipeline],
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    verdicts: dict[str, list[object]],
+    translator: KappaTranslator,
+) -> list[AssetCheckEvaluation]:
+    """The job-health verdict of each pipeline with live or ready versions, when it changed
+    since `verdicts` (the sensor's cursor, updated here) or was never reported."""
+    events = []
+    for pipeline in pipelines:
+        if not any(r.pipeline == pipeline.name and r.state in SERVING for r in rows):
+            continue
+        health = job_health(pipeline, list(rows), live, answers.job_states, _root_causes(answers))
+        verdict: list[object] = [health.passed, health.summary]
+        if verdicts.get(pipeline.name) != verdict:
+            events.append(job_health_evaluation(pipeline, health, translator))
+            verdicts[pipeline.name] = verdict
+    return events
+
+
+OBSERVER_DESCRIPTION = (
+    "Flink job state, consumer lag per partition, last checkpoint and records dropped as late of every "
+    "deployed version; offsets, retention and message rate of every source topic."
+)
+
+
 def stream_observation_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
@@ -328,11 +245,7 @@ def stream_observation_sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description=(
-            "Flink job state, consumer lag per partition, last checkpoint and records dropped as late "
-            "of every deployed version; "
-            "offsets, retention and message rate of every source topic."
-        ),
+        description=OBSERVER_DESCRIPTION,
     )
     def _observe(
         context: SensorEvaluationContext,
@@ -350,25 +263,14 @@ def stream_observation_sensor(
         watched = observed_versions(pipelines, rows)
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
-        state = json.loads(context.cursor) if context.cursor else {}
-        if "topics" not in state:  # a cursor from before the health verdicts: topics only
-            state = {"topics": state, "health": {}}
+        state = _cursor(context.cursor)
         topic_events, topics_cursor = topic_observations(answers, state["topics"], translator)
         events: list[AssetObservation | AssetCheckEvaluation] = [
             *stream_observations(watched, answers, live, translator),
             *topic_events,
         ]
-        # the job-health verdict of each pipeline with live or ready versions, reported
-        # when it changes (and on the first tick)
         verdicts = dict(state["health"])
-        for pipeline in pipelines:
-            if not any(r.pipeline == pipeline.name and r.state in SERVING for r in rows):
-                continue
-            health = job_health(pipeline, rows, live, answers.job_states, _root_causes(answers))
-            verdict = [health.passed, health.summary]
-            if verdicts.get(pipeline.name) != verdict:
-                events.append(job_health_evaluation(pipeline, health, translator))
-                verdicts[pipeline.name] = verdict
+        events += health_changes(pipelines, rows, live, answers, verdicts, translator)
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
         unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]

@@ -23,7 +23,8 @@ from sqlalchemy import text
 from assets.sample_events import sample_events
 from kappa_orch import registry
 from kappa_orch.dagster.automation import repair_job, repair_sensor
-from kappa_orch.dagster.observe import JOB_RUNNING_CHECK, stream_observation_sensor
+from kappa_orch.dagster.health import JOB_RUNNING_CHECK
+from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kappa_orch import registry
-from kappa_orch.dagster.observe import job_health
+from kappa_orch.dagster.health import job_health
 from kappa_orch.deploy import slot_shortage
 from kappa_orch.plan import abandoned, column_diff, degraded, plan
 from kappa_orch.resources.flink import root_cause
