@@ -141,24 +141,37 @@ def _plan_sensor(
     (or a reason to skip). A service that does not answer is a skipped tick, not an error."""
     pipelines = list(pipelines)
 
-    @sensor(
-        name=name,
-        job=job,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description=description,
-    )
-    def _sensor(
-        context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
+    def tick(
+        context: SensorEvaluationContext, warehouse: WarehouseResource, flink: FlinkResource | None
     ) -> SensorResult | SkipReason:
         try:
-            plans = current_plan(pipelines, warehouse, flink if with_flink else None)
+            plans = current_plan(pipelines, warehouse, flink)
         except ServiceUnavailable as exc:
             return SkipReason(f"not reachable: {exc.problem}")
         decided = decide(context, plans)
-        if isinstance(decided, str):
-            return SkipReason(decided)
-        return SensorResult(run_requests=decided)
+        return SkipReason(decided) if isinstance(decided, str) else SensorResult(run_requests=decided)
+
+    settings = {
+        "name": name,
+        "job": job,
+        "minimum_interval_seconds": minimum_interval_seconds,
+        "default_status": default_status,
+        "description": description,
+    }
+    # Dagster injects the resources a sensor's signature names: only the ones it uses
+    if with_flink:
+
+        @sensor(**settings)
+        def _with_flink(
+            context: SensorEvaluationContext, flink: FlinkResource, warehouse: WarehouseResource
+        ) -> SensorResult | SkipReason:
+            return tick(context, warehouse, flink)
+
+        return _with_flink
+
+    @sensor(**settings)
+    def _sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
+        return tick(context, warehouse, None)
 
     return _sensor
 

@@ -163,3 +163,19 @@ def test_a_component_yaml_with_a_wrong_field_is_refused_at_load(attributes: str,
             chain.append(str(error))
             error = error.__cause__ or error.__context__  # type: ignore[assignment]
         assert any(expected in text for text in chain), chain
+
+
+def test_sensors_ask_only_for_the_resources_they_use() -> None:
+    # found: the reprocess and retire sensors asked for `flink` (they never use it): a sensor
+    # evaluated with only the warehouse failed
+    from dagster import SkipReason, build_sensor_context
+
+    from kappa_orch import WarehouseResource, load_pipelines, reprocess_sensor, retire_sensor
+
+    pipelines = load_pipelines(ROOT / "assets")
+    nowhere = WarehouseResource(url="postgresql+psycopg2://u:p@127.0.0.1:1/w", connect_timeout_s=1)
+    for make in (reprocess_sensor, retire_sensor):
+        with build_sensor_context(resources={"warehouse": nowhere}) as context:
+            result = make(pipelines)(context)
+        # the registry does not answer: a skipped tick that says so, not an error
+        assert isinstance(result, SkipReason) and "not reachable" in (result.skip_message or "")
