@@ -88,13 +88,16 @@ def abandoned(row: registry.VersionRow, job_state: str | None, desired: str, liv
 STALE_DEPLOY = timedelta(minutes=10)
 
 
+DeployAction = Literal["none", "deploy", "redeploy", "wait", "refused"]
+
+
 @dataclass(frozen=True)
 class DeployPlan:
     pipeline: str
     fingerprint: str
     # none: this fingerprint runs; deploy: a new version; redeploy: the version's job again;
     # wait: another run is deploying it; refused: it cannot be deployed (see reason)
-    action: Literal["none", "deploy", "redeploy", "wait", "refused"]
+    action: DeployAction
     version: int
     physical_table: str
     group_id: str
@@ -130,48 +133,16 @@ def plan_deploy(
     current = fingerprint(pipeline)
     existing = next((r for r in rows if r.fingerprint == current), None)
     if existing is not None:
-        job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
-
-        def existing_plan(
-            action: Literal["none", "redeploy", "wait", "refused"], reason: str, fix: str = ""
-        ) -> DeployPlan:
-            return DeployPlan(
-                pipeline=spec.name,
-                fingerprint=current,
-                action=action,
-                version=existing.version,
-                physical_table=existing.physical_table,
-                group_id=existing.group_id,
-                reason=reason,
-                fix=fix,
-            )
-
-        if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
-            started = existing.created_at or now
-            if not holds_claim and now - started < STALE_DEPLOY:
-                return existing_plan(
-                    "wait",
-                    f"version {existing.version} of {spec.name!r} is being deployed by another run "
-                    f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
-                    "wait for that run to finish; a deploy left behind by a crash is taken over "
-                    f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
-                )
-            return existing_plan(
-                "redeploy",
-                "a deploy left unfinished is taken over"
-                + (" by the run holding the pipeline's claim" if holds_claim else ""),
-            )
-        # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
-        if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
-            return existing_plan("none", f"v{existing.version} runs this fingerprint (job {job_state})")
-        if existing.state == registry.RETIRED:
-            return existing_plan(
-                "refused",
-                f"fingerprint {current} of {spec.name!r} was version {existing.version}, which is retired",
-                "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
-            )
-        return existing_plan(
-            "redeploy", f"v{existing.version} is {existing.state} and its job is {job_state}"
+        action, reason, fix = _existing_version_step(pipeline, existing, job_states, now, holds_claim)
+        return DeployPlan(
+            pipeline=spec.name,
+            fingerprint=current,
+            action=action,
+            version=existing.version,
+            physical_table=existing.physical_table,
+            group_id=existing.group_id,
+            reason=reason,
+            fix=fix,
         )
     version = max((r.version for r in rows), default=0) + 1
     return DeployPlan(
@@ -183,6 +154,40 @@ def plan_deploy(
         group_id=group_id_for(spec.name, version),
         reason="new fingerprint" if rows else "first deploy",
     )
+
+
+def _existing_version_step(
+    pipeline: LoadedPipeline,
+    existing: registry.VersionRow,
+    job_states: Mapping[str, str],
+    now: datetime,
+    holds_claim: bool,
+) -> tuple[DeployAction, str, str]:
+    """(action, reason, fix) for a fingerprint that already has a version (pure)."""
+    name, version = pipeline.name, existing.version
+    job_state = job_states.get(existing.flink_job_id or "", "UNKNOWN")
+    if existing.state == registry.DEPLOYING and existing.flink_job_id is None:
+        started = existing.created_at or now
+        if not holds_claim and now - started < STALE_DEPLOY:
+            return (
+                "wait",
+                f"version {version} of {name!r} is being deployed by another run "
+                f"(since {started:%Y-%m-%d %H:%M:%S} UTC)",
+                "wait for that run to finish; a deploy left behind by a crash is taken over "
+                f"after {int(STALE_DEPLOY.total_seconds() // 60)} minutes",
+            )
+        claimed = " by the run holding the pipeline's claim" if holds_claim else ""
+        return "redeploy", "a deploy left unfinished is taken over" + claimed, ""
+    # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
+    if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
+        return "none", f"v{version} runs this fingerprint (job {job_state})", ""
+    if existing.state == registry.RETIRED:
+        return (
+            "refused",
+            f"fingerprint {existing.fingerprint} of {name!r} was version {version}, which is retired",
+            "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
+        )
+    return "redeploy", f"v{version} is {existing.state} and its job is {job_state}", ""
 
 
 def due_for_retirement(
