@@ -8,14 +8,14 @@ from kappa_orch.dagster.assets import alias_key as alias_key
 from kappa_orch.dagster.assets import pipeline_assets as pipeline_assets
 from kappa_orch.dagster.assets import topic_key as topic_key
 from kappa_orch.dagster.assets import version_key as version_key
-from kappa_orch.dagster.automation import failed_day_sensor as failed_day_sensor
-from kappa_orch.dagster.automation import late_data_sensor as late_data_sensor
 from kappa_orch.dagster.automation import repair_job as repair_job
 from kappa_orch.dagster.automation import repair_sensor as repair_sensor
 from kappa_orch.dagster.automation import reprocess_job as reprocess_job
 from kappa_orch.dagster.automation import reprocess_sensor as reprocess_sensor
 from kappa_orch.dagster.automation import retire_job as retire_job
 from kappa_orch.dagster.automation import retire_sensor as retire_sensor
+from kappa_orch.dagster.backfill import failed_day_sensor as failed_day_sensor
+from kappa_orch.dagster.backfill import late_data_sensor as late_data_sensor
 from kappa_orch.dagster.component import KappaPipelinesComponent as KappaPipelinesComponent
 from kappa_orch.dagster.definitions import AutomationSettings as AutomationSettings
 from kappa_orch.dagster.definitions import build_kappa_definitions as build_kappa_definitions

@@ -24,8 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from kappa_orch.config import PlatformConfig
 from kappa_orch.dagster.assets import pipeline_assets
 from kappa_orch.dagster.automation import (
-    failed_day_sensor,
-    late_data_sensor,
     repair_job,
     repair_sensor,
     reprocess_job,
@@ -33,6 +31,7 @@ from kappa_orch.dagster.automation import (
     retire_job,
     retire_sensor,
 )
+from kappa_orch.dagster.backfill import failed_day_sensor, late_data_sensor
 from kappa_orch.dagster.health import job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
