@@ -64,6 +64,38 @@ class CatchUpResult:
         return self.backlog / self.settled_after_s if self.settled_after_s > 0 else 0.0
 
 
+def _alive(spec: PipelineSpec, job_id: str, flink: StreamEngine) -> str:
+    """The job's state; a job that is not alive (failed, cancelled, unknown) is an error."""
+    state = flink.job_state(job_id)
+    if state not in ACTIVE_JOB_STATES:
+        cause = flink.job_root_cause(job_id)
+        raise FlinkJobError(
+            f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"
+            + (f"; root cause: {cause}" if cause else ""),
+            "read the job's exception in the Flink UI; fix the spec and reprocess again "
+            "(the candidate is kept for inspection)",
+        )
+    return state
+
+
+def _report(
+    spec: PipelineSpec,
+    tracker: CatchUpTracker,
+    lag: int,
+    state: str,
+    job_id: str,
+    flink: StreamEngine,
+    log: Log,
+) -> None:
+    """One progress line: share of the backlog done, lag, speed and time left."""
+    done, rate, left = tracker.progress()
+    eta = f", about {left:.0f}s left" if left is not None else ""
+    log(f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}")
+    if state != "RUNNING":
+        cause = flink.job_root_cause(job_id) if state == "RESTARTING" else None
+        log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))
+
+
 def await_catch_up(
     spec: PipelineSpec,
     *,
@@ -84,24 +116,11 @@ def await_catch_up(
     while True:
         heartbeat()
         now = time.monotonic()
-        state = flink.job_state(job_id)
-        if state not in ACTIVE_JOB_STATES:
-            cause = flink.job_root_cause(job_id)
-            raise FlinkJobError(
-                f"the Flink job {job_id} of {spec.name!r} is {state} while catching up"
-                + (f"; root cause: {cause}" if cause else ""),
-                "read the job's exception in the Flink UI; fix the spec and reprocess again "
-                "(the candidate is kept for inspection)",
-            )
+        state = _alive(spec, job_id, flink)
         lag = sum(sum(kafka.consumer_lag(group_id, s.topic).values()) for s in spec.sources)
         caught_up = tracker.observe(now, lag)
         if now - last_report >= 5 or caught_up:
-            done, rate, left = tracker.progress()
-            eta = f", about {left:.0f}s left" if left is not None else ""
-            log(f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}")
-            if state != "RUNNING":
-                cause = flink.job_root_cause(job_id) if state == "RESTARTING" else None
-                log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))
+            _report(spec, tracker, lag, state, job_id, flink, log)
             last_report = now
         if caught_up:
             if stable_at_ms is None:

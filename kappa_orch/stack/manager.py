@@ -60,6 +60,26 @@ def up(
     """
     _ensure_dirs(config)
     all_services = services(config) if only is None else only
+    plans = _start_plans(all_services, report)
+    to_start = [service for service, _ in plans]
+    preflight(config, [s for s, parts in plans if len(parts) == len(s.pid_files())])
+    if any(service.needs_jars for service in to_start):
+        resolve_all(config.jars_dir)
+    _start(plans, attempts, report)
+    statuses = [service.status() for service in all_services]
+    unhealthy = [s for s in statuses if s.state != "running"]
+    if unhealthy:
+        raise StackError(
+            "the stack is not healthy: "
+            + "; ".join(f"{s.name} {s.state}" + (f" ({s.detail})" if s.detail else "") for s in unhealthy),
+            f"read the logs in {config.logs_dir}, then run `kappa-orch stack up` again",
+        )
+    return statuses
+
+
+def _start_plans(all_services: list[Service], report: Report) -> list[tuple[Service, list[str]]]:
+    """Which processes of each service to start: none (running), the dead ones (a service
+    that restarts parts), or all of them (after stopping what is left)."""
     plans: list[tuple[Service, list[str]]] = []
     for service in all_services:
         pids = service.live_pids()
@@ -78,11 +98,11 @@ def up(
             report(f"{service.name}: only partly running; restarting it")
         service.stop()  # also clears stale pid files
         plans.append((service, processes))
-    to_start = [service for service, _ in plans]
-    preflight(config, [s for s, parts in plans if len(parts) == len(s.pid_files())])
-    if any(service.needs_jars for service in to_start):
-        resolve_all(config.jars_dir)
+    return plans
 
+
+def _start(plans: list[tuple[Service, list[str]]], attempts: int, report: Report) -> None:
+    """Start each planned part, trying again once; on failure stop what this call started."""
     started: list[tuple[Service, list[str]]] = []
     try:
         for service, parts in plans:
@@ -103,15 +123,6 @@ def up(
             report(f"{service.name}: stopping after failed start-up")
             service.stop_parts(parts)
         raise
-    statuses = [service.status() for service in all_services]
-    unhealthy = [s for s in statuses if s.state != "running"]
-    if unhealthy:
-        raise StackError(
-            "the stack is not healthy: "
-            + "; ".join(f"{s.name} {s.state}" + (f" ({s.detail})" if s.detail else "") for s in unhealthy),
-            f"read the logs in {config.logs_dir}, then run `kappa-orch stack up` again",
-        )
-    return statuses
 
 
 def down(config: StackConfig, report: Report = print) -> None:
