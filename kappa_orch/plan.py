@@ -93,6 +93,9 @@ DeployAction = Literal["none", "deploy", "redeploy", "wait", "refused"]
 
 @dataclass(frozen=True)
 class DeployPlan:
+    """What deploying a pipeline's current fingerprint takes: the action, the version,
+    its table and consumer group, and why."""
+
     pipeline: str
     fingerprint: str
     # none: this fingerprint runs; deploy: a new version; redeploy: the version's job again;

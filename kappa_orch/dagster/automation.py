@@ -59,6 +59,7 @@ class RetireConfig(Config):
 
 
 def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
+    """The job that stops replaced versions' jobs and drops their tables (requested by the retire sensor)."""
     by_name = {p.name: p for p in pipelines}
 
     @op(name="retire_versions", description="Stop replaced versions' jobs and drop their tables.")
@@ -83,6 +84,7 @@ class RepairConfig(Config):
 
 
 def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
+    """The job that redeploys lost jobs of live and ready versions (requested by the repair sensor)."""
     by_name = {p.name: p for p in pipelines}
 
     @op(

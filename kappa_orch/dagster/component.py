@@ -61,6 +61,7 @@ class KappaPipelinesComponent(Component, Resolvable, Model):
     automation: dict[str, float] | None = None
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        """The definitions of the specs folder, with the YAML's settings over KAPPA_* variables."""
         specs = Path(self.specs_dir)
         if not specs.is_absolute():
             specs = Path(context.path) / specs

@@ -47,9 +47,11 @@ class KappaTranslator:
         return AssetKey([spec.target.schema_name, spec.batch_table or ""])
 
     def topic_group_name(self, topic: str) -> str:
+        """The asset group of a topic."""
         return "kafka"
 
     def group_name(self, spec: PipelineSpec) -> str:
+        """The asset group of a pipeline's assets."""
         return spec.name
 
     def owners(self, spec: PipelineSpec) -> list[str]:
@@ -62,6 +64,7 @@ class KappaTranslator:
         return {k: v for k, v in spec.tags.items() if _TAG_VALUE.match(k) and _TAG_VALUE.match(v)}
 
     def topic_description(self, topic: str) -> str:
+        """The description of a topic's asset."""
         return f"Kafka topic {topic} (the log: source of truth)."
 
     def description(self, spec: PipelineSpec, role: AssetRole) -> str:

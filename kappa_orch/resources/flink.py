@@ -22,6 +22,8 @@ ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING
 
 @dataclass(frozen=True)
 class FlinkJob:
+    """A Flink job as the REST API lists it: id, name and state."""
+
     job_id: str
     name: str
     state: str
@@ -140,12 +142,14 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     # -- jobs --------------------------------------------------------------------------
 
     def list_jobs(self) -> list[FlinkJob]:
+        """Every job the cluster knows, with its state."""
         overview = self._call("GET", self.rest_url, "/jobs/overview")
         return [
             FlinkJob(j["jid"], j["name"], j["state"], j.get("start-time")) for j in overview.get("jobs", [])
         ]
 
     def job(self, job_id: str) -> FlinkJob:
+        """One job by id (an error when the cluster does not know it)."""
         detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
         return FlinkJob(detail["jid"], detail["name"], detail["state"], detail.get("start-time"))
 
@@ -237,6 +241,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return None
 
     def last_checkpoint(self, job_id: str) -> Checkpoint | None:
+        """The job's last completed checkpoint (id, completion time, external path), or None."""
         stats = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints")
         completed = (stats.get("latest") or {}).get("completed")
         if not completed:
@@ -246,6 +251,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         )
 
     def wait_for_state(self, job_id: str, states: set[str], *, timeout_s: float = 60.0) -> FlinkJob:
+        """Poll until the job is in one of `states`; an error after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.job(job_id)
@@ -260,6 +266,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             time.sleep(0.5)
 
     def cancel(self, job_id: str, *, wait: bool = True) -> None:
+        """Cancel the job (no savepoint); with `wait`, until Flink reports it cancelled."""
         self._call("PATCH", self.rest_url, f"/jobs/{job_id}?mode=cancel")
         if wait:
             self.wait_for_state(job_id, {"CANCELED"}, timeout_s=60)

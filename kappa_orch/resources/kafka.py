@@ -118,6 +118,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             time.sleep(0.2)
 
     def list_topics(self) -> list[str]:
+        """The cluster's topics, without Kafka's internal ones (`__...`)."""
         try:
             metadata = self._admin().list_topics(timeout=self.request_timeout_s)
         except Exception as exc:
@@ -125,6 +126,8 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         return sorted(t for t in metadata.topics if not t.startswith("__"))
 
     def describe_topic(self, name: str) -> TopicInfo:
+        """A topic's partition count and configuration (retention.ms, ...); an error when it
+        does not exist."""
         from confluent_kafka.admin import (  # type: ignore[attr-defined]
             ConfigResource,
             ResourceType,

@@ -42,6 +42,7 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     _engine: Engine | None = PrivateAttr(default=None)
 
     def get_engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use."""
         if self._engine is None:
             self._engine = create_engine(
                 self.url,
@@ -77,6 +78,8 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
+        """A connection without a transaction of its own (a warehouse that does not answer
+        raises ServiceUnavailable)."""
         try:
             with self.get_engine().connect() as conn:
                 yield conn
@@ -192,11 +195,13 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         }
 
     def dispose(self) -> None:
+        """Close the engine's pooled connections."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """Dagster's hook at the end of a run: close the pool."""
         self.dispose()
 
     def _unavailable(self, exc: Exception) -> ServiceUnavailable:

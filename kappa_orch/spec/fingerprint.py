@@ -24,6 +24,7 @@ FINGERPRINT_FORMAT = 3
 
 
 def fingerprint(pipeline: LoadedPipeline) -> str:
+    """The 16-hex-digit hash of everything that changes the pipeline's output (its Dagster code_version)."""
     spec = pipeline.spec
     material = {
         "format": FINGERPRINT_FORMAT,

@@ -363,10 +363,12 @@ class PipelineSpec(_Strict):
 
     @property
     def dead_letter_topic(self) -> str:
+        """Where broken events go: the spec's dead_letters.topic, else kappa.dead-letters.<name>."""
         return self.dead_letters.topic or f"kappa.dead-letters.{self.name}"
 
     @property
     def batch_table(self) -> str | None:
+        """The batch table's name (batch.table, else <alias table>_daily), or None without `batch:`."""
         if self.batch is None:
             return None
         return self.batch.table or f"{self.target.table_name}_daily"
@@ -383,4 +385,5 @@ class LoadedPipeline(BaseModel):
 
     @property
     def name(self) -> str:
+        """The pipeline's name (from its spec)."""
         return self.spec.name
