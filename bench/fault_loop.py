@@ -30,7 +30,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,12 +51,11 @@ from kappa_orch.stack.config import StackConfig  # noqa: E402
 from kappa_orch.stack.flink import FlinkService  # noqa: E402
 from tests.integration import scale  # noqa: E402
 from tests.integration.platform import (  # noqa: E402
-    KAPPA,
     Platform,
-    cli_env,
     count_declined_too,
     isolated_platform,
     run_reprocess,
+    start_cli,
 )
 from tests.integration.test_scale_oracle import produce  # noqa: E402
 
@@ -125,13 +123,7 @@ def trial(
         live_jobs = {name: versions(platform, name)[1].flink_job_id for name in PIPELINES}
         count_declined_too(platform)
         started = time.monotonic()
-        reprocess = subprocess.Popen(
-            [KAPPA, "reprocess", "daily_spend", "--wait"],
-            env=cli_env(platform, stack),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        reprocess = start_cli(platform, stack, "reprocess", "daily_spend", "--wait")
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(reprocess.stdout or []), daemon=True)
         reader.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -80,6 +81,18 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
 
 
 KAPPA = str(Path(sys.executable).parent / "kappa-orch")
+
+
+def start_cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
+    """`kappa-orch <args>` on this platform in the background, its output piped."""
+    return subprocess.Popen(
+        [KAPPA, *args],
+        env=cli_env(platform, stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
 
 # daily_spend's SQL counts approved authorizations; the changed spec counts declined too
 ORIGINAL = "WHERE status = 'approved'"

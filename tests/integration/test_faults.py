@@ -42,6 +42,7 @@ from tests.integration.platform import (
     isolated_platform,
     produce_authorizations,
     run_reprocess,
+    start_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -377,13 +378,7 @@ def test_a_taskmanager_killed_during_a_reprocess_costs_nothing(
         go_live(platform, platform.pipelines()[name], kafka, flink)
     live_jobs = {name: versions(platform, name)[1].flink_job_id for name in ("daily_spend", "account_latest")}
     count_declined_too(platform)
-    reprocess = subprocess.Popen(
-        [KAPPA, "reprocess", "daily_spend", "--wait"],
-        env=cli_env(platform, stack),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    reprocess = start_cli(platform, stack, "reprocess", "daily_spend", "--wait")
     try:
         deadline = time.monotonic() + 180
         while (
