@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ from assets.sample_events import AUTHORIZATIONS_TOPIC, SETTLEMENTS_TOPIC, sample
 from definitions import defs  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 from kappa_orch.status import pipeline_status  # noqa: E402
+from kappa_orch.topics import check_topics, topic_needs  # noqa: E402
 from resources import CONFIG, build_resources  # noqa: E402
 
 PIPELINES = load_pipelines(CONFIG.specs)
@@ -41,10 +43,17 @@ def main() -> None:
     resources = build_resources(resolved=True)
     kafka, flink, warehouse = resources["kafka"], resources["flink"], resources["warehouse"]
 
-    print("[1/4] topics")
-    for topic in (AUTHORIZATIONS_TOPIC, SETTLEMENTS_TOPIC):
-        created = kafka.create_topic(topic, partitions=3)
-        print(f"      {topic}: {'created' if created else 'exists'}")
+    print("[1/4] topics (as `kappa-orch topics --create`: the partitions and history the specs need)")
+    needs, _ = topic_needs(PIPELINES, datetime.now(UTC).date())
+    for report in check_topics(
+        needs,
+        kafka,
+        create=True,
+        default_partitions=CONFIG.topic_partitions,
+        default_retention_ms=CONFIG.topic_retention_ms(),
+    ):
+        state = "created" if report.created else "exists"
+        print(f"      {report.need.topic}: {state}" + "".join(f"; {p}" for p in report.problems))
 
     print("[2/4] deploying the reference pipelines (Dagster run)")
     # the streaming assets; batch tables (partitioned) are backfilled separately
