@@ -179,3 +179,14 @@ def test_sensors_ask_only_for_the_resources_they_use() -> None:
             result = make(pipelines)(context)
         # the registry does not answer: a skipped tick that says so, not an error
         assert isinstance(result, SkipReason) and "not reachable" in (result.skip_message or "")
+
+
+def test_dg_finds_the_component_and_its_scaffolder() -> None:
+    # the package's `dagster_dg_cli.registry_modules` entry point: `dg list components`
+    # shows it and `dg scaffold defs kappa_orch.KappaPipelinesComponent <path>` uses its scaffolder
+    from dagster.components.core.package_entry import discover_entry_point_package_objects
+    from dagster.components.scaffold.scaffold import has_scaffolder
+
+    found = {key.to_typename(): obj for key, obj in discover_entry_point_package_objects().items()}
+    assert found["kappa_orch.KappaPipelinesComponent"] is KappaPipelinesComponent
+    assert has_scaffolder(KappaPipelinesComponent)
