@@ -138,10 +138,15 @@ def jars(config: StackConfig) -> None:
 @stack.command()
 @click.pass_obj
 def env(config: StackConfig) -> None:
-    """Print the KAPPA_* variables that point resources at this stack (for `eval`)."""
-    click.echo(f"export KAPPA_KAFKA_BOOTSTRAP={config.kafka_bootstrap}")
-    click.echo(f"export KAPPA_FLINK_REST_URL={config.flink_rest_url}")
-    click.echo(f"export KAPPA_SQL_GATEWAY_URL={config.sql_gateway_url}")
-    click.echo(f"export KAPPA_WAREHOUSE_URL={config.warehouse_url}")
-    click.echo(f"export KAPPA_WAREHOUSE_READER_URL={config.warehouse_reader_url}")
-    click.echo(f"export KAPPA_WAREHOUSE_SINK_URL={config.warehouse_sink_url}")
+    """Print the KAPPA_* variables that point kappa_orch (the CLI, the resources, the main
+    job) at this stack, for `eval`: its services, its roles and its folder."""
+    import shlex
+
+    from kappa_orch.config import VARIABLES
+
+    platform = config.platform(flink_checkpoint_dir=(config.flink_dir / "checkpoints").resolve().as_uri())
+    shown = ["kafka_bootstrap", "flink_rest_url", "sql_gateway_url", "warehouse_url"]
+    shown += ["warehouse_reader_url", "warehouse_sink_url", "home", "flink_checkpoint_dir"]
+    values = platform.model_dump()
+    for field in shown:
+        click.echo(f"export {VARIABLES[field]}={shlex.quote(str(values[field]))}")

@@ -58,3 +58,32 @@ def test_the_checkpoint_folder_defaults_to_the_local_stacks_when_present(tmp_pat
     (tmp_path / "flink" / "checkpoints").mkdir(parents=True)
     assert PlatformConfig(home=tmp_path).checkpoint_dir() == (tmp_path / "flink" / "checkpoints").as_uri()
     assert PlatformConfig(home=tmp_path, flink_checkpoint_dir="s3://b/c").checkpoint_dir() == "s3://b/c"
+
+
+def test_stack_env_describes_a_stack_on_other_ports_completely(tmp_path: Path) -> None:
+    # what `eval "$(kappa-orch stack env)"` exports is the whole platform of that stack
+    import shlex
+
+    from click.testing import CliRunner
+
+    from kappa_orch.cli import main
+    from kappa_orch.stack.config import StackConfig
+
+    flags = [
+        "--home",
+        str(tmp_path),
+        "--kafka-port",
+        "19092",
+        "--postgres-port",
+        "15432",
+        "--flink-rest-port",
+        "18081",
+    ]
+    out = CliRunner().invoke(main, ["stack", *flags, "env"]).output
+    exported = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in out.splitlines())
+    read = PlatformConfig.from_env(exported)
+    stack = StackConfig(home=tmp_path, kafka_port=19092, postgres_port=15432, flink_rest_port=18081)
+    assert read.kafka_bootstrap == "127.0.0.1:19092" and read.flink_rest_url == "http://127.0.0.1:18081"
+    assert read.warehouse_url == stack.warehouse_url and read.warehouse_sink_url == stack.warehouse_sink_url
+    assert read.home == tmp_path
+    assert read.checkpoint_dir() == (tmp_path / "flink" / "checkpoints").as_uri()
