@@ -82,10 +82,12 @@ def swap(
     reason: str = "reprocess",
     run_id: str | None = None,
     git_commit: str | None = None,
+    swapped_by: str | None = None,
     log: Log = lambda _: None,
     flink: StreamEngine | None = None,
 ) -> SwapResult:
-    """Point the alias at a version in one transaction and record the swap.
+    """Point the alias at a version in one transaction and record the swap (with the run,
+    the deployment's git commit and who launched it: `swapped_by`, else the OS user).
 
     With `flink`, a version whose job is not alive is refused: the alias would serve a
     table nobody updates (repair it first).
@@ -101,6 +103,7 @@ def swap(
             reason=reason,
             run_id=run_id,
             git_commit=git_commit,
+            swapped_by=swapped_by,
             log=log,
             lock_timeout_ms=lock_timeout_ms,
             flink=flink,
@@ -158,6 +161,7 @@ def _swap_once(
     log: Log,
     lock_timeout_ms: int,
     flink: StreamEngine | None = None,
+    swapped_by: str | None = None,
 ) -> SwapResult:
     """One attempt at the swap, in one transaction (lock_timeout_ms 0: wait for the lock).
 
@@ -195,7 +199,8 @@ def _swap_once(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
         reason = "first deploy" if previous is None else reason
-        _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit)
+        by = swapped_by or getpass.getuser()
+        _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit, by=by)
     log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
     return SwapResult(True, previous, target.version, target.physical_table, count)
 
@@ -278,6 +283,7 @@ def _record(
     reason: str,
     run_id: str | None,
     git_commit: str | None,
+    by: str,
 ) -> None:
     registry.record_swap(
         conn,
@@ -289,7 +295,7 @@ def _record(
         reason=reason,
         run_id=run_id,
         git_commit=git_commit,
-        swapped_by=getpass.getuser(),
+        swapped_by=by,
         accepted={
             name: str(result["accepted"])
             for name, result in (target.check_results or {}).items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def _reprocess_in_foreground(
     chosen = pick(pipelines, pipeline, platform.specs)
     kafka, flink, warehouse = resources_of(platform)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    assets = pipeline_assets(pipelines)
+    assets = pipeline_assets(pipelines, git_commit=platform.commit())
     [versions_op] = [
         a.op.name for a in assets if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
     ]
@@ -292,7 +293,14 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
                 )
             to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
         result = swap(
-            chosen, warehouse=warehouse, flink=flink, to_version=to_version, reason="rollback", log=click.echo
+            chosen,
+            warehouse=warehouse,
+            flink=flink,
+            to_version=to_version,
+            reason="rollback",
+            run_id=f"cli-rollback-{uuid.uuid4().hex[:8]}",
+            git_commit=platform.commit(),
+            log=click.echo,
         )
         warehouse.dispose()
     except KappaError as exc:

@@ -81,10 +81,21 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         chosen = pipelines if deploy_all else [pick(pipelines, str(pipeline), platform.specs)]
         kafka, flink, warehouse = resources_of(platform)
         live = _live_versions(warehouse)
-        owner = owner_id(f"cli-deploy-{uuid.uuid4().hex[:8]}")
+        run = f"cli-deploy-{uuid.uuid4().hex[:8]}"  # recorded with a first deploy's swap
+        owner = owner_id(run)
         for item in chosen:
-            step = _deploy_next if item.name in live else _deploy_first
-            result = step(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
+            if item.name in live:
+                result = _deploy_next(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
+            else:
+                result = _deploy_first(
+                    item,
+                    kafka=kafka,
+                    flink=flink,
+                    warehouse=warehouse,
+                    owner=owner,
+                    run=run,
+                    commit=platform.commit(),
+                )
             click.echo(
                 f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
                 f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
@@ -108,7 +119,9 @@ def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: st
         claims.release(warehouse, pipeline=item.name, owner=owner)
 
 
-def _deploy_first(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
+def _deploy_first(
+    item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str, run: str, commit: str | None
+) -> Any:
     """A pipeline's first version: deployed, awaited and gated; its alias appears only then."""
     from kappa_orch.reprocess import prepare_candidate
     from kappa_orch.swap import swap
@@ -122,7 +135,8 @@ def _deploy_first(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: s
             f"the first version of {item.name!r} failed its checks, so its alias was not created: {failed}",
             "fix the spec (or the data) and deploy again; the version is kept for inspection",
         )
-    swap(item, warehouse=warehouse, log=click.echo)
+    # recorded as the first deploy, with this command as its run and the deployment's commit
+    swap(item, warehouse=warehouse, run_id=run, git_commit=commit, log=click.echo)
     return report.deployed
 
 
@@ -239,3 +253,35 @@ def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> list[str]
     except ServiceUnavailable as exc:
         return [*conflicts, f"source topics not checked ({exc.problem})"]
     return conflicts + [p for r in reports for p in r.problems]
+
+
+@main.command(name="history")
+@click.argument("pipeline")
+@click.option("--json", "as_json", is_flag=True, help="Print the swaps as JSON.")
+@platform_options
+def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
+    """Every swap of a pipeline's alias, oldest first: when, from and to which version,
+    why, who, the deployment's git commit and the run (a Dagster run id, or the CLI command)."""
+    from kappa_orch import registry
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        _, _, warehouse = resources_of(platform)
+        with warehouse.registry() as conn:
+            swaps = registry.swap_history(conn, chosen.name)
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(swaps, indent=2, default=str))
+        return
+    click.echo(f"{'swapped at (UTC)':<20} {'from':>5} {'to':>4}  {'reason':<14} {'by':<12} {'git':<8} run")
+    for s in swaps:
+        at = s["swapped_at"].strftime("%Y-%m-%d %H:%M:%S") if s.get("swapped_at") else "?"
+        source = f"v{s['from_version']}" if s["from_version"] is not None else "-"
+        click.echo(
+            f"{at:<20} {source:>5} {'v' + str(s['to_version']):>4}  {s['reason']:<14} "
+            f"{s['swapped_by'] or '?':<12} {(s['git_commit'] or '?')[:8]:<8} {s['run_id'] or '?'}"
+        )

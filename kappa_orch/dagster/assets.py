@@ -10,7 +10,7 @@ Per pipeline:
   current fingerprint's version.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from dagster import (
     AssetCheckResult,
@@ -133,7 +133,7 @@ def version_asset(
             pipeline,
             accept=config.accept,
             accept_reason=config.reason or None,
-            accepted_by=context.run.tags.get("dagster/user") or context.run.tags.get("kappa/user"),
+            accepted_by=launched_by(context.run.tags),
             kafka=kafka,
             flink=flink,
             warehouse=warehouse,
@@ -148,6 +148,12 @@ def version_asset(
         )
 
     return _version
+
+
+def launched_by(tags: Mapping[str, str]) -> str | None:
+    """Who launched a run: Dagster's launcher (the UI's user), else the CLI's user."""
+    user = tags.get("dagster/user") or tags.get("kappa/user")
+    return str(user) if user else None
 
 
 def _definition_metadata(pipeline: LoadedPipeline, translator: KappaTranslator) -> dict[str, object]:
@@ -252,6 +258,7 @@ def alias_asset(
             flink=flink,
             run_id=context.run.run_id,
             git_commit=git_commit,
+            swapped_by=launched_by(context.run.tags),
             log=progress(context),
         )
         if not result.swapped:

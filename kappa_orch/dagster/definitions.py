@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import Definitions
+from dagster import DefaultScheduleStatus, Definitions
 from pydantic import BaseModel, ConfigDict, Field
 
 from kappa_orch.config import PlatformConfig
@@ -53,6 +53,7 @@ class AutomationSettings(BaseModel):
     failed_day_interval_s: int = Field(60, ge=1, description="Batch days that failed a check.")
     claim_wait_s: float = Field(600.0, ge=0, description="How long a reprocess waits for another one.")
     claim_stale_s: float = Field(60.0, gt=0, description="When a silent claim may be taken over.")
+    data_quality_running: bool = Field(True, description="The data-quality schedule runs from the start.")
 
 
 def build_kappa_definitions(
@@ -93,7 +94,14 @@ def build_kappa_definitions(
         sensors=_sensors(pipelines, translator, automation, jobs),
         jobs=list(jobs.values()),
         schedules=[
-            data_quality_schedule(pipelines, cron_schedule=config.data_quality_cron, translator=translator)
+            data_quality_schedule(
+                pipelines,
+                cron_schedule=config.data_quality_cron,
+                translator=translator,
+                default_status=DefaultScheduleStatus.RUNNING
+                if automation.data_quality_running
+                else DefaultScheduleStatus.STOPPED,
+            )
         ],
         resources=dict(resources) if resources is not None else config.resources(dagster=True),
     )

@@ -14,6 +14,7 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetSelection,
+    DefaultScheduleStatus,
     MetadataValue,
     ScheduleDefinition,
     asset_check,
@@ -159,13 +160,15 @@ def data_quality_schedule(
     *,
     cron_schedule: str = "0 * * * *",
     timezone: str = "UTC",
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
 ) -> ScheduleDefinition:
-    """The checks-only job on a cron schedule (hourly by default)."""
+    """The checks-only job on a cron schedule (hourly by default), running from the start."""
     return ScheduleDefinition(
         name="kappa_data_quality_schedule",
         job=data_quality_job(pipelines, translator),
         cron_schedule=cron_schedule,
         execution_timezone=timezone,
+        default_status=default_status,
         description="Runs the data-quality checks of every serving alias and batch table.",
     )

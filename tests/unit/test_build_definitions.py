@@ -190,3 +190,17 @@ def test_dg_finds_the_component_and_its_scaffolder() -> None:
     found = {key.to_typename(): obj for key, obj in discover_entry_point_package_objects().items()}
     assert found["kappa_orch.KappaPipelinesComponent"] is KappaPipelinesComponent
     assert has_scaffolder(KappaPipelinesComponent)
+
+
+def test_the_data_quality_schedule_runs_from_the_start(tmp_path: Path) -> None:
+    # found: kappa_data_quality_schedule shipped STOPPED while the docs said hourly
+    from dagster import DefaultScheduleStatus
+
+    from kappa_orch import AutomationSettings
+
+    specs = _specs(tmp_path, "daily_spend")
+    [schedule] = build_kappa_definitions(specs, config=CONFIG).schedules or []
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING  # type: ignore[union-attr]
+    off = AutomationSettings(data_quality_running=False)
+    [stopped] = build_kappa_definitions(specs, config=CONFIG, automation=off).schedules or []
+    assert stopped.default_status == DefaultScheduleStatus.STOPPED  # type: ignore[union-attr]

@@ -1,0 +1,66 @@
+"""Every swap records its run, the deployment's git commit and who launched it, and
+`kappa-orch history` shows them (found: first-deploy swaps had no run id, sha or user;
+a CLI reprocess recorded no sha)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from assets.sample_events import sample_events
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.stack.config import StackConfig
+from tests.integration.platform import (
+    KAPPA,
+    Platform,
+    cli_env,
+    count_declined_too,
+    isolated_platform,
+    produce_authorizations,
+)
+
+pytestmark = pytest.mark.integration
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cli(platform: Platform, stack: StackConfig, *args: str) -> str:
+    done = subprocess.run(
+        [KAPPA, *args],
+        env=cli_env(platform, stack, KAPPA_GIT_COMMIT=SHA),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_every_swap_records_run_commit_and_user(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> None:
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        produce_authorizations(platform, kafka, sample_events(5_000).authorizations, event_timestamps=True)
+        cli(platform, stack, "deploy", "daily_spend")  # a first deploy: gated, then the alias
+        count_declined_too(platform)
+        cli(platform, stack, "reprocess", "daily_spend", "--wait")  # a Dagster run
+        cli(platform, stack, "rollback", "daily_spend")
+        swaps = json.loads(cli(platform, stack, "history", "daily_spend", "--json"))
+        table = cli(platform, stack, "history", "daily_spend")
+    assert [(s["from_version"], s["to_version"], s["reason"]) for s in swaps] == [
+        (None, 1, "first deploy"),
+        (1, 2, "reprocess"),
+        (2, 1, "rollback"),
+    ]
+    for swap in swaps:
+        assert swap["git_commit"] == SHA
+        assert swap["swapped_by"]
+        assert swap["run_id"]
+    assert swaps[0]["run_id"].startswith("cli-deploy-")
+    assert len(swaps[1]["run_id"]) == 36  # the Dagster run of the reprocess
+    assert swaps[2]["run_id"].startswith("cli-rollback-")
+    assert table.splitlines()[0].startswith("swapped at (UTC)")
+    assert "first deploy" in table and "rollback" in table and SHA[:8] in table
