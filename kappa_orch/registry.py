@@ -77,6 +77,7 @@ __all__ = [
     "migrate",
     "migrations_table",
     "pipeline_versions",
+    "recent_swaps",
     "record_batch_days",
     "record_swap",
     "set_live",
@@ -240,6 +241,24 @@ def record_swap(
 def swap_history(conn: Connection, pipeline: str) -> list[dict[str, Any]]:
     rows = conn.execute(select(swaps).where(swaps.c.pipeline == pipeline).order_by(swaps.c.id))
     return [dict(r._mapping) for r in rows]
+
+
+def recent_swaps(conn: Connection, pipelines: list[str], limit: int) -> dict[str, list[dict[str, Any]]]:
+    """The last `limit` swaps of each pipeline, newest first (one query)."""
+    ranked = (
+        select(
+            swaps,
+            func.row_number().over(partition_by=swaps.c.pipeline, order_by=swaps.c.id.desc()).label("n"),
+        )
+        .where(swaps.c.pipeline.in_(pipelines))
+        .subquery()
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(
+        select(ranked).where(ranked.c.n <= limit).order_by(ranked.c.pipeline, ranked.c.id.desc())
+    ):
+        found.setdefault(row.pipeline, []).append({k: v for k, v in row._mapping.items() if k != "n"})
+    return found
 
 
 def record_batch_days(

@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from kappa_orch import registry
+from kappa_orch.dagster.alias_state import alias_observations, read_aliases
 from kappa_orch.dagster.health import TROUBLED, job_health, job_health_evaluation
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import KappaError, ServiceUnavailable
@@ -190,11 +191,19 @@ def gather_topics(
         )
 
 
+def _summary(watched: int, answers: StreamAnswers, verdicts: dict[str, list[object]]) -> str:
+    """The tick's one line: what was observed and which pipelines lost jobs."""
+    unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]
+    lost = f"jobs lost in: {', '.join(unhealthy)}" if unhealthy else "every live/ready job alive"
+    return f"observed {watched} version(s), {len(answers.topics)} topic(s); {lost}"
+
+
 def _cursor(text: str | None) -> dict[str, Any]:
     """The sensor's cursor: topics' last end offsets and pipelines' last health verdicts."""
     state = json.loads(text) if text else {}
     if "topics" not in state:  # a cursor from before the health verdicts: topics only
         state = {"topics": state, "health": {}}
+    state.setdefault("aliases", {})
     return dict(state)
 
 
@@ -257,6 +266,7 @@ def stream_observation_sensor(
             with warehouse.registry() as conn:
                 rows = registry.all_versions(conn)
                 live = registry.live_versions(conn)
+                aliases = read_aliases(conn, pipelines, rows)
         except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
         deadline = time.monotonic() + time_budget_s
@@ -271,15 +281,14 @@ def stream_observation_sensor(
         ]
         verdicts = dict(state["health"])
         events += health_changes(pipelines, rows, live, answers, verdicts, translator)
+        alias_events, aliases_cursor = alias_observations(pipelines, aliases, state["aliases"], translator)
+        events += alias_events
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
-        unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]
-        context.log.info(
-            f"observed {len(watched)} version(s), {len(answers.topics)} topic(s); "
-            + (f"jobs lost in: {', '.join(unhealthy)}" if unhealthy else "every live/ready job alive")
-        )
+        context.log.info(_summary(len(watched), answers, verdicts))
         return SensorResult(
-            asset_events=events, cursor=json.dumps({"topics": topics_cursor, "health": verdicts})
+            asset_events=events,
+            cursor=json.dumps({"topics": topics_cursor, "health": verdicts, "aliases": aliases_cursor}),
         )
 
     return _observe

@@ -9,8 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dagster import AssetObservation, build_sensor_context
 
 from assets.sample_events import sample_events
+from kappa_orch import alias_key, stream_observation_sensor
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -39,6 +41,18 @@ def cli(platform: Platform, stack: StackConfig, *args: str) -> str:
     return done.stdout
 
 
+def alias_observations(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
+) -> tuple[list[AssetObservation], str | None]:
+    sensor = stream_observation_sensor(list(platform.pipelines().values()))
+    with build_sensor_context(
+        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}, cursor=cursor
+    ) as context:
+        result = sensor(context)
+    events = [e for e in getattr(result, "asset_events", []) if isinstance(e, AssetObservation)]
+    return events, getattr(result, "cursor", cursor)
+
+
 def test_every_swap_records_run_commit_and_user(
     stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
 ) -> None:
@@ -50,6 +64,8 @@ def test_every_swap_records_run_commit_and_user(
         cli(platform, stack, "rollback", "daily_spend")
         swaps = json.loads(cli(platform, stack, "history", "daily_spend", "--json"))
         table = cli(platform, stack, "history", "daily_spend")
+        observed, cursor = alias_observations(platform, kafka, flink, None)
+        again, _ = alias_observations(platform, kafka, flink, cursor)
     assert [(s["from_version"], s["to_version"], s["reason"]) for s in swaps] == [
         (None, 1, "first deploy"),
         (1, 2, "reprocess"),
@@ -63,4 +79,12 @@ def test_every_swap_records_run_commit_and_user(
     assert len(swaps[1]["run_id"]) == 36  # the Dagster run of the reprocess
     assert swaps[2]["run_id"].startswith("cli-rollback-")
     assert table.splitlines()[0].startswith("swapped at (UTC)")
+    # the alias page tells the truth after a CLI rollback: observed, not only materialised
+    [alias] = [o for o in observed if o.asset_key == alias_key(platform.pipelines()["daily_spend"].spec)]
+    assert alias.metadata["live_version"].value == 1
+    assert alias.metadata["physical_table"].value.endswith("daily_spend__v1")
+    assert "v2 -> v1 (rollback" in alias.metadata["last_swap"].value
+    history = alias.metadata["swap_history"].value
+    assert history.count("\n| ") == 3 and "first deploy" in history
+    assert not [o for o in again if o.asset_key == alias.asset_key]  # reported once, until it changes
     assert "first deploy" in table and "rollback" in table and SHA[:8] in table

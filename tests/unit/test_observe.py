@@ -116,3 +116,30 @@ def test_late_records_are_reported_per_operator_and_in_total() -> None:
     # no counters read (e.g. a job that just started): no claim either way
     [silent] = stream_observations(watched, StreamAnswers(observed_at_ms=0), {"merchant_risk": 1})
     assert "late_records_total" not in silent.metadata
+
+
+def test_the_alias_is_observed_when_it_changes() -> None:
+    # found: a CLI rollback left the alias page showing the version before it
+    from kappa_orch.dagster.alias_state import AliasState, alias_observations
+    from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR
+
+    swap = {
+        "id": 7,
+        "from_version": 2,
+        "to_version": 1,
+        "reason": "rollback",
+        "swapped_by": "ana",
+        "git_commit": "0123456789ab",
+        "run_id": "cli-rollback-1",
+        "swapped_at": "2026-11-27 07:00:00+00:00",
+    }
+    state = AliasState("daily_spend", 1, "daily_spend__v1", 401, [swap])
+    [event], cursor = alias_observations(PIPELINES, [state], {}, DEFAULT_TRANSLATOR)
+    assert event.asset_key == DEFAULT_TRANSLATOR.alias_key(BY_NAME["daily_spend"].spec)
+    assert event.metadata["live_version"].value == 1  # type: ignore[union-attr]
+    assert event.metadata["dagster/row_count"].value == 401  # type: ignore[union-attr]
+    assert "v2 -> v1 (rollback, by ana)" in event.metadata["last_swap"].value  # type: ignore[union-attr]
+    # unchanged: nothing new; a new swap or row count: reported again
+    assert alias_observations(PIPELINES, [state], cursor, DEFAULT_TRANSLATOR)[0] == []
+    grown = AliasState("daily_spend", 1, "daily_spend__v1", 402, [swap])
+    assert len(alias_observations(PIPELINES, [grown], cursor, DEFAULT_TRANSLATOR)[0]) == 1
