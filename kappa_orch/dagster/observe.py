@@ -7,7 +7,7 @@ It observes only: no offset commits, no restarts, no registry writes. The decisi
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,44 +73,104 @@ def stream_observations(
     answers: StreamAnswers,
     live: dict[str, int],
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
+    progress: dict[tuple[str, int], dict[str, float]] | None = None,
+    job_url: Callable[[str], str] | None = None,
 ) -> list[AssetObservation]:
-    """One observation per watched version (pure)."""
+    """One observation per watched version (pure). The live version's numbers are plotted
+    as `lag_total`, `checkpoint_age_s`, ...; another version's as `candidate/lag_total`,
+    ... so the two series never interleave. Identifiers are text (not plotted)."""
     observations = []
     for pipeline, row in watched:
-        job_id = row.flink_job_id or ""
-        metadata: dict[str, object] = {
-            "version": row.version,
-            "state": str(row.state),
-            "live": live.get(row.pipeline) == row.version,
-            "flink_job_id": job_id,
-            "job_state": answers.job_states.get(job_id, "UNKNOWN"),
-        }
-        total = 0
-        for source in pipeline.spec.sources:
-            per_partition = answers.lags.get((row.group_id, source.topic))
-            if per_partition is None:
-                continue
-            for partition, lag in sorted(per_partition.items()):
-                metadata[f"lag/{source.topic}/{partition}"] = lag
-                total += lag
-        metadata["lag_total"] = total
-        checkpoint = answers.checkpoints.get(job_id)
-        if checkpoint is not None:
-            metadata["checkpoint_id"] = checkpoint.checkpoint_id
-            metadata["checkpoint_age_s"] = round(
-                max(0, answers.observed_at_ms - checkpoint.completed_at_ms) / 1000, 1
-            )
-        late = answers.late_records.get(job_id)
-        if late is not None:
-            metadata["late_records_total"] = sum(late.values())
-            for operator, dropped in sorted(late.items()):
-                metadata[f"late_records/{operator}"] = dropped
-        exception = answers.job_exceptions.get(job_id)
-        if exception:
-            metadata["flink_exception"] = MetadataValue.text(exception[:5000])
+        is_live = live.get(row.pipeline) == row.version
+        series = _version_series(pipeline, row, answers)
+        series.update((progress or {}).get((row.pipeline, row.version), {}))
+        prefix = "" if is_live else "candidate/"
+        metadata: dict[str, object] = {f"{prefix}{k}": v for k, v in series.items()}
+        metadata.update(_version_labels(row, answers, is_live, job_url))
         key = translator.version_key(pipeline.spec)
         observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
     return observations
+
+
+def _version_series(
+    pipeline: LoadedPipeline, row: registry.VersionRow, answers: StreamAnswers
+) -> dict[str, float]:
+    """A version's numbers: lag per partition and in total, checkpoint age, late records."""
+    job_id = row.flink_job_id or ""
+    series: dict[str, float] = {}
+    total = 0
+    for source in pipeline.spec.sources:
+        for partition, lag in sorted(answers.lags.get((row.group_id, source.topic), {}).items()):
+            series[f"lag/{source.topic}/{partition}"] = lag
+            total += lag
+    series["lag_total"] = total
+    checkpoint = answers.checkpoints.get(job_id)
+    if checkpoint is not None:
+        series["checkpoint_age_s"] = round(
+            max(0, answers.observed_at_ms - checkpoint.completed_at_ms) / 1000, 1
+        )
+    late = answers.late_records.get(job_id)
+    if late is not None:
+        series["late_records_total"] = sum(late.values())
+        for operator, dropped in sorted(late.items()):
+            series[f"late_records/{operator}"] = dropped
+    return series
+
+
+def _version_labels(
+    row: registry.VersionRow, answers: StreamAnswers, is_live: bool, job_url: Callable[[str], str] | None
+) -> dict[str, object]:
+    """What identifies the version and its job (text, not plotted)."""
+    job_id = row.flink_job_id or ""
+    labels: dict[str, object] = {
+        "version": MetadataValue.text(str(row.version)),
+        "state": str(row.state),
+        "live": is_live,
+        "flink_job_id": MetadataValue.text(job_id),
+        "job_state": answers.job_states.get(job_id, "UNKNOWN"),
+    }
+    if job_url is not None and job_id:
+        labels["flink_job"] = MetadataValue.url(job_url(job_id))
+    checkpoint = answers.checkpoints.get(job_id)
+    if checkpoint is not None:
+        labels["checkpoint_id"] = MetadataValue.text(str(checkpoint.checkpoint_id))
+    exception = answers.job_exceptions.get(job_id)
+    if exception:
+        labels["flink_exception"] = MetadataValue.text(exception[:5000])
+    return labels
+
+
+def catch_up_progress(
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+    answers: StreamAnswers,
+    previous: dict[str, list[float]],
+) -> tuple[dict[tuple[str, int], dict[str, float]], dict[str, list[float]]]:
+    """For each version catching up: the share of the held log it has read
+    (`catch_up_pct`), its speed since the previous tick (`events_per_s`) and the time
+    left at that speed (`eta_s`); and the cursor (records read, at ms) for the next tick."""
+    progress: dict[tuple[str, int], dict[str, float]] = {}
+    cursor: dict[str, list[float]] = {}
+    for pipeline, row in watched:
+        topics = {s.topic for s in pipeline.spec.sources}
+        lags = [answers.lags.get((row.group_id, t)) for t in topics]
+        if row.state != registry.CATCHING_UP or None in lags or not topics <= set(answers.topics):
+            continue
+        held = sum(high - low for t in topics for low, high in answers.topics[t].watermarks.values())
+        lag = sum(sum(per.values()) for per in lags if per is not None)
+        if held <= 0:
+            continue
+        done = max(0, held - lag)
+        metrics = {"catch_up_pct": round(100 * done / held, 1)}
+        key, now = f"{row.pipeline}:{row.version}", answers.observed_at_ms
+        before = previous.get(key)
+        if before is not None and now > before[1] and done >= before[0]:
+            rate = (done - before[0]) / ((now - before[1]) / 1000)
+            metrics["events_per_s"] = round(rate, 1)
+            if rate > 0:
+                metrics["eta_s"] = round(lag / rate, 1)
+        progress[(row.pipeline, row.version)] = metrics
+        cursor[key] = [done, now]
+    return progress, cursor
 
 
 def topic_observations(
@@ -191,11 +251,23 @@ def gather_topics(
         )
 
 
-def _summary(watched: int, answers: StreamAnswers, verdicts: dict[str, list[object]]) -> str:
-    """The tick's one line: what was observed and which pipelines lost jobs."""
+def _summary(
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+    answers: StreamAnswers,
+    verdicts: dict[str, list[object]],
+) -> str:
+    """The tick's one line: what was observed, the largest lag, which pipelines lost jobs."""
+    lags = {
+        f"{row.pipeline} v{row.version}": sum(
+            sum(answers.lags.get((row.group_id, s.topic), {}).values()) for s in p.spec.sources
+        )
+        for p, row in watched
+    }
+    worst = max(lags.items(), key=lambda item: item[1], default=None)
+    lag = f", max lag {worst[1]:,} ({worst[0]})" if worst else ""
     unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]
     lost = f"jobs lost in: {', '.join(unhealthy)}" if unhealthy else "every live/ready job alive"
-    return f"observed {watched} version(s), {len(answers.topics)} topic(s); {lost}"
+    return f"observed {len(watched)} version(s){lag}, {len(answers.topics)} topic(s); {lost}"
 
 
 def _cursor(text: str | None) -> dict[str, Any]:
@@ -204,6 +276,7 @@ def _cursor(text: str | None) -> dict[str, Any]:
     if "topics" not in state:  # a cursor from before the health verdicts: topics only
         state = {"topics": state, "health": {}}
     state.setdefault("aliases", {})
+    state.setdefault("progress", {})
     return dict(state)
 
 
@@ -274,21 +347,18 @@ def stream_observation_sensor(
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
         state = _cursor(context.cursor)
-        topic_events, topics_cursor = topic_observations(answers, state["topics"], translator)
-        events: list[AssetObservation | AssetCheckEvaluation] = [
-            *stream_observations(watched, answers, live, translator),
-            *topic_events,
-        ]
-        verdicts = dict(state["health"])
-        events += health_changes(pipelines, rows, live, answers, verdicts, translator)
-        alias_events, aliases_cursor = alias_observations(pipelines, aliases, state["aliases"], translator)
+        events: list[AssetObservation | AssetCheckEvaluation] = []
+        cursor: dict[str, Any] = {"health": dict(state["health"])}
+        progress, cursor["progress"] = catch_up_progress(watched, answers, state["progress"])
+        events += stream_observations(watched, answers, live, translator, progress, flink.job_url)
+        topic_events, cursor["topics"] = topic_observations(answers, state["topics"], translator)
+        events += topic_events
+        events += health_changes(pipelines, rows, live, answers, cursor["health"], translator)
+        alias_events, cursor["aliases"] = alias_observations(pipelines, aliases, state["aliases"], translator)
         events += alias_events
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
-        context.log.info(_summary(len(watched), answers, verdicts))
-        return SensorResult(
-            asset_events=events,
-            cursor=json.dumps({"topics": topics_cursor, "health": verdicts, "aliases": aliases_cursor}),
-        )
+        context.log.info(_summary(watched, answers, cursor["health"]))
+        return SensorResult(asset_events=events, cursor=json.dumps(cursor))
 
     return _observe

@@ -153,6 +153,10 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
         return FlinkJob(detail["jid"], detail["name"], detail["state"], detail.get("start-time"))
 
+    def job_url(self, job_id: str) -> str:
+        """The job's page in the Flink web UI."""
+        return f"{self.rest_url.rstrip('/')}/#/job/running/{job_id}/overview"
+
     def job_state(self, job_id: str) -> str:
         """The job's state; UNKNOWN when the cluster does not know the job (e.g. it restarted)."""
         try:

@@ -55,11 +55,14 @@ def test_lag_per_partition_checkpoint_age_and_liveness() -> None:
     [observation] = stream_observations(watched, answers, live={"auth_settlement": 1})
     assert observation.asset_key == version_key(BY_NAME["auth_settlement"].spec)
     metadata = {k: v.value for k, v in observation.metadata.items()}
-    assert metadata["lag_total"] == 18
-    assert metadata["lag/payments.authorizations/0"] == 10
-    assert metadata["lag/payments.settlements/2"] == 1
-    assert metadata["checkpoint_id"] == 7
-    assert metadata["checkpoint_age_s"] == 5.5
+    # found: live and candidate observations shared one series, so their points interleaved
+    assert metadata["candidate/lag_total"] == 18
+    assert metadata["candidate/lag/payments.authorizations/0"] == 10
+    assert metadata["candidate/lag/payments.settlements/2"] == 1
+    assert "lag_total" not in metadata
+    # identifiers are text, not plotted
+    assert metadata["checkpoint_id"] == "7" and metadata["version"] == "2"
+    assert metadata["candidate/checkpoint_age_s"] == 5.5
     assert metadata["job_state"] == "RUNNING"
     assert metadata["live"] is False
     assert "flink_exception" not in metadata
@@ -143,3 +146,39 @@ def test_the_alias_is_observed_when_it_changes() -> None:
     assert alias_observations(PIPELINES, [state], cursor, DEFAULT_TRANSLATOR)[0] == []
     grown = AliasState("daily_spend", 1, "daily_spend__v1", 402, [swap])
     assert len(alias_observations(PIPELINES, [grown], cursor, DEFAULT_TRANSLATOR)[0]) == 1
+
+
+def test_a_candidate_catching_up_reports_progress_speed_and_time_left() -> None:
+    from kappa_orch.dagster.observe import TopicAnswer, catch_up_progress
+
+    watched = [(BY_NAME["daily_spend"], row("daily_spend", 2, registry.CATCHING_UP, "j"))]
+    topic = "payments.authorizations"
+    held = {0: (0, 600), 1: (100, 500), 2: (0, 0)}  # 1,000 records held
+
+    def answers(at_ms: int, lag: int) -> StreamAnswers:
+        return StreamAnswers(
+            observed_at_ms=at_ms,
+            lags={("kappa.daily_spend.v2", topic): {0: lag, 1: 0, 2: 0}},
+            topics={topic: TopicAnswer(held, None)},
+        )
+
+    first, cursor = catch_up_progress(watched, answers(10_000, 800), {})
+    assert first == {("daily_spend", 2): {"catch_up_pct": 20.0}}  # no speed from one point
+    second, _ = catch_up_progress(watched, answers(20_000, 300), cursor)
+    assert second == {("daily_spend", 2): {"catch_up_pct": 70.0, "events_per_s": 50.0, "eta_s": 6.0}}
+    [observation] = stream_observations(watched, answers(20_000, 300), {"daily_spend": 1}, progress=second)
+    assert observation.metadata["candidate/eta_s"].value == 6.0  # type: ignore[union-attr]
+    # a live version has no catch-up progress
+    live = [(BY_NAME["daily_spend"], row("daily_spend", 1, registry.LIVE, "j"))]
+    assert catch_up_progress(live, answers(20_000, 0), {})[0] == {}
+
+
+def test_the_flink_job_is_a_link() -> None:
+    watched = [(BY_NAME["daily_spend"], row("daily_spend", 1, registry.LIVE, "abc"))]
+    [observation] = stream_observations(
+        watched,
+        StreamAnswers(observed_at_ms=0),
+        {"daily_spend": 1},
+        job_url=lambda j: f"http://flink/#/job/{j}",
+    )
+    assert observation.metadata["flink_job"].value == "http://flink/#/job/abc"  # type: ignore[union-attr]
