@@ -98,7 +98,7 @@ def _reprocess_in_foreground(
     pipelines = load_specs(platform.specs)
     chosen = pick(pipelines, pipeline, platform.specs)
     kafka, flink, warehouse = resources_of(platform)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    instance = DagsterInstance.from_config(str(dagster_home(platform.home)))
     assets = pipeline_assets(pipelines, git_commit=platform.commit())
     [versions_op] = [
         a.op.name for a in assets if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
@@ -113,6 +113,17 @@ def _reprocess_in_foreground(
     )
     warehouse.dispose()
     return result, chosen.spec.target.alias
+
+
+def dagster_home(kappa_home: Path) -> Path:
+    """The Dagster instance CLI runs are recorded in, so the UI shows them: DAGSTER_HOME,
+    else `<KAPPA_HOME>/dagster` (what `dagster dev` is started with in the docs)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or kappa_home / "dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return home
 
 
 def _report_failed_reprocess(pipeline: str, result: Any) -> None:

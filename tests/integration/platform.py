@@ -66,7 +66,7 @@ def produce_authorizations(
 
 def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, str]:
     """The environment a `kappa-orch` command needs to act on this platform (no
-    DAGSTER_HOME: its runs use an ephemeral instance)."""
+    DAGSTER_HOME: its runs are recorded in the local stack's instance, .kappa/dagster)."""
     env = {
         **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
         "KAPPA_SPECS": str(platform.specs),

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dagster import AssetObservation, build_sensor_context
+from dagster import AssetObservation, DagsterInstance, build_sensor_context
 
 from assets.sample_events import sample_events
 from kappa_orch import alias_key, stream_observation_sensor
@@ -32,7 +32,9 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 def cli(platform: Platform, stack: StackConfig, *args: str) -> str:
     done = subprocess.run(
         [KAPPA, *args],
-        env=cli_env(platform, stack, KAPPA_GIT_COMMIT=SHA),
+        env=cli_env(
+            platform, stack, KAPPA_GIT_COMMIT=SHA, DAGSTER_HOME=str(platform.specs.parent / "dagster")
+        ),
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,7 +78,11 @@ def test_every_swap_records_run_commit_and_user(
         assert swap["swapped_by"]
         assert swap["run_id"]
     assert swaps[0]["run_id"].startswith("cli-deploy-")
-    assert len(swaps[1]["run_id"]) == 36  # the Dagster run of the reprocess
+    assert len(swaps[1]["run_id"]) == 36  # the Dagster run of the reprocess ...
+    # ... recorded in the instance the UI reads (found: CLI runs went to an ephemeral one)
+    instance = DagsterInstance.from_config(str(tmp_path / "dagster"))
+    run = instance.get_run_by_id(swaps[1]["run_id"])
+    assert run is not None and run.tags["kappa/pipeline"] == "daily_spend"
     assert swaps[2]["run_id"].startswith("cli-rollback-")
     assert table.splitlines()[0].startswith("swapped at (UTC)")
     # the alias page tells the truth after a CLI rollback: observed, not only materialised

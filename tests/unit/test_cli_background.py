@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kappa_orch.cli.operate import reprocess_command
 from kappa_orch.cli.options import background_environment
 
@@ -26,3 +28,15 @@ def test_every_option_travels_as_the_variable_it_is_read_from() -> None:
 def test_an_unset_option_stays_unset() -> None:
     environment = background_environment({"flink_checkpoint_dir": None, "specs": Path("assets")})
     assert environment == {"KAPPA_SPECS": "assets"}
+
+
+def test_cli_runs_are_recorded_where_the_ui_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # found: `reprocess --wait` used an ephemeral Dagster instance unless DAGSTER_HOME was set
+    from kappa_orch.cli.operate import dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = dagster_home(tmp_path / ".kappa")
+    assert home == (tmp_path / ".kappa" / "dagster").resolve()
+    assert "telemetry" in (home / "dagster.yaml").read_text()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    assert dagster_home(tmp_path / ".kappa") == (tmp_path / "elsewhere").resolve()
