@@ -142,8 +142,11 @@ def _catch_up(
         heartbeat=heartbeat,
         poll_s=poll_s,
     )
+    # the measured catch-up, kept with the version's definition: plans estimate a replay by it
+    measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}
+    definition = {**(row.definition or {}), "catch_up": {**measured, "backlog": result.backlog}}
     with warehouse.begin() as conn:
-        registry.set_version(conn, spec.name, row.version, state=registry.CHECKING)
+        registry.set_version(conn, spec.name, row.version, state=registry.CHECKING, definition=definition)
     return result
 
 

@@ -197,26 +197,20 @@ def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
 
 @main.command(name="plan")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--apply", is_flag=True, help="Then run it: a reprocess of every pipeline it deploys or reprocesses."
+)
 @platform_options
-def plan_command(as_json: bool, **options: Any) -> None:
+def plan_command(as_json: bool, apply: bool, **options: Any) -> None:
     """Dry run: per pipeline the live version, the spec's fingerprint and the action
-    (none, deploy, reprocess, repair, blocked), the column changes, versions to repair
-    (their job is gone) and versions due for retirement."""
-    from kappa_orch.errors import ServiceUnavailable
-    from kappa_orch.plan import current_plan
-
+    (none, deploy, reprocess, repair, blocked), the SQL and spec diff from the live
+    version, the records a replay reads and its estimated time, the column changes,
+    versions to repair (their job is gone) and versions due for retirement. With
+    --apply, the deploys and reprocesses it lists are run (as `reprocess --wait`)."""
     platform = platform_of(options)
     try:
         pipelines = load_specs(platform.specs)
-        _, flink, warehouse = resources_of(platform)
-        try:
-            plans = current_plan(pipelines, warehouse, flink)
-        except ServiceUnavailable as exc:
-            click.secho(
-                f"WARNING: jobs not checked ({exc.problem}); the plan cannot see lost jobs", fg="yellow"
-            )
-            plans = current_plan(pipelines, warehouse)
-        warehouse.dispose()
+        plans, reports = _plans_and_reports(pipelines, platform)
         warnings = _topic_warnings(pipelines, platform)
     except KappaError as exc:
         fail(exc)
@@ -224,20 +218,91 @@ def plan_command(as_json: bool, **options: Any) -> None:
     for warning in warnings:
         click.secho(f"WARNING: {warning}", fg="yellow", err=as_json)
     if as_json:
-        click.echo(json.dumps([asdict(p) for p in plans], indent=2))
-        return
-    for p in plans:
-        live_text = f"v{p.live_version} ({p.live_fingerprint})" if p.live_version else "none"
-        retire = f"; retire {', '.join(f'v{v}' for v in p.retire)}" if p.retire else ""
-        repair = f"; repair {', '.join(f'v{v}' for v in p.repair)}" if p.repair else ""
-        abandon = f"; abandon {', '.join(f'v{v}' for v in p.abandon)}" if p.abandon else ""
-        spec_fp = p.desired_fingerprint
         click.echo(
-            f"{p.pipeline:<24} live {live_text:<24} spec {spec_fp}  {p.action}: {p.detail}"
-            f"{repair}{abandon}{retire}"
+            json.dumps([{**asdict(p), "replay": asdict(reports[p.pipeline])} for p in plans], indent=2)
         )
-        if p.column_changes:
-            click.echo(f"{'':<24} columns: {', '.join(p.column_changes)}")
+    else:
+        for p in plans:
+            _print_plan(p, reports[p.pipeline])
+    if apply:
+        _apply(plans, platform)
+
+
+def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[list[Any], dict[str, Any]]:
+    """The plans (jobs judged when Flink answers) and each pipeline's replay report."""
+    from kappa_orch import registry
+    from kappa_orch.errors import ServiceUnavailable
+    from kappa_orch.plan import current_plan
+    from kappa_orch.plan_report import replay_report
+
+    kafka, flink, warehouse = resources_of(platform)
+    try:
+        plans = current_plan(pipelines, warehouse, flink)
+    except ServiceUnavailable as exc:
+        click.secho(f"WARNING: jobs not checked ({exc.problem}); the plan cannot see lost jobs", fg="yellow")
+        plans = current_plan(pipelines, warehouse)
+    with warehouse.registry() as conn:
+        rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
+    warehouse.dispose()
+    reports = {}
+    for pipeline, p in zip(pipelines, plans, strict=True):
+        live_row = rows.get((p.pipeline, p.live_version or 0))
+        reports[p.pipeline] = replay_report(pipeline, live_row, _records_held(kafka, pipeline))
+    return plans, reports
+
+
+def _records_held(kafka: Any, pipeline: Any) -> int | None:
+    """What the pipeline's topics hold now: what a replay from the earliest offsets reads."""
+    try:
+        return int(
+            sum(high - low for s in pipeline.spec.sources for low, high in kafka.watermarks(s.topic).values())
+        )
+    except KappaError:
+        return None  # a topic missing or Kafka down: `topics` and the warnings say which
+
+
+def _print_plan(p: Any, report: Any) -> None:
+    live_text = f"v{p.live_version} ({p.live_fingerprint})" if p.live_version else "none"
+    retire = f"; retire {', '.join(f'v{v}' for v in p.retire)}" if p.retire else ""
+    repair = f"; repair {', '.join(f'v{v}' for v in p.repair)}" if p.repair else ""
+    abandon = f"; abandon {', '.join(f'v{v}' for v in p.abandon)}" if p.abandon else ""
+    click.echo(
+        f"{p.pipeline:<24} live {live_text:<24} spec {p.desired_fingerprint}  {p.action}: {p.detail}"
+        f"{repair}{abandon}{retire}"
+    )
+    if p.column_changes:
+        click.echo(f"{'':<24} columns: {', '.join(p.column_changes)}")
+    if p.action not in ("deploy", "reprocess"):
+        return
+    for line in [*report.sql_diff, *report.spec_diff]:
+        color = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+        click.secho(f"{'':<24} {line}", fg=color)
+    if report.records_to_read is not None:
+        estimate = ""
+        if report.estimate_s is not None:
+            speed = f"{report.events_per_s:,.0f} events/s"
+            estimate = f", about {report.estimate_s:,.0f}s at {speed} (the live version's catch-up)"
+        click.echo(f"{'':<24} replay: {report.records_to_read:,} records{estimate}")
+
+
+def _apply(plans: list[Any], platform: PlatformConfig) -> None:
+    """Run each planned deploy or reprocess, one pipeline after the other; exit 1 on a failure."""
+    from kappa_orch.cli.operate import _report_failed_reprocess, _reprocess_in_foreground
+
+    todo = [p.pipeline for p in plans if p.action in ("deploy", "reprocess")]
+    if not todo:
+        click.echo("nothing to apply")
+        return
+    for name in todo:
+        click.echo(f"applying: reprocess of {name}")
+        try:
+            result, alias = _reprocess_in_foreground(name, (), None, platform)
+        except KappaError as exc:
+            fail(exc)
+            return
+        if not result.success:
+            _report_failed_reprocess(name, result)
+        click.echo(f"{name}: {alias} serves the spec's fingerprint")
 
 
 def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> list[str]:

@@ -62,12 +62,19 @@ def test_every_swap_records_run_commit_and_user(
         produce_authorizations(platform, kafka, sample_events(5_000).authorizations, event_timestamps=True)
         cli(platform, stack, "deploy", "daily_spend")  # a first deploy: gated, then the alias
         count_declined_too(platform)
-        cli(platform, stack, "reprocess", "daily_spend", "--wait")  # a Dagster run
+        [planned] = json.loads(cli(platform, stack, "plan", "--json"))
+        cli(platform, stack, "plan", "--apply")  # the reprocess, as a Dagster run
         cli(platform, stack, "rollback", "daily_spend")
         swaps = json.loads(cli(platform, stack, "history", "daily_spend", "--json"))
         table = cli(platform, stack, "history", "daily_spend")
         observed, cursor = alias_observations(platform, kafka, flink, None)
         again, _ = alias_observations(platform, kafka, flink, cursor)
+    # the plan showed the change and its cost before it was applied
+    assert planned["action"] == "reprocess"
+    assert "-WHERE status = 'approved'" in planned["replay"]["sql_diff"]
+    assert "+WHERE status IN ('approved', 'declined')" in planned["replay"]["sql_diff"]
+    assert planned["replay"]["records_to_read"] == 5_000
+    assert planned["replay"]["events_per_s"] > 0 and planned["replay"]["estimate_s"] > 0
     assert [(s["from_version"], s["to_version"], s["reason"]) for s in swaps] == [
         (None, 1, "first deploy"),
         (1, 2, "reprocess"),
