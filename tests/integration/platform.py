@@ -83,6 +83,22 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
 KAPPA = str(Path(sys.executable).parent / "kappa-orch")
 
 
+def observe_once(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """One tick of the stream observation sensor over the platform's pipelines: its
+    events (observations and check evaluations) and its cursor."""
+    from dagster import build_sensor_context
+
+    from kappa_orch.dagster.observe import stream_observation_sensor
+
+    sensor = stream_observation_sensor(list(platform.pipelines().values()))
+    resources = {"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}
+    with build_sensor_context(resources=resources, cursor=cursor) as context:
+        result = sensor(context)
+    return list(getattr(result, "asset_events", [])), getattr(result, "cursor", cursor)
+
+
 def start_cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
     """`kappa-orch <args>` on this platform in the background, its output piped."""
     return subprocess.Popen(

@@ -24,7 +24,6 @@ from assets.sample_events import sample_events
 from kappa_orch import registry
 from kappa_orch.dagster.automation import repair_job, repair_sensor
 from kappa_orch.dagster.health import JOB_RUNNING_CHECK
-from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
@@ -40,6 +39,7 @@ from tests.integration.platform import (
     cli_env,
     count_declined_too,
     isolated_platform,
+    observe_once,
     produce_authorizations,
     run_reprocess,
     start_cli,
@@ -112,13 +112,9 @@ def with_checkpoints(flink: FlinkResource, stack: StackConfig) -> FlinkResource:
 def health_evaluations(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
 ) -> tuple[list[AssetCheckEvaluation], str | None]:
-    sensor = stream_observation_sensor(list(platform.pipelines().values()))
-    with build_sensor_context(
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}, cursor=cursor
-    ) as context:
-        result = sensor(context)
-    events = [e for e in getattr(result, "asset_events", []) if isinstance(e, AssetCheckEvaluation)]
-    return [e for e in events if e.check_name == JOB_RUNNING_CHECK], getattr(result, "cursor", cursor)
+    events, cursor = observe_once(platform, kafka, flink, cursor)
+    checks = [e for e in events if isinstance(e, AssetCheckEvaluation)]
+    return [e for e in checks if e.check_name == JOB_RUNNING_CHECK], cursor
 
 
 def test_lost_jobs_are_reported_degraded_refused_for_rollback_and_repaired(

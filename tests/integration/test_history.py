@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dagster import AssetObservation, DagsterInstance, build_sensor_context
+from dagster import AssetObservation, DagsterInstance
 
 from assets.sample_events import sample_events
-from kappa_orch import alias_key, stream_observation_sensor
+from kappa_orch import alias_key
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -22,6 +22,7 @@ from tests.integration.platform import (
     cli_env,
     count_declined_too,
     isolated_platform,
+    observe_once,
     produce_authorizations,
 )
 
@@ -46,13 +47,8 @@ def cli(platform: Platform, stack: StackConfig, *args: str) -> str:
 def alias_observations(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
 ) -> tuple[list[AssetObservation], str | None]:
-    sensor = stream_observation_sensor(list(platform.pipelines().values()))
-    with build_sensor_context(
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}, cursor=cursor
-    ) as context:
-        result = sensor(context)
-    events = [e for e in getattr(result, "asset_events", []) if isinstance(e, AssetObservation)]
-    return events, getattr(result, "cursor", cursor)
+    events, cursor = observe_once(platform, kafka, flink, cursor)
+    return [e for e in events if isinstance(e, AssetObservation)], cursor
 
 
 def test_every_swap_records_run_commit_and_user(

@@ -36,6 +36,7 @@ from tests.integration.platform import (
     isolated_platform,
     produce_authorizations,
     run_reprocess,
+    start_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -97,13 +98,7 @@ def wait_serving(platform: Platform, rows: set[tuple[Any, ...]], timeout_s: floa
 
 
 def cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [KAPPA, *args],
-        env=cli_env(platform, stack),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_cli(platform, stack, *args)
 
 
 def deploy_v1(platform: Platform, kafka: KafkaResource, flink: FlinkResource) -> None:
