@@ -52,14 +52,20 @@ def reprocess_command(
     if not wait:
         _in_background(pipeline, accept, reason, platform.home / "logs", options)
         return
+    alias = reprocess_here(pipeline, accept, reason, platform)
+    click.echo(f"reprocess of {pipeline} finished: {alias} serves the spec's fingerprint")
+
+
+def reprocess_here(pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any) -> str:
+    """The reprocess run in this process; on an error or a failed run, its message and
+    exit status (1). The alias it swapped, when it succeeded."""
     try:
         result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform)
     except KappaError as exc:
         fail(exc)
-        return
     if not result.success:
         _report_failed_reprocess(pipeline, result)
-    click.echo(f"reprocess of {pipeline} finished: {alias} serves the spec's fingerprint")
+    return str(alias)
 
 
 def _in_background(

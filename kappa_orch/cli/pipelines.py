@@ -287,7 +287,7 @@ def _print_plan(p: Any, report: Any) -> None:
 
 def _apply(plans: list[Any], platform: PlatformConfig) -> None:
     """Run each planned deploy or reprocess, one pipeline after the other; exit 1 on a failure."""
-    from kappa_orch.cli.operate import _report_failed_reprocess, _reprocess_in_foreground
+    from kappa_orch.cli.operate import reprocess_here
 
     todo = [p.pipeline for p in plans if p.action in ("deploy", "reprocess")]
     if not todo:
@@ -295,13 +295,7 @@ def _apply(plans: list[Any], platform: PlatformConfig) -> None:
         return
     for name in todo:
         click.echo(f"applying: reprocess of {name}")
-        try:
-            result, alias = _reprocess_in_foreground(name, (), None, platform)
-        except KappaError as exc:
-            fail(exc)
-            return
-        if not result.success:
-            _report_failed_reprocess(name, result)
+        alias = reprocess_here(name, (), None, platform)
         click.echo(f"{name}: {alias} serves the spec's fingerprint")
 
 
