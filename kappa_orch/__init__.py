@@ -19,10 +19,10 @@ from kappa_orch.dagster.backfill import late_data_sensor as late_data_sensor
 from kappa_orch.dagster.component import KappaPipelinesComponent as KappaPipelinesComponent
 from kappa_orch.dagster.definitions import AutomationSettings as AutomationSettings
 from kappa_orch.dagster.definitions import build_kappa_definitions as build_kappa_definitions
-from kappa_orch.dagster.health import job_health_checks as job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor as stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
+from kappa_orch.dagster.stream_checks import health_checks as health_checks
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
 from kappa_orch.deploy import deploy as deploy
 from kappa_orch.errors import ClaimHeld as ClaimHeld

@@ -26,7 +26,11 @@ CHECK_DESCRIPTIONS = {
     EXPECTATIONS: "The spec's Great Expectations suite on the version's table.",
     UNIQUE_KEY: "No duplicate and no NULL primary keys in the version's table.",
     PARITY: "Row count and key coverage within the spec's tolerance of the live version.",
-    INPUT_BALANCE: "Every record the job read is parsed or dead-lettered: input = parsed + dead-lettered.",
+    INPUT_BALANCE: (
+        "At the gate: every record the job read is parsed or dead-lettered (input = parsed + "
+        "dead-lettered). Afterwards the stream observer plots the balance as it goes "
+        "(input_records, dead_lettered) and live_input_balance checks it on the alias."
+    ),
     NO_LATE_RECORDS: (
         "The job dropped no more records as late (event time behind the watermark) than "
         "gate.max_late_records; counted by Flink per operator (numLateRecordsDropped)."

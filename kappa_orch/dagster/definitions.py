@@ -32,9 +32,9 @@ from kappa_orch.dagster.automation import (
     retire_sensor,
 )
 from kappa_orch.dagster.backfill import failed_day_sensor, late_data_sensor
-from kappa_orch.dagster.health import job_health_checks
 from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
+from kappa_orch.dagster.stream_checks import health_checks
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import LoadedPipeline
@@ -89,7 +89,7 @@ def build_kappa_definitions(
         ),
         asset_checks=[
             *data_quality_checks(pipelines, translator),
-            *job_health_checks(pipelines, translator),
+            *health_checks(pipelines, translator),
         ],
         sensors=_sensors(pipelines, translator, automation, jobs),
         jobs=list(jobs.values()),

@@ -8,7 +8,6 @@ It observes only: no offset commits, no restarts, no registry writes. The decisi
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import (
@@ -25,35 +24,14 @@ from dagster import (
 
 from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
-from kappa_orch.dagster.health import TROUBLED, job_health, job_health_evaluation
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
+from kappa_orch.dagster.stream_checks import registry_outage_verdicts, verdict_evaluation, verdicts_of
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.errors import KappaError, ServiceUnavailable
-from kappa_orch.plan import SERVING
-from kappa_orch.resources.flink import Checkpoint, FlinkResource, root_cause
+from kappa_orch.errors import ServiceUnavailable
+from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
-
-
-@dataclass(frozen=True)
-class TopicAnswer:
-    """A topic's offsets per partition (earliest held, next) and its retention."""
-
-    watermarks: dict[int, tuple[int, int]]
-    retention_ms: int | None
-
-
-@dataclass(frozen=True)
-class StreamAnswers:
-    """What Flink and Kafka said about the deployed versions at one moment."""
-
-    observed_at_ms: int
-    job_states: dict[str, str] = field(default_factory=dict)
-    job_exceptions: dict[str, str] = field(default_factory=dict)
-    checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
-    late_records: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> operator -> dropped
-    lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
-    topics: dict[str, TopicAnswer] = field(default_factory=dict)
 
 
 def observed_versions(
@@ -75,15 +53,21 @@ def stream_observations(
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
     progress: dict[tuple[str, int], dict[str, float]] | None = None,
     job_url: Callable[[str], str] | None = None,
+    inputs: dict[tuple[str, int], tuple[int, int]] | None = None,
 ) -> list[AssetObservation]:
     """One observation per watched version (pure). The live version's numbers are plotted
     as `lag_total`, `checkpoint_age_s`, ...; another version's as `candidate/lag_total`,
-    ... so the two series never interleave. Identifiers are text (not plotted)."""
+    ... so the two series never interleave. Identifiers are text (not plotted). `inputs`:
+    what each version's job has read and dead-lettered (`registry.input_totals`), plotted
+    as `input_records` and `dead_lettered` (observed each tick, not frozen at the gate)."""
     observations = []
     for pipeline, row in watched:
         is_live = live.get(row.pipeline) == row.version
         series = _version_series(pipeline, row, answers)
         series.update((progress or {}).get((row.pipeline, row.version), {}))
+        counted = (inputs or {}).get((row.pipeline, row.version))
+        if counted is not None:
+            series["input_records"], series["dead_lettered"] = counted
         prefix = "" if is_live else "candidate/"
         metadata: dict[str, object] = {f"{prefix}{k}": v for k, v in series.items()}
         metadata.update(_version_labels(row, answers, is_live, job_url))
@@ -203,60 +187,12 @@ def topic_observations(
     return observations, cursor
 
 
-def gather_answers(
-    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
-    *,
-    kafka: KafkaResource,
-    flink: FlinkResource,
-    deadline: float,
-) -> StreamAnswers:
-    """Ask Flink and Kafka about each watched version, until the deadline (monotonic)."""
-    answers = StreamAnswers(observed_at_ms=int(time.time() * 1000))
-    for pipeline, row in watched:
-        if time.monotonic() > deadline:
-            break
-        job_id = row.flink_job_id or ""
-        state = flink.job_state(job_id)
-        answers.job_states[job_id] = state
-        if state in TROUBLED:
-            answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
-        if state != "UNKNOWN":
-            answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
-            # no metrics yet (a job just started): nothing observed, nothing claimed
-            late = flink.known_late_records(job_id, metrics_wait_s=0)
-            if late is not None:
-                answers.late_records[job_id] = late
-        for source in pipeline.spec.sources:
-            answers.lags[(row.group_id, source.topic)] = kafka.consumer_lag(row.group_id, source.topic)
-    return answers
-
-
-def _root_causes(answers: StreamAnswers) -> dict[str, str]:
-    return {job: cause for job, e in answers.job_exceptions.items() if (cause := root_cause(e) or "")}
-
-
-def gather_topics(
-    topics: Sequence[str], answers: StreamAnswers, *, kafka: KafkaResource, deadline: float
-) -> None:
-    for topic in topics:
-        if time.monotonic() > deadline:
-            break
-        try:
-            info = kafka.describe_topic(topic)
-        except KappaError:
-            continue  # not created yet: nothing to observe
-        retention = info.config.get("retention.ms")
-        answers.topics[topic] = TopicAnswer(
-            watermarks=kafka.watermarks(topic), retention_ms=int(retention) if retention else None
-        )
-
-
 def _summary(
     watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
     answers: StreamAnswers,
     verdicts: dict[str, list[object]],
 ) -> str:
-    """The tick's one line: what was observed, the largest lag, which pipelines lost jobs."""
+    """The tick's one line: what was observed, the largest lag, the failing checks, outages."""
     lags = {
         f"{row.pipeline} v{row.version}": sum(
             sum(answers.lags.get((row.group_id, s.topic), {}).values()) for s in p.spec.sources
@@ -265,40 +201,66 @@ def _summary(
     }
     worst = max(lags.items(), key=lambda item: item[1], default=None)
     lag = f", max lag {worst[1]:,} ({worst[0]})" if worst else ""
-    unhealthy = [name for name, (passed, _) in verdicts.items() if not passed]
-    lost = f"jobs lost in: {', '.join(unhealthy)}" if unhealthy else "every live/ready job alive"
-    return f"observed {len(watched)} version(s){lag}, {len(answers.topics)} topic(s); {lost}"
+    failing = sorted(key for key, (passed, _) in verdicts.items() if not passed)
+    health = f"failing: {', '.join(failing)}" if failing else "every health check passes"
+    down = "".join(f"; {service} not reachable" for service in sorted(answers.outages))
+    return f"observed {len(watched)} version(s){lag}, {len(answers.topics)} topic(s); {health}{down}"
 
 
 def _cursor(text: str | None) -> dict[str, Any]:
-    """The sensor's cursor: topics' last end offsets and pipelines' last health verdicts."""
+    """The sensor's cursor: topics' last end offsets, the last reported health verdicts
+    (`pipeline/check` -> [passed, summary]), aliases, catch-up progress and outages."""
     state = json.loads(text) if text else {}
     if "topics" not in state:  # a cursor from before the health verdicts: topics only
         state = {"topics": state, "health": {}}
-    state.setdefault("aliases", {})
-    state.setdefault("progress", {})
+    for part in ("aliases", "progress", "outages"):
+        state.setdefault(part, {})
+    # verdicts are kept per pipeline/check (older cursors kept one per pipeline)
+    state["health"] = {k: v for k, v in state["health"].items() if "/" in k}
     return dict(state)
 
 
-def health_changes(
+def verdict_changes(
     pipelines: Sequence[LoadedPipeline],
     rows: Sequence[registry.VersionRow],
     live: dict[str, int],
     answers: StreamAnswers,
-    verdicts: dict[str, list[object]],
+    state: dict[str, Any],
     translator: KappaTranslator,
 ) -> list[AssetCheckEvaluation]:
-    """The job-health verdict of each pipeline with live or ready versions, when it changed
-    since `verdicts` (the sensor's cursor, updated here) or was never reported."""
+    """The health verdicts of each pipeline with running versions that changed since the
+    cursor's (`state["health"]`, updated here) or were never reported; an unobserved
+    verdict is not reported."""
     events = []
     for pipeline in pipelines:
-        if not any(r.pipeline == pipeline.name and r.state in SERVING for r in rows):
+        if not any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
             continue
-        health = job_health(pipeline, list(rows), live, answers.job_states, _root_causes(answers))
-        verdict: list[object] = [health.passed, health.summary]
-        if verdicts.get(pipeline.name) != verdict:
-            events.append(job_health_evaluation(pipeline, health, translator))
-            verdicts[pipeline.name] = verdict
+        for verdict in verdicts_of(pipeline, rows, live, answers, state["outages"]):
+            key = f"{pipeline.name}/{verdict.check}"
+            if verdict.observed and state["health"].get(key) != [verdict.passed, verdict.summary]:
+                events.append(verdict_evaluation(pipeline, verdict, translator))
+                state["health"][key] = [verdict.passed, verdict.summary]
+    return events
+
+
+def track_outages(outages: dict[str, str], since: dict[str, int], now_ms: int) -> dict[str, int]:
+    """Since when each service has not answered (a service that answers again is dropped)."""
+    return {service: since.get(service, now_ms) for service in outages}
+
+
+def registry_outage(
+    pipelines: Sequence[LoadedPipeline], problem: str, state: dict[str, Any], translator: KappaTranslator
+) -> list[AssetCheckEvaluation]:
+    """While the registry cannot be read: every pipeline's checks say so (once)."""
+    now = int(time.time() * 1000)
+    state["outages"] = {"warehouse": state["outages"].get("warehouse", now)}
+    events = []
+    for pipeline in pipelines:
+        for verdict in registry_outage_verdicts(problem, state["outages"]["warehouse"]):
+            key = f"{pipeline.name}/{verdict.check}"
+            if state["health"].get(key) != [verdict.passed, verdict.summary]:
+                events.append(verdict_evaluation(pipeline, verdict, translator))
+                state["health"][key] = [verdict.passed, verdict.summary]
     return events
 
 
@@ -335,30 +297,33 @@ def stream_observation_sensor(
         flink: FlinkResource,
         warehouse: WarehouseResource,
     ) -> SensorResult | SkipReason:
+        state = _cursor(context.cursor)
         try:
             with warehouse.registry() as conn:
                 rows = registry.all_versions(conn)
                 live = registry.live_versions(conn)
                 aliases = read_aliases(conn, pipelines, rows)
+                inputs = registry.input_totals(conn)
         except ServiceUnavailable as exc:
-            return SkipReason(f"registry not reachable: {exc.problem}")
+            outage = registry_outage(pipelines, exc.problem, state, translator)
+            context.log.warning(f"registry not reachable: {exc.problem}")
+            return SensorResult(asset_events=outage, cursor=json.dumps(state))
         deadline = time.monotonic() + time_budget_s
         watched = observed_versions(pipelines, rows)
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
-        state = _cursor(context.cursor)
+        state["outages"] = track_outages(answers.outages, state["outages"], answers.observed_at_ms)
         events: list[AssetObservation | AssetCheckEvaluation] = []
-        cursor: dict[str, Any] = {"health": dict(state["health"])}
-        progress, cursor["progress"] = catch_up_progress(watched, answers, state["progress"])
-        events += stream_observations(watched, answers, live, translator, progress, flink.job_url)
-        topic_events, cursor["topics"] = topic_observations(answers, state["topics"], translator)
+        progress, state["progress"] = catch_up_progress(watched, answers, state["progress"])
+        events += stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
+        topic_events, state["topics"] = topic_observations(answers, state["topics"], translator)
         events += topic_events
-        events += health_changes(pipelines, rows, live, answers, cursor["health"], translator)
-        alias_events, cursor["aliases"] = alias_observations(pipelines, aliases, state["aliases"], translator)
+        events += verdict_changes(pipelines, rows, live, answers, state, translator)
+        alias_events, state["aliases"] = alias_observations(pipelines, aliases, state["aliases"], translator)
         events += alias_events
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
-        context.log.info(_summary(watched, answers, cursor["health"]))
-        return SensorResult(asset_events=events, cursor=json.dumps(cursor))
+        context.log.info(_summary(watched, answers, state["health"]))
+        return SensorResult(asset_events=events, cursor=json.dumps(state))
 
     return _observe

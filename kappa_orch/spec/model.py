@@ -37,10 +37,14 @@ from kappa_orch.spec.rules import (
 from kappa_orch.spec.rules import INPUT_COUNTS_TABLE as INPUT_COUNTS_TABLE
 from kappa_orch.spec.rules import REGISTRY_SCHEMA as REGISTRY_SCHEMA
 from kappa_orch.spec.rules import parse_duration as parse_duration
+from kappa_orch.spec.settings import CatchUp as CatchUp
+from kappa_orch.spec.settings import Gate as Gate
+from kappa_orch.spec.settings import Health as Health
+from kappa_orch.spec.settings import Retire as Retire
+from kappa_orch.spec.settings import Start as Start
+from kappa_orch.spec.settings import Strict
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class Column(_Strict):
@@ -216,50 +220,6 @@ class Check(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="The expectation's arguments.")
 
 
-class CatchUp(_Strict):
-    max_lag: int = Field(default=1000, ge=0, description="Consumer lag (records) counted as caught up.")
-    stable_for: Duration = Field(default="10s", description="How long the lag must stay under max_lag.")
-    timeout: Duration = Field(default="30m", description="Give up waiting (the candidate stays) after this.")
-
-    @field_validator("timeout")
-    @classmethod
-    def _some_time(cls, value: str) -> str:
-        if parse_duration(value) < 1:
-            raise ValueError(f"{value!r} leaves no time to catch up; give at least 1s (default 30m)")
-        return value
-
-
-class Gate(_Strict):
-    """Replay-correctness tolerances: how far a candidate may differ from the live version."""
-
-    max_row_count_change: float = Field(
-        default=0.1, ge=0, description="Largest relative change of the row count (0.1 = 10%)."
-    )
-    min_key_coverage: float = Field(
-        default=0.9, ge=0, le=1, description="Smallest share of the live version's keys the candidate has."
-    )
-    max_late_records: int = Field(
-        default=0,
-        ge=0,
-        description="Records the candidate's job may have dropped as late (event time behind the watermark).",
-    )
-
-
-class Retire(_Strict):
-    grace: Duration = Field(
-        default="1h", description="How long a replaced version is kept (for rollback) before it is retired."
-    )
-
-
-class Start(_Strict):
-    position: Literal["earliest", "latest"] = Field(
-        default="earliest", description="Where a new version starts."
-    )
-    retention_needed: Duration | None = Field(
-        default=None, description="History the pipeline needs in its topics (duration), e.g. 30d."
-    )
-
-
 class Batch(_Strict):
     """A daily-partitioned batch table: the same SQL over one day of the log at a time."""
 
@@ -312,6 +272,7 @@ class PipelineSpec(_Strict):
     catch_up: CatchUp = Field(default_factory=CatchUp)
     gate: Gate = Field(default_factory=Gate)
     retire: Retire = Field(default_factory=Retire)
+    health: Health = Field(default_factory=Health)
     start: Start = Field(default_factory=Start)
     batch: Batch | None = Field(default=None, description="Also keep a daily-partitioned batch table.")
     dead_letters: DeadLetters = Field(default_factory=DeadLetters)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kappa_orch import registry
+from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.assets import version_key
-from kappa_orch.dagster.observe import StreamAnswers, observed_versions, stream_observations
+from kappa_orch.dagster.observe import observed_versions, stream_observations
 from kappa_orch.resources.flink import Checkpoint
 from kappa_orch.spec.load import load_pipelines
 
@@ -84,8 +85,9 @@ def test_a_failed_job_shows_its_exception() -> None:
 
 
 def test_topic_offsets_retention_and_message_rate() -> None:
+    from kappa_orch.dagster.answers import TopicAnswer
     from kappa_orch.dagster.assets import topic_key
-    from kappa_orch.dagster.observe import TopicAnswer, topic_observations
+    from kappa_orch.dagster.observe import topic_observations
 
     answers = StreamAnswers(
         observed_at_ms=70_000,
@@ -149,7 +151,8 @@ def test_the_alias_is_observed_when_it_changes() -> None:
 
 
 def test_a_candidate_catching_up_reports_progress_speed_and_time_left() -> None:
-    from kappa_orch.dagster.observe import TopicAnswer, catch_up_progress
+    from kappa_orch.dagster.answers import TopicAnswer
+    from kappa_orch.dagster.observe import catch_up_progress
 
     watched = [(BY_NAME["daily_spend"], row("daily_spend", 2, registry.CATCHING_UP, "j"))]
     topic = "payments.authorizations"

@@ -1,0 +1,309 @@
+"""Health you can see: four asset checks on each pipeline's versions asset, derived from
+what the stream observer sees, so the graph and the catalog turn red (or yellow) when a
+job is lost, falls behind, stops checkpointing or drops records as late.
+
+- `flink_job_running` (error): every live and ready version's job is alive; the Flink
+  exception's root cause is in the description.
+- `lag_within_bounds` (warning): no live or ready version lags more than `health.max_lag`.
+- `checkpoint_fresh` (warning): every running job completed a checkpoint within
+  `health.max_checkpoint_age` (a just-deployed one gets that long for its first).
+- `late_records_within_bounds` (warning): no live or ready version's job dropped more
+  records as late than `gate.max_late_records`.
+
+Each verdict is a pure function of the recorded answers. A service that did not answer
+fails the checks that need it, naming the service and since when; a version that was
+not asked (the tick's time budget ran out) gives no verdict: nothing is reported healthy
+that was not observed. The sensor reports a verdict when it changes; the checks can also
+be executed from the UI, which asks Flink and Kafka there and then.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from kappa_orch import registry
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers
+from kappa_orch.dagster.health import JOB_RUNNING_CHECK, JOB_RUNNING_DESCRIPTION, job_health
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.plan import SERVING
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource, root_cause
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.rules import parse_duration
+
+LAG_CHECK = "lag_within_bounds"
+CHECKPOINT_CHECK = "checkpoint_fresh"
+LATE_CHECK = "late_records_within_bounds"
+SERVICE_NAMES = {"flink": "Flink", "kafka": "Kafka", "warehouse": "the warehouse (registry)"}
+
+DESCRIPTIONS = {
+    JOB_RUNNING_CHECK: JOB_RUNNING_DESCRIPTION,
+    LAG_CHECK: "No live or ready version's consumer lag exceeds the spec's health.max_lag records.",
+    CHECKPOINT_CHECK: (
+        "Every running job completed a checkpoint within the spec's health.max_checkpoint_age "
+        "(a stalled checkpoint means a restart replays ever more of the log)."
+    ),
+    LATE_CHECK: (
+        "No live or ready version's job dropped more records as late (event time behind the "
+        "watermark) than the spec's gate.max_late_records: dropped records are missing rows."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's verdict on one pipeline (pure data). `observed` False: there was nothing
+    to judge by (no verdict is reported by the sensor)."""
+
+    check: str
+    passed: bool
+    summary: str
+    severity: AssetCheckSeverity = AssetCheckSeverity.WARN
+    metadata: dict[str, object] = field(default_factory=dict)
+    observed: bool = True
+
+
+def outage_text(service: str, problem: str, since_ms: int) -> str:
+    """`Flink not reachable since 2026-11-27 09:41:02 UTC: <what it said>`."""
+    since = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{SERVICE_NAMES.get(service, service)} not reachable since {since}: {problem}"
+
+
+def _outage(check: str, service: str, answers: StreamAnswers, since: dict[str, int]) -> Verdict:
+    text = outage_text(service, answers.outages[service], since.get(service, answers.observed_at_ms))
+    return Verdict(check, False, f"not observed: {text}", metadata={"outage": service})
+
+
+def _unobserved(check: str, why: str) -> Verdict:
+    return Verdict(check, False, f"not observed: {why}", observed=False)
+
+
+def _mine(
+    pipeline: LoadedPipeline, rows: Sequence[registry.VersionRow], states: frozenset[str]
+) -> list[registry.VersionRow]:
+    return [r for r in rows if r.pipeline == pipeline.name and r.state in states]
+
+
+def _label(row: registry.VersionRow, live: dict[str, int]) -> str:
+    return f"v{row.version} ({'live' if live.get(row.pipeline) == row.version else row.state})"
+
+
+def job_verdict(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    since: dict[str, int],
+) -> Verdict:
+    """`flink_job_running`: every live and ready version has an alive job."""
+    if "flink" in answers.outages:
+        return _outage(JOB_RUNNING_CHECK, "flink", answers, since)
+    mine = _mine(pipeline, rows, SERVING)
+    if any(r.flink_job_id and r.flink_job_id not in answers.job_states for r in mine):
+        return _unobserved(JOB_RUNNING_CHECK, "the time budget ran out before every job was asked")
+    causes = {job: c for job, e in answers.job_exceptions.items() if (c := root_cause(e) or "")}
+    health = job_health(pipeline, rows, live, answers.job_states, causes)
+    metadata: dict[str, object] = {
+        f"root_cause/v{v}": MetadataValue.text(c) for v, c in health.exceptions.items()
+    }
+    return Verdict(JOB_RUNNING_CHECK, health.passed, health.summary, AssetCheckSeverity.ERROR, metadata)
+
+
+def lag_verdict(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    since: dict[str, int],
+) -> Verdict:
+    """`lag_within_bounds`: no live or ready version lags more than `health.max_lag`."""
+    if "kafka" in answers.outages:
+        return _outage(LAG_CHECK, "kafka", answers, since)
+    bound = pipeline.spec.health.max_lag
+    lags: dict[str, int] = {}
+    for row in _mine(pipeline, rows, SERVING):
+        per_topic = [answers.lags.get((row.group_id, s.topic)) for s in pipeline.spec.sources]
+        if None in per_topic:
+            return _unobserved(LAG_CHECK, f"v{row.version}'s consumer group was not asked")
+        lags[_label(row, live)] = sum(sum(p.values()) for p in per_topic if p is not None)
+    if not lags:
+        return _unobserved(LAG_CHECK, "no live or ready version")
+    over = [f"{name} lags {lag:,} records" for name, lag in lags.items() if lag > bound]
+    text = ", ".join(f"{name} {lag:,}" for name, lag in lags.items())
+    summary = (
+        "; ".join(over) + f" (bound {bound:,}: health.max_lag)" if over else f"lag {text} (bound {bound:,})"
+    )
+    return Verdict(
+        LAG_CHECK, not over, summary, metadata={"max_lag": bound, **{f"lag/{k}": v for k, v in lags.items()}}
+    )
+
+
+def _checkpoint_problem(
+    row: registry.VersionRow, answers: StreamAnswers, bound_s: float
+) -> tuple[str | None, float | None]:
+    """(what is wrong or None, checkpoint age in s or None) of one alive job."""
+    checkpoint = answers.checkpoints[row.flink_job_id or ""]
+    if checkpoint is not None:
+        age = max(0.0, (answers.observed_at_ms - checkpoint.completed_at_ms) / 1000)
+        late = age > bound_s
+        return (f"v{row.version}'s last checkpoint is {age:,.0f}s old" if late else None), age
+    if row.created_at is None:
+        return None, None
+    waited = answers.observed_at_ms / 1000 - row.created_at.timestamp()
+    if waited > bound_s:
+        return f"v{row.version} completed no checkpoint in the {waited:,.0f}s since its deploy", None
+    return None, None
+
+
+def checkpoint_verdict(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    since: dict[str, int],
+) -> Verdict:
+    """`checkpoint_fresh`: every running, alive job checkpointed within the bound."""
+    if "flink" in answers.outages:
+        return _outage(CHECKPOINT_CHECK, "flink", answers, since)
+    bound_s = parse_duration(pipeline.spec.health.max_checkpoint_age)
+    problems, ages = [], {}
+    for row in _mine(pipeline, rows, registry.RUNNING_STATES):
+        job = row.flink_job_id or ""
+        if answers.job_states.get(job) not in ACTIVE_JOB_STATES or job not in answers.checkpoints:
+            continue  # a lost job is flink_job_running's verdict; not asked: no claim
+        problem, age = _checkpoint_problem(row, answers, bound_s)
+        ages[f"checkpoint_age_s/{_label(row, live)}"] = round(age, 1) if age is not None else -1
+        if problem:
+            problems.append(problem)
+    if not ages:
+        return _unobserved(CHECKPOINT_CHECK, "no running job was asked")
+    summary = (
+        "; ".join(problems) + f" (bound {bound_s:,.0f}s: health.max_checkpoint_age)"
+        if problems
+        else f"{len(ages)} job(s) checkpointed within {bound_s:,.0f}s"
+    )
+    return Verdict(CHECKPOINT_CHECK, not problems, summary, metadata={"bound_s": bound_s, **ages})
+
+
+def late_verdict(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    since: dict[str, int],
+) -> Verdict:
+    """`late_records_within_bounds`: no live or ready job dropped more than the gate allows."""
+    if "flink" in answers.outages:
+        return _outage(LATE_CHECK, "flink", answers, since)
+    bound = pipeline.spec.gate.max_late_records
+    dropped = {
+        _label(row, live): sum(answers.late_records[row.flink_job_id or ""].values())
+        for row in _mine(pipeline, rows, SERVING)
+        if (row.flink_job_id or "") in answers.late_records
+    }
+    if not dropped:
+        return _unobserved(LATE_CHECK, "no live or ready job reports its late-record counters yet")
+    over = [f"{name} dropped {n:,} records as late" for name, n in dropped.items() if n > bound]
+    summary = (
+        "; ".join(over) + f" (bound {bound:,}: gate.max_late_records; see allowed_lateness)"
+        if over
+        else f"late records within {bound:,}: " + ", ".join(f"{k} {v:,}" for k, v in dropped.items())
+    )
+    return Verdict(
+        LATE_CHECK, not over, summary, metadata={f"late_records/{k}": v for k, v in dropped.items()}
+    )
+
+
+VERDICTS = (job_verdict, lag_verdict, checkpoint_verdict, late_verdict)
+
+
+def verdicts_of(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    live: dict[str, int],
+    answers: StreamAnswers,
+    since: dict[str, int],
+) -> list[Verdict]:
+    """The four health verdicts of one pipeline (pure)."""
+    return [judge(pipeline, rows, live, answers, since) for judge in VERDICTS]
+
+
+def registry_outage_verdicts(problem: str, since_ms: int) -> list[Verdict]:
+    """Every check's verdict while the registry cannot be read: nothing is known."""
+    text = f"not observed: {outage_text('warehouse', problem, since_ms)}"
+    return [Verdict(check, False, text, metadata={"outage": "warehouse"}) for check in DESCRIPTIONS]
+
+
+def _metadata(verdict: Verdict) -> dict[str, object]:
+    return {"summary": verdict.summary, **verdict.metadata}
+
+
+def verdict_evaluation(
+    pipeline: LoadedPipeline, verdict: Verdict, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetCheckEvaluation:
+    """The verdict as the asset check evaluation the sensor reports."""
+    return AssetCheckEvaluation(
+        asset_key=translator.version_key(pipeline.spec),
+        check_name=verdict.check,
+        passed=verdict.passed,
+        severity=verdict.severity,
+        description=verdict.summary[:2000],
+        metadata=_metadata(verdict),  # type: ignore[arg-type]
+    )
+
+
+def health_checks(
+    pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> list[AssetChecksDefinition]:
+    """The four health checks on every pipeline's versions asset: reported by the stream
+    observation sensor when a verdict changes, and executable (they ask Flink and Kafka now)."""
+
+    def build(pipeline: LoadedPipeline) -> AssetChecksDefinition:
+        key = translator.version_key(pipeline.spec)
+
+        @multi_asset_check(
+            name=f"{pipeline.name}_health",
+            specs=[AssetCheckSpec(c, asset=key, description=d) for c, d in DESCRIPTIONS.items()],
+            can_subset=True,
+        )
+        def _checks(
+            context: AssetCheckExecutionContext,
+            flink: FlinkResource,
+            kafka: KafkaResource,
+            warehouse: WarehouseResource,
+        ) -> Iterator[AssetCheckResult]:
+            with warehouse.registry() as conn:
+                rows = registry.pipeline_versions(conn, pipeline.name)
+                live = registry.live_versions(conn)
+            watched = [r for r in rows if r.state in registry.RUNNING_STATES and r.flink_job_id]
+            answers = gather_answers(
+                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=time.monotonic() + 60
+            )
+            selected = {k.name for k in context.selected_asset_check_keys}
+            for verdict in verdicts_of(pipeline, rows, live, answers, {}):
+                if verdict.check in selected:
+                    yield AssetCheckResult(
+                        asset_key=key,
+                        check_name=verdict.check,
+                        passed=verdict.passed,
+                        severity=verdict.severity,
+                        description=verdict.summary[:2000],
+                        metadata=_metadata(verdict),  # type: ignore[arg-type]
+                    )
+
+        return _checks
+
+    return [build(p) for p in pipelines]

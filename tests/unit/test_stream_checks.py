@@ -1,0 +1,178 @@
+"""The health checks on the versions asset, from recorded answers: a lost job, lag, stale
+checkpoints, late records, and what they say while a service does not answer."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagster import AssetCheckSeverity
+
+from kappa_orch import registry
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers
+from kappa_orch.dagster.observe import _cursor, registry_outage, track_outages, verdict_changes
+from kappa_orch.dagster.stream_checks import (
+    CHECKPOINT_CHECK,
+    LAG_CHECK,
+    LATE_CHECK,
+    verdicts_of,
+)
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR
+from kappa_orch.resources.flink import Checkpoint, FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.spec.load import load_pipelines
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+PIPELINE = next(p for p in load_pipelines(ASSETS) if p.name == "daily_spend")
+TOPIC = PIPELINE.spec.sources[0].topic
+NOW_MS = 1_800_000_000_000
+DEPLOYED = datetime.fromtimestamp((NOW_MS - 3_600_000) / 1000, UTC)  # an hour before NOW
+
+
+def row(version: int, state: str, job: str | None = None) -> registry.VersionRow:
+    return registry.VersionRow(
+        "daily_spend", version, "f", f"daily_spend__v{version}", state, job or f"j{version}",
+        f"kappa.daily_spend.v{version}", None, None, created_at=DEPLOYED,
+    )  # fmt: skip
+
+
+def healthy(**changes: object) -> StreamAnswers:
+    """v1 live and v2 catching up, both running, checkpointed 10 s ago, no lag, no late records."""
+    answers = {
+        "observed_at_ms": NOW_MS,
+        "job_states": {"j1": "RUNNING", "j2": "RUNNING"},
+        "checkpoints": {
+            "j1": Checkpoint(5, NOW_MS - 10_000, None),
+            "j2": Checkpoint(3, NOW_MS - 10_000, None),
+        },
+        "late_records": {"j1": {"window": 0}, "j2": {"window": 0}},
+        "lags": {("kappa.daily_spend.v1", TOPIC): {0: 3, 1: 4}, ("kappa.daily_spend.v2", TOPIC): {0: 90_000}},
+    }
+    answers.update(changes)
+    return StreamAnswers(**answers)  # type: ignore[arg-type]
+
+
+ROWS = [row(1, registry.LIVE), row(2, registry.CATCHING_UP)]
+LIVE = {"daily_spend": 1}
+
+
+def verdicts(
+    answers: StreamAnswers, rows: list[registry.VersionRow] = ROWS, since: dict | None = None
+) -> dict:
+    return {v.check: v for v in verdicts_of(PIPELINE, rows, LIVE, answers, since or {})}
+
+
+def test_a_healthy_pipeline_passes_every_check() -> None:
+    result = verdicts(healthy())
+    assert all(v.passed and v.observed for v in result.values()), result
+    # a candidate catching up is expected to lag: only live and ready versions are bounded
+    assert result[LAG_CHECK].summary == "lag v1 (live) 7 (bound 10,000)"
+    assert result[CHECKPOINT_CHECK].summary == "2 job(s) checkpointed within 300s"
+
+
+def test_a_lost_live_job_fails_red_with_its_root_cause() -> None:
+    answers = healthy(
+        job_states={"j1": "FAILED", "j2": "RUNNING"},
+        job_exceptions={
+            "j1": "org.apache.flink.SomeException: boom\nCaused by: java.io.IOException: disk full"
+        },
+    )
+    job = verdicts(answers)["flink_job_running"]
+    assert not job.passed and job.severity == AssetCheckSeverity.ERROR
+    assert "v1 is live but its Flink job j1 is FAILED" in job.summary
+    assert "kappa-orch repair daily_spend" in job.summary
+    assert "disk full" in str(job.metadata["root_cause/v1"].value)  # type: ignore[attr-defined]
+
+
+def test_a_live_version_behind_its_bound_fails_lag_within_bounds() -> None:
+    lags = {("kappa.daily_spend.v1", TOPIC): {0: 20_000, 1: 1}}
+    lag = verdicts(healthy(lags=lags))[LAG_CHECK]
+    assert not lag.passed and lag.severity == AssetCheckSeverity.WARN
+    assert lag.summary == "v1 (live) lags 20,001 records (bound 10,000: health.max_lag)"
+
+
+def test_a_stalled_checkpoint_fails_and_a_new_job_gets_its_bound_for_the_first() -> None:
+    stale = healthy(checkpoints={"j1": Checkpoint(5, NOW_MS - 900_000, None), "j2": None})
+    result = verdicts(stale)[CHECKPOINT_CHECK]
+    assert not result.passed
+    assert "v1's last checkpoint is 900s old" in result.summary
+    assert "v2 completed no checkpoint in the 3,600s since its deploy" in result.summary
+    fresh = [row(1, registry.LIVE), row(2, registry.CATCHING_UP)]
+    fresh[1] = registry.VersionRow(
+        **{**fresh[1].__dict__, "created_at": datetime.fromtimestamp(NOW_MS / 1000 - 60, UTC)}
+    )
+    assert verdicts(healthy(checkpoints={"j1": Checkpoint(5, NOW_MS, None), "j2": None}), fresh)[
+        CHECKPOINT_CHECK
+    ].passed
+
+
+def test_records_dropped_as_late_by_the_live_job_fail_late_records_within_bounds() -> None:
+    late = verdicts(healthy(late_records={"j1": {"window": 12, "join": 3}}))[LATE_CHECK]
+    assert not late.passed
+    assert late.summary.startswith("v1 (live) dropped 15 records as late (bound 0: gate.max_late_records")
+
+
+def test_a_service_that_does_not_answer_fails_the_checks_that_need_it_with_since_when() -> None:
+    since = {"flink": NOW_MS - 120_000}
+    answers = healthy(outages={"flink": "the Flink REST API at http://127.0.0.1:8081 did not answer"})
+    result = verdicts(answers, since=since)
+    for check in ("flink_job_running", CHECKPOINT_CHECK, LATE_CHECK):
+        assert not result[check].passed and result[check].observed
+        assert "not observed: Flink not reachable since 2027-01-15 07:58:00 UTC" in result[check].summary
+    assert result[LAG_CHECK].passed  # Kafka answered
+    down = verdicts(healthy(outages={"kafka": "Kafka at 127.0.0.1:9092 did not answer"}))[LAG_CHECK]
+    assert not down.passed and "Kafka not reachable since" in down.summary
+
+
+def test_nothing_is_reported_healthy_that_was_not_asked() -> None:
+    # the tick's time budget ran out before v1 was asked
+    result = verdicts(StreamAnswers(observed_at_ms=NOW_MS))
+    assert not any(v.observed for v in result.values())
+    state = _cursor(None)
+    assert (
+        verdict_changes(
+            [PIPELINE], ROWS, LIVE, StreamAnswers(observed_at_ms=NOW_MS), state, DEFAULT_TRANSLATOR
+        )
+        == []
+    )
+
+
+def test_the_sensor_reports_a_verdict_when_it_changes_and_outages_keep_their_start() -> None:
+    state = _cursor(None)
+    first = verdict_changes([PIPELINE], ROWS, LIVE, healthy(), state, DEFAULT_TRANSLATOR)
+    assert sorted(e.check_name for e in first) == sorted(
+        ["flink_job_running", LAG_CHECK, CHECKPOINT_CHECK, LATE_CHECK]
+    )
+    assert verdict_changes([PIPELINE], ROWS, LIVE, healthy(), state, DEFAULT_TRANSLATOR) == []
+    lagging = healthy(
+        lags={("kappa.daily_spend.v1", TOPIC): {0: 50_000}, ("kappa.daily_spend.v2", TOPIC): {0: 1}}
+    )
+    [changed] = verdict_changes([PIPELINE], ROWS, LIVE, lagging, state, DEFAULT_TRANSLATOR)
+    assert (changed.check_name, changed.passed) == (LAG_CHECK, False)
+    since = track_outages({"flink": "down"}, {}, 1000)
+    assert track_outages({"flink": "still down"}, since, 5000) == {"flink": 1000}
+    assert track_outages({}, since, 9000) == {}
+
+
+def test_with_the_registry_down_every_check_says_so_once() -> None:
+    state = _cursor(None)
+    events = registry_outage(
+        [PIPELINE], "PostgreSQL at 127.0.0.1:5432 did not answer", state, DEFAULT_TRANSLATOR
+    )
+    assert len(events) == 4 and not any(e.passed for e in events)
+    assert all("the warehouse (registry) not reachable since" in (e.description or "") for e in events)
+    assert (
+        registry_outage([PIPELINE], "PostgreSQL at 127.0.0.1:5432 did not answer", state, DEFAULT_TRANSLATOR)
+        == []
+    )
+
+
+def test_asking_a_dead_flink_records_an_outage_instead_of_raising() -> None:
+    flink = FlinkResource(rest_url="http://127.0.0.1:9", sql_gateway_url="http://127.0.0.1:9")
+    kafka = KafkaResource(bootstrap_servers="127.0.0.1:9")
+    answers = gather_answers([(PIPELINE, ROWS[0])], kafka=kafka, flink=flink, deadline=time.monotonic() + 60)
+    assert "did not answer" in answers.outages["flink"]
+    assert "did not answer" in answers.outages["kafka"]
+    assert answers.job_states == {} and answers.lags == {}
+    assert not verdicts(answers)["flink_job_running"].passed
