@@ -88,6 +88,42 @@ def accepted(
     ]
 
 
+SAMPLES = 5
+
+
+def _json_row(row: Any) -> Any:
+    """A bad row's key columns and value, as JSON can carry them (dates and decimals as text)."""
+    if not isinstance(row, dict):
+        return row
+    return {k: v if isinstance(v, str | int | float | bool) or v is None else str(v) for k, v in row.items()}
+
+
+def _detail(item: Any, day_column: str | None, failing_days: set[str]) -> dict[str, Any] | None:
+    """One expectation's result: counts, sample values, sample rows by key; the days of
+    its unexpected rows are added to `failing_days`."""
+    config = item.expectation_config
+    if config is None:
+        return None
+    kwargs = {k: v for k, v in (config.kwargs or {}).items() if k != "batch_id"}
+    detail: dict[str, Any] = {
+        "expectation": config.type,
+        "kwargs": kwargs,
+        "success": bool(item.success),
+        "unexpected_count": item.result.get("unexpected_count"),
+        "sample_unexpected": (item.result.get("partial_unexpected_list") or [])[:SAMPLES],
+    }
+    rows = item.result.get("partial_unexpected_index_list") or item.result.get("unexpected_index_list")
+    if rows:
+        detail["sample_rows"] = [_json_row(r) for r in rows[:SAMPLES]]
+    raised = (item.exception_info or {}).get("raised_exception")
+    if raised:
+        detail["exception"] = str((item.exception_info or {}).get("exception_message"))[:500]
+    for row in item.result.get("unexpected_index_list") or [] if day_column else []:
+        if isinstance(row, dict) and row.get(day_column) is not None:
+            failing_days.add(str(row[day_column]))
+    return detail
+
+
 def expectations_outcome(
     url: str, spec: PipelineSpec, physical_table: str, *, day_column: str | None = None
 ) -> Outcome:
@@ -111,34 +147,26 @@ def expectations_outcome(
     suite = gx.ExpectationSuite(name=f"{spec.name}_gate")
     for check in spec.checks:
         suite.add_expectation(getattr(gxe, expectation_class_name(check.expectation))(**check.kwargs))
-    if day_column is None:
-        result = batch.validate(suite)
-    else:
-        complete = {"result_format": "COMPLETE", "unexpected_index_column_names": [day_column]}
-        result = batch.validate(suite, result_format=complete)
+    # the bad rows are named by their primary key (and, on a batch table, their day)
+    keys = list(dict.fromkeys([*spec.target.primary_key, *([day_column] if day_column else [])]))
+    result_format = {
+        "result_format": "COMPLETE" if day_column else "SUMMARY",
+        "unexpected_index_column_names": keys,
+        "partial_unexpected_count": SAMPLES,
+        "return_unexpected_index_query": False,
+    }
+    result = batch.validate(suite, result_format=result_format)
     failures, details = [], []
     failing_days: set[str] = set()
     for item in result.results:
-        config = item.expectation_config
-        if config is None:
+        detail = _detail(item, day_column, failing_days)
+        if detail is None:
             continue
-        kwargs = {k: v for k, v in (config.kwargs or {}).items() if k != "batch_id"}
-        detail: dict[str, Any] = {
-            "expectation": config.type,
-            "kwargs": kwargs,
-            "success": bool(item.success),
-            "unexpected_count": item.result.get("unexpected_count"),
-            "sample_unexpected": (item.result.get("partial_unexpected_list") or [])[:5],
-        }
-        raised = (item.exception_info or {}).get("raised_exception")
-        if raised:
-            detail["exception"] = str((item.exception_info or {}).get("exception_message"))[:500]
-        for row in item.result.get("unexpected_index_list") or [] if day_column else []:
-            if isinstance(row, dict) and row.get(day_column) is not None:
-                failing_days.add(str(row[day_column]))
         details.append(detail)
-        if not item.success:
-            failures.append(f"{config.type}({kwargs}): {detail['unexpected_count']} unexpected")
+        if not detail["success"]:
+            failures.append(
+                f"{detail['expectation']}({detail['kwargs']}): {detail['unexpected_count']} unexpected"
+            )
     summary = "all expectations met" if not failures else "; ".join(failures)
     metadata: dict[str, Any] = {"results": details, "failed": len(failures)}
     if day_column is not None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Date,
@@ -90,6 +91,18 @@ swaps = Table(
     Column("swapped_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # migration 9: failed checks an operator accepted for the target: {check: "who: why"}
     Column("accepted", JSON),
+)
+
+# migration 11: the last outcome of each scheduled data-quality check (what `status` shows)
+scheduled_checks = Table(
+    "scheduled_checks",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("check_name", String(63), primary_key=True),
+    Column("passed", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("run_id", String(64)),
+    Column("checked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 claims = Table(
@@ -188,6 +201,10 @@ def _migration_10(conn: Connection) -> None:
     metadata.create_all(conn, tables=[input_counts])
 
 
+def _migration_11(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[scheduled_checks])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -200,6 +217,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (8, _migration_8),
     (9, _migration_9),
     (10, _migration_10),
+    (11, _migration_11),
 ]
 
 

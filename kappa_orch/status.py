@@ -1,12 +1,16 @@
 """`kappa-orch status`: per pipeline, the live version, whether it runs the spec's
-current fingerprint, and each version's job state, consumer lag, input and dead letters."""
+current fingerprint, the last swap, failed scheduled checks, and each version's job
+state, consumer lag, checkpoint age, late records, input and dead letters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kappa_orch import registry
+from kappa_orch.check_history import CheckOutcome, last_checks
 from kappa_orch.engine import StreamEngine
 from kappa_orch.plan import column_changes, degraded, missing_aliases, missing_version_tables
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
@@ -33,6 +37,8 @@ class VersionStatus:
     late_records: dict[str, int] | None = None
     # why a live or ready version is degraded (its job is not alive), else None
     degraded: str | None = None
+    # seconds since its job's last completed checkpoint (None: not running, or none yet)
+    checkpoint_age_s: float | None = None
 
     @property
     def late_total(self) -> int | None:
@@ -55,6 +61,14 @@ class PipelineStatus:
     warnings: list[str] = field(default_factory=list)
     # the spec's target columns against the live version's (`+ added`, `- removed`, `~ retyped`)
     column_changes: list[str] = field(default_factory=list)
+    # the last swap: from, to, at (ISO), reason, by, git_commit, run_id; None before the first
+    last_swap: dict[str, Any] | None = None
+    # the last outcome of each scheduled data-quality check: check, passed, summary, at, run_id
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if not c["passed"]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class _Registry:
     totals: dict[tuple[str, int], tuple[int, int]]
     missing: frozenset[tuple[str, int]]
     no_alias: frozenset[str]
+    swaps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    checks: dict[str, list[CheckOutcome]] = field(default_factory=dict)
 
 
 def pipeline_status(
@@ -82,6 +98,8 @@ def pipeline_status(
             registry.input_totals(conn),
             missing_version_tables(conn, pipelines, rows),
             missing_aliases(conn, pipelines, live),
+            registry.recent_swaps(conn, [p.name for p in pipelines], 1),
+            last_checks(conn),
         )
     return [_pipeline_status(p, seen, kafka=kafka, flink=flink) for p in pipelines]
 
@@ -107,9 +125,42 @@ def _pipeline_status(
         degraded=live_row is not None and (live_row.degraded is not None or no_alias),
         dead_letter_topic=pipeline.spec.dead_letter_topic,
         versions=versions,
-        warnings=_warnings(pipeline, versions, live_version, no_alias),
+        warnings=_warnings(
+            pipeline,
+            versions,
+            live_version,
+            no_alias,
+            [_check(c) for c in seen.checks.get(pipeline.name, []) if not c.passed],
+        ),
         column_changes=column_changes(next((r for r in mine if r.version == live_version), None), pipeline),
+        last_swap=_swap(seen.swaps.get(pipeline.name)),
+        checks=[_check(c) for c in seen.checks.get(pipeline.name, [])],
     )
+
+
+def _swap(recent: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    if not recent:
+        return None
+    swap = recent[0]
+    return {
+        "from": swap["from_version"],
+        "to": swap["to_version"],
+        "at": swap["swapped_at"].isoformat(),
+        "reason": swap["reason"],
+        "by": swap["swapped_by"],
+        "git_commit": swap["git_commit"],
+        "run_id": swap["run_id"],
+    }
+
+
+def _check(outcome: CheckOutcome) -> dict[str, Any]:
+    return {
+        "check": outcome.check_name,
+        "passed": outcome.passed,
+        "summary": outcome.summary,
+        "at": outcome.checked_at.isoformat(),
+        "run_id": outcome.run_id,
+    }
 
 
 def _version_status(
@@ -123,11 +174,14 @@ def _version_status(
     job_state = None
     if row.state in registry.RUNNING_STATES:
         job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
-    lag = None  # only a running job has a meaningful lag
+    lag = age = None  # only a running job has a meaningful lag and checkpoint age
     late = row.late_records
     if job_state in ACTIVE_JOB_STATES:
         lag = sum(sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources)
         late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
+        checkpoint = flink.last_checkpoint(row.flink_job_id or "")
+        if checkpoint is not None:
+            age = round(max(0.0, time.time() - checkpoint.completed_at_ms / 1000), 1)
     counted, dead = seen.totals.get((row.pipeline, row.version), (0, 0))
     return VersionStatus(
         version=row.version,
@@ -142,11 +196,16 @@ def _version_status(
         dead_lettered=dead,
         late_records=late,
         degraded=degraded(row, job_state, (row.pipeline, row.version) not in seen.missing),
+        checkpoint_age_s=age,
     )
 
 
 def _warnings(
-    pipeline: LoadedPipeline, versions: list[VersionStatus], live_version: int | None, no_alias: bool
+    pipeline: LoadedPipeline,
+    versions: list[VersionStatus],
+    live_version: int | None,
+    no_alias: bool,
+    failed: list[dict[str, Any]],
 ) -> list[str]:
     """What is wrong although the fingerprint may be in sync, each with its fix."""
     warnings = []
@@ -171,4 +230,7 @@ def _warnings(
             f"(allowed {allowed:,}): its windows miss them; raise event_time.watermark_delay "
             "or set allowed_lateness, then reprocess"
         )
-    return warnings
+    return warnings + [
+        f"scheduled check {c['check']} failed at {c['at'][:19]} (run {c['run_id']}): {c['summary'][:300]}"
+        for c in failed
+    ]

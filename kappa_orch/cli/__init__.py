@@ -132,6 +132,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 from kappa_orch.cli import operate as _operate  # noqa: E402, F401
 from kappa_orch.cli import pipelines as _pipelines  # noqa: E402, F401
 from kappa_orch.cli import stack as _stack  # noqa: E402, F401
+from kappa_orch.cli import status as _status  # noqa: E402, F401
 from kappa_orch.cli import topics as _topics  # noqa: E402, F401
 
 if __name__ == "__main__":

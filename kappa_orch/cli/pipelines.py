@@ -147,54 +147,6 @@ def _live_versions(warehouse: Any) -> dict[str, int]:
         return registry.live_versions(conn)
 
 
-@main.command(name="status")
-@click.argument("pipeline", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@platform_options
-def status_command(pipeline: str | None, as_json: bool, **options: Any) -> None:
-    """Live version, job state, lag and dead-letter counts of each pipeline."""
-    from kappa_orch.status import pipeline_status
-
-    platform = platform_of(options)
-    try:
-        pipelines = load_specs(platform.specs)
-        if pipeline is not None:
-            pipelines = [pick(pipelines, pipeline, platform.specs)]
-        kafka, flink, warehouse = resources_of(platform)
-        statuses = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-        return
-    if as_json:
-        click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
-        return
-    for s in statuses:
-        live = f"v{s.live_version}" if s.live_version else "none"
-        if s.degraded:
-            sync = "DEGRADED: its job is not running"
-        elif s.in_sync:
-            sync = "in sync"
-        else:
-            sync = f"spec fingerprint {s.desired_fingerprint} not live"
-        click.secho(
-            f"{s.pipeline}  alias {s.alias} -> {live}  ({sync})  dead letters -> {s.dead_letter_topic}",
-            fg="red" if s.degraded else None,
-        )
-        for warning in s.warnings:
-            click.secho(f"  WARNING: {warning}", fg="yellow")
-        if s.column_changes:
-            click.echo(f"  columns, spec against live: {', '.join(s.column_changes)}")
-        for v in s.versions:
-            extra = f" job {v.job_state}" if v.job_state else ""
-            extra += f" lag {v.lag:,}" if v.lag is not None else ""
-            extra += f" late {v.late_total:,}" if v.late_total is not None else ""
-            extra += f" input {v.input:,} dead-lettered {v.dead_lettered:,}" if v.input else ""
-            error = f"  error: {v.error.splitlines()[0][:120]}" if v.error else ""
-            state = "degraded" if v.degraded else v.state
-            click.echo(f"  v{v.version} {v.fingerprint} {state:<11} {v.physical_table}{extra}{error}")
-
-
 @main.command(name="plan")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(

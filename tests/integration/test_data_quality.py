@@ -7,7 +7,7 @@ repairs it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,13 @@ from sqlalchemy import text
 from assets.sample_events import sample_events
 from kappa_orch import data_quality_checks, data_quality_schedule, failed_day_sensor, pipeline_assets
 from kappa_orch.batch import run_batch
+from kappa_orch.cli.status_view import render
 from kappa_orch.dagster.assets import batch_key
 from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, LIVE_BALANCE_CHECK, SERVING_CHECK
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.status import pipeline_status
 from tests.integration.platform import Platform, isolated_platform, produce_authorizations
 from tests.integration.test_reprocess import expected, run, wait_serving
 
@@ -89,6 +91,17 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     assert detail["expectation"] == "expect_column_values_to_be_between"
     assert detail["unexpected_count"] == 1
     assert detail["sample_unexpected"] == [-5]
+    # found: samples were bare values; now each names its row by the primary key
+    [sample] = detail["sample_rows"]
+    assert (sample["account"], sample["spend_day"], sample["spend_cents"]) == ("acct-bad", "2026-01-01", -5)
+    # found: a failed scheduled check showed only in the Dagster run; `status` says so too
+    [status] = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    failed = {c["check"]: c for c in status.failed_checks}
+    assert set(failed) == {SERVING_CHECK, BATCH_CHECK}
+    assert failed[SERVING_CHECK]["run_id"] == failing.run_id
+    assert "expect_column_values_to_be_between" in failed[SERVING_CHECK]["summary"]
+    overview = render([status], datetime.now(UTC))[1]
+    assert "CHECK FAILED" in overview[0] and overview[1] == "red"
     assert failing.get_asset_materialization_events() == []
     on_batch = evaluations[BATCH_CHECK]
     assert not on_batch.passed
@@ -117,3 +130,5 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
         assert not getattr(sensor(context), "run_requests", None)
     repaired = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
     assert {e.check_name: e.passed for e in repaired.get_asset_check_evaluations()}[BATCH_CHECK]
+    [status] = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert [c["check"] for c in status.failed_checks] == [SERVING_CHECK]  # the batch check passes again

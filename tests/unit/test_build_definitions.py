@@ -61,6 +61,12 @@ def test_everything_a_deployment_needs_comes_from_one_call(tmp_path: Path) -> No
         "kappa_repair",
     }
     assert [s.name for s in defs.schedules or []] == ["kappa_data_quality_schedule"]
+    # found: each scheduled check ran in its own subprocess (11 minutes for 7 checks)
+    assert defs.resolve_job_def("kappa_data_quality").executor_def.name == "in_process"
+    # the health checks sit on the versions asset, executable from the UI
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"flink_job_running", "lag_within_bounds", "checkpoint_fresh"} <= checks
+    assert "late_records_within_bounds" in checks
 
 
 def test_a_sensor_brings_the_job_it_requests() -> None:

@@ -1,0 +1,165 @@
+"""How `kappa-orch status` prints: one aligned table of every pipeline (health, lag,
+checkpoint age, late records, dead letters, last swap), then each pipeline's versions
+and what needs doing. Pure: lines and their colour; the CLI styles them (colours only on
+a terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from kappa_orch.status import PipelineStatus, VersionStatus
+
+Line = tuple[str, str | None]  # text, colour (None: plain)
+
+PIPELINE_HEADER = [
+    "PIPELINE",
+    "ALIAS",
+    "LIVE",
+    "HEALTH",
+    "LAG",
+    "CHECKPOINT",
+    "LATE",
+    "DEAD LETTERS",
+    "LAST SWAP",
+]
+VERSION_HEADER = [
+    "VERSION",
+    "FINGERPRINT",
+    "STATE",
+    "JOB",
+    "LAG",
+    "CHECKPOINT",
+    "LATE",
+    "INPUT",
+    "DEAD LETTERS",
+    "TABLE",
+]
+NUMERIC = {"LAG", "CHECKPOINT", "LATE", "INPUT", "DEAD LETTERS"}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Columns padded to their widest cell; numeric columns right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(w) if name in NUMERIC else cell.ljust(w)
+            for cell, w, name in zip(cells, widths, header, strict=True)
+        ]
+        return (indent + "  ".join(padded)).rstrip()
+
+    return [line(header)] + [line(row) for row in rows]
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def health(s: PipelineStatus) -> tuple[str, str | None]:
+    """The pipeline's one-word health and its colour."""
+    if s.live_version is None:
+        return "not deployed", "yellow"
+    if s.degraded:
+        return "DEGRADED", "red"
+    if s.failed_checks:
+        return "CHECK FAILED", "red"
+    if not s.in_sync:
+        return "behind spec", "yellow"
+    return ("in sync", "green") if not s.warnings else ("in sync, warnings", "yellow")
+
+
+def _last_swap(s: PipelineStatus, now: datetime) -> str:
+    swap = s.last_swap
+    if swap is None:
+        return "-"
+    ago = _age((now - datetime.fromisoformat(swap["at"])).total_seconds())
+    source = f"v{swap['from']}" if swap["from"] is not None else "none"
+    return f"{source} -> v{swap['to']} {swap['reason']}, {ago} ago"
+
+
+def _live(s: PipelineStatus) -> VersionStatus | None:
+    return next((v for v in s.versions if v.version == s.live_version), None)
+
+
+def overview(statuses: Sequence[PipelineStatus], now: datetime) -> list[Line]:
+    """The table of every pipeline, each row coloured by its health."""
+    rows, colours = [], []
+    for s in statuses:
+        live = _live(s)
+        word, colour = health(s)
+        rows.append(
+            [
+                s.pipeline,
+                s.alias,
+                f"v{s.live_version}" if s.live_version else "-",
+                word,
+                _number(live.lag if live else None),
+                _age(live.checkpoint_age_s if live else None),
+                _number(live.late_total if live else None),
+                _number(live.dead_lettered if live else None),
+                _last_swap(s, now),
+            ]
+        )
+        colours.append(colour)
+    header, *body = table(PIPELINE_HEADER, rows)
+    return [(header, None), *zip(body, colours, strict=True)]
+
+
+def _version_row(v: VersionStatus) -> list[str]:
+    return [
+        f"v{v.version}",
+        v.fingerprint,
+        "degraded" if v.degraded else v.state,
+        v.job_state or "-",
+        _number(v.lag),
+        _age(v.checkpoint_age_s),
+        _number(v.late_total),
+        _number(v.input),
+        _number(v.dead_lettered),
+        v.physical_table,
+    ]
+
+
+def details(s: PipelineStatus) -> list[Line]:
+    """One pipeline: its sync verdict, versions, warnings, column changes and errors."""
+    if s.degraded:
+        sync = "DEGRADED: its job is not running"
+    elif s.in_sync:
+        sync = "in sync"
+    else:
+        sync = f"spec fingerprint {s.desired_fingerprint} not live"
+    live = f"v{s.live_version}" if s.live_version else "none"
+    lines: list[Line] = [
+        (
+            f"{s.pipeline}: alias {s.alias} -> {live} ({sync}); dead letters -> {s.dead_letter_topic}",
+            health(s)[1],
+        )
+    ]
+    if s.versions:
+        header, *body = table(VERSION_HEADER, [_version_row(v) for v in s.versions], indent="  ")
+        lines.append((header, None))
+        lines += [(text, "red" if v.degraded else None) for text, v in zip(body, s.versions, strict=True)]
+    lines += [(f"  WARNING: {w}", "yellow") for w in s.warnings]
+    if s.column_changes:
+        lines.append((f"  columns, spec against live: {', '.join(s.column_changes)}", None))
+    lines += [
+        (f"  v{v.version} error: {v.error.splitlines()[0][:160]}", "red") for v in s.versions if v.error
+    ]
+    return lines
+
+
+def render(statuses: Sequence[PipelineStatus], now: datetime) -> list[Line]:
+    """The whole `status` output."""
+    lines = overview(statuses, now)
+    for s in statuses:
+        lines += [("", None), *details(s)]
+    return lines

@@ -1,0 +1,86 @@
+"""`kappa-orch status` as a table: aligned columns, one health word per pipeline, the last
+swap, failed scheduled checks (found: the output was unaligned, without a header, and a
+failed scheduled check was nowhere in it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kappa_orch.cli.status_view import render, table
+from kappa_orch.status import PipelineStatus, VersionStatus
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def version(n: int, state: str, **extra: object) -> VersionStatus:
+    fields: dict = {
+        "version": n, "fingerprint": f"fp{n}", "physical_table": f"analytics.daily_spend__v{n}",
+        "state": state, "flink_job_id": f"j{n}", "job_state": "RUNNING", "lag": 12_345, "error": None,
+        "input": 400_000, "dead_lettered": 37, "late_records": {"w": 0}, "checkpoint_age_s": 4.2,
+    }  # fmt: skip
+    fields.update(extra)
+    return VersionStatus(**fields)
+
+
+def pipeline(name: str, **extra: object) -> PipelineStatus:
+    fields: dict = {
+        "pipeline": name, "alias": f"analytics.{name}", "desired_fingerprint": "fp2", "live_version": 2,
+        "in_sync": True, "dead_letter_topic": f"kappa.dead-letters.{name}",
+        "versions": [version(1, "ready"), version(2, "live")],
+        "last_swap": {"from": 1, "to": 2, "at": "2026-11-27T09:55:00+00:00", "reason": "reprocess",
+                      "by": "ana", "git_commit": "abc", "run_id": "r1"},
+    }  # fmt: skip
+    fields.update(extra)
+    return PipelineStatus(**fields)
+
+
+def test_columns_line_up_under_their_header_and_numbers_align_right() -> None:
+    lines = table(["NAME", "LAG"], [["a", "1"], ["longer_name", "12,345"]])
+    assert lines == ["NAME            LAG", "a                 1", "longer_name  12,345"]
+    _, *rows = lines
+    assert all(row.endswith(cell) for row, cell in zip(rows, ["1", "12,345"], strict=True))
+
+
+def test_the_overview_has_a_header_and_one_coloured_row_per_pipeline() -> None:
+    failed = {"check": "serving_expectations", "passed": False, "summary": "1 unexpected",
+              "at": "2026-11-27T09:00:00", "run_id": "r9"}  # fmt: skip
+    statuses = [
+        pipeline("daily_spend"),
+        pipeline("auth_settlement", degraded=True, in_sync=False),
+        pipeline("account_latest", checks=[failed], warnings=["scheduled check serving_expectations failed"]),
+        pipeline("new_one", live_version=None, in_sync=False, versions=[], last_swap=None),
+    ]
+    lines = render(statuses, NOW)
+    header = lines[0][0]
+    assert header.split() == [
+        *["PIPELINE", "ALIAS", "LIVE", "HEALTH", "LAG", "CHECKPOINT", "LATE"],
+        "DEAD",
+        "LETTERS",
+        "LAST",
+        "SWAP",
+    ]
+    rows = {text.split()[0]: (text, colour) for text, colour in lines[1:5]}
+    assert rows["daily_spend"][1] == "green" and "in sync" in rows["daily_spend"][0]
+    assert rows["auth_settlement"][1] == "red" and "DEGRADED" in rows["auth_settlement"][0]
+    assert rows["account_latest"][1] == "red" and "CHECK FAILED" in rows["account_latest"][0]
+    assert rows["new_one"][1] == "yellow" and "not deployed" in rows["new_one"][0]
+    text = rows["daily_spend"][0]
+    assert "v1 -> v2 reprocess, 300s ago" in text or "v1 -> v2 reprocess, 5m ago" in text
+    assert "12,345" in text and "4s" in text and "37" in text
+    # every row is as wide as the columns: LAST SWAP starts at the same place in each
+    start = header.index("LAST SWAP")
+    assert all(t[start - 2 : start] == "  " for t, _ in lines[1:5])
+
+
+def test_details_list_versions_warnings_and_errors() -> None:
+    broken = version(
+        3, "failed", job_state=None, lag=None, checkpoint_age_s=None, error="gate: expect_x failed\nmore"
+    )
+    lines = [
+        text for text, _ in render([pipeline("daily_spend", versions=[version(2, "live"), broken])], NOW)
+    ]
+    head = "daily_spend: alias analytics.daily_spend -> v2 (in sync); dead letters -> "
+    assert head + "kappa.dead-letters.daily_spend" in lines
+    [row3] = [t for t in lines if t.strip().startswith("v3 ") and "fp3" in t]
+    assert row3.split()[:4] == ["v3", "fp3", "failed", "-"]
+    assert "  v3 error: gate: expect_x failed" in lines
