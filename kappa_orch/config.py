@@ -39,6 +39,7 @@ VARIABLES: dict[str, str] = {
     "data_quality_cron": "KAPPA_DATA_QUALITY_CRON",
     "topic_partitions": "KAPPA_TOPIC_PARTITIONS",
     "topic_retention": "KAPPA_TOPIC_RETENTION",
+    "dead_letter_retention": "KAPPA_DEAD_LETTER_RETENTION",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
@@ -78,6 +79,11 @@ class PlatformConfig(BaseModel):
         description="Retention of a source topic `topics --create` makes (a duration like 30d, or "
         "forever), raised to what its readers need; default: the broker's (7d).",
     )
+    dead_letter_retention: str = Field(
+        "30d",
+        description="Retention of the dead-letter topics a deploy creates (a duration, or forever); "
+        "a spec's dead_letters.retention overrides it.",
+    )
     # the settings whose value came from an environment variable
     from_environment: frozenset[str] = Field(frozenset(), repr=False)
 
@@ -99,7 +105,7 @@ class PlatformConfig(BaseModel):
         from_env = {f: environ[v] for f, v in VARIABLES.items() if environ.get(v) and f not in given}
         return cls(**{**(defaults or {}), **from_env, **given}, from_environment=frozenset(from_env))
 
-    @field_validator("topic_retention")
+    @field_validator("topic_retention", "dead_letter_retention")
     @classmethod
     def _a_retention(cls, value: str | None) -> str | None:
         if value is not None and value != "forever":
@@ -108,9 +114,7 @@ class PlatformConfig(BaseModel):
 
     def topic_retention_ms(self) -> int | None:
         """`topic_retention` in ms (-1: forever; None: the broker's)."""
-        if self.topic_retention is None:
-            return None
-        return -1 if self.topic_retention == "forever" else int(parse_duration(self.topic_retention) * 1000)
+        return retention_ms(self.topic_retention)
 
     def checkpoint_dir(self) -> str | None:
         """The configured checkpoint folder, else the local stack's if it exists."""
@@ -147,7 +151,10 @@ class PlatformConfig(BaseModel):
 
         roles = {key: secret(f"warehouse_{key}", url) for key, url in self.role_urls().items()}
         return {
-            "kafka": KafkaResource(bootstrap_servers=self.kafka_bootstrap),
+            "kafka": KafkaResource(
+                bootstrap_servers=self.kafka_bootstrap,
+                dead_letter_retention_ms=retention_ms(self.dead_letter_retention),
+            ),
             "flink": FlinkResource(
                 rest_url=self.flink_rest_url,
                 sql_gateway_url=self.sql_gateway_url,
@@ -160,6 +167,13 @@ class PlatformConfig(BaseModel):
         """These settings as the KAPPA_* variables a child process reads (unset ones left out)."""
         values = self.model_dump(exclude={"from_environment"})
         return {VARIABLES[k]: str(v) for k, v in values.items() if v is not None}
+
+
+def retention_ms(retention: str | None) -> int | None:
+    """A retention (a duration, or forever) as Kafka's retention.ms (-1: forever; None: unset)."""
+    if retention is None:
+        return None
+    return -1 if retention == "forever" else int(parse_duration(retention) * 1000)
 
 
 def git_head(folder: Path) -> str | None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from kappa_orch import registry
+from kappa_orch.config import retention_ms
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, SpecError
 from kappa_orch.flink_sql import version_job
@@ -153,10 +154,18 @@ def deploy(
     if isinstance(prepared, DeployResult):
         return prepared
     # the broker does not create topics on first write: the dead-letter topic must exist
-    if kafka.create_topic(
-        spec.dead_letter_topic, partitions=max(len(p) for p in offsets.values()), exist_ok=True
-    ):
-        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic}")
+    retention = retention_ms(spec.dead_letters.retention) or kafka.dead_letter_retention_ms
+    config = {"retention.ms": str(retention)} if retention is not None else {}
+    partitions = max(len(p) for p in offsets.values())
+    if kafka.create_topic(spec.dead_letter_topic, partitions=partitions, config=config, exist_ok=True):
+        kept = (
+            "forever"
+            if retention == -1
+            else f"{retention / 86_400_000:g} days"
+            if retention
+            else "the broker's"
+        )
+        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic} (retention {kept})")
     job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
     _record_job(pipeline, prepared, job_id, offsets, flink=flink, warehouse=warehouse, log=log)
     return DeployResult(prepared.plan, job_id, offsets)

@@ -66,3 +66,45 @@ def _retention(ms: int | None) -> str:
     if ms is None:
         return "?"
     return "forever" if ms < 0 else f"{ms / 86_400_000:g}d"
+
+
+@main.command(name="dead-letters")
+@click.argument("pipeline")
+@click.option("--version", "version", type=int, default=None, help="Only this version's letters.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Latest letters shown."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print counts and letters as JSON.")
+@platform_options
+def dead_letters_command(
+    pipeline: str, version: int | None, limit: int, as_json: bool, **options: Any
+) -> None:
+    """A pipeline's dead letters (of one version with --version): the count by reason and
+    the latest ones, with their source topic, partition, offset and payload."""
+    from collections import Counter
+
+    from kappa_orch.cli.options import pick
+    from kappa_orch.dead_letters import letters_of, sample
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        kafka = platform.resources()["kafka"]
+        topic = chosen.spec.dead_letter_topic
+        letters = letters_of(kafka, topic, pipeline=chosen.name, version=version)
+    except KappaError as exc:
+        fail(exc)
+    by_reason = Counter(letter.reason for letter in letters)
+    latest = [sample(letter) for letter in letters[-limit:]] if limit else []
+    if as_json:
+        click.echo(
+            json.dumps({"topic": topic, "total": len(letters), "by_reason": by_reason, "latest": latest})
+        )
+        return
+    which = f"{chosen.name} v{version}" if version is not None else chosen.name
+    click.echo(f"{len(letters):,} dead letter(s) of {which} in {topic}")
+    for reason, count in by_reason.most_common():
+        click.echo(f"  {count:>10,}  {reason}")
+    for letter in latest:
+        source = f"{letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
+        click.echo(f"v{letter['version']} {source}: {letter['reason']}: {letter['payload']}")

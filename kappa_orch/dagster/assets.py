@@ -82,6 +82,34 @@ def topic_specs(
     ]
 
 
+def dead_letter_specs(
+    pipelines: Iterable[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> list[AssetSpec]:
+    """Each dead-letter topic, downstream of the versions that write it (a topic that is
+    also some pipeline's source is that source's asset already)."""
+    pipelines = list(pipelines)
+    sources = {s.topic for p in pipelines for s in p.spec.sources}
+    writers: dict[str, list[LoadedPipeline]] = {}
+    for pipeline in pipelines:
+        if pipeline.spec.dead_letter_topic not in sources:
+            writers.setdefault(pipeline.spec.dead_letter_topic, []).append(pipeline)
+    return [
+        AssetSpec(
+            key=translator.topic_key(topic),
+            description=(
+                "Dead letters: the events the pipeline's jobs could not use, each with its reason, "
+                "source topic, partition, offset and version. Read them with `kappa-orch dead-letters "
+                f"{names[0].name}`."
+            ),
+            group_name=translator.topic_group_name(topic),
+            kinds={"kafka"},
+            deps=[translator.version_key(p.spec) for p in names],
+            metadata={"topic": topic, "dead_letters_of": ", ".join(p.name for p in names)},
+        )
+        for topic, names in sorted(writers.items())
+    ]
+
+
 class CandidateConfig(Config):
     """Launchpad settings of a reprocess run's versions asset."""
 
@@ -293,6 +321,7 @@ def pipeline_assets(
     if claim_wait_s < 0 or claim_stale_s <= 0:
         raise ValueError("claim_wait_s must be >= 0 and claim_stale_s > 0")
     assets: list[AssetsDefinition | AssetSpec] = list(topic_specs(pipelines, translator))
+    assets += dead_letter_specs(pipelines, translator)
     for pipeline in pipelines:
         assets.append(
             version_asset(

@@ -25,6 +25,7 @@ from dagster import (
 from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
 from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
+from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.stream_checks import registry_outage_verdicts, verdict_evaluation, verdicts_of
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import ServiceUnavailable
@@ -213,7 +214,7 @@ def _cursor(text: str | None) -> dict[str, Any]:
     state = json.loads(text) if text else {}
     if "topics" not in state:  # a cursor from before the health verdicts: topics only
         state = {"topics": state, "health": {}}
-    for part in ("aliases", "progress", "outages"):
+    for part in ("aliases", "progress", "outages", "letters"):
         state.setdefault(part, {})
     # verdicts are kept per pipeline/check (older cursors kept one per pipeline)
     state["health"] = {k: v for k, v in state["health"].items() if "/" in k}
@@ -265,9 +266,22 @@ def registry_outage(
 
 
 OBSERVER_DESCRIPTION = (
-    "Flink job state, consumer lag per partition, last checkpoint and records dropped as late of every "
-    "deployed version; offsets, retention and message rate of every source topic."
+    "Flink job state, consumer lag per partition, last checkpoint, records dropped as late and the input "
+    "balance of every deployed version; offsets, retention and message rate of every source topic; dead "
+    "letters by reason; the health checks of every versions asset; the alias when it changes."
 )
+
+
+def _read_registry(warehouse: WarehouseResource, pipelines: Sequence[LoadedPipeline]) -> tuple[Any, ...]:
+    """Versions, live versions, aliases and input totals, in one registry connection."""
+    with warehouse.registry() as conn:
+        rows = registry.all_versions(conn)
+        return (
+            rows,
+            registry.live_versions(conn),
+            read_aliases(conn, pipelines, rows),
+            registry.input_totals(conn),
+        )
 
 
 def stream_observation_sensor(
@@ -284,6 +298,7 @@ def stream_observation_sensor(
         raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
     pipelines = list(pipelines)
     topics = sorted({source.topic for pipeline in pipelines for source in pipeline.spec.sources})
+    letters = letter_topics(pipelines)
 
     @sensor(
         name=name,
@@ -299,11 +314,7 @@ def stream_observation_sensor(
     ) -> SensorResult | SkipReason:
         state = _cursor(context.cursor)
         try:
-            with warehouse.registry() as conn:
-                rows = registry.all_versions(conn)
-                live = registry.live_versions(conn)
-                aliases = read_aliases(conn, pipelines, rows)
-                inputs = registry.input_totals(conn)
+            rows, live, aliases, inputs = _read_registry(warehouse, pipelines)
         except ServiceUnavailable as exc:
             outage = registry_outage(pipelines, exc.problem, state, translator)
             context.log.warning(f"registry not reachable: {exc.problem}")
@@ -312,12 +323,15 @@ def stream_observation_sensor(
         watched = observed_versions(pipelines, rows)
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
+        letter_events, state["letters"] = observe_letters(
+            letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
+        )
         state["outages"] = track_outages(answers.outages, state["outages"], answers.observed_at_ms)
         events: list[AssetObservation | AssetCheckEvaluation] = []
         progress, state["progress"] = catch_up_progress(watched, answers, state["progress"])
         events += stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
         topic_events, state["topics"] = topic_observations(answers, state["topics"], translator)
-        events += topic_events
+        events += topic_events + letter_events
         events += verdict_changes(pipelines, rows, live, answers, state, translator)
         alias_events, state["aliases"] = alias_observations(pipelines, aliases, state["aliases"], translator)
         events += alias_events

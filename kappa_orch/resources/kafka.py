@@ -41,6 +41,10 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     request_timeout_s: float = Field(
         default=15.0, gt=0, description="Timeout of one admin or metadata request."
     )
+    dead_letter_retention_ms: int | None = Field(
+        default=None,
+        description="retention.ms of the dead-letter topics a deploy creates (-1: forever; None: broker's).",
+    )
     extra_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings (security.protocol, sasl.* ...) for every client.",
@@ -346,3 +350,38 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         finally:
             consumer.close()
         return records
+
+    def read(
+        self, topic: str, start: Mapping[int, int], *, max_records: int, timeout_s: float = 10.0
+    ) -> list[Record]:
+        """Records from `start` (partition -> offset) up to the end offsets of this moment,
+        at most `max_records`, without joining or committing a group."""
+        import time
+
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        ends = self.end_offsets(topic)
+        todo = {p: o for p, o in start.items() if o < ends.get(p, 0)}
+        records: list[Record] = []
+        if not todo:
+            return records
+        consumer = Consumer(
+            {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+        )
+        try:
+            consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
+            deadline = time.monotonic() + timeout_s
+            while todo and len(records) < max_records and time.monotonic() < deadline:
+                for msg in consumer.consume(min(1000, max_records - len(records)), timeout=0.5):
+                    partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+                    if msg.error() is not None or partition not in todo or offset >= ends[partition]:
+                        continue
+                    ts_type, ts = msg.timestamp()
+                    records.append(Record(partition, offset, ts if ts_type else None, msg.key(), msg.value()))
+                    if offset + 1 >= ends[partition]:
+                        del todo[partition]
+        except KafkaException as exc:
+            raise self._unavailable(f"reading topic {topic!r}", exc) from exc
+        finally:
+            consumer.close()
+        return records[:max_records]

@@ -250,6 +250,11 @@ class DeadLetters(_Strict):
     topic: Annotated[str, StringConstraints(pattern=TOPIC)] | None = Field(
         default=None, description="Dead-letter topic; default kappa.dead-letters.<pipeline>."
     )
+    retention: Duration | Literal["forever"] | None = Field(
+        default=None,
+        description="Retention of the dead-letter topic when a deploy creates it; default: the "
+        "deployment's (KAPPA_DEAD_LETTER_RETENTION, 30d).",
+    )
 
 
 class PipelineSpec(_Strict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,12 @@ from typing import Any
 import pytest
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
+from kappa_orch import registry, topic_key
 from kappa_orch.gate import INPUT_BALANCE
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource, Record
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, observe_once
 from tests.integration.test_reprocess import cli, expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
@@ -149,3 +150,29 @@ def test_broken_events_are_dead_lettered_and_counts_balance(
     [row] = [line.split() for line in out.splitlines() if line.strip().startswith("v1 ")]
     # VERSION FINGERPRINT STATE JOB LAG CHECKPOINT LATE INPUT DEAD-LETTERS TABLE
     assert row[7:9] == [f"{VALID + len(broken):,}", f"{len(broken):,}"]
+
+    # dead letters as data: one version's letters, by reason, from the CLI ...
+    reasons = Counter(want.values())
+    shown = cli(platform, stack, "dead-letters", "daily_spend", "--version", "1", "--limit", "3", "--json")
+    out, _ = shown.communicate(timeout=120)
+    assert shown.returncode == 0, out
+    report = json.loads(out)
+    assert (report["total"], report["by_reason"]) == (len(broken), dict(reasons))
+    assert len(report["latest"]) == 3 and all(letter["version"] == 1 for letter in report["latest"])
+    none = cli(platform, stack, "dead-letters", "daily_spend", "--version", "2", "--json")
+    assert json.loads(none.communicate(timeout=120)[0])["total"] == 0
+    # ... and observed on the dead-letter topic's asset, counted by reason
+    events, _ = observe_once(platform, kafka, flink, None)
+    [observed] = [e for e in events if e.asset_key == topic_key(platform.dead_letter_topic("daily_spend"))]
+    metadata = {k: v.value for k, v in observed.metadata.items()}
+    assert metadata["letters_total"] == len(broken)
+    assert {
+        k.removeprefix("letters/"): v
+        for k, v in metadata.items()
+        if k.startswith("letters/") and " v" not in k
+    } == dict(reasons)
+    assert metadata["letters/daily_spend v1"] == len(broken)
+    assert "| daily_spend v1 |" in metadata["latest_letters"]
+    # found: dead-letter topics kept the broker's 7 days; the deployment's default is 30 days
+    retention = kafka.describe_topic(platform.dead_letter_topic("daily_spend")).config["retention.ms"]
+    assert int(retention) == 30 * 86_400_000

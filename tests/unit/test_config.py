@@ -87,3 +87,12 @@ def test_stack_env_describes_a_stack_on_other_ports_completely(tmp_path: Path) -
     assert read.warehouse_url == stack.warehouse_url and read.warehouse_sink_url == stack.warehouse_sink_url
     assert read.home == tmp_path
     assert read.checkpoint_dir() == (tmp_path / "flink" / "checkpoints").as_uri()
+
+
+def test_dead_letter_topics_get_the_deployments_retention() -> None:
+    # found: dead-letter topics kept the broker's default (7 days)
+    assert PlatformConfig().resources()["kafka"].dead_letter_retention_ms == 30 * 86_400_000
+    forever = PlatformConfig.from_env({"KAPPA_DEAD_LETTER_RETENTION": "forever"})
+    assert forever.resources()["kafka"].dead_letter_retention_ms == -1
+    with pytest.raises(ValueError, match="dead_letter_retention"):
+        PlatformConfig.from_env({"KAPPA_DEAD_LETTER_RETENTION": "a while"})
