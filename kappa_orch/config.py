@@ -40,6 +40,7 @@ VARIABLES: dict[str, str] = {
     "topic_partitions": "KAPPA_TOPIC_PARTITIONS",
     "topic_retention": "KAPPA_TOPIC_RETENTION",
     "dead_letter_retention": "KAPPA_DEAD_LETTER_RETENTION",
+    "dagster_url": "KAPPA_DAGSTER_URL",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
@@ -83,6 +84,9 @@ class PlatformConfig(BaseModel):
         "30d",
         description="Retention of the dead-letter topics a deploy creates (a duration, or forever); "
         "a spec's dead_letters.retention overrides it.",
+    )
+    dagster_url: str = Field(
+        "http://127.0.0.1:3000", description="The Dagster UI's address (links to runs from the swap history)."
     )
     # the settings whose value came from an environment variable
     from_environment: frozenset[str] = Field(frozenset(), repr=False)

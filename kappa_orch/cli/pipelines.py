@@ -274,6 +274,7 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
     """Every swap of a pipeline's alias, oldest first: when, from and to which version,
     why, who, the deployment's git commit and the run (a Dagster run id, or the CLI command)."""
     from kappa_orch import registry
+    from kappa_orch.dagster.alias_state import run_url
 
     platform = platform_of(options)
     try:
@@ -281,6 +282,8 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
         _, _, warehouse = resources_of(platform)
         with warehouse.registry() as conn:
             swaps = registry.swap_history(conn, chosen.name)
+        for swap in swaps:
+            swap["run_url"] = run_url(platform.dagster_url, swap["run_id"])
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)
@@ -292,7 +295,8 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
     for s in swaps:
         at = s["swapped_at"].strftime("%Y-%m-%d %H:%M:%S") if s.get("swapped_at") else "?"
         source = f"v{s['from_version']}" if s["from_version"] is not None else "-"
+        run = s["run_url"] or s["run_id"] or "?"
         click.echo(
             f"{at:<20} {source:>5} {'v' + str(s['to_version']):>4}  {s['reason']:<14} "
-            f"{s['swapped_by'] or '?':<12} {(s['git_commit'] or '?')[:8]:<8} {s['run_id'] or '?'}"
+            f"{s['swapped_by'] or '?':<12} {(s['git_commit'] or '?')[:8]:<8} {run}"
         )

@@ -71,8 +71,10 @@ def alias_observations(
     states: Sequence[AliasState],
     previous: dict[str, list[object]],
     translator: KappaTranslator,
+    dagster_url: str | None = None,
 ) -> tuple[list[AssetObservation], dict[str, list[object]]]:
-    """An observation per alias whose state changed since `previous` (pure)."""
+    """An observation per alias whose state changed since `previous` (pure); with
+    `dagster_url`, a swap made by a Dagster run links to the run's page."""
     by_name = {p.name: p for p in pipelines}
     events, cursor = [], {}
     for state in states:
@@ -83,13 +85,20 @@ def alias_observations(
         events.append(
             AssetObservation(
                 asset_key=translator.alias_key(spec),
-                metadata=alias_metadata(spec.target.schema_name, state),  # type: ignore[arg-type]
+                metadata=alias_metadata(spec.target.schema_name, state, dagster_url),  # type: ignore[arg-type]
             )
         )
     return events, cursor
 
 
-def alias_metadata(schema: str, state: AliasState) -> dict[str, object]:
+def run_url(dagster_url: str | None, run_id: str | None) -> str | None:
+    """The page of the Dagster run that made a swap (None for a CLI swap: cli-...)."""
+    if not dagster_url or not run_id or run_id.startswith("cli-"):
+        return None
+    return f"{dagster_url.rstrip('/')}/runs/{run_id}"
+
+
+def alias_metadata(schema: str, state: AliasState, dagster_url: str | None = None) -> dict[str, object]:
     """The alias page's numbers and its swap history (newest first)."""
     metadata: dict[str, object] = {
         "live_version": state.live_version,
@@ -101,7 +110,10 @@ def alias_metadata(schema: str, state: AliasState) -> dict[str, object]:
         last = state.swaps[0]
         metadata["last_swap_at"] = str(last["swapped_at"])
         metadata["last_swap"] = _swap_text(last)
-        metadata["swap_history"] = MetadataValue.md(_history_table(state.swaps))
+        metadata["swap_history"] = MetadataValue.md(_history_table(state.swaps, dagster_url))
+        link = run_url(dagster_url, last["run_id"])
+        if link:
+            metadata["last_swap_run"] = MetadataValue.url(link)
     return metadata
 
 
@@ -110,13 +122,15 @@ def _swap_text(swap: dict[str, Any]) -> str:
     return f"{source} -> v{swap['to_version']} ({swap['reason']}, by {swap['swapped_by'] or '?'})"
 
 
-def _history_table(swaps: list[dict[str, Any]]) -> str:
+def _history_table(swaps: list[dict[str, Any]], dagster_url: str | None) -> str:
     lines = ["| swapped at (UTC) | from | to | reason | by | git | run |", "|---|---|---|---|---|---|---|"]
     for s in swaps:
         source = f"v{s['from_version']}" if s["from_version"] is not None else "-"
         git = (s["git_commit"] or "")[:8]
+        link = run_url(dagster_url, s["run_id"])
+        run = f"[{s['run_id'][:8]}]({link})" if link else (s["run_id"] or "")
         lines.append(
             f"| {str(s['swapped_at'])[:19]} | {source} | v{s['to_version']} | {s['reason']} | "
-            f"{s['swapped_by'] or ''} | {git} | {s['run_id'] or ''} |"
+            f"{s['swapped_by'] or ''} | {git} | {run} |"
         )
     return "\n".join(lines)

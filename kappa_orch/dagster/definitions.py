@@ -91,7 +91,7 @@ def build_kappa_definitions(
             *data_quality_checks(pipelines, translator),
             *health_checks(pipelines, translator),
         ],
-        sensors=_sensors(pipelines, translator, automation, jobs),
+        sensors=_sensors(pipelines, translator, automation, jobs, config.dagster_url),
         jobs=list(jobs.values()),
         schedules=[
             data_quality_schedule(
@@ -112,10 +112,14 @@ def _sensors(
     translator: KappaTranslator,
     automation: AutomationSettings,
     jobs: Mapping[str, Any],
+    dagster_url: str,
 ) -> list[Any]:
     return [
         stream_observation_sensor(
-            pipelines, minimum_interval_seconds=automation.observe_interval_s, translator=translator
+            pipelines,
+            minimum_interval_seconds=automation.observe_interval_s,
+            translator=translator,
+            dagster_url=dagster_url,
         ),
         reprocess_sensor(
             pipelines,

@@ -292,8 +292,10 @@ def stream_observation_sensor(
     time_budget_s: float = 20.0,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
+    dagster_url: str | None = None,
 ) -> SensorDefinition:
-    """A sensor that observes every deployed version of the given pipelines."""
+    """A sensor that observes every deployed version of the given pipelines (`dagster_url`:
+    the Dagster UI's address, for links from the swap history to the runs)."""
     if minimum_interval_seconds < 1 or time_budget_s <= 0:
         raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
     pipelines = list(pipelines)
@@ -327,13 +329,14 @@ def stream_observation_sensor(
             letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
         )
         state["outages"] = track_outages(answers.outages, state["outages"], answers.observed_at_ms)
-        events: list[AssetObservation | AssetCheckEvaluation] = []
         progress, state["progress"] = catch_up_progress(watched, answers, state["progress"])
-        events += stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
         topic_events, state["topics"] = topic_observations(answers, state["topics"], translator)
-        events += topic_events + letter_events
+        events: list[AssetObservation | AssetCheckEvaluation] = [*topic_events, *letter_events]
+        events += stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
         events += verdict_changes(pipelines, rows, live, answers, state, translator)
-        alias_events, state["aliases"] = alias_observations(pipelines, aliases, state["aliases"], translator)
+        alias_events, state["aliases"] = alias_observations(
+            pipelines, aliases, state["aliases"], translator, dagster_url
+        )
         events += alias_events
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")

@@ -148,6 +148,12 @@ def test_the_alias_is_observed_when_it_changes() -> None:
     assert alias_observations(PIPELINES, [state], cursor, DEFAULT_TRANSLATOR)[0] == []
     grown = AliasState("daily_spend", 1, "daily_spend__v1", 402, [swap])
     assert len(alias_observations(PIPELINES, [grown], cursor, DEFAULT_TRANSLATOR)[0]) == 1
+    # a swap made by a Dagster run links to the run's page; a CLI swap has no page
+    by_run = AliasState("daily_spend", 2, "daily_spend__v2", 402, [{**swap, "run_id": "8f2e1c4a-77"}, swap])
+    [linked], _ = alias_observations(PIPELINES, [by_run], {}, DEFAULT_TRANSLATOR, "http://127.0.0.1:3000")
+    assert linked.metadata["last_swap_run"].value == "http://127.0.0.1:3000/runs/8f2e1c4a-77"  # type: ignore[union-attr]
+    history = str(linked.metadata["swap_history"].value)  # type: ignore[union-attr]
+    assert "[8f2e1c4a](http://127.0.0.1:3000/runs/8f2e1c4a-77)" in history and "| cli-rollback-1 |" in history
 
 
 def test_a_candidate_catching_up_reports_progress_speed_and_time_left() -> None:
