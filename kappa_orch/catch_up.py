@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError
+from kappa_orch.progress import ProgressLine
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import PipelineSpec, parse_duration
@@ -90,7 +91,11 @@ def _report(
     """One progress line: share of the backlog done, lag, speed and time left."""
     done, rate, left = tracker.progress()
     eta = f", about {left:.0f}s left" if left is not None else ""
-    log(f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}")
+    log(
+        ProgressLine(
+            f"{spec.name}: catch-up {done:.0%} of the backlog, lag {lag:,}, {rate:,.0f} events/s{eta}", done
+        )
+    )
     if state != "RUNNING":
         cause = flink.job_root_cause(job_id) if state == "RESTARTING" else None
         log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))

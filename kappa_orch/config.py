@@ -41,6 +41,7 @@ VARIABLES: dict[str, str] = {
     "topic_retention": "KAPPA_TOPIC_RETENTION",
     "dead_letter_retention": "KAPPA_DEAD_LETTER_RETENTION",
     "dagster_url": "KAPPA_DAGSTER_URL",
+    "deployment": "KAPPA_DEPLOYMENT",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
@@ -84,6 +85,11 @@ class PlatformConfig(BaseModel):
         "30d",
         description="Retention of the dead-letter topics a deploy creates (a duration, or forever); "
         "a spec's dead_letters.retention overrides it.",
+    )
+    deployment: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
+        description="This deployment's name, the first part of its Flink job names (e.g. prod, staging).",
     )
     dagster_url: str = Field(
         "http://127.0.0.1:3000", description="The Dagster UI's address (links to runs from the swap history)."
@@ -160,6 +166,7 @@ class PlatformConfig(BaseModel):
                 dead_letter_retention_ms=retention_ms(self.dead_letter_retention),
             ),
             "flink": FlinkResource(
+                deployment=self.deployment,
                 rest_url=self.flink_rest_url,
                 sql_gateway_url=self.sql_gateway_url,
                 checkpoint_dir=self.checkpoint_dir(),

@@ -164,9 +164,10 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
     from dagster import RunConfig, materialize
 
     from kappa_orch.dagster.lineage import PROGRESS
+    from kappa_orch.progress import ProgressHandler, ProgressPrinter
 
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    printer = ProgressPrinter(sys.stdout)
+    handler = ProgressHandler(printer)
     PROGRESS.addHandler(handler)
     PROGRESS.setLevel(logging.INFO)
     run_config = kwargs.pop("run_config", None) or RunConfig()
@@ -176,6 +177,7 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
         return materialize(assets, run_config=run_config, raise_on_error=False, **kwargs)
     finally:
         PROGRESS.removeHandler(handler)
+        printer.close()
 
 
 def _debugging() -> bool:
@@ -251,6 +253,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
     from datetime import timedelta
 
     from kappa_orch.batch import consecutive_runs, run_batch
+    from kappa_orch.progress import ProgressLine, ProgressPrinter
 
     platform = platform_of(options)
     try:
@@ -265,13 +268,16 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
         kafka, flink, warehouse = resources_of(platform)
         started = time.monotonic()
         total_rows = 0
+        printer = ProgressPrinter()
         for index, run_days in enumerate(runs, 1):
             result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
             total_rows += sum(result.rows_per_day.values())
-            click.echo(
+            text = (
                 f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
                 f"{sum(result.rows_per_day.values()):,} rows in {result.seconds:.1f}s"
             )
+            printer.line(ProgressLine(text, index / len(runs)))
+        printer.close()
         warehouse.dispose()
     except KappaError as exc:
         fail(exc)

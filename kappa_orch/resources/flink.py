@@ -43,6 +43,11 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     rest_url: str = Field(description="JobManager REST endpoint, e.g. http://127.0.0.1:8081.")
     sql_gateway_url: str = Field(description="SQL Gateway REST endpoint, e.g. http://127.0.0.1:8083.")
     request_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request.")
+    deployment: str = Field(
+        default="default",
+        description="This deployment's name, the first part of every job name "
+        "(`<deployment>/kappa:<pipeline>:v<N>`): two deployments on one cluster tell their jobs apart.",
+    )
     submit_timeout_s: float = Field(
         default=180.0, gt=0, description="How long a statement may take to plan and submit."
     )
@@ -74,6 +79,10 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
 
     # -- SQL Gateway -------------------------------------------------------------------
 
+    def job_name(self, name: str) -> str:
+        """A job's name on the cluster: the deployment's name, then kappa_orch's."""
+        return f"{self.deployment}/{name}"
+
     def submit_sql(
         self,
         *,
@@ -87,7 +96,11 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         job (a statement set); return its job id once Flink accepted it."""
         if not inserts:
             raise ValueError("submit_sql needs at least one INSERT statement")
-        properties = {"pipeline.name": job_name, "table.dml-sync": "false", **(configuration or {})}
+        properties = {
+            "pipeline.name": self.job_name(job_name),
+            "table.dml-sync": "false",
+            **(configuration or {}),
+        }
         if savepoint_path:
             properties["execution.savepoint.path"] = savepoint_path
         session = self._call("POST", self.sql_gateway_url, "/v1/sessions", {"properties": properties})[

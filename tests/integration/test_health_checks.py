@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetCheckEvaluation, AssetObservation, DagsterInstance, materialize
 
 from assets.sample_events import sample_events
-from kappa_orch import health_checks, version_key
+from kappa_orch import health_checks, registry, version_key
 from kappa_orch.dagster.stream_checks import DESCRIPTIONS
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -38,6 +38,9 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
             [KAPPA, "deploy", "daily_spend"], env=cli_env(platform, stack), capture_output=True, text=True
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        with platform.warehouse.registry() as conn:
+            [row] = registry.pipeline_versions(conn, "daily_spend")
+        job_name = flink._call("GET", flink.rest_url, f"/jobs/{row.flink_job_id}")["name"]
         healthy, cursor = observe_once(platform, kafka, flink, None)
         during, cursor = observe_once(platform, kafka, DEAD_FLINK, cursor)
         after, cursor = observe_once(platform, kafka, flink, cursor)
@@ -48,6 +51,8 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
             instance=DagsterInstance.ephemeral(),
         )
 
+    # found: two deployments on one cluster had jobs of the same names
+    assert job_name == "default/kappa:daily_spend:v1"
     first = checks(healthy)
     assert {"flink_job_running", "lag_within_bounds", "checkpoint_fresh"} <= set(first)
     assert all(e.passed for e in first.values()), {k: e.description for k, e in first.items()}

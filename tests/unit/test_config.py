@@ -96,3 +96,12 @@ def test_dead_letter_topics_get_the_deployments_retention() -> None:
     assert forever.resources()["kafka"].dead_letter_retention_ms == -1
     with pytest.raises(ValueError, match="dead_letter_retention"):
         PlatformConfig.from_env({"KAPPA_DEAD_LETTER_RETENTION": "a while"})
+
+
+def test_job_names_carry_the_deployment_name() -> None:
+    # found: two deployments on one Flink cluster had jobs of the same names
+    flink = PlatformConfig.from_env({"KAPPA_DEPLOYMENT": "staging"}).resources()["flink"]
+    assert flink.job_name("kappa:daily_spend:v3") == "staging/kappa:daily_spend:v3"
+    assert PlatformConfig().resources()["flink"].job_name("kappa:x:v1") == "default/kappa:x:v1"
+    with pytest.raises(ValueError, match="deployment"):
+        PlatformConfig.from_env({"KAPPA_DEPLOYMENT": "Prod West!"})
