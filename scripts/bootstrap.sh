@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kappa-orch needs on a fresh Debian/Ubuntu machine, and nothing twice:
-#   system packages (Java 17, Maven, PostgreSQL server binaries) when missing,
+#   system packages (Java 17, Maven, PostgreSQL server binaries; with --tests also
+#   Chromium, which the UI test drives headless) when missing,
 #   a virtualenv in .venv with the pinned Python dependencies (one resolver pass),
 #   the Kafka broker and Flink connector jars from Maven Central (into .kappa/jars).
 # Elsewhere: install Java 17+, Maven 3.8+ and a PostgreSQL server (initdb, postgres)
@@ -20,6 +21,9 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postg
 fi
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)
+fi
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  missing+=(chromium)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --tests
 KO=.venv/bin/kappa-orch
 
 started=0

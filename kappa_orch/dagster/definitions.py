@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import DefaultScheduleStatus, Definitions
-from pydantic import BaseModel, ConfigDict, Field
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kappa_orch.config import PlatformConfig
 from kappa_orch.dagster.assets import pipeline_assets
@@ -39,6 +39,15 @@ from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import LoadedPipeline
 
+SENSOR_NAMES = (
+    "kappa_stream_observer",
+    "kappa_reprocess_sensor",
+    "kappa_repair_sensor",
+    "kappa_retire_sensor",
+    "kappa_late_data_sensor",
+    "kappa_failed_day_sensor",
+)
+
 
 class AutomationSettings(BaseModel):
     """How often each sensor ticks, and whether sensors start running when deployed."""
@@ -54,6 +63,29 @@ class AutomationSettings(BaseModel):
     claim_wait_s: float = Field(600.0, ge=0, description="How long a reprocess waits for another one.")
     claim_stale_s: float = Field(60.0, gt=0, description="When a silent claim may be taken over.")
     data_quality_running: bool = Field(True, description="The data-quality schedule runs from the start.")
+    stopped_sensors: list[str] = Field(
+        [],
+        description="Sensors that start stopped (turned on from the UI), e.g. kappa_repair_sensor where "
+        "lost jobs should not be redeployed by themselves.",
+    )
+
+    @field_validator("stopped_sensors")
+    @classmethod
+    def _known_sensors(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(SENSOR_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown sensor(s) {', '.join(unknown)}; the sensors are {', '.join(SENSOR_NAMES)}"
+            )
+        return names
+
+    def status(self, sensor_name: str) -> DefaultSensorStatus:
+        """How the sensor starts when deployed."""
+        return (
+            DefaultSensorStatus.STOPPED
+            if sensor_name in self.stopped_sensors
+            else DefaultSensorStatus.RUNNING
+        )
 
 
 def build_kappa_definitions(
@@ -120,20 +152,38 @@ def _sensors(
             minimum_interval_seconds=automation.observe_interval_s,
             translator=translator,
             dagster_url=dagster_url,
+            default_status=automation.status("kappa_stream_observer"),
         ),
         reprocess_sensor(
             pipelines,
             minimum_interval_seconds=automation.reprocess_interval_s,
             translator=translator,
             job=jobs["reprocess"],
+            default_status=automation.status("kappa_reprocess_sensor"),
         ),
-        repair_sensor(pipelines, minimum_interval_seconds=automation.repair_interval_s, job=jobs["repair"]),
-        retire_sensor(pipelines, minimum_interval_seconds=automation.retire_interval_s, job=jobs["retire"]),
+        repair_sensor(
+            pipelines,
+            minimum_interval_seconds=automation.repair_interval_s,
+            job=jobs["repair"],
+            default_status=automation.status("kappa_repair_sensor"),
+        ),
+        retire_sensor(
+            pipelines,
+            minimum_interval_seconds=automation.retire_interval_s,
+            job=jobs["retire"],
+            default_status=automation.status("kappa_retire_sensor"),
+        ),
         late_data_sensor(
-            pipelines, minimum_interval_seconds=automation.late_data_interval_s, translator=translator
+            pipelines,
+            minimum_interval_seconds=automation.late_data_interval_s,
+            translator=translator,
+            default_status=automation.status("kappa_late_data_sensor"),
         ),
         failed_day_sensor(
-            pipelines, minimum_interval_seconds=automation.failed_day_interval_s, translator=translator
+            pipelines,
+            minimum_interval_seconds=automation.failed_day_interval_s,
+            translator=translator,
+            default_status=automation.status("kappa_failed_day_sensor"),
         ),
     ]
 

@@ -14,7 +14,13 @@ import pytest
 from dagster import AssetKey, Definitions
 from dagster.components.testing import create_defs_folder_sandbox
 
-from kappa_orch import KappaPipelinesComponent, KappaTranslator, PlatformConfig, build_kappa_definitions
+from kappa_orch import (
+    AutomationSettings,
+    KappaPipelinesComponent,
+    KappaTranslator,
+    PlatformConfig,
+    build_kappa_definitions,
+)
 from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import PipelineSpec
 
@@ -210,3 +216,15 @@ def test_the_data_quality_schedule_runs_from_the_start(tmp_path: Path) -> None:
     off = AutomationSettings(data_quality_running=False)
     [stopped] = build_kappa_definitions(specs, config=CONFIG, automation=off).schedules or []
     assert stopped.default_status == DefaultScheduleStatus.STOPPED  # type: ignore[union-attr]
+
+
+def test_sensors_can_start_stopped_and_an_unknown_name_is_refused(tmp_path: Path) -> None:
+    from dagster import DefaultSensorStatus
+
+    automation = AutomationSettings(stopped_sensors=["kappa_repair_sensor"])
+    defs = build_kappa_definitions(_specs(tmp_path, "daily_spend"), config=CONFIG, automation=automation)
+    statuses = {s.name: s.default_status for s in defs.sensors or []}
+    assert statuses["kappa_repair_sensor"] == DefaultSensorStatus.STOPPED
+    assert statuses["kappa_stream_observer"] == DefaultSensorStatus.RUNNING
+    with pytest.raises(ValueError, match=r"unknown sensor.*kappa_repiar"):
+        AutomationSettings(stopped_sensors=["kappa_repiar_sensor"])
