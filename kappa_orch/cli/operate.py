@@ -105,7 +105,7 @@ def _reprocess_in_foreground(
     chosen = pick(pipelines, pipeline, platform.specs)
     kafka, flink, warehouse = resources_of(platform)
     instance = DagsterInstance.from_config(str(dagster_home(platform.home)))
-    assets = pipeline_assets(pipelines, git_commit=platform.commit())
+    assets = pipeline_assets(pipelines, git_commit=platform.commit(), dagster_url=platform.dagster_url)
     [versions_op] = [
         a.op.name for a in assets if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
     ]

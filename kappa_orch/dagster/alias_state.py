@@ -1,13 +1,15 @@
 """The alias as it is, observed: the live version, its physical table, its row count and
 the last swaps, whoever made them (a Dagster run, the CLI's rollback, a repair). The
 stream observation sensor reports it when it changes, so the alias page never shows a
-version the alias no longer serves."""
+version the alias no longer serves: a swap made outside Dagster (the CLI's first deploy
+or rollback) as a materialization of the alias (what the asset page shows first), any
+other change as an observation."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetObservation, MetadataValue
+from dagster import AssetMaterialization, AssetObservation, MetadataValue
 from sqlalchemy import Connection, text
 
 from kappa_orch import registry
@@ -72,28 +74,43 @@ def alias_observations(
     previous: dict[str, list[object]],
     translator: KappaTranslator,
     dagster_url: str | None = None,
-) -> tuple[list[AssetObservation], dict[str, list[object]]]:
-    """An observation per alias whose state changed since `previous` (pure); with
-    `dagster_url`, a swap made by a Dagster run links to the run's page."""
+) -> tuple[list[AssetObservation | AssetMaterialization], dict[str, list[object]]]:
+    """An event per alias whose state changed since `previous` (pure): a materialization
+    when its newest swap was made outside Dagster (it changed what the alias serves, and
+    no run reported it), else an observation. With `dagster_url`, a swap made by a
+    Dagster run links to the run's page."""
     by_name = {p.name: p for p in pipelines}
-    events, cursor = [], {}
+    events: list[AssetObservation | AssetMaterialization] = []
+    cursor = {}
     for state in states:
         cursor[state.pipeline] = state.signature
-        if previous.get(state.pipeline) == state.signature:
+        before = previous.get(state.pipeline)
+        if before == state.signature:
             continue
         spec = by_name[state.pipeline].spec
-        events.append(
-            AssetObservation(
-                asset_key=translator.alias_key(spec),
-                metadata=alias_metadata(spec.target.schema_name, state, dagster_url),  # type: ignore[arg-type]
-            )
-        )
+        key = translator.alias_key(spec)
+        metadata: Any = alias_metadata(spec.target.schema_name, state, dagster_url)
+        newest = state.swaps[0] if state.swaps else None
+        if (
+            newest is not None
+            and not by_dagster(newest["run_id"])
+            and (not before or before[1] != newest["id"])
+        ):
+            description = _swap_text(newest)
+            events.append(AssetMaterialization(asset_key=key, metadata=metadata, description=description))
+        else:
+            events.append(AssetObservation(asset_key=key, metadata=metadata))
     return events, cursor
+
+
+def by_dagster(run_id: str | None) -> bool:
+    """Whether a swap was made by a Dagster run (the CLI's own swaps record cli-...)."""
+    return bool(run_id) and not str(run_id).startswith("cli-")
 
 
 def run_url(dagster_url: str | None, run_id: str | None) -> str | None:
     """The page of the Dagster run that made a swap (None for a CLI swap: cli-...)."""
-    if not dagster_url or not run_id or run_id.startswith("cli-"):
+    if not dagster_url or not run_id or not by_dagster(run_id):
         return None
     return f"{dagster_url.rstrip('/')}/runs/{run_id}"
 

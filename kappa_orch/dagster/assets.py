@@ -11,6 +11,7 @@ Per pipeline:
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -29,7 +30,9 @@ from dagster import (
 )
 from pydantic import Field as PydanticField
 
+from kappa_orch import registry
 from kappa_orch.claims import owner_id
+from kappa_orch.dagster.alias_state import alias_metadata, read_aliases
 from kappa_orch.dagster.batch_asset import batch_asset
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
@@ -40,7 +43,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-from kappa_orch.swap import swap
+from kappa_orch.swap import SwapResult, swap
 
 
 def topic_key(topic: str) -> AssetKey:
@@ -249,8 +252,10 @@ def alias_asset(
     *,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
     git_commit: str | None = None,
+    dagster_url: str | None = None,
 ) -> AssetsDefinition:
-    """The serving alias: materialising it swaps the view to the current fingerprint's version."""
+    """The serving alias: materialising it swaps the view to the current fingerprint's
+    version (its metadata: the live version, the last swaps, a link to each swap's run)."""
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
     versions = translator.version_key(spec)
@@ -291,18 +296,29 @@ def alias_asset(
         )
         if not result.swapped:
             progress(context)(f"{spec.target.alias} already serves v{result.to_version}")
-        return MaterializeResult(
-            metadata={
-                "swapped": result.swapped,
-                "from_version": result.from_version if result.from_version is not None else -1,
-                "live_version": result.to_version,
-                "physical_table": f"{spec.target.schema_name}.{result.physical_table}",
-                "fingerprint": code_version,
-                "dagster/row_count": result.rows,
-            }
-        )
+        return MaterializeResult(metadata=_swap_metadata(pipeline, result, warehouse, dagster_url))
 
     return _alias
+
+
+def _swap_metadata(
+    pipeline: LoadedPipeline, result: SwapResult, warehouse: WarehouseResource, dagster_url: str | None
+) -> Any:
+    """What the alias page shows of a swap: the live version and table, the exact row
+    count, and (read back from the registry) the last swaps with links to their runs."""
+    spec = pipeline.spec
+    with warehouse.registry() as conn:
+        states = read_aliases(conn, [pipeline], registry.pipeline_versions(conn, spec.name))
+    history = alias_metadata(spec.target.schema_name, states[0], dagster_url) if states else {}
+    return {
+        **history,
+        "swapped": result.swapped,
+        "from_version": result.from_version if result.from_version is not None else -1,
+        "live_version": result.to_version,
+        "physical_table": f"{spec.target.schema_name}.{result.physical_table}",
+        "fingerprint": fingerprint(pipeline),
+        "dagster/row_count": result.rows,
+    }
 
 
 def pipeline_assets(
@@ -312,11 +328,13 @@ def pipeline_assets(
     git_commit: str | None = None,
     claim_wait_s: float = 600.0,
     claim_stale_s: float = 60.0,
+    dagster_url: str | None = None,
 ) -> list[AssetsDefinition | AssetSpec]:
     """The topic, versioned-table and alias assets of every pipeline.
 
     `git_commit` is recorded with each swap; a reprocess waits up to `claim_wait_s` for
-    another one of the same pipeline, and takes over a claim silent for `claim_stale_s`.
+    another one of the same pipeline, and takes over a claim silent for `claim_stale_s`;
+    `dagster_url` (the UI's address) links the alias's swap history to the runs.
     """
     if claim_wait_s < 0 or claim_stale_s <= 0:
         raise ValueError("claim_wait_s must be >= 0 and claim_stale_s > 0")
@@ -328,7 +346,9 @@ def pipeline_assets(
                 pipeline, translator=translator, claim_wait_s=claim_wait_s, claim_stale_s=claim_stale_s
             )
         )
-        assets.append(alias_asset(pipeline, translator=translator, git_commit=git_commit))
+        assets.append(
+            alias_asset(pipeline, translator=translator, git_commit=git_commit, dagster_url=dagster_url)
+        )
         if pipeline.spec.batch is not None:
             assets.append(batch_asset(pipeline, translator=translator))
     return assets

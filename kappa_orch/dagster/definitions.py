@@ -118,6 +118,7 @@ def build_kappa_definitions(
             git_commit=config.commit(),
             claim_wait_s=automation.claim_wait_s,
             claim_stale_s=automation.claim_stale_s,
+            dagster_url=config.dagster_url,
         ),
         asset_checks=[
             *data_quality_checks(pipelines, translator),

@@ -331,13 +331,12 @@ def stream_observation_sensor(
         state["outages"] = track_outages(answers.outages, state["outages"], answers.observed_at_ms)
         progress, state["progress"] = catch_up_progress(watched, answers, state["progress"])
         topic_events, state["topics"] = topic_observations(answers, state["topics"], translator)
-        events: list[AssetObservation | AssetCheckEvaluation] = [*topic_events, *letter_events]
-        events += stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
-        events += verdict_changes(pipelines, rows, live, answers, state, translator)
         alias_events, state["aliases"] = alias_observations(
             pipelines, aliases, state["aliases"], translator, dagster_url
         )
-        events += alias_events
+        versions = stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
+        checks = verdict_changes(pipelines, rows, live, answers, state, translator)
+        events = [*topic_events, *letter_events, *versions, *checks, *alias_events]
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")
         context.log.info(_summary(watched, answers, state["health"]))

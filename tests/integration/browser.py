@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000", "--hide-scrollbars"]
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
 
 
-def _chromium(*args: str, budget_ms: int) -> str:
+def _chromium(*args: str, budget_ms: int, height: int = 1000) -> str:
     assert CHROMIUM, "chromium is not installed; scripts/bootstrap.sh installs it (apt-get install chromium)"
     done = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--virtual-time-budget={budget_ms}", *args],
+        [CHROMIUM, *FLAGS, f"--window-size=1600,{height}", f"--virtual-time-budget={budget_ms}", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,15 +29,16 @@ def _chromium(*args: str, budget_ms: int) -> str:
 
 
 def page_text(url: str, *, budget_ms: int = 20_000) -> str:
-    """The page's visible text, whitespace collapsed (scripts and styles left out)."""
-    dom = _chromium("--dump-dom", url, budget_ms=budget_ms)
+    """The page's visible text, whitespace collapsed (scripts and styles left out). The
+    window is tall: the UI renders only the rows of a table that are in view."""
+    dom = _chromium("--dump-dom", url, budget_ms=budget_ms, height=2400)
     dom = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom)))
 
 
-def screenshot(url: str, path: Path, *, budget_ms: int = 20_000) -> Path:
+def screenshot(url: str, path: Path, *, budget_ms: int = 20_000, height: int = 1000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _chromium(f"--screenshot={path}", url, budget_ms=budget_ms)
+    _chromium(f"--screenshot={path}", url, budget_ms=budget_ms, height=height)
     assert path.stat().st_size > 10_000, f"{path} is (nearly) empty"
     return path
 

@@ -9,7 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dagster import AssetCheckEvaluation, AssetObservation, DagsterInstance, materialize
+from dagster import (
+    AssetCheckEvaluation,
+    AssetObservation,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    define_asset_job,
+)
 
 from assets.sample_events import sample_events
 from kappa_orch import health_checks, registry, version_key
@@ -45,11 +52,12 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
         during, cursor = observe_once(platform, kafka, DEAD_FLINK, cursor)
         after, cursor = observe_once(platform, kafka, flink, cursor)
         pipeline = platform.pipelines()["daily_spend"]
-        executed = materialize(
-            health_checks([pipeline]),
+        defs = Definitions(
+            asset_checks=health_checks([pipeline]),
+            jobs=[define_asset_job("health", selection=AssetSelection.all_asset_checks())],
             resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
-            instance=DagsterInstance.ephemeral(),
         )
+        executed = defs.resolve_job_def("health").execute_in_process(instance=DagsterInstance.ephemeral())
 
     # found: two deployments on one cluster had jobs of the same names
     assert job_name == "default/kappa:daily_spend:v1"

@@ -135,14 +135,16 @@ def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
             live = {r.version: r for r in registry.pipeline_versions(conn, "daily_spend")}
         with dagster_dev(tmp_path, env) as ui:
             alias = f"{ui}/assets/analytics/daily_spend"
-            versions = f"{ui}/assets/analytics/daily_spend__versions?view=checks"
+            versions = (
+                f"{ui}/assets/analytics/daily_spend__versions?view=checks&checkDetail=flink_job_running"
+            )
             lineage = f"{alias}?view=lineage&lineageScope=upstream&lineageDepth=3"
             # the observer's first tick reports the alias: live version and swap history
             alias_page = wait_for_page(alias, lambda text: "swap_history" in text and "reprocess" in text)
-            screenshot(alias, SHOTS / "alias.png")
+            screenshot(alias, SHOTS / "alias.png", height=2400)
             graph = page_text(lineage)
             screenshot(lineage, SHOTS / "lineage.png")
-            healthy = wait_for_page(versions, lambda text: "flink_job_running" in text and "Passed" in text)
+            healthy = wait_for_page(versions, lambda text: "every job alive" in text)
             # someone stops the live job in the Flink UI: the next tick turns the check red
             flink.cancel(live[2].flink_job_id or "")
             failed = wait_for_page(versions, lambda text: "is CANCELED" in text)
@@ -153,8 +155,10 @@ def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
         assert node in graph, graph[:3000]
     # the alias page: the live version, its table and the swaps, newest first
     assert "live_version" in alias_page and "daily_spend__v2" in alias_page, alias_page[:3000]
-    assert "first deploy" in alias_page and "reprocess" in alias_page
-    assert "flink_job_running" in healthy
+    assert (
+        "v1 -> v2 (reprocess" in alias_page and "swap_history" in alias_page and "last_swap_run" in alias_page
+    )
+    assert "flink_job_running" in healthy and "Passed" in healthy and "every job alive" in healthy
     # the failed check names the version and the job, with the fix
-    assert "v2 is live but its Flink job" in failed, failed[:3000]
+    assert "Failed" in failed and "v2 is live but its Flink job" in failed, failed[:3000]
     assert "kappa-orch repair daily_spend" in failed

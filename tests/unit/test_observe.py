@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dagster import AssetMaterialization, AssetObservation
+
 from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.assets import version_key
@@ -151,6 +153,10 @@ def test_the_alias_is_observed_when_it_changes() -> None:
     # a swap made by a Dagster run links to the run's page; a CLI swap has no page
     by_run = AliasState("daily_spend", 2, "daily_spend__v2", 402, [{**swap, "run_id": "8f2e1c4a-77"}, swap])
     [linked], _ = alias_observations(PIPELINES, [by_run], {}, DEFAULT_TRANSLATOR, "http://127.0.0.1:3000")
+    # a swap made outside Dagster is the alias's materialization (what its page shows
+    # first); one a Dagster run made was materialized by the run: only observed
+    assert isinstance(event, AssetMaterialization) and event.description == "v2 -> v1 (rollback, by ana)"
+    assert isinstance(linked, AssetObservation)
     assert linked.metadata["last_swap_run"].value == "http://127.0.0.1:3000/runs/8f2e1c4a-77"  # type: ignore[union-attr]
     history = str(linked.metadata["swap_history"].value)  # type: ignore[union-attr]
     assert "[8f2e1c4a](http://127.0.0.1:3000/runs/8f2e1c4a-77)" in history and "| cli-rollback-1 |" in history
