@@ -26,11 +26,12 @@ Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 if not (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").exists():
     (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
-from dagster import AssetsDefinition, DagsterInstance, materialize  # noqa: E402
+from dagster import AssetsDefinition, DagsterInstance  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import AUTHORIZATIONS_TOPIC, SETTLEMENTS_TOPIC, sample_events  # noqa: E402
 from definitions import defs  # noqa: E402
+from kappa_orch.cli.operate import run_in_foreground  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 from kappa_orch.status import pipeline_status  # noqa: E402
 from kappa_orch.topics import check_topics, topic_needs  # noqa: E402
@@ -106,9 +107,9 @@ def deploy_previous_release(resources: dict[str, Any], warehouse: Any) -> bool:
         a for a in definitions.assets or [] if isinstance(a, AssetsDefinition) and not a.partitions_def
     ]
     started = time.monotonic()
-    result = materialize(runnable, resources=resources, instance=DagsterInstance.get())
+    result = run_in_foreground(runnable, resources=resources, instance=DagsterInstance.get())
     if not result.success:
-        sys.exit("the deploy run failed; see its log above")
+        sys.exit(f"the deploy run failed; its log: the run {result.run_id} in the Dagster UI")
     print(f"      deployed in {time.monotonic() - started:.1f}s")
     return first_run
 
@@ -165,7 +166,7 @@ def reprocess_the_fix(resources: dict[str, Any], warehouse: Any) -> None:
     print("[5/6] reprocess: daily_spend's SQL now counts approved authorizations only (Dagster run)")
     spec = next(p.spec for p in PIPELINES if p.name == "daily_spend")
     started = time.monotonic()
-    result = materialize(
+    result = run_in_foreground(
         [a for a in defs.assets or [] if isinstance(a, AssetsDefinition) and not a.partitions_def],
         selection=[version_key(spec), alias_key(spec)],
         resources=resources,
@@ -173,7 +174,7 @@ def reprocess_the_fix(resources: dict[str, Any], warehouse: Any) -> None:
         tags={"kappa/reason": "demo: the fix of daily_spend"},
     )
     if not result.success:
-        sys.exit("the reprocess run failed; see its log above")
+        sys.exit(f"the reprocess run failed; its log: the run {result.run_id} in the Dagster UI")
     with warehouse.registry() as conn:
         last = registry.swap_history(conn, "daily_spend")[-1]
     print(
@@ -190,9 +191,11 @@ def backfill(resources: dict[str, Any], count: int) -> None:
     print(f"[6/6] backfill of analytics.daily_spend_daily, {days[0]}..{days[-1]} (a Dagster run per day)")
     batch = [a for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.partitions_def]
     for day in days:
-        result = materialize(batch, partition_key=day, resources=resources, instance=DagsterInstance.get())
+        result = run_in_foreground(
+            batch, partition_key=day, resources=resources, instance=DagsterInstance.get()
+        )
         if not result.success:
-            sys.exit(f"the backfill of {day} failed; see its log above")
+            sys.exit(f"the backfill of {day} failed; its log: the run {result.run_id} in the Dagster UI")
         print(f"      {day}: done")
 
 
