@@ -217,3 +217,23 @@ def retention_gaps(kafka: KafkaResource, topics: Sequence[str], needed_from_ms: 
                     f"{gap_from:%Y-%m-%d %H:%M} on (gap {gap_to - gap_from})"
                 )
     return problems
+
+
+def retention_verdict(pipeline: str, reports: Sequence[TopicReport] | None) -> dict[str, object]:
+    """Whether the topics a pipeline reads keep the history a replay of it needs (pure):
+    `verdict` ok / too short / unknown (the broker was not asked), and per topic its
+    retention, the history needed and the problems."""
+    if reports is None:
+        return {"verdict": "unknown", "topics": []}
+    mine = [r for r in reports if pipeline in r.need.readers]
+    topics = [
+        {
+            "topic": r.need.topic,
+            "retention_ms": r.retention_ms,
+            "needed_ms": r.need.needed_ms,
+            "problems": list(r.problems),
+        }
+        for r in mine
+    ]
+    verdict = "too short" if any(r.problems for r in mine) else "ok"
+    return {"verdict": verdict, "topics": topics}

@@ -159,23 +159,28 @@ def plan_command(as_json: bool, apply: bool, **options: Any) -> None:
     version, the records a replay reads and its estimated time, the column changes,
     versions to repair (their job is gone) and versions due for retirement. With
     --apply, the deploys and reprocesses it lists are run (as `reprocess --wait`)."""
+    from kappa_orch.topics import retention_verdict
+
     platform = platform_of(options)
     try:
         pipelines = load_specs(platform.specs)
         plans, reports = _plans_and_reports(pipelines, platform)
-        warnings = _topic_warnings(pipelines, platform)
+        warnings, topics = _topic_warnings(pipelines, platform)
     except KappaError as exc:
         fail(exc)
         return
     for warning in warnings:
         click.secho(f"WARNING: {warning}", fg="yellow", err=as_json)
+    retention = {p.pipeline: retention_verdict(p.pipeline, topics) for p in plans}
     if as_json:
-        click.echo(
-            json.dumps([{**asdict(p), "replay": asdict(reports[p.pipeline])} for p in plans], indent=2)
-        )
+        plan = [
+            {**asdict(p), "replay": asdict(reports[p.pipeline]), "retention": retention[p.pipeline]}
+            for p in plans
+        ]
+        click.echo(json.dumps(plan, indent=2))
     else:
         for p in plans:
-            _print_plan(p, reports[p.pipeline])
+            _print_plan(p, reports[p.pipeline], retention[p.pipeline])
     if apply:
         _apply(plans, platform)
 
@@ -213,7 +218,7 @@ def _records_held(kafka: Any, pipeline: Any) -> int | None:
         return None  # a topic missing or Kafka down: `topics` and the warnings say which
 
 
-def _print_plan(p: Any, report: Any) -> None:
+def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
     live_text = f"v{p.live_version} ({p.live_fingerprint})" if p.live_version else "none"
     retire = f"; retire {', '.join(f'v{v}' for v in p.retire)}" if p.retire else ""
     repair = f"; repair {', '.join(f'v{v}' for v in p.repair)}" if p.repair else ""
@@ -235,6 +240,9 @@ def _print_plan(p: Any, report: Any) -> None:
             speed = f"{report.events_per_s:,.0f} events/s"
             estimate = f", about {report.estimate_s:,.0f}s at {speed} (the live version's catch-up)"
         click.echo(f"{'':<24} replay: {report.records_to_read:,} records{estimate}")
+    verdict = retention["verdict"]
+    colour = "green" if verdict == "ok" else "red" if verdict == "too short" else "yellow"
+    click.secho(f"{'':<24} retention: {verdict} (the history a replay reads)", fg=colour)
 
 
 def _apply(plans: list[Any], platform: PlatformConfig) -> None:
@@ -251,8 +259,9 @@ def _apply(plans: list[Any], platform: PlatformConfig) -> None:
         click.echo(f"{name}: {alias} serves the spec's fingerprint")
 
 
-def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> list[str]:
-    """The source topics' problems (missing, too few partitions, too short a retention)."""
+def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> tuple[list[str], Any]:
+    """The source topics' problems (missing, too few partitions, too short a retention),
+    and the topic reports (None when the broker did not answer)."""
     from datetime import UTC, datetime
 
     from kappa_orch.errors import ServiceUnavailable
@@ -262,8 +271,8 @@ def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> list[str]
     try:
         reports = check_topics(needs, platform.resources()["kafka"])
     except ServiceUnavailable as exc:
-        return [*conflicts, f"source topics not checked ({exc.problem})"]
-    return conflicts + [p for r in reports for p in r.problems]
+        return [*conflicts, f"source topics not checked ({exc.problem})"], None
+    return conflicts + [p for r in reports for p in r.problems], reports
 
 
 @main.command(name="history")

@@ -71,6 +71,10 @@ def test_every_swap_records_run_commit_and_user(
     assert "+WHERE status IN ('approved', 'declined')" in planned["replay"]["sql_diff"]
     assert planned["replay"]["records_to_read"] == 5_000
     assert planned["replay"]["events_per_s"] > 0 and planned["replay"]["estimate_s"] > 0
+    # the retention verdict travels with it: the topic it reads, what it keeps and needs
+    [topic] = planned["retention"]["topics"]
+    assert planned["retention"]["verdict"] == ("too short" if topic["problems"] else "ok")
+    assert topic["topic"].endswith("payments.authorizations") and topic["needed_ms"] > 0
     assert [(s["from_version"], s["to_version"], s["reason"]) for s in swaps] == [
         (None, 1, "first deploy"),
         (1, 2, "reprocess"),

@@ -65,3 +65,26 @@ def test_forever_is_long_enough(tmp_path: Path) -> None:
     assert need.retention_ms == FOREVER
     assert declared_retention_warnings(pipelines, TODAY) == []
     assert KAFKA_DEFAULT_RETENTION_MS == 7 * DAY_MS
+
+
+def test_the_plan_carries_a_retention_verdict_per_pipeline() -> None:
+    from kappa_orch.topics import TopicNeed, TopicReport, retention_verdict
+
+    need = TopicNeed("payments.authorizations", ("daily_spend", "merchant_risk"), None, None, 30 * 86_400_000)
+    short = TopicReport(need, exists=True, retention_ms=7 * 86_400_000, problems=["keeps 7d, needs 30d"])
+    other = TopicReport(
+        TopicNeed("payments.settlements", ("auth_settlement",), None, None, None), exists=True
+    )
+    assert retention_verdict("daily_spend", [short, other]) == {
+        "verdict": "too short",
+        "topics": [
+            {
+                "topic": "payments.authorizations",
+                "retention_ms": 7 * 86_400_000,
+                "needed_ms": 30 * 86_400_000,
+                "problems": ["keeps 7d, needs 30d"],
+            }
+        ],
+    }
+    assert retention_verdict("auth_settlement", [short, other])["verdict"] == "ok"
+    assert retention_verdict("daily_spend", None) == {"verdict": "unknown", "topics": []}
