@@ -201,7 +201,8 @@ def _swap_once(
         reason = "first deploy" if previous is None else reason
         by = swapped_by or getpass.getuser()
         _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit, by=by)
-    log(f"{spec.target.alias}: v{previous} -> v{target.version} ({reason}, {count} rows)")
+    source = f"v{previous}" if previous is not None else "nothing"
+    log(f"{spec.target.alias}: {source} -> v{target.version} ({reason}, {count} rows)")
     return SwapResult(True, previous, target.version, target.physical_table, count)
 
 
