@@ -76,6 +76,17 @@ class Verdict:
     observed: bool = True
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a judge looks at: one pipeline, the registry's versions and live versions, and
+    the services' answers."""
+
+    pipeline: LoadedPipeline
+    rows: Sequence[registry.VersionRow]
+    live: dict[str, int]
+    answers: StreamAnswers
+
+
 def outage_text(service: str, problem: str, since_ms: int) -> str:
     """`Flink not reachable since 2026-11-27 09:41:02 UTC: <what it said>`."""
     since = datetime.fromtimestamp(since_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -101,16 +112,9 @@ def _label(row: registry.VersionRow, live: dict[str, int]) -> str:
     return f"v{row.version} ({'live' if live.get(row.pipeline) == row.version else row.state})"
 
 
-def job_verdict(
-    pipeline: LoadedPipeline,
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    answers: StreamAnswers,
-    since: dict[str, int],
-) -> Verdict:
+def job_verdict(seen: Seen) -> Verdict:
     """`flink_job_running`: every live and ready version has an alive job."""
-    if "flink" in answers.outages:
-        return _outage(JOB_RUNNING_CHECK, "flink", answers, since)
+    pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
     mine = _mine(pipeline, rows, SERVING)
     if any(r.flink_job_id and r.flink_job_id not in answers.job_states for r in mine):
         return _unobserved(JOB_RUNNING_CHECK, "the time budget ran out before every job was asked")
@@ -122,16 +126,9 @@ def job_verdict(
     return Verdict(JOB_RUNNING_CHECK, health.passed, health.summary, AssetCheckSeverity.ERROR, metadata)
 
 
-def lag_verdict(
-    pipeline: LoadedPipeline,
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    answers: StreamAnswers,
-    since: dict[str, int],
-) -> Verdict:
+def lag_verdict(seen: Seen) -> Verdict:
     """`lag_within_bounds`: no live or ready version lags more than `health.max_lag`."""
-    if "kafka" in answers.outages:
-        return _outage(LAG_CHECK, "kafka", answers, since)
+    pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
     bound = pipeline.spec.health.max_lag
     lags: dict[str, int] = {}
     for row in _mine(pipeline, rows, SERVING):
@@ -168,16 +165,9 @@ def _checkpoint_problem(
     return None, None
 
 
-def checkpoint_verdict(
-    pipeline: LoadedPipeline,
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    answers: StreamAnswers,
-    since: dict[str, int],
-) -> Verdict:
+def checkpoint_verdict(seen: Seen) -> Verdict:
     """`checkpoint_fresh`: every running, alive job checkpointed within the bound."""
-    if "flink" in answers.outages:
-        return _outage(CHECKPOINT_CHECK, "flink", answers, since)
+    pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
     bound_s = parse_duration(pipeline.spec.health.max_checkpoint_age)
     problems, ages = [], {}
     for row in _mine(pipeline, rows, registry.RUNNING_STATES):
@@ -198,16 +188,9 @@ def checkpoint_verdict(
     return Verdict(CHECKPOINT_CHECK, not problems, summary, metadata={"bound_s": bound_s, **ages})
 
 
-def late_verdict(
-    pipeline: LoadedPipeline,
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    answers: StreamAnswers,
-    since: dict[str, int],
-) -> Verdict:
+def late_verdict(seen: Seen) -> Verdict:
     """`late_records_within_bounds`: no live or ready job dropped more than the gate allows."""
-    if "flink" in answers.outages:
-        return _outage(LATE_CHECK, "flink", answers, since)
+    pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
     bound = pipeline.spec.gate.max_late_records
     dropped = {
         _label(row, live): sum(answers.late_records[row.flink_job_id or ""].values())
@@ -227,7 +210,13 @@ def late_verdict(
     )
 
 
-VERDICTS = (job_verdict, lag_verdict, checkpoint_verdict, late_verdict)
+# each check, the service it needs, and its judge
+VERDICTS = (
+    (JOB_RUNNING_CHECK, "flink", job_verdict),
+    (LAG_CHECK, "kafka", lag_verdict),
+    (CHECKPOINT_CHECK, "flink", checkpoint_verdict),
+    (LATE_CHECK, "flink", late_verdict),
+)
 
 
 def verdicts_of(
@@ -237,8 +226,13 @@ def verdicts_of(
     answers: StreamAnswers,
     since: dict[str, int],
 ) -> list[Verdict]:
-    """The four health verdicts of one pipeline (pure)."""
-    return [judge(pipeline, rows, live, answers, since) for judge in VERDICTS]
+    """The four health verdicts of one pipeline (pure): a check whose service did not
+    answer says so; the others judge what was observed."""
+    seen = Seen(pipeline, rows, live, answers)
+    return [
+        _outage(check, service, answers, since) if service in answers.outages else judge(seen)
+        for check, service, judge in VERDICTS
+    ]
 
 
 def registry_outage_verdicts(problem: str, since_ms: int) -> list[Verdict]:
