@@ -197,7 +197,7 @@ def _definition_metadata(pipeline: LoadedPipeline, translator: KappaTranslator) 
         "fingerprint": fingerprint(pipeline),
         "spec": pipeline.path,
         "sql": MetadataValue.md(f"```sql\n{pipeline.sql_text.strip()}\n```"),
-        "dagster/column_schema": table_schema(spec),
+        "dagster/column_schema": table_schema(pipeline),
         "dagster/column_lineage": topic_lineage(pipeline, translator),
     }
 
@@ -273,7 +273,7 @@ def alias_asset(
             "pipeline": spec.name,
             "alias": spec.target.alias,
             "dagster/table_name": spec.target.alias,
-            "dagster/column_schema": table_schema(spec),
+            "dagster/column_schema": table_schema(pipeline),
             "dagster/column_lineage": TableColumnLineage(
                 deps_by_column={
                     c.name: [TableColumnDep(asset_key=versions, column_name=c.name)]

@@ -49,7 +49,7 @@ def batch_asset(
         metadata={
             "pipeline": spec.name,
             "dagster/table_name": f"{spec.target.schema_name}.{spec.batch_table}",
-            "dagster/column_schema": table_schema(spec),
+            "dagster/column_schema": table_schema(pipeline),
             "dagster/column_lineage": topic_lineage(pipeline, translator),
         },
     )

@@ -12,7 +12,8 @@ from dagster import (
 )
 
 from kappa_orch.dagster.translator import KappaTranslator
-from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.spec.classify import column_tags
+from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.spec.sql import column_lineage
 
 # progress lines of long work: to the run's log (the Dagster UI) and to this Python
@@ -28,7 +29,10 @@ def progress(context: AssetExecutionContext) -> Callable[[str], None]:
     return log
 
 
-def table_schema(spec: PipelineSpec) -> TableSchema:
+def table_schema(pipeline: LoadedPipeline) -> TableSchema:
+    """The target columns, with their classifications (own, and from the source columns
+    they are computed from) as column tags."""
+    tags = column_tags(pipeline.spec, pipeline.sql_text)
     return TableSchema(
         columns=[
             TableColumn(
@@ -36,8 +40,9 @@ def table_schema(spec: PipelineSpec) -> TableSchema:
                 type=c.type,
                 description=c.description or None,
                 constraints=None,
+                tags=dict.fromkeys(tags.get(c.name, []), "") or None,
             )
-            for c in spec.target.columns
+            for c in pipeline.spec.target.columns
         ]
     )
 

@@ -137,6 +137,17 @@ def load_pipeline(path: Path) -> LoadedPipeline:
     return LoadedPipeline(spec=spec, sql_text=sql_text, path=str(path))
 
 
+def _exposures(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProblem]:
+    """Target columns whose classifications the alias does not allow."""
+    from kappa_orch.spec.classify import column_tags, exposure_problems
+
+    fix = "allow it (target.allow: [pii]) if the alias may serve it, or stop selecting the column"
+    return [
+        SpecProblem(path, "target.allow", problem, fix)
+        for problem in exposure_problems(spec, column_tags(spec, sql_text))
+    ]
+
+
 def _check_sql(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProblem]:
     try:
         query = parse_select(sql_text)
@@ -178,6 +189,7 @@ def _check_sql(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProble
                 "GROUP BY merchant, FLOOR(event_time TO HOUR)",
             )
         )
+    problems += _exposures(path, spec, sql_text)
     for unused in sorted(sources - read):
         problems.append(
             SpecProblem(

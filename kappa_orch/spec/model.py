@@ -45,6 +45,8 @@ from kappa_orch.spec.settings import Start as Start
 from kappa_orch.spec.settings import Strict
 
 _Strict = Strict
+MAX_TAGS = 16
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
 class Column(_Strict):
@@ -53,6 +55,12 @@ class Column(_Strict):
         description="Flink type: STRING, BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p,s), DATE, TIMESTAMP(3)."
     )
     description: str = Field(default="", max_length=MAX_TEXT, description="What the column holds.")
+    tags: list[Tag] = Field(
+        default=[],
+        max_length=MAX_TAGS,
+        description="Classifications, e.g. [pii]. A source column's tags pass to every target column "
+        "computed from it; an alias exposing a tagged column must allow the tag (target.allow).",
+    )
 
     @field_validator("type")
     @classmethod
@@ -172,6 +180,12 @@ class Target(_Strict):
     primary_key: list[str] = Field(min_length=1, description="Columns that identify a row.")
     columns: list[Column] = Field(
         min_length=1, max_length=MAX_COLUMNS, description="Output columns, in the order the SQL selects them."
+    )
+    allow: list[Tag] = Field(
+        default=[],
+        max_length=MAX_TAGS,
+        description="Classifications the alias may expose, e.g. [pii]: a target column that carries "
+        "a tag not listed here (its own, or from the source columns it is computed from) is refused.",
     )
 
     @field_validator("alias")
