@@ -12,9 +12,9 @@ from dagster import (
 )
 
 from kappa_orch.dagster.translator import KappaTranslator
+from kappa_orch.lineage_graph import field_lineage
 from kappa_orch.spec.classify import column_tags
 from kappa_orch.spec.model import LoadedPipeline
-from kappa_orch.spec.sql import column_lineage
 
 # progress lines of long work: to the run's log (the Dagster UI) and to this Python
 # logger, which the CLI prints when it runs the assets in the foreground
@@ -48,24 +48,14 @@ def table_schema(pipeline: LoadedPipeline) -> TableSchema:
 
 
 def topic_lineage(pipeline: LoadedPipeline, translator: KappaTranslator) -> TableColumnLineage:
-    spec = pipeline.spec
-    by_name = {s.name: s for s in spec.sources}
-    # the computed event-time column stands for the raw field it is computed from
-    computed = {(s.name, s.event_time.column): s.event_time.from_column for s in spec.sources if s.event_time}
-    deps = column_lineage(
-        pipeline.sql_text,
-        {s.name: s.sql_columns() for s in spec.sources},
-        [c.name for c in spec.target.columns],
-    )
+    """Per target column, the topic fields it is computed from (Dagster's column lineage)."""
+    by_name = {s.name: s for s in pipeline.spec.sources}
     return TableColumnLineage(
         deps_by_column={
             output: [
-                TableColumnDep(
-                    asset_key=translator.topic_key(by_name[source].topic),
-                    column_name=computed.get((source, column), column),
-                )
+                TableColumnDep(asset_key=translator.topic_key(by_name[source].topic), column_name=column)
                 for source, column in pairs
             ]
-            for output, pairs in deps.items()
+            for output, pairs in field_lineage(pipeline).items()
         }
     )

@@ -1,0 +1,46 @@
+"""`kappa-orch lineage [<pipeline>] [--format json|dot]`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from kappa_orch.cli import fail, main
+from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options
+from kappa_orch.errors import KappaError, ServiceUnavailable
+
+
+@main.command(name="lineage")
+@click.argument("pipeline", required=False)
+@click.option("--format", "fmt", type=click.Choice(["json", "dot"]), default="json", show_default=True)
+@platform_options
+def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
+    """The lineage graph: source topics -> versions -> alias (and dead-letter topic and
+    batch table), with columns, the topic fields each is computed from, and their
+    classifications; datasets named as OpenLineage names them. The alias points at the
+    version it serves when the registry answers."""
+    from kappa_orch import registry
+    from kappa_orch.lineage_graph import as_dot, lineage_graph
+
+    platform = platform_of(options)
+    try:
+        pipelines = load_specs(platform.specs)
+        if pipeline is not None:
+            pipelines = [pick(pipelines, pipeline, platform.specs)]
+    except KappaError as exc:
+        fail(exc)
+    live = None
+    warehouse = platform.resources()["warehouse"]
+    try:
+        with warehouse.registry() as conn:
+            live = registry.live_versions(conn)
+    except ServiceUnavailable as exc:
+        click.secho(f"WARNING: live versions not shown ({exc.problem})", fg="yellow", err=True)
+    finally:
+        warehouse.dispose()
+    graph = lineage_graph(
+        pipelines, bootstrap=platform.kafka_bootstrap, warehouse_url=platform.warehouse_url, live=live
+    )
+    click.echo(json.dumps(graph.as_json(), indent=2) if fmt == "json" else as_dot(graph))
