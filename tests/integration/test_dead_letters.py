@@ -166,12 +166,9 @@ def test_broken_events_are_dead_lettered_and_counts_balance(
     [observed] = [e for e in events if e.asset_key == topic_key(platform.dead_letter_topic("daily_spend"))]
     metadata = {k: v.value for k, v in observed.metadata.items()}
     assert metadata["letters_total"] == len(broken)
-    assert {
-        k.removeprefix("letters/"): v
-        for k, v in metadata.items()
-        if k.startswith("letters/") and " v" not in k
-    } == dict(reasons)
-    assert metadata["letters/daily_spend v1"] == len(broken)
+    by_reason = {k.removeprefix("letters/reason/"): v for k, v in metadata.items() if "/reason/" in k}
+    assert by_reason == dict(reasons)
+    assert metadata["letters/version/daily_spend v1"] == len(broken)
     assert "| daily_spend v1 |" in metadata["latest_letters"]
     # found: dead-letter topics kept the broker's 7 days; the deployment's default is 30 days
     retention = kafka.describe_topic(platform.dead_letter_topic("daily_spend")).config["retention.ms"]
