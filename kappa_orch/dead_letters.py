@@ -94,12 +94,11 @@ def read_new_letters(
 ) -> tuple[list[Letter], dict[int, int]]:
     """Up to `max_records` letters written since the tally's offsets (from the earliest
     held at first), and the offsets to go on from."""
-    held = kafka.watermarks(topic)
-    start = {p: max(low, int(tally["next"].get(str(p), low))) for p, (low, _high) in held.items()}
+    start = {int(p): int(o) for p, o in tally["next"].items()}
     records = kafka.read(topic, start, max_records=max_records)
     following = dict(start)
     for record in records:
-        following[record.partition] = max(following[record.partition], record.offset + 1)
+        following[record.partition] = max(following.get(record.partition, 0), record.offset + 1)
     return [letter for r in records if (letter := parse_letter(r)) is not None], following
 
 
@@ -107,8 +106,7 @@ def letters_of(
     kafka: KafkaResource, topic: str, *, pipeline: str, version: int | None, max_records: int = 1_000_000
 ) -> list[Letter]:
     """Every letter of one pipeline (and version, when given) held in its topic."""
-    held = kafka.watermarks(topic)
-    records = kafka.read(topic, {p: low for p, (low, _) in held.items()}, max_records=max_records)
+    records = kafka.read(topic, {}, max_records=max_records)
     letters = [parse_letter(r) for r in records]
     return [
         letter

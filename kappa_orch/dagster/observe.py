@@ -26,7 +26,12 @@ from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
 from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
 from kappa_orch.dagster.letters import letter_topics, observe_letters
-from kappa_orch.dagster.stream_checks import registry_outage_verdicts, verdict_evaluation, verdicts_of
+from kappa_orch.dagster.stream_checks import (
+    Verdict,
+    registry_outage_verdicts,
+    verdict_evaluation,
+    verdicts_of,
+)
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import ServiceUnavailable
 from kappa_orch.resources.flink import FlinkResource
@@ -236,11 +241,24 @@ def verdict_changes(
     for pipeline in pipelines:
         if not any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
             continue
-        for verdict in verdicts_of(pipeline, rows, live, answers, state["outages"]):
-            key = f"{pipeline.name}/{verdict.check}"
-            if verdict.observed and state["health"].get(key) != [verdict.passed, verdict.summary]:
-                events.append(verdict_evaluation(pipeline, verdict, translator))
-                state["health"][key] = [verdict.passed, verdict.summary]
+        verdicts = verdicts_of(pipeline, rows, live, answers, state["outages"])
+        events += _changed(pipeline, [v for v in verdicts if v.observed], state["health"], translator)
+    return events
+
+
+def _changed(
+    pipeline: LoadedPipeline,
+    verdicts: Sequence[Verdict],
+    reported: dict[str, Any],
+    translator: KappaTranslator,
+) -> list[AssetCheckEvaluation]:
+    """The verdicts that differ from the last reported (`reported`, updated here)."""
+    events = []
+    for verdict in verdicts:
+        key = f"{pipeline.name}/{verdict.check}"
+        if reported.get(key) != [verdict.passed, verdict.summary]:
+            events.append(verdict_evaluation(pipeline, verdict, translator))
+            reported[key] = [verdict.passed, verdict.summary]
     return events
 
 
@@ -255,14 +273,8 @@ def registry_outage(
     """While the registry cannot be read: every pipeline's checks say so (once)."""
     now = int(time.time() * 1000)
     state["outages"] = {"warehouse": state["outages"].get("warehouse", now)}
-    events = []
-    for pipeline in pipelines:
-        for verdict in registry_outage_verdicts(problem, state["outages"]["warehouse"]):
-            key = f"{pipeline.name}/{verdict.check}"
-            if state["health"].get(key) != [verdict.passed, verdict.summary]:
-                events.append(verdict_evaluation(pipeline, verdict, translator))
-                state["health"][key] = [verdict.passed, verdict.summary]
-    return events
+    verdicts = registry_outage_verdicts(problem, state["outages"]["warehouse"])
+    return [e for pipeline in pipelines for e in _changed(pipeline, verdicts, state["health"], translator)]
 
 
 OBSERVER_DESCRIPTION = (

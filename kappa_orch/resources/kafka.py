@@ -354,14 +354,17 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     def read(
         self, topic: str, start: Mapping[int, int], *, max_records: int, timeout_s: float = 10.0
     ) -> list[Record]:
-        """Records from `start` (partition -> offset) up to the end offsets of this moment,
-        at most `max_records`, without joining or committing a group."""
+        """Records from `start` (partition -> offset; a partition not in it, or an offset
+        no longer held, reads from the earliest held) up to the end offsets of this
+        moment, at most `max_records`, without joining or committing a group."""
         import time
 
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-        ends = self.end_offsets(topic)
-        todo = {p: o for p, o in start.items() if o < ends.get(p, 0)}
+        held = self.watermarks(topic)
+        ends = {p: high for p, (_, high) in held.items()}
+        todo = {p: max(low, start.get(p, low)) for p, (low, _) in held.items()}
+        todo = {p: o for p, o in todo.items() if o < ends[p]}
         records: list[Record] = []
         if not todo:
             return records
