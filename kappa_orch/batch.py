@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 
-from kappa_orch import registry
+from kappa_orch import lineage_events, lineage_ops, registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.flink_sources import checked_source_ddl, snapshot_source_ddl, snapshot_table, valid_view_ddl
@@ -141,23 +141,56 @@ def run_batch(
     log: Log = lambda _: None,
     timeout_s: float = 1800.0,
 ) -> BatchResult:
-    """Compute `days` (consecutive) with one Flink batch job and replace them atomically."""
+    """Compute `days` (consecutive) with one Flink batch job and replace them atomically
+    (told to OpenLineage as a `<pipeline>.backfill` run: START, COMPLETE or FAIL)."""
     spec = pipeline.spec
     if spec.batch is None or spec.batch_table is None:
         raise SpecError(f"{spec.name!r} declares no batch table", "add a `batch:` section to its spec")
     if not days:
         return BatchResult([], {}, 0.0, 0)
+    run_id = lineage_events.run_uuid()
+    lineage_ops.backfill(pipeline, run_id, "START", days)
+    try:
+        result = _run_batch(
+            pipeline,
+            days,
+            spec.batch_table,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            log=log,
+            timeout_s=timeout_s,
+        )
+    except BaseException as exc:
+        lineage_ops.backfill(pipeline, run_id, "FAIL", days, error=f"{type(exc).__name__}: {exc}")
+        raise
+    lineage_ops.backfill(pipeline, run_id, "COMPLETE", days)
+    return result
+
+
+def _run_batch(
+    pipeline: LoadedPipeline,
+    days: Sequence[date],
+    table: str,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+    timeout_s: float,
+) -> BatchResult:
+    spec = pipeline.spec
     first, last = min(days), max(days)
     _refuse_unreadable_days(spec, first, last, kafka)
     _check_snapshots(spec, first, warehouse)
     started = time.monotonic()
-    staging = f"{spec.batch_table}__stage_{uuid.uuid4().hex[:8]}"
+    staging = f"{table}__stage_{uuid.uuid4().hex[:8]}"
     read_until = {
         t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()}
         for t in sorted({s.topic for s in spec.sources})
     }
     readable = sum(sum(offsets.values()) for offsets in read_until.values())
-    jdbc = _make_staging(spec, spec.batch_table, staging, warehouse)
+    jdbc = _make_staging(spec, table, staging, warehouse)
     try:
         job = batch_job(
             pipeline,

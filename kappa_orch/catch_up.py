@@ -51,6 +51,10 @@ class CatchUpTracker:
         return done, rate, left
 
 
+# (lag, percent done, events/s, seconds left or None)
+Progress = Callable[[int, float, float, float | None], None]
+
+
 @dataclass(frozen=True)
 class CatchUpResult:
     seconds: float  # the whole wait: backlog, stability window, checkpoint
@@ -87,9 +91,13 @@ def _report(
     job_id: str,
     flink: StreamEngine,
     log: Log,
+    progress: Progress | None = None,
 ) -> None:
-    """One progress line: share of the backlog done, lag, speed and time left."""
+    """One progress line: share of the backlog done, lag, speed and time left (also to
+    `progress`, when given: lag, share done, events/s, seconds left)."""
     done, rate, left = tracker.progress()
+    if progress is not None:
+        progress(lag, done * 100, rate, left)
     eta = f", about {left:.0f}s left" if left is not None else ""
     log(
         ProgressLine(
@@ -111,6 +119,7 @@ def await_catch_up(
     log: Log,
     heartbeat: Callable[[], None] = lambda: None,
     poll_s: float = 2.0,
+    progress: Progress | None = None,
 ) -> CatchUpResult:
     """Wait until the version's job has caught up; progress goes to `log`."""
     timeout_s = parse_duration(spec.catch_up.timeout)
@@ -125,7 +134,7 @@ def await_catch_up(
         lag = sum(sum(kafka.consumer_lag(group_id, s.topic).values()) for s in spec.sources)
         caught_up = tracker.observe(now, lag)
         if now - last_report >= 5 or caught_up:
-            _report(spec, tracker, lag, state, job_id, flink, log)
+            _report(spec, tracker, lag, state, job_id, flink, log, progress)
             last_report = now
         if caught_up:
             if stable_at_ms is None:

@@ -42,6 +42,7 @@ VARIABLES: dict[str, str] = {
     "dead_letter_retention": "KAPPA_DEAD_LETTER_RETENTION",
     "dagster_url": "KAPPA_DAGSTER_URL",
     "deployment": "KAPPA_DEPLOYMENT",
+    "openlineage": "KAPPA_OPENLINEAGE",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
@@ -94,6 +95,11 @@ class PlatformConfig(BaseModel):
     dagster_url: str = Field(
         "http://127.0.0.1:3000", description="The Dagster UI's address (links to runs from the swap history)."
     )
+    openlineage: str = Field(
+        "file:openlineage/events.jsonl",
+        description="Where OpenLineage events go: http://host:port[/path] (Marquez, DataHub), "
+        "file:/path/events.jsonl (relative: under home), console, kafka://host:port/topic, or none.",
+    )
     # the settings whose value came from an environment variable
     from_environment: frozenset[str] = Field(frozenset(), repr=False)
 
@@ -114,6 +120,14 @@ class PlatformConfig(BaseModel):
             )
         from_env = {f: environ[v] for f, v in VARIABLES.items() if environ.get(v) and f not in given}
         return cls(**{**(defaults or {}), **from_env, **given}, from_environment=frozenset(from_env))
+
+    @field_validator("openlineage")
+    @classmethod
+    def _a_transport(cls, value: str) -> str:
+        from kappa_orch.lineage_emit import transport_config
+
+        transport_config(value, home=Path("."))
+        return value
 
     @field_validator("topic_retention", "dead_letter_retention")
     @classmethod

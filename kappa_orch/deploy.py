@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from kappa_orch import registry
+from kappa_orch import lineage_ops, registry
 from kappa_orch.config import retention_ms
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, SpecError
@@ -168,7 +168,9 @@ def deploy(
         log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic} (retention {kept})")
     job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
     _record_job(pipeline, prepared, job_id, offsets, flink=flink, warehouse=warehouse, log=log)
-    return DeployResult(prepared.plan, job_id, offsets)
+    plan = prepared.plan
+    lineage_ops.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
+    return DeployResult(plan, job_id, offsets)
 
 
 def _prepare(

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kappa_orch import claims, registry
-from kappa_orch.catch_up import CatchUpResult, await_catch_up
+from kappa_orch import claims, lineage_events, lineage_ops, registry
+from kappa_orch.catch_up import CatchUpResult, Progress, await_catch_up
 from kappa_orch.deploy import DeployResult, deploy
 from kappa_orch.engine import StreamEngine
 from kappa_orch.gate import (
@@ -76,10 +76,10 @@ def prepare_candidate(
     """Deploy (unless running), await catch-up and gate the current fingerprint's version.
 
     `accept`: non-structural checks an operator accepts when they fail (with
-    `accept_reason`, recorded with who); a candidate that failed before is gated again."""
+    `accept_reason`, recorded with who); a candidate that failed before is gated again.
+    Told to OpenLineage as a `<pipeline>.reprocess` run: START, COMPLETE or FAIL."""
     spec = pipeline.spec
     check_acceptance(accept, accept_reason)
-    by = accepted_by or getpass.getuser()
     claims.acquire(
         warehouse,
         pipeline=spec.name,
@@ -89,33 +89,87 @@ def prepare_candidate(
         wait_s=claim_wait_s,
         stale_s=claim_stale_s,
     )
+    run_id = lineage_events.run_uuid()
+    lineage_ops.reprocess(pipeline, run_id, "START")
     try:
-        deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
-        row = _row(warehouse, spec.name, deployed.plan.version)
-        # live or ready (gated by an earlier run): report the checks, change nothing
-        settled = row.state in (registry.LIVE, registry.READY)
-        result = None
-        if not settled:
-            heartbeat = lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner)  # noqa: E731
-            result = _catch_up(
-                spec,
-                row,
-                kafka=kafka,
-                flink=flink,
-                warehouse=warehouse,
-                log=log,
-                heartbeat=heartbeat,
-                poll_s=poll_s,
-            )
-        outcomes = accepted(
-            run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason
+        report = _candidate(
+            pipeline,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            owner=owner,
+            log=log,
+            poll_s=poll_s,
+            accept=accept,
+            accept_reason=accept_reason,
+            by=accepted_by or getpass.getuser(),
         )
-        _log_outcomes(spec.name, outcomes, log)
-        if not settled:
-            _record_gate(pipeline, row, outcomes, warehouse=warehouse, log=log)
-        return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
+    except BaseException as exc:
+        lineage_ops.reprocess(pipeline, run_id, "FAIL", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         claims.release(warehouse, pipeline=spec.name, owner=owner)
+    failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
+    state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
+    lineage_ops.reprocess(pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error)
+    return report
+
+
+def _candidate(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    owner: str,
+    log: Log,
+    poll_s: float,
+    accept: Sequence[str],
+    accept_reason: str | None,
+    by: str,
+) -> CandidateReport:
+    """prepare_candidate's work, under the pipeline's claim."""
+    spec = pipeline.spec
+    deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
+    row = _row(warehouse, spec.name, deployed.plan.version)
+    # live or ready (gated by an earlier run): report the checks, change nothing
+    settled = row.state in (registry.LIVE, registry.READY)
+    result = None
+    if not settled:
+        heartbeat = lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner)  # noqa: E731
+        result = _catch_up(
+            spec,
+            row,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            log=log,
+            heartbeat=heartbeat,
+            poll_s=poll_s,
+            progress=_progress(pipeline, row),
+        )
+    outcomes = accepted(run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason)
+    _log_outcomes(spec.name, outcomes, log)
+    if not settled:
+        _record_gate(pipeline, row, outcomes, warehouse=warehouse, log=log)
+    return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
+
+
+def _progress(pipeline: LoadedPipeline, row: registry.VersionRow) -> Progress:
+    """Catch-up progress, told to OpenLineage as RUNNING events of the version's Flink job."""
+
+    def told(lag: int, pct: float, events_per_s: float, eta_s: float | None) -> None:
+        lineage_ops.catching_up(
+            pipeline,
+            row.version,
+            row.flink_job_id or "",
+            lag=lag,
+            pct=pct,
+            events_per_s=events_per_s,
+            eta_s=eta_s,
+        )
+
+    return told
 
 
 def _catch_up(
@@ -128,6 +182,7 @@ def _catch_up(
     log: Log,
     heartbeat: Callable[[], None],
     poll_s: float,
+    progress: Progress | None = None,
 ) -> CatchUpResult:
     """catching_up until the job has replayed the log (and checkpointed), then checking."""
     with warehouse.begin() as conn:
@@ -141,6 +196,7 @@ def _catch_up(
         log=log,
         heartbeat=heartbeat,
         poll_s=poll_s,
+        progress=progress,
     )
     # the measured catch-up, kept with the version's definition: plans estimate a replay by it
     measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from kappa_orch import registry
+from kappa_orch import lineage_ops, registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
@@ -203,6 +203,8 @@ def _swap_once(
         _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit, by=by)
     source = f"v{previous}" if previous is not None else "nothing"
     log(f"{spec.target.alias}: {source} -> v{target.version} ({reason}, {count} rows)")
+    before = next((r for r in rows if r.version == previous), None)
+    lineage_ops.swapped(pipeline, to=target, previous=before, reason=reason)
     return SwapResult(True, previous, target.version, target.physical_table, count)
 
 
@@ -338,4 +340,5 @@ def retire(
             registry.set_version(conn, spec.name, version, state=registry.RETIRED)
 
     with_short_locks(attempt)
+    lineage_ops.retired(pipeline, row)
     log(f"{spec.name}: v{version} retired (job stopped, {row.physical_table} dropped)")

@@ -1,4 +1,4 @@
-"""`kappa-orch lineage [<pipeline>] [--format json|dot]`."""
+"""`kappa-orch lineage [<pipeline>] [--format json|dot|openlineage]`."""
 
 from __future__ import annotations
 
@@ -14,15 +14,20 @@ from kappa_orch.errors import KappaError, ServiceUnavailable
 
 @main.command(name="lineage")
 @click.argument("pipeline", required=False)
-@click.option("--format", "fmt", type=click.Choice(["json", "dot"]), default="json", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "dot", "openlineage"]), default="json", show_default=True
+)
 @platform_options
 def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     """The lineage graph: source topics -> versions -> alias (and dead-letter topic and
     batch table), with columns, the topic fields each is computed from, and their
     classifications; datasets named as OpenLineage names them. The alias points at the
-    version it serves when the registry answers."""
+    version it serves when the registry answers. `--format openlineage`: the same graph as
+    OpenLineage job events, one JSON document per line (what `lineage_emit` sends)."""
     from kappa_orch import registry
+    from kappa_orch.lineage_events import Names
     from kappa_orch.lineage_graph import as_dot, lineage_graph
+    from kappa_orch.lineage_static import as_json_lines, graph_events
 
     platform = platform_of(options)
     try:
@@ -32,14 +37,27 @@ def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     except KappaError as exc:
         fail(exc)
     live = None
+    served: dict[str, str] = {}
     warehouse = platform.resources()["warehouse"]
     try:
         with warehouse.registry() as conn:
             live = registry.live_versions(conn)
+            for name, version in live.items():
+                for row in registry.pipeline_versions(conn, name):
+                    if row.version == version:
+                        served[name] = row.physical_table
     except ServiceUnavailable as exc:
         click.secho(f"WARNING: live versions not shown ({exc.problem})", fg="yellow", err=True)
     finally:
         warehouse.dispose()
+    if fmt == "openlineage":
+        names = Names.of(
+            deployment=platform.deployment,
+            bootstrap=platform.kafka_bootstrap,
+            warehouse_url=platform.warehouse_url,
+        )
+        click.echo(as_json_lines(graph_events(pipelines, names, served)))
+        return
     graph = lineage_graph(
         pipelines, bootstrap=platform.kafka_bootstrap, warehouse_url=platform.warehouse_url, live=live
     )

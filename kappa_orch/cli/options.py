@@ -34,7 +34,15 @@ specs_option = click.option(
 
 
 def platform_of(options: dict[str, Any]) -> PlatformConfig:
-    return PlatformConfig.from_env(os.environ, flags=options)
+    """The platform this command works on; its OpenLineage emitter is set up from it (the
+    command is the parent run of what it launches)."""
+    from kappa_orch import lineage_emit
+
+    platform = PlatformConfig.from_env(os.environ, flags=options)
+    lineage_emit.configure(platform, warn=lambda text: click.secho(f"WARNING: {text}", fg="yellow", err=True))
+    context = click.get_current_context(silent=True)
+    lineage_emit.cli_command(context.command_path.replace(" ", ".") if context else "kappa-orch")
+    return platform
 
 
 def resources_of(platform: PlatformConfig) -> tuple[Any, Any, Any]:

@@ -30,7 +30,7 @@ from dagster import (
 )
 from pydantic import Field as PydanticField
 
-from kappa_orch import registry
+from kappa_orch import lineage_emit, registry
 from kappa_orch.claims import owner_id
 from kappa_orch.dagster.alias_state import alias_metadata, read_aliases
 from kappa_orch.dagster.batch_asset import batch_asset
@@ -160,19 +160,20 @@ def version_asset(
         flink: FlinkResource,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
-        report = prepare_candidate(
-            pipeline,
-            accept=config.accept,
-            accept_reason=config.reason or None,
-            accepted_by=launched_by(context.run.tags),
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            owner=owner_id(context.run.run_id),
-            log=progress(context),
-            claim_wait_s=claim_wait_s,
-            claim_stale_s=claim_stale_s,
-        )
+        with lineage_emit.within(context.run.run_id, context.run.job_name):
+            report = prepare_candidate(
+                pipeline,
+                accept=config.accept,
+                accept_reason=config.reason or None,
+                accepted_by=launched_by(context.run.tags),
+                kafka=kafka,
+                flink=flink,
+                warehouse=warehouse,
+                owner=owner_id(context.run.run_id),
+                log=progress(context),
+                claim_wait_s=claim_wait_s,
+                claim_stale_s=claim_stale_s,
+            )
         return MaterializeResult(
             metadata=_version_metadata(spec, report),  # type: ignore[arg-type]
             check_results=_check_results(key, report),
@@ -285,15 +286,16 @@ def alias_asset(
     def _alias(
         context: AssetExecutionContext, warehouse: WarehouseResource, flink: FlinkResource
     ) -> MaterializeResult[None]:
-        result = swap(
-            pipeline,
-            warehouse=warehouse,
-            flink=flink,
-            run_id=context.run.run_id,
-            git_commit=git_commit,
-            swapped_by=launched_by(context.run.tags),
-            log=progress(context),
-        )
+        with lineage_emit.within(context.run.run_id, context.run.job_name):
+            result = swap(
+                pipeline,
+                warehouse=warehouse,
+                flink=flink,
+                run_id=context.run.run_id,
+                git_commit=git_commit,
+                swapped_by=launched_by(context.run.tags),
+                log=progress(context),
+            )
         if not result.swapped:
             progress(context)(f"{spec.target.alias} already serves v{result.to_version}")
         return MaterializeResult(metadata=_swap_metadata(pipeline, result, warehouse, dagster_url))

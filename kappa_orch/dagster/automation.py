@@ -26,6 +26,7 @@ from dagster import (
 )
 from dagster import JobDefinition as _JobDefinition
 
+from kappa_orch import lineage_emit
 from kappa_orch.claims import owner_id
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
@@ -70,7 +71,8 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
             name, version = item.rsplit(":", 1)
             if name not in by_name:
                 raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
-            retire(by_name[name], int(version), flink=flink, warehouse=warehouse, log=context.log.info)
+            with lineage_emit.within(context.run.run_id, context.run.job_name):
+                retire(by_name[name], int(version), flink=flink, warehouse=warehouse, log=context.log.info)
 
     @job(name=RETIRE_JOB, description="Retire versions replaced longer ago than their grace period.")
     def _job() -> None:

@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from kappa_orch import lineage_emit
 from kappa_orch.batch import run_batch
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
@@ -60,9 +61,10 @@ def batch_asset(
         warehouse: WarehouseResource,
     ) -> MaterializeResult[None]:
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        result = run_batch(
-            pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
-        )
+        with lineage_emit.within(context.run.run_id, context.run.job_name):
+            result = run_batch(
+                pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
+            )
         return MaterializeResult(
             metadata={
                 "days": len(result.days),

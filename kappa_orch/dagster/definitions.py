@@ -21,6 +21,7 @@ from typing import Any
 from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kappa_orch import lineage_emit
 from kappa_orch.config import PlatformConfig
 from kappa_orch.dagster.assets import pipeline_assets
 from kappa_orch.dagster.automation import (
@@ -104,6 +105,7 @@ def build_kappa_definitions(
     translator = translator or DEFAULT_TRANSLATOR
     config = config or PlatformConfig.from_env(os.environ)
     automation = automation or AutomationSettings()
+    lineage_emit.configure(config)
     pipelines = _pipelines(specs)
     check_keys(pipelines, translator)
     jobs = {

@@ -5,6 +5,7 @@ as a failed asset check with the failing expectation, its unexpected count and s
 values; on a batch table also with the days it fails on."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -23,7 +24,7 @@ from dagster import (
 )
 from sqlalchemy import inspect
 
-from kappa_orch import registry
+from kappa_orch import lineage_emit, lineage_ops, registry
 from kappa_orch.check_history import record_check
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.gate import (
@@ -45,20 +46,27 @@ LIVE_BALANCE_CHECK = "live_input_balance"
 def _kept(
     context: AssetCheckExecutionContext,
     warehouse: WarehouseResource,
-    pipeline: str,
+    pipeline: LoadedPipeline,
     check: str,
     outcome: Outcome,
 ) -> Outcome:
-    """Record the outcome in the registry as the check's last (for `kappa-orch status`)."""
+    """Record the outcome in the registry as the check's last (for `kappa-orch status`),
+    and tell OpenLineage (a `<pipeline>.data_quality` run over the live version)."""
     with warehouse.registry() as conn:
         record_check(
             conn,
-            pipeline=pipeline,
+            pipeline=pipeline.name,
             check_name=check,
             passed=outcome.passed,
             summary=outcome.summary,
             run_id=context.run.run_id,
         )
+        live = registry.live_versions(conn).get(pipeline.name)
+        rows = registry.pipeline_versions(conn, pipeline.name) if live is not None else []
+    served = next((r for r in rows if r.version == live), None)
+    if served is not None:
+        with lineage_emit.within(context.run.run_id, context.run.job_name):
+            lineage_ops.checked(pipeline, served, [replace(outcome, name=check)], batch=check == BATCH_CHECK)
     return outcome
 
 
@@ -89,7 +97,7 @@ def alias_check(
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         outcome = expectations_outcome(warehouse.checks_url, spec, spec.target.table_name)
-        _kept(context, warehouse, spec.name, SERVING_CHECK, outcome)
+        _kept(context, warehouse, pipeline, SERVING_CHECK, outcome)
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
         return _result(outcome)
 
@@ -112,7 +120,7 @@ def live_input_balance_check(
             if live is None:
                 return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
             outcome = input_balance_outcome(conn, spec, live)
-        _kept(context, warehouse, spec.name, LIVE_BALANCE_CHECK, outcome)
+        _kept(context, warehouse, pipeline, LIVE_BALANCE_CHECK, outcome)
         context.log.info(f"{spec.target.alias} (v{live}): {outcome.summary}")
         return _result(outcome, version=live)
 
@@ -139,7 +147,7 @@ def batch_check(
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))
         outcome = expectations_outcome(warehouse.checks_url, spec, table, day_column=batch.day_column)
-        _kept(context, warehouse, spec.name, BATCH_CHECK, outcome)
+        _kept(context, warehouse, pipeline, BATCH_CHECK, outcome)
         failing = [date.fromisoformat(d) for d in outcome.metadata.get("failing_days", [])]
         marked: list[date] = []
         if failing:

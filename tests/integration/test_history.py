@@ -1,18 +1,25 @@
 """Every swap records its run, the deployment's git commit and who launched it, and
 `kappa-orch history` shows them (found: first-deploy swaps had no run id, sha or user;
-a CLI reprocess recorded no sha)."""
+a CLI reprocess recorded no sha). The same first deploy, reprocess (as a Dagster run)
+and rollback are told to OpenLineage (a file transport): the events rebuild the graph
+the Dagster asset graph draws, and the alias's symlink follows every swap."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import AssetMaterialization, AssetObservation, DagsterInstance
 
 from assets.sample_events import sample_events
-from kappa_orch import alias_key
+from kappa_orch import alias_key, lineage_events
+from kappa_orch.lineage_graph import lineage_graph
+from kappa_orch.lineage_static import edges_of, read_events, served_by
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -31,10 +38,15 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def cli(platform: Platform, stack: StackConfig, *args: str) -> str:
+    events = platform.specs.parent / "openlineage" / "events.jsonl"
     done = subprocess.run(
         [KAPPA, *args],
         env=cli_env(
-            platform, stack, KAPPA_GIT_COMMIT=SHA, DAGSTER_HOME=str(platform.specs.parent / "dagster")
+            platform,
+            stack,
+            KAPPA_GIT_COMMIT=SHA,
+            DAGSTER_HOME=str(platform.specs.parent / "dagster"),
+            KAPPA_OPENLINEAGE=f"file:{events}",
         ),
         capture_output=True,
         text=True,
@@ -51,9 +63,25 @@ def alias_observations(
     return [e for e in events if isinstance(e, AssetObservation | AssetMaterialization)], cursor
 
 
-def test_every_swap_records_run_commit_and_user(
-    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
-) -> None:
+@dataclass
+class Flow:
+    platform: Platform
+    planned: dict[str, Any]
+    swaps: list[dict[str, Any]]
+    table: str
+    observed: list[AssetObservation | AssetMaterialization]
+    again: list[AssetObservation | AssetMaterialization]
+    events: list[dict[str, Any]]
+    dagster_home: Path
+    bootstrap: str
+
+
+@pytest.fixture(scope="module")
+def flow(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flow]:
+    """A first deploy, a reprocess through `plan --apply` (a Dagster run) and a rollback."""
+    tmp_path = tmp_path_factory.mktemp("history")
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         produce_authorizations(platform, kafka, sample_events(5_000).authorizations, event_timestamps=True)
         cli(platform, stack, "deploy", "daily_spend")  # a first deploy: gated, then the alias
@@ -65,6 +93,14 @@ def test_every_swap_records_run_commit_and_user(
         table = cli(platform, stack, "history", "daily_spend")
         observed, cursor = alias_observations(platform, kafka, flink, None)
         again, _ = alias_observations(platform, kafka, flink, cursor)
+        events = read_events(str(platform.specs.parent / "openlineage" / "events.jsonl"))
+        home, bootstrap = tmp_path / "dagster", stack.kafka_bootstrap
+        yield Flow(platform, planned, swaps, table, observed, again, events, home, bootstrap)
+
+
+def test_every_swap_records_run_commit_and_user(flow: Flow) -> None:
+    platform, planned, swaps, table = flow.platform, flow.planned, flow.swaps, flow.table
+    observed, again, tmp_path = flow.observed, flow.again, flow.dagster_home.parent
     # the plan showed the change and its cost before it was applied
     assert planned["action"] == "reprocess"
     assert "-WHERE status = 'approved'" in planned["replay"]["sql_diff"]
@@ -103,3 +139,57 @@ def test_every_swap_records_run_commit_and_user(
     assert history.count("\n| ") == 3 and "first deploy" in history
     assert not [o for o in again if o.asset_key == alias.asset_key]  # reported once, until it changes
     assert "first deploy" in table and "rollback" in table and SHA[:8] in table
+
+
+def _run_id(text: str) -> str:
+    return lineage_events.run_uuid(text)
+
+
+def test_openlineage_follows_the_swaps_and_draws_the_asset_graph(flow: Flow) -> None:
+    events, swaps = flow.events, flow.swaps
+    pipeline = flow.platform.pipelines()["daily_spend"]
+    spec = pipeline.spec
+    done = [(e["job"]["name"], e["eventType"]) for e in events]
+    # a START and an end per run; the catch-up told as RUNNING events of the Flink job
+    assert done.count(("daily_spend.stream", "START")) == 2  # v1, then v2
+    assert done.count(("daily_spend.reprocess", "START")) == 2
+    assert done.count(("daily_spend.reprocess", "COMPLETE")) == 2
+    assert ("daily_spend.stream", "RUNNING") in done
+    moves = [e for e in events if e["job"]["name"] in ("daily_spend.swap", "daily_spend.rollback")]
+    assert [(e["job"]["name"], e["eventType"]) for e in moves] == [
+        ("daily_spend.swap", "START"),
+        ("daily_spend.swap", "COMPLETE"),
+        ("daily_spend.swap", "START"),
+        ("daily_spend.swap", "COMPLETE"),
+        ("daily_spend.rollback", "START"),
+        ("daily_spend.rollback", "COMPLETE"),
+    ]
+    # the alias's symlink names the table each swap made it serve, as the registry recorded
+    alias = next(o for o in moves[1]["outputs"])
+    alias_id = f"{alias['namespace']}/{alias['name']}"
+    assert alias["name"].endswith(f".{spec.target.schema_name}.{spec.target.table_name}")
+    served = [served_by([e])[alias_id].rsplit("__v", 1)[1] for e in moves if e["eventType"] == "COMPLETE"]
+    assert served == [str(s["to_version"]) for s in swaps] == ["1", "2", "1"]
+    assert served_by(events)[alias_id].endswith(f"{spec.target.table_name}__v1")  # after the rollback
+    # the Flink job of v2 is a child of the Dagster run that reprocessed (and v1 of the CLI deploy)
+    starts = [e for e in events if (e["job"]["name"], e["eventType"]) == ("daily_spend.stream", "START")]
+    assert starts[1]["run"]["facets"]["parent"]["run"]["runId"] == _run_id(swaps[1]["run_id"])
+    assert starts[1]["run"]["facets"]["parent"]["job"]["name"].startswith("dagster.")
+    assert starts[0]["run"]["facets"]["parent"]["job"]["name"] == "cli.kappa-orch.deploy"
+    # columns, their lineage and classifications travel with the version table
+    version = starts[1]["outputs"][0]
+    fields = version["facets"]["columnLineage"]["fields"]
+    assert [f["field"] for f in fields["spend_cents"]["inputFields"]] == ["amount_cents"]
+    assert {"key": "pii", "field": "account"}.items() <= version["facets"]["tags"]["tags"][0].items()
+    assert starts[1]["job"]["facets"]["kappa_version"]["version"] == 2
+    assert "declined" in starts[1]["job"]["facets"]["sourceCode"]["sourceCode"]
+    # the gate's checks as assertions on the checked version table
+    reprocessed = ("daily_spend.reprocess", "COMPLETE")
+    gated = [e for e in events if (e["job"]["name"], e["eventType"]) == reprocessed][1]
+    [checked] = [i for i in gated["inputs"] if "dataQualityAssertions" in (i.get("inputFacets") or {})]
+    assertions = checked["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert assertions and all(a["success"] for a in assertions)
+    # the events rebuild the graph lineage_graph and the Dagster asset graph draw
+    graph = lineage_graph([pipeline], bootstrap=flow.bootstrap, warehouse_url=flow.platform.warehouse_url)
+    drawn = {(e.source, e.target) for e in graph.edges if not e.target.endswith("_daily")}
+    assert edges_of(events) == drawn
