@@ -223,6 +223,8 @@ def where_to_look(kafka: Any, flink: Any, warehouse: Any) -> None:
         "  http://127.0.0.1:8081                        the Flink UI (jobs named default/kappa:...)\n"
         "  .venv/bin/kappa-orch status [--watch]        the same from a terminal\n"
         "  .venv/bin/kappa-orch history daily_spend     every swap: who, when, git sha, run\n"
+        "  .venv/bin/kappa-orch lineage daily_spend --format dot   lineage with columns and tags\n"
+        "  .kappa/openlineage/events.jsonl              OpenLineage events (alias symlink v1 -> v2)\n"
         "  .venv/bin/kappa-orch stack down              stop everything"
     )
 
