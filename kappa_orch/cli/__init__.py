@@ -129,6 +129,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 # the commands register themselves on `main`
+from kappa_orch.cli import k8s as _k8s  # noqa: E402, F401
 from kappa_orch.cli import lineage as _lineage  # noqa: E402, F401
 from kappa_orch.cli import operate as _operate  # noqa: E402, F401
 from kappa_orch.cli import pipelines as _pipelines  # noqa: E402, F401

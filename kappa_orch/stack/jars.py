@@ -27,7 +27,9 @@ def _pom(name: str) -> Path:
 
 KAFKA_BROKER = JarBundle("kafka", _pom("kafka-broker.pom.xml"), transitive=True)
 FLINK_EXTRAS = JarBundle("flink", _pom("flink.pom.xml"), transitive=False)
-BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS)
+# the Flink Kubernetes Operator's CRDs, for `kappa-orch k8s validate`
+K8S_SCHEMAS = JarBundle("k8s", _pom("k8s.pom.xml"), transitive=False)
+BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS, K8S_SCHEMAS)
 
 
 def require_tool(tool: str, package: str) -> str:
