@@ -58,7 +58,7 @@ def transport_config(setting: str, *, home: Path) -> dict[str, Any] | None:
         return {
             "type": "kafka",
             "topic": parts.path.strip("/"),
-            "config": {"bootstrap.servers": parts.netloc, "message.timeout.ms": "10000"},
+            "config": {"bootstrap.servers": parts.netloc, "message.timeout.ms": "10000", "log_level": "0"},
             "flush": True,
         }
     raise SpecError(
@@ -66,6 +66,36 @@ def transport_config(setting: str, *, home: Path) -> dict[str, Any] | None:
         "use http://host:port[/path], file:/path/events.jsonl, console, kafka://host:port/topic or none "
         "(KAPPA_OPENLINEAGE)",
     )
+
+
+def make_transport(config: dict[str, Any]) -> Any:
+    """openlineage-python's transport for a configuration; Kafka's made to raise when the
+    broker does not take an event (the library's only logs it), so it is retried and warned."""
+    from openlineage.client.transport import get_default_factory
+    from openlineage.client.transport.kafka import KafkaConfig, KafkaTransport
+
+    class CheckedKafkaTransport(KafkaTransport):
+        def emit(self, event: Any) -> None:
+            from openlineage.client.serde import Serde
+
+            if self.producer is None:
+                self._setup_producer(self.kafka_config.config)
+            producer = self.producer
+            assert producer is not None
+            failed: list[str] = []
+            producer.produce(
+                topic=self.topic,
+                key=self.message_key or self._get_message_key(event),
+                value=Serde.to_json(event).encode("utf-8"),
+                on_delivery=lambda error, _message: failed.append(str(error)) if error else None,
+            )
+            left = producer.flush(timeout=30)
+            if failed or left:
+                raise ConnectionError(f"Kafka did not take the event: {failed[0] if failed else 'timed out'}")
+
+    if config["type"] == "kafka":
+        return CheckedKafkaTransport(KafkaConfig.from_dict(dict(config)))
+    return get_default_factory().create(config)
 
 
 def _describe(exc: BaseException) -> str:
@@ -159,8 +189,6 @@ _CLI_PARENT: ParentRun | None = None
 def configure(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Emitter | None:
     """Set this process's emitter from a PlatformConfig (replacing an earlier one)."""
     global _EMITTER
-    from openlineage.client.transport import get_default_factory
-
     from kappa_orch.lineage_events import PRODUCER
 
     config = transport_config(platform.openlineage, home=Path(platform.home))
@@ -179,7 +207,7 @@ def configure(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Em
         bootstrap=platform.kafka_bootstrap,
         warehouse_url=platform.warehouse_url,
     )
-    _EMITTER = Emitter(get_default_factory().create(config), names, warn=warn)
+    _EMITTER = Emitter(make_transport(config), names, warn=warn)
     return _EMITTER
 
 
