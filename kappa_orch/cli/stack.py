@@ -58,9 +58,14 @@ def stack(
     sql_gateway_port: int,
     postgres_port: int,
 ) -> None:
-    """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1."""
+    """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1 (one Kafka node and one
+    TaskManager unless `stack up --brokers N --taskmanagers N` asked for more; the other
+    commands use the counts the last `up` recorded in the stack's folder)."""
+    brokers, taskmanagers = _topology(home.resolve())
     ctx.obj = StackConfig(
         home=home.resolve(),
+        kafka_brokers=brokers,
+        taskmanagers=taskmanagers,
         start_timeout_s=timeout,
         kafka_port=kafka_port,
         kafka_controller_port=kafka_controller_port,
@@ -85,15 +90,49 @@ def _print_status(statuses: list[Any], as_json: bool) -> None:
             click.echo(f"{'':<20}{s.detail}")
 
 
+TOPOLOGY = "topology.json"
+
+
+def _topology(home: Path) -> tuple[int, int]:
+    """(Kafka nodes, TaskManagers) the last `stack up` recorded, else one of each."""
+    try:
+        recorded = json.loads((home / TOPOLOGY).read_text())
+        return int(recorded["kafka_brokers"]), int(recorded["taskmanagers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1, 1
+
+
 @stack.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--brokers",
+    envvar="KAPPA_KAFKA_BROKERS",
+    type=click.IntRange(1, 9),
+    help="Kafka nodes (each broker and controller; 3: topics at replication factor 3, "
+    "min.insync.replicas 2) [env KAPPA_KAFKA_BROKERS; default: as last started, else 1].",
+)
+@click.option(
+    "--taskmanagers",
+    envvar="KAPPA_TASKMANAGERS",
+    type=click.IntRange(1, 16),
+    help="Flink TaskManagers [env KAPPA_TASKMANAGERS; default: as last started, else 1].",
+)
 @click.pass_obj
-def up(config: StackConfig, as_json: bool) -> None:
+def up(config: StackConfig, as_json: bool, brokers: int | None, taskmanagers: int | None) -> None:
     """Start the services that are not running (idempotent)."""
+    from dataclasses import replace
+
     from kappa_orch.stack import manager
 
+    config = replace(
+        config,
+        kafka_brokers=brokers or config.kafka_brokers,
+        taskmanagers=taskmanagers or config.taskmanagers,
+    )
     try:
         statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
+        topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
+        (config.home / TOPOLOGY).write_text(json.dumps(topology) + "\n")
     except KappaError as exc:
         fail(exc)
         return

@@ -76,11 +76,13 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         name: str,
         *,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int = -1,
         config: Mapping[str, str] | None = None,
         exist_ok: bool = True,
     ) -> bool:
-        """Create a topic; False when it already existed (and exist_ok)."""
+        """Create a topic; False when it already existed (and exist_ok). Replication factor
+        -1: the brokers' default (1 on the single-node stack, 3 with min.insync.replicas 2 on
+        the three-node one)."""
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 

@@ -39,6 +39,17 @@ class StackConfig:
     kafka_heap: str = "512m"
     taskmanager_slots: int = 8
     start_timeout_s: float = 90.0
+    # a multi-node stack: KRaft nodes (each broker and controller; node i binds
+    # kafka_port + 2(i-1) and kafka_controller_port + 2(i-1)) and TaskManagers
+    kafka_brokers: int = 1
+    taskmanagers: int = 1
+
+    def kafka_node_ports(self) -> list[tuple[int, int, int]]:
+        """(node id, broker port, controller port) of every Kafka node."""
+        return [
+            (i, self.kafka_port + 2 * (i - 1), self.kafka_controller_port + 2 * (i - 1))
+            for i in range(1, self.kafka_brokers + 1)
+        ]
 
     @property
     def jars_dir(self) -> Path:
@@ -66,7 +77,8 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{LOOPBACK}:{self.kafka_port}"
+        """Every broker: a client still bootstraps with one of them down."""
+        return ",".join(f"{LOOPBACK}:{port}" for _, port, _ in self.kafka_node_ports())
 
     @property
     def flink_rest_url(self) -> str:

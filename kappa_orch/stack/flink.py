@@ -64,8 +64,15 @@ class FlinkService(Service):
     def ports(self) -> list[int]:
         return [self.config.flink_rest_port, self.config.flink_rpc_port, self.config.sql_gateway_port]
 
+    def _processes(self) -> dict[str, str]:
+        """process name -> start script, in start order (TaskManager 2, 3 ... after the first)."""
+        extra = {f"flink-taskmanager-{i}": "taskmanager.sh" for i in range(2, self.config.taskmanagers + 1)}
+        names = list(_PROCESSES)
+        ordered = [*names[:2], *extra, *names[2:]]
+        return {name: {**_PROCESSES, **extra}[name] for name in ordered}
+
     def pid_files(self) -> dict[str, PidFile]:
-        return {process: self.pid_file(process) for process in _PROCESSES}
+        return {process: self.pid_file(process) for process in self._processes()}
 
     def settings(self) -> dict[str, Any]:
         """The cluster's configuration: the wheel's defaults plus local overrides."""
@@ -170,7 +177,7 @@ class FlinkService(Service):
     restarts_parts = True
 
     def start(self) -> None:
-        self.start_parts(list(_PROCESSES))
+        self.start_parts(list(self._processes()))
 
     def start_parts(self, processes: list[str]) -> None:
         """Start these processes in order: a lone TaskManager rejoins the running
@@ -178,16 +185,13 @@ class FlinkService(Service):
         env = self._prepare() if "flink-jobmanager" in processes else self._environment()
         bin_dir = flink_home() / "bin"
         pid_files = self.pid_files()
-        checks = {
-            "flink-jobmanager": self._jobmanager_answers,
-            "flink-taskmanager": self._slots_registered,
-            "flink-sql-gateway": self._gateway_answers,
-        }
-        before = self._taskmanager_ids()
-        checks["flink-taskmanager"] = lambda: self._new_taskmanager(before)
-        for process, script in _PROCESSES.items():
+        checks = {"flink-jobmanager": self._jobmanager_answers, "flink-sql-gateway": self._gateway_answers}
+        for process, script in self._processes().items():
             if process not in processes:
                 continue
+            if script == "taskmanager.sh":
+                before = self._taskmanager_ids()
+                checks[process] = lambda before=before: self._new_taskmanager(before)  # type: ignore[misc]
             log = self.config.logs_dir / f"{process}.log"
             pid_file = pid_files[process]
             pid = spawn(
@@ -237,8 +241,8 @@ class FlinkService(Service):
             return ServiceStatus(self.name, "stopped", address)
         overview = self._get(f"{self.config.flink_rest_url}/overview")
         gateway = self._get(f"{self.config.sql_gateway_url}/v1/info")
-        if overview is None or gateway is None or len(pids) < len(_PROCESSES):
-            missing = [p for p in _PROCESSES if p not in pids]
+        if overview is None or gateway is None or len(pids) < len(self._processes()):
+            missing = [p for p in self._processes() if p not in pids]
             return ServiceStatus(
                 self.name,
                 "unhealthy",
@@ -248,12 +252,21 @@ class FlinkService(Service):
                 f"REST {'up' if overview else 'down'}, gateway {'up' if gateway else 'down'}; "
                 f"see {self.config.logs_dir}/flink-*.log",
             )
+        listing = self._get(f"{self.config.flink_rest_url}/taskmanagers") or {}
+        managers = ", ".join(
+            f"{str(tm['id'])[:24]} ({tm.get('freeSlots')}/{tm.get('slotsNumber')} free)"
+            for tm in listing.get("taskmanagers", [])
+        )
         detail = (
-            f"{overview.get('taskmanagers')} taskmanager(s), "
+            f"{overview.get('taskmanagers')}/{self.config.taskmanagers} taskmanager(s)"
+            + (f" [{managers}]" if self.config.taskmanagers > 1 else "")
+            + ", "
             f"{overview.get('slots-available')}/{overview.get('slots-total')} slots free, "
             f"{overview.get('jobs-running')} job(s) running"
         )
-        return ServiceStatus(self.name, "running", address, overview.get("flink-version"), pids, detail)
+        registered = int(overview.get("taskmanagers", 0))
+        state = "running" if registered >= self.config.taskmanagers else "unhealthy"
+        return ServiceStatus(self.name, state, address, overview.get("flink-version"), pids, detail)
 
     def last_log_lines(self, process: str) -> str:
         return tail(self.config.logs_dir / f"{process}.log")

@@ -1,4 +1,5 @@
-"""A single-node Kafka (KRaft, broker + controller) on the loopback address."""
+"""Kafka (KRaft: each node broker and controller) on the loopback address: one node by
+default, or a replicated cluster of several (`kappa-orch stack up --brokers 3`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kappa_orch.errors import StackError
 from kappa_orch.stack.config import LOOPBACK
@@ -29,17 +31,35 @@ logger.controller.level = WARN
 
 
 class KafkaService(Service):
+    """One KRaft node, or (kafka_brokers > 1) a cluster of nodes that are each broker and
+    controller, with replicated defaults: topics at replication factor 3 (at most the
+    node count) and min.insync.replicas 2."""
+
     name = "kafka"
 
     @property
     def _dir(self) -> Path:
         return self.config.kafka_dir
 
+    @property
+    def _multi(self) -> bool:
+        return self.config.kafka_brokers > 1
+
+    def _node_dir(self, node: int) -> Path:
+        return self._dir / f"node-{node}" if self._multi else self._dir
+
+    def _process(self, node: int) -> str:
+        return f"kafka-{node}" if self._multi else "kafka"
+
     def ports(self) -> list[int]:
-        return [self.config.kafka_port, self.config.kafka_controller_port]
+        return [
+            port for _, broker, controller in self.config.kafka_node_ports() for port in (broker, controller)
+        ]
 
     def pid_files(self) -> dict[str, PidFile]:
-        return {"kafka": self.pid_file("kafka")}
+        return {
+            self._process(n): self.pid_file(self._process(n)) for n, _, _ in self.config.kafka_node_ports()
+        }
 
     def _classpath(self) -> str:
         jars = self.config.jars_dir / KAFKA_BROKER.name
@@ -50,114 +70,149 @@ class KafkaService(Service):
             )
         return f"{jars}/*"
 
-    def _write_config(self) -> Path:
-        cfg = self.config
-        data = self._dir / "data"
+    def _replication(self) -> list[str]:
+        replicas = min(3, self.config.kafka_brokers)
+        isr = 2 if replicas >= 3 else 1
+        return [
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={isr}",
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={isr}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={isr}",
+        ]
+
+    def _write_config(self, node: int, broker: int, controller: int) -> Path:
+        folder = self._node_dir(node)
+        data = folder / "data"
         data.mkdir(parents=True, exist_ok=True)
-        props = self._dir / "server.properties"
-        props.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.bootstrap.servers={LOOPBACK}:{cfg.kafka_controller_port}",
-                    f"listeners=PLAINTEXT://{LOOPBACK}:{cfg.kafka_port},"
-                    f"CONTROLLER://{LOOPBACK}:{cfg.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{LOOPBACK}:{cfg.kafka_port}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    f"log.dirs={data}",
-                    "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=false",
-                    "",
-                ]
-            )
+        voters = ",".join(f"{n}@{LOOPBACK}:{c}" for n, _, c in self.config.kafka_node_ports())
+        quorum = (
+            f"controller.quorum.voters={voters}"
+            if self._multi
+            else f"controller.quorum.bootstrap.servers={LOOPBACK}:{controller}"
         )
-        (self._dir / "log4j2.properties").write_text(_LOG4J)
+        props = folder / "server.properties"
+        lines = [
+            "process.roles=broker,controller",
+            f"node.id={node}",
+            quorum,
+            f"listeners=PLAINTEXT://{LOOPBACK}:{broker},CONTROLLER://{LOOPBACK}:{controller}",
+            f"advertised.listeners=PLAINTEXT://{LOOPBACK}:{broker}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            *self._replication(),
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+        props.write_text("\n".join(lines))
+        (folder / "log4j2.properties").write_text(_LOG4J)
         return props
 
-    def _format_once(self, props: Path) -> None:
-        if (self._dir / "data" / "meta.properties").exists():
-            return
+    def _cluster_id(self) -> str:
         cluster_id_file = self._dir / "cluster.id"
+        nodes_file = self._dir / "nodes"
+        formatted = int(nodes_file.read_text()) if nodes_file.exists() else None
+        if formatted is not None and formatted != self.config.kafka_brokers:
+            raise StackError(
+                f"the stack's Kafka storage in {self._dir} was formatted for {formatted} node(s), not "
+                f"{self.config.kafka_brokers}",
+                f"stop the stack and remove {self._dir} to start from empty storage with the new node "
+                "count, or start it with the count it has",
+            )
         if not cluster_id_file.exists():
+            self._dir.mkdir(parents=True, exist_ok=True)
             cluster_id_file.write_text(_new_cluster_id() + "\n")
-        cluster_id = cluster_id_file.read_text().strip()
+            nodes_file.write_text(f"{self.config.kafka_brokers}\n")
+        return cluster_id_file.read_text().strip()
+
+    def _format_once(self, node: int, props: Path) -> None:
+        cluster_id = self._cluster_id()
+        folder = self._node_dir(node)
+        if (folder / "data" / "meta.properties").exists():
+            return
         java = require_tool("java", "openjdk-17-jre-headless")
+        command = [
+            java,
+            "-cp",
+            self._classpath(),
+            f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}",
+        ]
+        command += ["kafka.tools.StorageTool", "format", *([] if self._multi else ["--standalone"])]
         proc = subprocess.run(
-            [
-                java,
-                "-cp",
-                self._classpath(),
-                f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}",
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+            [*command, "-t", cluster_id, "-c", str(props)], capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
             raise StackError(
-                f"formatting Kafka storage in {self._dir / 'data'} failed:\n"
+                f"formatting Kafka storage in {folder / 'data'} failed:\n"
                 f"{(proc.stdout + proc.stderr)[-2000:]}",
                 f"remove {self._dir} to start from empty storage, then run `stack up` again",
             )
 
     def start(self) -> None:
-        classpath = self._classpath()
-        props = self._write_config()
-        self._format_once(props)
-        java = require_tool("java", "openjdk-17-jre-headless")
-        log = self.config.logs_dir / "kafka.log"
-        pid_file = self.pid_files()["kafka"]
-        pid = spawn(
-            [
-                java,
-                f"-Xms{self.config.kafka_heap}",
-                f"-Xmx{self.config.kafka_heap}",
-                f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(props),
-            ],
-            log=log,
-            pid_file=pid_file,
-        )
-        wait_until(
-            self._answers,
-            service="Kafka",
-            timeout_s=self.config.start_timeout_s,
-            log=log,
-            pid=pid,
-        )
+        self.start_parts(list(self.pid_files()))
 
-    def _answers(self) -> bool:
+    restarts_parts = True
+
+    def start_parts(self, processes: list[str]) -> None:
+        """Start these nodes (all of them: the cluster forms once a quorum is up)."""
+        java = require_tool("java", "openjdk-17-jre-headless")
+        classpath = self._classpath()
+        started = {}
+        for node, broker, controller in self.config.kafka_node_ports():
+            process = self._process(node)
+            if process not in processes:
+                continue
+            props = self._write_config(node, broker, controller)
+            self._format_once(node, props)
+            folder = self._node_dir(node)
+            heap = self.config.kafka_heap
+            command = [
+                java,
+                f"-Xms{heap}",
+                f"-Xmx{heap}",
+                f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}",
+            ]
+            log = self.config.logs_dir / f"{process}.log"
+            started[process] = (
+                spawn(
+                    [*command, "-cp", classpath, "kafka.Kafka", str(props)],
+                    log=log,
+                    pid_file=self.pid_file(process),
+                ),
+                log,
+            )
+        for process, (pid, log) in started.items():
+            wait_until(
+                self._answers,
+                service=f"Kafka ({process})",
+                timeout_s=self.config.start_timeout_s,
+                log=log,
+                pid=pid,
+            )
+
+    def _metadata(self) -> Any:
         from confluent_kafka.admin import AdminClient
 
-        if not port_is_open(LOOPBACK, self.config.kafka_port):
-            return False
         admin = AdminClient(
             {"bootstrap.servers": self.config.kafka_bootstrap, "socket.timeout.ms": 2000, "log_level": 0}
         )
         try:
-            metadata = admin.list_topics(timeout=2)
+            return admin.list_topics(timeout=2)
         except Exception:
+            return None
+
+    def _answers(self) -> bool:
+        """Every node is a broker of the cluster."""
+        if not any(port_is_open(LOOPBACK, port) for _, port, _ in self.config.kafka_node_ports()):
             return False
-        return bool(metadata.brokers)
+        metadata = self._metadata()
+        return metadata is not None and len(metadata.brokers) >= self.config.kafka_brokers
 
     def status(self) -> ServiceStatus:
         pids = self.live_pids()
@@ -165,11 +220,22 @@ class KafkaService(Service):
         version = _jar_version(self.config.jars_dir / KAFKA_BROKER.name, "kafka_2.13-")
         if not pids:
             return ServiceStatus(self.name, "stopped", address, version)
-        if self._answers():
-            return ServiceStatus(self.name, "running", address, version, pids)
-        return ServiceStatus(
-            self.name, "unhealthy", address, version, pids, tail(self.config.logs_dir / "kafka.log", 5)
+        metadata = self._metadata()
+        brokers = {b.id for b in metadata.brokers.values()} if metadata is not None else set()
+        nodes = [
+            f"node {n} :{port} {'up' if n in brokers else 'DOWN'}"
+            + (f" (pid {pids[self._process(n)]})" if self._process(n) in pids else " (not running)")
+            for n, port, _ in self.config.kafka_node_ports()
+        ]
+        detail = (
+            f"{len(brokers)}/{self.config.kafka_brokers} broker(s): " + ", ".join(nodes)
+            if self._multi
+            else None
         )
+        if len(brokers) >= self.config.kafka_brokers and len(pids) == self.config.kafka_brokers:
+            return ServiceStatus(self.name, "running", address, version, pids, detail)
+        logs = tail(self.config.logs_dir / f"{self._process(1)}.log", 5)
+        return ServiceStatus(self.name, "unhealthy", address, version, pids, detail or logs)
 
 
 def _new_cluster_id() -> str:
