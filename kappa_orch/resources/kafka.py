@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.errors import ServiceError, ServiceUnavailable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     client_id: str = Field(default="kappa-orch", description="client.id sent to the brokers.")
     request_timeout_s: float = Field(
         default=15.0, gt=0, description="Timeout of one admin or metadata request."
+    )
+    failover_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long offset reads wait for a replicated cluster to move a lost broker's "
+        "partition leaders and group coordinators.",
     )
     dead_letter_retention_ms: int | None = Field(
         default=None,
@@ -169,12 +178,43 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         )
         try:
             partitions = self.describe_topic(topic).partitions
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.request_timeout_s)
-                for p in range(partitions)
-            }
+
+            def held(partition: int) -> tuple[int, int]:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=self.request_timeout_s
+                )
+                return int(low), int(high)
+
+            return {p: self._through_failover(functools.partial(held, p)) for p in range(partitions)}
         finally:
             consumer.close()
+
+    def _through_failover(self, call: Callable[[], T]) -> T:
+        """`call`, tried again while the cluster moves a partition's leadership or a group's
+        coordinator (a broker of a replicated cluster was lost): bounded by failover_s."""
+        import time
+
+        from confluent_kafka import KafkaError, KafkaException
+
+        moving = {
+            KafkaError.NOT_LEADER_FOR_PARTITION,
+            KafkaError.LEADER_NOT_AVAILABLE,
+            KafkaError.NOT_COORDINATOR,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError._TRANSPORT,
+            KafkaError._TIMED_OUT,
+        }
+        deadline = time.monotonic() + self.failover_s
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code not in moving or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def first_timestamps(self, topic: str) -> dict[int, int | None]:
         """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
@@ -248,8 +288,10 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         partitions = self.describe_topic(topic).partitions
         consumer = Consumer({**self._base(), "group.id": group_id, "enable.auto.commit": False})
         try:
-            committed = consumer.committed(
-                [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
+            committed = self._through_failover(
+                lambda: consumer.committed(
+                    [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
+                )
             )
         finally:
             consumer.close()
