@@ -1,4 +1,7 @@
-"""Fault loop: kill -9 the TaskManager at random points of a reprocess, at scale, N times.
+"""Fault loop: kill -9 a TaskManager (or, --fault leader, the broker leading a source
+partition) at random points of a reprocess, at scale, N times; on the single-node stack
+or a multi-node one (`stack up --brokers 3 --taskmanagers 2`, then `--brokers 3
+--taskmanagers 2` here).
 
 Each trial is a fresh isolated copy of two reference pipelines (daily_spend, windowed;
 account_latest, an upsert) on the running local stack, fed the realistic log of the
@@ -18,6 +21,7 @@ Python oracle (tests/integration/scale.py) over every event, the new ones includ
 The JobManager is never restarted between trials (a long-running cluster).
 
     .venv/bin/python bench/fault_loop.py [--trials 5] [--events 100000] [--seed 1]
+        [--fault taskmanager|leader] [--brokers 3 --taskmanagers 2]
 
 Needs the local stack (`kappa-orch stack up`); prints one line per trial and
 `n exact / n` at the end; exits 1 unless every trial was exact.
@@ -49,6 +53,7 @@ from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
 from kappa_orch.stack import manager  # noqa: E402
 from kappa_orch.stack.config import StackConfig  # noqa: E402
 from kappa_orch.stack.flink import FlinkService  # noqa: E402
+from kappa_orch.stack.kafka import KafkaService  # noqa: E402
 from tests.integration import scale  # noqa: E402
 from tests.integration.platform import (  # noqa: E402
     Platform,
@@ -102,6 +107,28 @@ def await_running(flink: FlinkResource, jobs: dict[str, str | None], timeout_s: 
         time.sleep(2)
 
 
+def _victim(
+    fault: str, stack: StackConfig, platform: Platform, rng: random.Random
+) -> tuple[tuple[str, int] | None, Any]:
+    """(process, pid) to kill and its service: a TaskManager drawn at random, or the
+    broker leading a partition of the source topic drawn at random."""
+    from confluent_kafka.admin import AdminClient
+
+    if fault == "taskmanager":
+        service: Any = FlinkService(stack)
+        pids = {p: pid for p, pid in service.live_pids().items() if p.startswith("flink-taskmanager")}
+        chosen = rng.choice(sorted(pids)) if pids else None
+        return ((chosen, pids[chosen]) if chosen else None), service
+    service = KafkaService(stack)
+    topic = platform.topic("payments.authorizations")
+    metadata = AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).list_topics(topic, timeout=10)
+    partitions = metadata.topics[topic].partitions
+    leader = partitions[rng.choice(sorted(partitions))].leader
+    process = f"kafka-{leader}" if stack.kafka_brokers > 1 else "kafka"
+    pid = service.live_pids().get(process)
+    return ((process, pid) if pid else None), service
+
+
 def trial(
     number: int,
     point: str,
@@ -111,6 +138,7 @@ def trial(
     kafka: KafkaResource,
     flink: FlinkResource,
     logs: Path,
+    fault: str = "taskmanager",
 ) -> dict[str, Any]:
     log = scale.scale_log(events, seed=100 + number)
     with (
@@ -143,10 +171,10 @@ def trial(
                 time.sleep(rng.uniform(0, 15) if point == "catch-up" else rng.uniform(0, 120))
             at = time.monotonic() - submitted
             state = versions(platform, "daily_spend")[2].state
-            pid = FlinkService(stack).live_pids().get("flink-taskmanager")
-            if pid is None:
-                return {"exact": False, "why": "no TaskManager was running"}
-            os.kill(pid, signal.SIGKILL)
+            victim, service = _victim(fault, stack, platform, rng)
+            if victim is None:
+                return {"exact": False, "why": f"no {fault} to kill was running"}
+            os.kill(victim[1], signal.SIGKILL)
             more = sample_events(
                 5_000,
                 seed=number,
@@ -161,14 +189,15 @@ def trial(
                 timestamp_ms=lambda e: e["ts"],  # type: ignore[index]
             )
             time.sleep(rng.uniform(1, 10))
-            manager.up(stack, report=lambda _m: None, only=[FlinkService(stack)])
+            manager.up(stack, report=lambda _m: None, only=[service])
             reprocess.wait(timeout=900)
             reader.join(timeout=10)
         finally:
             if reprocess.poll() is None:
                 reprocess.kill()
             (logs / f"trial-{number}.log").write_text("".join(lines))
-        result: dict[str, Any] = {"killed_after_s": round(at, 1), "candidate_state": state}
+        result: dict[str, Any] = {"killed": victim[0], "killed_after_s": round(at, 1)}
+        result["candidate_state"] = state
         if reprocess.returncode != 0:
             return {**result, "exact": False, "why": "reprocess failed", "output": lines[-8:]}
         # the live jobs restart by themselves (exponential delay, at most 30 s apart)
@@ -200,21 +229,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "kappa-fault-loop")
+    parser.add_argument("--fault", choices=["taskmanager", "leader"], default="taskmanager")
+    parser.add_argument("--brokers", type=int, default=1, help="Kafka nodes of the running stack")
+    parser.add_argument("--taskmanagers", type=int, default=1, help="TaskManagers of the running stack")
     args = parser.parse_args()
     args.logs.mkdir(parents=True, exist_ok=True)
     print(f"each trial's reprocess output goes to {args.logs}/trial-<n>.log", flush=True)
-    stack = StackConfig(home=ROOT / ".kappa")
+    stack = StackConfig(home=ROOT / ".kappa", kafka_brokers=args.brokers, taskmanagers=args.taskmanagers)
     resources = stack.platform().resources()
     kafka, flink = resources["kafka"], resources["flink"]
     rng = random.Random(args.seed)
     results = []
     for number in range(1, args.trials + 1):
         point = POINTS[(number - 1) % len(POINTS)]
-        outcome = trial(number, point, rng, args.events, stack, kafka, flink, args.logs)
+        outcome = trial(number, point, rng, args.events, stack, kafka, flink, args.logs, args.fault)
         results.append(outcome)
         print(json.dumps({"trial": number, "point": point, **outcome}), flush=True)
     exact = sum(1 for r in results if r["exact"])
-    print(f"TaskManager kill -9 during reprocess, {args.events:,} events: {exact} exact / {len(results)}")
+    what = "TaskManager" if args.fault == "taskmanager" else "partition leader broker"
+    print(
+        f"{what} kill -9 during reprocess ({args.brokers} broker(s), {args.taskmanagers} TaskManager(s)), "
+        f"{args.events:,} events: {exact} exact / {len(results)}"
+    )
     sys.exit(0 if exact == len(results) else 1)
 
 
