@@ -13,7 +13,7 @@ import click
 
 from kappa_orch.cli import F, fail, main
 from kappa_orch.errors import KappaError
-from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.config import TOPOLOGY, StackConfig, recorded_topology
 
 
 def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
@@ -61,7 +61,7 @@ def stack(
     """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1 (one Kafka node and one
     TaskManager unless `stack up --brokers N --taskmanagers N` asked for more; the other
     commands use the counts the last `up` recorded in the stack's folder)."""
-    brokers, taskmanagers = _topology(home.resolve())
+    brokers, taskmanagers = recorded_topology(home.resolve())
     ctx.obj = StackConfig(
         home=home.resolve(),
         kafka_brokers=brokers,
@@ -88,18 +88,6 @@ def _print_status(statuses: list[Any], as_json: bool) -> None:
         click.echo(line)
         if s.detail:
             click.echo(f"{'':<20}{s.detail}")
-
-
-TOPOLOGY = "topology.json"
-
-
-def _topology(home: Path) -> tuple[int, int]:
-    """(Kafka nodes, TaskManagers) the last `stack up` recorded, else one of each."""
-    try:
-        recorded = json.loads((home / TOPOLOGY).read_text())
-        return int(recorded["kafka_brokers"]), int(recorded["taskmanagers"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 1, 1
 
 
 @stack.command()

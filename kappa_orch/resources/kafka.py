@@ -171,21 +171,24 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         """Per partition, (earliest offset still held, offset of the next record)."""
+        partitions = self.describe_topic(topic).partitions
+        return self._through_failover(functools.partial(self._watermarks_once, topic, partitions))
+
+    def _watermarks_once(self, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
+        """One try, with a new client: a retry after a lost broker gets fresh metadata."""
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
             {**self._base(), "group.id": f"{self.client_id}-offsets", "enable.auto.commit": False}
         )
         try:
-            partitions = self.describe_topic(topic).partitions
-
-            def held(partition: int) -> tuple[int, int]:
+            held = {}
+            for p in range(partitions):
                 low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=self.request_timeout_s
+                    TopicPartition(topic, p), timeout=self.request_timeout_s
                 )
-                return int(low), int(high)
-
-            return {p: self._through_failover(functools.partial(held, p)) for p in range(partitions)}
+                held[p] = (int(low), int(high))
+            return held
         finally:
             consumer.close()
 
@@ -286,15 +289,20 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         from confluent_kafka import Consumer, TopicPartition
 
         partitions = self.describe_topic(topic).partitions
-        consumer = Consumer({**self._base(), "group.id": group_id, "enable.auto.commit": False})
-        try:
-            committed = self._through_failover(
-                lambda: consumer.committed(
-                    [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
+
+        def committed_once() -> list[Any]:
+            # a new client per try: a retry after a lost coordinator gets fresh metadata
+            consumer = Consumer({**self._base(), "group.id": group_id, "enable.auto.commit": False})
+            try:
+                return list(
+                    consumer.committed(
+                        [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
+                    )
                 )
-            )
-        finally:
-            consumer.close()
+            finally:
+                consumer.close()
+
+        committed = self._through_failover(committed_once)
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in committed}
 
     def consumer_lag(self, group_id: str, topic: str) -> dict[int, int]:

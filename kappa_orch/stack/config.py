@@ -13,6 +13,19 @@ from typing import Any
 from kappa_orch.config import PlatformConfig
 
 LOOPBACK = "127.0.0.1"
+# the node counts the last `kappa-orch stack up` started, in the stack's folder
+TOPOLOGY = "topology.json"
+
+
+def recorded_topology(home: Path) -> tuple[int, int]:
+    """(Kafka nodes, TaskManagers) the last `stack up` recorded in `home`, else one of each."""
+    import json
+
+    try:
+        recorded = json.loads((home / TOPOLOGY).read_text())
+        return int(recorded["kafka_brokers"]), int(recorded["taskmanagers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1, 1
 
 
 @dataclass(frozen=True)

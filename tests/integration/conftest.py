@@ -15,7 +15,7 @@ import pytest
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.config import StackConfig, recorded_topology
 from kappa_orch.stack.manager import status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _config() -> StackConfig:
     env = os.environ
+    home = Path(env.get("KAPPA_HOME", ROOT / ".kappa")).resolve()
+    brokers, taskmanagers = recorded_topology(home)  # as the last `stack up` started it
     return StackConfig(
-        home=Path(env.get("KAPPA_HOME", ROOT / ".kappa")).resolve(),
+        home=home,
+        kafka_brokers=brokers,
+        taskmanagers=taskmanagers,
         kafka_port=int(env.get("KAPPA_KAFKA_PORT", 9092)),
         kafka_controller_port=int(env.get("KAPPA_KAFKA_CONTROLLER_PORT", 9093)),
         flink_rest_port=int(env.get("KAPPA_FLINK_REST_PORT", 8081)),
