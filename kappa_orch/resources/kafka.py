@@ -6,14 +6,13 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.errors import ServiceError, ServiceUnavailable
-
-T = TypeVar("T")
+from kappa_orch.resources.kafka_offsets import committed_once, through_failover, watermarks_once
 
 
 @dataclass(frozen=True)
@@ -170,54 +169,12 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
     # -- offsets and lag ------------------------------------------------------------
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
-        """Per partition, (earliest offset still held, offset of the next record)."""
+        """Per partition, (earliest offset still held, offset of the next record); read
+        through a replicated cluster's failover (`failover_s`)."""
         partitions = self.describe_topic(topic).partitions
-        return self._through_failover(functools.partial(self._watermarks_once, topic, partitions))
-
-    def _watermarks_once(self, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
-        """One try, with a new client: a retry after a lost broker gets fresh metadata."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        consumer = Consumer(
-            {**self._base(), "group.id": f"{self.client_id}-offsets", "enable.auto.commit": False}
-        )
-        try:
-            held = {}
-            for p in range(partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=self.request_timeout_s
-                )
-                held[p] = (int(low), int(high))
-            return held
-        finally:
-            consumer.close()
-
-    def _through_failover(self, call: Callable[[], T]) -> T:
-        """`call`, tried again while the cluster moves a partition's leadership or a group's
-        coordinator (a broker of a replicated cluster was lost): bounded by failover_s."""
-        import time
-
-        from confluent_kafka import KafkaError, KafkaException
-
-        moving = {
-            KafkaError.NOT_LEADER_FOR_PARTITION,
-            KafkaError.LEADER_NOT_AVAILABLE,
-            KafkaError.NOT_COORDINATOR,
-            KafkaError.COORDINATOR_NOT_AVAILABLE,
-            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-            KafkaError._TRANSPORT,
-            KafkaError._TIMED_OUT,
-        }
-        deadline = time.monotonic() + self.failover_s
-        while True:
-            try:
-                return call()
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                code = error.code() if isinstance(error, KafkaError) else None
-                if code not in moving or time.monotonic() > deadline:
-                    raise
-                time.sleep(1.0)
+        config = {**self._base(), "group.id": f"{self.client_id}-offsets"}
+        once = functools.partial(watermarks_once, config, topic, partitions, self.request_timeout_s)
+        return through_failover(once, self.failover_s)
 
     def first_timestamps(self, topic: str) -> dict[int, int | None]:
         """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
@@ -285,24 +242,12 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         return {p: low for p, (low, _) in self.watermarks(topic).items()}
 
     def committed_offsets(self, group_id: str, topic: str) -> dict[int, int | None]:
-        """Per partition, the group's committed offset (None when it has none)."""
-        from confluent_kafka import Consumer, TopicPartition
-
+        """Per partition, the group's committed offset (None when it has none); read
+        through a replicated cluster's failover (`failover_s`)."""
         partitions = self.describe_topic(topic).partitions
-
-        def committed_once() -> list[Any]:
-            # a new client per try: a retry after a lost coordinator gets fresh metadata
-            consumer = Consumer({**self._base(), "group.id": group_id, "enable.auto.commit": False})
-            try:
-                return list(
-                    consumer.committed(
-                        [TopicPartition(topic, p) for p in range(partitions)], timeout=self.request_timeout_s
-                    )
-                )
-            finally:
-                consumer.close()
-
-        committed = self._through_failover(committed_once)
+        config = {**self._base(), "group.id": group_id}
+        once = functools.partial(committed_once, config, topic, partitions, self.request_timeout_s)
+        committed = through_failover(once, self.failover_s)
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in committed}
 
     def consumer_lag(self, group_id: str, topic: str) -> dict[int, int]:

@@ -1,0 +1,69 @@
+"""Offset reads that survive a replicated cluster's failover: when a broker is lost, its
+partitions' leadership and its groups' coordinators move to the others (within the
+brokers' session timeout). A read that meets the move is tried again, each time with a
+new client (fresh metadata names the new leader; an old client keeps asking the dead
+one), for a bounded time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def through_failover(call: Callable[[], T], seconds: float) -> T:
+    """`call`, tried again (1 s apart, at most `seconds`) while the cluster moves a
+    partition's leader or a group's coordinator; any other error at once."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    moving = {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in moving or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def watermarks_once(
+    config: Mapping[str, Any], topic: str, partitions: int, timeout_s: float
+) -> dict[int, tuple[int, int]]:
+    """Per partition, (earliest held, next offset), read with a new client."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**config, "enable.auto.commit": False})
+    try:
+        held = {}
+        for p in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            held[p] = (int(low), int(high))
+        return held
+    finally:
+        consumer.close()
+
+
+def committed_once(config: Mapping[str, Any], topic: str, partitions: int, timeout_s: float) -> list[Any]:
+    """The group's (config's group.id) committed offsets, read with a new client."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**config, "enable.auto.commit": False})
+    try:
+        return list(
+            consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=timeout_s)
+        )
+    finally:
+        consumer.close()
