@@ -124,8 +124,9 @@ class Emitter:
         backoff_s: float = 0.5,
         queue_size: int = 1000,
         warn: Callable[[str], None] = LOG.warning,
+        config: dict[str, Any] | None = None,
     ) -> None:
-        self.transport, self.names = transport, names
+        self.transport, self.names, self.config = transport, names, config
         self.attempts, self.backoff_s, self.warn = attempts, backoff_s, warn
         self.queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
         self.sent = 0
@@ -148,15 +149,22 @@ class Emitter:
             time.sleep(0.02)
         return not self.queue.unfinished_tasks
 
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (waiting at most `timeout_s`), then end the thread."""
+        self.flush(timeout_s)
+        self.queue.put(None)
+
     def _drain(self) -> None:
         while True:
             item = self.queue.get()
+            if item is None:  # closed
+                self.queue.task_done()
+                return
             try:
-                if item is not None:
-                    self._send(item)
+                self._send(item)
             except Exception as exc:  # the thread outlives any one event
                 self.dropped += 1
-                self.warn(f"OpenLineage: {item.pipeline if item else '?'}: event not sent ({exc!r})")
+                self.warn(f"OpenLineage: {item.pipeline}: event not sent ({exc!r})")
             finally:
                 self.queue.task_done()
 
@@ -192,8 +200,16 @@ def configure(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Em
     from kappa_orch.lineage_events import PRODUCER
 
     config = transport_config(platform.openlineage, home=Path(platform.home))
+    names = Names.of(
+        deployment=platform.deployment,
+        bootstrap=platform.kafka_bootstrap,
+        warehouse_url=platform.warehouse_url,
+    )
+    if _EMITTER is not None and config is not None and (_EMITTER.config, _EMITTER.names) == (config, names):
+        _EMITTER.warn = warn  # the same transport: kept, with its queue and thread
+        return _EMITTER
     if _EMITTER is not None:
-        _EMITTER.flush(5.0)
+        _EMITTER.close(5.0)
     if config is None:
         _EMITTER = None
         return None
@@ -202,12 +218,7 @@ def configure(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Em
     from openlineage.client.event_v2 import set_producer
 
     set_producer(PRODUCER)
-    names = Names.of(
-        deployment=platform.deployment,
-        bootstrap=platform.kafka_bootstrap,
-        warehouse_url=platform.warehouse_url,
-    )
-    _EMITTER = Emitter(make_transport(config), names, warn=warn)
+    _EMITTER = Emitter(make_transport(config), names, warn=warn, config=config)
     return _EMITTER
 
 
