@@ -26,6 +26,7 @@ def through_failover(call: Callable[[], T], seconds: float) -> T:
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError._TRANSPORT,
         KafkaError._TIMED_OUT,
+        KafkaError._DESTROY_BROKER,  # the client dropped its handle to the lost broker
     }
     deadline = time.monotonic() + seconds
     while True:

@@ -190,7 +190,7 @@ class KafkaService(Service):
         for process, (pid, log) in started.items():
             wait_until(
                 self._answers,
-                service=f"Kafka ({process})",
+                service=f"Kafka ({process})" if self._multi else "Kafka",
                 timeout_s=self.config.start_timeout_s,
                 log=log,
                 pid=pid,
