@@ -98,12 +98,14 @@ def make_transport(config: dict[str, Any]) -> Any:
     return get_default_factory().create(config)
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> tuple[str, bool]:
+    """(why an event was not delivered, whether trying again may help): a consumer that
+    answered with an HTTP error status has rejected the event, trying again would not."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if status is not None:
-        return f"the consumer rejected it (HTTP {status}: {str(getattr(response, 'text', ''))[:200]})"
-    return f"{type(exc).__name__}: {exc}"[:300]
+        return f"the consumer rejected it (HTTP {status}: {str(getattr(response, 'text', ''))[:200]})", False
+    return f"{type(exc).__name__}: {exc}"[:300], True
 
 
 @dataclass
@@ -177,8 +179,8 @@ class Emitter:
                 self.sent += 1
                 return
             except Exception as exc:  # a consumer's failure never reaches the run
-                reason = _describe(exc)
-                if attempt + 1 < self.attempts and "rejected" not in reason:
+                reason, retry = _describe(exc)
+                if attempt + 1 < self.attempts and retry:
                     time.sleep(self.backoff_s * 2**attempt)
                     continue
                 self.dropped += 1
@@ -234,9 +236,7 @@ def parent() -> ParentRun | None:
 @contextlib.contextmanager
 def within(run_id: str, job: str) -> Iterator[None]:
     """Events emitted inside name this Dagster run (job `job`) as their parent."""
-    emitter = current()
-    namespace = emitter.names.namespace if emitter else "kappa-orch"
-    token = _PARENT.set(ParentRun(namespace, f"dagster.{job}", run_uuid(run_id)))
+    token = _PARENT.set(ParentRun(_namespace(), f"dagster.{job}", run_uuid(run_id)))
     try:
         yield
     finally:
@@ -246,9 +246,13 @@ def within(run_id: str, job: str) -> Iterator[None]:
 def cli_command(command: str) -> None:
     """This process is the CLI command `command`: its events' parent."""
     global _CLI_PARENT
+    _CLI_PARENT = ParentRun(_namespace(), f"cli.{command}", run_uuid())
+
+
+def _namespace() -> str:
+    """The deployment's job namespace (of the configured emitter)."""
     emitter = current()
-    namespace = emitter.names.namespace if emitter else "kappa-orch"
-    _CLI_PARENT = ParentRun(namespace, f"cli.{command}", run_uuid())
+    return emitter.names.namespace if emitter else "kappa-orch"
 
 
 @atexit.register

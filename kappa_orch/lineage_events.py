@@ -241,15 +241,21 @@ def source_datasets(pipeline: LoadedPipeline, names: Names) -> list[InputDataset
     return found
 
 
+def _table_facets(columns: Columns) -> dict[str, Any]:
+    """A table of the pipeline's columns: its schema, and its tags when any column has some."""
+    facets: dict[str, Any] = {"schema": _schema(columns.types, columns.descriptions)}
+    if any(columns.tags.values()):
+        facets["tags"] = _tags(columns.tags)
+    return facets
+
+
 def version_dataset(
     pipeline: LoadedPipeline, names: Names, physical_table: str, columns: Columns, *, lineage: bool = True
 ) -> OutputDataset:
     """A version table: its schema, tags and (as an output of the stream job) column lineage."""
     spec = pipeline.spec
     namespace, name = names.table(spec.target.schema_name, physical_table)
-    facets: dict[str, Any] = {"schema": _schema(columns.types, columns.descriptions)}
-    if any(columns.tags.values()):
-        facets["tags"] = _tags(columns.tags)
+    facets = _table_facets(columns)
     if lineage and columns.lineage:
         facets["columnLineage"] = _column_lineage(pipeline, names, columns.lineage)
     return OutputDataset(namespace=namespace, name=name, facets=facets)
@@ -279,13 +285,10 @@ def _column_lineage(
 def alias_dataset(
     pipeline: LoadedPipeline, names: Names, served_table: str | None, columns: Columns
 ) -> OutputDataset:
-    """The alias view; its symlink names the version table it serves (a consumer follows
-    it to the physical table)."""
+    """The alias view; its symlink names the version table it serves, for consumers to follow."""
     spec = pipeline.spec
     namespace, name = names.table(spec.target.schema_name, spec.target.table_name)
-    facets: dict[str, Any] = {"schema": _schema(columns.types, columns.descriptions)}
-    if any(columns.tags.values()):
-        facets["tags"] = _tags(columns.tags)
+    facets = _table_facets(columns)
     if served_table is not None:
         target_ns, target = names.table(spec.target.schema_name, served_table)
         facets["symlinks"] = symlinks_dataset.SymlinksDatasetFacet(

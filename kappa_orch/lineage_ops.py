@@ -159,7 +159,9 @@ def swapped(pipeline: LoadedPipeline, *, to: Any, previous: Any, reason: str) ->
             inputs.append(InputDataset(namespace=namespace, name=name))
         alias = ev.alias_dataset(pipeline, names, to.physical_table, columns)
         run_id = ev.run_uuid()
-        facets = {"kappa_swap": _swap_facet(previous, to, reason)}
+        before = previous.version if previous is not None else None
+        moved = ev.KappaSwapRunFacet(fromVersion=before, toVersion=to.version, reason=reason)
+        facets = {"kappa_swap": moved}
         return [
             ev.event("START", job, run_id, parent=parent(), inputs=inputs, outputs=[alias]),
             ev.event(
@@ -168,12 +170,6 @@ def swapped(pipeline: LoadedPipeline, *, to: Any, previous: Any, reason: str) ->
         ]
 
     _emit(pipeline, build)
-
-
-def _swap_facet(previous: Any, to: Any, reason: str) -> Any:
-    return ev.KappaSwapRunFacet(
-        fromVersion=previous.version if previous is not None else None, toVersion=to.version, reason=reason
-    )
 
 
 def retired(pipeline: LoadedPipeline, row: Any) -> None:
