@@ -31,10 +31,10 @@ VARIABLES: dict[str, str] = {
     "kafka_bootstrap": "KAPPA_KAFKA_BOOTSTRAP",
     "flink_rest_url": "KAPPA_FLINK_REST_URL",
     "sql_gateway_url": "KAPPA_SQL_GATEWAY_URL",
-    "flink_checkpoint_dir": "KAPPA_FLINK_CHECKPOINT_DIR",
     "warehouse_url": "KAPPA_WAREHOUSE_URL",
     "warehouse_reader_url": "KAPPA_WAREHOUSE_READER_URL",
     "warehouse_sink_url": "KAPPA_WAREHOUSE_SINK_URL",
+    "job_key": "KAPPA_JOB_KEY",
     "git_commit": "KAPPA_GIT_COMMIT",
     "data_quality_cron": "KAPPA_DATA_QUALITY_CRON",
     "topic_partitions": "KAPPA_TOPIC_PARTITIONS",
@@ -45,7 +45,7 @@ VARIABLES: dict[str, str] = {
     "openlineage": "KAPPA_OPENLINEAGE",
 }
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
-SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url"})
+SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url", "job_key"})
 
 
 class PlatformConfig(BaseModel):
@@ -58,11 +58,6 @@ class PlatformConfig(BaseModel):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     flink_rest_url: str = Field("http://127.0.0.1:8081", description="Flink REST endpoint.")
     sql_gateway_url: str = Field("http://127.0.0.1:8083", description="Flink SQL Gateway endpoint.")
-    flink_checkpoint_dir: str | None = Field(
-        None,
-        description="The Flink cluster's checkpoint folder when readable here (file://...); default: "
-        "the local stack's, if present.",
-    )
     warehouse_url: str = Field(
         DEFAULT_WAREHOUSE_URL, repr=False, description="SQLAlchemy URL of the orchestrator's role."
     )
@@ -73,6 +68,13 @@ class PlatformConfig(BaseModel):
         None, repr=False, description="URL of the role Flink's sinks write with (local default: kappa_sink)."
     )
     git_commit: str | None = Field(None, description="Recorded with every swap; default: git HEAD.")
+    job_key: str | None = Field(
+        None,
+        repr=False,
+        description="The key each Flink job role's password is derived from, by the orchestrator and "
+        "by the JDBC sinks (KAPPA_JOB_KEY in the Flink processes' environment), so no password is in a "
+        "job's SQL text; default: the local stack's (<home>/flink/job-key).",
+    )
     data_quality_cron: str = Field("0 * * * *", description="When the scheduled data-quality checks run.")
     topic_partitions: int = Field(
         3, ge=1, le=10_000, description="Partitions of a source topic `kappa-orch topics --create` makes."
@@ -140,12 +142,12 @@ class PlatformConfig(BaseModel):
         """`topic_retention` in ms (-1: forever; None: the broker's)."""
         return retention_ms(self.topic_retention)
 
-    def checkpoint_dir(self) -> str | None:
-        """The configured checkpoint folder, else the local stack's if it exists."""
-        if self.flink_checkpoint_dir:
-            return self.flink_checkpoint_dir
-        folder = self.home / "flink" / "checkpoints"
-        return folder.resolve().as_uri() if folder.is_dir() else None
+    def job_key_value(self) -> str | None:
+        """`job_key`, else the local stack's key file when there is one."""
+        if self.job_key:
+            return self.job_key
+        path = self.home / "flink" / "job-key"
+        return path.read_text().strip() if path.is_file() else None
 
     def role_urls(self) -> dict[str, str]:
         """The reader's and the sinks' URLs: as configured; for the local stack's default
@@ -174,6 +176,8 @@ class PlatformConfig(BaseModel):
             return EnvVar(VARIABLES[name]) if dagster and name in self.from_environment else value
 
         roles = {key: secret(f"warehouse_{key}", url) for key, url in self.role_urls().items()}
+        if key := self.job_key_value():
+            roles["job_key"] = secret("job_key", key)
         return {
             "kafka": KafkaResource(
                 bootstrap_servers=self.kafka_bootstrap,
@@ -183,7 +187,6 @@ class PlatformConfig(BaseModel):
                 deployment=self.deployment,
                 rest_url=self.flink_rest_url,
                 sql_gateway_url=self.sql_gateway_url,
-                checkpoint_dir=self.checkpoint_dir(),
             ),
             "warehouse": WarehouseResource(url=secret("warehouse_url", self.warehouse_url), **roles),
         }

@@ -261,20 +261,37 @@ def _record_version(
         )
 
 
+def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:
+    """Where a version's lost job resumes from, and who said so: the last completed
+    checkpoint of its old job as Flink's REST API reports it, else the one the registry
+    recorded for that job (the cluster forgot the job, e.g. a JobManager restarted);
+    never a listing of the checkpoint storage."""
+    previous_job = row.flink_job_id if row else None
+    if not previous_job:
+        return None, ""
+    path = flink.latest_retained_checkpoint(previous_job)
+    if path:
+        return path, "Flink's REST API"
+    recorded = (row.checkpoint if row else None) or {}
+    if recorded.get("job_id") == previous_job and recorded.get("path"):
+        return str(recorded["path"]), f"the registry (checkpoint {recorded.get('checkpoint_id')})"
+    return None, ""
+
+
 def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEngine, log: Log) -> str | None:
-    """A redeployed version resumes from its old job's last retained checkpoint when there
+    """A redeployed version resumes from its old job's last completed checkpoint when there
     is one (state and offsets together); otherwise it replays from the start position."""
     spec, plan = pipeline.spec, prepared.plan
     if plan.action != "redeploy":
         return None
-    previous_job = next((r.flink_job_id for r in prepared.rows if r.version == plan.version), None)
-    resume_from = flink.latest_retained_checkpoint(previous_job) if previous_job else None
+    row = next((r for r in prepared.rows if r.version == plan.version), None)
+    resume_from, told_by = restore_path(row, flink)
     if not prepared.table_existed:
         # the state of a checkpoint describes rows the new, empty table does not hold
         log(f"{spec.name}: v{plan.version}'s table {plan.physical_table} was missing; recreated empty")
         resume_from = None
     log(
-        f"{spec.name}: v{plan.version} resumes from {resume_from}"
+        f"{spec.name}: v{plan.version} resumes from {resume_from} (as told by {told_by})"
         if resume_from
         else f"{spec.name}: v{plan.version} has no retained checkpoint; its job replays the log"
     )

@@ -10,14 +10,11 @@ from kappa_orch.spec.model import Column, Source, parse_duration
 
 
 def jdbc_table(table: str, jdbc: Mapping[str, str]) -> dict[str, str]:
-    """The JDBC connector options of one warehouse table (source or sink)."""
-    return {
-        "connector": "jdbc",
-        "url": jdbc["url"],
-        "table-name": table,
-        "username": jdbc["username"],
-        "password": jdbc["password"],
-    }
+    """The JDBC connector options of one warehouse table (source or sink): a job role's
+    URL names its role and the plugin that derives its password (no password option)."""
+    options = {"connector": "jdbc", "url": jdbc["url"], "table-name": table}
+    options.update({key: jdbc[key] for key in ("username", "password") if key in jdbc})
+    return options
 
 
 def literal(value: object) -> str:

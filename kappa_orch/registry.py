@@ -104,6 +104,8 @@ class VersionRow:
     replaced_at: datetime | None = None
     late_records: dict[str, int] | None = None
     definition: dict[str, Any] | None = None
+    # the newest completed checkpoint of its job that was observed (migration 12)
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def columns(self) -> list[str] | None:
@@ -129,6 +131,7 @@ def _row(mapping: Any) -> VersionRow:
         replaced_at=mapping.get("replaced_at"),
         late_records=mapping.get("late_records"),
         definition=mapping.get("definition"),
+        checkpoint=mapping.get("checkpoint"),
     )
 
 
@@ -167,6 +170,23 @@ def add_version(
             definition=definition,
         )
     )
+
+
+def record_checkpoint(
+    conn: Connection, pipeline: str, version: int, job_id: str, checkpoint: dict[str, Any]
+) -> bool:
+    """Keep the newest completed checkpoint Flink reported for the version's current job
+    (no state change; ignored when the version has another job by now). True if recorded."""
+    done = conn.execute(
+        update(versions)
+        .where(
+            versions.c.pipeline == pipeline,
+            versions.c.version == version,
+            versions.c.flink_job_id == job_id,
+        )
+        .values(checkpoint={"job_id": job_id, **checkpoint})
+    )
+    return bool(done.rowcount)
 
 
 def set_version(conn: Connection, pipeline: str, version: int, **values: Any) -> None:

@@ -62,6 +62,10 @@ versions = Table(
     # migration 7: the version's own definition (target columns and key, SQL, spec text),
     # so a swap, a rollback or a roll-forward builds the alias from the version itself
     Column("definition", JSON),
+    # migration 12: the newest completed checkpoint of the version's job as Flink reported
+    # it ({job_id, checkpoint_id, path, completed_at_ms}): a job the cluster forgot (a
+    # JobManager restarted without HA) resumes from it, never from a folder listing
+    Column("checkpoint", JSON),
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
@@ -205,6 +209,10 @@ def _migration_11(conn: Connection) -> None:
     metadata.create_all(conn, tables=[scheduled_checks])
 
 
+def _migration_12(conn: Connection) -> None:
+    conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS checkpoint JSON'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -218,6 +226,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (9, _migration_9),
     (10, _migration_10),
     (11, _migration_11),
+    (12, _migration_12),
 ]
 
 

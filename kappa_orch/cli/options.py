@@ -64,12 +64,6 @@ def platform_options(func: F) -> F:
         _option("flink_rest_url", "--flink-rest-url", "Flink REST endpoint"),
         _option("sql_gateway_url", "--sql-gateway-url", "Flink SQL Gateway endpoint"),
         _option(
-            "flink_checkpoint_dir",
-            "--flink-checkpoint-dir",
-            "The Flink cluster's checkpoint folder when readable here (file://...); default: the "
-            "local stack's, if present",
-        ),
-        _option(
             "warehouse_url", "--warehouse-url", "SQLAlchemy URL of the warehouse, as the orchestrator's role"
         ),
         _option(

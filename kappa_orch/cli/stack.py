@@ -13,7 +13,7 @@ import click
 
 from kappa_orch.cli import F, fail, main
 from kappa_orch.errors import KappaError
-from kappa_orch.stack.config import TOPOLOGY, StackConfig, recorded_topology
+from kappa_orch.stack.config import STORAGE, TOPOLOGY, StackConfig, recorded_storage, recorded_topology
 
 
 def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
@@ -62,10 +62,14 @@ def stack(
     TaskManager unless `stack up --brokers N --taskmanagers N` asked for more; the other
     commands use the counts the last `up` recorded in the stack's folder)."""
     brokers, taskmanagers = recorded_topology(home.resolve())
+    checkpoints, savepoints, s3_endpoint = recorded_storage(home.resolve())
     ctx.obj = StackConfig(
         home=home.resolve(),
         kafka_brokers=brokers,
         taskmanagers=taskmanagers,
+        checkpoint_uri=checkpoints,
+        savepoint_uri=savepoints,
+        s3_endpoint=s3_endpoint,
         start_timeout_s=timeout,
         kafka_port=kafka_port,
         kafka_controller_port=kafka_controller_port,
@@ -105,8 +109,35 @@ def _print_status(statuses: list[Any], as_json: bool) -> None:
     type=click.IntRange(1, 16),
     help="Flink TaskManagers [env KAPPA_TASKMANAGERS; default: as last started, else 1].",
 )
+@click.option(
+    "--checkpoint-uri",
+    envvar="KAPPA_CHECKPOINT_URI",
+    help="Where Flink keeps checkpoints: a file:// folder or s3://bucket/prefix "
+    "[env KAPPA_CHECKPOINT_URI; default: as last started, else <home>/flink/checkpoints].",
+)
+@click.option(
+    "--savepoint-uri",
+    envvar="KAPPA_SAVEPOINT_URI",
+    help="Where Flink keeps savepoints [env KAPPA_SAVEPOINT_URI; default: as last started, "
+    "else <home>/flink/savepoints].",
+)
+@click.option(
+    "--s3-endpoint",
+    envvar="KAPPA_S3_ENDPOINT",
+    help="URL of an S3-compatible store for s3:// URIs (path-style); credentials from "
+    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [env KAPPA_S3_ENDPOINT].",
+)
 @click.pass_obj
-def up(config: StackConfig, as_json: bool, brokers: int | None, taskmanagers: int | None) -> None:
+def up(
+    config: StackConfig,
+    /,
+    as_json: bool,
+    brokers: int | None,
+    taskmanagers: int | None,
+    checkpoint_uri: str | None,
+    savepoint_uri: str | None,
+    s3_endpoint: str | None,
+) -> None:
     """Start the services that are not running (idempotent)."""
     from dataclasses import replace
 
@@ -116,10 +147,14 @@ def up(config: StackConfig, as_json: bool, brokers: int | None, taskmanagers: in
         config,
         kafka_brokers=brokers or config.kafka_brokers,
         taskmanagers=taskmanagers or config.taskmanagers,
+        checkpoint_uri=checkpoint_uri or config.checkpoint_uri,
+        savepoint_uri=savepoint_uri or config.savepoint_uri,
+        s3_endpoint=s3_endpoint or config.s3_endpoint,
     )
     try:
         statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
         topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
+        topology.update({key: getattr(config, key) for key in STORAGE if getattr(config, key)})
         (config.home / TOPOLOGY).write_text(json.dumps(topology) + "\n")
     except KappaError as exc:
         fail(exc)
@@ -171,9 +206,9 @@ def env(config: StackConfig) -> None:
 
     from kappa_orch.config import VARIABLES
 
-    platform = config.platform(flink_checkpoint_dir=(config.flink_dir / "checkpoints").resolve().as_uri())
+    platform = config.platform()
     shown = ["kafka_bootstrap", "flink_rest_url", "sql_gateway_url", "warehouse_url"]
-    shown += ["warehouse_reader_url", "warehouse_sink_url", "home", "flink_checkpoint_dir"]
+    shown += ["warehouse_reader_url", "warehouse_sink_url", "home"]
     values = platform.model_dump()
     for field in shown:
         click.echo(f"export {VARIABLES[field]}={shlex.quote(str(values[field]))}")

@@ -4,14 +4,15 @@ outage (which service, what it said) instead of raising: what it would have told
 simply not known, never assumed healthy."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kappa_orch import registry
 from kappa_orch.dagster.health import TROUBLED
-from kappa_orch.errors import KappaError, ServiceUnavailable
-from kappa_orch.resources.flink import Checkpoint, FlinkResource
+from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
+from kappa_orch.resources.flink import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -33,6 +34,9 @@ class StreamAnswers:
     job_states: dict[str, str] = field(default_factory=dict)
     job_exceptions: dict[str, str] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
+    # an alive job that processes nothing (restarting, tasks waiting for slots): job ->
+    # (since when, in ms; its tasks not running)
+    stalls: dict[str, tuple[int, int]] = field(default_factory=dict)
     late_records: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> operator -> dropped
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
@@ -40,9 +44,14 @@ class StreamAnswers:
 
 
 def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str) -> None:
-    state = flink.job_state(job_id)
-    answers.job_states[job_id] = state
-    if state in TROUBLED:
+    try:
+        job = flink.job(job_id)
+    except FlinkJobError:
+        job = FlinkJob(job_id, "", "UNKNOWN")  # the cluster does not know it (any more)
+    state = answers.job_states[job_id] = job.state
+    if state in ACTIVE_JOB_STATES and not job.processing:
+        answers.stalls[job_id] = (job.since_ms or answers.observed_at_ms, job.waiting_tasks)
+    if state in TROUBLED or job_id in answers.stalls:
         answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
     if state != "UNKNOWN":
         answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
@@ -99,3 +108,46 @@ def gather_topics(
         answers.topics[topic] = TopicAnswer(
             watermarks=watermarks, retention_ms=int(retention) if retention else None
         )
+
+
+def recorded_checkpoints(
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]], answers: StreamAnswers
+) -> list[tuple[registry.VersionRow, dict[str, object]]]:
+    """The versions whose job completed a newer checkpoint than the registry holds, with
+    it: what `record_checkpoints` writes, so a job the cluster forgets resumes from it."""
+    newer = []
+    for _pipeline, row in watched:
+        checkpoint = answers.checkpoints.get(row.flink_job_id or "")
+        if checkpoint is None or not checkpoint.external_path:
+            continue
+        if (row.checkpoint or {}).get("path") == checkpoint.external_path:
+            continue
+        value = {
+            "checkpoint_id": checkpoint.checkpoint_id,
+            "path": checkpoint.external_path,
+            "completed_at_ms": checkpoint.completed_at_ms,
+        }
+        newer.append((row, value))
+    return newer
+
+
+def record_checkpoints(
+    warehouse: WarehouseResource,
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+    answers: StreamAnswers,
+    *,
+    warn: Callable[[str], object],
+) -> None:
+    """Write each version's newest observed checkpoint to the registry (the observer's one
+    write); a registry that does not take it is warned about (the next tick tries again)."""
+    newer = recorded_checkpoints(watched, answers)
+    if not newer:
+        return
+    try:
+        with warehouse.registry() as conn:
+            for row, checkpoint in newer:
+                registry.record_checkpoint(
+                    conn, row.pipeline, row.version, row.flink_job_id or "", checkpoint
+                )
+    except ServiceUnavailable as exc:
+        warn(f"checkpoints not recorded in the registry: {exc.problem}")

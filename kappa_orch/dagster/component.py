@@ -55,7 +55,6 @@ class KappaPipelinesComponent(Component, Resolvable, Model):
     kafka_bootstrap: str | None = None
     flink_rest_url: str | None = None
     sql_gateway_url: str | None = None
-    flink_checkpoint_dir: str | None = None
     data_quality_cron: str | None = None
     # sensor intervals and claim timeouts: the fields of AutomationSettings
     automation: dict[str, float] | None = None
@@ -70,7 +69,6 @@ class KappaPipelinesComponent(Component, Resolvable, Model):
             "kafka_bootstrap": self.kafka_bootstrap,
             "flink_rest_url": self.flink_rest_url,
             "sql_gateway_url": self.sql_gateway_url,
-            "flink_checkpoint_dir": self.flink_checkpoint_dir,
             "data_quality_cron": self.data_quality_cron,
         }
         config = PlatformConfig.from_env(os.environ, flags=flags)

@@ -12,9 +12,10 @@ TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})
 
 JOB_RUNNING_CHECK = "flink_job_running"
 JOB_RUNNING_DESCRIPTION = (
-    "Every live and ready version's Flink job is alive (running or restarting by itself). "
-    "Fails when one is gone: the alias would serve, or a rollback would serve, a table nobody "
-    "updates. Reported by the stream observation sensor; the repair sensor redeploys the job."
+    "Every live and ready version's Flink job is alive (running or restarting by itself) and "
+    "processes: fails when one is gone (the repair sensor redeploys it) or has been restarting or "
+    "waiting for task slots longer than the spec's health.max_stalled (e.g. its TaskManager never "
+    "came back): the alias would serve, or a rollback would serve, a table nobody updates."
 )
 
 
@@ -58,3 +59,67 @@ def job_health(
     else:
         summary = f"{len(mine)} live/ready version(s), every job alive"
     return JobHealth(pipeline.name, not problems, summary, problems, exceptions)
+
+
+SLOTS_FIX = (
+    "Flink has too few free task slots: a TaskManager is gone or the cluster is full; start "
+    "it again (`kappa-orch stack up` restarts a dead one) or add TaskManagers"
+)
+# a stalled job's root cause -> what to do (the first that matches)
+STALL_FIXES = (
+    (
+        (
+            "NoResourceAvailableException",
+            "Could not acquire the minimum required resources",
+            "slot",
+            "TaskManager",
+            "eartbeat",
+        ),
+        SLOTS_FIX,
+    ),
+    (
+        ("NotEnoughReplicas", "kafka", "Kafka"),
+        "Kafka does not take or serve the records (brokers down, too few in-sync replicas): "
+        "`kappa-orch stack status` shows the brokers; start the dead ones (`kappa-orch stack up`)",
+    ),
+)
+
+
+def stall_fix(cause: str | None, waiting_tasks: int = 0) -> str:
+    """What to do about a job that stays restarting or waiting, by its root cause (pure)."""
+    for needles, fix in STALL_FIXES:
+        if cause and any(n in cause for n in needles):
+            return fix
+    if waiting_tasks:
+        return SLOTS_FIX
+    return "see the job's exceptions in the Flink UI; `kappa-orch stack status` shows the services"
+
+
+def stalled_problems(
+    pipeline: LoadedPipeline,
+    rows: Sequence[registry.VersionRow],
+    stalls: dict[str, tuple[int, int]],
+    root_causes: dict[str, str],
+    *,
+    now_ms: int,
+    bound_s: float,
+) -> list[str]:
+    """Live and ready versions whose job is alive but has processed nothing (restarting,
+    or tasks waiting for slots) for longer than `bound_s`: it serves stale rows (pure)."""
+    problems = []
+    for row in rows:
+        if row.pipeline != pipeline.name or row.state not in SERVING or row.flink_job_id not in stalls:
+            continue
+        since_ms, waiting = stalls[row.flink_job_id or ""]
+        stalled_s = (now_ms - since_ms) / 1000
+        if stalled_s <= bound_s:
+            continue
+        what = f"{waiting} task(s) waiting to run" if waiting else "restarting"
+        cause = root_causes.get(row.flink_job_id or "")
+        problems.append(
+            f"v{row.version} is {row.state} but its Flink job {row.flink_job_id} has processed nothing "
+            f"for {stalled_s:,.0f}s ({what}"
+            + (f"; last failure: {cause}" if cause else "")
+            + f"); fix: {stall_fix(cause, waiting)}"
+        )
+    return problems

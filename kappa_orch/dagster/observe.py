@@ -1,7 +1,8 @@
 """The stream observation sensor: what each deployed version's job and consumer group
 are doing, reported as asset observations with numeric metadata so the UI plots them.
 
-It observes only: no offset commits, no restarts, no registry writes. The decision
+It observes only: no offset commits, no restarts; its one registry write is each job's
+newest completed checkpoint (what a lost job resumes from). The decision
 (which observations, with what metadata) is a pure function of recorded answers.
 """
 
@@ -24,7 +25,7 @@ from dagster import (
 
 from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
-from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics, record_checkpoints
 from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.stream_checks import (
     Verdict,
@@ -337,6 +338,7 @@ def stream_observation_sensor(
         watched = observed_versions(pipelines, rows)
         answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
+        record_checkpoints(warehouse, watched, answers, warn=context.log.warning)
         letter_events, state["letters"] = observe_letters(
             letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
         )

@@ -35,7 +35,12 @@ from dagster import (
 
 from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers, gather_answers
-from kappa_orch.dagster.health import JOB_RUNNING_CHECK, JOB_RUNNING_DESCRIPTION, job_health
+from kappa_orch.dagster.health import (
+    JOB_RUNNING_CHECK,
+    JOB_RUNNING_DESCRIPTION,
+    job_health,
+    stalled_problems,
+)
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.plan import SERVING
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource, root_cause
@@ -123,7 +128,16 @@ def job_verdict(seen: Seen) -> Verdict:
     metadata: dict[str, object] = {
         f"root_cause/v{v}": MetadataValue.text(c) for v, c in health.exceptions.items()
     }
-    return Verdict(JOB_RUNNING_CHECK, health.passed, health.summary, AssetCheckSeverity.ERROR, metadata)
+    bound_s = parse_duration(pipeline.spec.health.max_stalled)
+    stalled = stalled_problems(
+        pipeline, rows, answers.stalls, causes, now_ms=answers.observed_at_ms, bound_s=bound_s
+    )
+    problems = ([] if health.passed else [health.summary]) + stalled
+    summary = "; ".join(problems) if problems else health.summary
+    if stalled:
+        summary += f" (bound {bound_s:,.0f}s: health.max_stalled)"
+    passed = health.passed and not stalled
+    return Verdict(JOB_RUNNING_CHECK, passed, summary, AssetCheckSeverity.ERROR, metadata)
 
 
 def lag_verdict(seen: Seen) -> Verdict:

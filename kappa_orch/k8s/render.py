@@ -39,9 +39,13 @@ def _secret_env(name: str, ref: SecretKey | None) -> list[dict[str, Any]]:
 
 
 def _s3_env(settings: K8sSettings) -> list[dict[str, Any]]:
+    """The Flink pods' credentials: the bucket's keys and the job key the JDBC sinks derive
+    their role's password from."""
     secrets = settings.secrets
-    return _secret_env("AWS_ACCESS_KEY_ID", secrets.s3_access_key) + _secret_env(
-        "AWS_SECRET_ACCESS_KEY", secrets.s3_secret_key
+    return (
+        _secret_env("AWS_ACCESS_KEY_ID", secrets.s3_access_key)
+        + _secret_env("AWS_SECRET_ACCESS_KEY", secrets.s3_secret_key)
+        + _secret_env("KAPPA_JOB_KEY", secrets.job_key)
     )
 
 
@@ -160,7 +164,6 @@ def user_code_env(platform: PlatformConfig, settings: K8sSettings) -> list[dict[
         "KAPPA_KAFKA_BOOTSTRAP": platform.kafka_bootstrap,
         "KAPPA_FLINK_REST_URL": f"http://{session_name(platform)}-rest.{settings.namespace}.svc:8081",
         "KAPPA_SQL_GATEWAY_URL": gateway,
-        "KAPPA_FLINK_CHECKPOINT_DIR": settings.flink.checkpoints,
         "KAPPA_DATA_QUALITY_CRON": platform.data_quality_cron,
         "KAPPA_DEAD_LETTER_RETENTION": platform.dead_letter_retention,
         "KAPPA_OPENLINEAGE": platform.openlineage,
@@ -172,6 +175,7 @@ def user_code_env(platform: PlatformConfig, settings: K8sSettings) -> list[dict[
     env += _secret_env("KAPPA_WAREHOUSE_READER_URL", secrets.warehouse_reader_url)
     env += _secret_env("KAPPA_WAREHOUSE_SINK_URL", secrets.warehouse_sink_url)
     env += _secret_env("OPENLINEAGE_API_KEY", secrets.openlineage_api_key)
+    env += _secret_env("KAPPA_JOB_KEY", secrets.job_key)
     return env
 
 
@@ -255,10 +259,12 @@ def _topic(
 DOCKERFILE_FLINK = """\
 # The Flink image of the session cluster and the SQL Gateway: the official image plus the
 # connectors kappa_orch's jobs use (the same jars `kappa-orch stack jars` resolves).
-# Build from a folder holding them: kappa-orch stack jars && cp .kappa/jars/flink/*.jar jars/
+# Build from a folder holding them:
+#   kappa-orch stack jars && cp .kappa/jars/flink/*.jar .kappa/jars/kappa-jdbc/*.jar jars/
+# kappa-jdbc-auth.jar derives a job role's password from KAPPA_JOB_KEY (beside the driver).
 FROM flink:{version}-java17
 COPY jars/flink-sql-connector-kafka-*.jar jars/flink-connector-jdbc-*.jar /opt/flink/lib/
-COPY jars/postgresql-*.jar /opt/flink/lib/
+COPY jars/postgresql-*.jar jars/kappa-jdbc-auth.jar /opt/flink/lib/
 COPY jars/flink-sql-gateway-*.jar /opt/flink/opt/
 """
 

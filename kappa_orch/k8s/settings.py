@@ -44,6 +44,11 @@ class Secrets(_Strict):
     s3_access_key: SecretKey | None = Field(None, description="Access key of the checkpoint bucket.")
     s3_secret_key: SecretKey | None = Field(None, description="Secret key of the checkpoint bucket.")
     openlineage_api_key: SecretKey | None = Field(None, description="API key of the OpenLineage consumer.")
+    job_key: SecretKey | None = Field(
+        None,
+        description="The key job roles' passwords are derived from (KAPPA_JOB_KEY), given to the user "
+        "code and the Flink pods: no password is then in a job's SQL text.",
+    )
 
 
 class FlinkSettings(_Strict):

@@ -28,6 +28,15 @@ class FlinkJob:
     name: str
     state: str
     start_time_ms: int | None = None
+    # when the job entered its state, and how many of its tasks are not running (waiting
+    # for a slot, deploying): a RUNNING job with waiting tasks processes nothing yet
+    since_ms: int | None = None
+    waiting_tasks: int = 0
+
+    @property
+    def processing(self) -> bool:
+        """Running with every task running (or finished)."""
+        return self.state == "RUNNING" and self.waiting_tasks == 0
 
 
 @dataclass(frozen=True)
@@ -50,13 +59,6 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     )
     submit_timeout_s: float = Field(
         default=180.0, gt=0, description="How long a statement may take to plan and submit."
-    )
-    checkpoint_dir: str | None = Field(
-        default=None,
-        description=(
-            "The cluster's execution.checkpointing.dir when this process can read it (file://...). "
-            "Lets a job the cluster lost (e.g. after a restart) resume from its last retained checkpoint."
-        ),
     )
 
     # -- HTTP -------------------------------------------------------------------------
@@ -164,7 +166,16 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     def job(self, job_id: str) -> FlinkJob:
         """One job by id (an error when the cluster does not know it)."""
         detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
-        return FlinkJob(detail["jid"], detail["name"], detail["state"], detail.get("start-time"))
+        counts = detail.get("status-counts") or {}
+        waiting = sum(int(n) for task_state, n in counts.items() if task_state not in ("RUNNING", "FINISHED"))
+        return FlinkJob(
+            detail["jid"],
+            detail["name"],
+            detail["state"],
+            detail.get("start-time"),
+            since_ms=(detail.get("timestamps") or {}).get(detail["state"]),
+            waiting_tasks=waiting,
+        )
 
     def job_url(self, job_id: str) -> str:
         """The job's page in the Flink web UI."""
@@ -178,18 +189,15 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             return "UNKNOWN"
 
     def latest_retained_checkpoint(self, job_id: str) -> str | None:
-        """The newest complete checkpoint a job left in checkpoint_dir (file:// only), if any."""
-        if not self.checkpoint_dir or not self.checkpoint_dir.startswith("file:"):
+        """The external path of the job's last completed checkpoint as Flink's REST API
+        reports it (for a running, cancelled or failed job; on any storage: file://, s3://
+        ...), or None when the cluster does not know the job (e.g. its JobManager restarted
+        without HA) or the job completed none. Nothing is listed on the storage itself."""
+        try:
+            checkpoint = self.last_checkpoint(job_id)
+        except FlinkJobError:
             return None
-        from pathlib import Path
-        from urllib.parse import urlparse
-
-        folder = Path(urlparse(self.checkpoint_dir).path) / job_id
-        complete = [c for c in folder.glob("chk-*") if (c / "_metadata").is_file()]
-        if not complete:
-            return None
-        newest = max(complete, key=lambda c: int(c.name.split("-", 1)[1]))
-        return newest.as_uri()
+        return checkpoint.external_path if checkpoint else None
 
     def job_exception(self, job_id: str) -> str | None:
         """The root exception of a failed or restarting job, if any."""

@@ -14,6 +14,18 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from kappa_orch.errors import ServiceError, ServiceUnavailable
 from kappa_orch.spec.model import INPUT_COUNTS_TABLE
 
+# pgjdbc's authentication plugin that the local stack puts beside the driver in Flink's lib/
+# (kappa_orch/stack/java): it derives a job role's password from KAPPA_JOB_KEY
+JOB_PASSWORD_PLUGIN = "io.kappaorch.jdbc.JobPassword"
+
+
+def job_password(key: str, role: str) -> str:
+    """A job role's password: hex HMAC-SHA256 of "kappa-job:<role>" under the job key (what
+    JobPassword.java derives in Flink's processes)."""
+    import hmac
+
+    return hmac.new(key.encode(), f"kappa-job:{role}".encode(), hashlib.sha256).hexdigest()
+
 
 class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     """A SQL warehouse reached through SQLAlchemy (PostgreSQL locally)."""
@@ -34,6 +46,15 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             "SQLAlchemy URL of the role Flink's JDBC sinks write with (default: url). It is "
             "granted each version and staging table it writes, and nothing else. The local "
             "stack's is kappa_sink."
+        ),
+    )
+    job_key: str | None = Field(
+        default=None,
+        description=(
+            "The key each job role's password is derived from (HMAC-SHA256), shared with the Flink "
+            "cluster (KAPPA_JOB_KEY): the JDBC sinks derive the password themselves, so none is in a "
+            "job's SQL text. Without it the password is a connector option, as for warehouses "
+            "without job roles."
         ),
     )
     pool_size: int = Field(default=5, ge=1, description="Connections kept open per process.")
@@ -153,17 +174,24 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             if pipeline is not None:
                 self.grant_to_sink(conn, *INPUT_COUNTS_TABLE.split(".", 1))
             return self.jdbc_options()
+        role = self.job_role(conn, job)
+        derived = job_password(self.job_key, role) if self.job_key else None
         secret = conn.execute(
-            text("SELECT kappa_grants.job_role(:role, :writes, :reads, :pipeline, :version)"),
+            text("SELECT kappa_grants.job_role(:role, :writes, :reads, :pipeline, :version, :password)"),
             {
-                "role": self.job_role(conn, job),
+                "role": role,
                 "writes": list(writes),
                 "reads": list(reads),
                 "pipeline": pipeline,
                 "version": version,
+                "password": derived,
             },
         ).scalar()
-        return {**self.jdbc_options(), "username": self.job_role(conn, job), "password": str(secret)}
+        if derived is None:
+            return {**self.jdbc_options(), "username": role, "password": str(secret)}
+        # the sink derives the password from KAPPA_JOB_KEY itself: none in the SQL text
+        url = self.jdbc_options()["url"]
+        return {"url": f"{url}?user={role}&authenticationPluginClassName={JOB_PASSWORD_PLUGIN}"}
 
     def drop_job_role(self, conn: Connection, job: str) -> None:
         """The job's role goes with the job (nothing when the warehouse has no job roles)."""
@@ -179,7 +207,7 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
     @staticmethod
     def _offers_job_roles(conn: Connection) -> bool:
         found = conn.execute(
-            text("SELECT to_regprocedure('kappa_grants.job_role(text, text[], text[], text, integer)')")
+            text("SELECT to_regprocedure('kappa_grants.job_role(text, text[], text[], text, integer, text)')")
         ).scalar()
         return found is not None
 

@@ -58,6 +58,11 @@ class Health(Strict):
         default="5m",
         description="Oldest last completed checkpoint of a running job (`checkpoint_fresh`).",
     )
+    max_stalled: Duration = Field(
+        default="2m",
+        description="Longest a live or ready version's job may be restarting or waiting for task slots "
+        "(e.g. its TaskManager never came back) before `flink_job_running` fails.",
+    )
 
 
 class Retire(Strict):

@@ -28,6 +28,24 @@ def recorded_topology(home: Path) -> tuple[int, int]:
         return 1, 1
 
 
+STORAGE = ("checkpoint_uri", "savepoint_uri", "s3_endpoint")
+
+
+def recorded_storage(home: Path) -> tuple[str | None, str | None, str | None]:
+    """Where the last `stack up` in `home` told Flink to keep checkpoints and savepoints:
+    StackConfig's (checkpoint_uri, savepoint_uri, s3_endpoint); None: the default."""
+    import json
+
+    try:
+        recorded = json.loads((home / TOPOLOGY).read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    checkpoints, savepoints, endpoint = (recorded.get(key) for key in STORAGE)
+    return checkpoints, savepoints, endpoint
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """Folders and ports of the local Kafka, Flink and PostgreSQL services."""
@@ -56,6 +74,27 @@ class StackConfig:
     # kafka_port + 2(i-1) and kafka_controller_port + 2(i-1)) and TaskManagers
     kafka_brokers: int = 1
     taskmanagers: int = 1
+    # where Flink keeps checkpoints and savepoints (any URI it writes to: file://, s3://);
+    # None: folders under the stack's flink/. s3_endpoint: an S3-compatible store's URL
+    # (path-style access); its credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+    checkpoint_uri: str | None = None
+    savepoint_uri: str | None = None
+    s3_endpoint: str | None = None
+
+    @property
+    def checkpoints(self) -> str:
+        """Flink's execution.checkpointing.dir."""
+        return self.checkpoint_uri or (self.flink_dir / "checkpoints").resolve().as_uri()
+
+    @property
+    def savepoints(self) -> str:
+        """Flink's execution.checkpointing.savepoint-dir."""
+        return self.savepoint_uri or (self.flink_dir / "savepoints").resolve().as_uri()
+
+    @property
+    def on_s3(self) -> bool:
+        """Checkpoints or savepoints go to an S3 store (Flink needs its S3 plugin)."""
+        return any(uri.startswith(("s3://", "s3a://")) for uri in (self.checkpoints, self.savepoints))
 
     def kafka_node_ports(self) -> list[tuple[int, int, int]]:
         """(node id, broker port, controller port) of every Kafka node."""
@@ -83,6 +122,11 @@ class StackConfig:
     @property
     def flink_dir(self) -> Path:
         return self.home / "flink"
+
+    @property
+    def job_key_file(self) -> Path:
+        """The key job roles' passwords are derived from (see stack.flink.job_key)."""
+        return self.flink_dir / "job-key"
 
     @property
     def postgres_dir(self) -> Path:

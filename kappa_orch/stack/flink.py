@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ import requests
 import yaml
 
 from kappa_orch.errors import StackError
-from kappa_orch.stack.config import LOOPBACK
-from kappa_orch.stack.jars import FLINK_EXTRAS
+from kappa_orch.stack.config import LOOPBACK, StackConfig
+from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_job_password, resolve
 from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
 
@@ -54,6 +55,32 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+JOB_KEY_VARIABLE = "KAPPA_JOB_KEY"
+
+
+def job_key(cfg: StackConfig) -> str:
+    """The stack's job key (made at its first start, mode 600): the orchestrator derives
+    each job role's password from it, and so do the JDBC sinks in Flink's processes
+    (KAPPA_JOB_KEY in their environment), so no password is in a job's SQL text."""
+    import secrets
+
+    path = cfg.job_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
+def _s3_settings(cfg: StackConfig) -> dict[str, Any]:
+    """The S3 plugin's settings for an S3-compatible store (credentials stay in the
+    processes' environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never in the file)."""
+    if not cfg.on_s3 or not cfg.s3_endpoint:
+        return {}
+    return {"s3.endpoint": cfg.s3_endpoint, "s3.path.style.access": True}
+
+
 class FlinkService(Service):
     name = "flink"
 
@@ -79,8 +106,6 @@ class FlinkService(Service):
         cfg = self.config
         defaults = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
         settings = _flatten(defaults)
-        checkpoints = (self._dir / "checkpoints").resolve()
-        savepoints = (self._dir / "savepoints").resolve()
         settings.update(
             {
                 "jobmanager.bind-host": LOOPBACK,
@@ -99,9 +124,13 @@ class FlinkService(Service):
                 "parallelism.default": 1,
                 "state.backend.type": "hashmap",
                 "execution.checkpointing.interval": "5s",
-                "execution.checkpointing.dir": checkpoints.as_uri(),
-                "execution.checkpointing.savepoint-dir": savepoints.as_uri(),
-                "execution.checkpointing.num-retained": 3,
+                # any URI Flink writes to; kappa_orch never lists it (a lost job resumes from
+                # the path Flink's REST API or the registry names)
+                "execution.checkpointing.dir": cfg.checkpoints,
+                "execution.checkpointing.savepoint-dir": cfg.savepoints,
+                # 12 x 5 s: the checkpoint the observation sensor recorded (every 30 s) is
+                # still there when a job the cluster forgot is repaired from it
+                "execution.checkpointing.num-retained": 12,
                 "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
                 # a job outlives the loss of a TaskManager: it restarts (1 s, 2 s, ... at most
                 # 30 s apart) for as long as it takes the TaskManager to come back, instead of
@@ -122,6 +151,7 @@ class FlinkService(Service):
                 "sql-gateway.endpoint.rest.bind-address": LOOPBACK,
                 "sql-gateway.endpoint.rest.port": cfg.sql_gateway_port,
                 "execution.target": "remote",
+                **_s3_settings(cfg),
             }
         )
         return settings
@@ -155,9 +185,26 @@ class FlinkService(Service):
         for jar in extras.glob("*.jar"):
             target = opt if jar.name.startswith(_GATEWAY_JAR_PREFIX) else lib
             (target / jar.name).symlink_to(jar.resolve())
+        # beside the driver (one class loader): derives a job role's password from the key
+        for jar in build_job_password(self.config.jars_dir).glob("*.jar"):
+            (lib / jar.name).symlink_to(jar.resolve())
+        self._link_plugins()
         for sub in ("checkpoints", "savepoints", "log", "pids"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
         return self._environment()
+
+    def _link_plugins(self) -> None:
+        """plugins/: the S3 filesystem (a plugin, with its own class loader) when checkpoints
+        or savepoints go to S3; nothing otherwise."""
+        plugins = self._dir / "plugins"
+        shutil.rmtree(plugins, ignore_errors=True)
+        if not self.config.on_s3:
+            return
+        folder = resolve(FLINK_S3, self.config.jars_dir)
+        target = plugins / "s3-fs-hadoop"
+        target.mkdir(parents=True)
+        for jar in folder.glob("flink-s3-fs-hadoop-*.jar"):
+            (target / jar.name).symlink_to(jar.resolve())
 
     def _environment(self) -> dict[str, str]:
         """The environment of Flink's scripts (conf/, lib/ and opt/ as `_prepare` wrote them)."""
@@ -168,6 +215,9 @@ class FlinkService(Service):
                 "FLINK_CONF_DIR": str(conf.resolve()),
                 "FLINK_LIB_DIR": str(lib.resolve()),
                 "FLINK_OPT_DIR": str(opt.resolve()),
+                "FLINK_PLUGINS_DIR": str((self._dir / "plugins").resolve()),
+                # the JDBC sinks derive their job role's password from it (JobPassword)
+                JOB_KEY_VARIABLE: job_key(self.config),
                 "FLINK_LOG_DIR": str((self._dir / "log").resolve()),
                 "FLINK_PID_DIR": str((self._dir / "pids").resolve()),
             }

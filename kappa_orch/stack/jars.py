@@ -29,7 +29,9 @@ KAFKA_BROKER = JarBundle("kafka", _pom("kafka-broker.pom.xml"), transitive=True)
 FLINK_EXTRAS = JarBundle("flink", _pom("flink.pom.xml"), transitive=False)
 # the Flink Kubernetes Operator's CRDs, for `kappa-orch k8s validate`
 K8S_SCHEMAS = JarBundle("k8s", _pom("k8s.pom.xml"), transitive=False)
-BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS, K8S_SCHEMAS)
+# Flink's S3 filesystem plugin, for checkpoints on object storage
+FLINK_S3 = JarBundle("flink-s3", _pom("flink-s3.pom.xml"), transitive=False)
+BUNDLES = (KAFKA_BROKER, FLINK_EXTRAS, K8S_SCHEMAS, FLINK_S3)
 
 
 def require_tool(tool: str, package: str) -> str:
@@ -88,4 +90,41 @@ def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
 
 
 def resolve_all(jars_dir: Path) -> dict[str, Path]:
-    return {bundle.name: resolve(bundle, jars_dir) for bundle in BUNDLES}
+    resolved = {bundle.name: resolve(bundle, jars_dir) for bundle in BUNDLES}
+    resolved[JOB_PASSWORD_JAR] = build_job_password(jars_dir)
+    return resolved
+
+
+# pgjdbc's authentication plugin that derives a job role's password from KAPPA_JOB_KEY
+# (kappa_orch/stack/java), compiled here against the driver the flink pom resolves
+JOB_PASSWORD_JAR = "kappa-jdbc"
+JOB_PASSWORD_CLASS = "io.kappaorch.jdbc.JobPassword"
+
+
+def build_job_password(jars_dir: Path) -> Path:
+    """Compile the job-password plugin into jars_dir/kappa-jdbc/kappa-jdbc-auth.jar unless
+    already built from this source; its folder."""
+    import tempfile
+    import zipfile
+
+    source = Path(str(resources.files("kappa_orch.stack") / "java" / "io" / "kappaorch" / "jdbc"))
+    sources = sorted(source.glob("*.java"))
+    digest = hashlib.sha256(b"".join(s.read_bytes() for s in sources)).hexdigest()[:16]
+    target = jars_dir / JOB_PASSWORD_JAR
+    stamp = target / ".built"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return target
+    javac = require_tool("javac", "openjdk-17-jdk-headless")
+    driver = sorted((resolve(FLINK_EXTRAS, jars_dir)).glob("postgresql-*.jar"))
+    with tempfile.TemporaryDirectory() as classes:
+        argv = [javac, "--release", "11", "-cp", str(driver[0]), "-d", classes, *map(str, sources)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise StackError(f"javac could not build the job-password plugin:\n{proc.stderr[-1500:]}")
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target / "kappa-jdbc-auth.jar", "w") as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for compiled in sorted(Path(classes).rglob("*.class")):
+                jar.write(compiled, compiled.relative_to(classes).as_posix())
+    stamp.write_text(digest + "\n")
+    return target

@@ -9,6 +9,7 @@ from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.jars import require_tool, resolve_all
 from kappa_orch.stack.kafka import KafkaService
+from kappa_orch.stack.object_store import check_writable
 from kappa_orch.stack.postgres import PostgresService, postgres_bin_dir
 from kappa_orch.stack.service import Service, ServiceStatus
 
@@ -31,6 +32,9 @@ def preflight(config: StackConfig, to_start: list[Service]) -> None:
         require_tool("java", "openjdk-17-jre-headless")
     if any(isinstance(s, PostgresService) for s in to_start):
         postgres_bin_dir()
+    if any(isinstance(s, FlinkService) for s in to_start):
+        check_writable(config.checkpoints, s3_endpoint=config.s3_endpoint)
+        check_writable(config.savepoints, s3_endpoint=config.s3_endpoint, what="savepoint")
     taken = [(s.name, port) for s in to_start for port in s.busy_ports()]
     if taken:
         lines = ", ".join(f"{port} (for {name})" for name, port in taken)

@@ -90,23 +90,13 @@ def versions(platform: Platform, pipeline: str) -> dict[int, registry.VersionRow
 
 
 def cli(platform: Platform, stack: StackConfig, *args: str, timeout: float = 300) -> tuple[int, str]:
-    env = cli_env(
-        platform, stack, KAPPA_FLINK_CHECKPOINT_DIR=(stack.flink_dir / "checkpoints").resolve().as_uri()
-    )
+    env = cli_env(platform, stack)
     done = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
 
 def go_live(platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource) -> None:
     assert run_reprocess(platform, pipeline, kafka, flink).success
-
-
-def with_checkpoints(flink: FlinkResource, stack: StackConfig) -> FlinkResource:
-    return FlinkResource(
-        rest_url=flink.rest_url,
-        sql_gateway_url=flink.sql_gateway_url,
-        checkpoint_dir=(stack.flink_dir / "checkpoints").resolve().as_uri(),
-    )
 
 
 def health_evaluations(
@@ -123,7 +113,6 @@ def test_lost_jobs_are_reported_degraded_refused_for_rollback_and_repaired(
     # found: after the cluster lost the jobs, `status` said `(in sync)`, `plan` said
     # `none`, and the aliases silently stopped updating until someone deployed by hand;
     # `rollback` accepted a ready version whose job was gone
-    flink = with_checkpoints(flink, stack)
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
     changed = count_declined_too(platform)
     go_live(platform, changed, kafka, flink)
@@ -261,7 +250,6 @@ def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
 def test_rollback_and_roll_forward_across_removed_and_retyped_columns(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
-    flink = with_checkpoints(flink, stack)
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
     spec_file = platform.specs / "daily_spend.yaml"
     raw = yaml.safe_load(spec_file.read_text())

@@ -309,12 +309,8 @@ def test_a_live_version_whose_job_was_lost_resumes_from_its_checkpoint(
     more = sample_events(5_000, seed=99, start_ms=1_767_225_600_000 + EVENTS * 60_000, step_ms=60_000)
     kafka.produce(platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"])  # type: ignore[index]
 
-    resumed = FlinkResource(
-        rest_url=flink.rest_url,
-        sql_gateway_url=flink.sql_gateway_url,
-        checkpoint_dir=(stack.flink_dir / "checkpoints").resolve().as_uri(),
-    )
-    result = run(platform, platform.pipelines()["daily_spend"], kafka, resumed)
+    # where it resumes from is what Flink's REST API says of the cancelled job
+    result = run(platform, platform.pipelines()["daily_spend"], kafka, flink)
     assert result.success
     [deployed] = [
         e.materialization.metadata

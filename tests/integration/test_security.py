@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ from assets.sample_events import sample_events
 from kappa_orch import registry
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import job_password
 from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.postgres import PostgresService
 from tests.integration.platform import (
@@ -33,6 +35,7 @@ from tests.integration.platform import (
     count_declined_too,
     isolated_platform,
     produce_authorizations,
+    run_reprocess,
 )
 
 pytestmark = pytest.mark.integration
@@ -218,3 +221,55 @@ def test_the_passwords_stay_secret(
     leaked = [str(p) for p in files if any(n.encode() in p.read_bytes() for n in needles)]
     assert leaked == []
     assert os.environ.get("KAPPA_DEBUG") is None
+
+
+SUBMITTED: list[str] = []
+
+
+class RecordingFlink(FlinkResource):
+    """The real FlinkResource, keeping the SQL text of every job it submits."""
+
+    def submit_sql(self, *, setup: Any, inserts: Any, **options: Any) -> str:
+        SUBMITTED.extend([*setup, *inserts])
+        return super().submit_sql(setup=setup, inserts=inserts, **options)
+
+
+def test_a_job_roles_password_is_in_no_sql_text(
+    platform: Platform, stack: StackConfig, kafka: KafkaResource, flink: FlinkResource
+) -> None:
+    # issue 15, point 4: the job's SQL named its role's password ('password' = '...'); now
+    # the sink derives it from the job key in Flink's environment (JobPassword)
+    SUBMITTED.clear()
+    recording = RecordingFlink(rest_url=flink.rest_url, sql_gateway_url=flink.sql_gateway_url)
+    assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, recording).success
+    with platform.warehouse.begin() as conn:
+        role = platform.warehouse.job_role(conn, "daily_spend:v1")
+        rows = conn.execute(text("SELECT count(*) FROM analytics.daily_spend__v1")).scalar()
+    assert rows  # written by the job, logged in as its role
+    password = job_password(stack.job_key_file.read_text().strip(), role)
+    ddl = "\n".join(SUBMITTED)
+    assert "CREATE TEMPORARY TABLE" in ddl and f"user={role}&authenticationPluginClassName=" in ddl
+    assert "'password'" not in ddl and password not in ddl
+    # the job's connections are its role's, authenticated with the derived password
+    database = platform.warehouse_url.rsplit("/", 1)[1]
+    admin = create_engine(PostgresService(stack).admin_url(database))
+    with admin.connect() as conn:
+        writers = set(
+            conn.execute(
+                text(
+                    "SELECT usename FROM pg_stat_activity "
+                    "WHERE datname = :d AND application_name LIKE 'PostgreSQL JDBC%'"
+                ),
+                {"d": database},
+            ).scalars()
+        )
+    admin.dispose()
+    assert writers == {role}
+    # and neither Flink's logs nor its REST answers hold it
+    files = [p for p in (stack.flink_dir / "log").rglob("*") if p.is_file()]
+    files += [p for p in stack.logs_dir.rglob("flink-*") if p.is_file()]
+    assert [str(p) for p in files if password.encode() in p.read_bytes()] == []
+    with platform.warehouse.begin() as conn:
+        [job] = [r.flink_job_id for r in registry.all_versions(conn)]
+    for path in ("", "/config", "/plan"):
+        assert password not in requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text

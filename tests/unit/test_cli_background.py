@@ -20,13 +20,13 @@ def test_every_option_travels_as_the_variable_it_is_read_from() -> None:
     }
     environment = background_environment(options)
     by_option = {p.name: p.envvar for p in reprocess_command.params if getattr(p, "envvar", None)}
-    assert set(by_option) >= {"specs", "warehouse_url", "flink_checkpoint_dir"}
+    assert set(by_option) >= {"specs", "warehouse_url", "sql_gateway_url"}
     for name, envvar in by_option.items():
         assert environment[str(envvar)] == f"value-{name}"
 
 
 def test_an_unset_option_stays_unset() -> None:
-    environment = background_environment({"flink_checkpoint_dir": None, "specs": Path("assets")})
+    environment = background_environment({"warehouse_reader_url": None, "specs": Path("assets")})
     assert environment == {"KAPPA_SPECS": "assets"}
 
 

@@ -77,3 +77,58 @@ def test_the_recorded_topology_is_what_env_and_status_use(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert "KAPPA_KAFKA_BOOTSTRAP=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096" in done.stdout
+
+
+def test_checkpoint_storage_is_a_configurable_uri(tmp_path: Path) -> None:
+    # issue 15, point 3: Flink's checkpoints and savepoints go where the stack is told
+    local = FlinkService(StackConfig(home=tmp_path)).settings()
+    assert local["execution.checkpointing.dir"] == (tmp_path / "flink" / "checkpoints").resolve().as_uri()
+    assert "s3.endpoint" not in local
+    config = StackConfig(
+        home=tmp_path,
+        checkpoint_uri="s3://bucket/cp",
+        savepoint_uri="s3://bucket/sp",
+        s3_endpoint="http://127.0.0.1:9000",
+    )
+    settings = FlinkService(config).settings()
+    assert settings["execution.checkpointing.dir"] == "s3://bucket/cp"
+    assert settings["execution.checkpointing.savepoint-dir"] == "s3://bucket/sp"
+    assert settings["s3.endpoint"] == "http://127.0.0.1:9000" and settings["s3.path.style.access"] is True
+    # the credentials stay in the environment, never in Flink's configuration file
+    assert not [key for key in settings if "key" in key or "secret" in key]
+    assert config.on_s3 and not StackConfig(home=tmp_path).on_s3
+
+
+def test_the_recorded_storage_is_what_a_later_up_uses(tmp_path: Path) -> None:
+    # a later `stack up` (e.g. to restart a killed JobManager) keeps the storage it was
+    # started with, not the default folder
+    from kappa_orch.stack.config import recorded_storage
+
+    assert recorded_storage(tmp_path) == (None, None, None)
+    recorded = {
+        "kafka_brokers": 1,
+        "taskmanagers": 1,
+        "checkpoint_uri": "s3://b/cp",
+        "s3_endpoint": "http://e",
+    }
+    (tmp_path / "topology.json").write_text(json.dumps(recorded))
+    assert recorded_storage(tmp_path) == ("s3://b/cp", None, "http://e")
+    (tmp_path / "topology.json").write_text("[]")
+    assert recorded_storage(tmp_path) == (None, None, None)
+
+
+def test_a_checkpoint_folder_that_refuses_writes_is_named(tmp_path: Path) -> None:
+    from kappa_orch.errors import StackError
+    from kappa_orch.stack.object_store import check_writable
+
+    check_writable((tmp_path / "cp").as_uri(), s3_endpoint=None)
+    assert list((tmp_path / "cp").iterdir()) == []  # the probe is gone again
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    for uri, said in (((blocked / "cp").as_uri(), "refuses writes"), ("hdfs://nn/cp", "cannot serve")):
+        try:
+            check_writable(uri, s3_endpoint=None)
+        except StackError as exc:
+            assert said in exc.problem and exc.fix
+        else:
+            raise AssertionError(f"{uri} was not refused")

@@ -85,6 +85,45 @@ def test_a_lost_live_job_fails_red_with_its_root_cause() -> None:
     assert "disk full" in str(job.metadata["root_cause/v1"].value)  # type: ignore[attr-defined]
 
 
+def test_a_live_job_that_stays_restarting_or_waiting_for_slots_fails_red_with_the_fix() -> None:
+    # issue 15, bad input: a TaskManager that never comes back left the job alive
+    # (RESTARTING, then RUNNING with its tasks waiting for slots) and the check green, while
+    # the alias served ever staler rows
+    slots = (
+        "org.apache.flink.runtime.JobException: Recovery is suppressed\nCaused by: "
+        "org.apache.flink.runtime.jobmanager.scheduler.NoResourceAvailableException: "
+        "Could not acquire the minimum required resources."
+    )
+    waiting = healthy(
+        job_states={"j1": "RUNNING", "j2": "RUNNING"},
+        stalls={"j1": (NOW_MS - 180_000, 3)},
+        job_exceptions={"j1": slots},
+    )
+    job = verdicts(waiting)["flink_job_running"]
+    assert not job.passed and job.severity == AssetCheckSeverity.ERROR
+    assert (
+        "v1 is live but its Flink job j1 has processed nothing for 180s (3 task(s) waiting to run"
+        in job.summary
+    )
+    assert (
+        "NoResourceAvailableException" in job.summary
+        and "start it again (`kappa-orch stack up`" in job.summary
+    )
+    assert job.summary.endswith("(bound 120s: health.max_stalled)")
+    # a restart that is over within the bound is no failure; a candidate is not judged
+    brief = healthy(job_states={"j1": "RESTARTING", "j2": "RUNNING"}, stalls={"j1": (NOW_MS - 30_000, 0)})
+    assert verdicts(brief)["flink_job_running"].passed
+    candidate = healthy(stalls={"j2": (NOW_MS - 900_000, 2)})
+    assert verdicts(candidate)["flink_job_running"].passed
+    kafka = healthy(
+        job_states={"j1": "RESTARTING", "j2": "RUNNING"},
+        stalls={"j1": (NOW_MS - 600_000, 0)},
+        job_exceptions={"j1": "Caused by: org.apache.kafka.common.errors.NotEnoughReplicasException: x"},
+    )
+    summary = verdicts(kafka)["flink_job_running"].summary
+    assert "for 600s (restarting; last failure: org.apache.kafka" in summary and "stack status" in summary
+
+
 def test_a_live_version_behind_its_bound_fails_lag_within_bounds() -> None:
     lags = {("kappa.daily_spend.v1", TOPIC): {0: 20_000, 1: 1}}
     lag = verdicts(healthy(lags=lags))[LAG_CHECK]

@@ -7,11 +7,16 @@ create schema if not exists kappa_grants;
 revoke all on schema kappa_grants from public;
 grant usage on schema kappa_grants to "{orchestrator}";
 
+-- p_password: the password the orchestrator derived from the job key (the job's sinks
+-- derive it too, so it is in no SQL text); null: a random one, returned
+drop function if exists kappa_grants.job_role(text, text[], text[], text, int);
 create or replace function kappa_grants.job_role(
-    p_role text, p_writes text[], p_reads text[], p_pipeline text, p_version int
+    p_role text, p_writes text[], p_reads text[], p_pipeline text, p_version int, p_password text
 ) returns text language plpgsql security definer set search_path = pg_catalog as $fn$
 declare
-    secret text := replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
+    secret text := coalesce(
+        p_password, replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')
+    );
     t text;
     parts text[];
 begin
@@ -89,7 +94,7 @@ begin
 end
 $fn$;
 
-revoke all on function kappa_grants.job_role(text, text[], text[], text, int) from public;
+revoke all on function kappa_grants.job_role(text, text[], text[], text, int, text) from public;
 revoke all on function kappa_grants.drop_job_role(text) from public;
-grant execute on function kappa_grants.job_role(text, text[], text[], text, int) to "{orchestrator}";
+grant execute on function kappa_grants.job_role(text, text[], text[], text, int, text) to "{orchestrator}";
 grant execute on function kappa_grants.drop_job_role(text) to "{orchestrator}";
