@@ -28,5 +28,13 @@ if ! "$KO" stack status >/dev/null 2>&1; then
   "$KO" stack up
 fi
 
+# the server dry-run layer of `kappa-orch k8s validate` (tests/integration/test_k8s_dry_run.py)
+if command -v go >/dev/null 2>&1; then
+  echo "[test] kube-apiserver and etcd from the Go module proxy (cached in ~/.cache/kappa-orch/kube)"
+  bash scripts/kube_apiserver.sh
+else
+  echo "[test] no Go toolchain: k8s validate's server dry-run layer says 'not run' (the test checks it says so)"
+fi
+
 echo "[test] unit and integration tests"
 .venv/bin/python -m pytest tests/unit tests/integration "$@"
