@@ -208,7 +208,7 @@ def server_findings(
     from kappa_orch.k8s.validate import Finding
 
     if binaries() is None:
-        why = f"not run: no kube-apiserver and etcd in {kube_bin()}; `{BUILD}` builds them (about 10 min)"
+        why = f"not run: no kube-apiserver and etcd in {kube_bin()}; `{BUILD}` builds them (about 5 min)"
         return [Finding(LAYER, "all", why, None)]
     started = time.monotonic()
     with running_apiserver() as server:
