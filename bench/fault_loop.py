@@ -18,10 +18,18 @@ the TaskManager is killed with SIGKILL, more events are produced while it is gon
 exits 0, both live jobs are RUNNING under their old ids, and both aliases equal the
 Python oracle (tests/integration/scale.py) over every event, the new ones included.
 
-The JobManager is never restarted between trials (a long-running cluster).
+The JobManager is never restarted between trials (a long-running cluster), except by
+`--fault cluster`: the JobManager and every TaskManager are killed (without HA the
+restarted cluster knows no job); the stream observation sensor ticks every 10 s in the
+background as Dagster's daemon would, recording each job's newest checkpoint in the
+registry; after `stack up`, `kappa-orch repair` redeploys the live and ready versions
+and the reprocess runs again unless it had finished, each version resuming from the
+checkpoint the registry recorded. Run it on a stack whose checkpoints are on an
+S3-compatible store to show that nothing reads a local folder (bench/s3_store.py).
+A live job there counts as RUNNING under its new id.
 
     .venv/bin/python bench/fault_loop.py [--trials 5] [--events 100000] [--seed 1]
-        [--fault taskmanager|leader] [--brokers 3 --taskmanagers 2]
+        [--fault taskmanager|leader|cluster] [--brokers 3 --taskmanagers 2]
 
 Needs the local stack (`kappa-orch stack up`); prints one line per trial and
 `n exact / n` at the end; exits 1 unless every trial was exact.
@@ -30,10 +38,12 @@ Needs the local stack (`kappa-orch stack up`); prints one line per trial and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -56,9 +66,12 @@ from kappa_orch.stack.flink import FlinkService  # noqa: E402
 from kappa_orch.stack.kafka import KafkaService  # noqa: E402
 from tests.integration import scale  # noqa: E402
 from tests.integration.platform import (  # noqa: E402
+    KAPPA,
     Platform,
+    cli_env,
     count_declined_too,
     isolated_platform,
+    observe_once,
     run_reprocess,
     start_cli,
 )
@@ -111,9 +124,14 @@ def _victim(
     fault: str, stack: StackConfig, platform: Platform, rng: random.Random
 ) -> tuple[tuple[str, int] | None, Any]:
     """(process, pid) to kill and its service: a TaskManager drawn at random, or the
-    broker leading a partition of the source topic drawn at random."""
+    broker leading a partition of the source topic drawn at random; for `cluster`, the
+    JobManager (its TaskManagers are killed with it, in `_kill`)."""
     from confluent_kafka.admin import AdminClient
 
+    if fault == "cluster":
+        service = FlinkService(stack)
+        pid = service.live_pids().get("flink-jobmanager")
+        return (("flink-jobmanager", pid) if pid else None), service
     if fault == "taskmanager":
         service: Any = FlinkService(stack)
         pids = {p: pid for p, pid in service.live_pids().items() if p.startswith("flink-taskmanager")}
@@ -127,6 +145,57 @@ def _victim(
     process = f"kafka-{leader}" if stack.kafka_brokers > 1 else "kafka"
     pid = service.live_pids().get(process)
     return ((process, pid) if pid else None), service
+
+
+@contextlib.contextmanager
+def observer(platform: Platform, kafka: KafkaResource, flink: FlinkResource, interval_s: float) -> Any:
+    """The stream observation sensor ticking in the background, as Dagster's daemon runs
+    it: it records each job's newest checkpoint in the registry."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        cursor = None
+        while not stop.wait(interval_s):
+            with contextlib.suppress(Exception):  # an outage is the sensor's own business
+                _events, cursor = observe_once(platform, kafka, flink, cursor)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def _kill(fault: str, pid: int, service: Any) -> None:
+    """SIGKILL the victim; for `cluster`, every TaskManager too (the SQL Gateway lives on)."""
+    if fault == "cluster":
+        for process, other in service.live_pids().items():
+            if process.startswith("flink-taskmanager"):
+                os.kill(other, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+
+
+def recover_cluster(
+    platform: Platform, stack: StackConfig, reprocess_code: int | None, logs: Path, number: int
+) -> tuple[int, str | None]:
+    """After the whole Flink cluster was lost: `kappa-orch repair`, then the reprocess
+    again unless it had finished. (versions restored from the registry's checkpoint,
+    the problem or None)."""
+    outputs = []
+    for args, needed in ((["repair"], True), (["reprocess", "daily_spend", "--wait"], reprocess_code != 0)):
+        if not needed:
+            continue
+        done = subprocess.run(
+            [KAPPA, *args], env=cli_env(platform, stack), capture_output=True, text=True, timeout=1200
+        )
+        outputs.append(done.stdout + done.stderr)
+        if done.returncode != 0:
+            (logs / f"trial-{number}-recovery.log").write_text("\n".join(outputs))
+            return 0, f"{' '.join(args)} failed: {outputs[-1][-600:]}"
+    (logs / f"trial-{number}-recovery.log").write_text("\n".join(outputs))
+    return sum(o.count("(as told by the registry") for o in outputs), None
 
 
 def trial(
@@ -144,11 +213,14 @@ def trial(
     with (
         tempfile.TemporaryDirectory(prefix="kappa-fault-") as folder,
         isolated_platform(stack, kafka, flink, Path(folder), only=list(PIPELINES)) as platform,
+        contextlib.ExitStack() as background,
     ):
         produce(kafka, platform.topic("payments.authorizations"), log.auth_log, [0, 1, 2])
         for name in PIPELINES:
             assert run_reprocess(platform, platform.pipelines()[name], kafka, flink).success, name
         live_jobs = {name: versions(platform, name)[1].flink_job_id for name in PIPELINES}
+        if fault == "cluster":
+            background.enter_context(observer(platform, kafka, flink, 10))
         count_declined_too(platform)
         started = time.monotonic()
         reprocess = start_cli(platform, stack, "reprocess", "daily_spend", "--wait")
@@ -174,7 +246,7 @@ def trial(
             victim, service = _victim(fault, stack, platform, rng)
             if victim is None:
                 return {"exact": False, "why": f"no {fault} to kill was running"}
-            os.kill(victim[1], signal.SIGKILL)
+            _kill(fault, victim[1], service)
             more = sample_events(
                 5_000,
                 seed=number,
@@ -198,7 +270,15 @@ def trial(
             (logs / f"trial-{number}.log").write_text("".join(lines))
         result: dict[str, Any] = {"killed": victim[0], "killed_after_s": round(at, 1)}
         result["candidate_state"] = state
-        if reprocess.returncode != 0:
+        if fault == "cluster":
+            # the restarted cluster knows no job: repair the live ones, then the reprocess
+            # again (its candidate resumes too); from the checkpoints the registry recorded
+            background.close()  # the observer stops before the recovery
+            result["restored"], failed = recover_cluster(platform, stack, reprocess.returncode, logs, number)
+            if failed:
+                return {**result, "exact": False, "why": failed}
+            live_jobs = {name: versions(platform, name)[1].flink_job_id for name in PIPELINES}
+        elif reprocess.returncode != 0:
             return {**result, "exact": False, "why": "reprocess failed", "output": lines[-8:]}
         # the live jobs restart by themselves (exponential delay, at most 30 s apart)
         not_running = await_running(flink, live_jobs, timeout_s=120)
@@ -229,7 +309,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "kappa-fault-loop")
-    parser.add_argument("--fault", choices=["taskmanager", "leader"], default="taskmanager")
+    parser.add_argument("--fault", choices=["taskmanager", "leader", "cluster"], default="taskmanager")
     parser.add_argument("--brokers", type=int, default=1, help="Kafka nodes of the running stack")
     parser.add_argument("--taskmanagers", type=int, default=1, help="TaskManagers of the running stack")
     args = parser.parse_args()
@@ -246,7 +326,9 @@ def main() -> None:
         results.append(outcome)
         print(json.dumps({"trial": number, "point": point, **outcome}), flush=True)
     exact = sum(1 for r in results if r["exact"])
-    what = "TaskManager" if args.fault == "taskmanager" else "partition leader broker"
+    what = {"taskmanager": "TaskManager", "leader": "partition leader broker"}.get(
+        args.fault, "JobManager + TaskManagers"
+    )
     print(
         f"{what} kill -9 during reprocess ({args.brokers} broker(s), {args.taskmanagers} TaskManager(s)), "
         f"{args.events:,} events: {exact} exact / {len(results)}"
