@@ -34,6 +34,8 @@ class StreamAnswers:
     job_states: dict[str, str] = field(default_factory=dict)
     job_exceptions: dict[str, str] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
+    # why a job's checkpoints fail, when one failed after its last completed one
+    checkpoint_failures: dict[str, str] = field(default_factory=dict)
     # an alive job that processes nothing (restarting, tasks waiting for slots): job ->
     # (since when, in ms; its tasks not running)
     stalls: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -54,7 +56,9 @@ def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str) -> Non
     if state in TROUBLED or job_id in answers.stalls:
         answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
     if state != "UNKNOWN":
-        answers.checkpoints[job_id] = flink.last_checkpoint(job_id)
+        answers.checkpoints[job_id], failure = flink.checkpoint_stats(job_id)
+        if failure:
+            answers.checkpoint_failures[job_id] = failure
         # no metrics yet (a job just started): nothing observed, nothing claimed
         late = flink.known_late_records(job_id, metrics_wait_s=0)
         if late is not None:

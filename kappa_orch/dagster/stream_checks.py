@@ -165,17 +165,20 @@ def lag_verdict(seen: Seen) -> Verdict:
 def _checkpoint_problem(
     row: registry.VersionRow, answers: StreamAnswers, bound_s: float
 ) -> tuple[str | None, float | None]:
-    """(what is wrong or None, checkpoint age in s or None) of one alive job."""
+    """(what is wrong or None, checkpoint age in s or None) of one alive job; a stale one
+    says why its checkpoints fail when Flink knows (e.g. the storage refusing writes)."""
     checkpoint = answers.checkpoints[row.flink_job_id or ""]
+    failure = answers.checkpoint_failures.get(row.flink_job_id or "")
+    why = f" (the last one failed: {failure})" if failure else ""
     if checkpoint is not None:
         age = max(0.0, (answers.observed_at_ms - checkpoint.completed_at_ms) / 1000)
         late = age > bound_s
-        return (f"v{row.version}'s last checkpoint is {age:,.0f}s old" if late else None), age
+        return (f"v{row.version}'s last checkpoint is {age:,.0f}s old{why}" if late else None), age
     if row.created_at is None:
         return None, None
     waited = answers.observed_at_ms / 1000 - row.created_at.timestamp()
     if waited > bound_s:
-        return f"v{row.version} completed no checkpoint in the {waited:,.0f}s since its deploy", None
+        return f"v{row.version} completed no checkpoint in the {waited:,.0f}s since its deploy{why}", None
     return None, None
 
 

@@ -267,13 +267,26 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def last_checkpoint(self, job_id: str) -> Checkpoint | None:
         """The job's last completed checkpoint (id, completion time, external path), or None."""
-        stats = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints")
-        completed = (stats.get("latest") or {}).get("completed")
-        if not completed:
-            return None
-        return Checkpoint(
-            int(completed["id"]), int(completed["latest_ack_timestamp"]), completed.get("external_path")
+        return self.checkpoint_stats(job_id)[0]
+
+    def checkpoint_stats(self, job_id: str) -> tuple[Checkpoint | None, str | None]:
+        """The job's last completed checkpoint, and why its checkpoints fail when one failed
+        after it (e.g. the storage refusing writes), else None."""
+        latest = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints").get("latest") or {}
+        completed, failed = latest.get("completed"), latest.get("failed")
+        checkpoint = (
+            Checkpoint(
+                int(completed["id"]), int(completed["latest_ack_timestamp"]), completed.get("external_path")
+            )
+            if completed
+            else None
         )
+        failure = None
+        if failed and (
+            checkpoint is None or int(failed.get("failure_timestamp") or 0) > checkpoint.completed_at_ms
+        ):
+            failure = root_cause(str(failed.get("failure_message") or "")) or "unknown"
+        return checkpoint, failure
 
     def wait_for_state(self, job_id: str, states: set[str], *, timeout_s: float = 60.0) -> FlinkJob:
         """Poll until the job is in one of `states`; an error after `timeout_s`."""

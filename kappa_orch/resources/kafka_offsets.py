@@ -15,8 +15,12 @@ T = TypeVar("T")
 
 def through_failover(call: Callable[[], T], seconds: float) -> T:
     """`call`, tried again (1 s apart, at most `seconds`) while the cluster moves a
-    partition's leader or a group's coordinator; any other error at once."""
+    partition's leader or a group's coordinator; any other error at once. A cluster that
+    is still moving at the deadline (a broker that never came back, a lost quorum) is a
+    ServiceUnavailable that says so."""
     from confluent_kafka import KafkaError, KafkaException
+
+    from kappa_orch.errors import ServiceUnavailable
 
     moving = {
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -35,8 +39,16 @@ def through_failover(call: Callable[[], T], seconds: float) -> T:
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             code = error.code() if isinstance(error, KafkaError) else None
-            if code not in moving or time.monotonic() > deadline:
+            if code not in moving:
                 raise
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"Kafka did not serve the offsets within {seconds:.0f}s ({error}): a broker "
+                    "leading a partition is down and no replica took over, or the cluster lost "
+                    "its quorum",
+                    "`kappa-orch stack status` names the dead broker(s); start them "
+                    "(`kappa-orch stack up` starts only those)",
+                ) from exc
             time.sleep(1.0)
 
 

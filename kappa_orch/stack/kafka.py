@@ -234,8 +234,28 @@ class KafkaService(Service):
         )
         if len(brokers) >= self.config.kafka_brokers and len(pids) == self.config.kafka_brokers:
             return ServiceStatus(self.name, "running", address, version, pids, detail)
+        if detail is not None:
+            detail += _missing_nodes(self.config.kafka_brokers, len(pids))
         logs = tail(self.config.logs_dir / f"{self._process(1)}.log", 5)
         return ServiceStatus(self.name, "unhealthy", address, version, pids, detail or logs)
+
+
+def _missing_nodes(nodes: int, running: int) -> str:
+    """What a multi-node cluster with dead nodes can still do, and the fix (pure)."""
+    down = nodes - running
+    if down <= 0:
+        return "; a node has not registered yet: wait, then look at its log"
+    if running > nodes // 2:
+        what = (
+            f"; {down} of {nodes} node(s) down: the quorum and the replicas in sync still take "
+            "writes (min.insync.replicas 2)"
+        )
+    else:
+        what = (
+            f"; {down} of {nodes} node(s) down: the KRaft quorum has lost its majority, so the "
+            "cluster takes no writes and serves no new metadata until enough are back"
+        )
+    return what + "; fix: `kappa-orch stack up` starts only the dead node(s)"
 
 
 def _new_cluster_id() -> str:

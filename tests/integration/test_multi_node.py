@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from kappa_orch.errors import KappaError
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.process import PidFile, pid_alive
@@ -141,6 +142,28 @@ def test_two_taskmanagers_and_a_killed_one_comes_back(cluster: Path) -> None:
     while "2/2 taskmanager(s)" not in (detail := statuses(cluster)["flink"]["detail"]):
         assert time.monotonic() < deadline, detail
         time.sleep(5)
+
+
+def test_brokers_that_do_not_come_back_are_named_with_the_fix(cluster: Path) -> None:
+    # issue 15, bad input: two of three nodes gone for good (the quorum's majority): the
+    # status names them, what the cluster can still do and the fix; a write is refused
+    # with one clear error
+    for node in (2, 3):
+        os.kill(_pid(cluster, f"kafka-{node}"), signal.SIGKILL)
+    down = statuses(cluster)["kafka"]
+    assert down["state"] == "unhealthy"
+    assert "2 of 3 node(s) down: the KRaft quorum has lost its majority" in down["detail"]
+    assert "fix: `kappa-orch stack up` starts only the dead node(s)" in down["detail"]
+    kafka = KafkaResource(bootstrap_servers=BOOTSTRAP, failover_s=10, request_timeout_s=5)
+    # one replica left, two must be in sync: nothing is acknowledged, and that is said
+    with pytest.raises(KappaError) as refused:
+        kafka.produce("multi.events", [b"lost"])
+    assert "were not delivered" in refused.value.problem and "stack status" in (refused.value.fix or "")
+    restarted = run(cluster, "up")
+    assert "starting only that" in restarted.stderr
+    assert statuses(cluster)["kafka"]["state"] == "running"
+    values = sorted(int(r.value) for r in kafka.read("multi.events", {}, max_records=20_000))
+    assert values == list(range(10_000))  # nothing acknowledged was lost
 
 
 def test_down_stops_every_node(cluster: Path) -> None:

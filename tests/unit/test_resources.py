@@ -59,3 +59,28 @@ def test_submit_needs_an_insert() -> None:
     flink = FlinkResource(rest_url="http://127.0.0.1:1", sql_gateway_url="http://127.0.0.1:1")
     with pytest.raises(ValueError, match="at least one INSERT"):
         flink.submit_sql(setup=[], inserts=[], job_name="x")
+
+
+def test_an_offset_read_that_outlasts_the_failover_is_one_clear_error() -> None:
+    # issue 15, bad input: a broker that never comes back made the raw client error escape
+    from confluent_kafka import KafkaError, KafkaException
+
+    from kappa_orch.errors import ServiceUnavailable
+    from kappa_orch.resources.kafka_offsets import through_failover
+
+    calls = []
+
+    def lost() -> None:
+        calls.append(1)
+        raise KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE))
+
+    with pytest.raises(ServiceUnavailable) as refused:
+        through_failover(lost, 1.5)
+    assert len(calls) >= 2  # tried again while the cluster might be moving the leader
+    assert "within 2s" in refused.value.problem and "kappa-orch stack up" in (refused.value.fix or "")
+
+    def broken() -> None:
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    with pytest.raises(KafkaException):  # not a failover: at once, as it is
+        through_failover(broken, 30)

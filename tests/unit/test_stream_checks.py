@@ -146,6 +146,21 @@ def test_a_stalled_checkpoint_fails_and_a_new_job_gets_its_bound_for_the_first()
     ].passed
 
 
+def test_a_stale_checkpoint_says_why_the_storage_refuses_it() -> None:
+    # issue 15, bad input: an object store that refuses writes (after the stack started)
+    refused = "Caused by: java.nio.file.AccessDeniedException: s3a://b/cp/j1/chk-6: PutObject: 403 Forbidden"
+    stale = healthy(
+        checkpoints={"j1": Checkpoint(5, NOW_MS - 900_000, None), "j2": None},
+        checkpoint_failures={"j1": refused.removeprefix("Caused by: "), "j2": "timeout"},
+    )
+    summary = verdicts(stale)[CHECKPOINT_CHECK].summary
+    assert (
+        "v1's last checkpoint is 900s old (the last one failed: java.nio.file.AccessDeniedException"
+        in summary
+    )
+    assert "since its deploy (the last one failed: timeout)" in summary
+
+
 def test_records_dropped_as_late_by_the_live_job_fail_late_records_within_bounds() -> None:
     late = verdicts(healthy(late_records={"j1": {"window": 12, "join": 3}}))[LATE_CHECK]
     assert not late.passed
