@@ -52,6 +52,24 @@ def platform(
         yield platform
 
 
+def jdbc_users(stack: StackConfig, database: str) -> set[str]:
+    """The roles of the JDBC connections (Flink's sinks) to the database, as the admin sees them."""
+    admin = create_engine(PostgresService(stack).admin_url(database))
+    try:
+        with admin.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        "SELECT usename FROM pg_stat_activity "
+                        "WHERE datname = :d AND application_name LIKE 'PostgreSQL JDBC%'"
+                    ),
+                    {"d": database},
+                ).scalars()
+            )
+    finally:
+        admin.dispose()
+
+
 def refused(url: str, sql: str) -> str:
     engine = create_engine(url)
     try:
@@ -87,17 +105,8 @@ def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
                 {"r": [stack.warehouse_user, stack.warehouse_reader_user, stack.warehouse_sink_user]},
             ).all()
         )
-        # the Flink job's JDBC connections are the sinks' role
-        writers = set(
-            conn.execute(
-                text(
-                    "SELECT usename FROM pg_stat_activity "
-                    "WHERE datname = :d AND application_name LIKE 'PostgreSQL JDBC%'"
-                ),
-                {"d": database},
-            ).scalars()
-        )
     admin.dispose()
+    writers = jdbc_users(stack, database)  # the Flink job's JDBC connections
     assert supers == {
         stack.warehouse_user: False,
         stack.warehouse_reader_user: False,
@@ -251,20 +260,7 @@ def test_a_job_roles_password_is_in_no_sql_text(
     assert "CREATE TEMPORARY TABLE" in ddl and f"user={role}&authenticationPluginClassName=" in ddl
     assert "'password'" not in ddl and password not in ddl
     # the job's connections are its role's, authenticated with the derived password
-    database = platform.warehouse_url.rsplit("/", 1)[1]
-    admin = create_engine(PostgresService(stack).admin_url(database))
-    with admin.connect() as conn:
-        writers = set(
-            conn.execute(
-                text(
-                    "SELECT usename FROM pg_stat_activity "
-                    "WHERE datname = :d AND application_name LIKE 'PostgreSQL JDBC%'"
-                ),
-                {"d": database},
-            ).scalars()
-        )
-    admin.dispose()
-    assert writers == {role}
+    assert jdbc_users(stack, platform.warehouse_url.rsplit("/", 1)[1]) == {role}
     # and neither Flink's logs nor its REST answers hold it
     files = [p for p in (stack.flink_dir / "log").rglob("*") if p.is_file()]
     files += [p for p in stack.logs_dir.rglob("flink-*") if p.is_file()]
