@@ -159,7 +159,10 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
                 "create it first, or check the topic name in the pipeline spec",
             )
         resource = ConfigResource(ResourceType.TOPIC, name)
-        configs = admin.describe_configs([resource])[resource].result(timeout=self.request_timeout_s)
+        try:
+            configs = admin.describe_configs([resource])[resource].result(timeout=self.request_timeout_s)
+        except Exception as exc:  # a timeout or a broker error: the cluster did not answer
+            raise self._unavailable(f"describing topic {name!r}", exc) from exc
         return TopicInfo(
             name=name,
             partitions=len(topic.partitions),

@@ -162,7 +162,16 @@ def test_brokers_that_do_not_come_back_are_named_with_the_fix(cluster: Path) -> 
     restarted = run(cluster, "up")
     assert "starting only that" in restarted.stderr
     assert statuses(cluster)["kafka"]["state"] == "running"
-    values = sorted(int(r.value) for r in kafka.read("multi.events", {}, max_records=20_000))
+    # the cluster takes a while to elect leaders again (found in CI: a 5 s describe timed out)
+    again = KafkaResource(bootstrap_servers=BOOTSTRAP)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            values = sorted(int(r.value) for r in again.read("multi.events", {}, max_records=20_000))
+            break
+        except KappaError:
+            assert time.monotonic() < deadline, "the restarted cluster did not serve the topic again"
+            time.sleep(5)
     assert values == list(range(10_000))  # nothing acknowledged was lost
 
 
