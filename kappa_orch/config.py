@@ -44,6 +44,8 @@ VARIABLES: dict[str, str] = {
     "deployment": "KAPPA_DEPLOYMENT",
     "openlineage": "KAPPA_OPENLINEAGE",
 }
+# the local stack's job key, under its home (made by kappa_orch.stack.flink.job_key)
+JOB_KEY_FILE = Path("flink") / "job-key"
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url", "job_key"})
 
@@ -146,7 +148,7 @@ class PlatformConfig(BaseModel):
         """`job_key`, else the local stack's key file when there is one."""
         if self.job_key:
             return self.job_key
-        path = self.home / "flink" / "job-key"
+        path = self.home / JOB_KEY_FILE
         return path.read_text().strip() if path.is_file() else None
 
     def role_urls(self) -> dict[str, str]:

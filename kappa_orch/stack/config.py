@@ -10,21 +10,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kappa_orch.config import PlatformConfig
+from kappa_orch.config import JOB_KEY_FILE, PlatformConfig
 
 LOOPBACK = "127.0.0.1"
 # the node counts the last `kappa-orch stack up` started, in the stack's folder
 TOPOLOGY = "topology.json"
 
 
-def recorded_topology(home: Path) -> tuple[int, int]:
-    """(Kafka nodes, TaskManagers) the last `stack up` recorded in `home`, else one of each."""
+def _recorded(home: Path) -> dict[str, Any]:
+    """What the last `stack up` in `home` recorded (empty when nothing readable was)."""
     import json
 
     try:
         recorded = json.loads((home / TOPOLOGY).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def recorded_topology(home: Path) -> tuple[int, int]:
+    """(Kafka nodes, TaskManagers) the last `stack up` recorded in `home`, else one of each."""
+    recorded = _recorded(home)
+    try:
         return int(recorded["kafka_brokers"]), int(recorded["taskmanagers"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return 1, 1
 
 
@@ -34,14 +43,7 @@ STORAGE = ("checkpoint_uri", "savepoint_uri", "s3_endpoint")
 def recorded_storage(home: Path) -> tuple[str | None, str | None, str | None]:
     """Where the last `stack up` in `home` told Flink to keep checkpoints and savepoints:
     StackConfig's (checkpoint_uri, savepoint_uri, s3_endpoint); None: the default."""
-    import json
-
-    try:
-        recorded = json.loads((home / TOPOLOGY).read_text())
-    except (OSError, ValueError):
-        recorded = {}
-    if not isinstance(recorded, dict):
-        recorded = {}
+    recorded = _recorded(home)
     checkpoints, savepoints, endpoint = (recorded.get(key) for key in STORAGE)
     return checkpoints, savepoints, endpoint
 
@@ -126,7 +128,7 @@ class StackConfig:
     @property
     def job_key_file(self) -> Path:
         """The key job roles' passwords are derived from (see stack.flink.job_key)."""
-        return self.flink_dir / "job-key"
+        return self.home / JOB_KEY_FILE
 
     @property
     def postgres_dir(self) -> Path:
