@@ -150,12 +150,24 @@ def _bucket_keys(endpoint: str, prefix: str) -> list[str]:
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
+def _go_live(
+    platform: Any, kafka: KafkaResource, flink: FlinkResource, count: int, *, seed: int
+) -> list[Any]:
+    """daily_spend live and exact over `count` fresh events on this cluster; the events."""
+    events = sample_events(count, seed=seed, step_ms=60_000).authorizations
+    produce_authorizations(platform, kafka, events, event_timestamps=False)
+    assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, flink).success
+    wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
+    return events
+
+
 def _kill(config: StackConfig, process: str) -> None:
-    pid = PidFile(config.pids_dir / f"{process}.pid", str(config.home)).live_pid()
+    pid_file = PidFile(config.pids_dir / f"{process}.pid", str(config.home))
+    pid = pid_file.live_pid()
     assert pid is not None, f"{process} is not running"
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while PidFile(config.pids_dir / f"{process}.pid", str(config.home)).live_pid() is not None:
+    while pid_file.live_pid() is not None:
         assert time.monotonic() < deadline, f"{process} outlived SIGKILL"
         time.sleep(0.2)
 
@@ -169,10 +181,7 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
 ) -> None:
     config, flink = s3_flink
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        events = sample_events(EVENTS, seed=11, step_ms=60_000).authorizations
-        produce_authorizations(platform, kafka, events, event_timestamps=False)
-        assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, flink).success
-        wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
+        events = _go_live(platform, kafka, flink, EVENTS, seed=11)
         [v1] = versions(platform, "daily_spend").values()
         old_job = v1.flink_job_id or ""
 
@@ -248,10 +257,7 @@ def test_a_taskmanager_that_does_not_come_back_turns_the_job_check_red_with_the_
         raw = yaml.safe_load(spec.read_text())
         raw["health"] = {**raw.get("health", {}), "max_stalled": "15s"}
         spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-        events = sample_events(5_000, seed=21, step_ms=60_000).authorizations
-        produce_authorizations(platform, kafka, events, event_timestamps=False)
-        assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, flink).success
-        wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
+        events = _go_live(platform, kafka, flink, 5_000, seed=21)
         check, cursor = _await_check(platform, kafka, flink, None, passed=True)
 
         _kill(config, "flink-taskmanager")  # and it does not come back
