@@ -12,6 +12,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.errors import ServiceError, ServiceUnavailable
+from kappa_orch.resources.kafka_delivery import Deliveries
 from kappa_orch.resources.kafka_offsets import committed_once, through_failover, watermarks_once
 
 
@@ -286,16 +287,12 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             settings["message.max.bytes"] = max_message_bytes + 1024
         # idempotent: a retried batch neither repeats nor reorders records within a partition
         producer = Producer({**self._base(), **settings, "enable.idempotence": True})
-        failures: list[str] = []
-
-        def on_delivery(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(str(err))
+        deliveries = Deliveries()
 
         count = 0
         for value in values:
             payload = json.dumps(value).encode() if isinstance(value, Mapping) else value
-            kwargs: dict[str, Any] = {"value": payload, "on_delivery": on_delivery}
+            kwargs: dict[str, Any] = {"value": payload, "on_delivery": deliveries.on_delivery}
             if key is not None:
                 kwargs["key"] = key(value)
             if timestamp_ms is not None and (ts := timestamp_ms(value)) is not None:
@@ -311,13 +308,11 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             count += 1
             if count % 10000 == 0:
                 producer.poll(0)
-        remaining = producer.flush(self.request_timeout_s * 4)
-        if remaining or failures:
-            raise ServiceError(
-                f"{remaining + len(failures)} of {count} records to {topic!r} were not delivered"
-                + (f": {failures[0]}" if failures else ""),
-                "check the broker (`kappa-orch stack status`) and produce again",
-            )
+        if pending := producer.flush(self.request_timeout_s * 4):
+            producer.purge()  # nothing queued goes out later, after this call has failed
+            producer.flush(5)  # serves the purged records' reports
+        if pending or deliveries.failures:
+            raise deliveries.error(topic, count, pending)
         return count
 
     def consume(self, topic: str, *, max_records: int, timeout_s: float = 10.0) -> list[Record]:

@@ -155,10 +155,12 @@ def test_brokers_that_do_not_come_back_are_named_with_the_fix(cluster: Path) -> 
     assert "2 of 3 node(s) down: the KRaft quorum has lost its majority" in down["detail"]
     assert "fix: `kappa-orch stack up` starts only the dead node(s)" in down["detail"]
     kafka = KafkaResource(bootstrap_servers=BOOTSTRAP, failover_s=10, request_timeout_s=5)
-    # one replica left, two must be in sync: nothing is acknowledged, and that is said
+    # one replica left, two must be in sync: nothing is acknowledged, and that is said,
+    # without calling the record lost: the one leader may hold it until the others return
     with pytest.raises(KappaError) as refused:
-        kafka.produce("multi.events", [b"lost"])
-    assert "were not delivered" in refused.value.problem and "stack status" in (refused.value.fix or "")
+        kafka.produce("multi.events", [b"unconfirmed"])
+    assert "1 of 1 records to 'multi.events' were not acknowledged" in refused.value.problem
+    assert "may still write" in refused.value.problem and "stack status" in (refused.value.fix or "")
     restarted = run(cluster, "up")
     assert "starting only that" in restarted.stderr
     assert statuses(cluster)["kafka"]["state"] == "running"
@@ -167,12 +169,15 @@ def test_brokers_that_do_not_come_back_are_named_with_the_fix(cluster: Path) -> 
     deadline = time.monotonic() + 180
     while True:
         try:
-            values = sorted(int(r.value) for r in again.read("multi.events", {}, max_records=20_000))
+            values = [r.value for r in again.read("multi.events", {}, max_records=20_000)]
             break
         except KappaError:
             assert time.monotonic() < deadline, "the restarted cluster did not serve the topic again"
             time.sleep(5)
-    assert values == list(range(10_000))  # nothing acknowledged was lost
+    # nothing acknowledged was lost or repeated; the unconfirmed record is there at most once
+    # (CI saw it written once the replicas returned: Kafka's answer to a timed-out write)
+    assert values.count(b"unconfirmed") <= 1
+    assert sorted(int(v) for v in values if v != b"unconfirmed") == list(range(10_000))
 
 
 def test_down_stops_every_node(cluster: Path) -> None:

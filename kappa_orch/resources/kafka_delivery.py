@@ -1,0 +1,37 @@
+"""What a producer learns about its records. A record the brokers did not acknowledge is
+not necessarily absent: one sent but unconfirmed (its request timed out while the
+replicas were away) may still be written once they return, as CI found with two of
+three brokers killed. Only a record purged from the local queue is known never to have
+been sent. The error says which is which and never calls the unconfirmed ones lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kappa_orch.errors import ServiceError
+
+
+class Deliveries:
+    """Collects a producer's delivery reports (pass `on_delivery` to each produce)."""
+
+    def __init__(self) -> None:
+        self.failures: list[Any] = []
+
+    def on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.failures.append(err)
+
+    def error(self, topic: str, count: int, pending: int) -> ServiceError:
+        """`pending`: records still unacknowledged when the wait ended (then purged)."""
+        from confluent_kafka import KafkaError
+
+        missing = max(len(self.failures), pending)
+        unsent = sum(1 for e in self.failures if e.code() == KafkaError._PURGE_QUEUE)
+        cause = f": {self.failures[0].str()}" if self.failures else ""
+        return ServiceError(
+            f"{missing} of {count} records to {topic!r} were not acknowledged by the brokers "
+            f"({unsent} never sent; {missing - unsent} sent but unconfirmed, which Kafka may "
+            f"still write){cause}",
+            "check the brokers (`kappa-orch stack status`), then produce again; a consumer "
+            "of the topic must tolerate an unconfirmed record appearing once",
+        )
