@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kappa_orch.config import PlatformConfig, retention_ms
+from kappa_orch.flink_policy import job_policy
 from kappa_orch.k8s.settings import K8sSettings, SecretKey
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -49,22 +50,35 @@ def _s3_env(settings: K8sSettings) -> list[dict[str, Any]]:
     )
 
 
-def flink_configuration(platform: PlatformConfig, settings: K8sSettings) -> dict[str, str]:
-    """The session cluster's Flink configuration (strings, as the operator wants them)."""
+def job_configuration(settings: K8sSettings) -> dict[str, str]:
+    """What each job is built with: checkpoint storage, interval and retention, restart
+    strategy; the same policy as the local stack the tests run on. A job takes these
+    from the client that submits it, so the SQL Gateway gets them as well as the
+    cluster (before, neither set a checkpoint interval: the jobs never checkpointed)."""
     flink = settings.flink
+    policy = job_policy(
+        checkpoint_interval_s=flink.checkpoint_interval_s, checkpoints_retained=flink.checkpoints_retained
+    )
     config = {
-        "taskmanager.numberOfTaskSlots": str(flink.slots_per_taskmanager),
         "execution.checkpointing.dir": flink.checkpoints,
         "execution.checkpointing.savepoint-dir": flink.savepoints,
-        "execution.checkpointing.num-retained": "3",
-        "high-availability.type": "kubernetes",
-        "high-availability.storageDir": flink.ha_storage,
-        "kubernetes.operator.job.upgrade.last-state-fallback.enabled": "true",
-        "restart-strategy.type": "exponential-delay",
+        **{key: str(value) for key, value in policy.items()},
     }
     if flink.s3_endpoint:
         config |= {"s3.endpoint": flink.s3_endpoint, "s3.path.style.access": "true"}
     return config
+
+
+def flink_configuration(platform: PlatformConfig, settings: K8sSettings) -> dict[str, str]:
+    """The session cluster's Flink configuration (strings, as the operator wants them)."""
+    flink = settings.flink
+    return {
+        "taskmanager.numberOfTaskSlots": str(flink.slots_per_taskmanager),
+        "high-availability.type": "kubernetes",
+        "high-availability.storageDir": flink.ha_storage,
+        "kubernetes.operator.job.upgrade.last-state-fallback.enabled": "true",
+        **job_configuration(settings),
+    }
 
 
 def flink_deployment(platform: PlatformConfig, settings: K8sSettings) -> dict[str, Any]:
@@ -120,6 +134,7 @@ def sql_gateway(platform: PlatformConfig, settings: K8sSettings) -> list[dict[st
         f"-Drest.address={rest}",
         "-Drest.port=8081",
         "-Dexecution.target=remote",
+        *(f"-D{key}={value}" for key, value in job_configuration(settings).items()),
     ]
     probe = {"httpGet": {"path": "/v1/info", "port": GATEWAY_PORT}, "periodSeconds": 10}
     container = {

@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kappa_orch.errors import SpecError
+from kappa_orch.flink_policy import (
+    CHECKPOINT_INTERVAL_S,
+    CHECKPOINTS_RETAINED,
+    OBSERVE_INTERVAL_S,
+    retention_problem,
+)
 
 # what kappa_orch's jobs are built and tested with (the local stack's pyflink)
 FLINK_VERSION = "2.2.1"
@@ -68,6 +74,16 @@ class FlinkSettings(_Strict):
     ha_storage: str = Field("s3://kappa-flink/ha", description="Kubernetes HA metadata storage URI.")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint (MinIO, ...); default: AWS.")
     service_account: str = Field("flink", description="Service account the operator's Flink pods run as.")
+    checkpoint_interval_s: int = Field(CHECKPOINT_INTERVAL_S, ge=1, description="How often jobs checkpoint.")
+    checkpoints_retained: int = Field(
+        CHECKPOINTS_RETAINED, ge=1, description="Completed checkpoints Flink keeps per job."
+    )
+    observe_interval_s: int = Field(
+        OBSERVE_INTERVAL_S,
+        ge=1,
+        description="The observation sensor's interval in the user code (automation observe_interval_s); "
+        "the retained checkpoints must span two of its ticks.",
+    )
 
     @field_validator("version")
     @classmethod
@@ -78,6 +94,17 @@ class FlinkSettings(_Strict):
                 f"(tested with {FLINK_VERSION})"
             )
         return value
+
+    @model_validator(mode="after")
+    def _retained_span_two_ticks(self) -> FlinkSettings:
+        problem = retention_problem(
+            checkpoint_interval_s=self.checkpoint_interval_s,
+            checkpoints_retained=self.checkpoints_retained,
+            observe_interval_s=self.observe_interval_s,
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @property
     def operator_version(self) -> str:

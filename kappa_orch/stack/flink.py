@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from kappa_orch.errors import StackError
+from kappa_orch.flink_policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_job_password, resolve
 from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
@@ -123,30 +124,13 @@ class FlinkService(Service):
                 "rest.port": cfg.flink_rest_port,
                 "parallelism.default": 1,
                 "state.backend.type": "hashmap",
-                "execution.checkpointing.interval": "5s",
                 # any URI Flink writes to; kappa_orch never lists it (a lost job resumes from
                 # the path Flink's REST API or the registry names)
                 "execution.checkpointing.dir": cfg.checkpoints,
                 "execution.checkpointing.savepoint-dir": cfg.savepoints,
-                # 12 x 5 s: the checkpoint the observation sensor recorded (every 30 s) is
-                # still there when a job the cluster forgot is repaired from it
-                "execution.checkpointing.num-retained": 12,
-                "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-                # a job outlives the loss of a TaskManager: it restarts (1 s, 2 s, ... at most
-                # 30 s apart) for as long as it takes the TaskManager to come back, instead of
-                # failing for good after a fixed number of attempts
-                "restart-strategy.type": "exponential-delay",
-                "restart-strategy.exponential-delay.initial-backoff": "1s",
-                "restart-strategy.exponential-delay.max-backoff": "30s",
-                "restart-strategy.exponential-delay.backoff-multiplier": 2.0,
-                "restart-strategy.exponential-delay.reset-backoff-threshold": "10min",
-                "restart-strategy.exponential-delay.jitter-factor": 0.1,
-                "restart-strategy.exponential-delay.attempts-before-reset-backoff": 2147483647,
-                # the REST API's metric store fetches again only when its last fetch ended, and
-                # a fetch that asked a TaskManager killed meanwhile ends only at this timeout:
-                # at the default (10 min) a TaskManager's death froze every job's metrics,
-                # late-record counters included, for ten minutes
-                "web.timeout": "30s",
+                **job_policy(
+                    checkpoint_interval_s=CHECKPOINT_INTERVAL_S, checkpoints_retained=CHECKPOINTS_RETAINED
+                ),
                 "sql-gateway.endpoint.rest.address": LOOPBACK,
                 "sql-gateway.endpoint.rest.bind-address": LOOPBACK,
                 "sql-gateway.endpoint.rest.port": cfg.sql_gateway_port,

@@ -114,6 +114,47 @@ def test_the_session_cluster_is_flink_2_with_checkpoints_on_object_storage_and_h
     assert service["spec"]["ports"][0]["port"] == 8083
 
 
+def test_the_cluster_and_the_gateway_checkpoint_and_restart_as_the_local_stack(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    # found in review: the render set no checkpoint interval (and the SQL Gateway, whose
+    # configuration a job is built with, no checkpoint storage): jobs on Kubernetes would
+    # never have checkpointed, so a repair could not resume one
+    from kappa_orch.stack.config import StackConfig
+    from kappa_orch.stack.flink import FlinkService
+
+    local = FlinkService(StackConfig(home=tmp_path)).settings()
+    [session] = _docs(files, "flink-session.yaml")
+    cluster = session["spec"]["flinkConfiguration"]
+    [gateway, _service] = _docs(files, "sql-gateway.yaml")
+    command = gateway["spec"]["template"]["spec"]["containers"][0]["command"]
+    shared = [k for k in local if k.startswith(("execution.checkpointing.", "restart-strategy.", "web."))]
+    assert "execution.checkpointing.interval" in shared and len(shared) >= 10
+    for key in shared:
+        if key.endswith(("checkpointing.dir", "savepoint-dir")):  # storage: the bucket, not a folder
+            assert cluster[key].startswith("s3://kappa-flink/") and f"-D{key}={cluster[key]}" in command
+            continue
+        assert cluster[key] == str(local[key]), key
+        assert f"-D{key}={local[key]}" in command, key
+    assert "-Ds3.endpoint=http://minio.kappa.svc:9000" in command
+
+
+def test_checkpoints_retained_must_span_two_observation_ticks(tmp_path: Path) -> None:
+    (tmp_path / "k8s.yaml").write_text(yaml.safe_dump(SETTINGS))
+    with pytest.raises(SpecError) as short:
+        load_settings(
+            tmp_path / "k8s.yaml", {"flink.checkpoint_interval_s": 10, "flink.checkpoints_retained": 3}
+        )
+    assert (
+        "3 retained checkpoints x 10 s = 30 s, less than two observation ticks (60 s)" in short.value.problem
+    )
+    assert "retain at least 6" in short.value.problem
+    slow = load_settings(
+        tmp_path / "k8s.yaml", {"flink.checkpoint_interval_s": 10, "flink.checkpoints_retained": 6}
+    )
+    assert slow.flink.checkpoints_retained == 6
+
+
 def test_credentials_are_secret_references_never_values(files: dict[str, str]) -> None:
     assert PASSWORD not in "".join(files.values())
     [values] = _docs(files, "dagster-values.yaml")
