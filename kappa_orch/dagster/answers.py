@@ -60,7 +60,7 @@ def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str) -> Non
         if failure:
             answers.checkpoint_failures[job_id] = failure
         # no metrics yet (a job just started): nothing observed, nothing claimed
-        late = flink.known_late_records(job_id, metrics_wait_s=0)
+        late = flink.known_late_records(job_id, metrics_wait_s=0, job=job)
         if late is not None:
             answers.late_records[job_id] = late
 

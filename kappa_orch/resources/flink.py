@@ -32,6 +32,8 @@ class FlinkJob:
     # for a slot, deploying): a RUNNING job with waiting tasks processes nothing yet
     since_ms: int | None = None
     waiting_tasks: int = 0
+    # (vertex id, name) of each operator chain, as the job's detail lists them
+    vertices: tuple[tuple[str, str], ...] = ()
 
     @property
     def processing(self) -> bool:
@@ -175,6 +177,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             detail.get("start-time"),
             since_ms=(detail.get("timestamps") or {}).get(detail["state"]),
             waiting_tasks=waiting,
+            vertices=tuple((v["id"], v["name"]) for v in detail.get("vertices", [])),
         )
 
     def job_url(self, job_id: str) -> str:
@@ -221,27 +224,31 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         overview = self._call("GET", self.rest_url, "/overview")
         return int(overview.get("slots-available", 0)), int(overview.get("slots-total", 0))
 
-    def late_records(self, job_id: str, *, metrics_wait_s: float = 20.0) -> dict[str, int]:
+    def late_records(
+        self, job_id: str, *, metrics_wait_s: float = 20.0, job: FlinkJob | None = None
+    ) -> dict[str, int]:
         """Records each operator of the job dropped as late (event time behind the
         watermark), summed over its subtasks: operator (e.g. `GroupWindowAggregate[86]`) ->
         count. Flink keeps these counters since the job's last (re)start.
 
         The REST API serves metrics it fetched from the TaskManagers (every 10 s by
         default): a vertex without any metric yet is waited for, so that "no late
-        records" is never an answer given before the counters could be seen."""
+        records" is never an answer given before the counters could be seen. `job`: the
+        job's detail when the caller has just read it (its vertices are not asked again)."""
         from urllib.parse import quote
 
         dropped: dict[str, int] = {}
         deadline = time.monotonic() + metrics_wait_s
-        for vertex in self._call("GET", self.rest_url, f"/jobs/{job_id}").get("vertices", []):
-            base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+        vertices = (job or self.job(job_id)).vertices
+        for vertex_id, vertex_name in vertices:
+            base = f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics"
             names = [m["id"] for m in self._call("GET", self.rest_url, base) or []]
             while not names and time.monotonic() < deadline:
                 time.sleep(1.0)
                 names = [m["id"] for m in self._call("GET", self.rest_url, base) or []]
             if not names:
                 raise FlinkJobError(
-                    f"Flink has no metrics yet for job {job_id} ({vertex['name'][:80]})",
+                    f"Flink has no metrics yet for job {job_id} ({vertex_name[:80]})",
                     "the job may be restarting; check it in the Flink UI and ask again",
                 )
             late = [n for n in names if n.endswith(".numLateRecordsDropped")]
@@ -254,14 +261,14 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         return dropped
 
     def known_late_records(
-        self, job_id: str | None, *, metrics_wait_s: float = 20.0
+        self, job_id: str | None, *, metrics_wait_s: float = 20.0, job: FlinkJob | None = None
     ) -> dict[str, int] | None:
         """`late_records`, or None when the job cannot be asked (no job, no metrics yet,
         Flink unreachable): callers report "unknown", never zero."""
         if not job_id:
             return None
         try:
-            return self.late_records(job_id, metrics_wait_s=metrics_wait_s)
+            return self.late_records(job_id, metrics_wait_s=metrics_wait_s, job=job)
         except KappaError:
             return None
 
