@@ -1,8 +1,8 @@
 """What a producer learns about its records. A record the brokers did not acknowledge is
-not necessarily absent: one sent but unconfirmed (its request timed out while the
-replicas were away) may still be written once they return, as CI found with two of
-three brokers killed. Only a record purged from the local queue is known never to have
-been sent. The error says which is which and never calls the unconfirmed ones lost."""
+not necessarily absent: one whose request timed out while the replicas were away may
+still be written once they return, as CI found with two of three brokers killed. Even a
+record purged from the local queue may be waiting for a retry of a write that reached
+the leader. So the error never calls the records lost: it says they are unconfirmed."""
 
 from __future__ import annotations
 
@@ -23,15 +23,12 @@ class Deliveries:
 
     def error(self, topic: str, count: int, pending: int) -> ServiceError:
         """`pending`: records still unacknowledged when the wait ended (then purged)."""
-        from confluent_kafka import KafkaError
-
         missing = max(len(self.failures), pending)
-        unsent = sum(1 for e in self.failures if e.code() == KafkaError._PURGE_QUEUE)
         cause = f": {self.failures[0].str()}" if self.failures else ""
         return ServiceError(
-            f"{missing} of {count} records to {topic!r} were not acknowledged by the brokers "
-            f"({unsent} never sent; {missing - unsent} sent but unconfirmed, which Kafka may "
-            f"still write){cause}",
+            f"{missing} of {count} records to {topic!r} were not acknowledged by the brokers; "
+            f"Kafka may still write some of them (a write that timed out can have reached the "
+            f"partition's leader){cause}",
             "check the brokers (`kappa-orch stack status`), then produce again; a consumer "
             "of the topic must tolerate an unconfirmed record appearing once",
         )
