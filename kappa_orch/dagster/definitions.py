@@ -38,6 +38,7 @@ from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedul
 from kappa_orch.dagster.stream_checks import health_checks
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import SpecError
+from kappa_orch.flink_policy import OBSERVE_INTERVAL_S
 from kappa_orch.spec.model import LoadedPipeline
 
 SENSOR_NAMES = (
@@ -55,7 +56,10 @@ class AutomationSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    observe_interval_s: int = Field(30, ge=1, description="Stream observations and job health.")
+    # the Flink policy's retained checkpoints are sized for this interval (flink_policy)
+    observe_interval_s: int = Field(
+        OBSERVE_INTERVAL_S, ge=1, description="Stream observations and job health."
+    )
     reprocess_interval_s: int = Field(30, ge=1, description="Fingerprints that are not live.")
     repair_interval_s: int = Field(30, ge=1, description="Live or ready versions whose job is gone.")
     retire_interval_s: int = Field(300, ge=1, description="Replaced versions past their grace period.")
