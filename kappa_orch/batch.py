@@ -21,7 +21,13 @@ from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 from kappa_orch import lineage_events, lineage_ops, registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
-from kappa_orch.flink_sources import checked_source_ddl, snapshot_source_ddl, snapshot_table, valid_view_ddl
+from kappa_orch.flink_sources import (
+    checked_source_ddl,
+    function_ddl,
+    snapshot_source_ddl,
+    snapshot_table,
+    valid_view_ddl,
+)
 from kappa_orch.flink_sql import JOB_CONFIGURATION, VersionJob, sink_ddl
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -53,7 +59,7 @@ def batch_job(
 ) -> VersionJob:
     spec = pipeline.spec
     begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
-    setup: list[str] = []
+    setup = function_ddl()
     for source in spec.sources:
         # with a bootstrap snapshot, days before its `until` come from the snapshot
         until = day_start_ms(source.bootstrap.until) if source.bootstrap else None

@@ -1,12 +1,12 @@
 """The Flink SQL of a version's sources: each event read as raw bytes with its partition
-and offset, its declared columns computed with JSON_VALUE/TRY_CAST, and the reason an
-invalid event is dead-lettered instead (see flink_sql for the whole job)."""
+and offset, parsed once by the stack's KAPPA_PARSE function into its declared columns
+(strictly typed) or the reason it is dead-lettered instead (see flink_sql for the whole job)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kappa_orch.spec.model import Column, Source, parse_duration
+from kappa_orch.spec.model import Source, parse_duration
 
 
 def jdbc_table(table: str, jdbc: Mapping[str, str]) -> dict[str, str]:
@@ -35,25 +35,24 @@ PAYLOAD_TEXT = "CAST(`payload_bytes` AS STRING)"
 # for bytes that are not UTF-8), with the payload's size and SHA-256: escaped as JSON a
 # letter stays far under Kafka's default 1 MiB message size, whatever the event's size
 LETTER_PAYLOAD_CHARS = 65_536
-NOT_UTF8 = "payload is not valid UTF-8"
+NOT_UTF8 = "payload is not valid UTF-8"  # EventParser.NOT_UTF8
 
 
-def _json_value(column: str) -> str:
-    return f"JSON_VALUE({PAYLOAD_TEXT}, '$.{column}')"
+# the stack's Java functions (kappa_orch/stack/java/io/kappaorch/flink), on the cluster's
+# classpath: each event is parsed once, strictly, in one place (EventParser)
+PARSE_FUNCTION = "KAPPA_PARSE"
+EVENT_MILLIS_FUNCTION = "KAPPA_EVENT_MILLIS"
+FUNCTION_CLASSES = {
+    PARSE_FUNCTION: "io.kappaorch.flink.ParseEvent",
+    EVENT_MILLIS_FUNCTION: "io.kappaorch.flink.EventMillis",
+}
 
 
-def _column_expression(column: Column) -> str:
-    value = _json_value(column.name)
-    return value if column.type == "STRING" else f"TRY_CAST({value} AS {column.type})"
-
-
-def _is_integertext_literal(column: Column) -> str:
-    # a CAST alone would truncate 1.5 to 1: integers must be written as integers
-    return f"REGEXP({_json_value(column.name)}, '^-?[0-9]+$')"
-
-
-def _utf8() -> str:
-    return f"CAST({PAYLOAD_TEXT} AS BYTES) = `payload_bytes`"
+def function_ddl() -> list[str]:
+    return [
+        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS {literal(cls)} LANGUAGE JAVA"
+        for name, cls in FUNCTION_CLASSES.items()
+    ]
 
 
 def interval(duration: str) -> str:
@@ -67,39 +66,24 @@ def interval(duration: str) -> str:
     return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{sec:02d}.{ms:03d}' DAY(3) TO SECOND(3)"
 
 
-def _event_millis(source: Source) -> str:
-    assert source.event_time is not None
-    return f"TRY_CAST({_json_value(source.event_time.from_column)} AS BIGINT)"
-
-
-def _plausible(source: Source) -> str | None:
-    """The event time is not further ahead of the record's log time than `max_ahead`
-    (TO_TIMESTAMP_LTZ is NULL for an absurd number: implausible too)."""
+def event_schema(source: Source) -> str:
+    """The source's columns and event-time rule as the Java functions read them (EventSchema):
+    `from=ts|ahead_ms=3600000|ahead=1h|account:STRING|amount:DECIMAL(10, 2):coerce`."""
+    parts: list[str] = []
     event_time = source.event_time
-    if event_time is None or event_time.max_ahead is None:
-        return None
-    event = f"TO_TIMESTAMP_LTZ({_event_millis(source)}, 3)"
-    limit = f"`kafka_timestamp` + {interval(event_time.max_ahead)}"
-    return f"(`kafka_timestamp` IS NULL OR COALESCE({event} <= {limit}, FALSE))"
+    if event_time is not None:
+        parts.append(f"from={event_time.from_column}")
+        if event_time.max_ahead is not None:
+            ahead_ms = round(parse_duration(event_time.max_ahead) * 1000)
+            parts += [f"ahead_ms={ahead_ms}", f"ahead={event_time.max_ahead}"]
+    parts += [f"{c.name}:{c.type}" + (":coerce" if c.coerce else "") for c in source.columns]
+    return "|".join(parts)
 
 
-def _has_nul(value: str) -> str:
-    # a regex escape, not a NUL literal: a CHR(0) constant is lost in Flink's generated code
-    return f"REGEXP({value}, '\\u0000')"
-
-
-def _valid(source: Source, columns: dict[str, str]) -> str:
-    """The condition of a valid event over the raw table's columns (named by `columns`):
-    every declared column present, scalar, of its type, text without NUL (PostgreSQL
-    refuses it), a UTF-8 payload, and a plausible event time."""
-    parts = [f"{columns[c.name]} IS NOT NULL" for c in source.columns]
-    parts += [_is_integertext_literal(c) for c in source.columns if c.type in {"INT", "BIGINT"}]
-    parts += [f"NOT {_has_nul(columns[c.name])}" for c in source.columns if c.type == "STRING"]
-    parts.append(_utf8())
-    plausible = _plausible(source)
-    if plausible:
-        parts.append(plausible)
-    return " AND ".join(parts)
+def _call(function: str, source: Source, table: str = "") -> str:
+    prefix = f"{table}." if table else ""
+    schema = literal(event_schema(source))
+    return f"{function}({prefix}`payload_bytes`, {prefix}`kafka_timestamp`, {schema})"
 
 
 def source_ddl(
@@ -110,14 +94,14 @@ def source_ddl(
     startup_mode: str,
     extra_options: Mapping[str, str] | None = None,
 ) -> str:
-    """The raw table: the payload's bytes, partition, offset and log time, the declared
-    columns computed from the payload, and the event time with its watermark.
+    """The raw table: the payload's bytes, partition, offset and log time, and the event
+    time with its watermark.
 
-    The watermark expression is NULL for every event that is not valid (it will be
-    dead-lettered) and for implausible event times, and Flink's watermark generator
-    skips NULLs: only valid events move event time. The watermark is pushed into the
-    Kafka source, which tracks it per partition and emits the minimum over partitions,
-    so a partition read ahead during a replay makes no other partition's events late."""
+    The event time is NULL for every event that is not valid (it will be dead-lettered,
+    e.g. an implausible event time), and Flink's watermark generator skips NULLs: only
+    valid events move event time. The watermark is pushed into the Kafka source, which
+    tracks it per partition and emits the minimum over partitions, so a partition read
+    ahead during a replay makes no other partition's events late."""
     columns = [
         "`payload_bytes` BYTES",
         "`kafka_partition` INT METADATA FROM 'partition' VIRTUAL",
@@ -125,17 +109,13 @@ def source_ddl(
         "`kafka_timestamp` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
         f"`payload` AS {PAYLOAD_TEXT}",
     ]
-    columns += [f"`{c.name}` AS {_column_expression(c)}" for c in source.columns]
     if source.event_time is not None:
         event_time = source.event_time
-        columns.append(f"`{event_time.column}` AS TO_TIMESTAMP_LTZ({_event_millis(source)}, 3)")
-        delay = interval(event_time.watermark_delay)
-        # computed columns cannot read each other: the condition repeats their expressions
-        valid = _valid(source, {c.name: _column_expression(c) for c in source.columns})
         columns.append(
-            f"WATERMARK FOR `{event_time.column}` AS CASE WHEN {valid} "
-            f"THEN `{event_time.column}` - {delay} END"
+            f"`{event_time.column}` AS TO_TIMESTAMP_LTZ({_call(EVENT_MILLIS_FUNCTION, source)}, 3)"
         )
+        delay = interval(event_time.watermark_delay)
+        columns.append(f"WATERMARK FOR `{event_time.column}` AS `{event_time.column}` - {delay}")
     options = {
         "connector": "kafka",
         "topic": source.topic,
@@ -163,57 +143,6 @@ def text_literal(value: str) -> str:
     return f"CAST({literal(value)} AS STRING)"
 
 
-def implausible_reason(source: Source) -> str | None:
-    event_time = source.event_time
-    if event_time is None or event_time.max_ahead is None:
-        return None
-    return (
-        f"event time {event_time.from_column} is more than {event_time.max_ahead} ahead of "
-        "the record's Kafka timestamp (event_time.max_ahead)"
-    )
-
-
-def rejection_reason(source: Source) -> str:
-    """CASE expression: NULL for a valid event, else the first thing wrong with it.
-
-    The first branch is the valid events' fast path, on the declared columns already
-    computed (a JSON object's scalar fields, cast): the detailed branches, which parse
-    the payload again, run only for broken events."""
-    valid = _valid(source, {c.name: f"`{c.name}`" for c in source.columns})
-    whens = [
-        f"WHEN {valid} THEN CAST(NULL AS STRING)",
-        f"WHEN `payload_bytes` IS NULL THEN {text_literal('empty payload (tombstone)')}",
-        f"WHEN NOT ({_utf8()}) THEN {text_literal(NOT_UTF8)}",
-        f"WHEN NOT (`payload` IS JSON OBJECT) THEN {text_literal('not a JSON object')}",
-    ]
-    for column in source.columns:
-        path = f"'$.{column.name}'"
-        # JSON_EXISTS is false for a missing field and for a null one
-        whens.append(
-            f"WHEN NOT JSON_EXISTS(`payload`, {path}) "
-            f"THEN {text_literal(f'field {column.name} is missing or null')}"
-        )
-        whens.append(
-            f"WHEN JSON_VALUE(`payload`, {path}) IS NULL "
-            f"THEN {text_literal(f'field {column.name} is not a scalar (object or array)')}"
-        )
-        wrong_type = text_literal(f"field {column.name} is not {column.type}")
-        if column.type in {"INT", "BIGINT"}:
-            whens.append(f"WHEN NOT {_is_integertext_literal(column)} THEN {wrong_type}")
-        if column.type != "STRING":
-            whens.append(f"WHEN `{column.name}` IS NULL THEN {wrong_type}")
-        else:
-            nul = text_literal(f"field {column.name} contains a NUL character")
-            whens.append(f"WHEN {_has_nul(f'`{column.name}`')} THEN {nul}")
-    implausible = implausible_reason(source)
-    plausible = _plausible(source)
-    if implausible and plausible:
-        whens.append(f"WHEN NOT {plausible} THEN {text_literal(implausible)}")
-    # never NULL unless the fast path holds: the SQL and the dead letters split the input exactly
-    whens.append(f"ELSE {text_literal('does not match the source schema')}")
-    return "CASE\n    " + "\n    ".join(whens) + "\n  END"
-
-
 def checked_source_ddl(
     source: Source,
     *,
@@ -222,16 +151,14 @@ def checked_source_ddl(
     startup_mode: str,
     extra_options: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The raw table and the checked view of one source.
+    """The raw table and the checked view of one source (after function_ddl's statements).
 
-    The view computes the reason and the declared columns inside a one-element UNNEST:
-    Flink 2.2 neither reuses common subexpressions within a Calc nor shares a Calc between
-    the job's three INSERTs, so written as plain columns every INSERT would parse the JSON
-    again. The UNNEST's input is one plan node, evaluated once per event and shared (25%
-    more events/s measured with three INSERTs; bench/reprocess.py)."""
+    The view parses each event once (KAPPA_PARSE) inside a one-element UNNEST: Flink 2.2
+    neither reuses common subexpressions within a Calc nor shares a Calc between the job's
+    three INSERTs, so written as plain columns every INSERT would parse the JSON again. The
+    UNNEST's input is one plan node, evaluated once per event and shared."""
     raw = source.model_copy(update={"name": raw_table(source)})
     names = [c.name for c in source.columns]
-    row = ",\n    ".join([rejection_reason(source)] + [f"`{n}`" for n in names])
     fields = ", ".join(["`kappa_reason`"] + [f"`kappa_v_{n}`" for n in names])
     selected = ["r.`payload_bytes`", "r.`payload`", "r.`kafka_partition`", "r.`kafka_offset`"]
     selected += ["t.`kappa_reason`"] + [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
@@ -248,7 +175,7 @@ def checked_source_ddl(
         f"CREATE TEMPORARY VIEW `{checked_view(source)}` AS\n"
         f"SELECT {', '.join(selected)}\n"
         f"FROM `{raw_table(source)}` AS r\n"
-        f"CROSS JOIN UNNEST(ARRAY[ROW(\n    {row}\n)]) AS t({fields})",
+        f"CROSS JOIN UNNEST(ARRAY[{_call(PARSE_FUNCTION, source, 'r')}]) AS t({fields})",
     ]
 
 

@@ -1,12 +1,13 @@
 """The Flink SQL of one version: source DDL, sink DDL and the INSERT around the spec's SELECT.
 
-Sources read each event as a raw string plus its partition and offset; declared
-columns are computed from it with JSON_VALUE/TRY_CAST. A broken event therefore does
-not fail or silently vanish inside the format. Each source becomes three names:
+Sources read each event as raw bytes plus its partition and offset; the stack's
+KAPPA_PARSE function parses it once into the declared columns, strictly typed. A broken
+event therefore does not fail or silently vanish inside the format. Each source becomes
+three names:
 
-- `kafka_<source>`: the raw table (payload, partition, offset, computed columns),
+- `kafka_<source>`: the raw table (payload, partition, offset, event time),
 - `kappa_checked_<source>`: the same rows with `kappa_reason`, NULL for a valid event,
-  else why it is not (not JSON, a declared field missing, null or of the wrong type),
+  else why it is not (not JSON, a declared field missing, null or of another type),
 - `<source>`: the valid events' declared columns, which the spec's SQL reads.
 
 A version's job runs three INSERTs over one read of each source: the spec's SELECT into
@@ -26,6 +27,7 @@ from kappa_orch.flink_sources import (
     NOT_UTF8,
     checked_source_ddl,
     checked_view,
+    function_ddl,
     jdbc_table,
     options_sql,
     text_literal,
@@ -180,7 +182,7 @@ def version_job(
     jdbc: Mapping[str, str],
 ) -> VersionJob:
     startup_mode = "earliest-offset" if spec.start.position == "earliest" else "latest-offset"
-    setup: list[str] = []
+    setup = function_ddl()
     for source in spec.sources:
         setup += checked_source_ddl(source, bootstrap=bootstrap, group_id=group_id, startup_mode=startup_mode)
         setup.append(valid_view_ddl(source))

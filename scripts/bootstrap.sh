@@ -15,7 +15,7 @@ say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
-# javac builds the job-password plugin of the JDBC sinks (kappa_orch/stack/java)
+# javac builds kappa_orch's Flink classes: the JDBC job-password plugin and the event parser (kappa_orch/stack/java)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then

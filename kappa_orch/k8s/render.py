@@ -275,11 +275,12 @@ DOCKERFILE_FLINK = """\
 # The Flink image of the session cluster and the SQL Gateway: the official image plus the
 # connectors kappa_orch's jobs use (the same jars `kappa-orch stack jars` resolves).
 # Build from a folder holding them:
-#   kappa-orch stack jars && cp .kappa/jars/flink/*.jar .kappa/jars/kappa-jdbc/*.jar jars/
-# kappa-jdbc-auth.jar derives a job role's password from KAPPA_JOB_KEY (beside the driver).
+#   kappa-orch stack jars && cp .kappa/jars/flink/*.jar .kappa/jars/kappa-flink/*.jar jars/
+# kappa-flink.jar derives a job role's password from KAPPA_JOB_KEY (beside the driver) and parses
+# each event (KAPPA_PARSE, KAPPA_EVENT_MILLIS).
 FROM flink:{version}-java17
 COPY jars/flink-sql-connector-kafka-*.jar jars/flink-connector-jdbc-*.jar /opt/flink/lib/
-COPY jars/postgresql-*.jar jars/kappa-jdbc-auth.jar /opt/flink/lib/
+COPY jars/postgresql-*.jar jars/kappa-flink.jar /opt/flink/lib/
 COPY jars/flink-sql-gateway-*.jar /opt/flink/opt/
 """
 

@@ -20,7 +20,9 @@ from kappa_orch.spec.sql import normalise
 #    job's operators changed too: its old checkpoints cannot be resumed)
 # 3: sources read bytes (invalid UTF-8 is dead-lettered), dead-lettered and implausible
 #    events no longer move the watermark, dead letters are bounded in size
-FINGERPRINT_FORMAT = 3
+# 4: types are strict (a JSON string is not a number, nothing is rounded or replaced; a
+#    column's `coerce` opts in), events are parsed once by the stack's KAPPA_PARSE function
+FINGERPRINT_FORMAT = 4
 
 
 def fingerprint(pipeline: LoadedPipeline) -> str:
@@ -35,7 +37,7 @@ def fingerprint(pipeline: LoadedPipeline) -> str:
                     "name": s.name,
                     "topic": s.topic,
                     "format": s.format,
-                    "columns": [[c.name, c.type] for c in s.columns],
+                    "columns": [[c.name, c.type] + (["coerce"] if c.coerce else []) for c in s.columns],
                     "event_time": s.event_time.model_dump(by_alias=True) if s.event_time else None,
                 }
                 for s in spec.sources

@@ -81,6 +81,30 @@ class Column(_Strict):
         )
 
 
+COERCIBLE_TYPES = ("STRING", "BOOLEAN", "INT", "BIGINT", "DOUBLE", "DECIMAL")
+
+
+class SourceColumn(Column):
+    """A field read from each event. Its JSON type must match the declared type exactly
+    (a string is not a number, a number is not a string) unless `coerce` allows more."""
+
+    coerce: bool = Field(
+        default=False,
+        description="Also accept another JSON form of the value: a string holding a JSON number for "
+        'INT, BIGINT, DOUBLE and DECIMAL; the strings "true" and "false" for BOOLEAN; a number or '
+        "boolean (its JSON text) for STRING. The same range and digit rules apply. *fingerprint*",
+    )
+
+    @model_validator(mode="after")
+    def _coercible(self) -> SourceColumn:
+        if self.coerce and not self.type.startswith(COERCIBLE_TYPES):
+            raise ValueError(
+                f"column {self.name!r}: coerce is not available for {self.type} (a date or timestamp is "
+                "always a JSON string of the documented form); remove `coerce`"
+            )
+        return self
+
+
 class EventTime(_Strict):
     """The event-time column, computed from an epoch-milliseconds source column."""
 
@@ -125,7 +149,7 @@ class Source(_Strict):
     name: SqlName = Field(description="The name the SQL uses for this source.")
     topic: Annotated[str, StringConstraints(pattern=TOPIC)] = Field(description="Kafka topic.")
     format: Literal["json"] = Field(default="json", description="Event encoding.")
-    columns: list[Column] = Field(
+    columns: list[SourceColumn] = Field(
         min_length=1, max_length=MAX_COLUMNS, description="Fields read from each event."
     )
     event_time: EventTime | None = Field(default=None, description="Event-time column and watermark.")
@@ -162,6 +186,12 @@ class Source(_Strict):
                 raise ValueError(
                     f"event_time.from {self.event_time.from_column!r} is not a column of source "
                     f"{self.name!r}; declare it under columns (epoch milliseconds, BIGINT)"
+                )
+            [time_type] = [c.type for c in self.columns if c.name == self.event_time.from_column]
+            if time_type not in ("BIGINT", "INT"):
+                raise ValueError(
+                    f"event_time.from {self.event_time.from_column!r} of source {self.name!r} is declared "
+                    f"{time_type}; it holds epoch milliseconds: declare it BIGINT"
                 )
             if self.event_time.column in names:
                 raise ValueError(

@@ -8,7 +8,6 @@ Flink's scripts at them with FLINK_LIB_DIR, FLINK_OPT_DIR and FLINK_CONF_DIR.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ import yaml
 from kappa_orch.errors import StackError
 from kappa_orch.flink_policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.stack.config import LOOPBACK, StackConfig
-from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_job_password, resolve
+from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_kappa_jar, flink_home, resolve
 from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
 
@@ -32,17 +31,6 @@ _PROCESSES = {
     "flink-taskmanager": "taskmanager.sh",
     "flink-sql-gateway": "sql-gateway.sh",
 }
-
-
-def flink_home() -> Path:
-    """The Flink distribution inside the installed pyflink package."""
-    spec = importlib.util.find_spec("pyflink")
-    if spec is None or not spec.submodule_search_locations:
-        raise StackError(
-            "pyflink is not installed, so there is no Flink distribution to run",
-            "install the project (`pip install -e .`), which pins apache-flink",
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -170,7 +158,7 @@ class FlinkService(Service):
             target = opt if jar.name.startswith(_GATEWAY_JAR_PREFIX) else lib
             (target / jar.name).symlink_to(jar.resolve())
         # beside the driver (one class loader): derives a job role's password from the key
-        for jar in build_job_password(self.config.jars_dir).glob("*.jar"):
+        for jar in build_kappa_jar(self.config.jars_dir).glob("*.jar"):
             (lib / jar.name).symlink_to(jar.resolve())
         self._link_plugins()
         for sub in ("checkpoints", "savepoints", "log", "pids"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -91,38 +93,54 @@ def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
 
 def resolve_all(jars_dir: Path) -> dict[str, Path]:
     resolved = {bundle.name: resolve(bundle, jars_dir) for bundle in BUNDLES}
-    resolved[JOB_PASSWORD_JAR] = build_job_password(jars_dir)
+    resolved[KAPPA_JAR] = build_kappa_jar(jars_dir)
     return resolved
 
 
-# pgjdbc's authentication plugin that derives a job role's password from KAPPA_JOB_KEY
-# (kappa_orch/stack/java), compiled here against the driver the flink pom resolves
-JOB_PASSWORD_JAR = "kappa-jdbc"
+def flink_home() -> Path:
+    """The Flink distribution inside the installed pyflink package."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError(
+            "pyflink is not installed, so there is no Flink distribution to run",
+            "install the project (`pip install -e .`), which pins apache-flink",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# kappa_orch's own classes for the Flink cluster (kappa_orch/stack/java): pgjdbc's
+# authentication plugin that derives a job role's password from KAPPA_JOB_KEY, and the
+# functions that parse each event (KAPPA_PARSE), compiled here against the driver the
+# flink pom resolves and the Flink distribution of the pyflink wheel
+KAPPA_JAR = "kappa-flink"
+KAPPA_JAR_FILE = "kappa-flink.jar"
 JOB_PASSWORD_CLASS = "io.kappaorch.jdbc.JobPassword"
 
 
-def build_job_password(jars_dir: Path) -> Path:
-    """Compile the job-password plugin into jars_dir/kappa-jdbc/kappa-jdbc-auth.jar unless
+def build_kappa_jar(jars_dir: Path) -> Path:
+    """Compile kappa_orch's Java classes into jars_dir/kappa-flink/kappa-flink.jar unless
     already built from this source; its folder."""
     import tempfile
     import zipfile
 
-    source = Path(str(resources.files("kappa_orch.stack") / "java" / "io" / "kappaorch" / "jdbc"))
-    sources = sorted(source.glob("*.java"))
+    root = Path(str(resources.files("kappa_orch.stack") / "java"))
+    sources = sorted(root.rglob("*.java"))
     digest = hashlib.sha256(b"".join(s.read_bytes() for s in sources)).hexdigest()[:16]
-    target = jars_dir / JOB_PASSWORD_JAR
+    target = jars_dir / KAPPA_JAR
     stamp = target / ".built"
     if stamp.exists() and stamp.read_text().strip() == digest:
         return target
     javac = require_tool("javac", "openjdk-17-jdk-headless")
     driver = sorted((resolve(FLINK_EXTRAS, jars_dir)).glob("postgresql-*.jar"))
+    classpath = os.pathsep.join([str(driver[0]), str(flink_home() / "lib" / "*")])
     with tempfile.TemporaryDirectory() as classes:
-        argv = [javac, "--release", "11", "-cp", str(driver[0]), "-d", classes, *map(str, sources)]
+        argv = [javac, "--release", "11", "-nowarn", "-cp", classpath, "-d", classes, *map(str, sources)]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise StackError(f"javac could not build the job-password plugin:\n{proc.stderr[-1500:]}")
+            raise StackError(f"javac could not build kappa_orch's Flink classes:\n{proc.stderr[-1500:]}")
+        shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(target / "kappa-jdbc-auth.jar", "w") as jar:
+        with zipfile.ZipFile(target / KAPPA_JAR_FILE, "w") as jar:
             jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
             for compiled in sorted(Path(classes).rglob("*.class")):
                 jar.write(compiled, compiled.relative_to(classes).as_posix())

@@ -41,7 +41,7 @@ def test_batch_job_reads_from_the_first_day_to_the_end_and_filters_event_time() 
         jdbc=JDBC,
     )
     begin, end = day_start_ms(date(2026, 1, 2)), day_start_ms(date(2026, 1, 4))
-    source, checked, view, sink = job.setup
+    _, _, source, checked, view, sink = job.setup  # the parse functions first
     assert checked.startswith("CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS")
     assert "'scan.startup.mode' = 'timestamp'" in source
     assert f"'scan.startup.timestamp-millis' = '{begin}'" in source
@@ -115,7 +115,7 @@ def test_a_bootstrap_snapshot_covers_the_days_before_until() -> None:
     job = batch_job(
         snapshot, first=jan[0], last=jan[4], staging_table="stage", bootstrap="127.0.0.1:9092", jdbc=JDBC
     )
-    source, _, table, view, _ = job.setup
+    _, _, source, _, table, view, _ = job.setup
     assert f"'scan.startup.timestamp-millis' = '{day_start_ms(jan[2])}'" in source
     assert table.startswith("CREATE TEMPORARY TABLE `kappa_snapshot_authorizations` (")
     assert "'table-name' = 'archive.auth_snapshot'" in table

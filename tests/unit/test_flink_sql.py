@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kappa_orch.flink_sources import LETTER_PAYLOAD_CHARS, interval, rejection_reason
+from kappa_orch.flink_sources import LETTER_PAYLOAD_CHARS, event_schema, interval
 from kappa_orch.flink_sql import job_configuration, version_job
 from kappa_orch.spec.load import load_pipelines
 
@@ -27,36 +27,56 @@ def job(name: str):  # type: ignore[no-untyped-def]
 
 
 TEXT = "CAST(`payload_bytes` AS STRING)"
+CREATE = "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS"
+SCHEMA = (
+    "from=ts|ahead_ms=3600000|ahead=1h|auth_id:STRING|account:STRING|merchant:STRING|"
+    "amount_cents:BIGINT|status:STRING|ts:BIGINT"
+)
+
+
+def test_every_job_registers_the_stacks_parse_functions_first() -> None:
+    setup = job("daily_spend").setup
+    assert setup[:2] == [
+        f"{CREATE} KAPPA_PARSE AS 'io.kappaorch.flink.ParseEvent' LANGUAGE JAVA",
+        f"{CREATE} KAPPA_EVENT_MILLIS AS 'io.kappaorch.flink.EventMillis' LANGUAGE JAVA",
+    ]
 
 
 def test_sources_read_bytes_and_declare_the_watermark() -> None:
-    source = job("daily_spend").setup[0]
+    source = job("daily_spend").setup[2]
     assert source.startswith("CREATE TEMPORARY TABLE `kafka_authorizations` (")
     assert "`payload_bytes` BYTES" in source
     assert "`kafka_timestamp` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL" in source
     assert f"`payload` AS {TEXT}" in source
-    assert f"`amount_cents` AS TRY_CAST(JSON_VALUE({TEXT}, '$.amount_cents') AS BIGINT)" in source
-    assert f"`account` AS JSON_VALUE({TEXT}, '$.account')" in source
-    assert f"`event_time` AS TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE({TEXT}, '$.ts') AS BIGINT), 3)" in source
+    assert "JSON_VALUE" not in source  # the declared columns are parsed once, in the view
     assert "'properties.group.id' = 'kappa.daily_spend.v3'" in source
     assert "'scan.startup.mode' = 'earliest-offset'" in source
     assert "'format' = 'raw'" in source
 
 
 def test_only_valid_plausible_events_move_the_watermark() -> None:
-    source = job("daily_spend").setup[0]
-    watermark = source[source.index("WATERMARK FOR") :].split("\n")[0]
-    assert watermark.startswith("WATERMARK FOR `event_time` AS CASE WHEN ")
-    assert watermark.endswith("THEN `event_time` - INTERVAL '0 00:00:05.000' DAY(3) TO SECOND(3) END")
-    # every declared column present and typed, text without NUL, UTF-8, and not ahead of the log
-    assert f"JSON_VALUE({TEXT}, '$.account') IS NOT NULL" in watermark
-    assert f"REGEXP(JSON_VALUE({TEXT}, '$.amount_cents'), '^-?[0-9]+$')" in watermark
-    assert f"NOT REGEXP(JSON_VALUE({TEXT}, '$.status'), '\\u0000')" in watermark
-    assert f"CAST({TEXT} AS BYTES) = `payload_bytes`" in watermark
+    # KAPPA_EVENT_MILLIS is NULL for every event that is dead-lettered (EventParser),
+    # implausible ones included, and the watermark generator skips NULLs
+    source = job("daily_spend").setup[2]
     assert (
-        f"COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE({TEXT}, '$.ts') AS BIGINT), 3) <= "
-        "`kafka_timestamp` + INTERVAL '0 01:00:00.000' DAY(3) TO SECOND(3), FALSE)" in watermark
+        "`event_time` AS TO_TIMESTAMP_LTZ("
+        f"KAPPA_EVENT_MILLIS(`payload_bytes`, `kafka_timestamp`, '{SCHEMA}'), 3)" in source
     )
+    assert (
+        "WATERMARK FOR `event_time` AS `event_time` - INTERVAL '0 00:00:05.000' DAY(3) TO SECOND(3)" in source
+    )
+
+
+def test_the_schema_literal_carries_types_coercion_and_the_event_time_rule() -> None:
+    [source] = PIPELINES["daily_spend"].spec.sources
+    assert event_schema(source) == SCHEMA
+    assert source.event_time is not None
+    lenient = source.model_copy(
+        update={"event_time": source.event_time.model_copy(update={"max_ahead": None})}
+    )
+    assert event_schema(lenient).startswith("from=ts|auth_id:STRING")  # no ahead rule: not judged
+    columns = [c.model_copy(update={"coerce": c.name == "amount_cents"}) for c in source.columns]
+    assert "|amount_cents:BIGINT:coerce|" in event_schema(source.model_copy(update={"columns": columns}))
 
 
 def test_durations_become_intervals_without_overflow() -> None:
@@ -67,52 +87,23 @@ def test_durations_become_intervals_without_overflow() -> None:
 
 
 def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
-    _, checked, valid = job("daily_spend").setup[:3]
+    checked, valid = job("daily_spend").setup[3:5]
     assert checked.startswith(
         "CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS\n"
         "SELECT r.`payload_bytes`, r.`payload`, r.`kafka_partition`, r.`kafka_offset`, t.`kappa_reason`, "
         "t.`kappa_v_auth_id` AS `auth_id`,"
     )
-    assert (
-        "r.`event_time`\nFROM `kafka_authorizations` AS r\nCROSS JOIN UNNEST(ARRAY[ROW(\n    CASE" in checked
-    )
     assert checked.endswith(
+        "r.`event_time`\nFROM `kafka_authorizations` AS r\n"
+        f"CROSS JOIN UNNEST(ARRAY[KAPPA_PARSE(r.`payload_bytes`, r.`kafka_timestamp`, '{SCHEMA}')]) "
         "AS t(`kappa_reason`, `kappa_v_auth_id`, `kappa_v_account`, `kappa_v_merchant`, "
         "`kappa_v_amount_cents`, `kappa_v_status`, `kappa_v_ts`)"
     )
-    reasons = [
-        "WHEN `payload_bytes` IS NULL THEN CAST('empty payload (tombstone)' AS STRING)",
-        f"WHEN NOT (CAST({TEXT} AS BYTES) = `payload_bytes`) "
-        "THEN CAST('payload is not valid UTF-8' AS STRING)",
-        "WHEN NOT (`payload` IS JSON OBJECT) THEN CAST('not a JSON object' AS STRING)",
-        "WHEN REGEXP(`account`, '\\u0000') THEN CAST('field account contains a NUL character' AS STRING)",
-        "WHEN NOT JSON_EXISTS(`payload`, '$.amount_cents') "
-        "THEN CAST('field amount_cents is missing or null' AS STRING)",
-        "WHEN `ts` IS NULL THEN CAST('field ts is not BIGINT' AS STRING)",
-        "THEN CAST('event time ts is more than 1h ahead of the record''s Kafka timestamp "
-        "(event_time.max_ahead)' AS STRING)",
-    ]
-    positions = [checked.index(r) for r in reasons]
-    assert positions == sorted(positions)  # the first thing wrong is the reason
-    assert f"WHEN NOT REGEXP(JSON_VALUE({TEXT}, '$.ts'), '^-?[0-9]+$')" in checked
-    assert "`status` IS NULL" not in checked  # any scalar is a STRING
-    assert "ELSE CAST('does not match the source schema' AS STRING)\n  END,\n    `auth_id`" in checked
     assert valid == (
         "CREATE TEMPORARY VIEW `authorizations` AS\n"
         "SELECT `auth_id`, `account`, `merchant`, `amount_cents`, `status`, `ts`, `event_time` "
         "FROM `kappa_checked_authorizations` WHERE `kappa_reason` IS NULL"
     )
-
-
-def test_without_max_ahead_event_times_are_not_judged() -> None:
-    pipeline = PIPELINES["daily_spend"]
-    [source] = pipeline.spec.sources
-    assert source.event_time is not None
-    lenient = source.model_copy(
-        update={"event_time": source.event_time.model_copy(update={"max_ahead": None})}
-    )
-    assert "kafka_timestamp` +" not in rejection_reason(lenient)
-    assert "ahead of" not in rejection_reason(lenient)
 
 
 def test_broken_events_go_to_the_dead_letter_topic_bounded_and_every_partition_is_counted() -> None:
@@ -159,6 +150,8 @@ def test_sink_is_a_jdbc_upsert_into_the_version_table() -> None:
 def test_a_join_gets_one_source_table_per_topic() -> None:
     setup = job("auth_settlement").setup
     assert [s.split("(")[0].split(" AS")[0] for s in setup] == [
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS KAPPA_PARSE",
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS KAPPA_EVENT_MILLIS",
         "CREATE TEMPORARY TABLE `kafka_authorizations` ",
         "CREATE TEMPORARY VIEW `kappa_checked_authorizations`",
         "CREATE TEMPORARY VIEW `authorizations`",
@@ -169,4 +162,4 @@ def test_a_join_gets_one_source_table_per_topic() -> None:
         "CREATE TEMPORARY TABLE `kappa_dead_letters` ",
         "CREATE TEMPORARY TABLE `kappa_input_counts` ",
     ]
-    assert "WATERMARK" not in setup[0]
+    assert "WATERMARK" not in setup[2]

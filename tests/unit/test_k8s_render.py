@@ -177,7 +177,7 @@ def test_credentials_are_secret_references_never_values(files: dict[str, str]) -
     [session] = _docs(files, "flink-session.yaml")
     [flink_env] = [c["env"] for c in session["spec"]["podTemplate"]["spec"]["containers"]]
     assert {"name": "KAPPA_JOB_KEY", "valueFrom": job_key} in flink_env
-    assert "kappa-jdbc-auth.jar" in files["Dockerfile.flink"]
+    assert "kappa-flink.jar" in files["Dockerfile.flink"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert code["dagsterApiGrpcArgs"] == ["--python-file", "/opt/kappa/definitions.py"]
 

@@ -196,6 +196,39 @@ def test_event_time_from_an_undeclared_column(tmp_path: Path) -> None:
     ]
 
 
+def test_event_time_from_a_column_that_is_not_epoch_millis(tmp_path: Path) -> None:
+    def change(spec: dict[str, Any]) -> None:
+        spec["sources"][0]["columns"][-1]["type"] = "STRING"
+
+    assert problems(write(tmp_path, mutated(change))) == [
+        (
+            "sources.0",
+            "event_time.from 'ts' of source 'authorizations' is declared STRING; it holds epoch "
+            "milliseconds: declare it BIGINT",
+            None,
+        )
+    ]
+
+
+def test_coerce_is_refused_where_there_is_nothing_to_coerce(tmp_path: Path) -> None:
+    def change(spec: dict[str, Any]) -> None:
+        spec["sources"][0]["columns"].append({"name": "sold_on", "type": "DATE", "coerce": True})
+
+    [(field, problem, _)] = problems(write(tmp_path, mutated(change)))
+    assert field.startswith("sources.0.columns.")
+    assert "coerce is not available for DATE" in problem and "remove `coerce`" in problem
+
+
+def test_coerce_changes_the_fingerprint(tmp_path: Path) -> None:
+    from kappa_orch.spec.fingerprint import fingerprint
+
+    strict = load_pipeline(write(tmp_path, BASE))
+    spec = mutated(lambda s: s["sources"][0]["columns"][3].update(coerce=True))
+    coerced = load_pipeline(write(tmp_path, spec))
+    assert coerced.spec.sources[0].columns[3].coerce
+    assert fingerprint(strict) != fingerprint(coerced)
+
+
 def test_invalid_yaml(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: [unclosed\n")
