@@ -31,6 +31,7 @@ class TopicNeed:
     retention_ms: int | None  # declared (FOREVER = unlimited), else None
     needed_ms: int | None  # history the readers need, else None
     needed_by: str = ""  # which reader needs it, and why
+    max_message_bytes: int | None = None  # the largest event a reader declares, else None
 
     def retention_to_create(self, default_ms: int | None) -> int | None:
         """retention.ms to create the topic with: declared; else the deployment's default
@@ -45,6 +46,7 @@ class TopicNeed:
 def topic_needs(pipelines: Sequence[LoadedPipeline], today: date) -> tuple[list[TopicNeed], list[str]]:
     """Each source topic's needs, and the conflicts between specs that declare it differently."""
     readers: dict[str, list[tuple[LoadedPipeline, int | None, int | None]]] = {}
+    largest: dict[str, int] = {}
     for pipeline in pipelines:
         for source in pipeline.spec.sources:
             retention = None
@@ -53,6 +55,8 @@ def topic_needs(pipelines: Sequence[LoadedPipeline], today: date) -> tuple[list[
             elif source.retention is not None:
                 retention = int(parse_duration(source.retention) * 1000)
             readers.setdefault(source.topic, []).append((pipeline, source.partitions, retention))
+            if source.max_message_bytes is not None:
+                largest[source.topic] = max(largest.get(source.topic, 0), source.max_message_bytes)
     needs, conflicts = [], []
     for topic, found in sorted(readers.items()):
         declared_p = {p for _, p, _ in found if p is not None}
@@ -74,6 +78,7 @@ def topic_needs(pipelines: Sequence[LoadedPipeline], today: date) -> tuple[list[
                 retention_ms=FOREVER if FOREVER in declared_r else max(declared_r) if declared_r else None,
                 needed_ms=needed_ms,
                 needed_by=needed_by,
+                max_message_bytes=largest.get(topic),
             )
         )
     return needs, conflicts
@@ -155,11 +160,14 @@ def check_topics(
         if need.topic not in existing and create:
             retention = need.retention_to_create(default_retention_ms)
             config = {"retention.ms": str(retention)} if retention is not None else {}
+            if need.max_message_bytes is not None:
+                config["max.message.bytes"] = str(need.max_message_bytes)
             kafka.create_topic(need.topic, partitions=need.partitions or default_partitions, config=config)
             report.created = True
+            largest = f", events up to {need.max_message_bytes:,} bytes" if need.max_message_bytes else ""
             log(
                 f"{need.topic}: created ({need.partitions or default_partitions} partitions, retention "
-                f"{_days(retention) if retention is not None else 'the broker default'})"
+                f"{_days(retention) if retention is not None else 'the broker default'}{largest})"
             )
         if need.topic in existing or report.created:
             _compare(report, kafka)
@@ -194,6 +202,13 @@ def _compare(report: TopicReport, kafka: KafkaResource) -> None:
             f"{need.topic}: retention {_days(actual)}, the spec declares {_days(wanted)}; "
             f"raise it: kafka-configs.sh --alter --entity-type topics --entity-name {need.topic} "
             f"--add-config retention.ms={wanted}"
+        )
+    takes = info.config.get("max.message.bytes")
+    if need.max_message_bytes is not None and takes is not None and int(takes) < need.max_message_bytes:
+        report.problems.append(
+            f"{need.topic}: takes events up to {int(takes):,} bytes (max.message.bytes), the spec "
+            f"declares {need.max_message_bytes:,}; raise it: kafka-configs.sh --alter --entity-type "
+            f"topics --entity-name {need.topic} --add-config max.message.bytes={need.max_message_bytes}"
         )
     short = shorter_than_needed(need, report.retention_ms)
     if short:

@@ -163,6 +163,15 @@ class Source(_Strict):
         description="Partitions `kappa-orch topics --create` makes the topic with (default: the "
         "deployment's, 3). Not part of the fingerprint.",
     )
+    max_message_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        le=100_000_000,
+        description="The largest event (bytes) the topic must take: `kappa-orch topics --create` makes "
+        "the topic with this max.message.bytes and `kappa-orch topics` reports a topic that takes less "
+        "(default: the broker's, 1 MiB). Producers must allow it too (message.max.bytes). Not part of "
+        "the fingerprint.",
+    )
     retention: Duration | Literal["forever"] | None = Field(
         default=None,
         description="How long the broker keeps the topic's records (`forever`: unlimited); default: "

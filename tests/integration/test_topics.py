@@ -33,7 +33,9 @@ def test_topics_are_created_as_the_specs_declare_and_checked(
     suffix = uuid.uuid4().hex[:8]
     raw = yaml.safe_load((ROOT / "assets" / "daily_spend.yaml").read_text())
     topic = f"it.{suffix}.payments.authorizations"
-    raw["sources"][0].update({"topic": topic, "partitions": 4, "retention": "400d"})
+    raw["sources"][0].update(
+        {"topic": topic, "partitions": 4, "retention": "400d", "max_message_bytes": 6_000_000}
+    )
     raw["dead_letters"] = {"topic": f"it.{suffix}.dead-letters"}
     (tmp_path / "daily_spend.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (tmp_path / "daily_spend.sql").write_text((ROOT / "assets" / "daily_spend.sql").read_text())
@@ -48,17 +50,27 @@ def test_topics_are_created_as_the_specs_declare_and_checked(
         info = kafka.describe_topic(topic)
         assert info.partitions == 4
         assert int(info.config["retention.ms"]) == 400 * 86_400_000
+        assert int(info.config["max.message.bytes"]) == 6_000_000  # the declared largest event
+        assert "events up to 6,000,000 bytes" in created.stdout + created.stderr
         assert _cli(stack, tmp_path, "topics").returncode == 0
+        # a 5 MB event goes in (the broker's default limit is 1 MiB)
+        assert kafka.produce(topic, [b"x" * 5_000_000], max_message_bytes=6_000_000) == 1
 
         # the spec now wants more than the broker keeps: a problem with its fix, and plan warns
         raw["sources"][0]["retention"] = "forever"
         raw["sources"][0]["partitions"] = 6
+        raw["sources"][0]["max_message_bytes"] = 8_000_000
         (tmp_path / "daily_spend.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         short = _cli(stack, tmp_path, "topics")
         assert short.returncode == 1
         assert f"{topic}: 4 partition(s), the spec declares 6" in short.stderr
         assert f"{topic}: retention 400d, the spec declares unlimited" in short.stderr
         assert "--add-config retention.ms=-1" in short.stderr
+        assert (
+            f"{topic}: takes events up to 6,000,000 bytes (max.message.bytes), the spec declares 8,000,000"
+            in (short.stderr)
+        )
+        assert "--add-config max.message.bytes=8000000" in short.stderr
         plan = _cli(stack, tmp_path, "plan")
         assert f"WARNING: {topic}: retention 400d" in plan.stdout + plan.stderr
     finally:

@@ -88,3 +88,13 @@ def test_the_plan_carries_a_retention_verdict_per_pipeline() -> None:
     }
     assert retention_verdict("auth_settlement", [short, other])["verdict"] == "ok"
     assert retention_verdict("daily_spend", None) == {"verdict": "unknown", "topics": []}
+
+
+def test_the_largest_declared_event_is_what_the_topic_must_take(tmp_path: Path) -> None:
+    specs = _specs(tmp_path, {"daily_spend": {"max_message_bytes": 2_000_000}, "account_latest": {}})
+    needs, conflicts = topic_needs(load_pipelines(specs), TODAY)
+    assert not conflicts
+    [need] = needs
+    assert need.max_message_bytes == 2_000_000
+    specs = _specs(tmp_path, {"daily_spend": {}, "account_latest": {}})
+    assert topic_needs(load_pipelines(specs), TODAY)[0][0].max_message_bytes is None
