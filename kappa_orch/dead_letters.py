@@ -1,10 +1,18 @@
 """Dead letters as data: reading a pipeline's dead-letter topic, one version's letters,
-and a running tally (count by reason and version, the latest letters) that the stream
-observer keeps in its cursor and plots on the dead-letter topic's asset.
+and a running tally (broken records by version and reason, the latest letters) that the
+stream observer keeps in its cursor and plots on the dead-letter topic's asset.
 
 A letter is the JSON object the job writes (flink_sql.dead_letter_sink_ddl): pipeline,
 version, source topic, partition and offset, the reason, and the payload's first
-characters with its size and SHA-256."""
+characters with its size and SHA-256.
+
+Every count is of distinct broken input records per version, as the job's own input
+counts are: the dead-letter sink is at-least-once, so a version restored from a
+checkpoint writes again the letters of the records it reads again. A letter is keyed by
+its source topic and partition, so all letters of one source partition sit in one
+dead-letter partition in the order the job read them; a letter whose source offset is
+not past the highest one already counted for its version and source partition is such a
+repeat. (Letters of jobs built before the key was added have none: counted as written.)"""
 
 from __future__ import annotations
 
@@ -34,6 +42,13 @@ class Letter:
     payload: str | None
     payload_size: int | None
     payload_truncated: bool
+    keyed: bool = False  # keyed by source topic and partition (in source order)
+    timestamp_ms: int | None = None  # when it was written
+
+    @property
+    def source(self) -> tuple[str, int, str, int, int]:
+        """The broken input record it stands for, per version."""
+        return (self.pipeline, self.version, self.source_topic, self.source_partition, self.source_offset)
 
 
 def parse_letter(record: Record) -> Letter | None:
@@ -52,6 +67,8 @@ def parse_letter(record: Record) -> Letter | None:
             payload=body.get("payload"),
             payload_size=body.get("payload_size"),
             payload_truncated=bool(body.get("payload_truncated")),
+            keyed=record.key is not None,
+            timestamp_ms=record.timestamp_ms,
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -67,26 +84,60 @@ def sample(letter: Letter) -> dict[str, Any]:
     return row
 
 
+def version_label(pipeline: str, version: int) -> str:
+    return f"{pipeline} v{version}"
+
+
 def new_tally() -> dict[str, Any]:
-    """An empty tally: next offset per partition, counts by reason and version, latest letters."""
-    return {"next": {}, "by_reason": {}, "by_version": {}, "total": 0, "latest": []}
+    """An empty tally: next offset per partition; per version the distinct broken records,
+    in all and by reason, and the highest source offset counted per source partition; the
+    letters written (repeats included) and the latest letters."""
+    return {"next": {}, "seen": {}, "by_version": {}, "by_reason": {}, "written": 0, "latest": []}
+
+
+def current_tally(tally: dict[str, Any] | None) -> dict[str, Any]:
+    """The tally to go on from: a new one for none, or for one from before repeats were told
+    apart (it is counted again from the earliest letter held)."""
+    return tally if tally is not None and "seen" in tally else new_tally()
 
 
 def add_letters(
     tally: dict[str, Any], letters: Iterable[Letter], next_offsets: Mapping[int, int]
 ) -> dict[str, Any]:
     """The tally with these letters counted (pure; `next_offsets`: where reading goes on)."""
-    result = {**tally, "by_reason": dict(tally["by_reason"]), "by_version": dict(tally["by_version"])}
+    seen = dict(tally["seen"])
+    by_version = dict(tally["by_version"])
+    by_reason = {version: dict(reasons) for version, reasons in tally["by_reason"].items()}
     latest = list(tally["latest"])
+    written = tally["written"]
     for letter in letters:
-        result["by_reason"][letter.reason] = result["by_reason"].get(letter.reason, 0) + 1
-        key = f"{letter.pipeline} v{letter.version}"
-        result["by_version"][key] = result["by_version"].get(key, 0) + 1
-        result["total"] += 1
+        written += 1
+        if letter.keyed:
+            where = f"{letter.pipeline} v{letter.version}|{letter.source_topic}|{letter.source_partition}"
+            if letter.source_offset <= seen.get(where, -1):
+                continue  # written again after a restore: already counted
+            seen[where] = letter.source_offset
+        label = version_label(letter.pipeline, letter.version)
+        by_version[label] = by_version.get(label, 0) + 1
+        reasons = by_reason.setdefault(label, {})
+        reasons[letter.reason] = reasons.get(letter.reason, 0) + 1
         latest.append(sample(letter))
-    result["latest"] = latest[-LATEST:]
-    result["next"] = {**tally["next"], **{str(p): o for p, o in next_offsets.items()}}
-    return result
+    return {
+        "next": {**tally["next"], **{str(p): o for p, o in next_offsets.items()}},
+        "seen": seen,
+        "by_version": by_version,
+        "by_reason": by_reason,
+        "written": written,
+        "latest": latest[-LATEST:],
+    }
+
+
+def distinct(letters: Iterable[Letter]) -> list[Letter]:
+    """Each broken input record's first letter per version, in the order given."""
+    found: dict[tuple[str, int, str, int, int], Letter] = {}
+    for letter in letters:
+        found.setdefault(letter.source, letter)
+    return list(found.values())
 
 
 def read_new_letters(
@@ -94,7 +145,7 @@ def read_new_letters(
 ) -> tuple[list[Letter], dict[int, int]]:
     """Up to `max_records` letters written since the tally's offsets (from the earliest
     held at first), and the offsets to go on from."""
-    start = {int(p): int(o) for p, o in tally["next"].items()}
+    start = {int(p): int(o) for p, o in current_tally(tally)["next"].items()}
     records = kafka.read(topic, start, max_records=max_records)
     following = dict(start)
     for record in records:
@@ -105,7 +156,8 @@ def read_new_letters(
 def letters_of(
     kafka: KafkaResource, topic: str, *, pipeline: str, version: int | None, max_records: int = 1_000_000
 ) -> list[Letter]:
-    """Every letter of one pipeline (and version, when given) held in its topic."""
+    """Every letter of one pipeline (and version, when given) held in its topic, as written
+    (repeats included: `distinct` keeps one per broken record)."""
     records = kafka.read(topic, {}, max_records=max_records)
     letters = [parse_letter(r) for r in records]
     return [

@@ -61,11 +61,17 @@ INPUT_COUNTS_SINK = "kappa_input_counts"
 
 
 def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
+    # keyed by source topic and partition: one source partition's letters go to one
+    # partition of the dead-letter topic, in the order they were read, so a letter written
+    # again after a restore is told apart from a new one (dead_letters)
     options = {
         "connector": "kafka",
         "topic": topic,
         "properties.bootstrap.servers": bootstrap,
-        "format": "json",
+        "key.format": "json",
+        "key.fields": "source_topic;source_partition",
+        "value.format": "json",
+        "value.fields-include": "ALL",
         "sink.delivery-guarantee": "at-least-once",
     }
     columns = [

@@ -79,32 +79,71 @@ def _retention(ms: int | None) -> str:
 def dead_letters_command(
     pipeline: str, version: int | None, limit: int, as_json: bool, **options: Any
 ) -> None:
-    """A pipeline's dead letters (of one version with --version): the count by reason and
-    the latest ones, with their source topic, partition, offset and payload."""
+    """A pipeline's dead letters (of one version with --version): the distinct broken input
+    records per version by reason (a letter a restored job wrote again counts once), and
+    the newest letters first, with their source topic, partition, offset and payload."""
     from collections import Counter
 
+    from kappa_orch import registry
     from kappa_orch.cli.options import pick
-    from kappa_orch.dead_letters import letters_of, sample
+    from kappa_orch.dead_letters import distinct, letters_of, sample, version_label
 
     platform = platform_of(options)
     try:
         chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        if version is not None:
+            with platform.resources()["warehouse"].begin() as conn:
+                known = [r.version for r in registry.pipeline_versions(conn, chosen.name)]
+            if version not in known:
+                versions = ", ".join(f"v{v}" for v in sorted(known)) or "none yet"
+                raise OperationRefused(
+                    f"{chosen.name} has no version {version} (its versions: {versions})",
+                    f"pick one of them, or leave out --version; `kappa-orch history {chosen.name}`",
+                )
         kafka = platform.resources()["kafka"]
         topic = chosen.spec.dead_letter_topic
-        letters = letters_of(kafka, topic, pipeline=chosen.name, version=version)
+        written = letters_of(kafka, topic, pipeline=chosen.name, version=version)
     except KappaError as exc:
         fail(exc)
-    by_reason = Counter(letter.reason for letter in letters)
-    latest = [sample(letter) for letter in letters[-limit:]] if limit else []
+    letters = distinct(written)
+    by_version = Counter(version_label(x.pipeline, x.version) for x in letters)
+    by_reason = Counter(x.reason for x in letters)
+    newest = sorted(written, key=lambda x: (x.timestamp_ms or 0, x.partition, x.offset), reverse=True)
+    latest = [sample(letter) for letter in newest[:limit]]
     if as_json:
         click.echo(
-            json.dumps({"topic": topic, "total": len(letters), "by_reason": by_reason, "latest": latest})
+            json.dumps(
+                {
+                    "topic": topic,
+                    "broken_records": len(letters),
+                    "by_version": by_version,
+                    "by_reason": by_reason,
+                    "letters_written": len(written),
+                    "latest": latest,
+                }
+            )
         )
         return
     which = f"{chosen.name} v{version}" if version is not None else chosen.name
-    click.echo(f"{len(letters):,} dead letter(s) of {which} in {topic}")
+    _print_letters(which, topic, len(written), by_version, by_reason, latest)
+
+
+def _print_letters(
+    which: str, topic: str, written: int, by_version: Any, by_reason: Any, latest: list[dict[str, Any]]
+) -> None:
+    broken = sum(by_version.values())
+    again = (
+        f"; {written - broken:,} letter(s) written again after a restore not counted"
+        if written > broken
+        else ""
+    )
+    click.echo(f"{broken:,} distinct broken input record(s) of {which} in {topic}{again}")
+    for label, count in sorted(by_version.items()):
+        click.echo(f"  {label}: {count:,}")
     for reason, count in by_reason.most_common():
         click.echo(f"  {count:>10,}  {reason}")
+    if latest:
+        click.echo("newest first:")
     for letter in latest:
         source = f"{letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
         click.echo(f"v{letter['version']} {source}: {letter['reason']}: {letter['payload']}")

@@ -1,6 +1,7 @@
 """The dead-letter topics as observed assets: each tick the stream observer reads the
-letters written since its last tick (bounded), and reports the running count by reason
-and by version (plotted over time) and the latest letters as a table."""
+letters written since its last tick (bounded), and reports per version the distinct
+broken input records, in all and by reason (plotted over time), and the latest letters
+as a table. Letters a restored job wrote again are not counted twice (dead_letters)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dagster import AssetObservation, MetadataValue
 
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.dead_letters import add_letters, new_tally, read_new_letters
+from kappa_orch.dead_letters import add_letters, current_tally, read_new_letters
 from kappa_orch.errors import KappaError, ServiceUnavailable
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -40,13 +41,15 @@ def _letters_table(latest: list[dict[str, Any]]) -> str:
 def letter_observation(
     topic: str, tally: dict[str, Any], translator: KappaTranslator = DEFAULT_TRANSLATOR
 ) -> AssetObservation:
-    """The dead-letter topic's tally as an observation (pure): `letters_total`,
-    `letters/reason/<reason>` and `letters/version/<pipeline vN>` as numbers, the latest letters as text."""
-    metadata: dict[str, Any] = {"letters_total": tally["total"]}
-    for reason, count in sorted(tally["by_reason"].items()):
-        metadata[f"letters/reason/{reason}"] = count
+    """The dead-letter topic's tally as an observation (pure): per version the distinct
+    broken input records, `broken_records/<pipeline vN>` and by reason
+    `broken_records/<pipeline vN>/<reason>`; `letters_written` (every letter, repeats
+    after a restore and all versions included); the latest letters as text."""
+    metadata: dict[str, Any] = {"letters_written": tally["written"]}
     for version, count in sorted(tally["by_version"].items()):
-        metadata[f"letters/version/{version}"] = count
+        metadata[f"broken_records/{version}"] = count
+        for reason, by_reason in sorted(tally["by_reason"].get(version, {}).items()):
+            metadata[f"broken_records/{version}/{reason}"] = by_reason
     if tally["latest"]:
         metadata["latest_letters"] = MetadataValue.md(_letters_table(tally["latest"]))
     return AssetObservation(asset_key=translator.topic_key(topic), metadata=metadata)
@@ -67,7 +70,7 @@ def observe_letters(
     for topic in topics:
         if time.monotonic() > deadline or "kafka" in answers.outages:
             break
-        tally = tallies.get(topic) or new_tally()
+        tally = current_tally(tallies.get(topic))
         try:
             letters, following = read_new_letters(kafka, topic, tally, max_records=READ_PER_TICK)
         except ServiceUnavailable as exc:

@@ -157,24 +157,47 @@ def test_broken_events_are_dead_lettered_and_counts_balance(
     # VERSION FINGERPRINT STATE JOB LAG CHECKPOINT LATE INPUT DEAD-LETTERS TABLE
     assert row[7:9] == [f"{VALID + len(broken):,}", f"{len(broken):,}"]
 
-    # dead letters as data: one version's letters, by reason, from the CLI ...
+    # each source partition's letters sit in one dead-letter partition, keyed by source topic
+    # and partition, in the order the job read them: what tells a letter written again
+    # after a restore from a new one (tests/unit/test_dead_letters.py)
+    placed: dict[int, set[int]] = {}
+    for record in letters:
+        letter = json.loads(record.value or b"null")
+        assert json.loads(record.key or b"null") == {
+            "source_topic": topic,
+            "source_partition": letter["source_partition"],
+        }
+        placed.setdefault(letter["source_partition"], set()).add(record.partition)
+    assert all(len(partitions) == 1 for partitions in placed.values()), placed
+    for partition in {r.partition for r in letters}:
+        offsets = [
+            json.loads(r.value or b"null")["source_offset"] for r in letters if r.partition == partition
+        ]
+        assert offsets == sorted(offsets)
+
+    # dead letters as data: one version's broken records, by reason, from the CLI ...
     reasons = Counter(want.values())
     shown = cli(platform, stack, "dead-letters", "daily_spend", "--version", "1", "--limit", "3", "--json")
     out, _ = shown.communicate(timeout=120)
     assert shown.returncode == 0, out
     report = json.loads(out)
-    assert (report["total"], report["by_reason"]) == (len(broken), dict(reasons))
+    assert (report["broken_records"], report["by_reason"]) == (len(broken), dict(reasons))
+    assert report["by_version"] == {"daily_spend v1": len(broken)}
     assert len(report["latest"]) == 3 and all(letter["version"] == 1 for letter in report["latest"])
-    none = cli(platform, stack, "dead-letters", "daily_spend", "--version", "2", "--json")
-    assert json.loads(none.communicate(timeout=120)[0])["total"] == 0
-    # ... and observed on the dead-letter topic's asset, counted by reason
+    newest = [letter["timestamp_ms"] for letter in report["latest"]]
+    assert newest == sorted(newest, reverse=True)  # the newest first
+    none = cli(platform, stack, "dead-letters", "daily_spend", "--version", "2")
+    out, _ = none.communicate(timeout=120)
+    assert none.returncode == 1
+    assert "daily_spend has no version 2 (its versions: v1)" in out
+    # ... and observed on the dead-letter topic's asset, per version and by reason
     events, _ = observe_once(platform, kafka, flink, None)
     [observed] = [e for e in events if e.asset_key == topic_key(platform.dead_letter_topic("daily_spend"))]
     metadata = {k: v.value for k, v in observed.metadata.items()}
-    assert metadata["letters_total"] == len(broken)
-    by_reason = {k.removeprefix("letters/reason/"): v for k, v in metadata.items() if "/reason/" in k}
-    assert by_reason == dict(reasons)
-    assert metadata["letters/version/daily_spend v1"] == len(broken)
+    assert metadata["broken_records/daily_spend v1"] == len(broken)
+    prefix = "broken_records/daily_spend v1/"
+    assert {k.removeprefix(prefix): v for k, v in metadata.items() if k.startswith(prefix)} == dict(reasons)
+    assert metadata["letters_written"] == len(broken)
     assert "| daily_spend v1 |" in metadata["latest_letters"]
     # found: dead-letter topics kept the broker's 7 days; the deployment's default is 30 days
     retention = kafka.describe_topic(platform.dead_letter_topic("daily_spend")).config["retention.ms"]
