@@ -26,6 +26,7 @@ from kappa_orch.plan import DeployPlan, plan_deploy
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.restore import restore_path
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.spec.load import SpecErrors
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
@@ -259,23 +260,6 @@ def _record_version(
         registry.set_version(
             conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
         )
-
-
-def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:
-    """Where a version's lost job resumes from, and who said so: the last completed
-    checkpoint of its old job as Flink's REST API reports it, else the one the registry
-    recorded for that job (the cluster forgot the job, e.g. a JobManager restarted);
-    never a listing of the checkpoint storage."""
-    previous_job = row.flink_job_id if row else None
-    if not previous_job:
-        return None, ""
-    path = flink.latest_retained_checkpoint(previous_job)
-    if path:
-        return path, "Flink's REST API"
-    recorded = (row.checkpoint if row else None) or {}
-    if recorded.get("job_id") == previous_job and recorded.get("path"):
-        return str(recorded["path"]), f"the registry (checkpoint {recorded.get('checkpoint_id')})"
-    return None, ""
 
 
 def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEngine, log: Log) -> str | None:

@@ -49,6 +49,12 @@ class StreamEngine(Protocol):
         """Stop the job without a savepoint."""
         ...
 
+    def stop_with_savepoint(
+        self, job_id: str, *, target_dir: str | None = None, timeout_s: float = 120.0
+    ) -> str:
+        """Stop the job after a savepoint; its location."""
+        ...
+
     def slots(self) -> tuple[int, int]:
         """(free, total) task slots: a job without one would restart for ever."""
         ...

@@ -303,3 +303,13 @@ def late_records_outcome(spec: PipelineSpec, dropped: dict[str, int] | None) -> 
         summary,
         {"late_records": total, "by_operator": dict(sorted(dropped.items())), "allowed": allowed},
     )
+
+
+def failed_candidate_fix(pipeline: str) -> str:
+    """What to do about a candidate that failed its gate (also shown by status)."""
+    return (
+        "Fix the spec (a new fingerprint deploys a new version), or relax the gate in the spec's "
+        f"`gate:` / accept the check (`kappa-orch reprocess {pipeline} --accept <check> --reason ...`) "
+        f"and run `kappa-orch reprocess {pipeline}` again: it resumes the candidate from its savepoint "
+        "and gates it again"
+    )

@@ -4,8 +4,8 @@
 Health: a live or ready version is `degraded` when its Flink job is not alive (failed,
 cancelled, or unknown to a restarted cluster): its table stops updating although the
 registry still says it serves. A superseded candidate (not the spec's fingerprint, not
-live) whose job is gone while it was catching up or checking is `abandoned`: nobody will
-finish it."""
+live) whose job is gone while it was catching up or checking, or still runs with no run
+holding the pipeline's claim, is `abandoned`: nobody will finish it."""
 
 from __future__ import annotations
 
@@ -73,14 +73,18 @@ def column_changes(live_row: registry.VersionRow | None, pipeline: LoadedPipelin
     )
 
 
-def abandoned(row: registry.VersionRow, job_state: str | None, desired: str, live: int | None) -> bool:
-    """A superseded candidate whose job is gone before it was gated (pure)."""
+def abandoned(
+    row: registry.VersionRow, job_state: str | None, desired: str, live: int | None, *, claimed: bool = False
+) -> bool:
+    """A superseded candidate nobody will gate (pure): its job is gone, or it still runs
+    while no run holds the pipeline's claim (the run that deployed it ended or crashed, and
+    the spec has moved on), holding a slot for nothing."""
     return (
         row.state in (registry.CATCHING_UP, registry.CHECKING)
         and row.fingerprint != desired
         and row.version != live
         and job_state is not None
-        and job_state not in ACTIVE_JOB_STATES
+        and (job_state not in ACTIVE_JOB_STATES or not claimed)
     )
 
 
@@ -289,7 +293,11 @@ def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int
         detail=detail,
         retire=retire,
         repair=[v for v, p in verdicts.items() if p is not None],
-        abandon=[r.version for r in mine if abandoned(r, view.job_state(r), desired, view.live.get(name))],
+        abandon=[
+            r.version
+            for r in mine
+            if abandoned(r, view.job_state(r), desired, view.live.get(name), claimed=name in view.claims)
+        ],
         problems=problems,
         column_changes=column_changes(live_row, pipeline),
         deploy=step if view.job_states is not None else None,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from kappa_orch.errors import KappaError
 from kappa_orch.registry_schema import (
@@ -172,17 +172,24 @@ def add_version(
     )
 
 
+STOPPED_WITH_SAVEPOINT = "savepoint"  # the checkpoint id of the savepoint a job was stopped with
+
+
 def record_checkpoint(
     conn: Connection, pipeline: str, version: int, job_id: str, checkpoint: dict[str, Any]
 ) -> bool:
     """Keep the newest completed checkpoint Flink reported for the version's current job
-    (no state change; ignored when the version has another job by now). True if recorded."""
+    (no state change; ignored when the version has another job by now, or when this job was
+    stopped with a savepoint: that is where it resumes). True if recorded."""
+    recorded_job = func.coalesce(versions.c.checkpoint["job_id"].as_string(), "")
+    recorded_id = func.coalesce(versions.c.checkpoint["checkpoint_id"].as_string(), "")
     done = conn.execute(
         update(versions)
         .where(
             versions.c.pipeline == pipeline,
             versions.c.version == version,
             versions.c.flink_job_id == job_id,
+            or_(recorded_job != job_id, recorded_id != STOPPED_WITH_SAVEPOINT),
         )
         .values(checkpoint={"job_id": job_id, **checkpoint})
     )

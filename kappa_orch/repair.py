@@ -19,6 +19,7 @@ from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_versio
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.restore import stop_keeping_state
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.swap import swap
@@ -167,12 +168,17 @@ def _repair_version(
     name = pipeline.name
     state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
     if abandoned(row, state, fingerprint(pipeline), live):
+        # the repair holds the pipeline's claim: no other run is finishing this candidate
+        resumes = stop_keeping_state(
+            name, row, "abandoned: superseded by the spec", flink=flink, warehouse=warehouse, log=log
+        )
+        again = f"; a reprocess of its fingerprint resumes it from {resumes}" if resumes else ""
         _mark_failed(
             warehouse,
             name,
             row.version,
-            f"abandoned: its Flink job {row.flink_job_id} is {state} and the spec has moved on, "
-            "so nobody will finish its catch-up",
+            f"abandoned: its Flink job {row.flink_job_id} was {state} and the spec has moved on, "
+            f"so nobody will finish its catch-up{again}",
         )
         log(f"{name}: v{row.version} abandoned (job {state}, superseded by the spec)")
         result.abandoned.append(row.version)

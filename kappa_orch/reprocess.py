@@ -24,6 +24,7 @@ from kappa_orch.gate import (
     accepted,
     check_acceptance,
     expectations_outcome,
+    failed_candidate_fix,
     input_balance_outcome,
     late_records_outcome,
     parity_outcome,
@@ -31,6 +32,7 @@ from kappa_orch.gate import (
 )
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.restore import stop_keeping_state
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.swap import join_alias
@@ -151,7 +153,7 @@ def _candidate(
     outcomes = accepted(run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason)
     _log_outcomes(spec.name, outcomes, log)
     if not settled:
-        _record_gate(pipeline, row, outcomes, warehouse=warehouse, log=log)
+        _record_gate(pipeline, row, outcomes, flink=flink, warehouse=warehouse, log=log)
     return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
 
 
@@ -219,10 +221,13 @@ def _record_gate(
     row: registry.VersionRow,
     outcomes: list[Outcome],
     *,
+    flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log,
 ) -> None:
-    """ready (and a member of the alias view) or failed, with the checks' results."""
+    """ready (and a member of the alias view) or failed, with the checks' results. A failed
+    candidate's job is stopped with a savepoint: it holds no slot and writes nothing more,
+    and a reprocess of the same fingerprint (after a gate change) resumes it from there."""
     spec = pipeline.spec
     passed = all(o.lets_through for o in outcomes)
     failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
@@ -239,7 +244,11 @@ def _record_gate(
             error=None if passed else f"checks failed: {failures}"[:4000],
         )
     if not passed:
-        log(f"{spec.name}: v{row.version} failed its checks; the alias stays, the candidate is kept")
+        stop_keeping_state(spec.name, row, "it failed its checks", flink=flink, warehouse=warehouse, log=log)
+        log(
+            f"{spec.name}: v{row.version} failed its checks; the alias stays, its table is kept for "
+            f"inspection. {failed_candidate_fix(spec.name)}"
+        )
         return
     log(f"{spec.name}: v{row.version} is ready for the swap")
     join_alias(pipeline, row.version, warehouse=warehouse, log=log)

@@ -12,6 +12,7 @@ from typing import Any
 from kappa_orch import registry
 from kappa_orch.check_history import CheckOutcome, last_checks
 from kappa_orch.engine import StreamEngine
+from kappa_orch.gate import failed_candidate_fix
 from kappa_orch.plan import column_changes, degraded, missing_aliases, missing_version_tables
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
@@ -174,6 +175,8 @@ def _version_status(
     job_state = None
     if row.state in registry.RUNNING_STATES:
         job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
+    elif row.state == registry.FAILED and row.flink_job_id:
+        job_state = flink.job_state(row.flink_job_id)  # stopped with a savepoint, normally
     lag = age = None  # only a running job has a meaningful lag and checkpoint age
     late = row.late_records
     if job_state in ACTIVE_JOB_STATES:
@@ -222,6 +225,14 @@ def _warnings(
             f"the alias view {pipeline.spec.target.alias} of live v{live_version} is missing (dropped by "
             f"hand?): readers get an error; rebuild it: kappa-orch repair {pipeline.name}"
         )
+    desired = fingerprint(pipeline)
+    for v in versions:
+        if v.state == registry.FAILED and v.fingerprint == desired:
+            why = (v.error or "failed").splitlines()[0][:400]
+            running = f" (its job is still {v.job_state})" if v.job_state in ACTIVE_JOB_STATES else ""
+            warnings.append(
+                f"candidate v{v.version} failed{running}: {why}. {failed_candidate_fix(pipeline.name)}"
+            )
     live_row = next((v for v in versions if v.version == live_version), None)
     allowed = pipeline.spec.gate.max_late_records
     if live_row is not None and (live_row.late_total or 0) > allowed:

@@ -206,6 +206,29 @@ def test_a_superseded_candidate_whose_job_is_gone_is_abandoned(
     assert v2.state == registry.FAILED and (v2.error or "").startswith("abandoned: its Flink job")
 
 
+def test_a_superseded_candidate_whose_run_ended_is_stopped_with_a_savepoint(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    # found: a candidate whose run was abandoned kept its job running (a slot, the log read)
+    go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
+    candidate = count_declined_too(platform)
+    deployed = deploy(candidate, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    assert flink.job_state(deployed.flink_job_id or "") == "RUNNING"
+    # no run holds the claim, and the spec moves on
+    platform.set_sql("daily_spend", candidate.sql_text.replace("COUNT(*)", "COUNT(auth_id)"))
+    code, output = cli(platform, stack, "plan", "--json")
+    assert {p["pipeline"]: p for p in json.loads(output)}["daily_spend"]["abandon"] == [2]
+    code, output = cli(platform, stack, "repair", "daily_spend")
+    assert code == 0, output
+    assert "v2 abandoned" in output and "its slot is free" in output
+    v2 = versions(platform, "daily_spend")[2]
+    assert flink.job_state(deployed.flink_job_id or "") == "FINISHED"
+    assert v2.state == registry.FAILED and "a reprocess of its fingerprint resumes it from" in (
+        v2.error or ""
+    )
+    assert (v2.checkpoint or {}).get("path")
+
+
 def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:

@@ -163,9 +163,16 @@ def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
     assert "expect_column_values_to_be_between" in (rows[2].error or "")
     assert len(swaps(platform)) == 1
     assert sensor_requests(platform) == []  # a failed candidate is not retried in a loop
+    # found: a failed candidate's job kept running (a slot held, the log read, dead letters
+    # written) until someone retired it; it is stopped with a savepoint to resume from
+    assert flink.job_state(rows[2].flink_job_id or "") == "FINISHED"
+    saved = (rows[2].checkpoint or {}).get("path")
+    assert saved and (rows[2].checkpoint or {}).get("job_id") == rows[2].flink_job_id
     status = cli(platform, stack, "status", "daily_spend")
     output, _ = status.communicate(timeout=60)
     assert "v2" in output and "failed" in output and "expect_column_values_to_be_between" in output
+    assert "candidate v2 failed: checks failed: expectations" in output
+    assert "kappa-orch reprocess daily_spend --accept <check>" in output and "FINISHED" in output
 
     # found: the CLI printed Dagster's stack traces for a failed gate
     again = cli(platform, stack, "reprocess", "daily_spend", "--wait")
@@ -173,6 +180,7 @@ def test_a_failing_check_keeps_the_alias_and_fails_the_candidate(
     assert again.returncode == 1, output
     assert "Traceback" not in output and "Stack Trace" not in output, output
     assert "--accept expectations" in output
+    assert f"v2 resumes from {saved}" in output  # gated again from where it stopped, not replayed
 
     # found: a failed candidate could only be retried with a new fingerprint, and a check
     # could not be waived. Structural checks cannot be accepted ...

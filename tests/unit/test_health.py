@@ -43,10 +43,11 @@ def test_a_live_or_ready_version_without_an_alive_job_is_degraded() -> None:
     assert degraded(row(1, FP, registry.RETIRED), "UNKNOWN") is None
 
 
-def test_only_a_superseded_candidate_whose_job_is_gone_is_abandoned() -> None:
+def test_only_a_superseded_candidate_nobody_will_gate_is_abandoned() -> None:
     old = row(2, "old", registry.CATCHING_UP)
     assert abandoned(old, "UNKNOWN", FP, live=1)
-    assert not abandoned(old, "RUNNING", FP, live=1)
+    assert not abandoned(old, "RUNNING", FP, live=1, claimed=True)  # a run is gating it
+    assert abandoned(old, "RUNNING", FP, live=1)  # its run ended: the job holds a slot for nothing
     assert not abandoned(row(2, FP, registry.CATCHING_UP), "UNKNOWN", FP, live=1)  # the spec's own: reprocess
     assert not abandoned(row(2, "old", registry.READY), "UNKNOWN", FP, live=1)  # degraded, not abandoned
 

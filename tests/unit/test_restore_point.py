@@ -8,8 +8,8 @@ from typing import Any
 
 from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers, recorded_checkpoints
-from kappa_orch.deploy import restore_path
 from kappa_orch.resources.flink import Checkpoint
+from kappa_orch.restore import restore_path
 
 
 class Cluster:
