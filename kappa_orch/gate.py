@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from kappa_orch import registry
 from kappa_orch.errors import OperationRefused
+from kappa_orch.replay_checks import COMPLETE_HISTORY, complete_history_verdict, value_changes, value_sums
 from kappa_orch.serving import version_table
 from kappa_orch.spec.checks import expectation_class_name
 from kappa_orch.spec.model import PipelineSpec
@@ -25,7 +26,14 @@ NO_LATE_RECORDS = "no_late_records"
 CHECK_DESCRIPTIONS = {
     EXPECTATIONS: "The spec's Great Expectations suite on the version's table.",
     UNIQUE_KEY: "No duplicate and no NULL primary keys in the version's table.",
-    PARITY: "Row count and key coverage within the spec's tolerance of the live version.",
+    PARITY: (
+        "Row count, key coverage and (with gate.max_value_change) each numeric column's sum over the "
+        "shared keys within the spec's tolerance of the live version."
+    ),
+    COMPLETE_HISTORY: (
+        "The candidate read every offset the live version read, per source partition (from the "
+        "jobs' own counters): history deleted from the log since cannot pass unless accepted."
+    ),
     INPUT_BALANCE: (
         "At the gate: every record the job read is parsed or dead-lettered (input = parsed + "
         "dead-lettered). Afterwards the stream observer plots the balance as it goes "
@@ -37,7 +45,7 @@ CHECK_DESCRIPTIONS = {
     ),
 }
 # the checks of every version's gate, in the order they are reported
-GATE_CHECKS = (EXPECTATIONS, UNIQUE_KEY, PARITY, INPUT_BALANCE, NO_LATE_RECORDS)
+GATE_CHECKS = (EXPECTATIONS, UNIQUE_KEY, PARITY, COMPLETE_HISTORY, INPUT_BALANCE, NO_LATE_RECORDS)
 # checks whose failure means the table is wrong, whatever a person thinks of the data: an
 # operator cannot accept a candidate that failed one of them
 STRUCTURAL_CHECKS = frozenset({UNIQUE_KEY, INPUT_BALANCE, NO_LATE_RECORDS})
@@ -208,11 +216,14 @@ def parity_outcome(
     change = abs(n_candidate - n_live) / max(n_live, 1)
     coverage = covered / n_live if n_live else 1.0
     gate = spec.gate
+    sums = value_sums(conn, spec, candidate_table, live_table)
+    changes, values_over = value_changes(sums, gate.max_value_change)
     problems = []
     if change > gate.max_row_count_change:
         problems.append(f"row count changed by {change:.1%} (allowed {gate.max_row_count_change:.1%})")
     if coverage < gate.min_key_coverage:
         problems.append(f"covers {coverage:.1%} of the live keys (needs {gate.min_key_coverage:.1%})")
+    problems += values_over
     summary = "; ".join(problems) or (
         f"{n_candidate} rows vs {n_live} live ({change:.1%} change), {coverage:.1%} of live keys covered"
     )
@@ -225,9 +236,20 @@ def parity_outcome(
             "live_rows": n_live,
             "row_count_change": round(change, 4),
             "key_coverage": round(coverage, 4),
+            "value_sums": sums,
+            "value_change": changes,
             "live_table": live_table,
         },
     )
+
+
+def complete_history_outcome(conn: Connection, spec: PipelineSpec, version: int, live: int | None) -> Outcome:
+    """From both versions' own counters: the candidate's first offset per source partition
+    is not past the live version's (replay_checks)."""
+    candidate = registry.input_counts_of(conn, spec.name, version)
+    live_counts = registry.input_counts_of(conn, spec.name, live) if live is not None else []
+    passed, summary, metadata = complete_history_verdict(spec, version, live, candidate, live_counts)
+    return Outcome(COMPLETE_HISTORY, passed, summary, metadata)
 
 
 def input_balance_outcome(conn: Connection, spec: PipelineSpec, version: int) -> Outcome:

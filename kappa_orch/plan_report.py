@@ -23,10 +23,15 @@ class ReplayReport:
     records_to_read: int | None = None  # what the topics hold now (a replay reads it all)
     events_per_s: float | None = None  # the live version's measured catch-up speed
     estimate_s: float | None = None
+    # offsets the live version read that the log no longer holds (a replay misses them)
+    history_gaps: list[dict[str, object]] = field(default_factory=list)
 
 
 def replay_report(
-    pipeline: LoadedPipeline, live_row: registry.VersionRow | None, records_held: int | None
+    pipeline: LoadedPipeline,
+    live_row: registry.VersionRow | None,
+    records_held: int | None,
+    history_gaps: list[dict[str, object]] | None = None,
 ) -> ReplayReport:
     """The diff of the spec against the live version's recorded definition, and the
     replay's size and estimated time (when the live version's catch-up was measured)."""
@@ -41,6 +46,7 @@ def replay_report(
         records_to_read=records_held,
         events_per_s=round(speed, 1) if speed else None,
         estimate_s=round(estimate, 1) if estimate is not None else None,
+        history_gaps=list(history_gaps or []),
     )
 
 

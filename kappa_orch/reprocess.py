@@ -23,6 +23,7 @@ from kappa_orch.gate import (
     Outcome,
     accepted,
     check_acceptance,
+    complete_history_outcome,
     expectations_outcome,
     failed_candidate_fix,
     input_balance_outcome,
@@ -272,9 +273,10 @@ def run_gate(
         live_row = next((r for r in registry.pipeline_versions(conn, spec.name) if r.version == live), None)
         unique = unique_key_outcome(conn, spec, row.physical_table)
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
+        history = complete_history_outcome(conn, spec, row.version, live)
         balance = input_balance_outcome(conn, spec, row.version)
     expectations = expectations_outcome(warehouse.checks_url, spec, row.physical_table)
     late = late_records_outcome(
         spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
     )
-    return [expectations, unique, parity, balance, late]
+    return [expectations, unique, parity, history, balance, late]

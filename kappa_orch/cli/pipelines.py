@@ -191,6 +191,7 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
     from kappa_orch.errors import ServiceUnavailable
     from kappa_orch.plan import current_plan
     from kappa_orch.plan_report import replay_report
+    from kappa_orch.replay_checks import deleted_since
 
     kafka, flink, warehouse = resources_of(platform)
     try:
@@ -200,12 +201,29 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
         plans = current_plan(pipelines, warehouse)
     with warehouse.registry() as conn:
         rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
+        counted = {
+            p.pipeline: registry.input_counts_of(conn, p.pipeline, p.live_version)
+            for p in plans
+            if p.live_version
+        }
     warehouse.dispose()
     reports = {}
     for pipeline, p in zip(pipelines, plans, strict=True):
         live_row = rows.get((p.pipeline, p.live_version or 0))
-        reports[p.pipeline] = replay_report(pipeline, live_row, _records_held(kafka, pipeline))
+        gaps = deleted_since(counted.get(p.pipeline, []), _log_starts(kafka, pipeline))
+        reports[p.pipeline] = replay_report(pipeline, live_row, _records_held(kafka, pipeline), gaps)
     return plans, reports
+
+
+def _log_starts(kafka: Any, pipeline: Any) -> dict[str, dict[int, int]]:
+    """Each source topic's first held offset per partition (a topic not there: left out)."""
+    starts = {}
+    for source in pipeline.spec.sources:
+        try:
+            starts[source.topic] = {p: low for p, (low, _) in kafka.watermarks(source.topic).items()}
+        except KappaError:
+            continue
+    return starts
 
 
 def _records_held(kafka: Any, pipeline: Any) -> int | None:
@@ -240,6 +258,13 @@ def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
             speed = f"{report.events_per_s:,.0f} events/s"
             estimate = f", about {report.estimate_s:,.0f}s at {speed} (the live version's catch-up)"
         click.echo(f"{'':<24} replay: {report.records_to_read:,} records{estimate}")
+    for gap in report.history_gaps:
+        click.secho(
+            f"{'':<24} history: {gap['missing']:,} record(s) live v{p.live_version} read are gone from "
+            f"{gap['topic']}[{gap['partition']}] (offsets {gap['live_from']}..{gap['log_from'] - 1}): the "
+            "replay fails complete_history unless the history is restored or the gap accepted",
+            fg="red",
+        )
     verdict = retention["verdict"]
     colour = "green" if verdict == "ok" else "red" if verdict == "too short" else "yellow"
     click.secho(f"{'':<24} retention: {verdict} (the history a replay reads)", fg=colour)

@@ -39,6 +39,13 @@ class Gate(Strict):
     min_key_coverage: float = Field(
         default=0.9, ge=0, le=1, description="Smallest share of the live version's keys the candidate has."
     )
+    max_value_change: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest relative change of each numeric target column's sum over the keys both "
+        "versions hold (0.01 = 1%); default: the sums are compared and shown in `parity_with_live`, not "
+        "bounded (a reprocess often changes values on purpose).",
+    )
     max_late_records: int = Field(
         default=0,
         ge=0,

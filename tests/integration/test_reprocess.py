@@ -126,6 +126,7 @@ def test_a_changed_spec_is_reprocessed_checked_and_swapped(
         "expectations": True,
         "unique_primary_key": True,
         "parity_with_live": True,
+        "complete_history": True,
         "input_balance": True,
         "no_late_records": True,
     }

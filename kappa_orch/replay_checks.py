@@ -1,0 +1,136 @@
+"""Replay checks that compare a candidate with the live version it would replace: it
+read every offset the live version read (history that is gone cannot pass), and the
+values of the rows both hold (per-column sums), not only their counts.
+
+Both read what the versions' own jobs recorded (`input_counts`: first and last offset per
+source partition) and the version tables; pure verdicts over those figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, select
+
+from kappa_orch import registry
+from kappa_orch.serving import version_table
+from kappa_orch.spec.model import PipelineSpec
+
+COMPLETE_HISTORY = "complete_history"
+NUMERIC_TYPES = ("INT", "BIGINT", "DOUBLE", "DECIMAL")
+
+
+def history_gaps(
+    candidate: Sequence[registry.InputCount], live: Sequence[registry.InputCount]
+) -> list[dict[str, Any]]:
+    """Per source partition the live version read, the offsets it read that the candidate
+    did not (it started later: the oldest records were deleted meanwhile) (pure)."""
+    started = {(c.source_topic, c.kafka_partition): c.first_offset for c in candidate}
+    gaps = []
+    for counted in sorted(live, key=lambda c: (c.source_topic, c.kafka_partition)):
+        first = started.get((counted.source_topic, counted.kafka_partition))
+        if first is None:
+            first = counted.last_offset + 1  # read nothing of what the live version read
+        if first > counted.first_offset:
+            gaps.append(
+                {
+                    "topic": counted.source_topic,
+                    "partition": counted.kafka_partition,
+                    "live_from": counted.first_offset,
+                    "candidate_from": first,
+                    "missing": first - counted.first_offset,
+                }
+            )
+    return gaps
+
+
+def deleted_since(
+    live: Sequence[registry.InputCount], log_starts: dict[str, dict[int, int]]
+) -> list[dict[str, Any]]:
+    """Per source partition, the offsets the live version read that the log no longer holds
+    (its first offset now is past them): what a replay would miss (pure; for `plan`)."""
+    gaps = []
+    for counted in sorted(live, key=lambda c: (c.source_topic, c.kafka_partition)):
+        start = log_starts.get(counted.source_topic, {}).get(counted.kafka_partition)
+        if start is not None and start > counted.first_offset:
+            gaps.append(
+                {
+                    "topic": counted.source_topic,
+                    "partition": counted.kafka_partition,
+                    "live_from": counted.first_offset,
+                    "log_from": start,
+                    "missing": start - counted.first_offset,
+                }
+            )
+    return gaps
+
+
+def complete_history_verdict(
+    spec: PipelineSpec,
+    version: int,
+    live_version: int | None,
+    candidate: Sequence[registry.InputCount],
+    live: Sequence[registry.InputCount],
+) -> tuple[bool, str, dict[str, Any]]:
+    """(passed, summary, metadata) of `complete_history` (pure)."""
+    if spec.start.position != "earliest":
+        return True, "the spec starts at the latest offsets: no history is replayed", {}
+    if live_version is None or live_version == version:
+        return True, "no other live version to compare with", {}
+    shared = {c.source_topic for c in candidate} | {s.topic for s in spec.sources}
+    gaps = history_gaps(candidate, [c for c in live if c.source_topic in shared])
+    if not gaps:
+        return True, f"read every offset v{live_version} read", {"gaps": []}
+    missing = sum(g["missing"] for g in gaps)
+    where = ", ".join(
+        f"{g['topic']}[{g['partition']}] offsets {g['live_from']}..{g['candidate_from'] - 1}"
+        for g in gaps[:5]
+    )
+    summary = (
+        f"v{version} did not read {missing:,} record(s) that live v{live_version} read ({where}): they "
+        "were deleted from the log (retention, or delete-records) before the replay, so its rows are "
+        "computed from part of the history. Restore the history (a bootstrap snapshot of the deleted "
+        f"days, see docs/writing-specs.md), or accept the gap on purpose: kappa-orch reprocess {spec.name} "
+        f'--accept {COMPLETE_HISTORY} --reason "..."'
+    )
+    return False, summary, {"gaps": gaps, "missing_records": missing}
+
+
+def value_sums(
+    conn: Connection, spec: PipelineSpec, candidate_table: str, live_table: str
+) -> dict[str, dict[str, float]]:
+    """Per numeric target column, its sum in each version over the keys both hold."""
+    candidate = version_table(spec, candidate_table)
+    live = version_table(spec, live_table)
+    columns = [c.name for c in spec.target.columns if c.type.startswith(NUMERIC_TYPES)]
+    columns = [c for c in columns if c not in spec.target.primary_key]
+    if not columns:
+        return {}
+    match = and_(*[candidate.c[k] == live.c[k] for k in spec.target.primary_key])
+    sums = {}
+    for table, other in ((candidate, live), (live, candidate)):
+        shared = exists(select(1).select_from(other).where(match))
+        row = conn.execute(
+            select(*[func.coalesce(func.sum(table.c[c]), 0) for c in columns]).where(shared)
+        ).one()
+        sums[table.name] = dict(zip(columns, (float(v) for v in row), strict=True))
+    return {c: {"candidate": sums[candidate.name][c], "live": sums[live.name][c]} for c in columns}
+
+
+def value_changes(
+    sums: dict[str, dict[str, float]], bound: float | None
+) -> tuple[dict[str, float], list[str]]:
+    """Each column's relative change of its sum, and the columns beyond the bound (pure)."""
+    changes = {}
+    for column, pair in sums.items():
+        base = abs(pair["live"])
+        changes[column] = (
+            abs(pair["candidate"] - pair["live"]) / base if base else float(pair["candidate"] != 0)
+        )
+    over = [
+        f"{c} sums {sums[c]['candidate']:,.6g} vs {sums[c]['live']:,.6g} live over the shared keys "
+        f"({changes[c]:.2%}; allowed {bound:.2%}: gate.max_value_change)"
+        for c in changes
+        if bound is not None and changes[c] > bound
+    ]
+    return {c: round(v, 6) for c, v in changes.items()}, over
