@@ -154,24 +154,32 @@ def deploy(
     )
     if isinstance(prepared, DeployResult):
         return prepared
-    # the broker does not create topics on first write: the dead-letter topic must exist
-    retention = retention_ms(spec.dead_letters.retention) or kafka.dead_letter_retention_ms
-    config = {"retention.ms": str(retention)} if retention is not None else {}
-    partitions = max(len(p) for p in offsets.values())
-    if kafka.create_topic(spec.dead_letter_topic, partitions=partitions, config=config, exist_ok=True):
-        kept = (
-            "forever"
-            if retention == -1
-            else f"{retention / 86_400_000:g} days"
-            if retention
-            else "the broker's"
-        )
-        log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic} (retention {kept})")
+    ensure_dead_letter_topic(pipeline, kafka=kafka, log=log, partitions=max(len(p) for p in offsets.values()))
     job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
     _record_job(pipeline, prepared, job_id, offsets, flink=flink, warehouse=warehouse, log=log)
     plan = prepared.plan
     lineage_ops.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
     return DeployResult(plan, job_id, offsets)
+
+
+def ensure_dead_letter_topic(
+    pipeline: LoadedPipeline, *, kafka: KafkaResource, log: Log, partitions: int | None = None
+) -> bool:
+    """Create the pipeline's dead-letter topic when it is missing (the broker does not
+    create topics on first write, and a job whose topic was deleted blocks on its letters);
+    True when it was created."""
+    spec = pipeline.spec
+    retention = retention_ms(spec.dead_letters.retention) or kafka.dead_letter_retention_ms
+    config = {"retention.ms": str(retention)} if retention is not None else {}
+    if partitions is None:
+        partitions = max(len(kafka.end_offsets(s.topic)) for s in spec.sources)
+    if not kafka.create_topic(spec.dead_letter_topic, partitions=partitions, config=config, exist_ok=True):
+        return False
+    kept = (
+        "forever" if retention == -1 else f"{retention / 86_400_000:g} days" if retention else "the broker's"
+    )
+    log(f"{spec.name}: created dead-letter topic {spec.dead_letter_topic} (retention {kept})")
+    return True
 
 
 def _prepare(

@@ -63,6 +63,10 @@ class StreamEngine(Protocol):
         """The job's last completed checkpoint (its id, time and external path)."""
         ...
 
+    def checkpoint_stats(self, job_id: str) -> tuple[Checkpoint | None, str | None]:
+        """The last completed checkpoint, and why checkpoints fail when one failed after it."""
+        ...
+
     def latest_retained_checkpoint(self, job_id: str) -> str | None:
         """Where a lost job's replacement resumes from (state and offsets together)."""
         ...

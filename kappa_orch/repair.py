@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from kappa_orch import claims, registry
-from kappa_orch.deploy import DeployResult, deploy
+from kappa_orch.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
@@ -125,13 +125,17 @@ def repair(
             rows = registry.pipeline_versions(conn, name)
             live = registry.live_versions(conn).get(name)
             missing = missing_version_tables(conn, [pipeline], rows)
+        # a reprocess in flight holds the pipeline's claim: its candidate is not abandoned
+        claimed = name in claims.held_claims(warehouse)
+        if any(r.state in registry.RUNNING_STATES for r in rows):
+            ensure_dead_letter_topic(pipeline, kafka=kafka, log=log)
         for row in rows:
             if versions is None or row.version in versions:
                 _repair_version(
                     pipeline,
                     row,
                     rows,
-                    live,
+                    (live, claimed),
                     missing,
                     kafka=kafka,
                     flink=flink,
@@ -154,7 +158,7 @@ def _repair_version(
     pipeline: LoadedPipeline,
     row: registry.VersionRow,
     rows: list[registry.VersionRow],
-    live: int | None,
+    live_and_claimed: tuple[int | None, bool],
     missing: frozenset[tuple[str, int]],
     *,
     kafka: KafkaResource,
@@ -166,9 +170,9 @@ def _repair_version(
     """One version: an abandoned candidate fails; a degraded version is redeployed (or, its
     table dropped by hand, retired); a healthy one is left alone."""
     name = pipeline.name
+    live, claimed = live_and_claimed
     state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
-    if abandoned(row, state, fingerprint(pipeline), live):
-        # the repair holds the pipeline's claim: no other run is finishing this candidate
+    if abandoned(row, state, fingerprint(pipeline), live, claimed=claimed):
         resumes = stop_keeping_state(
             name, row, "abandoned: superseded by the spec", flink=flink, warehouse=warehouse, log=log
         )

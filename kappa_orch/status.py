@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kappa_orch import registry
@@ -111,6 +111,13 @@ def _pipeline_status(
     desired = fingerprint(pipeline)
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]
     versions = [_version_status(pipeline, row, seen, kafka=kafka, flink=flink) for row in mine]
+    topic = pipeline.spec.dead_letter_topic
+    if any(v.state in registry.RUNNING_STATES for v in versions) and topic not in kafka.list_topics():
+        why = f"the dead-letter topic {topic} is missing: its job cannot write dead letters"
+        versions = [
+            replace(v, degraded=v.degraded or why) if v.state in registry.RUNNING_STATES else v
+            for v in versions
+        ]
     live_version = seen.live.get(pipeline.name)
     live_row = next((v for v in versions if v.version == live_version), None)
     no_alias = pipeline.name in seen.no_alias
@@ -172,7 +179,7 @@ def _version_status(
     kafka: KafkaResource,
     flink: StreamEngine,
 ) -> VersionStatus:
-    job_state = None
+    job_state = failing = None
     if row.state in registry.RUNNING_STATES:
         job_state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
     elif row.state == registry.FAILED and row.flink_job_id:
@@ -182,7 +189,7 @@ def _version_status(
     if job_state in ACTIVE_JOB_STATES:
         lag = sum(sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources)
         late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
-        checkpoint = flink.last_checkpoint(row.flink_job_id or "")
+        checkpoint, failing = flink.checkpoint_stats(row.flink_job_id or "")
         if checkpoint is not None:
             age = round(max(0.0, time.time() - checkpoint.completed_at_ms / 1000), 1)
     counted, dead = seen.totals.get((row.pipeline, row.version), (0, 0))
@@ -198,7 +205,8 @@ def _version_status(
         input=counted,
         dead_lettered=dead,
         late_records=late,
-        degraded=degraded(row, job_state, (row.pipeline, row.version) not in seen.missing),
+        degraded=degraded(row, job_state, (row.pipeline, row.version) not in seen.missing)
+        or (f"v{row.version}'s checkpoints are failing: {failing}" if failing else None),
         checkpoint_age_s=age,
     )
 
@@ -218,6 +226,8 @@ def _warnings(
                 "the alias serves a table nobody updates"
                 if v.version == live_version
                 else "a rollback to it is refused"
+                if v.state == registry.READY
+                else "its catch-up stalls"
             )
             warnings.append(f"{v.degraded}: {effect}; repair it: kappa-orch repair {pipeline.name}")
     if no_alias:

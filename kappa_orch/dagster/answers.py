@@ -42,6 +42,7 @@ class StreamAnswers:
     late_records: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> operator -> dropped
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
+    missing_topics: set[str] = field(default_factory=set)  # asked, and the broker has no such topic
     outages: dict[str, str] = field(default_factory=dict)
 
 
@@ -107,7 +108,8 @@ def gather_topics(
             answers.outages["kafka"] = exc.problem
             break
         except KappaError:
-            continue  # not created yet: nothing to observe
+            answers.missing_topics.add(topic)  # not created yet (or deleted): nothing to observe
+            continue
         retention = info.config.get("retention.ms")
         answers.topics[topic] = TopicAnswer(
             watermarks=watermarks, retention_ms=int(retention) if retention else None

@@ -77,7 +77,8 @@ def observe_letters(
             answers.outages["kafka"] = exc.problem
             break
         except KappaError:
-            continue  # no such topic yet: no deploy has created it
+            answers.missing_topics.add(topic)  # no deploy has created it yet, or it was deleted
+            continue
         kept[topic] = add_letters(tally, letters, following)
         observations.append(letter_observation(topic, kept[topic], translator))
     return observations, kept

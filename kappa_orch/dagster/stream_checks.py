@@ -34,7 +34,7 @@ from dagster import (
 )
 
 from kappa_orch import registry
-from kappa_orch.dagster.answers import StreamAnswers, gather_answers
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
 from kappa_orch.dagster.health import (
     JOB_RUNNING_CHECK,
     JOB_RUNNING_DESCRIPTION,
@@ -117,8 +117,23 @@ def _label(row: registry.VersionRow, live: dict[str, int]) -> str:
     return f"v{row.version} ({'live' if live.get(row.pipeline) == row.version else row.state})"
 
 
+def _missing_dead_letters(seen: Seen) -> list[str]:
+    """A running version whose dead-letter topic is gone: its job cannot write its letters."""
+    topic = seen.pipeline.spec.dead_letter_topic
+    if topic not in seen.answers.missing_topics:
+        return []
+    running = [f"v{r.version}" for r in _mine(seen.pipeline, seen.rows, registry.RUNNING_STATES)]
+    if not running:
+        return []
+    return [
+        f"the dead-letter topic {topic} is missing (deleted?): {', '.join(running)} cannot write "
+        "dead letters, so checkpoints fail and output stops; recreate it: "
+        f"kappa-orch repair {seen.pipeline.name}"
+    ]
+
+
 def job_verdict(seen: Seen) -> Verdict:
-    """`flink_job_running`: every live and ready version has an alive job."""
+    """`flink_job_running`: every live and ready version has an alive job, able to write."""
     pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
     mine = _mine(pipeline, rows, SERVING)
     if any(r.flink_job_id and r.flink_job_id not in answers.job_states for r in mine):
@@ -132,11 +147,12 @@ def job_verdict(seen: Seen) -> Verdict:
     stalled = stalled_problems(
         pipeline, rows, answers.stalls, causes, now_ms=answers.observed_at_ms, bound_s=bound_s
     )
-    problems = ([] if health.passed else [health.summary]) + stalled
+    letters = _missing_dead_letters(seen)
+    problems = ([] if health.passed else [health.summary]) + stalled + letters
     summary = "; ".join(problems) if problems else health.summary
     if stalled:
         summary += f" (bound {bound_s:,.0f}s: health.max_stalled)"
-    passed = health.passed and not stalled
+    passed = health.passed and not stalled and not letters
     return Verdict(JOB_RUNNING_CHECK, passed, summary, AssetCheckSeverity.ERROR, metadata)
 
 
@@ -172,8 +188,16 @@ def _checkpoint_problem(
     why = f" (the last one failed: {failure})" if failure else ""
     if checkpoint is not None:
         age = max(0.0, (answers.observed_at_ms - checkpoint.completed_at_ms) / 1000)
-        late = age > bound_s
-        return (f"v{row.version}'s last checkpoint is {age:,.0f}s old{why}" if late else None), age
+        if age > bound_s:
+            return f"v{row.version}'s last checkpoint is {age:,.0f}s old{why}", age
+        if failure:
+            # failing now (its newest attempt failed after its last completed one): a sink
+            # that cannot flush fails every checkpoint long before the age bound is reached
+            return (
+                f"v{row.version}'s checkpoints are failing: {failure} (last completed {age:,.0f}s ago)",
+                age,
+            )
+        return None, age
     if row.created_at is None:
         return None, None
     waited = answers.observed_at_ms / 1000 - row.created_at.timestamp()
@@ -300,9 +324,12 @@ def health_checks(
                 rows = registry.pipeline_versions(conn, pipeline.name)
                 live = registry.live_versions(conn)
             watched = [r for r in rows if r.state in registry.RUNNING_STATES and r.flink_job_id]
+            deadline = time.monotonic() + 60
             answers = gather_answers(
-                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=time.monotonic() + 60
+                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=deadline
             )
+            if watched:
+                gather_topics([pipeline.spec.dead_letter_topic], answers, kafka=kafka, deadline=deadline)
             selected = {k.name for k in context.selected_asset_check_keys}
             for verdict in verdicts_of(pipeline, rows, live, answers, {}):
                 if verdict.check in selected:

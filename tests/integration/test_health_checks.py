@@ -6,7 +6,9 @@ balance is observed each tick (found: it was a snapshot from the gate, read as c
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import (
@@ -88,3 +90,43 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
     by_name = {r.check_name: r for r in results}
     for name in ("flink_job_running", "lag_within_bounds", "checkpoint_fresh"):
         assert by_name[name].passed, by_name[name].description
+
+
+def test_a_deleted_dead_letter_topic_is_named_at_once_and_repaired(
+    stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
+) -> None:
+    # found: with its dead-letter topic deleted, a live job's letters blocked, checkpoints
+    # failed and valid events stopped while status said "in sync" for minutes
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        produce_authorizations(platform, kafka, sample_events(EVENTS).authorizations, event_timestamps=True)
+        env = cli_env(platform, stack)
+        done = subprocess.run([KAPPA, "deploy", "daily_spend"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        letters = platform.dead_letter_topic("daily_spend")
+        healthy, cursor = observe_once(platform, kafka, flink, None)
+        assert checks(healthy)["flink_job_running"].passed
+
+        kafka.delete_topic(letters)
+        topic = platform.topic("payments.authorizations")
+        kafka.produce(topic, [b"{not json", b"[1]", b"{broken"], key=lambda _: "k")
+        broken, cursor = observe_once(platform, kafka, flink, cursor)
+        verdict = checks(broken)["flink_job_running"]
+        assert not verdict.passed
+        assert f"the dead-letter topic {letters} is missing (deleted?): v1 cannot write dead letters" in (
+            verdict.description or ""
+        )
+        assert "kappa-orch repair daily_spend" in (verdict.description or "")
+        status = subprocess.run([KAPPA, "status", "daily_spend"], env=env, capture_output=True, text=True)
+        assert "DEGRADED" in status.stdout and f"the dead-letter topic {letters} is missing" in status.stdout
+
+        repaired = subprocess.run([KAPPA, "repair", "daily_spend"], env=env, capture_output=True, text=True)
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert f"created dead-letter topic {letters}" in repaired.stdout + repaired.stderr
+        # the job writes its letters again: the three broken events arrive
+        deadline = time.monotonic() + 180
+        written: list[Any] = []
+        while len(written) < 3 and time.monotonic() < deadline:
+            written = kafka.consume(letters, max_records=10, timeout_s=5)
+        assert len(written) >= 3
+        after, cursor = observe_once(platform, kafka, flink, cursor)
+        assert checks(after)["flink_job_running"].passed

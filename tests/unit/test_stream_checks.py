@@ -161,6 +161,28 @@ def test_a_stale_checkpoint_says_why_the_storage_refuses_it() -> None:
     assert "since its deploy (the last one failed: timeout)" in summary
 
 
+def test_checkpoints_that_fail_now_fail_the_check_before_the_age_bound() -> None:
+    # found: a job whose dead-letter writes blocked failed every checkpoint, yet the check
+    # waited for the 5-minute age bound
+    failing = healthy(
+        checkpoints={"j1": Checkpoint(5, NOW_MS - 20_000, None), "j2": Checkpoint(3, NOW_MS, None)},
+        checkpoint_failures={"j1": "org.apache.kafka.common.errors.TimeoutException: Topic x not present"},
+    )
+    result = verdicts(failing)[CHECKPOINT_CHECK]
+    assert not result.passed
+    assert "v1's checkpoints are failing: org.apache.kafka.common.errors.TimeoutException" in result.summary
+    assert "(last completed 20s ago)" in result.summary
+
+
+def test_a_missing_dead_letter_topic_fails_flink_job_running() -> None:
+    answers = healthy()
+    answers.missing_topics.add(PIPELINE.spec.dead_letter_topic)
+    result = verdicts(answers)["flink_job_running"]
+    assert not result.passed
+    assert f"the dead-letter topic {PIPELINE.spec.dead_letter_topic} is missing (deleted?)" in result.summary
+    assert "kappa-orch repair daily_spend" in result.summary
+
+
 def test_records_dropped_as_late_by_the_live_job_fail_late_records_within_bounds() -> None:
     late = verdicts(healthy(late_records={"j1": {"window": 12, "join": 3}}))[LATE_CHECK]
     assert not late.passed
