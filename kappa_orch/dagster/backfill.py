@@ -22,11 +22,12 @@ from kappa_orch.batch import late_days
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import ServiceUnavailable
 from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.kafka import Record as KafkaRecord
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 Read = dict[str, dict[str, int]]  # topic -> partition -> the offset a computed day read up to
-Record = tuple[str, int, int, int]  # topic, partition, offset, timestamp
+Record = tuple[str, int, int, int]  # topic, partition, offset, event time (ms)
 
 
 def _records_since(
@@ -35,11 +36,13 @@ def _records_since(
     cursor: dict[str, int],
     kafka: KafkaResource,
     max_records: int,
-) -> list[Record]:
+) -> list[tuple[str, KafkaRecord]]:
     """The records appended since the computed days read each partition (or since the
-    cursor, which this advances)."""
-    records: list[Record] = []
+    cursor, which this advances): from the lowest offset a computed day read up to, also
+    on a first tick (no cursor yet) and after a restart, never from the topic's end."""
+    records: list[tuple[str, KafkaRecord]] = []
     for topic in topics:
+        starts: dict[int, int] = {}
         for partition, (low, high) in kafka.watermarks(topic).items():
             floors = [
                 int(read[topic][str(partition)])
@@ -47,22 +50,47 @@ def _records_since(
                 for read in days.values()
                 if str(partition) in read.get(topic, {})
             ]
-            if not floors:
-                continue  # no computed day read this partition yet
             key = f"{topic}/{partition}"
-            start = max(cursor.get(key, 0), min(floors), low)
-            found = kafka.read_timestamps(topic, partition, start, high, max_records=max_records)
-            records += [(topic, partition, offset, ts) for offset, ts in found]
-            cursor[key] = found[-1][0] + 1 if found else max(start, cursor.get(key, 0))
+            # no computed day read this partition yet: nothing can be late in it
+            starts[partition] = max(cursor.get(key, 0), min(floors), low) if floors else high
+        found = kafka.read(topic, starts, max_records=max_records * max(1, len(starts)))
+        for partition, start in starts.items():
+            key = f"{topic}/{partition}"
+            mine = [r.offset for r in found if r.partition == partition]
+            cursor[key] = max(mine) + 1 if mine else max(start, cursor.get(key, 0))
+        records += [(topic, r) for r in found]
     return records
 
 
+def event_times(pipeline: LoadedPipeline, records: Sequence[tuple[str, KafkaRecord]]) -> list[Record]:
+    """(topic, partition, offset, event time) of the records of the pipeline's sources,
+    the event time read from the payload as the batch job reads it (a late event's Kafka
+    timestamp is when it arrived, days after its day); a record without a valid event time
+    is a dead letter, which changes no day (pure)."""
+    event_from = {s.topic: s.event_time.from_column if s.event_time else None for s in pipeline.spec.sources}
+    found: list[Record] = []
+    for topic, record in records:
+        if topic not in event_from:
+            continue
+        column = event_from[topic]
+        if column is None:
+            if record.timestamp_ms is not None:
+                found.append((topic, record.partition, record.offset, record.timestamp_ms))
+            continue
+        try:
+            value = json.loads(record.value or b"").get(column)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append((topic, record.partition, record.offset, value))
+    return found
+
+
 def _late_days_of(
-    pipeline: LoadedPipeline, reads: dict[Any, Read], records: list[Record]
+    pipeline: LoadedPipeline, reads: dict[Any, Read], records: list[tuple[str, KafkaRecord]]
 ) -> list[tuple[Any, int]]:
     """(day, newest offset) of each computed day of the pipeline that late records belong to."""
-    mine = {s.topic for s in pipeline.spec.sources}
-    relevant = [r for r in records if r[0] in mine]
+    relevant = event_times(pipeline, records)
     return [(day, max(r[2] for r in relevant)) for day in sorted(late_days(reads, relevant))]
 
 

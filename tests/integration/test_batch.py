@@ -120,37 +120,53 @@ def test_a_retention_gap_is_refused_before_any_work(
     )
 
 
-def test_late_data_sensor_requests_exactly_the_late_day(
+def test_late_data_sensor_requests_exactly_the_late_days(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource
 ) -> None:
     pipeline = platform.pipelines()["daily_spend"]
     run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
     sensor = late_data_sensor([pipeline])
     resources = {"kafka": kafka, "warehouse": platform.warehouse}
-    with build_sensor_context(resources=resources) as context:
-        assert sensor(context).run_requests == []  # type: ignore[union-attr]
 
-    late_ts = int(datetime(2026, 1, 2, 8, 30, tzinfo=UTC).timestamp() * 1000)
-    late = {"auth_id": "late-2", "account": "acct-late", "merchant": "m-001", "amount_cents": 4242,
-            "status": "approved", "ts": late_ts}  # fmt: skip
-    kafka.produce(platform.topic("payments.authorizations"), [late], timestamp_ms=lambda e: e["ts"])  # type: ignore[index]
+    # late events for two computed days, over every partition (accounts pick them), written
+    # now: their Kafka timestamps are their arrival, days after their event time (found:
+    # the sensor judged the day by the Kafka timestamp and requested nothing), before the
+    # sensor's first tick (found: a first tick started at the topic's end)
+    def late(i: int, day: date) -> dict[str, Any]:
+        ts = int(datetime(day.year, day.month, day.day, 8, i, tzinfo=UTC).timestamp() * 1000)
+        return {"auth_id": f"late-{day}-{i}", "account": f"acct-late-{i}", "merchant": "m-001",
+                "amount_cents": 1000 + i, "status": "approved", "ts": ts}  # fmt: skip
+
+    late_events = [late(i, day) for day in (DAYS[0], DAYS[2]) for i in range(30)]
+    late_events.append(dict(late(99, DAYS[1]), ts="yesterday"))  # a dead letter: changes no day
+    topic = platform.topic("payments.authorizations")
+    kafka.produce(topic, late_events, key=lambda e: e["account"])  # type: ignore[index]
+    assert len({r.partition for r in kafka.consume(topic, max_records=10_000, timeout_s=10)}) == 3
+
     with build_sensor_context(resources=resources) as context:
         result = sensor(context)
         cursor = result.cursor  # type: ignore[union-attr]
-    [request] = result.run_requests  # type: ignore[union-attr]
-    assert request.partition_key == "2026-01-02"
-    assert request.asset_selection == [batch_key(pipeline.spec)]
-
-    # the requested run: that one partition of the batch asset
-    done = materialize(
-        [a for a in pipeline_assets([pipeline]) if isinstance(a, AssetsDefinition) and a.partitions_def],
-        partition_key=request.partition_key,
-        resources={**resources, "flink": flink},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert done.success
-    assert ("acct-late", DAYS[1], 1, 4242) in batch_rows(platform, DAYS[1])
+    requests = result.run_requests  # type: ignore[union-attr]
+    assert sorted(r.partition_key for r in requests) == [DAYS[0].isoformat(), DAYS[2].isoformat()]
+    assert all(r.asset_selection == [batch_key(pipeline.spec)] for r in requests)
     with build_sensor_context(resources=resources, cursor=cursor) as context:
+        assert sensor(context).run_requests == []  # type: ignore[union-attr]  # asked once
+
+    # the requested runs: those partitions of the batch asset, equal to the oracle's days
+    for request in requests:
+        done = materialize(
+            [a for a in pipeline_assets([pipeline]) if isinstance(a, AssetsDefinition) and a.partitions_def],
+            partition_key=request.partition_key,
+            resources={**resources, "flink": flink},
+            instance=DagsterInstance.ephemeral(),
+        )
+        assert done.success
+    valid = [e for e in late_events if isinstance(e["ts"], int)]
+    oracle = expected(platform.events + valid, {"approved"})  # type: ignore[attr-defined]
+    for day in (DAYS[0], DAYS[2]):
+        assert batch_rows(platform, day) == {r for r in oracle if r[1] == day}
+    # recomputed: nothing is late any more, also for a sensor starting afresh (no cursor)
+    with build_sensor_context(resources=resources) as context:
         assert sensor(context).run_requests == []  # type: ignore[union-attr]
 
 

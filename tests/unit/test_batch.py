@@ -135,3 +135,26 @@ def test_bootstrap_spec_rules(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors) as error:
         load_pipeline(write(tmp_path, base))
     assert "bootstrap table 'no_schema' must be schema.table" in error.value.problems[0].problem
+
+
+def test_a_late_records_day_is_its_event_time_not_its_arrival() -> None:
+    import json
+
+    from kappa_orch.dagster.backfill import event_times
+    from kappa_orch.resources.kafka import Record
+
+    topic = PIPELINE.spec.sources[0].topic
+    arrived = 1_767_657_600_000  # 2026-01-06: days after the event
+
+    def record(offset: int, payload: object) -> tuple[str, Record]:
+        return topic, Record(offset % 3, offset, arrived, None, json.dumps(payload).encode())
+
+    records = [
+        record(1, {"ts": 1_767_348_000_000}),  # 2026-01-02 10:00
+        record(2, {"ts": "yesterday"}),  # a dead letter: no day
+        record(3, {"ts": 1.5e12}),  # not an integer: a dead letter
+        record(4, {"ts": True}),
+        record(5, [1, 2]),
+        ("another.topic", Record(0, 6, arrived, None, b'{"ts": 1}')),
+    ]
+    assert event_times(PIPELINE, records) == [(topic, 1, 1, 1_767_348_000_000)]
