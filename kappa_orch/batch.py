@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -187,15 +188,47 @@ def _run_batch(
 ) -> BatchResult:
     spec = pipeline.spec
     first, last = min(days), max(days)
+    started = time.monotonic()
+    with (
+        computed_days(
+            pipeline, days, table, kafka=kafka, flink=flink, warehouse=warehouse, log=log, timeout_s=timeout_s
+        ) as (staging, read_until),
+        warehouse.registry() as conn,
+    ):
+        rows_per_day = replace_days(conn, spec, staging, days)
+        registry.record_batch_days(conn, pipeline=spec.name, rows_per_day=rows_per_day, read_until=read_until)
+    readable = sum(sum(offsets.values()) for offsets in read_until.values())
+    seconds = time.monotonic() - started
+    log(
+        f"{spec.name}: {first}..{last} replaced in {seconds:.1f}s "
+        f"({sum(rows_per_day.values()):,} rows over {len(days)} day(s))"
+    )
+    return BatchResult(sorted(days), rows_per_day, seconds, readable)
+
+
+@contextmanager
+def computed_days(
+    pipeline: LoadedPipeline,
+    days: Sequence[date],
+    table: str,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+    timeout_s: float,
+) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
+    """The days computed from the log by the pipeline's own SQL in one Flink batch job, into
+    a staging table beside `table` (dropped afterwards): its name and the offsets read."""
+    spec = pipeline.spec
+    first, last = min(days), max(days)
     _refuse_unreadable_days(spec, first, last, kafka)
     _check_snapshots(spec, first, warehouse)
-    started = time.monotonic()
     staging = f"{table}__stage_{uuid.uuid4().hex[:8]}"
     read_until = {
         t: {str(p): high for p, (_, high) in kafka.watermarks(t).items()}
         for t in sorted({s.topic for s in spec.sources})
     }
-    readable = sum(sum(offsets.values()) for offsets in read_until.values())
     jdbc = _make_staging(spec, table, staging, warehouse)
     try:
         job = batch_job(
@@ -211,21 +244,11 @@ def _run_batch(
         )
         log(f"{spec.name}: batch job {job_id} for {first}..{last} submitted")
         _wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
-        with warehouse.registry() as conn:
-            rows_per_day = replace_days(conn, spec, staging, days)
-            registry.record_batch_days(
-                conn, pipeline=spec.name, rows_per_day=rows_per_day, read_until=read_until
-            )
+        yield staging, read_until
     finally:
         with warehouse.begin() as conn:
             drop_version_table(conn, spec, staging)
             warehouse.drop_job_role(conn, f"{spec.name}:batch:{staging}")
-    seconds = time.monotonic() - started
-    log(
-        f"{spec.name}: {first}..{last} replaced in {seconds:.1f}s "
-        f"({sum(rows_per_day.values()):,} rows over {len(days)} day(s))"
-    )
-    return BatchResult(sorted(days), rows_per_day, seconds, readable)
 
 
 def _refuse_unreadable_days(spec: PipelineSpec, first: date, last: date, kafka: KafkaResource) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import inspect
 from kappa_orch import lineage_emit, lineage_ops, registry
 from kappa_orch.check_history import record_check
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.errors import KappaError
 from kappa_orch.gate import (
     EXPECTATIONS,
     INPUT_BALANCE,
@@ -34,6 +35,9 @@ from kappa_orch.gate import (
     expectations_outcome,
     input_balance_outcome,
 )
+from kappa_orch.log_parity import LOG_PARITY_CHECK, verify_days
+from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -167,14 +171,64 @@ def batch_check(
     return _check
 
 
+def log_parity_check(
+    pipeline: LoadedPipeline, translator: KappaTranslator = DEFAULT_TRANSLATOR
+) -> AssetChecksDefinition:
+    """Closed days the alias serves, recomputed from the log by the pipeline's own SQL in
+    batch and compared with it row by row (log_parity); two sampled days per run, so every
+    closed day is checked over time."""
+    spec = pipeline.spec
+
+    @asset_check(
+        asset=translator.alias_key(spec),
+        name=LOG_PARITY_CHECK,
+        description="A closed day of the alias recomputed from the log (the pipeline's SQL in batch) and "
+        "compared row by row: a hand edit, a lost write or a sink defect is found, by primary key.",
+    )
+    def _check(
+        context: AssetCheckExecutionContext,
+        kafka: KafkaResource,
+        flink: FlinkResource,
+        warehouse: WarehouseResource,
+    ) -> AssetCheckResult:
+        try:
+            parity = verify_days(
+                pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=context.log.info
+            )
+        except KappaError as exc:
+            return _result(Outcome(LOG_PARITY_CHECK, False, f"not checked: {exc.problem}"))
+        if parity is None:
+            return _result(Outcome(LOG_PARITY_CHECK, True, "no closed day served yet"))
+        metadata = {
+            "days": [d.isoformat() for d in parity.days],
+            "rows": parity.rows,
+            "missing": parity.missing,
+            "not_in_log": parity.extra,
+            "differing": parity.differing,
+            "sample_keys": parity.samples,
+        }
+        outcome = Outcome(LOG_PARITY_CHECK, parity.passed, parity.summary(spec.target.alias), metadata)
+        _kept(context, warehouse, pipeline, LOG_PARITY_CHECK, outcome)
+        context.log.info(outcome.summary)
+        return _result(outcome)
+
+    return _check
+
+
 def data_quality_checks(
     pipelines: Sequence[LoadedPipeline], translator: KappaTranslator = DEFAULT_TRANSLATOR
 ) -> list[AssetChecksDefinition]:
     """The scheduled checks: each alias's expectations and its live job's input balance,
-    and each batch table's expectations."""
+    and each batch table's expectations; for pipelines with days (`batch:`), a closed day
+    of the alias recomputed from the log."""
     checks = [alias_check(p, translator) for p in pipelines]
     checks += [live_input_balance_check(p, translator) for p in pipelines]
-    return checks + [batch_check(p, translator) for p in pipelines if p.spec.batch is not None]
+    batch = [p for p in pipelines if p.spec.batch is not None]
+    return (
+        checks
+        + [batch_check(p, translator) for p in batch]
+        + [log_parity_check(p, translator) for p in batch]
+    )
 
 
 def data_quality_job(

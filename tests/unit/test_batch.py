@@ -158,3 +158,17 @@ def test_a_late_records_day_is_its_event_time_not_its_arrival() -> None:
         ("another.topic", Record(0, 6, arrived, None, b'{"ts": 1}')),
     ]
     assert event_times(PIPELINE, records) == [(topic, 1, 1, 1_767_348_000_000)]
+
+
+def test_closed_days_are_over_and_in_the_batch_range_and_sampled() -> None:
+    import random
+
+    from kappa_orch.log_parity import closed_days, pick_days
+
+    days = [date(2026, 1, d) for d in range(1, 11)]
+    closed = closed_days([*days, days[3]], today=date(2026, 1, 10), start=date(2026, 1, 2))
+    assert closed == [date(2026, 1, d) for d in range(2, 9)]  # not the 9th (yesterday) or the 10th
+    assert pick_days(closed, 2, random.Random(1)) == sorted(pick_days(closed, 2, random.Random(1)))
+    assert len(pick_days(closed, 2)) == 2 and pick_days(closed[:1], 2) == closed[:1]
+    seen = {d for seed in range(60) for d in pick_days(closed, 2, random.Random(seed))}
+    assert seen == set(closed)  # every closed day over time
