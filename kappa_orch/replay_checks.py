@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, inspect, select
 
 from kappa_orch import registry
 from kappa_orch.serving import version_table
@@ -99,10 +99,12 @@ def complete_history_verdict(
 def value_sums(
     conn: Connection, spec: PipelineSpec, candidate_table: str, live_table: str
 ) -> dict[str, dict[str, float]]:
-    """Per numeric target column, its sum in each version over the keys both hold."""
+    """Per numeric target column both versions have, its sum in each over the keys both hold."""
     candidate = version_table(spec, candidate_table)
     live = version_table(spec, live_table)
-    columns = [c.name for c in spec.target.columns if c.type.startswith(NUMERIC_TYPES)]
+    # the live version's own columns: a column the candidate adds is not compared
+    held = {c["name"] for c in inspect(conn).get_columns(live_table, schema=spec.target.schema_name)}
+    columns = [c.name for c in spec.target.columns if c.type.startswith(NUMERIC_TYPES) and c.name in held]
     columns = [c for c in columns if c not in spec.target.primary_key]
     if not columns:
         return {}
