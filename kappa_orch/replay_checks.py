@@ -7,7 +7,7 @@ source partition) and the version tables; pure verdicts over those figures."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, inspect, select
@@ -20,28 +20,39 @@ COMPLETE_HISTORY = "complete_history"
 NUMERIC_TYPES = ("INT", "BIGINT", "DOUBLE", "DECIMAL")
 
 
+def _missed(
+    live: Sequence[registry.InputCount], starts: Callable[[registry.InputCount], int | None], label: str
+) -> list[dict[str, Any]]:
+    """Per source partition the live version read, the offsets before `starts` (a later
+    first offset: the candidate's, or the log's now) that it read (pure)."""
+    gaps = []
+    for counted in sorted(live, key=lambda c: (c.source_topic, c.kafka_partition)):
+        start = starts(counted)
+        if start is not None and start > counted.first_offset:
+            gaps.append(
+                {
+                    "topic": counted.source_topic,
+                    "partition": counted.kafka_partition,
+                    "live_from": counted.first_offset,
+                    label: start,
+                    "missing": start - counted.first_offset,
+                }
+            )
+    return gaps
+
+
 def history_gaps(
     candidate: Sequence[registry.InputCount], live: Sequence[registry.InputCount]
 ) -> list[dict[str, Any]]:
     """Per source partition the live version read, the offsets it read that the candidate
     did not (it started later: the oldest records were deleted meanwhile) (pure)."""
     started = {(c.source_topic, c.kafka_partition): c.first_offset for c in candidate}
-    gaps = []
-    for counted in sorted(live, key=lambda c: (c.source_topic, c.kafka_partition)):
-        first = started.get((counted.source_topic, counted.kafka_partition))
-        if first is None:
-            first = counted.last_offset + 1  # read nothing of what the live version read
-        if first > counted.first_offset:
-            gaps.append(
-                {
-                    "topic": counted.source_topic,
-                    "partition": counted.kafka_partition,
-                    "live_from": counted.first_offset,
-                    "candidate_from": first,
-                    "missing": first - counted.first_offset,
-                }
-            )
-    return gaps
+
+    def first(counted: registry.InputCount) -> int:
+        # a partition the candidate read nothing of: all the live version read is missed
+        return started.get((counted.source_topic, counted.kafka_partition), counted.last_offset + 1)
+
+    return _missed(live, first, "candidate_from")
 
 
 def deleted_since(
@@ -49,20 +60,7 @@ def deleted_since(
 ) -> list[dict[str, Any]]:
     """Per source partition, the offsets the live version read that the log no longer holds
     (its first offset now is past them): what a replay would miss (pure; for `plan`)."""
-    gaps = []
-    for counted in sorted(live, key=lambda c: (c.source_topic, c.kafka_partition)):
-        start = log_starts.get(counted.source_topic, {}).get(counted.kafka_partition)
-        if start is not None and start > counted.first_offset:
-            gaps.append(
-                {
-                    "topic": counted.source_topic,
-                    "partition": counted.kafka_partition,
-                    "live_from": counted.first_offset,
-                    "log_from": start,
-                    "missing": start - counted.first_offset,
-                }
-            )
-    return gaps
+    return _missed(live, lambda c: log_starts.get(c.source_topic, {}).get(c.kafka_partition), "log_from")
 
 
 def complete_history_verdict(
