@@ -102,17 +102,18 @@ def pipeline_status(
             registry.recent_swaps(conn, [p.name for p in pipelines], 1),
             last_checks(conn),
         )
-    return [_pipeline_status(p, seen, kafka=kafka, flink=flink) for p in pipelines]
+    topics = set(kafka.list_topics())  # asked once: which dead-letter topics exist
+    return [_pipeline_status(p, seen, topics, kafka=kafka, flink=flink) for p in pipelines]
 
 
 def _pipeline_status(
-    pipeline: LoadedPipeline, seen: _Registry, *, kafka: KafkaResource, flink: StreamEngine
+    pipeline: LoadedPipeline, seen: _Registry, topics: set[str], *, kafka: KafkaResource, flink: StreamEngine
 ) -> PipelineStatus:
     desired = fingerprint(pipeline)
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]
     versions = [_version_status(pipeline, row, seen, kafka=kafka, flink=flink) for row in mine]
     topic = pipeline.spec.dead_letter_topic
-    if any(v.state in registry.RUNNING_STATES for v in versions) and topic not in kafka.list_topics():
+    if any(v.state in registry.RUNNING_STATES for v in versions) and topic not in topics:
         why = f"the dead-letter topic {topic} is missing: its job cannot write dead letters"
         versions = [
             replace(v, degraded=v.degraded or why) if v.state in registry.RUNNING_STATES else v
