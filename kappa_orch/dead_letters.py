@@ -44,6 +44,9 @@ class Letter:
     payload_truncated: bool
     keyed: bool = False  # keyed by source topic and partition (in source order)
     timestamp_ms: int | None = None  # when it was written
+    # a late record's event time and the watermark it arrived at (reason late...)
+    event_time: str | None = None
+    watermark: str | None = None
 
     @property
     def source(self) -> tuple[str, int, str, int, int]:
@@ -69,6 +72,8 @@ def parse_letter(record: Record) -> Letter | None:
             payload_truncated=bool(body.get("payload_truncated")),
             keyed=record.key is not None,
             timestamp_ms=record.timestamp_ms,
+            event_time=body.get("event_time"),
+            watermark=body.get("watermark"),
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -149,14 +149,15 @@ def deploy(
         source.topic: {str(p): o for p, o in kafka.end_offsets(source.topic).items()}
         for source in spec.sources
     }
+    topic_ids = kafka.topic_ids(source.topic for source in spec.sources)
     prepared = _prepare(
-        pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=holds_claim
+        pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, claim=(holds_claim, topic_ids)
     )
     if isinstance(prepared, DeployResult):
         return prepared
     ensure_dead_letter_topic(pipeline, kafka=kafka, log=log, partitions=max(len(p) for p in offsets.values()))
     job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
-    _record_job(pipeline, prepared, job_id, offsets, flink=flink, warehouse=warehouse, log=log)
+    _record_job(pipeline, prepared, job_id, (offsets, topic_ids), flink=flink, warehouse=warehouse, log=log)
     plan = prepared.plan
     lineage_ops.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
     return DeployResult(plan, job_id, offsets)
@@ -189,17 +190,25 @@ def _prepare(
     flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log,
-    holds_claim: bool,
+    claim: tuple[bool, dict[str, str | None]],
 ) -> _Prepared | DeployResult:
     """Under the pipeline's lock: plan, refuse what cannot run, record the version, make
-    its table and its job's role. A DeployResult when the fingerprint already runs."""
+    its table and its job's role. A DeployResult when the fingerprint already runs.
+    `claim`: whether the caller holds the pipeline's claim, and the source topics' ids now
+    (what plan_deploy decides with)."""
     spec = pipeline.spec
+    claimed, topic_ids = claim
     with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
         job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}
         plan = plan_deploy(
-            pipeline, rows=rows, job_states=job_states, now=datetime.now(UTC), holds_claim=holds_claim
+            pipeline,
+            rows=rows,
+            job_states=job_states,
+            now=datetime.now(UTC),
+            holds_claim=claimed,
+            topic_ids=topic_ids,
         )
         refusal = plan.refusal()
         if refusal is not None:
@@ -250,6 +259,11 @@ def _record_version(
     conn: Connection, pipeline: LoadedPipeline, plan: DeployPlan, previous_state: str | None
 ) -> None:
     spec = pipeline.spec
+    if plan.releases is not None:
+        # its log was replaced: it keeps serving until the replay swaps, without the fingerprint
+        registry.set_version(
+            conn, spec.name, plan.releases, fingerprint=f"{plan.fingerprint}~v{plan.releases}"
+        )
     if plan.action == "deploy":
         registry.add_version(
             conn,
@@ -337,14 +351,19 @@ def _record_job(
     pipeline: LoadedPipeline,
     prepared: _Prepared,
     job_id: str,
-    offsets: dict[str, dict[str, int]],
+    read: tuple[dict[str, dict[str, int]], dict[str, str | None]],
     *,
     flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log,
 ) -> None:
-    """Record the job; a job the registry could not record is cancelled, not left unknown."""
+    """Record the job, with the end offsets and topic ids of its sources as it started (`read`);
+    a job the registry could not record is cancelled, not left unknown. A redeployed version
+    keeps the topic ids it first read: its state and table come from those topics."""
     spec, plan = pipeline.spec, prepared.plan
+    offsets, topic_ids = read
+    row = next((r for r in prepared.rows if r.version == plan.version), None)
+    ids = row.source_topic_ids if row is not None and row.source_topic_ids else topic_ids
     try:
         with warehouse.begin() as conn:
             registry.lock(conn, f"pipeline:{spec.name}")
@@ -356,7 +375,13 @@ def _record_job(
             else:
                 state = registry.CATCHING_UP
             registry.set_version(
-                conn, spec.name, plan.version, state=state, flink_job_id=job_id, deployed_offsets=offsets
+                conn,
+                spec.name,
+                plan.version,
+                state=state,
+                flink_job_id=job_id,
+                deployed_offsets=offsets,
+                source_topic_ids=ids,
             )
     except Exception:
         with contextlib.suppress(Exception):

@@ -143,6 +143,28 @@ def text_literal(value: str) -> str:
     return f"CAST({literal(value)} AS STRING)"
 
 
+def late_reason(lateness: str | None) -> str:
+    """The dead-letter reason of a record that arrived behind the watermark (less the
+    allowed lateness): one text per pipeline, so letters are counted by reason."""
+    suffix = f" less allowed_lateness {lateness}" if lateness else ""
+    return f"late: event time behind the watermark{suffix} on arrival"
+
+
+def _late_case(source: Source, lateness: str | None) -> str:
+    """`kappa_reason`, or the late reason for a valid event whose event time is at or behind
+    the watermark (less the allowed lateness) when it is read. Every operator that drops late
+    records compares with a watermark no newer than the source's, so the records routed
+    here are the only ones dropped: counted exactly, in input records, and kept."""
+    assert source.event_time is not None
+    column = f"r.`{source.event_time.column}`"
+    behind = f"CURRENT_WATERMARK({column})" + (f" - {interval(lateness)}" if lateness else "")
+    late = text_literal(late_reason(lateness))
+    return (
+        f"CASE WHEN t.`kappa_reason` IS NULL AND {column} <= {behind} THEN {late} "
+        "ELSE t.`kappa_reason` END AS `kappa_reason`"
+    )
+
+
 def checked_source_ddl(
     source: Source,
     *,
@@ -150,20 +172,31 @@ def checked_source_ddl(
     group_id: str,
     startup_mode: str,
     extra_options: Mapping[str, str] | None = None,
+    route_late: bool = False,
+    lateness: str | None = None,
 ) -> list[str]:
     """The raw table and the checked view of one source (after function_ddl's statements).
 
     The view parses each event once (KAPPA_PARSE) inside a one-element UNNEST: Flink 2.2
     neither reuses common subexpressions within a Calc nor shares a Calc between the job's
     three INSERTs, so written as plain columns every INSERT would parse the JSON again. The
-    UNNEST's input is one plan node, evaluated once per event and shared."""
+    UNNEST's input is one plan node, evaluated once per event and shared.
+
+    `route_late`: the job has operators that drop late records: a valid event behind the
+    watermark (less `lateness`, the allowed lateness) then gets the late reason and is
+    dead-lettered, with the watermark it arrived at as `kappa_watermark`."""
     raw = source.model_copy(update={"name": raw_table(source)})
     names = [c.name for c in source.columns]
     fields = ", ".join(["`kappa_reason`"] + [f"`kappa_v_{n}`" for n in names])
     selected = ["r.`payload_bytes`", "r.`payload`", "r.`kafka_partition`", "r.`kafka_offset`"]
-    selected += ["t.`kappa_reason`"] + [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
+    routed = route_late and source.event_time is not None
+    selected.append(_late_case(source, lateness) if routed else "t.`kappa_reason`")
+    selected += [f"t.`kappa_v_{n}` AS `{n}`" for n in names]
     if source.event_time is not None:
-        selected.append(f"r.`{source.event_time.column}`")  # the rowtime attribute, with its watermark
+        column = source.event_time.column
+        selected.append(f"r.`{column}`")  # the rowtime attribute, with its watermark
+        watermark = f"CURRENT_WATERMARK(r.`{column}`)" if routed else "CAST(NULL AS TIMESTAMP_LTZ(3))"
+        selected.append(f"{watermark} AS `kappa_watermark`")
     return [
         source_ddl(
             raw,

@@ -29,11 +29,13 @@ from kappa_orch.flink_sources import (
     checked_view,
     function_ddl,
     jdbc_table,
+    late_reason,
     options_sql,
     text_literal,
     valid_view_ddl,
 )
 from kappa_orch.spec.model import INPUT_COUNTS_TABLE, PipelineSpec, Source, parse_duration
+from kappa_orch.spec.sql import late_dropping, parse_select
 
 JOB_CONFIGURATION = {
     # event-time days and windows are UTC, whatever the cluster's clock zone
@@ -86,6 +88,8 @@ def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
         "`payload_size` INT",
         "`payload_sha256` STRING",
         "`payload_truncated` BOOLEAN",
+        "`event_time` STRING",  # a late record's event time and the watermark it arrived at
+        "`watermark` STRING",
     ]
     body = ",\n  ".join(columns)
     return f"CREATE TEMPORARY TABLE `{DEAD_LETTER_SINK}` (\n  {body}\n) WITH (\n  {options_sql(options)}\n)"
@@ -105,12 +109,26 @@ def input_counts_sink_ddl(*, table: str, jdbc: Mapping[str, str]) -> str:
         "`records` BIGINT",
         "`parsed` BIGINT",
         "`dead_lettered` BIGINT",
+        "`late` BIGINT",
         "`first_offset` BIGINT",
         "`last_offset` BIGINT",
-        "PRIMARY KEY (`pipeline`, `version`, `source_topic`, `kafka_partition`) NOT ENFORCED",
+        "`counter_key` STRING",
+        # the aggregate's own group key: an upsert key equal to the sink's key is the only
+        # way Flink sends no UPDATE_BEFORE, which the JDBC sink turns into a DELETE (a row
+        # missing for a moment, and a role that may not delete kills the TaskManager)
+        "PRIMARY KEY (`counter_key`) NOT ENFORCED",
     ]
     body = ",\n  ".join(columns)
     return f"CREATE TEMPORARY TABLE `{INPUT_COUNTS_SINK}` (\n  {body}\n) WITH (\n  {options_sql(options)}\n)"
+
+
+def _late_times(source: Source, lateness: str | None) -> list[str]:
+    """A late letter's event time and the watermark it arrived at (NULL for other letters)."""
+    if source.event_time is None:
+        return ["CAST(NULL AS STRING)"] * 2
+    late = f"`kappa_reason` = {text_literal(late_reason(lateness))}"
+    when = [f"`{source.event_time.column}`", "`kappa_watermark`"]
+    return [f"CASE WHEN {late} THEN CAST({column} AS STRING) END" for column in when]
 
 
 def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
@@ -121,6 +139,7 @@ def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
     not_utf8 = f"`kappa_reason` = {text_literal(NOT_UTF8)}"
     base64 = "TO_BASE64(`payload_bytes`)"
     payload = f"CASE WHEN {not_utf8} THEN SUBSTRING({base64}, 1, {n}) ELSE SUBSTRING(`payload`, 1, {n}) END"
+    lateness = spec.allowed_lateness
     encoding = (
         f"CASE WHEN `payload_bytes` IS NULL THEN CAST(NULL AS STRING) "
         f"WHEN {not_utf8} THEN {text_literal('base64')} ELSE {text_literal('text')} END"
@@ -143,6 +162,7 @@ def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
         size,
         "SHA256(`payload_bytes`)",
         truncated,
+        *_late_times(source, lateness),
     ]
     return (
         f"INSERT INTO `{DEAD_LETTER_SINK}`\n"
@@ -150,15 +170,24 @@ def dead_letter_insert(spec: PipelineSpec, source: Source, version: int) -> str:
     )
 
 
+def counter_key(pipeline: str, version: int, topic: str) -> str:
+    """The SQL of input_counts.counter_key: `<pipeline>|<version>|<topic>|<partition>`."""
+    return f"CONCAT({text_literal(f'{pipeline}|{version}|{topic}|')}, CAST(`kafka_partition` AS STRING))"
+
+
 def input_counts_insert(spec: PipelineSpec, source: Source, version: int) -> str:
+    """Per source partition: records read, parsed, dead-lettered (of which late), first and
+    last offset. Grouped by the counter key alone (see input_counts_sink_ddl)."""
     invalid = "CASE WHEN `kappa_reason` IS NULL THEN 0 ELSE 1 END"
+    late = f"CASE WHEN `kappa_reason` = {text_literal(late_reason(spec.allowed_lateness))} THEN 1 ELSE 0 END"
+    key = counter_key(spec.name, version, source.topic)
     return (
         f"INSERT INTO `{INPUT_COUNTS_SINK}`\n"
         f"SELECT {text_literal(spec.name)}, {version}, {text_literal(source.topic)}, "
-        "`kafka_partition`, COUNT(*), "
-        f"CAST(SUM(1 - {invalid}) AS BIGINT), CAST(SUM({invalid}) AS BIGINT), "
-        f"MIN(`kafka_offset`), MAX(`kafka_offset`)\n"
-        f"FROM `{checked_view(source)}` GROUP BY `kafka_partition`"
+        "MIN(`kafka_partition`), COUNT(*), "
+        f"CAST(SUM(1 - {invalid}) AS BIGINT), CAST(SUM({invalid}) AS BIGINT), CAST(SUM({late}) AS BIGINT), "
+        "MIN(`kafka_offset`), MAX(`kafka_offset`), `counter_key`\n"
+        f"FROM (SELECT *, {key} AS `counter_key` FROM `{checked_view(source)}`) GROUP BY `counter_key`"
     )
 
 
@@ -189,8 +218,16 @@ def version_job(
 ) -> VersionJob:
     startup_mode = "earliest-offset" if spec.start.position == "earliest" else "latest-offset"
     setup = function_ddl()
+    route_late = bool(late_dropping_operators(spec, sql_text))
     for source in spec.sources:
-        setup += checked_source_ddl(source, bootstrap=bootstrap, group_id=group_id, startup_mode=startup_mode)
+        setup += checked_source_ddl(
+            source,
+            bootstrap=bootstrap,
+            group_id=group_id,
+            startup_mode=startup_mode,
+            route_late=route_late,
+            lateness=spec.allowed_lateness,
+        )
         setup.append(valid_view_ddl(source))
     setup.append(sink_ddl(spec, physical_table=physical_table, jdbc=jdbc))
     setup.append(dead_letter_sink_ddl(spec.dead_letter_topic, bootstrap=bootstrap))
@@ -203,13 +240,30 @@ def version_job(
         job_name=f"kappa:{spec.name}:v{version}",
         setup=setup,
         inserts=inserts,
-        configuration=job_configuration(spec),
+        configuration=job_configuration(spec, route_late=route_late),
     )
 
 
-def job_configuration(spec: PipelineSpec) -> dict[str, str]:
-    """The job's table options: JOB_CONFIGURATION, plus late firing when the spec allows lateness."""
+def late_dropping_operators(spec: PipelineSpec, sql_text: str) -> list[str]:
+    """The kinds of operator in the SELECT that drop records behind the watermark (see
+    spec.sql.late_dropping): when there are any, the job dead-letters such records as late
+    before they reach them, so that each is counted once, as an input record, and kept."""
+    event_times = {s.event_time.column for s in spec.sources if s.event_time is not None}
+    return late_dropping(parse_select(sql_text), event_times) if event_times else []
+
+
+def job_configuration(spec: PipelineSpec, *, route_late: bool = False) -> dict[str, str]:
+    """The job's table options: JOB_CONFIGURATION, plus late firing when the spec allows lateness.
+
+    A job that dead-letters late records runs without mini-batch: its MiniBatchAssigner
+    (processing-time mode, put right after the sources) replaces the event-time watermarks
+    with the wall clock, so CURRENT_WATERMARK would call every replayed record late (measured
+    on Flink 2.2.1: 3,000 of 3,000 in-order events)."""
     configuration = dict(JOB_CONFIGURATION)
+    if route_late:
+        for key in [k for k in configuration if k.startswith("table.exec.mini-batch.")]:
+            del configuration[key]
+        configuration["table.exec.mini-batch.enabled"] = "false"
     if spec.allowed_lateness is not None:
         # windows keep their state for the lateness and update their row on every late record
         configuration["table.exec.emit.allow-lateness"] = (

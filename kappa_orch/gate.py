@@ -40,8 +40,9 @@ CHECK_DESCRIPTIONS = {
         "(input_records, dead_lettered) and live_input_balance checks it on the alias."
     ),
     NO_LATE_RECORDS: (
-        "The job dropped no more records as late (event time behind the watermark) than "
-        "gate.max_late_records; counted by Flink per operator (numLateRecordsDropped)."
+        "No more records arrived late (event time behind the watermark) than "
+        "gate.max_late_records: counted exactly, in input records, as the job dead-letters "
+        "them (reason `late`), plus any a Flink operator dropped itself (numLateRecordsDropped)."
     ),
 }
 # the checks of every version's gate, in the order they are reported
@@ -298,33 +299,51 @@ def input_balance_outcome(conn: Connection, spec: PipelineSpec, version: int) ->
     )
 
 
-def late_records_outcome(spec: PipelineSpec, dropped: dict[str, int] | None) -> Outcome:
-    """From the job's operators' late-record counters (None: the job could not be asked)."""
-    if dropped is None:
+# the late records a job dead-lettered (input_counts.late), beside Flink's own operator
+# counters: an operator only drops records itself if the routing missed it
+ROUTED_LATE = "dead-lettered as late"
+
+
+def late_records(routed: int, dropped_by_flink: dict[str, int] | None) -> dict[str, int] | None:
+    """Late records by where they went: dead-lettered by the job (exact, input records) and,
+    only if any, dropped by a Flink operator itself (its counter). None: Flink could not be
+    asked, so a drop the routing missed could not be seen."""
+    if dropped_by_flink is None:
+        return None
+    return {ROUTED_LATE: routed, **{op: n for op, n in sorted(dropped_by_flink.items()) if n}}
+
+
+def late_records_outcome(spec: PipelineSpec, late: dict[str, int] | None) -> Outcome:
+    """From `late_records` (None: the job could not be asked)."""
+    if late is None:
         return Outcome(
             NO_LATE_RECORDS,
             False,
             "the job's late-record counters could not be read (is its Flink job running?)",
         )
-    total = sum(dropped.values())
+    total = sum(late.values())
     allowed = spec.gate.max_late_records
-    by_operator = ", ".join(f"{n:,} in {op}" for op, n in sorted(dropped.items()) if n)
+    by_cause = ", ".join(f"{n:,} {_cause(where)}" for where, n in late.items() if n)
     if total > allowed:
         summary = (
-            f"{total:,} records dropped as late ({by_operator}); "
+            f"{total:,} records arrived late ({by_cause}); "
             f"allowed {allowed:,} (gate.max_late_records). "
             "Their event time was behind the watermark: raise event_time.watermark_delay if the "
             "partitions are that far out of order, or set allowed_lateness"
         )
     else:
-        summary = f"{total:,} records dropped as late" + (f" ({by_operator})" if by_operator else "")
+        summary = f"{total:,} records arrived late" + (f" ({by_cause})" if by_cause else "")
         summary += f", allowed {allowed:,}"
     return Outcome(
         NO_LATE_RECORDS,
         total <= allowed,
         summary,
-        {"late_records": total, "by_operator": dict(sorted(dropped.items())), "allowed": allowed},
+        {"late_records": total, "by_operator": dict(late), "allowed": allowed},
     )
+
+
+def _cause(where: str) -> str:
+    return where if where == ROUTED_LATE else f"dropped in {where}"
 
 
 def failed_candidate_fix(pipeline: str) -> str:

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Connection
-
 from kappa_orch import registry
 from kappa_orch.claims import held_claims
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
+from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.serving import existing_tables
+from kappa_orch.serving import missing_aliases, missing_version_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
@@ -110,6 +109,9 @@ class DeployPlan:
     group_id: str
     reason: str
     fix: str = ""
+    # deploy: the version of this fingerprint whose source log was replaced under it; its
+    # fingerprint is set aside (`<fingerprint>~v<N>`) so the new version can take it
+    releases: int | None = None
 
     def refusal(self) -> KappaError | None:
         """The error a deploy raises for this plan, or None when it may go ahead."""
@@ -131,14 +133,31 @@ def plan_deploy(
     job_states: Mapping[str, str],
     now: datetime,
     holds_claim: bool = False,
+    topic_ids: Mapping[str, str | None] | None = None,
 ) -> DeployPlan:
     """Decide what deploying the pipeline's current fingerprint takes (pure).
 
     `holds_claim`: the caller holds the pipeline's claim (a reprocess run), so a deploy
-    left unfinished is no other live run's: it is taken over at once."""
+    left unfinished is no other live run's: it is taken over at once. `topic_ids`: the
+    source topics' ids now; a running version of the fingerprint whose log was replaced
+    since (replay_checks.replaced_logs) is replayed into a new version."""
     spec = pipeline.spec
     current = fingerprint(pipeline)
     existing = next((r for r in rows if r.fingerprint == current), None)
+    replaced = replaced_logs(existing, topic_ids or {}) if existing is not None else []
+    if existing is not None and replaced and existing.state in registry.RUNNING_STATES:
+        version = max(r.version for r in rows) + 1
+        topics = ", ".join(r["topic"] for r in replaced)
+        return DeployPlan(
+            pipeline=spec.name,
+            fingerprint=current,
+            action="deploy",
+            version=version,
+            physical_table=spec.target.version_table(version),
+            group_id=group_id_for(spec.name, version),
+            reason=f"the log of {topics} was replaced under v{existing.version}: replaying the new one",
+            releases=existing.version,
+        )
     if existing is not None:
         action, reason, fix = _existing_version_step(pipeline, existing, job_states, now, holds_claim)
         return DeployPlan(
@@ -246,6 +265,7 @@ class RegistryView:
     job_states: Mapping[str, str] | None = None
     missing_tables: frozenset[tuple[str, int]] = frozenset()  # (pipeline, version)
     no_alias: frozenset[str] = frozenset()  # pipelines whose alias view is gone
+    topic_ids: Mapping[str, str | None] | None = None  # source topic -> Kafka topic id; None: not asked
 
     def job_state(self, row: registry.VersionRow) -> str | None:
         if self.job_states is None:
@@ -262,10 +282,11 @@ def plan(
     job_states: Mapping[str, str] | None = None,
     missing_tables: frozenset[tuple[str, int]] = frozenset(),
     no_alias: frozenset[str] = frozenset(),
+    topic_ids: Mapping[str, str | None] | None = None,
 ) -> list[PipelinePlan]:
     """The plan of every pipeline (pure). Without `job_states` jobs are not judged (no
-    repair, no abandon)."""
-    view = RegistryView(rows, live, claims, now, job_states, missing_tables, no_alias)
+    repair, no abandon); without `topic_ids` replaced logs are not seen."""
+    view = RegistryView(rows, live, claims, now, job_states, missing_tables, no_alias, topic_ids)
     due = due_for_retirement(list(pipelines), list(rows), live, now)
     return [pipeline_plan(p, view, [r.version for r in due if r.pipeline == p.name]) for p in pipelines]
 
@@ -282,7 +303,9 @@ def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int
     if name in view.no_alias and live_row is not None:
         problems.append(f"the alias view {pipeline.spec.target.alias} of live v{live_row.version} is missing")
     # the one rule of what a deploy of the spec's fingerprint does (as `deploy` applies it)
-    step = plan_deploy(pipeline, rows=mine, job_states=view.job_states or {}, now=view.now)
+    step = plan_deploy(
+        pipeline, rows=mine, job_states=view.job_states or {}, now=view.now, topic_ids=view.topic_ids
+    )
     action, detail = _next_action(pipeline, desired, mine, live_row, verdicts, problems, step, view)
     return PipelinePlan(
         pipeline=name,
@@ -318,6 +341,10 @@ def _next_action(
     name = pipeline.name
     candidate = next((r for r in mine if r.fingerprint == desired), None)
     serves_spec = live_row is not None and live_row.fingerprint == desired
+    replaced = replaced_logs(live_row, view.topic_ids or {}) if live_row is not None else []
+    if live_row is not None and replaced:
+        # a person decides: replay the new log, or keep the table (accept-log)
+        return "blocked", replaced_log_problem(name, live_row, replaced)
     if live_row is not None and serves_spec and name in view.no_alias:
         return "repair", problems[-1]
     if live_row is not None and serves_spec and verdicts.get(live_row.version):
@@ -340,10 +367,14 @@ def _next_action(
 
 
 def current_plan(
-    pipelines: Sequence[LoadedPipeline], warehouse: WarehouseResource, flink: StreamEngine | None = None
+    pipelines: Sequence[LoadedPipeline],
+    warehouse: WarehouseResource,
+    flink: StreamEngine | None = None,
+    topic_ids: Mapping[str, str | None] | None = None,
 ) -> list[PipelinePlan]:
     """The plan for the registry as it is now (reads the warehouse; with `flink`, also the
-    state of every job a live, ready or in-flight version holds, to judge health)."""
+    state of every job a live, ready or in-flight version holds, to judge health; with
+    `topic_ids` (KafkaResource.topic_ids of the sources), logs replaced under a version)."""
     with warehouse.registry() as conn:
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
@@ -357,40 +388,5 @@ def current_plan(
             for r in rows
             if r.pipeline in names and r.flink_job_id and r.state in SERVING | IN_FLIGHT
         }
-    return plan(
-        pipelines, rows, live, held_claims(warehouse), datetime.now(UTC), job_states, missing, no_alias
-    )
-
-
-def missing_aliases(
-    conn: Connection, pipelines: Sequence[LoadedPipeline], live: dict[str, int]
-) -> frozenset[str]:
-    """Pipelines with a live version whose alias view is gone (dropped by hand?)."""
-    from sqlalchemy import inspect
-
-    views: dict[str, set[str]] = {}
-    missing = set()
-    for p in pipelines:
-        if p.name not in live:
-            continue
-        schema = p.spec.target.schema_name
-        if schema not in views:
-            views[schema] = set(inspect(conn).get_view_names(schema=schema))
-        if p.spec.target.table_name not in views[schema]:
-            missing.add(p.name)
-    return frozenset(missing)
-
-
-def missing_version_tables(
-    conn: Connection, pipelines: Sequence[LoadedPipeline], rows: Sequence[registry.VersionRow]
-) -> frozenset[tuple[str, int]]:
-    """(pipeline, version) of live and ready versions whose table is gone."""
-    schemas = {p.name: p.spec.target.schema_name for p in pipelines}
-    present = existing_tables(conn, set(schemas.values()))
-    return frozenset(
-        (r.pipeline, r.version)
-        for r in rows
-        if r.pipeline in schemas
-        and r.state in SERVING
-        and (schemas[r.pipeline], r.physical_table) not in present
-    )
+    claims, now = held_claims(warehouse), datetime.now(UTC)
+    return plan(pipelines, rows, live, claims, now, job_states, missing, no_alias, topic_ids)

@@ -106,6 +106,16 @@ class VersionRow:
     definition: dict[str, Any] | None = None
     # the newest completed checkpoint of its job that was observed (migration 12)
     checkpoint: dict[str, Any] | None = None
+    # {source topic: Kafka topic id} when its job was deployed (migration 13)
+    source_topic_ids: dict[str, str] | None = None
+    # replaced logs a person accepted for it: [{at, by, reason, replaced: [{topic, was, now}]}]
+    logs_accepted: list[dict[str, Any]] | None = None
+
+    @property
+    def spec_fingerprint(self) -> str:
+        """The fingerprint of the spec it runs: a version whose log was replaced and is being
+        replayed by a new version has its fingerprint set aside as `<fingerprint>~v<N>`."""
+        return self.fingerprint.split("~", 1)[0]
 
     @property
     def columns(self) -> list[str] | None:
@@ -132,6 +142,8 @@ def _row(mapping: Any) -> VersionRow:
         late_records=mapping.get("late_records"),
         definition=mapping.get("definition"),
         checkpoint=mapping.get("checkpoint"),
+        source_topic_ids=mapping.get("source_topic_ids"),
+        logs_accepted=mapping.get("logs_accepted"),
     )
 
 
@@ -347,6 +359,7 @@ class InputCount:
     dead_lettered: int
     first_offset: int
     last_offset: int
+    late: int = 0  # of the dead-lettered, those that arrived behind the watermark
 
 
 def input_counts_of(conn: Connection, pipeline: str, version: int) -> list[InputCount]:
@@ -365,19 +378,22 @@ def input_counts_of(conn: Connection, pipeline: str, version: int) -> list[Input
             r.dead_lettered,
             r.first_offset,
             r.last_offset,
+            r.late,
         )
         for r in rows
     ]
 
 
-def input_totals(conn: Connection) -> dict[tuple[str, int], tuple[int, int]]:
-    """(pipeline, version) -> (records read, dead-lettered), summed over partitions, in one query."""
+def input_totals(conn: Connection) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """(pipeline, version) -> (records read, dead-lettered, of those late), summed over
+    partitions, in one query."""
     rows = conn.execute(
         select(
             input_counts.c.pipeline,
             input_counts.c.version,
             func.sum(input_counts.c.records),
             func.sum(input_counts.c.dead_lettered),
+            func.sum(input_counts.c.late),
         ).group_by(input_counts.c.pipeline, input_counts.c.version)
     )
-    return {(p, v): (int(records), int(dead)) for p, v, records, dead in rows}
+    return {(p, v): (int(records), int(dead), int(late)) for p, v, records, dead, late in rows}

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -66,6 +67,10 @@ versions = Table(
     # it ({job_id, checkpoint_id, path, completed_at_ms}): a job the cluster forgot (a
     # JobManager restarted without HA) resumes from it, never from a folder listing
     Column("checkpoint", JSON),
+    # migration 13: {topic: Kafka topic id} of each source when the job was deployed: a
+    # topic deleted and created again under the job (offsets from 0 again) is noticed
+    Column("source_topic_ids", JSON),
+    Column("logs_accepted", JSON),  # migration 13: replaced logs a person accepted (who, why)
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
@@ -146,8 +151,14 @@ input_counts = Table(
     Column("records", BigInteger, nullable=False),
     Column("parsed", BigInteger, nullable=False),
     Column("dead_lettered", BigInteger, nullable=False),
+    # migration 13: of the dead-lettered, those that arrived behind the watermark
+    Column("late", BigInteger, nullable=False, server_default="0"),
     Column("first_offset", BigInteger, nullable=False),
     Column("last_offset", BigInteger, nullable=False),
+    # migration 13: `<pipeline>|<version>|<topic>|<partition>`, the key the job upserts on
+    # (its aggregate's own group key: Flink then sends no UPDATE_BEFORE, see flink_sql)
+    Column("counter_key", Text),
+    Index("input_counts_counter_key", "counter_key", unique=True),
     schema=COUNTS_SCHEMA,
 )
 
@@ -213,6 +224,16 @@ def _migration_12(conn: Connection) -> None:
     conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS checkpoint JSON'))
 
 
+def _migration_13(conn: Connection) -> None:
+    counts = f'"{COUNTS_SCHEMA}".input_counts'
+    conn.execute(text(f"ALTER TABLE {counts} ADD COLUMN IF NOT EXISTS late BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(text(f"ALTER TABLE {counts} ADD COLUMN IF NOT EXISTS counter_key TEXT"))
+    index = "input_counts_counter_key"
+    conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {counts} (counter_key)"))
+    for column in ("source_topic_ids", "logs_accepted"):
+        conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS {column} JSON'))
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -227,6 +248,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (10, _migration_10),
     (11, _migration_11),
     (12, _migration_12),
+    (13, _migration_13),
 ]
 
 

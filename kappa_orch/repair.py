@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import yaml
 
@@ -15,11 +16,13 @@ from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
-from kappa_orch.plan import abandoned, degraded, missing_aliases, missing_version_tables
+from kappa_orch.plan import abandoned, degraded
+from kappa_orch.replay_checks import replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.restore import stop_keeping_state
+from kappa_orch.serving import missing_aliases, missing_version_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 from kappa_orch.swap import swap
@@ -34,7 +37,7 @@ REPAIR_CLAIM = "repair:{}"
 def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> LoadedPipeline:
     """The pipeline as the version was deployed: the current spec when the fingerprints
     match, else the spec and SQL recorded in the version's definition."""
-    if row.fingerprint == fingerprint(current):
+    if row.spec_fingerprint == fingerprint(current):
         return current
     definition = row.definition or {}
     if not definition.get("spec") or definition.get("sql") is None:
@@ -45,7 +48,7 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
         )
     spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
     recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
-    if fingerprint(recorded) != row.fingerprint:
+    if fingerprint(recorded) != row.spec_fingerprint:
         raise OperationRefused(
             f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
             f"fingerprints {fingerprint(recorded)}, not {row.fingerprint}), so its job cannot be rebuilt "
@@ -53,6 +56,47 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
             f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
         )
     return recorded
+
+
+def accept_replaced_log(
+    warehouse: WarehouseResource, kafka: KafkaResource, pipeline: str, version: int, *, by: str, reason: str
+) -> list[dict[str, object]]:
+    """A person keeps the version's table although a source topic was deleted and created
+    again under its job: the new topic ids become the version's, and who accepted what and
+    why is recorded with it. Returns what was accepted; refuses a missing topic."""
+    if not reason.strip():
+        raise OperationRefused(
+            "accepting a replaced log needs a reason", 'add --reason "why the table is right"'
+        )
+    with warehouse.begin() as conn:
+        registry.lock(conn, f"pipeline:{pipeline}")
+        row = next((r for r in registry.pipeline_versions(conn, pipeline) if r.version == version), None)
+        if row is None:
+            raise OperationRefused(
+                f"{pipeline} has no version {version}", f"see: kappa-orch history {pipeline}"
+            )
+        ids = kafka.topic_ids((row.source_topic_ids or {}).keys())
+        replaced = replaced_logs(row, ids)
+        if not replaced:
+            raise OperationRefused(
+                f"no source topic of {pipeline} v{version} was replaced since its job started",
+                "nothing to accept; `kappa-orch status` shows why a version is degraded",
+            )
+        gone = [r["topic"] for r in replaced if r["now"] is None]
+        if gone:
+            raise OperationRefused(
+                f"source topic(s) {gone} of {pipeline} v{version} do not exist",
+                "create them first: kappa-orch topics --create",
+            )
+        entry = {"at": datetime.now(UTC).isoformat(), "by": by, "reason": reason, "replaced": replaced}
+        registry.set_version(
+            conn,
+            pipeline,
+            version,
+            source_topic_ids={**(row.source_topic_ids or {}), **{r["topic"]: r["now"] for r in replaced}},
+            logs_accepted=[*(row.logs_accepted or []), entry],
+        )
+    return replaced
 
 
 def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:

@@ -1,13 +1,15 @@
 """Replay checks that compare a candidate with the live version it would replace: it
 read every offset the live version read (history that is gone cannot pass), and the
-values of the rows both hold (per-column sums), not only their counts.
+values of the rows both hold (per-column sums), not only their counts. And a log that was
+replaced under a version: a source topic deleted and created again (its offsets start at
+0 again, its topic id is new) while the version's table holds the rows of the old one.
 
 Both read what the versions' own jobs recorded (`input_counts`: first and last offset per
 source partition) and the version tables; pure verdicts over those figures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, inspect, select
@@ -134,3 +136,31 @@ def value_changes(
         if bound is not None and changes[c] > bound
     ]
     return {c: round(v, 6) for c, v in changes.items()}, over
+
+
+def replaced_logs(row: registry.VersionRow, topic_ids: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """The source topics of a version whose Kafka topic id is not the one its job started
+    with (deleted, or deleted and created again): topic, was, now (None: no such topic).
+    A topic not in `topic_ids` was not asked; a version deployed before ids were recorded
+    has nothing to compare (pure)."""
+    return [
+        {"topic": topic, "was": was, "now": topic_ids[topic]}
+        for topic, was in sorted((row.source_topic_ids or {}).items())
+        if topic in topic_ids and topic_ids[topic] != was
+    ]
+
+
+def replaced_log_problem(pipeline: str, row: registry.VersionRow, replaced: Sequence[dict[str, Any]]) -> str:
+    """What a replaced log means for the version, and the two ways out (replay, or accept)."""
+    what = "; ".join(
+        f"source topic {r['topic']} was deleted"
+        + (f" and created again (topic id {r['was']} -> {r['now']})" if r["now"] else f" (id {r['was']})")
+        for r in replaced
+    )
+    return (
+        f"{what} since v{row.version}'s job started: its table holds rows of the old log and the "
+        f"new log's offsets start again. Replay the new log into a new version: kappa-orch "
+        f"reprocess {pipeline} (add --accept parity_with_live --reason ... if it differs from "
+        f"v{row.version} on purpose), or keep v{row.version} as it is: kappa-orch accept-log "
+        f"{pipeline} --version {row.version} --reason ..."
+    )

@@ -27,6 +27,7 @@ from kappa_orch.gate import (
     expectations_outcome,
     failed_candidate_fix,
     input_balance_outcome,
+    late_records,
     late_records_outcome,
     parity_outcome,
     unique_key_outcome,
@@ -275,8 +276,8 @@ def run_gate(
         parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
         history = complete_history_outcome(conn, spec, row.version, live)
         balance = input_balance_outcome(conn, spec, row.version)
+        routed = sum(c.late for c in registry.input_counts_of(conn, spec.name, row.version))
     expectations = expectations_outcome(warehouse.checks_url, spec, row.physical_table)
-    late = late_records_outcome(
-        spec, flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
-    )
+    dropped = flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
+    late = late_records_outcome(spec, late_records(routed, dropped))
     return [expectations, unique, parity, history, balance, late]

@@ -4,6 +4,7 @@ view that serves one of them. Every identifier goes through SQLAlchemy's quoting
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +25,8 @@ from sqlalchemy import Column as SqlColumn
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, TIMESTAMP
 from sqlalchemy.types import TypeEngine
 
-from kappa_orch.spec.model import PipelineSpec
+from kappa_orch import registry
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 _DECIMAL = re.compile(r"^DECIMAL\((\d+), (\d+)\)$")
 
@@ -172,3 +174,37 @@ def alias_members(conn: Connection, spec: PipelineSpec) -> tuple[list[str], list
 
 def _quote(conn: Connection, identifier: str) -> str:
     return str(conn.dialect.identifier_preparer.quote_identifier(identifier))
+
+
+def missing_aliases(
+    conn: Connection, pipelines: Sequence[LoadedPipeline], live: dict[str, int]
+) -> frozenset[str]:
+    """Pipelines with a live version whose alias view is gone (dropped by hand?)."""
+    from sqlalchemy import inspect
+
+    views: dict[str, set[str]] = {}
+    missing = set()
+    for p in pipelines:
+        if p.name not in live:
+            continue
+        schema = p.spec.target.schema_name
+        if schema not in views:
+            views[schema] = set(inspect(conn).get_view_names(schema=schema))
+        if p.spec.target.table_name not in views[schema]:
+            missing.add(p.name)
+    return frozenset(missing)
+
+
+def missing_version_tables(
+    conn: Connection, pipelines: Sequence[LoadedPipeline], rows: Sequence[registry.VersionRow]
+) -> frozenset[tuple[str, int]]:
+    """(pipeline, version) of live and ready versions whose table is gone."""
+    schemas = {p.name: p.spec.target.schema_name for p in pipelines}
+    present = existing_tables(conn, set(schemas.values()))
+    return frozenset(
+        (r.pipeline, r.version)
+        for r in rows
+        if r.pipeline in schemas
+        and r.state in (registry.LIVE, registry.READY)
+        and (schemas[r.pipeline], r.physical_table) not in present
+    )

@@ -12,11 +12,13 @@ from typing import Any
 from kappa_orch import registry
 from kappa_orch.check_history import CheckOutcome, last_checks
 from kappa_orch.engine import StreamEngine
-from kappa_orch.gate import failed_candidate_fix
-from kappa_orch.plan import column_changes, degraded, missing_aliases, missing_version_tables
+from kappa_orch.gate import failed_candidate_fix, late_records
+from kappa_orch.plan import column_changes, degraded
+from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.serving import missing_aliases, missing_version_tables
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -33,8 +35,8 @@ class VersionStatus:
     error: str | None
     input: int = 0  # records its job read (per the job's own counters)
     dead_lettered: int = 0  # of which went to the dead-letter topic
-    # records its job dropped as late, per operator: live from Flink while the job runs,
-    # else as counted at its gate; None when unknown
+    # records that arrived late, by where they went (gate.late_records): live while the job
+    # runs, else as counted at its gate; None when unknown
     late_records: dict[str, int] | None = None
     # why a live or ready version is degraded (its job is not alive), else None
     degraded: str | None = None
@@ -76,7 +78,7 @@ class PipelineStatus:
 class _Registry:
     rows: list[registry.VersionRow]
     live: dict[str, int]
-    totals: dict[tuple[str, int], tuple[int, int]]
+    totals: dict[tuple[str, int], tuple[int, int, int]]
     missing: frozenset[tuple[str, int]]
     no_alias: frozenset[str]
     swaps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -102,23 +104,37 @@ def pipeline_status(
             registry.recent_swaps(conn, [p.name for p in pipelines], 1),
             last_checks(conn),
         )
-    topics = set(kafka.list_topics())  # asked once: which dead-letter topics exist
+    # asked once: which dead-letter topics exist, and the source topics' ids
+    topics = _Topics(
+        set(kafka.list_topics()), kafka.topic_ids({s.topic for p in pipelines for s in p.spec.sources})
+    )
     return [_pipeline_status(p, seen, topics, kafka=kafka, flink=flink) for p in pipelines]
 
 
+@dataclass(frozen=True)
+class _Topics:
+    names: set[str]
+    ids: dict[str, str | None]
+
+
 def _pipeline_status(
-    pipeline: LoadedPipeline, seen: _Registry, topics: set[str], *, kafka: KafkaResource, flink: StreamEngine
+    pipeline: LoadedPipeline, seen: _Registry, topics: _Topics, *, kafka: KafkaResource, flink: StreamEngine
 ) -> PipelineStatus:
     desired = fingerprint(pipeline)
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]
     versions = [_version_status(pipeline, row, seen, kafka=kafka, flink=flink) for row in mine]
     topic = pipeline.spec.dead_letter_topic
-    if any(v.state in registry.RUNNING_STATES for v in versions) and topic not in topics:
+    if any(v.state in registry.RUNNING_STATES for v in versions) and topic not in topics.names:
         why = f"the dead-letter topic {topic} is missing: its job cannot write dead letters"
         versions = [
             replace(v, degraded=v.degraded or why) if v.state in registry.RUNNING_STATES else v
             for v in versions
         ]
+    for row in mine:
+        replaced = replaced_logs(row, topics.ids) if row.state in registry.RUNNING_STATES else []
+        if replaced:
+            why = replaced_log_problem(pipeline.name, row, replaced)
+            versions = [replace(v, degraded=why) if v.version == row.version else v for v in versions]
     live_version = seen.live.get(pipeline.name)
     live_row = next((v for v in versions if v.version == live_version), None)
     no_alias = pipeline.name in seen.no_alias
@@ -187,13 +203,13 @@ def _version_status(
         job_state = flink.job_state(row.flink_job_id)  # stopped with a savepoint, normally
     lag = age = None  # only a running job has a meaningful lag and checkpoint age
     late = row.late_records
+    counted, dead, routed = seen.totals.get((row.pipeline, row.version), (0, 0, 0))
     if job_state in ACTIVE_JOB_STATES:
         lag = sum(sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources)
-        late = flink.known_late_records(row.flink_job_id, metrics_wait_s=0)
+        late = late_records(routed, flink.known_late_records(row.flink_job_id, metrics_wait_s=0))
         checkpoint, failing = flink.checkpoint_stats(row.flink_job_id or "")
         if checkpoint is not None:
             age = round(max(0.0, time.time() - checkpoint.completed_at_ms / 1000), 1)
-    counted, dead = seen.totals.get((row.pipeline, row.version), (0, 0))
     return VersionStatus(
         version=row.version,
         fingerprint=row.fingerprint,
@@ -248,9 +264,9 @@ def _warnings(
     allowed = pipeline.spec.gate.max_late_records
     if live_row is not None and (live_row.late_total or 0) > allowed:
         warnings.append(
-            f"live v{live_row.version} dropped {live_row.late_total:,} records as late "
-            f"(allowed {allowed:,}): its windows miss them; raise event_time.watermark_delay "
-            "or set allowed_lateness, then reprocess"
+            f"live v{live_row.version} had {live_row.late_total:,} records arrive late "
+            f"(allowed {allowed:,}): its windows miss them (see dead-letters); raise "
+            "event_time.watermark_delay or set allowed_lateness, then reprocess"
         )
     return warnings + [
         f"scheduled check {c['check']} failed at {c['at'][:19]} (run {c['run_id']}): {c['summary'][:300]}"

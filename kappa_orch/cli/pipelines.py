@@ -195,10 +195,17 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
 
     kafka, flink, warehouse = resources_of(platform)
     try:
-        plans = current_plan(pipelines, warehouse, flink)
+        ids = kafka.topic_ids(s.topic for p in pipelines for s in p.spec.sources)
+    except ServiceUnavailable as exc:
+        click.secho(
+            f"WARNING: topics not checked ({exc.problem}); the plan cannot see replaced logs", fg="yellow"
+        )
+        ids = None
+    try:
+        plans = current_plan(pipelines, warehouse, flink, ids)
     except ServiceUnavailable as exc:
         click.secho(f"WARNING: jobs not checked ({exc.problem}); the plan cannot see lost jobs", fg="yellow")
-        plans = current_plan(pipelines, warehouse)
+        plans = current_plan(pipelines, warehouse, topic_ids=ids)
     with warehouse.registry() as conn:
         rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
         counted = {

@@ -146,4 +146,45 @@ def _print_letters(
         click.echo("newest first:")
     for letter in latest:
         source = f"{letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
-        click.echo(f"v{letter['version']} {source}: {letter['reason']}: {letter['payload']}")
+        times = (
+            f" (event time {letter['event_time']}, watermark {letter['watermark']})"
+            if letter.get("watermark")
+            else ""
+        )
+        click.echo(f"v{letter['version']} {source}: {letter['reason']}{times}: {letter['payload']}")
+
+
+@main.command(name="accept-log")
+@click.argument("pipeline")
+@click.option("--version", "version", type=int, required=True, help="The version whose table is kept.")
+@click.option("--reason", required=True, help="Why its table is right although its log was replaced.")
+@platform_options
+def accept_log_command(pipeline: str, version: int, reason: str, **options: Any) -> None:
+    """Keep a version's table although a source topic was deleted and created again under its
+    job (its table holds rows of the old log; the new log's offsets started again). The new
+    topic ids become the version's, with who accepted it and why. The other way out is a
+    replay of the new log into a new version: `kappa-orch reprocess PIPELINE`."""
+    import getpass
+
+    from kappa_orch.cli.options import pick
+    from kappa_orch.repair import accept_replaced_log
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        resources = platform.resources()
+        accepted = accept_replaced_log(
+            resources["warehouse"],
+            resources["kafka"],
+            chosen.name,
+            version,
+            by=getpass.getuser(),
+            reason=reason,
+        )
+    except KappaError as exc:
+        fail(exc)
+    for replaced in accepted:
+        click.echo(
+            f"{chosen.name} v{version}: the log of {replaced['topic']} (topic id {replaced['was']} -> "
+            f"{replaced['now']}) accepted: {reason}"
+        )

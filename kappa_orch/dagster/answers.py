@@ -4,12 +4,14 @@ outage (which service, what it said) instead of raising: what it would have told
 simply not known, never assumed healthy."""
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kappa_orch import registry
 from kappa_orch.dagster.health import TROUBLED
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
+from kappa_orch.gate import late_records
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -39,14 +41,19 @@ class StreamAnswers:
     # an alive job that processes nothing (restarting, tasks waiting for slots): job ->
     # (since when, in ms; its tasks not running)
     stalls: dict[str, tuple[int, int]] = field(default_factory=dict)
-    late_records: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> operator -> dropped
+    # job -> late records by where they went (gate.late_records)
+    late_records: dict[str, dict[str, int]] = field(default_factory=dict)
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
     missing_topics: set[str] = field(default_factory=set)  # asked, and the broker has no such topic
+    topic_ids: dict[str, str | None] = field(default_factory=dict)  # source topic -> Kafka topic id
+    # a running job whose committed read position has not moved while records wait:
+    # job -> (for how long, in s; records waiting), from two or more ticks (read_progress)
+    stuck: dict[str, tuple[float, int]] = field(default_factory=dict)
     outages: dict[str, str] = field(default_factory=dict)
 
 
-def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str) -> None:
+def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str, routed_late: int) -> None:
     try:
         job = flink.job(job_id)
     except FlinkJobError:
@@ -61,7 +68,7 @@ def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str) -> Non
         if failure:
             answers.checkpoint_failures[job_id] = failure
         # no metrics yet (a job just started): nothing observed, nothing claimed
-        late = flink.known_late_records(job_id, metrics_wait_s=0, job=job)
+        late = late_records(routed_late, flink.known_late_records(job_id, metrics_wait_s=0, job=job))
         if late is not None:
             answers.late_records[job_id] = late
 
@@ -72,16 +79,19 @@ def gather_answers(
     kafka: KafkaResource,
     flink: FlinkResource,
     deadline: float,
+    inputs: Mapping[tuple[str, int], tuple[int, int, int]] | None = None,
 ) -> StreamAnswers:
     """Ask Flink and Kafka about each watched version, until the deadline (monotonic). A
-    service that does not answer is asked nothing more this time (its outage is recorded)."""
+    service that does not answer is asked nothing more this time (its outage is recorded).
+    `inputs`: `registry.input_totals`, whose late records join Flink's counters."""
     answers = StreamAnswers(observed_at_ms=int(time.time() * 1000))
     for pipeline, row in watched:
         if time.monotonic() > deadline:
             break
         if "flink" not in answers.outages:
             try:
-                _ask_flink(answers, flink, row.flink_job_id or "")
+                routed = (inputs or {}).get((row.pipeline, row.version), (0, 0, 0))[2]
+                _ask_flink(answers, flink, row.flink_job_id or "", routed)
             except ServiceUnavailable as exc:
                 answers.outages["flink"] = exc.problem
         if "kafka" not in answers.outages:
@@ -92,6 +102,16 @@ def gather_answers(
             except ServiceUnavailable as exc:
                 answers.outages["kafka"] = exc.problem
     return answers
+
+
+def gather_topic_ids(topics: Sequence[str], answers: StreamAnswers, *, kafka: KafkaResource) -> None:
+    """The source topics' ids, in one request: a topic deleted and created again has a new one."""
+    if "kafka" in answers.outages or not topics:
+        return
+    try:
+        answers.topic_ids.update(kafka.topic_ids(topics))
+    except ServiceUnavailable as exc:
+        answers.outages["kafka"] = exc.problem
 
 
 def gather_topics(
@@ -157,3 +177,41 @@ def record_checkpoints(
                 )
     except ServiceUnavailable as exc:
         warn(f"checkpoints not recorded in the registry: {exc.problem}")
+
+
+# a read position unchanged for this long (several checkpoints: Flink commits offsets at
+# each completed checkpoint) while records wait is a job that reads nothing
+STUCK_AFTER_S = 20.0
+
+
+def read_progress(
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+    answers: StreamAnswers,
+    before: dict[str, Any],
+) -> dict[str, Any]:
+    """Each watched job's committed read position (the topic's end less its lag, per
+    partition) and since when it has not moved; fills `answers.stuck` for the jobs whose
+    position stood still for STUCK_AFTER_S while records wait. Returns the new positions
+    (the sensor's cursor keeps them from tick to tick)."""
+    now_ms = answers.observed_at_ms
+    positions: dict[str, Any] = {}
+    for pipeline, row in watched:
+        job = row.flink_job_id or ""
+        read: dict[str, int] = {}
+        waiting = 0
+        for source in pipeline.spec.sources:
+            lags, topic = answers.lags.get((row.group_id, source.topic)), answers.topics.get(source.topic)
+            if lags is None or topic is None:
+                break
+            for partition, (_, end) in topic.watermarks.items():
+                lag = lags.get(partition, 0)
+                read[f"{source.topic}/{partition}"] = end - lag
+                waiting += lag
+        else:
+            previous = before.get(job)
+            same = previous is not None and previous["read"] == read
+            positions[job] = previous if same else {"read": read, "since_ms": now_ms}
+            still_s = (now_ms - positions[job]["since_ms"]) / 1000
+            if same and waiting > 0 and still_s >= STUCK_AFTER_S:
+                answers.stuck[job] = (still_s, waiting)
+    return positions

@@ -25,7 +25,14 @@ from dagster import (
 
 from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
-from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics, record_checkpoints
+from kappa_orch.dagster.answers import (
+    StreamAnswers,
+    gather_answers,
+    gather_topic_ids,
+    gather_topics,
+    read_progress,
+    record_checkpoints,
+)
 from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.stream_checks import (
     Verdict,
@@ -60,7 +67,7 @@ def stream_observations(
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
     progress: dict[tuple[str, int], dict[str, float]] | None = None,
     job_url: Callable[[str], str] | None = None,
-    inputs: dict[tuple[str, int], tuple[int, int]] | None = None,
+    inputs: dict[tuple[str, int], tuple[int, int, int]] | None = None,
 ) -> list[AssetObservation]:
     """One observation per watched version (pure). The live version's numbers are plotted
     as `lag_total`, `checkpoint_age_s`, ...; another version's as `candidate/lag_total`,
@@ -74,7 +81,7 @@ def stream_observations(
         series.update((progress or {}).get((row.pipeline, row.version), {}))
         counted = (inputs or {}).get((row.pipeline, row.version))
         if counted is not None:
-            series["input_records"], series["dead_lettered"] = counted
+            series["input_records"], series["dead_lettered"] = counted[0], counted[1]
         prefix = "" if is_live else "candidate/"
         metadata: dict[str, object] = {f"{prefix}{k}": v for k, v in series.items()}
         metadata.update(_version_labels(row, answers, is_live, job_url))
@@ -220,7 +227,7 @@ def _cursor(text: str | None) -> dict[str, Any]:
     state = json.loads(text) if text else {}
     if "topics" not in state:  # a cursor from before the health verdicts: topics only
         state = {"topics": state, "health": {}}
-    for part in ("aliases", "progress", "outages", "letters"):
+    for part in ("aliases", "progress", "outages", "letters", "reads"):
         state.setdefault(part, {})
     # verdicts are kept per pipeline/check (older cursors kept one per pipeline)
     state["health"] = {k: v for k, v in state["health"].items() if "/" in k}
@@ -279,7 +286,7 @@ def registry_outage(
 
 
 OBSERVER_DESCRIPTION = (
-    "Flink job state, consumer lag per partition, last checkpoint, records dropped as late and the input "
+    "Flink job state, consumer lag per partition, last checkpoint, records that arrived late and the input "
     "balance of every deployed version; offsets, retention and message rate of every source topic; dead "
     "letters by reason; the health checks of every versions asset; the alias when it changes."
 )
@@ -295,6 +302,22 @@ def _read_registry(warehouse: WarehouseResource, pipelines: Sequence[LoadedPipel
             read_aliases(conn, pipelines, rows),
             registry.input_totals(conn),
         )
+
+
+def _progress(
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+    answers: StreamAnswers,
+    reads: dict[str, Any],
+    warn: Callable[[str], None],
+) -> dict[str, Any]:
+    """What the jobs' progress says: their sources' topic ids (a log replaced under a job),
+    their checkpoints recorded in the registry, and their read positions (a job whose
+    position stands still while records wait is stuck)."""
+    gather_topic_ids(sorted({s.topic for p, _ in watched for s in p.spec.sources}), answers, kafka=kafka)
+    record_checkpoints(warehouse, watched, answers, warn=warn)
+    return read_progress(watched, answers, reads)
 
 
 def stream_observation_sensor(
@@ -336,9 +359,9 @@ def stream_observation_sensor(
             return SensorResult(asset_events=outage, cursor=json.dumps(state))
         deadline = time.monotonic() + time_budget_s
         watched = observed_versions(pipelines, rows)
-        answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline)
+        answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs)
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
-        record_checkpoints(warehouse, watched, answers, warn=context.log.warning)
+        state["reads"] = _progress(kafka, warehouse, watched, answers, state["reads"], context.log.warning)
         letter_events, state["letters"] = observe_letters(
             letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
         )

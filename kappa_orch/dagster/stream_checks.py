@@ -7,8 +7,9 @@ job is lost, falls behind, stops checkpointing or drops records as late.
 - `lag_within_bounds` (warning): no live or ready version lags more than `health.max_lag`.
 - `checkpoint_fresh` (warning): every running job completed a checkpoint within
   `health.max_checkpoint_age` (a just-deployed one gets that long for its first).
-- `late_records_within_bounds` (warning): no live or ready version's job dropped more
-  records as late than `gate.max_late_records`.
+- `late_records_within_bounds` (warning): no more records arrived late at a live or
+  ready version's job (dead-lettered as late, or dropped by a Flink operator) than
+  `gate.max_late_records`.
 
 Each verdict is a pure function of the recorded answers. A service that did not answer
 fails the checks that need it, naming the service and since when; a version that was
@@ -34,7 +35,7 @@ from dagster import (
 )
 
 from kappa_orch import registry
-from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topics
+from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topic_ids, gather_topics
 from kappa_orch.dagster.health import (
     JOB_RUNNING_CHECK,
     JOB_RUNNING_DESCRIPTION,
@@ -43,6 +44,7 @@ from kappa_orch.dagster.health import (
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.plan import SERVING
+from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource, root_cause
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -62,8 +64,9 @@ DESCRIPTIONS = {
         "(a stalled checkpoint means a restart replays ever more of the log)."
     ),
     LATE_CHECK: (
-        "No live or ready version's job dropped more records as late (event time behind the "
-        "watermark) than the spec's gate.max_late_records: dropped records are missing rows."
+        "No more records arrived late (event time behind the watermark) at a live or ready "
+        "version's job than the spec's gate.max_late_records: late records are missing rows "
+        "(each is in the dead-letter topic, reason late)."
     ),
 }
 
@@ -132,6 +135,33 @@ def _missing_dead_letters(seen: Seen) -> list[str]:
     ]
 
 
+def _replaced_logs(seen: Seen) -> list[str]:
+    """A running version whose source topic was deleted (and created again) under it."""
+    problems = []
+    for row in _mine(seen.pipeline, seen.rows, registry.RUNNING_STATES):
+        replaced = replaced_logs(row, seen.answers.topic_ids)
+        if replaced:
+            problems.append(replaced_log_problem(seen.pipeline.name, row, replaced))
+    return problems
+
+
+def _stuck(seen: Seen) -> list[str]:
+    """A running version whose job runs but has not moved its read position while records
+    wait (a blocked sink or producer, back pressure, checkpoints that never end): a live one
+    serves stale rows, a candidate never catches up."""
+    problems = []
+    for row in _mine(seen.pipeline, seen.rows, registry.RUNNING_STATES):
+        if (row.flink_job_id or "") in seen.answers.stuck:
+            still_s, waiting = seen.answers.stuck[row.flink_job_id or ""]
+            problems.append(
+                f"v{row.version} read nothing for {still_s:,.0f}s while {waiting:,} records wait (its "
+                "committed offsets stood still): its job runs but its output stopped; look at its back "
+                "pressure and checkpoints in the Flink UI; if it stays stuck, cancel the job there and "
+                f"`kappa-orch repair {seen.pipeline.name}` resumes it from its last checkpoint"
+            )
+    return problems
+
+
 def job_verdict(seen: Seen) -> Verdict:
     """`flink_job_running`: every live and ready version has an alive job, able to write."""
     pipeline, rows, live, answers = seen.pipeline, seen.rows, seen.live, seen.answers
@@ -147,7 +177,7 @@ def job_verdict(seen: Seen) -> Verdict:
     stalled = stalled_problems(
         pipeline, rows, answers.stalls, causes, now_ms=answers.observed_at_ms, bound_s=bound_s
     )
-    letters = _missing_dead_letters(seen)
+    letters = _missing_dead_letters(seen) + _replaced_logs(seen) + _stuck(seen)
     problems = ([] if health.passed else [health.summary]) + stalled + letters
     summary = "; ".join(problems) if problems else health.summary
     if stalled:
@@ -240,7 +270,7 @@ def late_verdict(seen: Seen) -> Verdict:
     }
     if not dropped:
         return _unobserved(LATE_CHECK, "no live or ready job reports its late-record counters yet")
-    over = [f"{name} dropped {n:,} records as late" for name, n in dropped.items() if n > bound]
+    over = [f"{name} had {n:,} records arrive late" for name, n in dropped.items() if n > bound]
     summary = (
         "; ".join(over) + f" (bound {bound:,}: gate.max_late_records; see allowed_lateness)"
         if over
@@ -323,13 +353,15 @@ def health_checks(
             with warehouse.registry() as conn:
                 rows = registry.pipeline_versions(conn, pipeline.name)
                 live = registry.live_versions(conn)
+                inputs = registry.input_totals(conn)
             watched = [r for r in rows if r.state in registry.RUNNING_STATES and r.flink_job_id]
             deadline = time.monotonic() + 60
             answers = gather_answers(
-                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=deadline
+                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=deadline, inputs=inputs
             )
             if watched:
                 gather_topics([pipeline.spec.dead_letter_topic], answers, kafka=kafka, deadline=deadline)
+                gather_topic_ids([s.topic for s in pipeline.spec.sources], answers, kafka=kafka)
             selected = {k.name for k in context.selected_asset_check_keys}
             for verdict in verdicts_of(pipeline, rows, live, answers, {}):
                 if verdict.check in selected:

@@ -13,7 +13,13 @@ from pydantic import Field
 
 from kappa_orch.errors import ServiceError, ServiceUnavailable
 from kappa_orch.resources.kafka_delivery import Deliveries
-from kappa_orch.resources.kafka_offsets import committed_once, through_failover, watermarks_once
+from kappa_orch.resources.kafka_offsets import (
+    committed_once,
+    first_timestamps_once,
+    through_failover,
+    topic_ids_once,
+    watermarks_once,
+)
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,18 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
             config={key: entry.value for key, entry in configs.items() if entry.value is not None},
         )
 
+    def topic_ids(self, names: Iterable[str]) -> dict[str, str | None]:
+        """Each topic's id (Kafka's Uuid, as text), None for a topic that does not exist: a
+        topic deleted and created again under the same name gets a new id."""
+        names = sorted(set(names))
+        if not names:
+            return {}
+        admin = self._admin()  # held until every answer is in (its futures die with it)
+        try:
+            return topic_ids_once(admin, names, self.request_timeout_s)
+        except Exception as exc:  # a timeout or a broker error: the cluster did not answer
+            raise self._unavailable(f"describing topics {names}", exc) from exc
+
     # -- offsets and lag ------------------------------------------------------------
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
@@ -182,25 +200,8 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def first_timestamps(self, topic: str) -> dict[int, int | None]:
         """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        watermarks = self.watermarks(topic)
-        consumer = Consumer(
-            {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
-        )
-        result: dict[int, int | None] = {}
-        try:
-            for partition, (low, high) in watermarks.items():
-                result[partition] = None
-                if low >= high:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                message = consumer.poll(self.request_timeout_s)
-                if message is not None and message.error() is None:
-                    result[partition] = message.timestamp()[1]
-        finally:
-            consumer.close()
-        return result
+        config = {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+        return first_timestamps_once(config, topic, self.watermarks(topic), self.request_timeout_s)
 
     def read_timestamps(
         self, topic: str, partition: int, start: int, end: int, *, max_records: int = 100_000

@@ -80,3 +80,40 @@ def committed_once(config: Mapping[str, Any], topic: str, partitions: int, timeo
         )
     finally:
         consumer.close()
+
+
+def topic_ids_once(admin: Any, names: list[str], timeout_s: float) -> dict[str, str | None]:
+    """Each topic's id through one AdminClient (None: no such topic); any other error raised."""
+    from confluent_kafka import KafkaError, KafkaException, TopicCollection
+
+    ids: dict[str, str | None] = {}
+    for name, future in admin.describe_topics(TopicCollection(names)).items():
+        try:
+            ids[name] = str(future.result(timeout=timeout_s).topic_id)
+        except KafkaException as exc:
+            if not (exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+                raise
+            ids[name] = None
+    return ids
+
+
+def first_timestamps_once(
+    config: dict[str, Any], topic: str, watermarks: Mapping[int, tuple[int, int]], timeout_s: float
+) -> dict[int, int | None]:
+    """Per partition, the timestamp (ms) of the record at its low watermark (None if empty)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(config)
+    result: dict[int, int | None] = {}
+    try:
+        for partition, (low, high) in watermarks.items():
+            result[partition] = None
+            if low >= high:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            message = consumer.poll(timeout_s)
+            if message is not None and message.error() is None:
+                result[partition] = message.timestamp()[1]
+    finally:
+        consumer.close()
+    return result

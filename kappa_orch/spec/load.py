@@ -8,10 +8,18 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from sqlglot import exp
 
 from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-from kappa_orch.spec.sql import SqlProblem, group_windows, output_columns, parse_select, source_tables
+from kappa_orch.spec.sql import (
+    SqlProblem,
+    group_windows,
+    late_dropping,
+    output_columns,
+    parse_select,
+    source_tables,
+)
 
 
 class SpecProblem(SpecError):
@@ -189,6 +197,7 @@ def _check_sql(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProble
                 "GROUP BY merchant, FLOOR(event_time TO HOUR)",
             )
         )
+    problems += _lateness(path, spec, query)
     problems += _exposures(path, spec, sql_text)
     for unused in sorted(sources - read):
         problems.append(
@@ -200,6 +209,28 @@ def _check_sql(path: Path, spec: PipelineSpec, sql_text: str) -> list[SpecProble
             )
         )
     return problems
+
+
+def _lateness(path: Path, spec: PipelineSpec, query: exp.Query) -> list[SpecProblem]:
+    """allowed_lateness is honoured by group windows only: Flink's other operators that
+    drop late records (window table functions, OVER aggregates, interval joins) drop
+    every record behind the watermark whatever it says, and the late count would be wrong."""
+    if spec.allowed_lateness is None:
+        return []
+    event_times = {s.event_time.column for s in spec.sources if s.event_time is not None}
+    others = [kind for kind in late_dropping(query, event_times) if kind != "group window"]
+    if not others:
+        return []
+    return [
+        SpecProblem(
+            path,
+            "allowed_lateness",
+            f"allowed_lateness applies to group windows only, and the SQL has {', '.join(others)}: "
+            "Flink drops every record behind the watermark there whatever allowed_lateness says",
+            "remove allowed_lateness and raise the sources' event_time.watermark_delay instead, or "
+            "use a group window (GROUP BY TUMBLE(event_time, ...))",
+        )
+    ]
 
 
 def load_pipelines(folder: Path) -> list[LoadedPipeline]:

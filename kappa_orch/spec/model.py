@@ -276,9 +276,10 @@ class PipelineSpec(_Strict):
     allowed_lateness: EventTimeDuration | None = Field(
         default=None,
         description=(
-            "Event-time windows stay open this long after the watermark passed them and update their "
-            "row for each record that late (Flink's allow-lateness with late firing). Default: none, "
-            "late records are dropped, counted, and fail the gate beyond gate.max_late_records."
+            "Group windows stay open this long after the watermark passed them and update their "
+            "row for each record that late (Flink's allow-lateness with late firing; refused with "
+            "window table functions, OVER aggregates and interval joins). Default: none. Later records "
+            "are dead-lettered as late, counted, and fail the gate beyond gate.max_late_records."
         ),
     )
 

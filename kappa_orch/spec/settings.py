@@ -49,7 +49,8 @@ class Gate(Strict):
     max_late_records: int = Field(
         default=0,
         ge=0,
-        description="Records the candidate's job may have dropped as late (event time behind the watermark).",
+        description="Records that may arrive late at the candidate's job (event time behind the watermark: "
+        "dead-lettered as late).",
     )
 
 

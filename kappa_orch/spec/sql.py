@@ -177,6 +177,38 @@ def group_windows(query: exp.Query) -> list[str]:
     return sorted(names)
 
 
+_TIME_BOUNDS = (exp.Between, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def late_dropping(query: exp.Query, event_times: set[str]) -> list[str]:
+    """The operators of the query that drop records behind the watermark, by kind (sorted):
+    `group window` (GROUP BY TUMBLE(...)), `window table function`, `OVER aggregate` (an
+    aggregate OVER (ORDER BY <event time>)), `interval join` (a join bounded by event
+    times) and `MATCH_RECOGNIZE`. `event_times`: the sources' event-time column names."""
+    kinds = {"group window"} if group_windows(query) else set()
+    if any(_is_window_tvf(call) for call in query.find_all(exp.Anonymous)):
+        kinds.add("window table function")
+    for window in query.find_all(exp.Window):
+        order = window.args.get("order")
+        # ranking over event time is a deduplication or top-N: it drops nothing as late
+        ranking = isinstance(window.this, exp.RowNumber) or (
+            isinstance(window.this, exp.Anonymous) and str(window.this.name).upper() in ("RANK", "DENSE_RANK")
+        )
+        if order is not None and not ranking and _names(order) & event_times:
+            kinds.add("OVER aggregate")
+    for join in query.find_all(exp.Join):
+        on = join.args.get("on")
+        if on is not None and any(_names(bound) & event_times for bound in on.find_all(*_TIME_BOUNDS)):
+            kinds.add("interval join")
+    if any(True for _ in query.find_all(exp.MatchRecognize)):
+        kinds.add("MATCH_RECOGNIZE")
+    return sorted(kinds)
+
+
+def _names(node: exp.Expr) -> set[str]:
+    return {column.name for column in node.find_all(exp.Column)}
+
+
 def source_tables(query: exp.Query) -> set[str]:
     """Names of the tables the query reads (CTE names excluded)."""
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}

@@ -22,6 +22,7 @@ from dagster import (
 
 from assets.sample_events import sample_events
 from kappa_orch import health_checks, registry, version_key
+from kappa_orch.dagster.answers import STUCK_AFTER_S
 from kappa_orch.dagster.stream_checks import DESCRIPTIONS
 from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
@@ -118,6 +119,15 @@ def test_a_deleted_dead_letter_topic_is_named_at_once_and_repaired(
         assert "kappa-orch repair daily_spend" in (verdict.description or "")
         status = subprocess.run([KAPPA, "status", "daily_spend"], env=env, capture_output=True, text=True)
         assert "DEGRADED" in status.stdout and f"the dead-letter topic {letters} is missing" in status.stdout
+        # valid events keep arriving, nothing is read: one tick later the job is named stuck
+        kafka.produce(topic, sample_events(180, seed=5, id_prefix="late").authorizations, key=lambda _: "k")
+        time.sleep(STUCK_AFTER_S + 2)
+        stuck, cursor = observe_once(platform, kafka, flink, cursor)
+        description = checks(stuck)["flink_job_running"].description or ""
+        assert (
+            "v1 read nothing for " in description
+            and "records wait (its committed offsets stood still)" in (description)
+        )
 
         repaired = subprocess.run([KAPPA, "repair", "daily_spend"], env=env, capture_output=True, text=True)
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
@@ -128,5 +138,11 @@ def test_a_deleted_dead_letter_topic_is_named_at_once_and_repaired(
         while len(written) < 3 and time.monotonic() < deadline:
             written = kafka.consume(letters, max_records=10, timeout_s=5)
         assert len(written) >= 3
-        after, cursor = observe_once(platform, kafka, flink, cursor)
-        assert checks(after)["flink_job_running"].passed
+        # green again once its read position moves (its offsets are committed at checkpoints)
+        deadline = time.monotonic() + 60
+        verdict = None
+        while time.monotonic() < deadline and not (verdict is not None and verdict.passed):
+            after, cursor = observe_once(platform, kafka, flink, cursor)
+            verdict = checks(after).get("flink_job_running", verdict)
+            time.sleep(2)
+        assert verdict is not None and verdict.passed, verdict

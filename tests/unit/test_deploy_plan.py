@@ -108,3 +108,40 @@ def test_the_plan_and_a_deploy_answer_from_one_rule(state: registry.VersionState
     if state == registry.FAILED:
         # automation does not retry it; a person's deploy re-checks or redeploys it
         assert planned.action == "blocked" and step.action in ("none", "redeploy")
+
+
+def test_a_version_whose_log_was_replaced_is_replayed_into_a_new_version() -> None:
+    from dataclasses import replace
+
+    live = replace(row(1, FP, registry.LIVE, "j1"), source_topic_ids={"payments.authorizations": "A"})
+    same = plan_deploy(
+        PIPELINE,
+        rows=[live],
+        job_states={"j1": "RUNNING"},
+        now=NOW,
+        topic_ids={"payments.authorizations": "A"},
+    )
+    assert (same.action, same.version, same.releases) == ("none", 1, None)
+    # deleted and created again under the job: a new id
+    plan = plan_deploy(
+        PIPELINE,
+        rows=[live],
+        job_states={"j1": "RUNNING"},
+        now=NOW,
+        topic_ids={"payments.authorizations": "B"},
+    )
+    assert (plan.action, plan.version, plan.releases) == ("deploy", 2, 1)
+    assert "log of payments.authorizations was replaced under v1" in plan.reason
+    # not asked (no ids) or a version deployed before ids were recorded: nothing to compare
+    assert plan_deploy(PIPELINE, rows=[live], job_states={"j1": "RUNNING"}, now=NOW).action == "none"
+    unknown = replace(live, source_topic_ids=None)
+    assert (
+        plan_deploy(
+            PIPELINE,
+            rows=[unknown],
+            job_states={"j1": "RUNNING"},
+            now=NOW,
+            topic_ids={"payments.authorizations": "B"},
+        ).action
+        == "none"
+    )

@@ -13,10 +13,10 @@ PIPELINES = {p.name: p for p in load_pipelines(ASSETS)}
 JDBC = {"url": "jdbc:postgresql://127.0.0.1:5432/warehouse", "username": "u", "password": "p"}
 
 
-def job(name: str):  # type: ignore[no-untyped-def]
+def job(name: str, **changes: object):  # type: ignore[no-untyped-def]
     pipeline = PIPELINES[name]
     return version_job(
-        pipeline.spec,
+        pipeline.spec.model_copy(update=changes),
         pipeline.sql_text,
         version=3,
         physical_table=pipeline.spec.target.version_table(3),
@@ -94,7 +94,8 @@ def test_the_sql_reads_only_valid_events_and_broken_ones_get_a_reason() -> None:
         "t.`kappa_v_auth_id` AS `auth_id`,"
     )
     assert checked.endswith(
-        "r.`event_time`\nFROM `kafka_authorizations` AS r\n"
+        "r.`event_time`, CAST(NULL AS TIMESTAMP_LTZ(3)) AS `kappa_watermark`\n"
+        "FROM `kafka_authorizations` AS r\n"
         f"CROSS JOIN UNNEST(ARRAY[KAPPA_PARSE(r.`payload_bytes`, r.`kafka_timestamp`, '{SCHEMA}')]) "
         "AS t(`kappa_reason`, `kappa_v_auth_id`, `kappa_v_account`, `kappa_v_merchant`, "
         "`kappa_v_amount_cents`, `kappa_v_status`, `kappa_v_ts`)"
@@ -123,7 +124,40 @@ def test_broken_events_go_to_the_dead_letter_topic_bounded_and_every_partition_i
     assert (
         "CHAR_LENGTH(TRIM(TRAILING '=' FROM TO_BASE64(`payload_bytes`)))), SHA256(`payload_bytes`)" in letters
     )
-    assert counter.endswith("GROUP BY `kafka_partition`")
+    # grouped by the sink's own key: Flink sends no UPDATE_BEFORE, so the JDBC sink never deletes
+    assert counter.endswith(
+        "FROM (SELECT *, CONCAT(CAST('daily_spend|3|payments.authorizations|' AS STRING), "
+        "CAST(`kafka_partition` AS STRING)) AS `counter_key` FROM `kappa_checked_authorizations`) "
+        "GROUP BY `counter_key`"
+    )
+    assert "PRIMARY KEY (`counter_key`) NOT ENFORCED" in counts
+
+
+def test_a_job_with_operators_that_drop_late_records_dead_letters_them_first() -> None:
+    # daily_spend has no such operator: nothing is routed, nothing changes
+    assert "CURRENT_WATERMARK" not in "\n".join(job("daily_spend").setup)
+    built = job("merchant_risk")  # GROUP BY TUMBLE(event_time, ...)
+    checked = next(s for s in built.setup if s.startswith("CREATE TEMPORARY VIEW `kappa_checked_"))
+    reason = "late: event time behind the watermark on arrival"
+    assert (
+        "CASE WHEN t.`kappa_reason` IS NULL AND r.`event_time` <= CURRENT_WATERMARK(r.`event_time`) "
+        f"THEN CAST('{reason}' AS STRING) ELSE t.`kappa_reason` END AS `kappa_reason`"
+    ) in checked
+    assert "CURRENT_WATERMARK(r.`event_time`) AS `kappa_watermark`" in checked
+    _, letters, counter = built.inserts
+    is_late = f"`kappa_reason` = CAST('{reason}' AS STRING)"
+    assert f"CASE WHEN {is_late} THEN CAST(`kappa_watermark` AS STRING) END" in letters
+    assert f"CAST(SUM(CASE WHEN {is_late} THEN 1 ELSE 0 END) AS BIGINT)" in counter
+    # with allowed lateness, a record is late once the watermark is that far past it
+    lenient = job("merchant_risk", allowed_lateness="1h")
+    checked = next(s for s in lenient.setup if s.startswith("CREATE TEMPORARY VIEW `kappa_checked_"))
+    assert (
+        "r.`event_time` <= CURRENT_WATERMARK(r.`event_time`) - INTERVAL '0 01:00:00.000' DAY(3) TO SECOND(3) "
+        "THEN CAST('late: event time behind the watermark less allowed_lateness 1h on arrival' AS STRING)"
+    ) in checked
+    # mini-batch's processing-time assigner would hand CURRENT_WATERMARK the wall clock
+    assert built.configuration["table.exec.mini-batch.enabled"] == "false"
+    assert "table.exec.mini-batch.allow-latency" not in built.configuration
 
 
 def test_allowed_lateness_turns_on_late_firing() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kappa_orch import registry
 from kappa_orch.registry import InputCount
 from kappa_orch.replay_checks import complete_history_verdict, deleted_since, history_gaps, value_changes
 from kappa_orch.spec.load import load_pipelines
@@ -63,3 +64,36 @@ def test_value_changes_are_bounded_only_where_declared() -> None:
         "spend_cents sums 97 vs 100 live over the shared keys (3.00%; allowed 1.00%: gate.max_value_change)"
     ]
     assert value_changes({"x": {"candidate": 1.0, "live": 0.0}}, 0.5)[1]  # from nothing is a change
+
+
+def test_a_replaced_log_is_named_with_both_ways_out() -> None:
+    from dataclasses import replace
+
+    from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
+
+    base = registry.VersionRow(
+        pipeline="daily_spend",
+        version=3,
+        fingerprint="f",
+        physical_table="daily_spend__v3",
+        state=registry.LIVE,
+        flink_job_id="j",
+        group_id="g",
+        deployed_offsets=None,
+        error=None,
+    )
+    row = replace(base, source_topic_ids={"auths": "A", "settlements": "S"})
+    assert replaced_logs(row, {"auths": "A", "settlements": "S"}) == []
+    assert replaced_logs(row, {"auths": "A"}) == []  # settlements not asked
+    recreated = replaced_logs(row, {"auths": "B", "settlements": "S"})
+    assert recreated == [{"topic": "auths", "was": "A", "now": "B"}]
+    deleted = replaced_logs(row, {"auths": None, "settlements": "S"})
+    text = replaced_log_problem("daily_spend", row, recreated + deleted[:0])
+    assert text.startswith(
+        "source topic auths was deleted and created again (topic id A -> B) since v3's job"
+    )
+    assert "kappa-orch reprocess daily_spend" in text
+    assert "kappa-orch accept-log daily_spend --version 3 --reason" in text
+    assert replaced_log_problem("daily_spend", row, deleted).startswith(
+        "source topic auths was deleted (id A)"
+    )

@@ -288,3 +288,58 @@ def test_event_time_settings_are_bounded(tmp_path: Path) -> None:
     [(field, problem, _)] = problems(write(tmp_path, spec))
     assert field == "sources.0.event_time.max_ahead"
     assert "at most 999d" in problem
+
+
+def test_late_dropping_operators_are_found_by_kind() -> None:
+    from kappa_orch.spec.sql import late_dropping, parse_select
+
+    times = {"event_time"}
+
+    def kinds(sql: str) -> list[str]:
+        return late_dropping(parse_select(sql), times)
+
+    assert kinds("SELECT a, COUNT(*) AS n FROM t GROUP BY a, TUMBLE(event_time, INTERVAL '1' HOUR)") == [
+        "group window"
+    ]
+    tvf = (
+        "SELECT window_start, COUNT(*) AS n "
+        "FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(event_time), INTERVAL '1' HOUR))"
+    )
+    assert kinds(tvf + " GROUP BY window_start, window_end") == ["window table function"]
+    over = "SELECT a, SUM(x) OVER (PARTITION BY a ORDER BY event_time ROWS 5 PRECEDING) AS s FROM t"
+    assert kinds(over) == ["OVER aggregate"]
+    bounded = (
+        "SELECT t.a FROM t JOIN u ON t.id = u.id "
+        "AND t.event_time BETWEEN u.event_time - INTERVAL '1' HOUR AND u.event_time"
+    )
+    assert kinds(bounded) == ["interval join"]
+    # a deduplication over event time, a regular join and a plain aggregate drop nothing as late
+    dedup = (
+        "SELECT * FROM (SELECT a, ROW_NUMBER() OVER (PARTITION BY a ORDER BY event_time DESC) AS rn "
+        "FROM t) WHERE rn = 1"
+    )
+    assert kinds(dedup) == []
+    assert kinds("SELECT t.a FROM t JOIN u ON t.id = u.id") == []
+    assert kinds("SELECT a, COUNT(*) AS n FROM t GROUP BY a") == []
+
+
+def test_allowed_lateness_is_refused_where_flink_would_not_honour_it(tmp_path: Path) -> None:
+    spec = mutated(lambda s: s.update(allowed_lateness="1h", batch=None))
+    spec.pop("batch")
+    over = (
+        "SELECT auth_id, account, merchant, amount_cents AS spend_cents, "
+        "SUM(amount_cents) OVER (PARTITION BY account ORDER BY event_time ROWS 5 PRECEDING) AS recent_cents "
+        "FROM authorizations"
+    )
+    spec["target"]["columns"] = [
+        {"name": "auth_id", "type": "STRING"},
+        {"name": "account", "type": "STRING"},
+        {"name": "merchant", "type": "STRING"},
+        {"name": "spend_cents", "type": "BIGINT"},
+        {"name": "recent_cents", "type": "BIGINT"},
+    ]
+    spec["target"]["primary_key"] = ["auth_id"]
+    [(field, problem, fix)] = problems(write(tmp_path, spec, sql=over))
+    assert field == "allowed_lateness"
+    assert "applies to group windows only, and the SQL has OVER aggregate" in problem
+    assert fix is not None and "raise the sources' event_time.watermark_delay" in fix

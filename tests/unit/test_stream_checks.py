@@ -186,7 +186,7 @@ def test_a_missing_dead_letter_topic_fails_flink_job_running() -> None:
 def test_records_dropped_as_late_by_the_live_job_fail_late_records_within_bounds() -> None:
     late = verdicts(healthy(late_records={"j1": {"window": 12, "join": 3}}))[LATE_CHECK]
     assert not late.passed
-    assert late.summary.startswith("v1 (live) dropped 15 records as late (bound 0: gate.max_late_records")
+    assert late.summary.startswith("v1 (live) had 15 records arrive late (bound 0: gate.max_late_records")
 
 
 def test_a_service_that_does_not_answer_fails_the_checks_that_need_it_with_since_when() -> None:
@@ -252,3 +252,38 @@ def test_asking_a_dead_flink_records_an_outage_instead_of_raising() -> None:
     assert "did not answer" in answers.outages["kafka"]
     assert answers.job_states == {} and answers.lags == {}
     assert not verdicts(answers)["flink_job_running"].passed
+
+
+def test_a_running_job_whose_read_position_stands_still_while_records_wait_is_stuck() -> None:
+    # found: with its dead-letter producer blocked, a live job stayed RUNNING while valid
+    # events stopped reaching the alias (6 of 180 in 3 minutes) and every check was green
+    from dataclasses import replace
+
+    from kappa_orch.dagster.answers import STUCK_AFTER_S, TopicAnswer, read_progress
+
+    watched = [(PIPELINE, row(1, registry.LIVE))]
+    ends = {TOPIC: TopicAnswer(watermarks={0: (0, 500), 1: (0, 400)}, retention_ms=None)}
+    first = healthy(lags={("kappa.daily_spend.v1", TOPIC): {0: 0, 1: 0}}, topics=ends)
+    positions = read_progress(watched, first, {})
+    assert positions["j1"] == {"read": {f"{TOPIC}/0": 500, f"{TOPIC}/1": 400}, "since_ms": NOW_MS}
+    # input arrives (120 records), the committed position does not move: one tick later, stuck
+    later_ends = {TOPIC: TopicAnswer(watermarks={0: (0, 560), 1: (0, 460)}, retention_ms=None)}
+    later_ms = NOW_MS + int(STUCK_AFTER_S * 1000) + 10_000
+    second = healthy(
+        observed_at_ms=later_ms, lags={("kappa.daily_spend.v1", TOPIC): {0: 60, 1: 60}}, topics=later_ends
+    )
+    again = read_progress(watched, second, positions)
+    assert again["j1"]["since_ms"] == NOW_MS  # still since the first tick
+    assert second.stuck == {"j1": (STUCK_AFTER_S + 10, 120)}
+    job = verdicts(second, rows=[row(1, registry.LIVE)])["flink_job_running"]
+    assert not job.passed
+    assert job.summary.startswith("v1 read nothing for 30s while 120 records wait")
+    # a job that moves on is not stuck, and neither is one with nothing to read
+    moving = healthy(
+        observed_at_ms=later_ms, lags={("kappa.daily_spend.v1", TOPIC): {0: 10, 1: 0}}, topics=later_ends
+    )
+    read_progress(watched, moving, positions)
+    assert moving.stuck == {}
+    idle = replace(first, observed_at_ms=later_ms)
+    read_progress(watched, idle, positions)
+    assert idle.stuck == {}
