@@ -10,7 +10,7 @@ holding the pipeline's claim, is `abandoned`: nobody will finish it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -145,19 +145,20 @@ def plan_deploy(
     current = fingerprint(pipeline)
     existing = next((r for r in rows if r.fingerprint == current), None)
     replaced = replaced_logs(existing, topic_ids or {}) if existing is not None else []
+    version = max((r.version for r in rows), default=0) + 1
+    new_version = DeployPlan(
+        pipeline=spec.name,
+        fingerprint=current,
+        action="deploy",
+        version=version,
+        physical_table=spec.target.version_table(version),
+        group_id=group_id_for(spec.name, version),
+        reason="new fingerprint" if rows else "first deploy",
+    )
     if existing is not None and replaced and existing.state in registry.RUNNING_STATES:
-        version = max(r.version for r in rows) + 1
         topics = ", ".join(r["topic"] for r in replaced)
-        return DeployPlan(
-            pipeline=spec.name,
-            fingerprint=current,
-            action="deploy",
-            version=version,
-            physical_table=spec.target.version_table(version),
-            group_id=group_id_for(spec.name, version),
-            reason=f"the log of {topics} was replaced under v{existing.version}: replaying the new one",
-            releases=existing.version,
-        )
+        why = f"the log of {topics} was replaced under v{existing.version}: replaying the new one"
+        return replace(new_version, reason=why, releases=existing.version)
     if existing is not None:
         action, reason, fix = _existing_version_step(pipeline, existing, job_states, now, holds_claim)
         return DeployPlan(
@@ -170,16 +171,7 @@ def plan_deploy(
             reason=reason,
             fix=fix,
         )
-    version = max((r.version for r in rows), default=0) + 1
-    return DeployPlan(
-        pipeline=spec.name,
-        fingerprint=current,
-        action="deploy",
-        version=version,
-        physical_table=spec.target.version_table(version),
-        group_id=group_id_for(spec.name, version),
-        reason="new fingerprint" if rows else "first deploy",
-    )
+    return new_version
 
 
 def _existing_version_step(
