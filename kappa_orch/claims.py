@@ -1,13 +1,16 @@
 """One reprocess per alias at a time: a claim row in the registry, kept alive by a
 heartbeat. A second request waits for the claim; a claim whose owner died (its
-process is gone on this host, or its heartbeat stopped) is taken over."""
+process is gone on this host, or its heartbeat stopped) is taken over. A reprocess holds
+it from its deploy through its swap (the swap step of the same run takes it over), and
+a rollback or a retire takes it too: neither can land between a gate and its swap."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -22,6 +25,11 @@ Log = Callable[[str], None]
 def owner_id(run_id: str) -> str:
     """Who holds a claim: the run, and the process (host:pid) running it."""
     return f"{run_id}@{socket.gethostname()}:{os.getpid()}"
+
+
+def same_run(owner: str, other: str) -> bool:
+    """Two owners of one run (its steps may run in processes of their own)."""
+    return owner.rsplit("@", 1)[0] == other.rsplit("@", 1)[0]
 
 
 def _owner_is_dead(owner: str) -> bool:
@@ -58,7 +66,7 @@ def acquire(
                     (func.extract("epoch", func.now() - claims.c.heartbeat_at)).label("silent_s"),
                 ).where(claims.c.pipeline == pipeline)
             ).first()
-            free = holder is None or holder.owner == owner
+            free = holder is None or same_run(holder.owner, owner)
             abandoned = holder is not None and (
                 _owner_is_dead(holder.owner) or float(holder.silent_s) > stale_s
             )
@@ -92,6 +100,19 @@ def acquire(
             log(f"{pipeline}: waiting for the reprocess run {holder.owner} to finish")
             announced = True
         time.sleep(2)
+
+
+@contextmanager
+def holding(
+    warehouse: WarehouseResource, *, pipeline: str, owner: str, fingerprint: str, log: Log, wait_s: float
+) -> Iterator[None]:
+    """The pipeline's claim for a short operation (a swap, a rollback, a retire): taken,
+    waiting for a reprocess in flight (with a message) up to `wait_s`, released after."""
+    acquire(warehouse, pipeline=pipeline, owner=owner, fingerprint=fingerprint, log=log, wait_s=wait_s)
+    try:
+        yield
+    finally:
+        release(warehouse, pipeline=pipeline, owner=owner)
 
 
 def heartbeat(warehouse: WarehouseResource, *, pipeline: str, owner: str) -> None:

@@ -109,8 +109,8 @@ class DeployPlan:
     group_id: str
     reason: str
     fix: str = ""
-    # deploy: the version of this fingerprint whose source log was replaced under it; its
-    # fingerprint is set aside (`<fingerprint>~v<N>`) so the new version can take it
+    # deploy: the version of this fingerprint whose source log was replaced under it (or
+    # that was retired); its fingerprint is set aside (`<fingerprint>~v<N>`) for the new one
     releases: int | None = None
 
     def refusal(self) -> KappaError | None:
@@ -159,6 +159,10 @@ def plan_deploy(
         topics = ", ".join(r["topic"] for r in replaced)
         why = f"the log of {topics} was replaced under v{existing.version}: replaying the new one"
         return replace(new_version, reason=why, releases=existing.version)
+    if existing is not None and existing.state == registry.RETIRED:
+        # a spec set back to a fingerprint whose version was retired: deployed again, anew
+        why = f"v{existing.version} of this fingerprint was retired: deploying it again as a new version"
+        return replace(new_version, reason=why, releases=existing.version)
     if existing is not None:
         action, reason, fix = _existing_version_step(pipeline, existing, job_states, now, holds_claim)
         return DeployPlan(
@@ -199,12 +203,6 @@ def _existing_version_step(
     # a candidate that failed its checks keeps its job (for inspection): re-check it, not redeploy
     if existing.state in registry.RUNNING_STATES | {registry.FAILED} and job_state in ACTIVE_JOB_STATES:
         return "none", f"v{version} runs this fingerprint (job {job_state})", ""
-    if existing.state == registry.RETIRED:
-        return (
-            "refused",
-            f"fingerprint {existing.fingerprint} of {name!r} was version {version}, which is retired",
-            "change the spec (a new fingerprint deploys a new version) or restore it with a rollback",
-        )
     return "redeploy", f"v{version} is {existing.state} and its job is {job_state}", ""
 
 

@@ -95,6 +95,7 @@ def prepare_candidate(
     )
     run_id = lineage_events.run_uuid()
     lineage_ops.reprocess(pipeline, run_id, "START")
+    keep_claim = False
     try:
         report = _candidate(
             pipeline,
@@ -108,11 +109,15 @@ def prepare_candidate(
             accept_reason=accept_reason,
             by=accepted_by or getpass.getuser(),
         )
+        # a candidate that passed keeps the claim for its swap (the run's alias step takes
+        # it over; a dead run's is taken over): a rollback in between would be undone
+        keep_claim = report.passed
     except BaseException as exc:
         lineage_ops.reprocess(pipeline, run_id, "FAIL", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        claims.release(warehouse, pipeline=spec.name, owner=owner)
+        if not keep_claim:
+            claims.release(warehouse, pipeline=spec.name, owner=owner)
     failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
     state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
     lineage_ops.reprocess(pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error)

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from kappa_orch import lineage_ops, registry
+from kappa_orch import claims, lineage_ops, registry
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
@@ -45,6 +45,8 @@ class SwapResult:
 # swap under constant reads still completes
 SWAP_LOCK_TIMEOUT_MS = 50
 SWAP_PATIENCE_S = 5.0
+# how long a rollback or a swap waits for a reprocess in flight to swap or fail
+CLAIM_WAIT_S = 120.0
 
 
 def _lock_not_available(exc: BaseException) -> bool:
@@ -85,6 +87,7 @@ def swap(
     swapped_by: str | None = None,
     log: Log = lambda _: None,
     flink: StreamEngine | None = None,
+    owner: str | None = None,
 ) -> SwapResult:
     """Point the alias at a version in one transaction and record the swap (with the run,
     the deployment's git commit and who launched it: `swapped_by`, else the OS user).
@@ -94,9 +97,14 @@ def swap(
 
     Between members of the alias view (`serving.build_alias`) the swap is an update of
     the registry's live version: no DDL, readers never wait. Otherwise (a version that is
-    not a member, other columns) the view is rebuilt with short lock timeouts."""
-    return with_short_locks(
-        lambda lock_timeout_ms: _swap_once(
+    not a member, other columns) the view is rebuilt with short lock timeouts.
+
+    `owner`: the swap takes the pipeline's claim as this owner (a reprocess run's swap step
+    takes over its run's claim; a rollback waits up to CLAIM_WAIT_S for a reprocess in
+    flight). None only where the alias keeps serving the version it served (repair)."""
+
+    def once(lock_timeout_ms: int) -> SwapResult:
+        return _swap_once(
             pipeline,
             warehouse=warehouse,
             to_version=to_version,
@@ -108,7 +116,18 @@ def swap(
             lock_timeout_ms=lock_timeout_ms,
             flink=flink,
         )
-    )
+
+    if owner is None:
+        return with_short_locks(once)
+    with claims.holding(
+        warehouse,
+        pipeline=pipeline.name,
+        owner=owner,
+        fingerprint=fingerprint(pipeline),
+        log=log,
+        wait_s=CLAIM_WAIT_S,
+    ):
+        return with_short_locks(once)
 
 
 def _same_columns(row: registry.VersionRow, other: registry.VersionRow) -> bool:
@@ -314,8 +333,21 @@ def retire(
     flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log = lambda _: None,
+    owner: str,
+    wait_s: float = 120.0,
 ) -> None:
-    """Stop a replaced version's job and drop its table (idempotent)."""
+    """Stop a replaced version's job and drop its table (idempotent), under the pipeline's
+    claim (as `owner`; waiting up to `wait_s` for a reprocess in flight)."""
+    spec = pipeline.spec
+    with claims.holding(
+        warehouse, pipeline=spec.name, owner=owner, fingerprint=fingerprint(pipeline), log=log, wait_s=wait_s
+    ):
+        _retire(pipeline, version, flink=flink, warehouse=warehouse, log=log)
+
+
+def _retire(
+    pipeline: LoadedPipeline, version: int, *, flink: StreamEngine, warehouse: WarehouseResource, log: Log
+) -> None:
     spec = pipeline.spec
     row = version_row(warehouse, spec.name, version)
     with warehouse.begin() as conn:
@@ -337,7 +369,9 @@ def retire(
                 build_alias(conn, spec, rest, current[1], lock_timeout_ms=lock_timeout_ms)
             drop_version_table(conn, spec, row.physical_table)
             warehouse.drop_job_role(conn, f"{spec.name}:v{version}")
-            registry.set_version(conn, spec.name, version, state=registry.RETIRED)
+            # its fingerprint set aside: the spec set back to it deploys a new version
+            aside = f"{row.spec_fingerprint}~v{version}"
+            registry.set_version(conn, spec.name, version, state=registry.RETIRED, fingerprint=aside)
 
     with_short_locks(attempt)
     lineage_ops.retired(pipeline, row)

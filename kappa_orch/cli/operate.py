@@ -295,9 +295,11 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
 def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
     """Point the alias back at a retained version (a swap like any other)."""
     from kappa_orch import registry
+    from kappa_orch.claims import owner_id
     from kappa_orch.swap import swap
 
     platform = platform_of(options)
+    run_id = f"cli-rollback-{uuid.uuid4().hex[:8]}"
     try:
         pipelines = load_specs(platform.specs)
         chosen = pick(pipelines, pipeline, platform.specs)
@@ -321,9 +323,10 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
             flink=flink,
             to_version=to_version,
             reason="rollback",
-            run_id=f"cli-rollback-{uuid.uuid4().hex[:8]}",
+            run_id=run_id,
             git_commit=platform.commit(),
             log=click.echo,
+            owner=owner_id(run_id),  # waits for a reprocess in flight: its swap would undo this
         )
         warehouse.dispose()
     except KappaError as exc:
@@ -376,22 +379,3 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
         return
     if failed:
         fail(KappaError("could not repair:\n  " + "\n  ".join(failed), "see the reasons above"))
-
-
-@main.command(name="retire")
-@click.argument("pipeline")
-@click.argument("version", type=int)
-@platform_options
-def retire_command(pipeline: str, version: int, **options: Any) -> None:
-    """Stop a replaced version's job and drop its table now (before its grace period ends),
-    e.g. to free a task slot. The live version cannot be retired."""
-    from kappa_orch.swap import retire
-
-    platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        _, flink, warehouse = resources_of(platform)
-        retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo)
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)

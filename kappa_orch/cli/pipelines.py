@@ -136,7 +136,7 @@ def _deploy_first(
             "fix the spec (or the data) and deploy again; the version is kept for inspection",
         )
     # recorded as the first deploy, with this command as its run and the deployment's commit
-    swap(item, warehouse=warehouse, run_id=run, git_commit=commit, log=click.echo)
+    swap(item, warehouse=warehouse, run_id=run, git_commit=commit, log=click.echo, owner=owner)
     return report.deployed
 
 
@@ -341,3 +341,26 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
             f"{at:<20} {source:>5} {'v' + str(s['to_version']):>4}  {s['reason']:<14} "
             f"{s['swapped_by'] or '?':<12} {(s['git_commit'] or '?')[:8]:<8} {run}"
         )
+
+
+@main.command(name="retire")
+@click.argument("pipeline")
+@click.argument("version", type=int)
+@platform_options
+def retire_command(pipeline: str, version: int, **options: Any) -> None:
+    """Stop a replaced version's job and drop its table now (before its grace period ends),
+    e.g. to free a task slot. The live version cannot be retired."""
+    import uuid
+
+    from kappa_orch.claims import owner_id
+    from kappa_orch.swap import retire
+
+    platform = platform_of(options)
+    try:
+        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+        _, flink, warehouse = resources_of(platform)
+        owner = owner_id(f"cli-retire-{uuid.uuid4().hex[:8]}")
+        retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo, owner=owner)
+        warehouse.dispose()
+    except KappaError as exc:
+        fail(exc)

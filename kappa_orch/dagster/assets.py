@@ -295,6 +295,7 @@ def alias_asset(
                 git_commit=git_commit,
                 swapped_by=launched_by(context.run.tags),
                 log=progress(context),
+                owner=owner_id(context.run.run_id),  # takes over its run's claim from the gate
             )
         if not result.swapped:
             progress(context)(f"{spec.target.alias} already serves v{result.to_version}")

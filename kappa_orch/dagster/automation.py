@@ -72,7 +72,14 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
             if name not in by_name:
                 raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
             with lineage_emit.within(context.run.run_id, context.run.job_name):
-                retire(by_name[name], int(version), flink=flink, warehouse=warehouse, log=context.log.info)
+                retire(
+                    by_name[name],
+                    int(version),
+                    flink=flink,
+                    warehouse=warehouse,
+                    log=context.log.info,
+                    owner=owner_id(context.run.run_id),
+                )
 
     @job(name=RETIRE_JOB, description="Retire versions replaced longer ago than their grace period.")
     def _job() -> None:

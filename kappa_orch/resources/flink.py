@@ -14,6 +14,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
+from kappa_orch.resources.flink_statements import check_statement_set
 
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
 # a job in one of these states is alive: it runs or will run again by itself
@@ -115,6 +116,10 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                 self._run_statement(session, statement)
             # the ';' on its own line: a trailing "-- comment" in the SQL must not swallow it
             body = "\n".join(f"{s.rstrip().rstrip(';')}\n;" for s in inserts)
+            # Flink's own parser and planner read the set first: it runs exactly these INSERTs
+            plan: list[str] = []
+            self._run_statement(session, f"EXPLAIN STATEMENT SET BEGIN\n{body}\nEND", rows=plan)
+            check_statement_set("\n".join(plan), inserts)
             job_id = self._run_statement(session, f"EXECUTE STATEMENT SET BEGIN\n{body}\nEND")
         finally:
             self._close_session(session)
@@ -122,8 +127,9 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             raise FlinkJobError(f"Flink accepted the statement set of {job_name!r} but returned no job id")
         return job_id
 
-    def _run_statement(self, session: str, statement: str) -> str | None:
-        """Execute one statement and wait for it; the job id when it submitted a job."""
+    def _run_statement(self, session: str, statement: str, rows: list[str] | None = None) -> str | None:
+        """Execute one statement and wait for it; the job id when it submitted a job. `rows`:
+        collects the fields of the rows it returns (an EXPLAIN's plan)."""
         operation = self._call(
             "POST", self.sql_gateway_url, f"/v1/sessions/{session}/statements", {"statement": statement}
         )["operationHandle"]
@@ -138,6 +144,10 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                     f"Flink rejected the statement:\n{_shorten(statement)}\n{exc.problem}",
                     "fix the SQL (names, types, connector options) and submit again",
                 ) from exc
+            if rows is not None:
+                rows += [
+                    str(f) for row in (result.get("results") or {}).get("data") or [] for f in row["fields"]
+                ]
             if result.get("jobID"):
                 return str(result["jobID"])
             if result.get("resultType") == "EOS":

@@ -283,10 +283,28 @@ def _cross_checks(pipelines: list[LoadedPipeline]) -> list[SpecProblem]:
                     )
                 )
             tables.setdefault(table, (pipeline.path, field))
-    # dead letters never go into a topic a pipeline reads (the log is the source of truth)
+    return problems + _letter_topics(pipelines)
+
+
+def _letter_topics(pipelines: list[LoadedPipeline]) -> list[SpecProblem]:
+    """Dead letters never go into a topic a pipeline reads (the log is the source of truth),
+    nor into another pipeline's dead-letter topic (its letters, counts and retention)."""
+    problems = []
     read_by = {s.topic: p.path for p in pipelines for s in p.spec.sources}
+    letters_of: dict[str, LoadedPipeline] = {}
     for pipeline in pipelines:
         topic = pipeline.spec.dead_letter_topic
+        owner = letters_of.setdefault(topic, pipeline)
+        if owner.name != pipeline.name:  # a pipeline name used twice is said above
+            problems.append(
+                SpecProblem(
+                    pipeline.path,
+                    "dead_letters.topic",
+                    f"{topic!r} is the dead-letter topic of {owner.path}: its letters would be mixed with "
+                    "another pipeline's",
+                    "give each pipeline its own dead-letter topic (default kappa.dead-letters.<pipeline>)",
+                )
+            )
         if topic in read_by and read_by[topic] != pipeline.path:
             problems.append(
                 SpecProblem(

@@ -28,7 +28,8 @@ MAX_SOURCES = 20
 REGISTRY_SCHEMA = "kappa_registry"
 COUNTS_SCHEMA = "kappa_counts"  # the jobs' input counts
 INPUT_COUNTS_TABLE = f"{COUNTS_SCHEMA}.input_counts"  # written by every job, read by the gate
-SYSTEM_SCHEMAS = frozenset({REGISTRY_SCHEMA, COUNTS_SCHEMA, "information_schema"})
+GRANTS_SCHEMA = "kappa_grants"  # the job-role functions the stack installs
+SYSTEM_SCHEMAS = frozenset({REGISTRY_SCHEMA, COUNTS_SCHEMA, GRANTS_SCHEMA, "information_schema"})
 # names kappa_orch generates: a raw Kafka table's columns, the checked view's, the
 # alias view's member tag. A source or target column may not take them.
 GENERATED_COLUMNS = frozenset(
@@ -97,8 +98,9 @@ _POSTGRES_RESERVED = frozenset(w.upper() for w in RESERVED_WORDS)
 def check_user_schema(schema: str, what: str) -> None:
     """A schema a spec's table may live in: not the registry's, PostgreSQL's or public."""
     if schema in SYSTEM_SCHEMAS or schema.startswith("pg_"):
+        own = ", ".join(sorted(SYSTEM_SCHEMAS - {"information_schema"}))
         raise ValueError(
-            f"{what} may not be in schema {schema!r}: kappa_orch's registry, PostgreSQL's own schemas "
+            f"{what} may not be in schema {schema!r}: kappa_orch's own schemas ({own}) and PostgreSQL's "
             "(pg_*, information_schema) are not for pipeline tables; use a schema of your own, e.g. analytics"
         )
 

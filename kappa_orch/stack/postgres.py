@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from kappa_orch.errors import StackError
 from kappa_orch.stack.config import LOOPBACK
 from kappa_orch.stack.process import PidFile, spawn, stop_pid, tail, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
+from kappa_orch.stack.warehouse_roles import provision_database, provision_roles
 
 SERVICE_ACCOUNT = "postgres"
 _INSTALL_FIX = (
@@ -68,17 +68,6 @@ PG_HBA = (
     "local all all scram-sha-256\n"
     "host all all 127.0.0.1/32 scram-sha-256\n"
 )
-
-
-# A role per Flink job, made by the orchestrator through these functions (it cannot
-# create roles itself): the job writes its own tables and its own input-count rows, and
-# reads what it is given, nothing else. They run as the superuser that defines them and
-# check every argument: only tables the orchestrator owns, outside kappa_orch's own and
-# PostgreSQL's schemas; role names of one pattern.
-def job_role_functions(orchestrator: str) -> str:
-    """The SQL that defines kappa_grants.job_role and drop_job_role for `orchestrator`."""
-    text = (resources.files("kappa_orch.stack") / "sql" / "job_roles.sql").read_text(encoding="utf-8")
-    return text.replace("{orchestrator}", orchestrator)
 
 
 # how long `stack down` lets clients leave by themselves before disconnecting them
@@ -265,8 +254,8 @@ class PostgresService(Service):
             conn.close()
 
     def _provision(self) -> None:
-        """The roles and the warehouse database; also turns a data folder made before the
-        roles existed (where the orchestrator was the superuser) into this layout."""
+        """The roles and the warehouse database (warehouse_roles); also turns a data folder
+        made before the roles existed (the orchestrator was the superuser) into this layout."""
         name = self.config.warehouse_db
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             raise StackError(
@@ -274,74 +263,15 @@ class PostgresService(Service):
                 "choose a name matching [a-z_][a-z0-9_]* with --warehouse-db",
             )
         conn = self._admin_or_legacy()
-        conn.autocommit = True
-        cfg = self.config
         try:
-            with conn.cursor() as cur:
-                roles = [
-                    (cfg.warehouse_user, cfg.warehouse_password),
-                    (cfg.warehouse_reader_user, cfg.warehouse_reader_password),
-                    (cfg.warehouse_sink_user, cfg.warehouse_sink_password),
-                ]
-                for role, password in roles:
-                    cur.execute("select 1 from pg_roles where rolname = %s", (role,))
-                    verb = "alter" if cur.fetchone() else "create"
-                    cur.execute(
-                        f'{verb} role "{role}" login nosuperuser nocreatedb nocreaterole '
-                        "noreplication nobypassrls password %s",
-                        (password,),
-                    )
-                cur.execute(
-                    f'alter role "{cfg.warehouse_reader_user}" set default_transaction_read_only = on'
-                )
+            provision_roles(conn, self.config)
         finally:
             conn.close()
         self.provision_database(name)
 
     def provision_database(self, name: str) -> None:
-        """A database the orchestrator owns: the reader reads every table the orchestrator
-        makes, the sink reaches the schemas and writes only what it is granted."""
-        cfg = self.config
-        conn = self._connect("postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("select 1 from pg_database where datname = %s", (name,))
-                if cur.fetchone() is None:
-                    cur.execute(f'create database "{name}" owner "{cfg.warehouse_user}"')
-                cur.execute(f'alter database "{name}" owner to "{cfg.warehouse_user}"')
-                cur.execute(f'revoke all on database "{name}" from public')
-                cur.execute(
-                    f'grant connect on database "{name}" to "{cfg.warehouse_reader_user}", '
-                    f'"{cfg.warehouse_sink_user}"'
-                )
-        finally:
-            conn.close()
-        conn = self._connect(name)
-        conn.autocommit = True
-        orchestrator, reader, sink = cfg.warehouse_user, cfg.warehouse_reader_user, cfg.warehouse_sink_user
-        try:
-            with conn.cursor() as cur:
-                cur.execute("revoke create on schema public from public")
-                cur.execute(
-                    f'alter default privileges for role "{orchestrator}" grant select on tables to "{reader}"'
-                )
-                cur.execute(
-                    f'alter default privileges for role "{orchestrator}" '
-                    f'grant usage on schemas to "{reader}", "{sink}"'
-                )
-                # what the orchestrator made before these defaults (an older stack)
-                cur.execute(
-                    "select nspname from pg_namespace n join pg_roles r on r.oid = n.nspowner "
-                    "where r.rolname = %s",
-                    (orchestrator,),
-                )
-                for (schema,) in cur.fetchall():
-                    cur.execute(f'grant usage on schema "{schema}" to "{reader}", "{sink}"')
-                    cur.execute(f'grant select on all tables in schema "{schema}" to "{reader}"')
-                cur.execute(job_role_functions(orchestrator))
-        finally:
-            conn.close()
+        """A database the orchestrator owns, with its grants (warehouse_roles)."""
+        provision_database(self._connect, self.config, name)
 
     def _admin_or_legacy(self) -> Any:
         """A superuser connection. A data folder from before the roles has the orchestrator

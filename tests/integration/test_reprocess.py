@@ -19,7 +19,7 @@ from dagster import DagsterInstance, build_sensor_context
 from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
-from kappa_orch import registry, reprocess_sensor, retire_job, retire_sensor
+from kappa_orch import claims, registry, reprocess_sensor, retire_job, retire_sensor
 from kappa_orch.deploy import deploy
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.flink import FlinkResource
@@ -270,9 +270,17 @@ def test_rollback_and_retired_versions(
     v1_rows = expected(platform.events, {"approved"})  # type: ignore[attr-defined]
     v2_rows = expected(platform.events, {"approved", "declined"})  # type: ignore[attr-defined]
 
+    # found: a rollback between a reprocess's gate and its swap was undone a second later
+    # by that swap. A reprocess holds the claim through its swap; a rollback waits for it
+    in_flight = "run-elsewhere@another-host:1"
+    claims.acquire(platform.warehouse, pipeline="daily_spend", owner=in_flight, fingerprint="f", log=print)
     rollback = cli(platform, stack, "rollback", "daily_spend")
+    time.sleep(8)
+    assert rollback.poll() is None and serving(platform) == v2_rows  # waiting, nothing moved
+    claims.release(platform.warehouse, pipeline="daily_spend", owner=in_flight)
     output, _ = rollback.communicate(timeout=60)
     assert rollback.returncode == 0, output
+    assert "waiting for the reprocess run run-elsewhere@another-host:1 to finish" in output
     assert serving(platform) == v1_rows
     assert swaps(platform)[-1]["reason"] == "rollback"
     forward = cli(platform, stack, "rollback", "daily_spend", "--to", "2")

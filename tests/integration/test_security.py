@@ -122,6 +122,10 @@ def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
     assert "read-only transaction" in refused(reader, "DELETE FROM analytics.daily_spend__v1")
     with create_engine(reader).connect() as conn:  # the gate's checks read every version
         assert conn.execute(text("SELECT count(*) FROM analytics.daily_spend__v1")).scalar()
+        assert conn.execute(text("SELECT count(*) FROM analytics.daily_spend")).scalar()  # the alias
+    # found: the reader read the whole registry, every spec's SQL included
+    for table in ("kappa_registry.versions", "kappa_registry.aliases", "kappa_counts.input_counts"):
+        assert "permission denied for schema" in refused(reader, f"SELECT * FROM {table}")
 
     # the job's role, tried from the admin's session (SET ROLE): its own table and its own
     # input-count rows, nothing else
@@ -134,7 +138,8 @@ def test_no_role_is_a_superuser_and_each_can_do_only_its_part(
     assert "permission denied" in refused(admin_url, as_job + "CREATE TABLE analytics.x (a int)")
     assert "permission denied" in refused(admin_url, as_job + "SELECT pg_read_file('/etc/hostname')")
     forged = (
-        "INSERT INTO kappa_counts.input_counts VALUES "
+        "INSERT INTO kappa_counts.input_counts (pipeline, version, source_topic, kafka_partition, records, "
+        "parsed, dead_lettered, first_offset, last_offset) VALUES "
         "('{p}', {v}, 't', 0, 1, 1, 0, 0, 0) ON CONFLICT DO NOTHING"
     )
     assert "row-level security" in refused(admin_url, as_job + forged.format(p="other_pipeline", v=1))
@@ -269,3 +274,32 @@ def test_a_job_roles_password_is_in_no_sql_text(
         [job] = [r.flink_job_id for r in registry.all_versions(conn)]
     for path in ("", "/config", "/plan"):
         assert password not in requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text
+
+
+def test_a_statement_hidden_behind_nested_comments_is_never_submitted(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
+) -> None:
+    # found: sqlglot nests /* */ comments, Flink does not: this SELECT was refused by
+    # `validate` but deployed by `deploy` (rc 0, gate passed), with extra rows in the
+    # alias and a forged event written into the source topic
+    sql = (platform.specs / "daily_spend.sql").read_text().rstrip().rstrip(";")
+    hidden = (
+        f"{sql}\n/* /* */ ;\nINSERT INTO `kafka_authorizations` (`payload_bytes`) "
+        "VALUES (CAST('{\"forged\": true}' AS BYTES)) -- */\n"
+    )
+    platform.set_sql("daily_spend", hidden)
+    topic = platform.topic("payments.authorizations")
+    before = kafka.end_offsets(topic)
+    jobs_before = {j.job_id for j in flink.list_jobs()}
+    done = subprocess.run(
+        [KAPPA, "deploy", "daily_spend"], env=cli_env(platform, stack), capture_output=True, text=True
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "the SQL hides statements writing to ['kafka_authorizations']; nothing was submitted" in out
+    assert "Traceback" not in out
+    assert kafka.end_offsets(topic) == before  # no forged event
+    assert {j.job_id for j in flink.list_jobs()} == jobs_before  # no job submitted
+    with platform.warehouse.begin() as conn:
+        [row] = registry.pipeline_versions(conn, "daily_spend")
+    assert row.state == "failed" and "hides statements" in (row.error or "")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kappa_orch import registry
-from kappa_orch.errors import ClaimHeld, OperationRefused
+from kappa_orch.errors import ClaimHeld
 from kappa_orch.plan import plan_deploy
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
@@ -74,11 +74,15 @@ def test_a_deploy_in_flight_is_refused_then_taken_over_when_stale() -> None:
     assert plan_deploy(PIPELINE, rows=[stale], job_states={}, now=NOW).action == "redeploy"
 
 
-def test_a_retired_fingerprint_is_not_silently_revived() -> None:
-    refused = plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED)], job_states={}, now=NOW)
-    assert refused.action == "refused"
-    with pytest.raises(OperationRefused, match="which is retired"):
-        raise refused.refusal() or AssertionError("no refusal")
+def test_a_retired_fingerprint_is_deployed_again_as_a_new_version() -> None:
+    # found: a spec set back to a retired fingerprint was refused ("fingerprint ... was
+    # version 6, which is retired"); only a no-op SQL edit got past it
+    again = plan_deploy(PIPELINE, rows=[row(1, FP, registry.RETIRED, None)], job_states={}, now=NOW)
+    assert (again.action, again.version, again.releases) == ("deploy", 2, 1)
+    assert "v1 of this fingerprint was retired: deploying it again as a new version" in again.reason
+    # retired since this change: its fingerprint was set aside, the spec's is new again
+    aside = plan_deploy(PIPELINE, rows=[row(1, f"{FP}~v1", registry.RETIRED, None)], job_states={}, now=NOW)
+    assert (aside.action, aside.version, aside.releases) == ("deploy", 2, None)
 
 
 def test_the_claim_holder_takes_over_an_unfinished_deploy_at_once() -> None:

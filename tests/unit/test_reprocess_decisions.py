@@ -66,7 +66,7 @@ def test_plan_actions() -> None:
     )
 
 
-def test_plan_blocks_in_flight_failed_and_retired_candidates() -> None:
+def test_plan_blocks_in_flight_and_failed_candidates() -> None:
     live = [row(1, "old", registry.LIVE)]
     assert decide(live, {"daily_spend": 1}, {"daily_spend": "run-9@host:1"}) == (
         "blocked",
@@ -77,7 +77,8 @@ def test_plan_blocks_in_flight_failed_and_retired_candidates() -> None:
         "blocked",
         "candidate v2 failed, not retried: checks failed: expectations: 3 unexpected",
     )
-    assert decide([*live, row(2, FP, registry.RETIRED)], {"daily_spend": 1})[0] == "blocked"
+    # a spec set back to a retired fingerprint is a change like any other: reprocessed anew
+    assert decide([*live, row(2, FP, registry.RETIRED)], {"daily_spend": 1})[0] == "reprocess"
 
 
 def test_retirement_waits_for_the_grace_period() -> None:

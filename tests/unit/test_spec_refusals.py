@@ -46,6 +46,14 @@ CASES: list[tuple[str, Any, str | None, str, str]] = [
         "may not be in schema 'kappa_registry'",
     ),
     (
+        # found: refused only at deploy, as a "bug"
+        "alias in the job-role functions' schema",
+        lambda s: s["target"].update(alias="kappa_grants.daily_spend"),
+        None,
+        "target.alias",
+        "may not be in schema 'kappa_grants'",
+    ),
+    (
         "alias in pg_catalog",
         lambda s: s["target"].update(alias="pg_catalog.pg_class_x"),
         None,

@@ -343,3 +343,20 @@ def test_allowed_lateness_is_refused_where_flink_would_not_honour_it(tmp_path: P
     assert field == "allowed_lateness"
     assert "applies to group windows only, and the SQL has OVER aggregate" in problem
     assert fix is not None and "raise the sources' event_time.watermark_delay" in fix
+
+
+def test_a_dead_letter_topic_is_one_pipelines_own(tmp_path: Path) -> None:
+    first = write(tmp_path, BASE, name="a")
+    other = mutated(
+        lambda s: s.update(name="daily_spend_eu", dead_letters={"topic": "kappa.dead-letters.daily_spend"})
+    )
+    other["target"]["alias"] = "analytics.daily_spend_eu"
+    other["batch"]["table"] = "daily_spend_eu_daily"
+    second = write(tmp_path, other, name="b")
+    with pytest.raises(SpecErrors) as error:
+        load_pipelines(tmp_path)
+    assert [str(p) for p in error.value.problems] == [
+        f"{second}: dead_letters.topic: 'kappa.dead-letters.daily_spend' is the dead-letter topic of "
+        f"{first}: its letters would be mixed with another pipeline's\n"
+        "  fix: give each pipeline its own dead-letter topic (default kappa.dead-letters.<pipeline>)"
+    ]
