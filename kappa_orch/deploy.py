@@ -10,7 +10,6 @@ point is repaired by deploying again.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,18 +18,16 @@ from sqlalchemy import Connection
 
 from kappa_orch import lineage_ops, registry
 from kappa_orch.config import retention_ms
+from kappa_orch.deploy_checks import check_replay_history, refuse_unrunnable_checks, refuse_without_slot
 from kappa_orch.engine import StreamEngine
-from kappa_orch.errors import KappaError, SpecError
 from kappa_orch.flink_sql import version_job
+from kappa_orch.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_orphans
 from kappa_orch.plan import DeployPlan, plan_deploy
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.restore import restore_path
 from kappa_orch.serving import create_version_table, drop_version_table, existing_tables
-from kappa_orch.spec.load import SpecErrors
-from kappa_orch.spec.model import LoadedPipeline, parse_duration
-from kappa_orch.topics import retention_gaps
+from kappa_orch.spec.model import LoadedPipeline
 
 Log = Callable[[str], None]
 
@@ -40,40 +37,6 @@ class DeployResult:
     plan: DeployPlan
     flink_job_id: str | None
     deployed_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-# slots one version's job takes: its operators share one slot at parallelism 1
-SLOTS_PER_JOB = 1
-
-
-def slot_shortage(
-    pipeline: str,
-    version: int,
-    *,
-    free: int,
-    total: int,
-    holders: list[registry.VersionRow],
-    needed: int = SLOTS_PER_JOB,
-) -> KappaError | None:
-    """The error to raise before submitting a job the cluster has no slot for (pure).
-    `holders`: the versions whose jobs run on the cluster."""
-    if free >= needed:
-        return None
-    held = ", ".join(
-        f"{r.pipeline} v{r.version} ({r.state}"
-        + (f", replaced {r.replaced_at:%Y-%m-%d %H:%M} UTC" if r.replaced_at else "")
-        + ")"
-        for r in holders
-    )
-    replaced = [r for r in holders if r.state == registry.READY]
-    retire = "; ".join(f"kappa-orch retire {r.pipeline} {r.version}" for r in replaced[:3])
-    return KappaError(
-        f"v{version} of {pipeline!r} needs {needed} task slot(s) and the Flink cluster has {free} of "
-        f"{total} free; held by: {held or 'jobs kappa_orch does not know'}",
-        (f"free slots by retiring replaced versions now ({retire}), " if retire else "")
-        + "shorten retire.grace so replaced versions go sooner, or give the cluster more slots "
-        "(taskmanager.numberOfTaskSlots, more TaskManagers); nothing was submitted",
-    )
 
 
 def version_definition(pipeline: LoadedPipeline) -> dict[str, object]:
@@ -88,33 +51,6 @@ def version_definition(pipeline: LoadedPipeline) -> dict[str, object]:
         "sql": pipeline.sql_text,
         "spec": spec_file.read_text() if spec_file.is_file() else None,
     }
-
-
-def check_replay_history(pipeline: LoadedPipeline, kafka: KafkaResource) -> None:
-    """The retention guard of a replay: a new version replays the log from the earliest
-    offsets; when the spec declares `start.retention_needed`, every source topic must
-    still hold that much history. Raises before anything is written."""
-    spec = pipeline.spec
-    if spec.start.position != "earliest" or spec.start.retention_needed is None:
-        return
-    needed_from_ms = int((time.time() - parse_duration(spec.start.retention_needed)) * 1000)
-    gaps = retention_gaps(kafka, sorted({s.topic for s in spec.sources}), needed_from_ms)
-    if gaps:
-        raise SpecError(
-            f"a replay of {spec.name!r} needs {spec.start.retention_needed} of history "
-            "(start.retention_needed), and the log no longer holds it:\n  " + "\n  ".join(gaps),
-            "raise the topics' retention.ms, or lower start.retention_needed if the pipeline can do with "
-            "less; nothing was deployed",
-        )
-
-
-def refuse_unrunnable_checks(pipeline: LoadedPipeline) -> None:
-    """The spec's checks against their expectations' arguments and the target's columns."""
-    from kappa_orch.spec.checks import check_problems
-
-    problems = check_problems([pipeline])
-    if problems:
-        raise SpecErrors(problems)
 
 
 @dataclass(frozen=True)
@@ -151,7 +87,12 @@ def deploy(
     }
     topic_ids = kafka.topic_ids(source.topic for source in spec.sources)
     prepared = _prepare(
-        pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, claim=(holds_claim, topic_ids)
+        pipeline,
+        kafka=kafka,
+        flink=flink,
+        warehouse=warehouse,
+        log=log,
+        asked=_Asked(holds_claim, offsets, topic_ids),
     )
     if isinstance(prepared, DeployResult):
         return prepared
@@ -190,17 +131,18 @@ def _prepare(
     flink: StreamEngine,
     warehouse: WarehouseResource,
     log: Log,
-    claim: tuple[bool, dict[str, str | None]],
+    asked: _Asked,
 ) -> _Prepared | DeployResult:
-    """Under the pipeline's lock: plan, refuse what cannot run, record the version, make
-    its table and its job's role. A DeployResult when the fingerprint already runs.
-    `claim`: whether the caller holds the pipeline's claim, and the source topics' ids now
-    (what plan_deploy decides with)."""
+    """Under the pipeline's lock: adopt or cancel the jobs the registry does not know
+    (orphans), plan, refuse what cannot run, record the version, make its table and its
+    job's role. A DeployResult when the fingerprint already runs."""
     spec = pipeline.spec
-    claimed, topic_ids = claim
+    claimed, topic_ids = asked.holds_claim, asked.topic_ids
     with warehouse.registry() as conn:
         registry.lock(conn, f"pipeline:{spec.name}")
         rows = registry.pipeline_versions(conn, spec.name)
+        if _settle_orphans(conn, pipeline, flink, rows, asked, log):
+            rows = registry.pipeline_versions(conn, spec.name)
         job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}
         plan = plan_deploy(
             pipeline,
@@ -218,7 +160,7 @@ def _prepare(
             row = next(r for r in rows if r.version == plan.version)
             return DeployResult(plan, row.flink_job_id, row.deployed_offsets or {})
         previous_state = next((r.state for r in rows if r.version == plan.version), None)
-        _refuse_without_slot(conn, spec.name, plan.version, flink)
+        refuse_without_slot(conn, spec.name, plan.version, flink)
         if plan.action == "deploy":
             check_replay_history(pipeline, kafka)
         _record_version(conn, pipeline, plan, previous_state)
@@ -237,22 +179,32 @@ def _prepare(
     return _Prepared(plan, rows, previous_state, table_existed, jdbc)
 
 
-def _refuse_without_slot(conn: Connection, pipeline: str, version: int, flink: StreamEngine) -> None:
-    """A job without a slot would restart for ever at "0 events/s": refuse it before
-    anything is written."""
-    free, total = flink.slots()
-    if free >= SLOTS_PER_JOB:
-        return
-    running = [
-        r
-        for r in registry.all_versions(conn)
-        if r.state in registry.RUNNING_STATES
-        and r.flink_job_id
-        and flink.job_state(r.flink_job_id) in ACTIVE_JOB_STATES
-    ]
-    shortage = slot_shortage(pipeline, version, free=free, total=total, holders=running)
-    if shortage is not None:
-        raise shortage
+@dataclass(frozen=True)
+class _Asked:
+    """What a deploy was asked under, and what it read before the pipeline's lock."""
+
+    holds_claim: bool  # the caller holds the pipeline's claim: no other run deploys now
+    offsets: dict[str, dict[str, int]]  # the sources' end offsets
+    topic_ids: dict[str, str | None]  # the sources' Kafka topic ids
+
+
+def _settle_orphans(
+    conn: Connection,
+    pipeline: LoadedPipeline,
+    flink: StreamEngine,
+    rows: list[registry.VersionRow],
+    asked: _Asked,
+    log: Log,
+) -> bool:
+    """Adopt the job a killed run submitted for an in-flight version (it is recorded, not
+    submitted twice); cancel the pipeline's other unknown jobs. A caller holding the claim
+    knows no other run is between submitting and recording: no grace. True if any."""
+
+    def adopted(orphan: Orphan) -> None:
+        adopt(conn, orphan, deployed_offsets=asked.offsets, source_topic_ids=asked.topic_ids)
+
+    grace_s = 0.0 if asked.holds_claim else ORPHAN_GRACE_S
+    return bool(settle_orphans(pipeline.name, flink, rows, adopt=adopted, log=log, grace_s=grace_s))
 
 
 def _record_version(

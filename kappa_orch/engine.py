@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from kappa_orch.resources.flink import Checkpoint, FlinkResource
+from kappa_orch.resources.flink import Checkpoint, FlinkJob, FlinkResource
 
 
 @runtime_checkable
@@ -31,6 +31,14 @@ class StreamEngine(Protocol):
         savepoint_path: str | None = None,
     ) -> str:
         """Run the setup statements, then the INSERTs as one detached job; its id."""
+        ...
+
+    def job_name(self, name: str) -> str:
+        """A job's name on the engine: the deployment's prefix, then kappa_orch's name."""
+        ...
+
+    def list_jobs(self) -> list[FlinkJob]:
+        """Every job the engine knows, with its state and start time."""
         ...
 
     def job_state(self, job_id: str) -> str:

@@ -16,6 +16,7 @@ from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
+from kappa_orch.orphans import Orphan, adopt, settle_orphans
 from kappa_orch.plan import abandoned, degraded
 from kappa_orch.replay_checks import replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
@@ -99,6 +100,12 @@ def accept_replaced_log(
     return replaced
 
 
+def _adopt(warehouse: WarehouseResource, orphan: Orphan) -> None:
+    with warehouse.begin() as conn:
+        registry.lock(conn, f"pipeline:{orphan.pipeline}")
+        adopt(conn, orphan)
+
+
 def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:
     with warehouse.begin() as conn:
         registry.lock(conn, f"pipeline:{pipeline}")
@@ -146,6 +153,7 @@ class RepairResult:
     abandoned: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # version -> why it could not be repaired
     alias_rebuilt: bool = False  # the alias view was missing and was rebuilt
+    cancelled: list[str] = field(default_factory=list)  # jobs the registry did not know
 
 
 def repair(
@@ -158,8 +166,9 @@ def repair(
     versions: list[int] | None = None,
     log: Log = lambda _: None,
 ) -> RepairResult:
-    """Redeploy the pipeline's degraded versions (all, or those in `versions`) and mark its
-    abandoned candidates failed. Idempotent: a healthy version is left alone."""
+    """Cancel the pipeline's jobs the registry does not know, redeploy its degraded versions
+    (all, or those in `versions`) and mark its abandoned candidates failed. Idempotent: a
+    healthy version is left alone."""
     name = pipeline.name
     result = RepairResult()
     claim = REPAIR_CLAIM.format(name)
@@ -169,6 +178,13 @@ def repair(
             rows = registry.pipeline_versions(conn, name)
             live = registry.live_versions(conn).get(name)
             missing = missing_version_tables(conn, [pipeline], rows)
+        # jobs kappa_orch started that the registry does not know (a run killed between
+        # submitting and recording) hold slots and write into version tables
+        orphans = settle_orphans(name, flink, rows, adopt=lambda o: _adopt(warehouse, o), log=log)
+        result.cancelled += [o.job.job_id for o in orphans if not o.adoptable]
+        if any(o.adoptable for o in orphans):
+            with warehouse.registry() as conn:
+                rows = registry.pipeline_versions(conn, name)
         # a reprocess in flight holds the pipeline's claim: its candidate is not abandoned
         claimed = name in claims.held_claims(warehouse)
         if any(r.state in registry.RUNNING_STATES for r in rows):

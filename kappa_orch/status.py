@@ -13,6 +13,7 @@ from kappa_orch import registry
 from kappa_orch.check_history import CheckOutcome, last_checks
 from kappa_orch.engine import StreamEngine
 from kappa_orch.gate import failed_candidate_fix, late_records
+from kappa_orch.orphans import Orphan, find_orphans
 from kappa_orch.plan import column_changes, degraded
 from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
@@ -105,20 +106,23 @@ def pipeline_status(
             last_checks(conn),
         )
     # asked once: which dead-letter topics exist, and the source topics' ids
-    topics = _Topics(
-        set(kafka.list_topics()), kafka.topic_ids({s.topic for p in pipelines for s in p.spec.sources})
+    topics = _Services(
+        set(kafka.list_topics()),
+        kafka.topic_ids({s.topic for p in pipelines for s in p.spec.sources}),
+        find_orphans(flink.list_jobs(), seen.rows, prefix=flink.job_name("")),
     )
     return [_pipeline_status(p, seen, topics, kafka=kafka, flink=flink) for p in pipelines]
 
 
 @dataclass(frozen=True)
-class _Topics:
+class _Services:
     names: set[str]
     ids: dict[str, str | None]
+    orphans: list[Orphan]  # jobs kappa_orch started that the registry does not know
 
 
 def _pipeline_status(
-    pipeline: LoadedPipeline, seen: _Registry, topics: _Topics, *, kafka: KafkaResource, flink: StreamEngine
+    pipeline: LoadedPipeline, seen: _Registry, topics: _Services, *, kafka: KafkaResource, flink: StreamEngine
 ) -> PipelineStatus:
     desired = fingerprint(pipeline)
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]
@@ -156,7 +160,17 @@ def _pipeline_status(
             live_version,
             no_alias,
             [_check(c) for c in seen.checks.get(pipeline.name, []) if not c.passed],
-        ),
+        )
+        + [
+            f"{o.describe()} runs unknown to the registry, holding a task slot: "
+            + (
+                "the next deploy adopts it"
+                if o.adoptable
+                else f"kappa-orch repair {pipeline.name} cancels it"
+            )
+            for o in topics.orphans
+            if o.pipeline == pipeline.name
+        ],
         column_changes=column_changes(next((r for r in mine if r.version == live_version), None), pipeline),
         last_swap=_swap(seen.swaps.get(pipeline.name)),
         checks=[_check(c) for c in seen.checks.get(pipeline.name, [])],

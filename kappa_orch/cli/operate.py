@@ -371,7 +371,13 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
             failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
             if result.alias_rebuilt:
                 click.echo(f"{item.name}: alias {item.spec.target.alias} rebuilt")
-            if not (result.redeployed or result.abandoned or result.failed or result.alias_rebuilt):
+            if not (
+                result.redeployed
+                or result.abandoned
+                or result.failed
+                or result.alias_rebuilt
+                or result.cancelled
+            ):
                 click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
         warehouse.dispose()
     except KappaError as exc:

@@ -12,6 +12,7 @@ from kappa_orch import registry
 from kappa_orch.dagster.health import TROUBLED
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
 from kappa_orch.gate import late_records
+from kappa_orch.orphans import Orphan, find_orphans
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -47,6 +48,8 @@ class StreamAnswers:
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
     missing_topics: set[str] = field(default_factory=set)  # asked, and the broker has no such topic
     topic_ids: dict[str, str | None] = field(default_factory=dict)  # source topic -> Kafka topic id
+    # jobs kappa_orch started that the registry does not know (orphans.find_orphans)
+    orphans: list[Orphan] = field(default_factory=list)
     # a running job whose committed read position has not moved while records wait:
     # job -> (for how long, in s; records waiting), from two or more ticks (read_progress)
     stuck: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -80,11 +83,18 @@ def gather_answers(
     flink: FlinkResource,
     deadline: float,
     inputs: Mapping[tuple[str, int], tuple[int, int, int]] | None = None,
+    rows: Sequence[registry.VersionRow] | None = None,
 ) -> StreamAnswers:
     """Ask Flink and Kafka about each watched version, until the deadline (monotonic). A
     service that does not answer is asked nothing more this time (its outage is recorded).
-    `inputs`: `registry.input_totals`, whose late records join Flink's counters."""
+    `inputs`: `registry.input_totals`, whose late records join Flink's counters. `rows`:
+    every version of the registry, to find the jobs it does not know."""
     answers = StreamAnswers(observed_at_ms=int(time.time() * 1000))
+    if rows is not None:
+        try:
+            answers.orphans.extend(find_orphans(flink.list_jobs(), rows, prefix=flink.job_name("")))
+        except ServiceUnavailable as exc:
+            answers.outages["flink"] = exc.problem
     for pipeline, row in watched:
         if time.monotonic() > deadline:
             break

@@ -320,6 +320,14 @@ def _progress(
     return read_progress(watched, answers, reads)
 
 
+def _checked(
+    pipelines: Sequence[LoadedPipeline], minimum_interval_seconds: int, time_budget_s: float
+) -> list[LoadedPipeline]:
+    if minimum_interval_seconds < 1 or time_budget_s <= 0:
+        raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
+    return list(pipelines)
+
+
 def stream_observation_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
@@ -332,11 +340,9 @@ def stream_observation_sensor(
 ) -> SensorDefinition:
     """A sensor that observes every deployed version of the given pipelines (`dagster_url`:
     the Dagster UI's address, for links from the swap history to the runs)."""
-    if minimum_interval_seconds < 1 or time_budget_s <= 0:
-        raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
-    pipelines = list(pipelines)
+    pipelines = _checked(pipelines, minimum_interval_seconds, time_budget_s)
     topics = sorted({source.topic for pipeline in pipelines for source in pipeline.spec.sources})
-    letters = letter_topics(pipelines)
+    letters, url = letter_topics(pipelines), dagster_url
 
     @sensor(
         name=name,
@@ -357,9 +363,10 @@ def stream_observation_sensor(
             outage = registry_outage(pipelines, exc.problem, state, translator)
             context.log.warning(f"registry not reachable: {exc.problem}")
             return SensorResult(asset_events=outage, cursor=json.dumps(state))
-        deadline = time.monotonic() + time_budget_s
-        watched = observed_versions(pipelines, rows)
-        answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs)
+        deadline, watched = time.monotonic() + time_budget_s, observed_versions(pipelines, rows)
+        answers = gather_answers(
+            watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs, rows=rows
+        )
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
         state["reads"] = _progress(kafka, warehouse, watched, answers, state["reads"], context.log.warning)
         letter_events, state["letters"] = observe_letters(
@@ -369,7 +376,7 @@ def stream_observation_sensor(
         progress, state["progress"] = catch_up_progress(watched, answers, state["progress"])
         topic_events, state["topics"] = topic_observations(answers, state["topics"], translator)
         alias_events, state["aliases"] = alias_observations(
-            pipelines, aliases, state["aliases"], translator, dagster_url
+            pipelines, aliases, state["aliases"], translator, url
         )
         versions = stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
         checks = verdict_changes(pipelines, rows, live, answers, state, translator)

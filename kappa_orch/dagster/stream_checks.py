@@ -178,6 +178,12 @@ def job_verdict(seen: Seen) -> Verdict:
         pipeline, rows, answers.stalls, causes, now_ms=answers.observed_at_ms, bound_s=bound_s
     )
     letters = _missing_dead_letters(seen) + _replaced_logs(seen) + _stuck(seen)
+    letters += [
+        f"{o.describe()} runs unknown to the registry, holding a task slot: `kappa-orch repair "
+        f"{pipeline.name}` {'adopts' if o.adoptable else 'cancels'} it"
+        for o in answers.orphans
+        if o.pipeline == pipeline.name
+    ]
     problems = ([] if health.passed else [health.summary]) + stalled + letters
     summary = "; ".join(problems) if problems else health.summary
     if stalled:
@@ -357,7 +363,12 @@ def health_checks(
             watched = [r for r in rows if r.state in registry.RUNNING_STATES and r.flink_job_id]
             deadline = time.monotonic() + 60
             answers = gather_answers(
-                [(pipeline, r) for r in watched], kafka=kafka, flink=flink, deadline=deadline, inputs=inputs
+                [(pipeline, r) for r in watched],
+                kafka=kafka,
+                flink=flink,
+                deadline=deadline,
+                inputs=inputs,
+                rows=rows,
             )
             if watched:
                 gather_topics([pipeline.spec.dead_letter_topic], answers, kafka=kafka, deadline=deadline)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kappa_orch import registry
 from kappa_orch.dagster.health import job_health
-from kappa_orch.deploy import slot_shortage
+from kappa_orch.deploy_checks import slot_shortage
 from kappa_orch.plan import abandoned, column_diff, degraded, plan
 from kappa_orch.resources.flink import root_cause
 from kappa_orch.spec.fingerprint import fingerprint
