@@ -8,11 +8,16 @@ from collections.abc import Mapping
 
 from kappa_orch.spec.model import Source, parse_duration
 
+# the stack's wrapper of Flink's JDBC sink: a refused write fails its own job, never the
+# TaskManager (kappa_orch/stack/java/io/kappaorch/flink/ContainedJdbcFactory.java)
+JDBC_SINK_CONNECTOR = "kappa-jdbc"
 
-def jdbc_table(table: str, jdbc: Mapping[str, str]) -> dict[str, str]:
-    """The JDBC connector options of one warehouse table (source or sink): a job role's
+
+def jdbc_table(table: str, jdbc: Mapping[str, str], *, sink: bool = False) -> dict[str, str]:
+    """The JDBC connector options of one warehouse table (source, or `sink`): a job role's
     URL names its role and the plugin that derives its password (no password option)."""
-    options = {"connector": "jdbc", "url": jdbc["url"], "table-name": table}
+    connector = JDBC_SINK_CONNECTOR if sink else "jdbc"
+    options = {"connector": connector, "url": jdbc["url"], "table-name": table}
     options.update({key: jdbc[key] for key in ("username", "password") if key in jdbc})
     return options
 

@@ -97,7 +97,7 @@ def dead_letter_sink_ddl(topic: str, *, bootstrap: str) -> str:
 
 def input_counts_sink_ddl(*, table: str, jdbc: Mapping[str, str]) -> str:
     options = {
-        **jdbc_table(table, jdbc),
+        **jdbc_table(table, jdbc, sink=True),
         "sink.buffer-flush.interval": "1s",
         "sink.max-retries": "3",
     }
@@ -197,7 +197,7 @@ def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]
     key = ", ".join(f"`{k}`" for k in target.primary_key)
     columns.append(f"PRIMARY KEY ({key}) NOT ENFORCED")
     options = {
-        **jdbc_table(f"{target.schema_name}.{physical_table}", jdbc),
+        **jdbc_table(f"{target.schema_name}.{physical_table}", jdbc, sink=True),
         "sink.buffer-flush.interval": "1s",
         "sink.buffer-flush.max-rows": "5000",
         "sink.max-retries": "3",

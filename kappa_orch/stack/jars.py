@@ -117,6 +117,10 @@ KAPPA_JAR_FILE = "kappa-flink.jar"
 JOB_PASSWORD_CLASS = "io.kappaorch.jdbc.JobPassword"
 
 
+TABLE_FACTORY = "org.apache.flink.table.factories.Factory"
+TABLE_FACTORIES = ("io.kappaorch.flink.ContainedJdbcFactory",)
+
+
 def build_kappa_jar(jars_dir: Path) -> Path:
     """Compile kappa_orch's Java classes into jars_dir/kappa-flink/kappa-flink.jar unless
     already built from this source; its folder."""
@@ -125,14 +129,17 @@ def build_kappa_jar(jars_dir: Path) -> Path:
 
     root = Path(str(resources.files("kappa_orch.stack") / "java"))
     sources = sorted(root.rglob("*.java"))
-    digest = hashlib.sha256(b"".join(s.read_bytes() for s in sources)).hexdigest()[:16]
+    material = b"".join(s.read_bytes() for s in sources) + "\n".join(TABLE_FACTORIES).encode()
+    digest = hashlib.sha256(material).hexdigest()[:16]
     target = jars_dir / KAPPA_JAR
     stamp = target / ".built"
     if stamp.exists() and stamp.read_text().strip() == digest:
         return target
     javac = require_tool("javac", "openjdk-17-jdk-headless")
-    driver = sorted((resolve(FLINK_EXTRAS, jars_dir)).glob("postgresql-*.jar"))
-    classpath = os.pathsep.join([str(driver[0]), str(flink_home() / "lib" / "*")])
+    extras = resolve(FLINK_EXTRAS, jars_dir)
+    driver = sorted(extras.glob("postgresql-*.jar"))
+    jdbc = [str(j) for j in sorted(extras.glob("flink-connector-jdbc-*.jar"))]  # kappa-jdbc wraps it
+    classpath = os.pathsep.join([str(driver[0]), *jdbc, str(flink_home() / "lib" / "*")])
     with tempfile.TemporaryDirectory() as classes:
         argv = [javac, "--release", "11", "-nowarn", "-cp", classpath, "-d", classes, *map(str, sources)]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -142,6 +149,8 @@ def build_kappa_jar(jars_dir: Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(target / KAPPA_JAR_FILE, "w") as jar:
             jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            # the table factories Flink discovers: the `kappa-jdbc` sink connector
+            jar.writestr(f"META-INF/services/{TABLE_FACTORY}", "\n".join(TABLE_FACTORIES) + "\n")
             for compiled in sorted(Path(classes).rglob("*.class")):
                 jar.write(compiled, compiled.relative_to(classes).as_posix())
     stamp.write_text(digest + "\n")
