@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from kappa_orch.errors import SpecError
 
-_INSERT_INTO = re.compile(r"^INSERT INTO `([^`]+)`")
+_INSERT_INTO = re.compile(r"^INSERT\s+INTO\s+(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_$]*))", re.IGNORECASE)
 _PLANNED_SINK = re.compile(r"LogicalSink\(table=\[default_catalog\.default_database\.([^\],]+)\]")
 
 
@@ -18,7 +18,9 @@ def check_statement_set(plan: str, inserts: Sequence[str]) -> None:
     kappa_orch's reading (e.g. behind a nested /* */ comment, which Flink does not nest)
     would otherwise add INSERTs of its own (into the alias's version table, or a source
     topic)."""
-    written = Counter(m.group(1) for m in (_INSERT_INTO.match(i.lstrip()) for i in inserts) if m)
+    written = Counter(
+        m.group(1) or m.group(2) for m in (_INSERT_INTO.match(i.lstrip()) for i in inserts) if m
+    )
     abstract = plan.split("== Optimized", 1)[0]
     planned = Counter(_PLANNED_SINK.findall(abstract))
     if planned != written:

@@ -28,6 +28,8 @@ def plan(*sinks: str) -> str:
 
 def test_the_insert_kappa_orch_wrote_pass() -> None:
     check_statement_set(plan("kappa_sink", "kappa_dead_letters", "kappa_input_counts"), INSERTS)
+    # a name written without backquotes is read as Flink reads it
+    check_statement_set(plan("hole0"), ["insert into hole0 SELECT x FROM gen0"])
 
 
 def test_a_statement_hidden_in_the_sql_is_refused_naming_what_it_writes() -> None:
