@@ -222,6 +222,9 @@ def _version_status(
         lag = sum(sum(kafka.consumer_lag(row.group_id, s.topic).values()) for s in pipeline.spec.sources)
         late = late_records(routed, flink.known_late_records(row.flink_job_id, metrics_wait_s=0))
         checkpoint, failing = flink.checkpoint_stats(row.flink_job_id or "")
+        if failing:  # a job failing and restarting: say why it failed (e.g. a write refused)
+            cause = flink.job_root_cause(row.flink_job_id or "")
+            failing += f"; its last failure: {cause}" if cause else ""
         if checkpoint is not None:
             age = round(max(0.0, time.time() - checkpoint.completed_at_ms / 1000), 1)
     return VersionStatus(

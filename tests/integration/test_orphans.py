@@ -75,7 +75,7 @@ def test_a_job_the_registry_does_not_know_is_adopted_or_cancelled_and_shown(
             f"job {second} (daily_spend v1, RUNNING) runs unknown to the registry, holding a task slot"
             in status
         )
-        assert "`kappa-orch repair daily_spend` cancels it" in status
+        assert "kappa-orch repair daily_spend cancels it" in status
         out = kappa("repair", "daily_spend")
         assert (
             f"daily_spend: cancelled job {second} (daily_spend v1, RUNNING): the registry does not know it"
