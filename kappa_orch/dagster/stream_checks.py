@@ -151,7 +151,10 @@ def _stuck(seen: Seen) -> list[str]:
     serves stale rows, a candidate never catches up."""
     problems = []
     for row in _mine(seen.pipeline, seen.rows, registry.RUNNING_STATES):
-        if (row.flink_job_id or "") in seen.answers.stuck:
+        # a job Flink knows to be restarting or waiting for slots is said more precisely
+        if (row.flink_job_id or "") in seen.answers.stuck and (
+            row.flink_job_id or ""
+        ) not in seen.answers.stalls:
             still_s, waiting = seen.answers.stuck[row.flink_job_id or ""]
             problems.append(
                 f"v{row.version} read nothing for {still_s:,.0f}s while {waiting:,} records wait (its "

@@ -234,12 +234,18 @@ def _job_check(
 
 
 def _await_check(
-    platform: Any, kafka: KafkaResource, flink: FlinkResource, cursor: str | None, *, passed: bool
+    platform: Any,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    cursor: str | None,
+    *,
+    passed: bool,
+    saying: str = "",
 ) -> tuple[Any, str | None]:
     deadline = time.monotonic() + 300
     while True:
         check, cursor = _job_check(platform, kafka, flink, cursor)
-        if check is not None and check.passed is passed:
+        if check is not None and check.passed is passed and saying in (check.description or ""):
             return check, cursor
         assert time.monotonic() < deadline, f"flink_job_running never turned {'green' if passed else 'red'}"
         time.sleep(5)
@@ -266,9 +272,12 @@ def test_a_taskmanager_that_does_not_come_back_turns_the_job_check_red_with_the_
             platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
         )  # type: ignore[index]
         platform.events = events + more.authorizations  # type: ignore[attr-defined]
-        check, cursor = _await_check(platform, kafka, flink, cursor, passed=False)
+        # red at once (its read position stands still while records wait), then, once Flink
+        # has noticed the lost TaskManager, with the cause and the fix
+        stalled = "has processed nothing for"
+        check, cursor = _await_check(platform, kafka, flink, cursor, passed=False, saying=stalled)
         summary = check.description or ""
-        assert "v1 is live but its Flink job" in summary and "has processed nothing for" in summary
+        assert "v1 is live but its Flink job" in summary and stalled in summary
         assert "(bound 15s: health.max_stalled)" in summary
         assert "`kappa-orch stack up`" in summary, summary  # the fix names the missing part
 
