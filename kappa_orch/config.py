@@ -14,15 +14,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kappa_orch.errors import SpecError
 from kappa_orch.spec.model import parse_duration
 
-# the local stack's roles (kappa-orch stack up makes them; `stack env` prints them)
-DEFAULT_WAREHOUSE_URL = "postgresql+psycopg2://kappa:kappa@127.0.0.1:5432/warehouse"
-LOCAL_READER_URL = "postgresql+psycopg2://kappa_reader:kappa-reader@127.0.0.1:5432/warehouse"
-LOCAL_SINK_URL = "postgresql+psycopg2://kappa_sink:kappa-sink@127.0.0.1:5432/warehouse"
+# the local stack's roles (kappa-orch stack up makes them, each with a random password kept
+# in a file under the stack's folder only its owner reads; `stack env` prints their URLs)
+LOCAL_ROLES = {"orchestrator": "kappa", "reader": "kappa_reader", "sink": "kappa_sink"}
+# the folder of those password files, under the stack's home
+PASSWORDS_DIR = Path("secrets")
+
+
+def local_url(
+    home: Path, role: str = "orchestrator", *, port: int = 5432, database: str = "warehouse"
+) -> str:
+    """The URL of one of the local stack's roles, with the password `stack up` made for it
+    (none when the stack in `home` was never started: the server then asks for one)."""
+    user = LOCAL_ROLES[role]
+    try:
+        password = (home / PASSWORDS_DIR / user).read_text().strip()
+    except OSError:
+        password = ""
+    login = f"{user}:{password}" if password else user
+    return f"postgresql+psycopg2://{login}@127.0.0.1:{port}/{database}"
+
 
 # each setting's environment variable
 VARIABLES: dict[str, str] = {
@@ -61,7 +77,10 @@ class PlatformConfig(BaseModel):
     flink_rest_url: str = Field("http://127.0.0.1:8081", description="Flink REST endpoint.")
     sql_gateway_url: str = Field("http://127.0.0.1:8083", description="Flink SQL Gateway endpoint.")
     warehouse_url: str = Field(
-        DEFAULT_WAREHOUSE_URL, repr=False, description="SQLAlchemy URL of the orchestrator's role."
+        "",
+        repr=False,
+        description="SQLAlchemy URL of the orchestrator's role (default: the local stack's kappa, "
+        "with the password `stack up` made for it under home).",
     )
     warehouse_reader_url: str | None = Field(
         None, repr=False, description="URL of the read-only role of the checks (local default: kappa_reader)."
@@ -125,6 +144,12 @@ class PlatformConfig(BaseModel):
         from_env = {f: environ[v] for f, v in VARIABLES.items() if environ.get(v) and f not in given}
         return cls(**{**(defaults or {}), **from_env, **given}, from_environment=frozenset(from_env))
 
+    @model_validator(mode="after")
+    def _the_local_warehouse(self) -> PlatformConfig:
+        if not self.warehouse_url:  # frozen: set once, here, from the local stack's files
+            object.__setattr__(self, "warehouse_url", local_url(self.home))
+        return self
+
     @field_validator("openlineage")
     @classmethod
     def _a_transport(cls, value: str) -> str:
@@ -155,9 +180,9 @@ class PlatformConfig(BaseModel):
         """The reader's and the sinks' URLs: as configured; for the local stack's default
         warehouse, its kappa_reader and kappa_sink; else none (the orchestrator's URL serves)."""
         reader, sink = self.warehouse_reader_url, self.warehouse_sink_url
-        if self.warehouse_url == DEFAULT_WAREHOUSE_URL:
-            reader = reader or LOCAL_READER_URL
-            sink = sink or LOCAL_SINK_URL
+        if self.warehouse_url == local_url(self.home):
+            reader = reader or local_url(self.home, "reader")
+            sink = sink or local_url(self.home, "sink")
         return {k: v for k, v in (("reader_url", reader), ("sink_url", sink)) if v}
 
     def commit(self) -> str | None:

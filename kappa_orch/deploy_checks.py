@@ -4,12 +4,13 @@ replay whose history the log no longer holds, a cluster without a free task slot
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Connection
 
 from kappa_orch import registry
 from kappa_orch.engine import StreamEngine
-from kappa_orch.errors import KappaError, SpecError
+from kappa_orch.errors import KappaError, ServiceUnavailable, SpecError
 from kappa_orch.resources.flink import ACTIVE_JOB_STATES
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.load import SpecErrors
@@ -18,6 +19,43 @@ from kappa_orch.topics import retention_gaps
 
 # slots one version's job takes: its operators share one slot at parallelism 1
 SLOTS_PER_JOB = 1
+# how long a repair waits for a free slot: a TaskManager that outlived its JobManager
+# registers with the new one only after heartbeat.timeout (50 s), and cancelled jobs
+# give their slots back within seconds
+SLOT_WAIT_S = 120.0
+
+
+def wait_for_slot(
+    flink: StreamEngine,
+    *,
+    wait_s: float,
+    log: Callable[[str], None],
+    needed: int = SLOTS_PER_JOB,
+    poll_s: float = 2.0,
+) -> tuple[int, int]:
+    """Wait (at most `wait_s`) until the cluster has `needed` free task slots, saying once
+    what it waits for; the (free, total) slots it saw last."""
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        free, total = flink.slots()
+        if free >= needed or time.monotonic() >= deadline:
+            return free, total
+        if not told:
+            seen = "no TaskManager registered yet" if total == 0 else f"{free} of {total} task slots free"
+            log(f"waiting up to {wait_s:.0f} s for a free task slot (the Flink cluster has {seen})")
+            told = True
+        time.sleep(poll_s)
+
+
+def no_taskmanager(pipeline: str, version: int) -> ServiceUnavailable:
+    """The error when the cluster has no TaskManager at all (0 slots): not a slot shortage."""
+    return ServiceUnavailable(
+        f"v{version} of {pipeline!r} cannot run: the Flink cluster has no TaskManager registered "
+        "(0 task slots); after a JobManager restart a TaskManager registers again within about a minute",
+        "start the TaskManagers (`kappa-orch stack up` on the local stack; on Kubernetes, check the "
+        "TaskManager pods), then run the command again; nothing was submitted",
+    )
 
 
 def slot_shortage(
@@ -83,6 +121,8 @@ def refuse_without_slot(conn: Connection, pipeline: str, version: int, flink: St
     free, total = flink.slots()
     if free >= SLOTS_PER_JOB:
         return
+    if total == 0:
+        raise no_taskmanager(pipeline, version)
     running = [
         r
         for r in registry.all_versions(conn)

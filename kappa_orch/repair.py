@@ -14,6 +14,7 @@ import yaml
 
 from kappa_orch import claims, registry
 from kappa_orch.deploy import DeployResult, deploy, ensure_dead_letter_topic
+from kappa_orch.deploy_checks import SLOT_WAIT_S, wait_for_slot
 from kappa_orch.engine import StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.orphans import Orphan, adopt, settle_orphans
@@ -256,6 +257,7 @@ def _repair_version(
         )
         return
     log(f"{name}: {problem}; redeploying it")
+    wait_for_slot(flink, wait_s=SLOT_WAIT_S, log=lambda line: log(f"{name}: {line}"))
     try:
         result.redeployed[row.version] = deploy(
             pipeline_of_version(row, pipeline),

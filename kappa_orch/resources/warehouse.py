@@ -237,8 +237,21 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
         return ServiceUnavailable(
             f"the warehouse at {url.host}:{url.port}/{url.database} did not answer: "
             f"{str(exc).splitlines()[0]}",
-            "check that PostgreSQL runs (`kappa-orch stack status`) and the URL is right",
+            "check that PostgreSQL runs (`kappa-orch stack status`) and the URL is right"
+            + _password_hint(url.password, str(exc)),
         )
+
+
+def _password_hint(password: str | None, error: str) -> str:
+    """What to do when the server wants a password the URL does not carry or refuses it."""
+    if "password" not in error:
+        return ""
+    if not password:
+        return (
+            "; the URL has no password: start the local stack (`kappa-orch stack up`, which makes "
+            'its roles\' passwords), or set KAPPA_WAREHOUSE_URL (`eval "$(kappa-orch stack env)"`)'
+        )
+    return "; the password was refused: take the URLs `kappa-orch stack env` prints for this stack"
 
 
 def _is_connection_error(exc: Any) -> bool:

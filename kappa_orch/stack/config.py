@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kappa_orch.config import JOB_KEY_FILE, PlatformConfig
+from kappa_orch.config import JOB_KEY_FILE, LOCAL_ROLES, PASSWORDS_DIR, PlatformConfig, local_url
 
 LOOPBACK = "127.0.0.1"
 # the node counts the last `kappa-orch stack up` started, in the stack's folder
@@ -60,15 +60,6 @@ class StackConfig:
     sql_gateway_port: int = 8083
     postgres_port: int = 5432
     warehouse_db: str = "warehouse"
-    # the orchestrator's role (registry, version tables, views); not a superuser
-    warehouse_user: str = "kappa"
-    warehouse_password: str = "kappa"
-    # the role of the gate and scheduled checks: read-only
-    warehouse_reader_user: str = "kappa_reader"
-    warehouse_reader_password: str = "kappa-reader"
-    # the role of Flink's JDBC sinks: writes the tables granted to it, nothing else
-    warehouse_sink_user: str = "kappa_sink"
-    warehouse_sink_password: str = "kappa-sink"
     kafka_heap: str = "512m"
     taskmanager_slots: int = 8
     start_timeout_s: float = 90.0
@@ -147,21 +138,26 @@ class StackConfig:
     def sql_gateway_url(self) -> str:
         return f"http://{LOOPBACK}:{self.sql_gateway_port}"
 
+    # the orchestrator's role (registry, version tables, views); not a superuser
+    warehouse_user = LOCAL_ROLES["orchestrator"]
+    # the role of the gate and scheduled checks: read-only
+    warehouse_reader_user = LOCAL_ROLES["reader"]
+    # the role of Flink's JDBC sinks: writes the tables granted to it, nothing else
+    warehouse_sink_user = LOCAL_ROLES["sink"]
+
+    def password_file(self, role: str) -> Path:
+        """Where the password of one of the stack's roles (orchestrator, reader, sink) is
+        kept: made at the first `stack up`, readable by the stack's owner only; a team that
+        sets its own writes it there and runs `stack up` again."""
+        return self.home / PASSWORDS_DIR / LOCAL_ROLES[role]
+
     @property
     def warehouse_url(self) -> str:
-        return (
-            f"postgresql+psycopg2://{self.warehouse_user}:{self.warehouse_password}"
-            f"@{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"
-        )
+        return self.warehouse_url_of(self.warehouse_db)
 
     def warehouse_url_of(self, database: str, role: str = "orchestrator") -> str:
         """The URL of one of the stack's roles (orchestrator, reader, sink) on a database."""
-        user, password = {
-            "orchestrator": (self.warehouse_user, self.warehouse_password),
-            "reader": (self.warehouse_reader_user, self.warehouse_reader_password),
-            "sink": (self.warehouse_sink_user, self.warehouse_sink_password),
-        }[role]
-        return f"postgresql+psycopg2://{user}:{password}@{LOOPBACK}:{self.postgres_port}/{database}"
+        return local_url(self.home, role, port=self.postgres_port, database=database)
 
     @property
     def warehouse_reader_url(self) -> str:

@@ -226,6 +226,15 @@ class FlinkService(Service):
                 log=log,
                 pid=pid,
             )
+        if "flink-jobmanager" in processes:
+            # TaskManagers that outlived the JobManager register with the new one only
+            # once they notice it is gone (heartbeat.timeout, 50 s): ready means all of them
+            wait_until(
+                self._taskmanagers_registered,
+                service=f"{self.config.taskmanagers} TaskManager(s) registering with the JobManager",
+                timeout_s=self.config.start_timeout_s,
+                log=self.config.logs_dir / "flink-taskmanager.log",
+            )
 
     def _get(self, url: str) -> dict[str, Any] | None:
         try:
@@ -248,6 +257,10 @@ class FlinkService(Service):
         """A TaskManager that was not registered before has registered (a dead one stays
         listed until its heartbeat times out, so the slot count alone proves nothing)."""
         return bool(self._taskmanager_ids() - before) and self._slots_registered()
+
+    def _taskmanagers_registered(self) -> bool:
+        overview = self._get(f"{self.config.flink_rest_url}/overview") or {}
+        return int(overview.get("taskmanagers", 0)) >= self.config.taskmanagers
 
     def _slots_registered(self) -> bool:
         overview = self._get(f"{self.config.flink_rest_url}/overview")

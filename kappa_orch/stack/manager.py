@@ -90,6 +90,7 @@ def _start_plans(all_services: list[Service], report: Report) -> list[tuple[Serv
         processes = list(service.pid_files())
         if len(pids) == len(processes):
             report(f"{service.name}: already running (pid {', '.join(map(str, pids.values()))})")
+            service.settle()
             continue
         dead = [p for p in processes if p not in pids]
         if pids and service.restarts_parts:

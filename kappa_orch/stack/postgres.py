@@ -70,6 +70,8 @@ PG_HBA = (
 )
 
 
+# the orchestrator's password of a data folder from before the roles (it was the superuser)
+LEGACY_PASSWORD = "kappa"
 # how long `stack down` lets clients leave by themselves before disconnecting them
 SMART_SHUTDOWN_S = 5.0
 
@@ -253,6 +255,11 @@ class PostgresService(Service):
         finally:
             conn.close()
 
+    def settle(self) -> None:
+        """A running server's roles take their passwords from their files again (a team
+        that sets its own edits the file and runs `stack up`)."""
+        self._provision()
+
     def _provision(self) -> None:
         """The roles and the warehouse database (warehouse_roles); also turns a data folder
         made before the roles existed (the orchestrator was the superuser) into this layout."""
@@ -283,7 +290,7 @@ class PostgresService(Service):
         except psycopg2.OperationalError as exc:
             cfg = self.config
             try:
-                legacy = self._connect("postgres", user=cfg.warehouse_user, password=cfg.warehouse_password)
+                legacy = self._connect("postgres", user=cfg.warehouse_user, password=LEGACY_PASSWORD)
             except psycopg2.OperationalError:
                 raise StackError(
                     f"cannot connect to PostgreSQL as {ADMIN_USER}: {str(exc).strip()}",

@@ -54,6 +54,10 @@ class Service(ABC):
         for process in reversed(processes):
             stop_pid(self.pid_files()[process])
 
+    def settle(self) -> None:
+        """What `stack up` redoes for a service that already runs (default: nothing)."""
+        return None
+
     @abstractmethod
     def status(self) -> ServiceStatus:
         """Probe the service."""

@@ -5,10 +5,14 @@ made by kappa_grants.job_role)."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+from kappa_orch.config import LOCAL_ROLES
+from kappa_orch.errors import StackError
 from kappa_orch.spec.rules import COUNTS_SCHEMA, GRANTS_SCHEMA, REGISTRY_SCHEMA
 from kappa_orch.stack.config import StackConfig
 
@@ -24,15 +28,36 @@ def job_role_functions(orchestrator: str) -> str:
     return text.replace("{orchestrator}", orchestrator)
 
 
+def role_password(cfg: StackConfig, role: str) -> str:
+    """The password of one of the stack's roles: its file's, made at random the first time
+    (readable by the stack's owner only, in a folder only the owner enters)."""
+    path = cfg.password_file(role)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24) + "\n")
+    password = path.read_text().strip()
+    if not password or any(c in password for c in ":@/?#%\\ '\""):
+        raise StackError(
+            f"the password in {path} is empty or has a character a URL or SQL literal would need "
+            "escaped (: @ / ? # % \\ quotes or spaces)",
+            f"write a password of letters, digits, '-', '_' and '.' there, or remove {path} to get "
+            "a random one, and run `kappa-orch stack up` again",
+        )
+    return password
+
+
 def provision_roles(conn: Any, cfg: StackConfig) -> None:
-    """The three roles with their passwords (a superuser connection)."""
+    """The three roles with their passwords (a superuser connection): each role's password
+    is the one in its file (`stack up` sets it again, so a changed file takes effect)."""
     conn.autocommit = True
     with conn.cursor() as cur:
-        roles = [
-            (cfg.warehouse_user, cfg.warehouse_password),
-            (cfg.warehouse_reader_user, cfg.warehouse_reader_password),
-            (cfg.warehouse_sink_user, cfg.warehouse_sink_password),
-        ]
+        roles = [(LOCAL_ROLES[role], role_password(cfg, role)) for role in ("orchestrator", "reader", "sink")]
         for role, password in roles:
             cur.execute("select 1 from pg_roles where rolname = %s", (role,))
             verb = "alter" if cur.fetchone() else "create"

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,13 @@ def _keys() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def s3_flink(
-    stack: StackConfig, s3: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def _second_cluster(
+    stack: StackConfig, home: Path, **storage: Any
 ) -> Iterator[tuple[StackConfig, FlinkResource]]:
-    """A second Flink cluster whose checkpoints and savepoints live in the bucket (its
-    processes get the store's credentials from their environment)."""
-    home = tmp_path_factory.mktemp("s3-flink")
+    """A second Flink cluster beside the test stack (its own folder and ports, the same
+    Kafka and PostgreSQL), with `storage` (StackConfig's checkpoint and savepoint
+    settings; none: folders under its home). Stopped by its pids."""
     (home / "jars").symlink_to(stack.jars_dir)
     # one deployment, one job key: the orchestrator derives the job roles' passwords with
     # the test stack's key, so this cluster's sinks must hold the same
@@ -122,18 +123,33 @@ def s3_flink(
         flink_rest_port=_free_port(),
         flink_rpc_port=_free_port(),
         sql_gateway_port=_free_port(),
-        checkpoint_uri=f"s3://{BUCKET}/checkpoints",
-        savepoint_uri=f"s3://{BUCKET}/savepoints",
-        s3_endpoint=s3,
+        **storage,
     )
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
     service = FlinkService(config)
     try:
         manager.up(config, only=[service])
         yield config, FlinkResource(rest_url=config.flink_rest_url, sql_gateway_url=config.sql_gateway_url)
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_flink(
+    stack: StackConfig, s3: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[StackConfig, FlinkResource]]:
+    """A second Flink cluster whose checkpoints and savepoints live in the bucket (its
+    processes get the store's credentials from their environment)."""
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    storage = {
+        "checkpoint_uri": f"s3://{BUCKET}/checkpoints",
+        "savepoint_uri": f"s3://{BUCKET}/savepoints",
+        "s3_endpoint": s3,
+    }
+    try:
+        with _second_cluster(stack, tmp_path_factory.mktemp("s3-flink"), **storage) as cluster:
+            yield cluster
+    finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -221,6 +237,57 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
         restored = flink._call("GET", flink.rest_url, f"/jobs/{new_job}/checkpoints")["latest"]["restored"]
         assert restored["external_path"] == recorded["path"]
         # the restored state counts the first events once and the new ones too
+        wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
+
+
+def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes_the_job(
+    stack: StackConfig,
+    kafka: KafkaResource,
+    s3_flink: tuple[StackConfig, FlinkResource],
+    tmp_path: Path,
+) -> None:
+    """Found: after a JobManager kill -9, `stack up` exited 1 before the surviving
+    TaskManager registered again, and the first `repair` said "0 of 0 slots free; held by:
+    jobs kappa_orch does not know". Checkpoints on object storage, no HA."""
+    config, flink = s3_flink
+    with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
+        events = _go_live(platform, kafka, flink, 5_000, seed=31)
+        [v1] = versions(platform, "daily_spend").values()
+        old_job = v1.flink_job_id or ""
+        deadline = time.monotonic() + 60
+        while flink.last_checkpoint(old_job) is None:
+            assert time.monotonic() < deadline, "the job never completed a checkpoint"
+            time.sleep(2)
+        observe_once(platform, kafka, flink, None)
+        recorded = versions(platform, "daily_spend")[1].checkpoint or {}
+        assert recorded["job_id"] == old_job and recorded["path"].startswith(f"s3://{BUCKET}/")
+
+        _kill(config, "flink-jobmanager")  # the TaskManager lives on
+        more = sample_events(2_000, seed=32, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
+        kafka.produce(
+            platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
+        )  # type: ignore[index]
+        platform.events = events + more.authorizations  # type: ignore[attr-defined]
+        # `stack up` starts the JobManager and returns once the old TaskManager registered
+        manager.up(config, only=[FlinkService(config)])
+        # registered (its slots counted; the one the lost job held comes back once the
+        # TaskManager gives it up)
+        assert flink.slots()[1] == config.taskmanager_slots
+        assert flink.job_state(old_job) == "UNKNOWN"  # a JobManager without HA forgot it
+
+        done = subprocess.run(
+            [KAPPA, "repair", "daily_spend"],
+            env=cli_env(platform, config),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 0, said
+        assert "held by" not in said and f"resumes from {recorded['path']} (as told by the registry" in said
+        new_job = versions(platform, "daily_spend")[1].flink_job_id or ""
+        restored = flink._call("GET", flink.rest_url, f"/jobs/{new_job}/checkpoints")["latest"]["restored"]
+        assert restored["external_path"] == recorded["path"]
         wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
 
 

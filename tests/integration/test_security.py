@@ -175,6 +175,58 @@ def test_the_socket_asks_for_a_password_and_is_the_servers_alone(stack: StackCon
         )
 
 
+def _login(stack: StackConfig, user: str, password: str) -> None:
+    import psycopg2
+
+    psycopg2.connect(
+        host=LOOPBACK,
+        port=stack.postgres_port,
+        user=user,
+        password=password,
+        dbname=stack.warehouse_db,
+        connect_timeout=5,
+    ).close()
+
+
+def _stack_cli(stack: StackConfig, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAPPA_HOME": str(stack.home), "KAPPA_POSTGRES_PORT": str(stack.postgres_port)}
+    return subprocess.run([KAPPA, "stack", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_no_role_has_a_fixed_password(stack: StackConfig) -> None:
+    import psycopg2
+
+    # the passwords every stack had before are refused
+    for user, fixed in (("kappa", "kappa"), ("kappa_reader", "kappa-reader"), ("kappa_sink", "kappa-sink")):
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            _login(stack, user, fixed)
+    # each role's own is in a file only the stack's owner reads: not an unprivileged user
+    files = {role: stack.password_file(role) for role in ("orchestrator", "reader", "sink")}
+    assert stat.S_IMODE(files["reader"].parent.stat().st_mode) == 0o700
+    for role, path in files.items():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == os.geteuid()
+        as_nobody = subprocess.run(["cat", str(path)], user="nobody", capture_output=True, text=True)
+        assert as_nobody.returncode != 0 and "Permission denied" in as_nobody.stderr, role
+    passwords = {role: path.read_text().strip() for role, path in files.items()}
+    assert len(set(passwords.values())) == 3
+    # `stack env` prints them for eval
+    printed = _stack_cli(stack, "env").stdout
+    for role, password in passwords.items():
+        assert f"{stack.warehouse_url_of(stack.warehouse_db, role)}" in printed, role
+        assert password in printed
+    # a team sets its own: the file, then `stack up`; the old password stops working
+    try:
+        files["reader"].write_text("our-own.reader_password\n")
+        assert _stack_cli(stack, "up").returncode == 0
+        _login(stack, "kappa_reader", "our-own.reader_password")
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            _login(stack, "kappa_reader", passwords["reader"])
+    finally:
+        files["reader"].write_text(passwords["reader"] + "\n")
+        assert _stack_cli(stack, "up").returncode == 0
+    _login(stack, "kappa_reader", passwords["reader"])
+
+
 def test_the_passwords_stay_secret(
     platform: Platform, stack: StackConfig, flink: FlinkResource, kafka: KafkaResource, tmp_path: Path
 ) -> None:

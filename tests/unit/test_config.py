@@ -8,7 +8,7 @@ import pytest
 from dagster import EnvVar
 
 from kappa_orch import PlatformConfig
-from kappa_orch.config import DEFAULT_WAREHOUSE_URL, LOCAL_READER_URL, VARIABLES
+from kappa_orch.config import VARIABLES, local_url
 from kappa_orch.errors import SpecError
 
 
@@ -21,7 +21,7 @@ def test_flags_win_over_variables_which_win_over_defaults() -> None:
     assert config.kafka_bootstrap == "flag:9092"
     assert config.flink_rest_url == "http://env:8081"
     assert config.sql_gateway_url == "http://default:8083"
-    assert config.warehouse_url == DEFAULT_WAREHOUSE_URL
+    assert config.warehouse_url == local_url(config.home)
     assert config.from_environment == {"flink_rest_url"}
 
 
@@ -39,7 +39,24 @@ def test_secrets_from_variables_stay_env_vars_in_dagster_and_out_of_repr() -> No
     assert config.resources()["warehouse"].url == url
     # another warehouse: no local roles are guessed
     assert config.role_urls() == {}
-    assert PlatformConfig().role_urls()["reader_url"] == LOCAL_READER_URL
+    assert PlatformConfig().role_urls()["reader_url"] == local_url(Path(".kappa"), "reader")
+
+
+def test_the_local_stack_s_roles_carry_its_own_passwords(tmp_path: Path) -> None:
+    # no fixed password: the URLs of the local stack's roles read the files `stack up` made
+    never_started = PlatformConfig(home=tmp_path)
+    assert never_started.warehouse_url == "postgresql+psycopg2://kappa@127.0.0.1:5432/warehouse"
+    folder = tmp_path / "secrets"
+    folder.mkdir(parents=True)
+    for user, password in (("kappa", "p-1"), ("kappa_reader", "p-2"), ("kappa_sink", "p-3")):
+        (folder / user).write_text(password + "\n")
+    config = PlatformConfig(home=tmp_path)
+    assert config.warehouse_url == "postgresql+psycopg2://kappa:p-1@127.0.0.1:5432/warehouse"
+    assert config.role_urls() == {
+        "reader_url": "postgresql+psycopg2://kappa_reader:p-2@127.0.0.1:5432/warehouse",
+        "sink_url": "postgresql+psycopg2://kappa_sink:p-3@127.0.0.1:5432/warehouse",
+    }
+    assert "p-1" not in repr(config)
 
 
 def test_an_unknown_setting_is_refused() -> None:
