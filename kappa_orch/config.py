@@ -24,6 +24,10 @@ from kappa_orch.spec.model import parse_duration
 LOCAL_ROLES = {"orchestrator": "kappa", "reader": "kappa_reader", "sink": "kappa_sink"}
 # the folder of those password files, under the stack's home
 PASSWORDS_DIR = Path("secrets")
+# beside them, the local Flink cluster's certificate (clients verify it) and the
+# certificate and key its clients authenticate with (mutual TLS; kappa_orch.stack.flink_security)
+FLINK_TLS_CA = "flink-ca.pem"
+FLINK_TLS_CERT = "flink-client.pem"
 
 
 def local_url(
@@ -47,6 +51,8 @@ VARIABLES: dict[str, str] = {
     "kafka_bootstrap": "KAPPA_KAFKA_BOOTSTRAP",
     "flink_rest_url": "KAPPA_FLINK_REST_URL",
     "sql_gateway_url": "KAPPA_SQL_GATEWAY_URL",
+    "flink_tls_ca": "KAPPA_FLINK_TLS_CA",
+    "flink_tls_cert": "KAPPA_FLINK_TLS_CERT",
     "warehouse_url": "KAPPA_WAREHOUSE_URL",
     "warehouse_reader_url": "KAPPA_WAREHOUSE_READER_URL",
     "warehouse_sink_url": "KAPPA_WAREHOUSE_SINK_URL",
@@ -74,8 +80,18 @@ class PlatformConfig(BaseModel):
     specs: Path = Field(Path("assets"), description="Folder of pipeline specs.")
     home: Path = Field(Path(".kappa"), description="The local stack's folder (checkpoints, logs).")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    flink_rest_url: str = Field("http://127.0.0.1:8081", description="Flink REST endpoint.")
-    sql_gateway_url: str = Field("http://127.0.0.1:8083", description="Flink SQL Gateway endpoint.")
+    flink_rest_url: str = Field("https://127.0.0.1:8081", description="Flink REST endpoint.")
+    sql_gateway_url: str = Field("https://127.0.0.1:8083", description="Flink SQL Gateway endpoint.")
+    flink_tls_ca: Path | None = Field(
+        None,
+        description="PEM certificate(s) that Flink's REST API and SQL Gateway present over https "
+        "(default: the local stack's, <home>/secrets/flink-ca.pem; else the system's CAs).",
+    )
+    flink_tls_cert: Path | None = Field(
+        None,
+        description="PEM file with the client certificate and key for Flink endpoints that ask for "
+        "one (mutual TLS; default: the local stack's, <home>/secrets/flink-client.pem).",
+    )
     warehouse_url: str = Field(
         "",
         repr=False,
@@ -185,6 +201,14 @@ class PlatformConfig(BaseModel):
             sink = sink or local_url(self.home, "sink")
         return {k: v for k, v in (("reader_url", reader), ("sink_url", sink)) if v}
 
+    def flink_tls(self) -> tuple[str | None, str | None]:
+        """FlinkResource's tls_ca and tls_cert: as configured, else the local stack's files
+        when they exist (None: plain or publicly trusted https, no client certificate)."""
+        local = self.home / PASSWORDS_DIR
+        ca = self.flink_tls_ca or _existing(local / FLINK_TLS_CA)
+        cert = self.flink_tls_cert or _existing(local / FLINK_TLS_CERT)
+        return (str(ca) if ca else None), (str(cert) if cert else None)
+
     def commit(self) -> str | None:
         """The deployment's commit: `git_commit`, else git's HEAD of the specs folder."""
         return self.git_commit or git_head(self.specs)
@@ -205,6 +229,7 @@ class PlatformConfig(BaseModel):
         roles = {key: secret(f"warehouse_{key}", url) for key, url in self.role_urls().items()}
         if key := self.job_key_value():
             roles["job_key"] = secret("job_key", key)
+        tls_ca, tls_cert = self.flink_tls()
         return {
             "kafka": KafkaResource(
                 bootstrap_servers=self.kafka_bootstrap,
@@ -214,6 +239,8 @@ class PlatformConfig(BaseModel):
                 deployment=self.deployment,
                 rest_url=self.flink_rest_url,
                 sql_gateway_url=self.sql_gateway_url,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
             ),
             "warehouse": WarehouseResource(url=secret("warehouse_url", self.warehouse_url), **roles),
         }
@@ -245,3 +272,7 @@ def git_head(folder: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None

@@ -24,6 +24,10 @@ fi
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
+# the security tests knock on Flink's endpoints with curl as an unprivileged user
+if [ "${1:-}" = "--tests" ] && ! command -v curl >/dev/null 2>&1; then
+  missing+=(curl)
+fi
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   missing+=(chromium)
 fi

@@ -1,5 +1,5 @@
-"""`kappa-orch k8s render [--config FILE] [--out DIR] [--set KEY=VALUE ...]` and
-`kappa-orch k8s validate [DIR]`."""
+"""`kappa-orch k8s render [--config FILE] [--out DIR] [--set KEY=VALUE ...]`,
+`kappa-orch k8s validate [DIR]` and `kappa-orch k8s certificate [--out DIR]`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def k8s_group() -> None:
     """Kubernetes packaging: render the manifests, validate them offline."""
 
 
-def _settings(config: Path | None, sets: tuple[str, ...]) -> Any:
+def _settings(config: Path | None, sets: tuple[str, ...], *, need_secrets: bool = True) -> Any:
     from kappa_orch.k8s.settings import load_settings
 
     overrides = {}
@@ -29,7 +29,7 @@ def _settings(config: Path | None, sets: tuple[str, ...]) -> Any:
         if not sep:
             raise SpecError(f"--set {item!r} is not KEY=VALUE", "e.g. --set flink.taskmanagers=4")
         overrides[key.strip()] = value.strip()
-    return load_settings(config, overrides)
+    return load_settings(config, overrides, need_secrets=need_secrets)
 
 
 def _report(files: dict[str, str], platform: Any, settings: Any) -> bool:
@@ -89,3 +89,41 @@ def validate_command(folder: Path, config: Path | None, sets: tuple[str, ...], *
     files = {p.name: p.read_text() for p in sorted(folder.iterdir()) if p.is_file()}
     if not _report(files, platform, settings):
         raise SystemExit(1)
+
+
+@k8s_group.command(name="certificate")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("k8s-tls"), show_default=True)
+@click.option("--config", "config", type=click.Path(path_type=Path), help="Render settings (YAML).")
+@click.option("--set", "sets", multiple=True, help="A setting, e.g. --set namespace=streaming")
+@platform_options
+def certificate_command(out: Path, config: Path | None, sets: tuple[str, ...], **options: Any) -> None:
+    """Make the Flink cluster's certificate for the render (mutual TLS on its REST API, the
+    SQL Gateway and its internal connections) into --out: keystore.p12 and truststore.p12
+    for Flink, ca.pem and client.pem for kappa_orch's clients, each readable by you only.
+    Then create the Secret the render names (flink.tls_secret) from that folder."""
+    from kappa_orch.k8s.render import session_name
+    from kappa_orch.k8s.tls import certificate_names
+    from kappa_orch.stack.flink_security import FlinkTls, make_material
+
+    platform = platform_of(options)
+    try:
+        settings = _settings(config, sets, need_secrets=False)
+        if out.exists() and any(out.iterdir()):
+            raise SpecError(f"{out} is not empty", "give an empty or new folder with --out")
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files = FlinkTls(
+            keystore=out / "keystore.p12",
+            truststore=out / "truststore.p12",
+            password=settings.flink.tls_store_password,
+            ca=out / "ca.pem",
+            client=out / "client.pem",
+        )
+        names = certificate_names(session_name(platform), settings.namespace)
+        make_material(files, names=names, subject=f"kappa-orch {platform.deployment}")
+    except KappaError as exc:
+        fail(exc)
+    click.echo(f"wrote keystore.p12, truststore.p12, ca.pem and client.pem to {out}/ for {', '.join(names)}")
+    click.echo(
+        f"create the Secret: kubectl -n {settings.namespace} create secret generic "
+        f"{settings.flink.tls_secret} --from-file={out}"
+    )

@@ -207,7 +207,8 @@ def env(config: StackConfig) -> None:
     from kappa_orch.config import VARIABLES
 
     platform = config.platform()
-    shown = ["kafka_bootstrap", "flink_rest_url", "sql_gateway_url", "warehouse_url"]
+    shown = ["kafka_bootstrap", "flink_rest_url", "sql_gateway_url", "flink_tls_ca", "flink_tls_cert"]
+    shown += ["warehouse_url"]
     shown += ["warehouse_reader_url", "warehouse_sink_url", "home"]
     values = platform.model_dump()
     for field in shown:

@@ -11,7 +11,8 @@
     Dockerfile.flink     the Flink image with the connectors the jobs use
 
 Credentials are Secret references (`secretKeyRef`), never values: the warehouse URLs,
-the checkpoint bucket's keys and the OpenLineage API key."""
+the checkpoint bucket's keys and the OpenLineage API key. Flink runs unprivileged behind
+mutual TLS, with its certificate in a Secret (kappa_orch.k8s.tls)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ import yaml
 from kappa_orch.config import PlatformConfig, retention_ms
 from kappa_orch.flink_policy import job_policy
 from kappa_orch.k8s.settings import K8sSettings, SecretKey
+from kappa_orch.k8s.tls import (
+    CLIENT_MOUNT,
+    FLINK_MOUNT,
+    flink_tls_configuration,
+    secret_mount,
+    secret_volume,
+    unprivileged,
+)
 from kappa_orch.spec.model import LoadedPipeline
 
 GATEWAY_PORT = 8083
@@ -77,6 +86,9 @@ def flink_configuration(platform: PlatformConfig, settings: K8sSettings) -> dict
         "high-availability.type": "kubernetes",
         "high-availability.storageDir": flink.ha_storage,
         "kubernetes.operator.job.upgrade.last-state-fallback.enabled": "true",
+        # the certificate's Secret in every Flink pod, and mutual TLS everywhere
+        "kubernetes.secrets": f"{flink.tls_secret}:{FLINK_MOUNT}",
+        **flink_tls_configuration(settings),
         **job_configuration(settings),
     }
 
@@ -100,7 +112,10 @@ def flink_deployment(platform: PlatformConfig, settings: K8sSettings) -> dict[st
             "serviceAccount": flink.service_account,
             "flinkConfiguration": flink_configuration(platform, settings),
             "podTemplate": {
-                "spec": {"containers": [{"name": "flink-main-container", "env": env}]},
+                "spec": {
+                    "securityContext": unprivileged(),
+                    "containers": [{"name": "flink-main-container", "env": env}],
+                },
             },
             "jobManager": {
                 "replicas": 1,
@@ -135,8 +150,10 @@ def sql_gateway(platform: PlatformConfig, settings: K8sSettings) -> list[dict[st
         "-Drest.port=8081",
         "-Dexecution.target=remote",
         *(f"-D{key}={value}" for key, value in job_configuration(settings).items()),
+        *(f"-D{key}={value}" for key, value in flink_tls_configuration(settings).items()),
     ]
-    probe = {"httpGet": {"path": "/v1/info", "port": GATEWAY_PORT}, "periodSeconds": 10}
+    # mutual TLS: an HTTP probe has no certificate, so the probe is the port
+    probe = {"tcpSocket": {"port": GATEWAY_PORT}, "periodSeconds": 10}
     container = {
         "name": "sql-gateway",
         "image": settings.flink.image,
@@ -145,7 +162,9 @@ def sql_gateway(platform: PlatformConfig, settings: K8sSettings) -> list[dict[st
         "env": _s3_env(settings),
         "readinessProbe": probe,
         "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+        "volumeMounts": [secret_mount(FLINK_MOUNT)],
     }
+    pod = {"securityContext": unprivileged(), "containers": [container], "volumes": [secret_volume(settings)]}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -153,7 +172,7 @@ def sql_gateway(platform: PlatformConfig, settings: K8sSettings) -> list[dict[st
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
     service = {
@@ -171,14 +190,16 @@ def sql_gateway(platform: PlatformConfig, settings: K8sSettings) -> list[dict[st
 def user_code_env(platform: PlatformConfig, settings: K8sSettings) -> list[dict[str, Any]]:
     """The user code's environment: the platform's settings as KAPPA_* values, the
     credentials as Secret references."""
-    gateway = f"http://{session_name(platform)}-sql-gateway.{settings.namespace}.svc:{GATEWAY_PORT}"
+    gateway = f"https://{session_name(platform)}-sql-gateway.{settings.namespace}.svc:{GATEWAY_PORT}"
     values = {
         "KAPPA_SPECS": "/opt/kappa/assets",
         "KAPPA_HOME": "/tmp/kappa",
         "KAPPA_DEPLOYMENT": platform.deployment,
         "KAPPA_KAFKA_BOOTSTRAP": platform.kafka_bootstrap,
-        "KAPPA_FLINK_REST_URL": f"http://{session_name(platform)}-rest.{settings.namespace}.svc:8081",
+        "KAPPA_FLINK_REST_URL": f"https://{session_name(platform)}-rest.{settings.namespace}.svc:8081",
         "KAPPA_SQL_GATEWAY_URL": gateway,
+        "KAPPA_FLINK_TLS_CA": f"{CLIENT_MOUNT}/ca.pem",
+        "KAPPA_FLINK_TLS_CERT": f"{CLIENT_MOUNT}/client.pem",
         "KAPPA_DATA_QUALITY_CRON": platform.data_quality_cron,
         "KAPPA_DEAD_LETTER_RETENTION": platform.dead_letter_retention,
         "KAPPA_OPENLINEAGE": platform.openlineage,
@@ -207,6 +228,9 @@ def dagster_values(platform: PlatformConfig, settings: K8sSettings) -> dict[str,
         "dagsterApiGrpcArgs": ["--python-file", "/opt/kappa/definitions.py"],
         "port": CODE_PORT,
         "env": user_code_env(platform, settings),
+        # the client's certificate for Flink's endpoints (runs inherit it)
+        "volumes": [secret_volume(settings)],
+        "volumeMounts": [secret_mount(CLIENT_MOUNT)],
         "includeConfigInLaunchedRuns": {"enabled": True},
     }
     return {

@@ -74,6 +74,20 @@ class FlinkSettings(_Strict):
     ha_storage: str = Field("s3://kappa-flink/ha", description="Kubernetes HA metadata storage URI.")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint (MinIO, ...); default: AWS.")
     service_account: str = Field("flink", description="Service account the operator's Flink pods run as.")
+    tls_secret: str = Field(
+        "kappa-flink-tls",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The Secret with the cluster's certificate (keystore.p12, truststore.p12, ca.pem, "
+        "client.pem; `kappa-orch k8s certificate` makes them): Flink's REST API, the SQL Gateway and "
+        "the internal connections take only clients that present it (mutual TLS).",
+    )
+    tls_store_password: str = Field(
+        "kappa-orch-flink",
+        min_length=6,
+        description="The password of the keystore and truststore in that Secret. Flink reads it from its "
+        "configuration (the FlinkDeployment), as in the Flink operator's TLS example; it guards the "
+        "files, not the cluster: access is holding the Secret's key.",
+    )
     checkpoint_interval_s: int = Field(CHECKPOINT_INTERVAL_S, ge=1, description="How often jobs checkpoint.")
     checkpoints_retained: int = Field(
         CHECKPOINTS_RETAINED, ge=1, description="Completed checkpoints Flink keeps per job."
@@ -131,9 +145,12 @@ class K8sSettings(_Strict):
     secrets: Secrets
 
 
-def load_settings(path: Path | None, overrides: dict[str, Any] | None = None) -> K8sSettings:
+def load_settings(
+    path: Path | None, overrides: dict[str, Any] | None = None, *, need_secrets: bool = True
+) -> K8sSettings:
     """The settings in `path` (YAML) with `overrides` (dotted keys) applied; a clear error
-    naming the field and the fix when they do not hold."""
+    naming the field and the fix when they do not hold. `need_secrets=False`: for what
+    needs no Secret names (the certificate), none is asked for."""
     data: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():
@@ -145,6 +162,8 @@ def load_settings(path: Path | None, overrides: dict[str, Any] | None = None) ->
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    if not need_secrets:
+        data.setdefault("secrets", {"warehouse_url": {"name": "unused", "key": "unused"}})
     try:
         return K8sSettings.model_validate(data)
     except ValidationError as exc:

@@ -92,12 +92,13 @@ def _code_pod(values: dict[str, Any]) -> dict[str, Any]:
         ],
         "env": code["env"],
         "ports": [{"containerPort": code["port"]}],
+        "volumeMounts": code.get("volumeMounts", []),
     }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": code["name"]},
-        "spec": {"containers": [container]},
+        "spec": {"containers": [container], "volumes": code.get("volumes", [])},
     }
 
 

@@ -49,6 +49,14 @@ class Checkpoint:
     external_path: str | None
 
 
+# what to check when the TLS handshake fails (the local stack asks for its client certificate)
+_TLS_HINT = (
+    "; the TLS handshake failed: the endpoint's certificate must be in KAPPA_FLINK_TLS_CA and, for the "
+    "local stack (mutual TLS), its client certificate in KAPPA_FLINK_TLS_CERT: "
+    '`eval "$(kappa-orch stack env)"` sets both'
+)
+
+
 class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     """A Flink session cluster: its REST endpoint and the SQL Gateway in front of it."""
 
@@ -63,18 +71,28 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     submit_timeout_s: float = Field(
         default=180.0, gt=0, description="How long a statement may take to plan and submit."
     )
+    tls_ca: str | None = Field(default=None, description="PEM certificate(s) the endpoints' https presents.")
+    tls_cert: str | None = Field(default=None, description="PEM client certificate and key (mutual TLS).")
 
     # -- HTTP -------------------------------------------------------------------------
 
     def _call(self, method: str, base: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         url = f"{base.rstrip('/')}{path}"
         try:
-            response = requests.request(method, url, json=body, timeout=self.request_timeout_s)
+            response = requests.request(
+                method,
+                url,
+                json=body,
+                timeout=self.request_timeout_s,
+                verify=self.tls_ca or True,
+                cert=self.tls_cert,
+            )
         except requests.RequestException as exc:
             service = "SQL Gateway" if base == self.sql_gateway_url else "Flink REST API"
             raise ServiceUnavailable(
                 f"the {service} at {base} did not answer ({method} {path}): {exc}",
-                "check that the cluster runs (`kappa-orch stack status`) and the URL is right",
+                "check that the cluster runs (`kappa-orch stack status`) and the URL is right"
+                + (_TLS_HINT if isinstance(exc, requests.exceptions.SSLError) else ""),
             ) from exc
         if response.status_code >= 400:
             raise FlinkJobError(

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kappa_orch.config import JOB_KEY_FILE, LOCAL_ROLES, PASSWORDS_DIR, PlatformConfig, local_url
+from kappa_orch.config import (
+    FLINK_TLS_CA,
+    FLINK_TLS_CERT,
+    JOB_KEY_FILE,
+    LOCAL_ROLES,
+    PASSWORDS_DIR,
+    PlatformConfig,
+    local_url,
+)
 
 LOOPBACK = "127.0.0.1"
 # the node counts the last `kappa-orch stack up` started, in the stack's folder
@@ -132,11 +140,21 @@ class StackConfig:
 
     @property
     def flink_rest_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.flink_rest_port}"
+        return f"https://{LOOPBACK}:{self.flink_rest_port}"
 
     @property
     def sql_gateway_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.sql_gateway_port}"
+        return f"https://{LOOPBACK}:{self.sql_gateway_port}"
+
+    @property
+    def flink_tls_ca(self) -> Path:
+        """The certificate Flink's endpoints present (kappa_orch.stack.flink_security)."""
+        return self.home / PASSWORDS_DIR / FLINK_TLS_CA
+
+    @property
+    def flink_tls_cert(self) -> Path:
+        """The client certificate and key Flink's endpoints ask for (the stack owner's alone)."""
+        return self.home / PASSWORDS_DIR / FLINK_TLS_CERT
 
     # the orchestrator's role (registry, version tables, views); not a superuser
     warehouse_user = LOCAL_ROLES["orchestrator"]
@@ -180,6 +198,8 @@ class StackConfig:
             kafka_bootstrap=self.kafka_bootstrap,
             flink_rest_url=self.flink_rest_url,
             sql_gateway_url=self.sql_gateway_url,
+            flink_tls_ca=self.flink_tls_ca,
+            flink_tls_cert=self.flink_tls_cert,
             warehouse_url=self.warehouse_url_of(database),
             warehouse_reader_url=self.warehouse_url_of(database, "reader"),
             warehouse_sink_url=self.warehouse_url_of(database, "sink"),

@@ -19,6 +19,7 @@ import yaml
 from kappa_orch.errors import StackError
 from kappa_orch.flink_policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.stack.config import LOOPBACK, StackConfig
+from kappa_orch.stack.flink_security import flink_account, flink_tls, give_to, place, relocate
 from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_kappa_jar, flink_home, resolve
 from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
@@ -137,35 +138,50 @@ class FlinkService(Service):
                 f"the Flink connector jars are missing from {extras}",
                 "run `kappa-orch stack jars` (or `kappa-orch stack up`, which resolves them)",
             )
+        account = flink_account()
+        copies = relocate(self._dir, home, account)
+        tls = flink_tls(self.config, account)
         conf = self._dir / "conf"
-        conf.mkdir(parents=True, exist_ok=True)
-        (conf / "config.yaml").write_text(yaml.safe_dump(self.settings(), sort_keys=True))
+        conf.mkdir(mode=0o700, parents=True, exist_ok=True)
+        conf.chmod(0o700)  # the stores' password: the Flink account's alone
+        config_file = conf / "config.yaml"
+        config_file.touch(mode=0o600)
+        config_file.write_text(yaml.safe_dump({**self.settings(), **tls.settings()}, sort_keys=True))
         for name in ("log4j.properties", "log4j-console.properties", "log4j-session.properties"):
             source = home / "conf" / name
             if source.exists():
                 (conf / name).write_text(source.read_text())
 
-        lib, opt = self._dir / "lib", self._dir / "opt"
-        for folder in (lib, opt):
+        lib, opt, bin_dir = self._dir / "lib", self._dir / "opt", self._dir / "bin"
+        for folder in (lib, opt, bin_dir):
+            if folder.is_symlink():
+                folder.unlink()
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.iterdir():
                 stale.unlink()
+        for script in (home / "bin").iterdir():
+            place(script, bin_dir / script.name, copies=copies)
         for jar in (home / "lib").glob("*.jar"):
-            (lib / jar.name).symlink_to(jar)
+            place(jar, lib / jar.name, copies=copies)
         for jar in (home / "opt").glob("*.jar"):
-            (opt / jar.name).symlink_to(jar)
+            place(jar, opt / jar.name, copies=copies)
         for jar in extras.glob("*.jar"):
             target = opt if jar.name.startswith(_GATEWAY_JAR_PREFIX) else lib
-            (target / jar.name).symlink_to(jar.resolve())
+            place(jar, target / jar.name, copies=copies)
         # beside the driver (one class loader): derives a job role's password from the key
         for jar in build_kappa_jar(self.config.jars_dir).glob("*.jar"):
-            (lib / jar.name).symlink_to(jar.resolve())
-        self._link_plugins()
+            place(jar, lib / jar.name, copies=copies)
+        self._link_plugins(copies)
         for sub in ("checkpoints", "savepoints", "log", "pids"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
+        give_to(account, conf, *conf.iterdir(), self._dir / "log", self._dir / "pids")
+        stored = [
+            Path(uri.removeprefix("file://")) for uri in (self.config.checkpoints, self.config.savepoints)
+        ]
+        give_to(account, *[path for path in stored if path.is_dir()], recursive=True)
         return self._environment()
 
-    def _link_plugins(self) -> None:
+    def _link_plugins(self, copies: bool) -> None:
         """plugins/: the S3 filesystem (a plugin, with its own class loader) when checkpoints
         or savepoints go to S3; nothing otherwise."""
         plugins = self._dir / "plugins"
@@ -176,12 +192,13 @@ class FlinkService(Service):
         target = plugins / "s3-fs-hadoop"
         target.mkdir(parents=True)
         for jar in folder.glob("flink-s3-fs-hadoop-*.jar"):
-            (target / jar.name).symlink_to(jar.resolve())
+            place(jar, target / jar.name, copies=copies)
 
     def _environment(self) -> dict[str, str]:
         """The environment of Flink's scripts (conf/, lib/ and opt/ as `_prepare` wrote them)."""
         conf, lib, opt = self._dir / "conf", self._dir / "lib", self._dir / "opt"
-        env = dict(os.environ)
+        # none of the orchestrator's secrets (its warehouse URLs) reach Flink's processes
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAPPA_WAREHOUSE", "PG"))}
         env.update(
             {
                 "FLINK_CONF_DIR": str(conf.resolve()),
@@ -205,7 +222,8 @@ class FlinkService(Service):
         """Start these processes in order: a lone TaskManager rejoins the running
         JobManager (whose jobs restart on it from their checkpoints)."""
         env = self._prepare() if "flink-jobmanager" in processes else self._environment()
-        bin_dir = flink_home() / "bin"
+        account = flink_account()
+        bin_dir = self._dir / "bin"  # the wheel's scripts, as _prepare placed them
         pid_files = self.pid_files()
         checks = {"flink-jobmanager": self._jobmanager_answers, "flink-sql-gateway": self._gateway_answers}
         for process, script in self._processes().items():
@@ -217,7 +235,12 @@ class FlinkService(Service):
             log = self.config.logs_dir / f"{process}.log"
             pid_file = pid_files[process]
             pid = spawn(
-                ["bash", str(bin_dir / script), "start-foreground"], log=log, pid_file=pid_file, env=env
+                ["bash", str((bin_dir / script).resolve()), "start-foreground"],
+                log=log,
+                pid_file=pid_file,
+                env=env,
+                cwd=self._dir.resolve(),
+                user=account,
             )
             wait_until(
                 checks[process],
@@ -238,8 +261,10 @@ class FlinkService(Service):
 
     def _get(self, url: str) -> dict[str, Any] | None:
         try:
-            response = requests.get(url, timeout=2)
-        except requests.RequestException:
+            response = requests.get(
+                url, timeout=2, verify=str(self.config.flink_tls_ca), cert=str(self.config.flink_tls_cert)
+            )
+        except (requests.RequestException, OSError):  # OSError: no certificate made yet
             return None
         if response.status_code != 200:
             return None

@@ -60,7 +60,12 @@ def kafka(stack: StackConfig) -> KafkaResource:
 @pytest.fixture(scope="session")
 def flink(stack: StackConfig) -> FlinkResource:
     # no checkpoint folder: tests that restore from checkpoints say so (test_faults)
-    return FlinkResource(rest_url=stack.flink_rest_url, sql_gateway_url=stack.sql_gateway_url)
+    return FlinkResource(
+        rest_url=stack.flink_rest_url,
+        sql_gateway_url=stack.sql_gateway_url,
+        tls_ca=str(stack.flink_tls_ca),
+        tls_cert=str(stack.flink_tls_cert),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,8 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
         "KAPPA_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "KAPPA_FLINK_REST_URL": stack.flink_rest_url,
         "KAPPA_SQL_GATEWAY_URL": stack.sql_gateway_url,
+        "KAPPA_FLINK_TLS_CA": str(stack.flink_tls_ca),
+        "KAPPA_FLINK_TLS_CERT": str(stack.flink_tls_cert),
     }
     return {**env, **extra}
 

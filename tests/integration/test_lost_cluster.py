@@ -128,9 +128,11 @@ def _second_cluster(
     service = FlinkService(config)
     try:
         manager.up(config, only=[service])
-        yield config, FlinkResource(rest_url=config.flink_rest_url, sql_gateway_url=config.sql_gateway_url)
+        yield config, config.platform().resources()["flink"]
     finally:
         service.stop()
+        if config.flink_dir.is_symlink():  # placed under /var/tmp (a private temporary folder)
+            shutil.rmtree(config.flink_dir.resolve(), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from dagster import DagsterInstance, build_sensor_context
 from sqlalchemy import create_engine, text
@@ -339,7 +338,7 @@ def test_a_live_version_whose_job_was_lost_resumes_from_its_checkpoint(
     wait_serving(platform, expected(platform.events + more.authorizations, {"approved"}))  # type: ignore[attr-defined]
     [row] = versions(platform).values()
     assert row.state == registry.LIVE and row.flink_job_id != v1.flink_job_id
-    restored = requests.get(f"{flink.rest_url}/jobs/{row.flink_job_id}/checkpoints", timeout=10).json()
+    restored = flink._call("GET", flink.rest_url, f"/jobs/{row.flink_job_id}/checkpoints")
     assert v1.flink_job_id in restored["latest"]["restored"]["external_path"]
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,8 @@ from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import job_password
 from kappa_orch.stack.config import LOOPBACK, StackConfig
+from kappa_orch.stack.flink import FlinkService
+from kappa_orch.stack.flink_security import FLINK_ACCOUNT
 from kappa_orch.stack.postgres import PostgresService
 from tests.integration.platform import (
     KAPPA,
@@ -68,6 +72,12 @@ def jdbc_users(stack: StackConfig, database: str) -> set[str]:
             )
     finally:
         admin.dispose()
+
+
+def _rest(stack: StackConfig, path: str) -> str:
+    """What Flink's REST API answers kappa_orch (which presents the stack's certificate)."""
+    tls = {"verify": str(stack.flink_tls_ca), "cert": str(stack.flink_tls_cert)}
+    return requests.get(f"{stack.flink_rest_url}{path}", timeout=10, **tls).text  # type: ignore[arg-type]
 
 
 def refused(url: str, sql: str) -> str:
@@ -275,8 +285,8 @@ def test_the_passwords_stay_secret(
     # what Flink's REST API returns for the jobs (plan, config, exceptions) and its cluster config
     for job in jobs:
         for path in ("", "/config", "/exceptions", "/plan", "/checkpoints/config"):
-            outputs.append(requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text)
-    outputs.append(requests.get(f"{stack.flink_rest_url}/jobmanager/config", timeout=10).text)
+            outputs.append(_rest(stack, f"/jobs/{job}{path}"))
+    outputs.append(_rest(stack, "/jobmanager/config"))
     needles = [v for secret in secrets.values() for v in (secret, quote(secret, safe=""))]
     leaks = [i for i, output in enumerate(outputs) if any(n in output for n in needles)]
     assert leaks == [], [outputs[i][:300] for i in leaks]
@@ -306,7 +316,12 @@ def test_a_job_roles_password_is_in_no_sql_text(
     # issue 15, point 4: the job's SQL named its role's password ('password' = '...'); now
     # the sink derives it from the job key in Flink's environment (JobPassword)
     SUBMITTED.clear()
-    recording = RecordingFlink(rest_url=flink.rest_url, sql_gateway_url=flink.sql_gateway_url)
+    recording = RecordingFlink(
+        rest_url=flink.rest_url,
+        sql_gateway_url=flink.sql_gateway_url,
+        tls_ca=flink.tls_ca,
+        tls_cert=flink.tls_cert,
+    )
     assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, recording).success
     with platform.warehouse.begin() as conn:
         role = platform.warehouse.job_role(conn, "daily_spend:v1")
@@ -325,7 +340,7 @@ def test_a_job_roles_password_is_in_no_sql_text(
     with platform.warehouse.begin() as conn:
         [job] = [r.flink_job_id for r in registry.all_versions(conn)]
     for path in ("", "/config", "/plan"):
-        assert password not in requests.get(f"{stack.flink_rest_url}/jobs/{job}{path}", timeout=10).text
+        assert password not in _rest(stack, f"/jobs/{job}{path}")
 
 
 def test_a_statement_hidden_behind_nested_comments_is_never_submitted(
@@ -355,3 +370,80 @@ def test_a_statement_hidden_behind_nested_comments_is_never_submitted(
     with platform.warehouse.begin() as conn:
         [row] = registry.pipeline_versions(conn, "daily_spend")
     assert row.state == "failed" and "hides statements" in (row.error or "")
+
+
+def _knock(url: str) -> tuple[int, str]:
+    """POST to `url` as the unprivileged user nobody (certificates not checked, redirects
+    followed); curl's exit code and the last HTTP status it got (000: none)."""
+    post = ["-X", "POST", "-H", "Content-Type: application/json", "-d", "{}"]
+    knocked = subprocess.run(
+        ["curl", "-sSL", "-k", *post, "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", url],
+        user="nobody",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return knocked.returncode, knocked.stdout.strip()
+
+
+def _through_flink(flink: FlinkResource, name: str, source: str, sink: str) -> tuple[str, str]:
+    """Run `INSERT INTO sink SELECT * FROM source` as a batch job that fails at once (no
+    restarts); its final state and its failure."""
+    job = flink.submit_sql(
+        setup=[source, sink],
+        inserts=["INSERT INTO probe_sink SELECT * FROM probe_source"],
+        job_name=f"security-probe:{name}",
+        configuration={"execution.runtime-mode": "batch", "restart-strategy.type": "none"},
+    )
+    deadline = time.monotonic() + 120
+    while (state := flink.job_state(job)) not in ("FINISHED", "FAILED", "CANCELED"):
+        assert time.monotonic() < deadline, f"the probe job {job} is still {state}"
+        time.sleep(1)
+    failure = json.dumps(flink._call("GET", flink.rest_url, f"/jobs/{job}/exceptions"))
+    return state, failure
+
+
+def test_the_engine_is_no_open_door(stack: StackConfig, flink: FlinkResource) -> None:
+    """Found: Flink's REST API and SQL Gateway took any request from any local user, and
+    Flink ran as root: a `filesystem` table over the admin's password file read it, and a
+    job wrote a root-owned file anywhere."""
+    # the Flink processes run under their own unprivileged account
+    account = pwd.getpwnam(FLINK_ACCOUNT)
+    for process, pid in FlinkService(stack).live_pids().items():
+        assert os.stat(f"/proc/{pid}").st_uid == account.pw_uid != 0, process
+    # an unprivileged local user gets no answer from either endpoint, over https or http
+    urls = [f"{stack.flink_rest_url}/jars/upload", f"{stack.sql_gateway_url}/v1/sessions"]
+    urls += [url.replace("https://", "http://") for url in urls]
+    # (plain http is only redirected to https, where the handshake fails: curl's 35)
+    knocked = {url: _knock(url) for url in urls}
+    assert knocked == {url: (35, "000" if url.startswith("https") else "301") for url in urls}
+    # nor reads the certificate, the stores or the cluster's configuration
+    for path in (
+        stack.flink_tls_cert,
+        stack.flink_dir / "tls" / "keystore.p12",
+        stack.flink_dir / "conf" / "config.yaml",
+    ):
+        read = subprocess.run(["cat", str(path)], user="nobody", capture_output=True, text=True)
+        assert read.returncode != 0 and "Permission denied" in read.stderr, path
+    # and Flink itself, asked by a client it accepts, reads no secret and writes nothing
+    # outside its own folders
+    secret = stack.postgres_dir / "admin-password"
+    assert secret.is_file()  # (so "does not exist or insufficient permissions" means the latter)
+    raw = "WITH ('connector' = 'filesystem', 'format' = 'raw', 'path' = '{}')"
+    state, failure = _through_flink(
+        flink,
+        "read",
+        f"CREATE TABLE probe_source (line STRING) {raw.format(secret.as_uri())}",
+        "CREATE TABLE probe_sink (line STRING) WITH ('connector' = 'blackhole')",
+    )
+    # (a file it may not read, or a folder it may not enter: either way, access denied)
+    denied = ("Permission denied", "AccessDenied", "insufficient permissions")
+    assert state == "FAILED" and any(marker in failure for marker in denied), failure[-3000:]
+    planted = stack.home / "secrets" / "planted"
+    state, failure = _through_flink(
+        flink,
+        "write",
+        "CREATE TABLE probe_source (line STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '1')",
+        f"CREATE TABLE probe_sink (line STRING) {raw.format(planted.as_uri())}",
+    )
+    assert state == "FAILED" and not planted.exists(), failure[:2000]

@@ -100,7 +100,10 @@ def test_stack_env_describes_a_stack_on_other_ports_completely(tmp_path: Path) -
     exported = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in out.splitlines())
     read = PlatformConfig.from_env(exported)
     stack = StackConfig(home=tmp_path, kafka_port=19092, postgres_port=15432, flink_rest_port=18081)
-    assert read.kafka_bootstrap == "127.0.0.1:19092" and read.flink_rest_url == "http://127.0.0.1:18081"
+    assert read.kafka_bootstrap == "127.0.0.1:19092" and read.flink_rest_url == "https://127.0.0.1:18081"
+    # the Flink cluster's certificate and the client's (mutual TLS): the stack's own files
+    assert read.flink_tls_ca == tmp_path / "secrets" / "flink-ca.pem"
+    assert read.flink_tls_cert == tmp_path / "secrets" / "flink-client.pem"
     assert read.warehouse_url == stack.warehouse_url and read.warehouse_sink_url == stack.warehouse_sink_url
     assert read.home == tmp_path
 

@@ -250,3 +250,50 @@ def test_the_user_code_dockerfile_copies_what_exists() -> None:
         for path in source.split():
             assert (ROOT / path).exists(), path
     assert "/opt/kappa/definitions.py" in text
+
+
+def test_flink_runs_unprivileged_behind_mutual_tls_as_on_the_local_stack(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    # found: Flink's REST API and SQL Gateway took any request, and Flink ran as root
+    [session] = _docs(files, "flink-session.yaml")
+    config = session["spec"]["flinkConfiguration"]
+    for scope in ("rest", "internal"):
+        assert config[f"security.ssl.{scope}.enabled"] == "true"
+        assert config[f"security.ssl.{scope}.keystore"] == "/opt/flink/tls/keystore.p12"
+        assert config[f"security.ssl.{scope}.truststore"] == "/opt/flink/tls/truststore.p12"
+    assert config["security.ssl.rest.authentication-enabled"] == "true"
+    assert config["kubernetes.secrets"] == "kappa-flink-tls:/opt/flink/tls"
+    never_root = {"runAsNonRoot": True, "runAsUser": 9999, "runAsGroup": 9999, "fsGroup": 9999}
+    assert session["spec"]["podTemplate"]["spec"]["securityContext"] == never_root
+    gateway = next(d for d in _docs(files, "sql-gateway.yaml") if d["kind"] == "Deployment")
+    pod = gateway["spec"]["template"]["spec"]
+    assert pod["securityContext"] == never_root
+    assert pod["volumes"] == [
+        {"name": "flink-tls", "secret": {"secretName": "kappa-flink-tls", "defaultMode": 0o440}}
+    ]
+    [container] = pod["containers"]
+    assert "-Dsecurity.ssl.rest.authentication-enabled=true" in container["command"]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 8083}  # an HTTP probe has no certificate
+    # the user code (and its runs) reach both endpoints over https with the client certificate
+    [values] = _docs(files, "dagster-values.yaml")
+    [code] = values["dagster-user-deployments"]["deployments"]
+    env = {e["name"]: e.get("value") for e in code["env"]}
+    assert env["KAPPA_FLINK_REST_URL"].startswith("https://") and env["KAPPA_SQL_GATEWAY_URL"].startswith(
+        "https://"
+    )
+    assert env["KAPPA_FLINK_TLS_CA"] == "/opt/kappa/tls/ca.pem"
+    assert env["KAPPA_FLINK_TLS_CERT"] == "/opt/kappa/tls/client.pem"
+    assert code["volumeMounts"] == [{"name": "flink-tls", "mountPath": "/opt/kappa/tls", "readOnly": True}]
+    # `k8s certificate` makes the Secret's files for the services the render names
+    from click.testing import CliRunner
+
+    from kappa_orch.cli import main
+
+    out = tmp_path / "tls"
+    made = CliRunner().invoke(main, ["k8s", "certificate", "--out", str(out), "--set", "namespace=streaming"])
+    assert made.exit_code == 0, made.output
+    assert sorted(p.name for p in out.iterdir()) == ["ca.pem", "client.pem", "keystore.p12", "truststore.p12"]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
+    assert "kappa-default-sql-gateway.streaming.svc" in made.output
+    assert "kubectl -n streaming create secret generic kappa-flink-tls" in made.output
