@@ -132,7 +132,7 @@ def _second_cluster(
     finally:
         service.stop()
         if config.flink_dir.is_symlink():  # placed under /var/tmp (a private temporary folder)
-            shutil.rmtree(config.flink_dir.resolve(), ignore_errors=True)
+            shutil.rmtree(config.flink_dir.resolve().parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
