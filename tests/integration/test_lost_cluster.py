@@ -242,16 +242,27 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
         wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
 
 
+@pytest.fixture(scope="module")
+def file_flink(
+    stack: StackConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[StackConfig, FlinkResource]]:
+    """A second Flink cluster with checkpoints and savepoints in its own folder (file://)."""
+    with _second_cluster(stack, tmp_path_factory.mktemp("file-flink")) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("cluster", ["s3_flink", "file_flink"])
 def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes_the_job(
     stack: StackConfig,
     kafka: KafkaResource,
-    s3_flink: tuple[StackConfig, FlinkResource],
+    cluster: str,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
     """Found: after a JobManager kill -9, `stack up` exited 1 before the surviving
     TaskManager registered again, and the first `repair` said "0 of 0 slots free; held by:
-    jobs kappa_orch does not know". Checkpoints on object storage, no HA."""
-    config, flink = s3_flink
+    jobs kappa_orch does not know". Checkpoints on object storage and in files; no HA."""
+    config, flink = request.getfixturevalue(cluster)
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         events = _go_live(platform, kafka, flink, 5_000, seed=31)
         [v1] = versions(platform, "daily_spend").values()
@@ -262,7 +273,8 @@ def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes
             time.sleep(2)
         observe_once(platform, kafka, flink, None)
         recorded = versions(platform, "daily_spend")[1].checkpoint or {}
-        assert recorded["job_id"] == old_job and recorded["path"].startswith(f"s3://{BUCKET}/")
+        storage = config.checkpoints.split("://", 1)[1].strip("/")  # bucket/prefix, or a folder
+        assert recorded["job_id"] == old_job and f"{storage}/{old_job}/chk-" in recorded["path"]
 
         _kill(config, "flink-jobmanager")  # the TaskManager lives on
         more = sample_events(2_000, seed=32, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
