@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from kappa_orch.stack.postgres import PostgresService
 from kappa_orch.stack.process import PidFile, pid_alive
 from tests.integration.platform import KAPPA
 
@@ -63,6 +65,12 @@ def cluster(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield home
     finally:
         run(home, "down", check=False)
+        # a private temporary folder: PostgreSQL's data and Flink's folder went to /var/tmp
+        placed = [PostgresService(StackConfig(home=home))._root()]
+        placed += [(home / "flink").resolve()] if (home / "flink").is_symlink() else []
+        for folder in placed:
+            if folder.parent.name.startswith("kappa-orch-") and folder.parent.parent == Path("/var/tmp"):
+                shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def statuses(home: Path) -> dict[str, dict]:
