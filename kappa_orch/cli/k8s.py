@@ -20,8 +20,9 @@ def k8s_group() -> None:
     """Kubernetes packaging: render the manifests, validate them offline."""
 
 
-def _settings(config: Path | None, sets: tuple[str, ...], *, need_secrets: bool = True) -> Any:
-    from kappa_orch.k8s.settings import load_settings
+def _settings(config: Path | None, sets: tuple[str, ...], *, model: Any = None) -> Any:
+    """The render settings (or the part `model` names) from --config and --set."""
+    from kappa_orch.k8s.settings import K8sSettings, load_settings
 
     overrides = {}
     for item in sets:
@@ -29,7 +30,7 @@ def _settings(config: Path | None, sets: tuple[str, ...], *, need_secrets: bool 
         if not sep:
             raise SpecError(f"--set {item!r} is not KEY=VALUE", "e.g. --set flink.taskmanagers=4")
         overrides[key.strip()] = value.strip()
-    return load_settings(config, overrides, need_secrets=need_secrets)
+    return load_settings(config, overrides, model=model or K8sSettings)
 
 
 def _report(files: dict[str, str], platform: Any, settings: Any) -> bool:
@@ -102,12 +103,13 @@ def certificate_command(out: Path, config: Path | None, sets: tuple[str, ...], *
     for Flink, ca.pem and client.pem for kappa_orch's clients, each readable by you only.
     Then create the Secret the render names (flink.tls_secret) from that folder."""
     from kappa_orch.k8s.render import session_name
+    from kappa_orch.k8s.settings import ClusterSettings
     from kappa_orch.k8s.tls import certificate_names
     from kappa_orch.stack.flink_security import FlinkTls, make_material
 
     platform = platform_of(options)
     try:
-        settings = _settings(config, sets, need_secrets=False)
+        settings = _settings(config, sets, model=ClusterSettings)
         if out.exists() and any(out.iterdir()):
             raise SpecError(f"{out} is not empty", "give an empty or new folder with --out")
         out.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ every field has a default but the Secrets, which must be named."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -135,22 +135,37 @@ class TopicSettings(_Strict):
     min_insync_replicas: int = Field(2, ge=1)
 
 
-class K8sSettings(_Strict):
-    """A render's settings."""
+class ClusterSettings(BaseModel):
+    """The part of the settings the Flink cluster's certificate needs (where, which
+    cluster); the rest of a render's settings file is not its business."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     namespace: str = Field("kappa", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    user_code_image: str = Field("kappa-orch-user-code:0.1.0", description="The image Dockerfile builds.")
     flink: FlinkSettings = Field(default_factory=FlinkSettings)
+
+
+class K8sSettings(ClusterSettings):
+    """A render's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_code_image: str = Field("kappa-orch-user-code:0.1.0", description="The image Dockerfile builds.")
     topics: TopicSettings = Field(default_factory=TopicSettings)
     secrets: Secrets
 
 
+Settings = TypeVar("Settings", bound=ClusterSettings)
+
+
 def load_settings(
-    path: Path | None, overrides: dict[str, Any] | None = None, *, need_secrets: bool = True
-) -> K8sSettings:
-    """The settings in `path` (YAML) with `overrides` (dotted keys) applied; a clear error
-    naming the field and the fix when they do not hold. `need_secrets=False`: for what
-    needs no Secret names (the certificate), none is asked for."""
+    path: Path | None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    model: type[Settings] = K8sSettings,  # type: ignore[assignment]
+) -> Settings:
+    """The settings in `path` (YAML) with `overrides` (dotted keys) applied, as `model`; a
+    clear error naming the field and the fix when they do not hold."""
     data: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():
@@ -162,10 +177,8 @@ def load_settings(
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    if not need_secrets:
-        data.setdefault("secrets", {"warehouse_url": {"name": "unused", "key": "unused"}})
     try:
-        return K8sSettings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
