@@ -37,4 +37,4 @@ else
 fi
 
 echo "[test] unit and integration tests"
-.venv/bin/python -m pytest tests/unit tests/integration "$@"
+.venv/bin/python -m pytest tests/unit tests/integration --durations=30 "$@"
