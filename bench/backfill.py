@@ -29,7 +29,7 @@ from sandbox import sandbox  # noqa: E402
 
 from assets import SPECS_DIR  # noqa: E402
 from assets.sample_events import START_MS, sample_events  # noqa: E402
-from kappa_orch.batch import consecutive_runs, run_batch  # noqa: E402
+from kappa_orch.lifecycle.batch import consecutive_runs, run_batch  # noqa: E402
 from kappa_orch.spec.load import load_pipeline  # noqa: E402
 
 

@@ -57,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
-from kappa_orch import registry  # noqa: E402
-from kappa_orch.resources.flink import FlinkResource  # noqa: E402
+from kappa_orch.engine.flink.resource import FlinkResource  # noqa: E402
+from kappa_orch.registry import store as registry  # noqa: E402
 from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
 from kappa_orch.stack import manager  # noqa: E402
 from kappa_orch.stack.config import StackConfig, recorded_storage  # noqa: E402

@@ -30,14 +30,14 @@ from sandbox import Sandbox, sandbox  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
-from kappa_orch import registry  # noqa: E402
-from kappa_orch.claims import owner_id  # noqa: E402
-from kappa_orch.flink_sql import version_job  # noqa: E402
-from kappa_orch.reprocess import prepare_candidate  # noqa: E402
+from kappa_orch.engine.flink.sql import version_job  # noqa: E402
+from kappa_orch.lifecycle.reprocess import prepare_candidate  # noqa: E402
+from kappa_orch.lifecycle.swap import swap  # noqa: E402
+from kappa_orch.registry import store as registry  # noqa: E402
+from kappa_orch.registry.claims import owner_id  # noqa: E402
+from kappa_orch.registry.serving import create_version_table  # noqa: E402
 from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
-from kappa_orch.serving import create_version_table  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
-from kappa_orch.swap import swap  # noqa: E402
 
 POLL_S = 0.25
 

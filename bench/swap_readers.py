@@ -37,12 +37,14 @@ sys.path.insert(0, str(ROOT))
 from sandbox import sandbox  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from kappa_orch import registry, reprocess  # noqa: E402
-from kappa_orch.deploy import group_id_for, version_definition  # noqa: E402
-from kappa_orch.serving import build_alias, create_version_table  # noqa: E402
+from kappa_orch.lifecycle import swap as swap_step  # noqa: E402
+from kappa_orch.lifecycle.deploy import version_definition  # noqa: E402
+from kappa_orch.lifecycle.swap import swap, with_short_locks  # noqa: E402
+from kappa_orch.plan.decide import group_id_for  # noqa: E402
+from kappa_orch.registry import store as registry  # noqa: E402
+from kappa_orch.registry.serving import build_alias, create_version_table  # noqa: E402
 from kappa_orch.spec.fingerprint import fingerprint  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
-from kappa_orch.swap import swap, with_short_locks  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -177,12 +179,12 @@ def main() -> None:
             "with swaps": phase(url, alias, args.readers, args.swaps, swaps),
             "swaps rebuilding the view": phase(url, alias, args.readers, args.swaps, ddl_swaps),
         }
-        patience = reprocess.SWAP_PATIENCE_S
-        reprocess.SWAP_PATIENCE_S = 0  # every attempt waits for the lock: the swap before timeouts
+        patience = swap_step.SWAP_PATIENCE_S
+        swap_step.SWAP_PATIENCE_S = 0  # every attempt waits for the lock: the swap before timeouts
         try:
             results["rebuilding, waiting for lock"] = phase(url, alias, args.readers, args.swaps, ddl_swaps)
         finally:
-            reprocess.SWAP_PATIENCE_S = patience
+            swap_step.SWAP_PATIENCE_S = patience
     base = results["without swaps"]["p99_ms"]  # the same view, without swaps
     print(f"\n{args.readers} readers, {args.swaps} swaps per phase, alias over {args.rows:,} rows\n")
     print(

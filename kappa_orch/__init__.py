@@ -24,7 +24,8 @@ from kappa_orch.dagster.quality import data_quality_checks as data_quality_check
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks as health_checks
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
-from kappa_orch.deploy import deploy as deploy
+from kappa_orch.engine.flink.resource import FlinkJob as FlinkJob
+from kappa_orch.engine.flink.resource import FlinkResource as FlinkResource
 from kappa_orch.errors import ClaimHeld as ClaimHeld
 from kappa_orch.errors import FlinkJobError as FlinkJobError
 from kappa_orch.errors import GateFailed as GateFailed
@@ -34,10 +35,9 @@ from kappa_orch.errors import ServiceError as ServiceError
 from kappa_orch.errors import ServiceUnavailable as ServiceUnavailable
 from kappa_orch.errors import SpecError as SpecError
 from kappa_orch.errors import StackError as StackError
-from kappa_orch.plan import DeployPlan as DeployPlan
-from kappa_orch.registry import VersionState as VersionState
-from kappa_orch.resources.flink import FlinkJob as FlinkJob
-from kappa_orch.resources.flink import FlinkResource as FlinkResource
+from kappa_orch.lifecycle.deploy import deploy as deploy
+from kappa_orch.plan.decide import DeployPlan as DeployPlan
+from kappa_orch.registry.states import VersionState as VersionState
 from kappa_orch.resources.kafka import KafkaResource as KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource as WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint as fingerprint

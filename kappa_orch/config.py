@@ -169,7 +169,7 @@ class PlatformConfig(BaseModel):
     @field_validator("openlineage")
     @classmethod
     def _a_transport(cls, value: str) -> str:
-        from kappa_orch.lineage_emit import transport_config
+        from kappa_orch.lineage.emit import transport_config
 
         transport_config(value, home=Path("."))
         return value
@@ -219,7 +219,7 @@ class PlatformConfig(BaseModel):
         shows it. Without, values are resolved (for use outside Dagster)."""
         from dagster import EnvVar
 
-        from kappa_orch.resources.flink import FlinkResource
+        from kappa_orch.engine.flink.resource import FlinkResource
         from kappa_orch.resources.kafka import KafkaResource
         from kappa_orch.resources.warehouse import WarehouseResource
 

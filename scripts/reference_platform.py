@@ -32,9 +32,9 @@ from sqlalchemy import text  # noqa: E402
 from assets.sample_events import AUTHORIZATIONS_TOPIC, SETTLEMENTS_TOPIC, sample_events  # noqa: E402
 from definitions import defs  # noqa: E402
 from kappa_orch.cli.operate import run_in_foreground  # noqa: E402
+from kappa_orch.lifecycle.status import pipeline_status  # noqa: E402
+from kappa_orch.lifecycle.topics import check_topics, topic_needs  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
-from kappa_orch.status import pipeline_status  # noqa: E402
-from kappa_orch.topics import check_topics, topic_needs  # noqa: E402
 from resources import CONFIG, build_resources  # noqa: E402
 
 PIPELINES = load_pipelines(CONFIG.specs)
@@ -87,9 +87,10 @@ def deploy_previous_release(resources: dict[str, Any], warehouse: Any) -> bool:
     """The first run deploys the previous release (daily_spend counting declined
     authorizations too); later runs deploy the current one (nothing to do when in sync).
     True on the first run."""
-    from kappa_orch import build_kappa_definitions, registry
+    from kappa_orch import build_kappa_definitions
+    from kappa_orch.registry import store as registry
 
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         first_run = "daily_spend" not in registry.live_versions(conn)
     definitions = defs
     if first_run:
@@ -161,7 +162,8 @@ def wait_for_catch_up(kafka: Any, flink: Any, warehouse: Any) -> None:
 def reprocess_the_fix(resources: dict[str, Any], warehouse: Any) -> None:
     """daily_spend's current SQL (approved only) replayed from the log into a new version:
     catch-up, gate, swap; the same run the reprocess sensor or `kappa-orch reprocess` makes."""
-    from kappa_orch import alias_key, registry, version_key
+    from kappa_orch import alias_key, version_key
+    from kappa_orch.registry import store as registry
 
     print("[5/6] reprocess: daily_spend's SQL now counts approved authorizations only (Dagster run)")
     spec = next(p.spec for p in PIPELINES if p.name == "daily_spend")
@@ -175,7 +177,7 @@ def reprocess_the_fix(resources: dict[str, Any], warehouse: Any) -> None:
     )
     if not result.success:
         sys.exit(f"the reprocess run failed; its log: the run {result.run_id} in the Dagster UI")
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         last = registry.swap_history(conn, "daily_spend")[-1]
     print(
         f"      v{last['from_version']} -> v{last['to_version']} swapped in "

@@ -5,6 +5,8 @@
 A failure a user can meet (a spec problem, a service down, a gate that failed, a claim
 held) is one message: what went wrong, where the fault lies (spec, infrastructure or
 the operation), and the fix. `--debug` (or KAPPA_DEBUG=1) shows the traceback too.
+
+May import: every other package.
 """
 
 from __future__ import annotations

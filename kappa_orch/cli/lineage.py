@@ -24,10 +24,10 @@ def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     classifications; datasets named as OpenLineage names them. The alias points at the
     version it serves when the registry answers. `--format openlineage`: the same graph as
     OpenLineage job events, one JSON document per line (what `lineage_emit` sends)."""
-    from kappa_orch import registry
-    from kappa_orch.lineage_events import Names
-    from kappa_orch.lineage_graph import as_dot, lineage_graph
-    from kappa_orch.lineage_static import as_json_lines, graph_events
+    from kappa_orch.lineage.events import Names
+    from kappa_orch.lineage.graph import as_dot, lineage_graph
+    from kappa_orch.lineage.static import as_json_lines, graph_events
+    from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
     try:
@@ -40,7 +40,7 @@ def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     served: dict[str, str] = {}
     warehouse = platform.resources()["warehouse"]
     try:
-        with warehouse.registry() as conn:
+        with registry.session(warehouse) as conn:
             live = registry.live_versions(conn)
             for name, version in live.items():
                 for row in registry.pipeline_versions(conn, name):

@@ -41,7 +41,7 @@ def reprocess_command(
     same run the reprocess sensor requests). Without --wait it runs in the background.
     A candidate that failed its checks is checked again; with --accept a failed
     non-structural check no longer blocks the swap."""
-    from kappa_orch.gate import check_acceptance
+    from kappa_orch.lifecycle.gate import check_acceptance
 
     platform = platform_of(options)
     try:
@@ -134,7 +134,7 @@ def dagster_home(kappa_home: Path) -> Path:
 
 def _report_failed_reprocess(pipeline: str, result: Any) -> None:
     """Which checks failed (and how to accept a waivable one), or the step's error; exit 1."""
-    from kappa_orch.gate import STRUCTURAL_CHECKS
+    from kappa_orch.lifecycle.gate import STRUCTURAL_CHECKS
 
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for evaluation in failed:
@@ -252,7 +252,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
     import time
     from datetime import timedelta
 
-    from kappa_orch.batch import consecutive_runs, run_batch
+    from kappa_orch.lifecycle.batch import consecutive_runs, run_batch
     from kappa_orch.progress import ProgressLine, ProgressPrinter
 
     platform = platform_of(options)
@@ -294,9 +294,9 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
 @platform_options
 def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
     """Point the alias back at a retained version (a swap like any other)."""
-    from kappa_orch import registry
-    from kappa_orch.claims import owner_id
-    from kappa_orch.swap import swap
+    from kappa_orch.lifecycle.swap import swap
+    from kappa_orch.registry import store as registry
+    from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
     run_id = f"cli-rollback-{uuid.uuid4().hex[:8]}"
@@ -305,7 +305,7 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
         chosen = pick(pipelines, pipeline, platform.specs)
         _, flink, warehouse = resources_of(platform)
         if to_version is None:
-            with warehouse.registry() as conn:
+            with registry.session(warehouse) as conn:
                 replaced = [
                     r
                     for r in registry.pipeline_versions(conn, pipeline)
@@ -346,8 +346,8 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
     sensor does the same on its own. Exit 1 when a version could not be repaired."""
     import uuid
 
-    from kappa_orch.claims import owner_id
-    from kappa_orch.repair import repair
+    from kappa_orch.lifecycle.repair import repair
+    from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
     failed: list[str] = []

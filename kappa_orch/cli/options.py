@@ -36,7 +36,7 @@ specs_option = click.option(
 def platform_of(options: dict[str, Any]) -> PlatformConfig:
     """The platform this command works on; its OpenLineage emitter is set up from it (the
     command is the parent run of what it launches)."""
-    from kappa_orch import lineage_emit
+    from kappa_orch.lineage import emit as lineage_emit
 
     platform = PlatformConfig.from_env(os.environ, flags=options)
     lineage_emit.configure(platform, warn=lambda text: click.secho(f"WARNING: {text}", fg="yellow", err=True))

@@ -36,7 +36,7 @@ def validate(specs: Path | None, flink: bool) -> None:
         pipelines = load_specs(specs or PlatformConfig().specs)
         problems = check_problems(pipelines)
         if flink:
-            from kappa_orch.spec.planner import plan_pipelines
+            from kappa_orch.engine.flink.planner import plan_pipelines
 
             problems += plan_pipelines(pipelines)
         if problems:
@@ -53,7 +53,7 @@ def validate(specs: Path | None, flink: bool) -> None:
     click.echo(f"{len(pipelines)} pipeline spec(s) valid{planned}")
     from datetime import UTC, datetime
 
-    from kappa_orch.topics import declared_retention_warnings
+    from kappa_orch.lifecycle.topics import declared_retention_warnings
 
     for warning in declared_retention_warnings(pipelines, datetime.now(UTC).date()):
         click.secho(f"WARNING: {warning}", fg="yellow")
@@ -71,7 +71,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     candidates; `reprocess` checks them and swaps the alias."""
     import uuid
 
-    from kappa_orch.claims import owner_id
+    from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
     if bool(pipeline) == deploy_all:
@@ -108,8 +108,8 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
 def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
     """A later fingerprint, as a candidate; under the pipeline's claim, like a reprocess: a
     deploy left unfinished by a killed run is taken over at once, and two deploys never race."""
-    from kappa_orch import claims
-    from kappa_orch.deploy import deploy
+    from kappa_orch.lifecycle.deploy import deploy
+    from kappa_orch.registry import claims
     from kappa_orch.spec.fingerprint import fingerprint
 
     claims.acquire(warehouse, pipeline=item.name, owner=owner, fingerprint=fingerprint(item), log=click.echo)
@@ -123,8 +123,8 @@ def _deploy_first(
     item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str, run: str, commit: str | None
 ) -> Any:
     """A pipeline's first version: deployed, awaited and gated; its alias appears only then."""
-    from kappa_orch.reprocess import prepare_candidate
-    from kappa_orch.swap import swap
+    from kappa_orch.lifecycle.reprocess import prepare_candidate
+    from kappa_orch.lifecycle.swap import swap
 
     report = prepare_candidate(
         item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner, log=click.echo
@@ -141,9 +141,9 @@ def _deploy_first(
 
 
 def _live_versions(warehouse: Any) -> dict[str, int]:
-    from kappa_orch import registry
+    from kappa_orch.registry import store as registry
 
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         return registry.live_versions(conn)
 
 
@@ -159,7 +159,7 @@ def plan_command(as_json: bool, apply: bool, **options: Any) -> None:
     version, the records a replay reads and its estimated time, the column changes,
     versions to repair (their job is gone) and versions due for retirement. With
     --apply, the deploys and reprocesses it lists are run (as `reprocess --wait`)."""
-    from kappa_orch.topics import retention_verdict
+    from kappa_orch.lifecycle.topics import retention_verdict
 
     platform = platform_of(options)
     try:
@@ -187,11 +187,11 @@ def plan_command(as_json: bool, apply: bool, **options: Any) -> None:
 
 def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[list[Any], dict[str, Any]]:
     """The plans (jobs judged when Flink answers) and each pipeline's replay report."""
-    from kappa_orch import registry
     from kappa_orch.errors import ServiceUnavailable
-    from kappa_orch.plan import current_plan
-    from kappa_orch.plan_report import replay_report
-    from kappa_orch.replay_checks import deleted_since
+    from kappa_orch.plan.decide import current_plan
+    from kappa_orch.plan.replay_checks import deleted_since
+    from kappa_orch.plan.report import replay_report
+    from kappa_orch.registry import store as registry
 
     kafka, flink, warehouse = resources_of(platform)
     try:
@@ -206,7 +206,7 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
     except ServiceUnavailable as exc:
         click.secho(f"WARNING: jobs not checked ({exc.problem}); the plan cannot see lost jobs", fg="yellow")
         plans = current_plan(pipelines, warehouse, topic_ids=ids)
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         rows = {(r.pipeline, r.version): r for r in registry.all_versions(conn)}
         counted = {
             p.pipeline: registry.input_counts_of(conn, p.pipeline, p.live_version)
@@ -297,7 +297,7 @@ def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> tuple[lis
     from datetime import UTC, datetime
 
     from kappa_orch.errors import ServiceUnavailable
-    from kappa_orch.topics import check_topics, topic_needs
+    from kappa_orch.lifecycle.topics import check_topics, topic_needs
 
     needs, conflicts = topic_needs(pipelines, datetime.now(UTC).date())
     try:
@@ -314,14 +314,14 @@ def _topic_warnings(pipelines: list[Any], platform: PlatformConfig) -> tuple[lis
 def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
     """Every swap of a pipeline's alias, oldest first: when, from and to which version,
     why, who, the deployment's git commit and the run (a Dagster run id, or the CLI command)."""
-    from kappa_orch import registry
     from kappa_orch.dagster.alias_state import run_url
+    from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
     try:
         chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
         _, _, warehouse = resources_of(platform)
-        with warehouse.registry() as conn:
+        with registry.session(warehouse) as conn:
             swaps = registry.swap_history(conn, chosen.name)
         for swap in swaps:
             swap["run_url"] = run_url(platform.dagster_url, swap["run_id"])
@@ -352,8 +352,8 @@ def retire_command(pipeline: str, version: int, **options: Any) -> None:
     e.g. to free a task slot. The live version cannot be retired."""
     import uuid
 
-    from kappa_orch.claims import owner_id
-    from kappa_orch.swap import retire
+    from kappa_orch.lifecycle.swap import retire
+    from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
     try:

@@ -17,7 +17,7 @@ from kappa_orch.errors import KappaError
 
 
 def _statuses(pipeline: str | None, options: dict[str, Any]) -> list[Any]:
-    from kappa_orch.status import pipeline_status
+    from kappa_orch.lifecycle.status import pipeline_status
 
     platform = platform_of(options)
     pipelines = load_specs(platform.specs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from kappa_orch.status import PipelineStatus, VersionStatus
+from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
 
 Line = tuple[str, str | None]  # text, colour (None: plain)
 

@@ -23,7 +23,7 @@ def topics_command(create: bool, as_json: bool, **options: Any) -> None:
     declares, and keeps the history its readers need (start.retention_needed, the batch
     range). Exit 1 on a problem. With --create, missing topics are made with the declared
     partitions and retention (else the deployment's: KAPPA_TOPIC_PARTITIONS, KAPPA_TOPIC_RETENTION)."""
-    from kappa_orch.topics import check_topics, topic_needs
+    from kappa_orch.lifecycle.topics import check_topics, topic_needs
 
     platform = platform_of(options)
     try:
@@ -84,9 +84,9 @@ def dead_letters_command(
     the newest letters first, with their source topic, partition, offset and payload."""
     from collections import Counter
 
-    from kappa_orch import registry
     from kappa_orch.cli.options import pick
-    from kappa_orch.dead_letters import distinct, letters_of, sample, version_label
+    from kappa_orch.lifecycle.dead_letters import distinct, letters_of, sample, version_label
+    from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
     try:
@@ -167,7 +167,7 @@ def accept_log_command(pipeline: str, version: int, reason: str, **options: Any)
     import getpass
 
     from kappa_orch.cli.options import pick
-    from kappa_orch.repair import accept_replaced_log
+    from kappa_orch.lifecycle.repair import accept_replaced_log
 
     platform = platform_of(options)
     try:

@@ -12,8 +12,8 @@ from typing import Any
 from dagster import AssetMaterialization, AssetObservation, MetadataValue
 from sqlalchemy import Connection, text
 
-from kappa_orch import registry
 from kappa_orch.dagster.translator import KappaTranslator
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.model import LoadedPipeline
 
 SWAPS_SHOWN = 10

@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kappa_orch import registry
 from kappa_orch.dagster.health import TROUBLED
+from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
-from kappa_orch.gate import late_records
-from kappa_orch.orphans import Orphan, find_orphans
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
+from kappa_orch.lifecycle.gate import late_records
+from kappa_orch.lifecycle.orphans import Orphan, find_orphans
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -180,7 +180,7 @@ def record_checkpoints(
     if not newer:
         return
     try:
-        with warehouse.registry() as conn:
+        with registry.session(warehouse) as conn:
             for row, checkpoint in newer:
                 registry.record_checkpoint(
                     conn, row.pipeline, row.version, row.flink_job_id or "", checkpoint

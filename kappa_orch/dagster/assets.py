@@ -30,20 +30,21 @@ from dagster import (
 )
 from pydantic import Field as PydanticField
 
-from kappa_orch import lineage_emit, registry
-from kappa_orch.claims import owner_id
 from kappa_orch.dagster.alias_state import alias_metadata, read_aliases
 from kappa_orch.dagster.batch_asset import batch_asset
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
-from kappa_orch.reprocess import CandidateReport, prepare_candidate
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
+from kappa_orch.lifecycle.reprocess import CandidateReport, prepare_candidate
+from kappa_orch.lifecycle.swap import SwapResult, swap
+from kappa_orch.lineage import emit as lineage_emit
+from kappa_orch.registry import store as registry
+from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-from kappa_orch.swap import SwapResult, swap
 
 
 def topic_key(topic: str) -> AssetKey:
@@ -310,7 +311,7 @@ def _swap_metadata(
     """What the alias page shows of a swap: the live version and table, the exact row
     count, and (read back from the registry) the last swaps with links to their runs."""
     spec = pipeline.spec
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         states = read_aliases(conn, [pipeline], registry.pipeline_versions(conn, spec.name))
     history = alias_metadata(spec.target.schema_name, states[0], dagster_url) if states else {}
     return {

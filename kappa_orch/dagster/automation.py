@@ -26,17 +26,17 @@ from dagster import (
 )
 from dagster import JobDefinition as _JobDefinition
 
-from kappa_orch import lineage_emit
-from kappa_orch.claims import owner_id
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
-from kappa_orch.plan import PipelinePlan, current_plan
-from kappa_orch.repair import repair
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.lifecycle.repair import repair
+from kappa_orch.lifecycle.swap import retire
+from kappa_orch.lineage import emit as lineage_emit
+from kappa_orch.plan.decide import PipelinePlan, current_plan
+from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
-from kappa_orch.swap import retire
 
 REPROCESS_JOB = "kappa_reprocess"
 RETIRE_JOB = "kappa_retire"

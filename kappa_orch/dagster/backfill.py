@@ -17,10 +17,10 @@ from dagster import (
     sensor,
 )
 
-from kappa_orch import registry
-from kappa_orch.batch import late_days
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import ServiceUnavailable
+from kappa_orch.lifecycle.batch import late_days
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.kafka import Record as KafkaRecord
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -120,7 +120,7 @@ def late_data_sensor(
         context: SensorEvaluationContext, kafka: KafkaResource, warehouse: WarehouseResource
     ) -> SensorResult | SkipReason:
         try:
-            with warehouse.registry() as conn:
+            with registry.session(warehouse) as conn:
                 reads = {p.name: registry.batch_day_reads(conn, p.name) for p in batch_pipelines}
         except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")
@@ -165,7 +165,7 @@ def failed_day_sensor(
         if not chosen:
             return SkipReason("no spec sets batch.recompute_failed_days")
         try:
-            with warehouse.registry() as conn:
+            with registry.session(warehouse) as conn:
                 failed = {p.name: registry.failed_batch_days(conn, p.name) for p in chosen}
         except ServiceUnavailable as exc:
             return SkipReason(f"registry not reachable: {exc.problem}")

@@ -13,11 +13,11 @@ from dagster import (
     asset,
 )
 
-from kappa_orch import lineage_emit
-from kappa_orch.batch import run_batch
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint

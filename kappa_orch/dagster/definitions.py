@@ -21,7 +21,6 @@ from typing import Any
 from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kappa_orch import lineage_emit
 from kappa_orch.config import PlatformConfig
 from kappa_orch.dagster.assets import pipeline_assets
 from kappa_orch.dagster.automation import (
@@ -37,8 +36,9 @@ from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.engine.flink.policy import OBSERVE_INTERVAL_S
 from kappa_orch.errors import SpecError
-from kappa_orch.flink_policy import OBSERVE_INTERVAL_S
+from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.spec.model import LoadedPipeline
 
 SENSOR_NAMES = (

@@ -4,8 +4,8 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kappa_orch import registry
-from kappa_orch.plan import SERVING, degraded
+from kappa_orch.plan.decide import SERVING, degraded
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.model import LoadedPipeline
 
 TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})

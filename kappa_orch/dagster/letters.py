@@ -13,8 +13,8 @@ from dagster import AssetObservation, MetadataValue
 
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.dead_letters import add_letters, current_tally, read_new_letters
 from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.lifecycle.dead_letters import add_letters, current_tally, read_new_letters
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 

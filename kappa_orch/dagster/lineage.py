@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from kappa_orch.dagster.translator import KappaTranslator
-from kappa_orch.lineage_graph import field_lineage
+from kappa_orch.lineage.graph import field_lineage
 from kappa_orch.spec.classify import column_tags
 from kappa_orch.spec.model import LoadedPipeline
 

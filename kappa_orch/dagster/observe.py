@@ -23,7 +23,6 @@ from dagster import (
     sensor,
 )
 
-from kappa_orch import registry
 from kappa_orch.dagster.alias_state import alias_observations, read_aliases
 from kappa_orch.dagster.answers import (
     StreamAnswers,
@@ -41,8 +40,9 @@ from kappa_orch.dagster.stream_checks import (
     verdicts_of,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import ServiceUnavailable
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -294,7 +294,7 @@ OBSERVER_DESCRIPTION = (
 
 def _read_registry(warehouse: WarehouseResource, pipelines: Sequence[LoadedPipeline]) -> tuple[Any, ...]:
     """Versions, live versions, aliases and input totals, in one registry connection."""
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         rows = registry.all_versions(conn)
         return (
             rows,

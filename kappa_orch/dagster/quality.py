@@ -24,19 +24,21 @@ from dagster import (
 )
 from sqlalchemy import inspect
 
-from kappa_orch import lineage_emit, lineage_ops, registry
-from kappa_orch.check_history import record_check
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
-from kappa_orch.gate import (
+from kappa_orch.lifecycle.gate import (
     EXPECTATIONS,
     INPUT_BALANCE,
     Outcome,
     expectations_outcome,
     input_balance_outcome,
 )
-from kappa_orch.log_parity import LOG_PARITY_CHECK, verify_days
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK, verify_days
+from kappa_orch.lineage import emit as lineage_emit
+from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.registry import store as registry
+from kappa_orch.registry.check_history import record_check
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -56,7 +58,7 @@ def _kept(
 ) -> Outcome:
     """Record the outcome in the registry as the check's last (for `kappa-orch status`),
     and tell OpenLineage (a `<pipeline>.data_quality` run over the live version)."""
-    with warehouse.registry() as conn:
+    with registry.session(warehouse) as conn:
         record_check(
             conn,
             pipeline=pipeline.name,
@@ -119,7 +121,7 @@ def live_input_balance_check(
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.registry() as conn:
+        with registry.session(warehouse) as conn:
             live = registry.live_versions(conn).get(spec.name)
             if live is None:
                 return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
@@ -146,7 +148,7 @@ def batch_check(
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
     def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.registry() as conn:
+        with registry.session(warehouse) as conn:
             computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))

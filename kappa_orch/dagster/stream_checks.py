@@ -34,7 +34,6 @@ from dagster import (
     multi_asset_check,
 )
 
-from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers, gather_answers, gather_topic_ids, gather_topics
 from kappa_orch.dagster.health import (
     JOB_RUNNING_CHECK,
@@ -43,9 +42,10 @@ from kappa_orch.dagster.health import (
     stalled_problems,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.plan import SERVING
-from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource, root_cause
+from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource, root_cause
+from kappa_orch.plan.decide import SERVING
+from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -359,7 +359,7 @@ def health_checks(
             kafka: KafkaResource,
             warehouse: WarehouseResource,
         ) -> Iterator[AssetCheckResult]:
-            with warehouse.registry() as conn:
+            with registry.session(warehouse) as conn:
                 rows = registry.pipeline_versions(conn, pipeline.name)
                 live = registry.live_versions(conn)
                 inputs = registry.input_totals(conn)

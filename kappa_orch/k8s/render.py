@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from kappa_orch.config import PlatformConfig, retention_ms
-from kappa_orch.flink_policy import job_policy
+from kappa_orch.engine.flink.policy import job_policy
 from kappa_orch.k8s.settings import K8sSettings, SecretKey
 from kappa_orch.k8s.tls import (
     CLIENT_MOUNT,

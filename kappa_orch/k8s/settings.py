@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kappa_orch.errors import SpecError
-from kappa_orch.flink_policy import (
+from kappa_orch.engine.flink.policy import (
     CHECKPOINT_INTERVAL_S,
     CHECKPOINTS_RETAINED,
     OBSERVE_INTERVAL_S,
     retention_problem,
 )
+from kappa_orch.errors import SpecError
 
 # what kappa_orch's jobs are built and tested with (the local stack's pyflink)
 FLINK_VERSION = "2.2.1"

@@ -85,19 +85,6 @@ class WarehouseResource(ConfigurableResource):  # type: ignore[type-arg]
             raise
 
     @contextmanager
-    def registry(self) -> Iterator[Connection]:
-        """`begin()` on a registry brought up to date: migrated once per process and warehouse
-        (the first call here migrates, later calls trust it)."""
-        from kappa_orch import registry
-
-        key = self.get_engine().url.render_as_string(hide_password=True)
-        with self.begin() as conn:
-            if key not in registry.MIGRATED:
-                registry.migrate(conn)
-            yield conn
-        registry.MIGRATED.add(key)
-
-    @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection without a transaction of its own (a warehouse that does not answer
         raises ServiceUnavailable)."""

@@ -16,8 +16,8 @@ from typing import Any
 import requests
 import yaml
 
+from kappa_orch.engine.flink.policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.errors import StackError
-from kappa_orch.flink_policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.flink_security import flink_account, flink_tls, give_to, place, relocate
 from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_kappa_jar, flink_home, resolve

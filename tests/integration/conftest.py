@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.stack.config import StackConfig, recorded_topology

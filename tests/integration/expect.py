@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 
 
 def aggregate(payloads: list[bytes]) -> tuple[dict[str, tuple[int, int]], int]:

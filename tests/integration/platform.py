@@ -19,8 +19,8 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from sqlalchemy import create_engine, text
 
 from assets import SPECS_DIR
-from kappa_orch import registry
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.load import load_pipelines

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select, text
 
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 

@@ -17,10 +17,10 @@ from sqlalchemy import text
 
 from assets.sample_events import sample_events
 from kappa_orch import late_data_sensor, pipeline_assets
-from kappa_orch.batch import run_batch
 from kappa_orch.dagster.assets import batch_key
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig

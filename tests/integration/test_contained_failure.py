@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.postgres import PostgresService

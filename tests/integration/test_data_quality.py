@@ -16,15 +16,15 @@ from sqlalchemy import text
 
 from assets.sample_events import sample_events
 from kappa_orch import data_quality_checks, data_quality_schedule, failed_day_sensor, pipeline_assets
-from kappa_orch.batch import run_batch
 from kappa_orch.cli.status_view import render
 from kappa_orch.dagster.assets import batch_key
 from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, LIVE_BALANCE_CHECK, SERVING_CHECK
-from kappa_orch.log_parity import LOG_PARITY_CHECK
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK
+from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.status import pipeline_status
 from tests.integration.platform import Platform, isolated_platform, produce_authorizations
 from tests.integration.test_reprocess import expected, run, wait_serving
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from assets.sample_events import sample_events
-from kappa_orch import registry, topic_key
-from kappa_orch.gate import INPUT_BALANCE
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch import topic_key
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.gate import INPUT_BALANCE
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource, Record
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import Platform, isolated_platform, observe_once

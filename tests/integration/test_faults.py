@@ -21,12 +21,12 @@ from dagster import AssetCheckEvaluation, DagsterInstance, build_sensor_context
 from sqlalchemy import text
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
 from kappa_orch.dagster.automation import repair_job, repair_sensor
 from kappa_orch.dagster.health import JOB_RUNNING_CHECK
-from kappa_orch.deploy import deploy
+from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.lifecycle.deploy import deploy
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack import manager

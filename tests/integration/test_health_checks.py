@@ -21,10 +21,11 @@ from dagster import (
 )
 
 from assets.sample_events import sample_events
-from kappa_orch import health_checks, registry, version_key
+from kappa_orch import health_checks, version_key
 from kappa_orch.dagster.answers import STUCK_AFTER_S
 from kappa_orch.dagster.stream_checks import DESCRIPTIONS
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import KAPPA, cli_env, isolated_platform, observe_once, produce_authorizations
@@ -48,7 +49,7 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
             [KAPPA, "deploy", "daily_spend"], env=cli_env(platform, stack), capture_output=True, text=True
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        with platform.warehouse.registry() as conn:
+        with registry.session(platform.warehouse) as conn:
             [row] = registry.pipeline_versions(conn, "daily_spend")
         job_name = flink._call("GET", flink.rest_url, f"/jobs/{row.flink_job_id}")["name"]
         healthy, cursor = observe_once(platform, kafka, flink, None)

@@ -17,10 +17,11 @@ import pytest
 from dagster import AssetMaterialization, AssetObservation, DagsterInstance
 
 from assets.sample_events import sample_events
-from kappa_orch import alias_key, lineage_events
-from kappa_orch.lineage_graph import lineage_graph
-from kappa_orch.lineage_static import edges_of, read_events, served_by
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch import alias_key
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lineage import events as lineage_events
+from kappa_orch.lineage.graph import lineage_graph
+from kappa_orch.lineage.static import edges_of, read_events, served_by
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from assets.sample_events import sample_events
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import (

@@ -25,14 +25,15 @@ import yaml
 from dagster import AssetCheckEvaluation, build_sensor_context
 from sqlalchemy import text
 
-from kappa_orch import registry, stream_observation_sensor
-from kappa_orch.dead_letters import distinct, letters_of, version_label
-from kappa_orch.flink_sources import late_reason
-from kappa_orch.gate import ROUTED_LATE
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch import stream_observation_sensor
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.flink.sources import late_reason
+from kappa_orch.lifecycle.dead_letters import distinct, letters_of, version_label
+from kappa_orch.lifecycle.gate import ROUTED_LATE
+from kappa_orch.lifecycle.status import pipeline_status
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.status import pipeline_status
 from tests.integration import scale
 from tests.integration.platform import Platform, isolated_platform, run_reprocess
 

@@ -20,10 +20,10 @@ import pytest
 from dagster import AssetCheckEvaluation
 
 from assets.sample_events import sample_events
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.status import pipeline_status
 from tests.integration.platform import (
     Platform,
     isolated_platform,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.lineage_emit import Emitter, make_transport, transport_config
-from kappa_orch.lineage_events import Names
-from kappa_orch.lineage_static import graph_events
+from kappa_orch.lineage.emit import Emitter, make_transport, transport_config
+from kappa_orch.lineage.events import Names
+from kappa_orch.lineage.static import graph_events
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.load import load_pipelines
 from kappa_orch.stack.config import StackConfig

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
-from kappa_orch.resources.flink import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import KAPPA, cli_env, isolated_platform, produce_authorizations

@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 from kappa_orch import pipeline_assets
 from kappa_orch.dagster.assets import alias_key, version_key
-from kappa_orch.flink_sources import LETTER_PAYLOAD_CHARS
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.flink.sources import LETTER_PAYLOAD_CHARS
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale

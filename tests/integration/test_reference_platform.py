@@ -21,7 +21,7 @@ from sqlalchemy import text
 from assets.sample_events import sample_events
 from kappa_orch import pipeline_assets, stream_observation_sensor
 from kappa_orch.dagster.assets import topic_key, version_key
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline

@@ -18,13 +18,15 @@ from dagster import DagsterInstance, build_sensor_context
 from sqlalchemy import create_engine, text
 
 from assets.sample_events import sample_events
-from kappa_orch import claims, registry, reprocess_sensor, retire_job, retire_sensor
-from kappa_orch.deploy import deploy
+from kappa_orch import reprocess_sensor, retire_job, retire_sensor
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.lifecycle.deploy import deploy
+from kappa_orch.lifecycle.swap import swap
+from kappa_orch.registry import claims
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.swap import swap
 from tests.integration import scale
 from tests.integration.platform import (
     ALL_STATUSES,

@@ -28,15 +28,16 @@ import yaml
 from dagster import AssetsDefinition, DagsterInstance, materialize
 from sqlalchemy import text
 
-from kappa_orch import pipeline_assets, registry
-from kappa_orch.batch import run_batch
+from kappa_orch import pipeline_assets
 from kappa_orch.dagster.assets import alias_key, version_key
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lifecycle.status import pipeline_status
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.status import pipeline_status
 from tests.integration import scale
 from tests.integration.platform import Platform, isolated_platform
 

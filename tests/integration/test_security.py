@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import job_password
 from kappa_orch.stack.config import LOOPBACK, StackConfig

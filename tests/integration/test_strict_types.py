@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import Platform, isolated_platform, run_reprocess

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from assets.sample_events import sample_events
-from kappa_orch import registry
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.browser import page_text, screenshot, wait_for_page
@@ -131,7 +131,7 @@ def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         env = cli_env(platform, stack, DAGSTER_HOME=str(tmp_path / "dagster"))
         the_demos_story(platform, kafka, env)
-        with platform.warehouse.registry() as conn:
+        with registry.session(platform.warehouse) as conn:
             live = {r.version: r for r in registry.pipeline_versions(conn, "daily_spend")}
         with dagster_dev(tmp_path, env) as ui:
             alias = f"{ui}/assets/analytics/daily_spend"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.sql import column_lineage
 from kappa_orch.stack.config import StackConfig

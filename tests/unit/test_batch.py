@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kappa_orch.batch import batch_job, consecutive_runs, day_start_ms, log_needed_from
+from kappa_orch.lifecycle.batch import batch_job, consecutive_runs, day_start_ms, log_needed_from
 from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
 from kappa_orch.spec.model import Bootstrap, LoadedPipeline
 from tests.unit.test_spec_validation import SQL, write
@@ -77,7 +77,7 @@ def test_batch_spec_rules(tmp_path: Path) -> None:
 def test_late_days_are_the_computed_days_with_records_past_what_they_read() -> None:
     from datetime import UTC, datetime
 
-    from kappa_orch.batch import late_days
+    from kappa_orch.lifecycle.batch import late_days
 
     def ts(day: int, hour: int = 12) -> int:
         return int(datetime(2026, 1, day, hour, tzinfo=UTC).timestamp() * 1000)
@@ -163,7 +163,7 @@ def test_a_late_records_day_is_its_event_time_not_its_arrival() -> None:
 def test_closed_days_are_over_and_in_the_batch_range_and_sampled() -> None:
     import random
 
-    from kappa_orch.log_parity import closed_days, pick_days
+    from kappa_orch.lifecycle.log_parity import closed_days, pick_days
 
     days = [date(2026, 1, d) for d in range(1, 11)]
     closed = closed_days([*days, days[3]], today=date(2026, 1, 10), start=date(2026, 1, 2))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from kappa_orch.dagster.letters import letter_observation, letter_topics
-from kappa_orch.dead_letters import (
+from kappa_orch.lifecycle.dead_letters import (
     LATEST,
     SAMPLE_CHARS,
     Letter,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch import registry
 from kappa_orch.errors import ClaimHeld
-from kappa_orch.plan import plan_deploy
+from kappa_orch.plan.decide import plan_deploy
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
 
@@ -99,7 +99,7 @@ def test_the_claim_holder_takes_over_an_unfinished_deploy_at_once() -> None:
 def test_the_plan_and_a_deploy_answer_from_one_rule(state: registry.VersionState, job_state: str) -> None:
     # found: plan.py and deploy.py encoded overlapping rules and answered differently for
     # retired and failed candidates; the plan now carries the deploy step it is built from
-    from kappa_orch.plan import plan
+    from kappa_orch.plan.decide import plan
 
     live_row = row(1, "0" * 16, registry.LIVE, job="live-job")
     candidate = row(2, FP, state, job="job", created=NOW - timedelta(hours=1))

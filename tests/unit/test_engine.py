@@ -5,10 +5,18 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from kappa_orch.engine import StreamEngine
-from kappa_orch.resources.flink import FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import StreamEngine
 
-CORE = ["batch", "catch_up", "deploy", "plan", "repair", "reprocess", "status"]
+CORE = [
+    "lifecycle/batch",
+    "lifecycle/catch_up",
+    "lifecycle/deploy",
+    "plan/decide",
+    "lifecycle/repair",
+    "lifecycle/reprocess",
+    "lifecycle/status",
+]
 LIBRARY = Path(__file__).resolve().parents[2] / "kappa_orch"
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from kappa_orch.engine.flink.planner import FlinkPlanner
 from kappa_orch.spec.load import load_pipeline, load_pipelines
-from kappa_orch.spec.planner import FlinkPlanner
 from kappa_orch.spec.sql import column_lineage
 from tests.unit.test_spec_validation import ASSETS, BASE, SQL, write
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kappa_orch.flink_sources import LETTER_PAYLOAD_CHARS, event_schema, interval
-from kappa_orch.flink_sql import job_configuration, version_job
+from kappa_orch.engine.flink.sources import LETTER_PAYLOAD_CHARS, event_schema, interval
+from kappa_orch.engine.flink.sql import job_configuration, version_job
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

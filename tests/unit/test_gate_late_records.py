@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.gate import NO_LATE_RECORDS, ROUTED_LATE, late_records, late_records_outcome
+from kappa_orch.lifecycle.gate import NO_LATE_RECORDS, ROUTED_LATE, late_records, late_records_outcome
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kappa_orch import registry
 from kappa_orch.dagster.health import job_health
-from kappa_orch.deploy_checks import slot_shortage
-from kappa_orch.plan import abandoned, column_diff, degraded, plan
-from kappa_orch.resources.flink import root_cause
+from kappa_orch.engine.flink.resource import root_cause
+from kappa_orch.lifecycle.deploy_checks import slot_shortage
+from kappa_orch.plan.decide import abandoned, column_diff, degraded, plan
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
 from kappa_orch.stack.config import StackConfig
@@ -133,7 +133,7 @@ def test_only_non_structural_checks_can_be_accepted_and_only_with_a_reason() -> 
     import pytest
 
     from kappa_orch.errors import KappaError
-    from kappa_orch.gate import Outcome, accepted, check_acceptance
+    from kappa_orch.lifecycle.gate import Outcome, accepted, check_acceptance
 
     check_acceptance(["expectations", "parity_with_live"], "the old table was wrong")
     check_acceptance([], None)
@@ -168,9 +168,9 @@ def test_a_version_is_rebuilt_from_its_own_recorded_definition() -> None:
 
     import pytest
 
-    from kappa_orch.deploy import version_definition
     from kappa_orch.errors import KappaError
-    from kappa_orch.repair import pipeline_of_version
+    from kappa_orch.lifecycle.deploy import version_definition
+    from kappa_orch.lifecycle.repair import pipeline_of_version
 
     current = PIPELINE.model_copy(update={"sql_text": PIPELINE.sql_text.replace("'approved'", "'declined'")})
     assert fingerprint(current) != FP

@@ -14,7 +14,7 @@ from dagster import AssetKey
 
 from kappa_orch import PlatformConfig, build_kappa_definitions
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR as T
-from kappa_orch.lineage_graph import Dataset, as_dot, lineage_graph, postgres_namespace
+from kappa_orch.lineage.graph import Dataset, as_dot, lineage_graph, postgres_namespace
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from dagster import AssetMaterialization, AssetObservation
 
-from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.assets import version_key
 from kappa_orch.dagster.observe import observed_versions, stream_observations
-from kappa_orch.resources.flink import Checkpoint
+from kappa_orch.engine.flink.resource import Checkpoint
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

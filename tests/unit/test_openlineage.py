@@ -21,16 +21,18 @@ import pytest
 from openlineage.client.serde import Serde
 from openlineage.client.transport import get_default_factory
 
-from kappa_orch import PlatformConfig, build_kappa_definitions, lineage_emit, lineage_ops
+from kappa_orch import PlatformConfig, build_kappa_definitions
 from kappa_orch.errors import SpecError
-from kappa_orch.gate import Outcome
-from kappa_orch.lineage_emit import Emitter, transport_config
-from kappa_orch.lineage_events import Names, columns_of
-from kappa_orch.lineage_graph import lineage_graph
-from kappa_orch.lineage_static import edges_of, graph_events, read_events, served_by
-from kappa_orch.registry import VersionRow
+from kappa_orch.lifecycle.gate import Outcome
+from kappa_orch.lineage import emit as lineage_emit
+from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.lineage.emit import Emitter, transport_config
+from kappa_orch.lineage.events import Names, columns_of
+from kappa_orch.lineage.graph import lineage_graph
+from kappa_orch.lineage.static import edges_of, graph_events, read_events, served_by
+from kappa_orch.registry.states import LIVE, READY
+from kappa_orch.registry.store import VersionRow
 from kappa_orch.spec.load import load_pipelines
-from kappa_orch.states import LIVE, READY
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PIPELINES = load_pipelines(ASSETS)

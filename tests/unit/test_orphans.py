@@ -3,9 +3,9 @@ deterministic names, the one a killed deploy left adoptable, the others to cance
 
 from __future__ import annotations
 
-from kappa_orch import registry
-from kappa_orch.orphans import find_orphans
-from kappa_orch.resources.flink import FlinkJob
+from kappa_orch.engine.flink.resource import FlinkJob
+from kappa_orch.lifecycle.orphans import find_orphans
+from kappa_orch.registry import store as registry
 
 NOW_MS = 1_800_000_000_000
 OLD = NOW_MS - 600_000  # ten minutes ago

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kappa_orch import registry
-from kappa_orch.plan_report import replay_report
+from kappa_orch.plan.report import replay_report
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kappa_orch import registry
-from kappa_orch.registry import InputCount
-from kappa_orch.replay_checks import complete_history_verdict, deleted_since, history_gaps, value_changes
+from kappa_orch.plan.replay_checks import (
+    complete_history_verdict,
+    deleted_since,
+    history_gaps,
+    value_changes,
+)
+from kappa_orch.registry import store as registry
+from kappa_orch.registry.store import InputCount
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -69,7 +74,7 @@ def test_value_changes_are_bounded_only_where_declared() -> None:
 def test_a_replaced_log_is_named_with_both_ways_out() -> None:
     from dataclasses import replace
 
-    from kappa_orch.replay_checks import replaced_log_problem, replaced_logs
+    from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
 
     base = registry.VersionRow(
         pipeline="daily_spend",

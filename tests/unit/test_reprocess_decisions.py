@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kappa_orch import registry
-from kappa_orch.catch_up import CatchUpTracker
-from kappa_orch.plan import due_for_retirement, plan
+from kappa_orch.lifecycle.catch_up import CatchUpTracker
+from kappa_orch.plan.decide import due_for_retirement, plan
+from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import ServiceUnavailable
-from kappa_orch.resources.flink import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 

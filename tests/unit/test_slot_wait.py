@@ -5,7 +5,7 @@ know")."""
 
 from __future__ import annotations
 
-from kappa_orch.deploy_checks import no_taskmanager, wait_for_slot
+from kappa_orch.lifecycle.deploy_checks import no_taskmanager, wait_for_slot
 
 
 class Cluster:

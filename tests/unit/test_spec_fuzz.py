@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kappa_orch.flink_sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK, version_job
+from kappa_orch.engine.flink.planner import FlinkPlanner
+from kappa_orch.engine.flink.sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK, version_job
 from kappa_orch.spec.load import SpecErrors, load_pipeline
 from kappa_orch.spec.model import LoadedPipeline
-from kappa_orch.spec.planner import FlinkPlanner
 from kappa_orch.spec.sql import comments_and_code
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"

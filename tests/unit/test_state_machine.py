@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.registry import TRANSITIONS, IllegalTransition, VersionState, check_transition
+from kappa_orch.registry.states import TRANSITIONS, IllegalTransition, VersionState, check_transition
 
 LIBRARY = Path(__file__).resolve().parents[2] / "kappa_orch"
 
@@ -51,7 +51,7 @@ def test_states_are_written_only_through_the_registry() -> None:
     # or registry.add_version (which starts at deploying): no module updates the column itself
     offenders = []
     for path in LIBRARY.rglob("*.py"):
-        if path.name == "registry.py":
+        if path.relative_to(LIBRARY).as_posix() == "registry/store.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             writes = isinstance(node, ast.Call) and getattr(node.func, "attr", "") in {"update", "values"}

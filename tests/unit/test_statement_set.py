@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from kappa_orch.engine.flink.statements import check_statement_set
 from kappa_orch.errors import SpecError
-from kappa_orch.resources.flink_statements import check_statement_set
 
 INSERTS = [
     "INSERT INTO `kappa_sink`\nSELECT ...",

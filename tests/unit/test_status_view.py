@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kappa_orch.cli.status_view import render, table
-from kappa_orch.status import PipelineStatus, VersionStatus
+from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

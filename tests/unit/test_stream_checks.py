@@ -9,7 +9,6 @@ from pathlib import Path
 
 from dagster import AssetCheckSeverity
 
-from kappa_orch import registry
 from kappa_orch.dagster.answers import StreamAnswers, gather_answers
 from kappa_orch.dagster.observe import _cursor, registry_outage, track_outages, verdict_changes
 from kappa_orch.dagster.stream_checks import (
@@ -19,7 +18,8 @@ from kappa_orch.dagster.stream_checks import (
     verdicts_of,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR
-from kappa_orch.resources.flink import Checkpoint, FlinkResource
+from kappa_orch.engine.flink.resource import Checkpoint, FlinkResource
+from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.load import load_pipelines
 

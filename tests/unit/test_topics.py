@@ -7,14 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from kappa_orch.spec.load import load_pipelines
-from kappa_orch.topics import (
+from kappa_orch.lifecycle.topics import (
     DAY_MS,
     FOREVER,
     KAFKA_DEFAULT_RETENTION_MS,
     declared_retention_warnings,
     topic_needs,
 )
+from kappa_orch.spec.load import load_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 3, 1)  # daily_spend's batch starts 2026-01-01: 60 days of history
@@ -68,7 +68,7 @@ def test_forever_is_long_enough(tmp_path: Path) -> None:
 
 
 def test_the_plan_carries_a_retention_verdict_per_pipeline() -> None:
-    from kappa_orch.topics import TopicNeed, TopicReport, retention_verdict
+    from kappa_orch.lifecycle.topics import TopicNeed, TopicReport, retention_verdict
 
     need = TopicNeed("payments.authorizations", ("daily_spend", "merchant_risk"), None, None, 30 * 86_400_000)
     short = TopicReport(need, exists=True, retention_ms=7 * 86_400_000, problems=["keeps 7d, needs 30d"])

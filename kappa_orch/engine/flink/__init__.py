@@ -1,0 +1,7 @@
+"""Flink as kappa_orch's engine: the SQL of a version's sources, sink and INSERT (`sources`,
+`sql`), how its jobs checkpoint and restart (`policy`), Flink's planner run on a spec
+(`planner`, in a JVM), the statement set checked against Flink's reading of it
+(`statements`), and the Dagster resource that submits and watches jobs (`resource`).
+
+May import: `engine.protocol`, `spec`, `errors`, `progress`.
+"""

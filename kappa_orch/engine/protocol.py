@@ -1,0 +1,91 @@
+"""The stream engine seam: what kappa_orch asks of the engine that runs versions' jobs.
+
+Deploy, catch-up, gate, swap, repair, retire and batch runs are written against
+`StreamEngine`, never against one cluster's API. Today's implementation is
+`kappa_orch.resources.flink.FlinkResource`: a Flink session cluster reached through its
+REST API and SQL Gateway (standalone, or a `FlinkDeployment` in session mode on the Flink
+Kubernetes Operator, which exposes the same two endpoints). Another backend (e.g. one
+`FlinkSessionJob` per version through the Kubernetes API) implements this protocol and is
+passed where a `FlinkResource` is today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from kappa_orch.engine.flink.resource import Checkpoint, FlinkJob, FlinkResource
+
+
+@runtime_checkable
+class StreamEngine(Protocol):
+    """Submit a version's job, ask about it, stop it."""
+
+    def submit_sql(
+        self,
+        *,
+        setup: Sequence[str],
+        inserts: Sequence[str],
+        job_name: str,
+        configuration: Mapping[str, str] | None = None,
+        savepoint_path: str | None = None,
+    ) -> str:
+        """Run the setup statements, then the INSERTs as one detached job; its id."""
+        ...
+
+    def job_name(self, name: str) -> str:
+        """A job's name on the engine: the deployment's prefix, then kappa_orch's name."""
+        ...
+
+    def list_jobs(self) -> list[FlinkJob]:
+        """Every job the engine knows, with its state and start time."""
+        ...
+
+    def job_state(self, job_id: str) -> str:
+        """RUNNING, FAILED, CANCELED, FINISHED, ..., or UNKNOWN for a job the engine does not know."""
+        ...
+
+    def job_exception(self, job_id: str) -> str | None:
+        """The job's latest exception (its stack trace), if any."""
+        ...
+
+    def job_root_cause(self, job_id: str) -> str | None:
+        """The innermost cause of the job's latest exception, in one line."""
+        ...
+
+    def cancel(self, job_id: str, *, wait: bool = True) -> None:
+        """Stop the job without a savepoint."""
+        ...
+
+    def stop_with_savepoint(
+        self, job_id: str, *, target_dir: str | None = None, timeout_s: float = 120.0
+    ) -> str:
+        """Stop the job after a savepoint; its location."""
+        ...
+
+    def slots(self) -> tuple[int, int]:
+        """(free, total) task slots: a job without one would restart for ever."""
+        ...
+
+    def last_checkpoint(self, job_id: str) -> Checkpoint | None:
+        """The job's last completed checkpoint (its id, time and external path)."""
+        ...
+
+    def checkpoint_stats(self, job_id: str) -> tuple[Checkpoint | None, str | None]:
+        """The last completed checkpoint, and why checkpoints fail when one failed after it."""
+        ...
+
+    def latest_retained_checkpoint(self, job_id: str) -> str | None:
+        """Where a lost job's replacement resumes from (state and offsets together)."""
+        ...
+
+    def known_late_records(
+        self, job_id: str | None, *, metrics_wait_s: float = 20.0
+    ) -> dict[str, int] | None:
+        """Records each operator dropped as late, or None when it cannot be asked."""
+        ...
+
+
+def session_cluster(flink: FlinkResource) -> StreamEngine:
+    """Today's engine: a Flink session cluster (mypy checks here that it meets the protocol)."""
+    return flink

@@ -1,0 +1,291 @@
+"""The Kappa reprocess, step by step; every step reads its state from the registry, so a
+run killed anywhere is finished by running again.
+
+1. candidate (here): deploy the current fingerprint (table__vN, own job and consumer group,
+   from the earliest offsets), await catch-up, run the gate (under the pipeline's claim);
+2. swap (kappa_orch.swap): point the alias at the candidate in one transaction and record the swap;
+3. retire (kappa_orch.swap; later, never by the swap): stop the old job and drop its table after the grace.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.lifecycle.catch_up import CatchUpResult, Progress, await_catch_up
+from kappa_orch.lifecycle.deploy import DeployResult, deploy
+from kappa_orch.lifecycle.gate import (
+    NO_LATE_RECORDS,
+    Outcome,
+    accepted,
+    check_acceptance,
+    complete_history_outcome,
+    expectations_outcome,
+    failed_candidate_fix,
+    input_balance_outcome,
+    late_records,
+    late_records_outcome,
+    parity_outcome,
+    unique_key_outcome,
+)
+from kappa_orch.lifecycle.restore import stop_keeping_state
+from kappa_orch.lifecycle.swap import join_alias
+from kappa_orch.lifecycle.swap import version_row as _row
+from kappa_orch.lineage import events as lineage_events
+from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.registry import claims
+from kappa_orch.registry import store as registry
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+from kappa_orch.spec.fingerprint import fingerprint
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+
+Log = Callable[[str], None]
+T = TypeVar("T")
+
+# how long the gate waits for a job's late-record counters. Flink's REST metric store
+# stays frozen after a TaskManager died until its pending fetch times out (web.timeout,
+# 30 s on the local stack) and the dead TaskManager is no longer listed (heartbeat
+# timeout, 50 s): up to about 80 s. Without the counters the gate fails closed.
+LATE_METRICS_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    deployed: DeployResult
+    version: registry.VersionRow
+    catch_up: CatchUpResult | None
+    outcomes: list[Outcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.lets_through for o in self.outcomes)
+
+
+def prepare_candidate(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    owner: str,
+    log: Log,
+    claim_wait_s: float = 600.0,
+    claim_stale_s: float = 60.0,
+    poll_s: float = 2.0,
+    accept: Sequence[str] = (),
+    accept_reason: str | None = None,
+    accepted_by: str | None = None,
+) -> CandidateReport:
+    """Deploy (unless running), await catch-up and gate the current fingerprint's version.
+
+    `accept`: non-structural checks an operator accepts when they fail (with
+    `accept_reason`, recorded with who); a candidate that failed before is gated again.
+    Told to OpenLineage as a `<pipeline>.reprocess` run: START, COMPLETE or FAIL."""
+    spec = pipeline.spec
+    check_acceptance(accept, accept_reason)
+    claims.acquire(
+        warehouse,
+        pipeline=spec.name,
+        owner=owner,
+        fingerprint=fingerprint(pipeline),
+        log=log,
+        wait_s=claim_wait_s,
+        stale_s=claim_stale_s,
+    )
+    run_id = lineage_events.run_uuid()
+    lineage_ops.reprocess(pipeline, run_id, "START")
+    keep_claim = False
+    try:
+        report = _candidate(
+            pipeline,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            owner=owner,
+            log=log,
+            poll_s=poll_s,
+            accept=accept,
+            accept_reason=accept_reason,
+            by=accepted_by or getpass.getuser(),
+        )
+        # a candidate that passed keeps the claim for its swap (the run's alias step takes
+        # it over; a dead run's is taken over): a rollback in between would be undone
+        keep_claim = report.passed
+    except BaseException as exc:
+        lineage_ops.reprocess(pipeline, run_id, "FAIL", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if not keep_claim:
+            claims.release(warehouse, pipeline=spec.name, owner=owner)
+    failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
+    state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
+    lineage_ops.reprocess(pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error)
+    return report
+
+
+def _candidate(
+    pipeline: LoadedPipeline,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    owner: str,
+    log: Log,
+    poll_s: float,
+    accept: Sequence[str],
+    accept_reason: str | None,
+    by: str,
+) -> CandidateReport:
+    """prepare_candidate's work, under the pipeline's claim."""
+    spec = pipeline.spec
+    deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
+    row = _row(warehouse, spec.name, deployed.plan.version)
+    # live or ready (gated by an earlier run): report the checks, change nothing
+    settled = row.state in (registry.LIVE, registry.READY)
+    result = None
+    if not settled:
+        heartbeat = lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner)  # noqa: E731
+        result = _catch_up(
+            spec,
+            row,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            log=log,
+            heartbeat=heartbeat,
+            poll_s=poll_s,
+            progress=_progress(pipeline, row),
+        )
+    outcomes = accepted(run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason)
+    _log_outcomes(spec.name, outcomes, log)
+    if not settled:
+        _record_gate(pipeline, row, outcomes, flink=flink, warehouse=warehouse, log=log)
+    return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
+
+
+def _progress(pipeline: LoadedPipeline, row: registry.VersionRow) -> Progress:
+    """Catch-up progress, told to OpenLineage as RUNNING events of the version's Flink job."""
+
+    def told(lag: int, pct: float, events_per_s: float, eta_s: float | None) -> None:
+        lineage_ops.catching_up(
+            pipeline,
+            row.version,
+            row.flink_job_id or "",
+            lag=lag,
+            pct=pct,
+            events_per_s=events_per_s,
+            eta_s=eta_s,
+        )
+
+    return told
+
+
+def _catch_up(
+    spec: PipelineSpec,
+    row: registry.VersionRow,
+    *,
+    kafka: KafkaResource,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+    heartbeat: Callable[[], None],
+    poll_s: float,
+    progress: Progress | None = None,
+) -> CatchUpResult:
+    """catching_up until the job has replayed the log (and checkpointed), then checking."""
+    with warehouse.begin() as conn:
+        registry.set_version(conn, spec.name, row.version, state=registry.CATCHING_UP)
+    result = await_catch_up(
+        spec,
+        job_id=row.flink_job_id or "",
+        group_id=row.group_id,
+        kafka=kafka,
+        flink=flink,
+        log=log,
+        heartbeat=heartbeat,
+        poll_s=poll_s,
+        progress=progress,
+    )
+    # the measured catch-up, kept with the version's definition: plans estimate a replay by it
+    measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}
+    definition = {**(row.definition or {}), "catch_up": {**measured, "backlog": result.backlog}}
+    with warehouse.begin() as conn:
+        registry.set_version(conn, spec.name, row.version, state=registry.CHECKING, definition=definition)
+    return result
+
+
+def _log_outcomes(name: str, outcomes: list[Outcome], log: Log) -> None:
+    for outcome in outcomes:
+        verdict = "passed" if outcome.passed else "FAILED"
+        if not outcome.passed and outcome.accepted:
+            verdict = f"FAILED, accepted by {outcome.accepted}"
+        log(f"{name}: check {outcome.name}: {verdict} ({outcome.summary})")
+
+
+def _record_gate(
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    outcomes: list[Outcome],
+    *,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+) -> None:
+    """ready (and a member of the alias view) or failed, with the checks' results. A failed
+    candidate's job is stopped with a savepoint: it holds no slot and writes nothing more,
+    and a reprocess of the same fingerprint (after a gate change) resumes it from there."""
+    spec = pipeline.spec
+    passed = all(o.lets_through for o in outcomes)
+    failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
+    with warehouse.begin() as conn:
+        registry.set_version(
+            conn,
+            spec.name,
+            row.version,
+            state=registry.READY if passed else registry.FAILED,
+            check_results={
+                o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
+            },
+            late_records=_late_records(outcomes),
+            error=None if passed else f"checks failed: {failures}"[:4000],
+        )
+    if not passed:
+        stop_keeping_state(spec.name, row, "it failed its checks", flink=flink, warehouse=warehouse, log=log)
+        log(
+            f"{spec.name}: v{row.version} failed its checks; the alias stays, its table is kept for "
+            f"inspection. {failed_candidate_fix(spec.name)}"
+        )
+        return
+    log(f"{spec.name}: v{row.version} is ready for the swap")
+    join_alias(pipeline, row.version, warehouse=warehouse, log=log)
+
+
+def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
+    late = next((o for o in outcomes if o.name == NO_LATE_RECORDS), None)
+    return None if late is None else late.metadata.get("by_operator")
+
+
+def run_gate(
+    pipeline: LoadedPipeline,
+    row: registry.VersionRow,
+    *,
+    warehouse: WarehouseResource,
+    flink: StreamEngine,
+) -> list[Outcome]:
+    spec = pipeline.spec
+    with warehouse.begin() as conn:
+        live = registry.live_versions(conn).get(spec.name)
+        live_row = next((r for r in registry.pipeline_versions(conn, spec.name) if r.version == live), None)
+        unique = unique_key_outcome(conn, spec, row.physical_table)
+        parity = parity_outcome(conn, spec, row.physical_table, live_row.physical_table if live_row else None)
+        history = complete_history_outcome(conn, spec, row.version, live)
+        balance = input_balance_outcome(conn, spec, row.version)
+        routed = sum(c.late for c in registry.input_counts_of(conn, spec.name, row.version))
+    expectations = expectations_outcome(warehouse.checks_url, spec, row.physical_table)
+    dropped = flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
+    late = late_records_outcome(spec, late_records(routed, dropped))
+    return [expectations, unique, parity, history, balance, late]

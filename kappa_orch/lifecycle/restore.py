@@ -1,0 +1,80 @@
+"""Where a version's job resumes from: the savepoint it was stopped with, else its last
+checkpoint (as Flink's REST API or the registry tells it); and stopping a job that should
+not go on while keeping that point, so a redeploy of the same fingerprint resumes instead
+of replaying the log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
+from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.errors import FlinkJobError
+from kappa_orch.registry import store as registry
+from kappa_orch.resources.warehouse import WarehouseResource
+
+Log = Callable[[str], None]
+
+
+def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:
+    """Where a version's lost or stopped job resumes from, and who said so: the savepoint
+    its old job was stopped with, else the last completed checkpoint of its old job as
+    Flink's REST API reports it, else the one the registry recorded for that job (the
+    cluster forgot the job, e.g. a JobManager restarted); never a listing of the storage."""
+    previous_job = row.flink_job_id if row else None
+    if not previous_job:
+        return None, ""
+    recorded = (row.checkpoint if row else None) or {}
+    if (
+        recorded.get("job_id") == previous_job
+        and recorded.get("checkpoint_id") == registry.STOPPED_WITH_SAVEPOINT
+        and recorded.get("path")
+    ):
+        # the job was stopped with a savepoint (stop_keeping_state): its periodic checkpoints,
+        # which Flink's REST API still names, were discarded when it finished
+        return str(recorded["path"]), "the registry (the savepoint its job was stopped with)"
+    path = flink.latest_retained_checkpoint(previous_job)
+    if path:
+        return path, "Flink's REST API"
+    if recorded.get("job_id") == previous_job and recorded.get("path"):
+        return str(recorded["path"]), f"the registry (checkpoint {recorded.get('checkpoint_id')})"
+    return None, ""
+
+
+def stop_keeping_state(
+    name: str,
+    row: registry.VersionRow,
+    why: str,
+    *,
+    flink: StreamEngine,
+    warehouse: WarehouseResource,
+    log: Log,
+) -> str | None:
+    """Stop a version's job that should not go on (a failed or abandoned candidate): its
+    slot is freed, and the savepoint (else the retained checkpoint of a cancel) is where a
+    redeploy of the same fingerprint resumes (restore_path). The savepoint is recorded in
+    the registry too, for a cluster that forgets the job. Returns where it resumes from."""
+    job_id = row.flink_job_id
+    if not job_id or flink.job_state(job_id) not in ACTIVE_JOB_STATES:
+        return None
+    try:
+        path: str | None = flink.stop_with_savepoint(job_id)
+        told = "a savepoint"
+        # recorded: the job's periodic checkpoints, which Flink still names, were discarded
+        saved = {
+            "path": path,
+            "checkpoint_id": registry.STOPPED_WITH_SAVEPOINT,
+            "completed_at_ms": int(time.time() * 1000),
+        }
+        with warehouse.begin() as conn:
+            registry.record_checkpoint(conn, name, row.version, job_id, saved)
+    except FlinkJobError as exc:
+        log(f"{name}: v{row.version}'s job {job_id} took no savepoint ({exc.problem}); cancelling it")
+        flink.cancel(job_id)  # its last checkpoint is retained on cancellation
+        path, told = flink.latest_retained_checkpoint(job_id), "its last checkpoint"
+    log(
+        f"{name}: v{row.version}'s job {job_id} stopped ({why}); its slot is free"
+        + (f"; a reprocess of this fingerprint resumes it from {told}: {path}" if path else "")
+    )
+    return path
