@@ -40,6 +40,7 @@ def _keys(defs: Definitions) -> set[str]:
     return {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
 
 
+@pytest.mark.slow
 def test_a_new_users_definitions_file_is_one_import_and_one_call(tmp_path: Path) -> None:
     _specs(tmp_path / "specs", "daily_spend", "account_latest")
     (tmp_path / "definitions.py").write_text(

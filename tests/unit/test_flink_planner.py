@@ -16,6 +16,8 @@ from kappa_orch.spec.load import load_pipeline, load_pipelines
 from kappa_orch.spec.sql import column_lineage
 from tests.unit.test_spec_validation import ASSETS, BASE, SQL, write
 
+pytestmark = pytest.mark.slow  # starts a JVM or subprocesses: left out of the fast lane
+
 HOURLY = """-- spend per account and hour, as a window table function
 SELECT
   account,

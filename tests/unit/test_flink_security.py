@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -13,6 +14,7 @@ from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink_security import flink_tls
 
 
+@pytest.mark.slow
 def test_the_stack_makes_its_certificate_once_and_flink_asks_every_client_for_it(tmp_path: Path) -> None:
     config = StackConfig(home=tmp_path)
     tls = flink_tls(config, account=None)

@@ -57,6 +57,7 @@ def _docs(files: dict[str, str], name: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(files[name]) if d]
 
 
+@pytest.mark.slow
 def test_every_manifest_validates_offline_but_the_operator_version_the_served_crd_predates(
     files: dict[str, str],
 ) -> None:
@@ -83,6 +84,7 @@ def test_every_manifest_validates_offline_but_the_operator_version_the_served_cr
     assert not [f for f in findings if f.layer == "server dry-run"]
 
 
+@pytest.mark.slow
 def test_the_validators_catch_a_broken_manifest(files: dict[str, str]) -> None:
     broken = dict(files)
     broken["flink-session.yaml"] = files["flink-session.yaml"].replace("replicas: 3", "replicas: three")
@@ -219,6 +221,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([cli, "k8s", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_cli_renders_and_a_bad_setting_leaves_nothing_half_written(tmp_path: Path) -> None:
     (tmp_path / "k8s.yaml").write_text(yaml.safe_dump(SETTINGS))
     done = _cli("render", "--config", "k8s.yaml", "--out", "out", cwd=tmp_path)
@@ -252,6 +255,7 @@ def test_the_user_code_dockerfile_copies_what_exists() -> None:
     assert "/opt/kappa/definitions.py" in text
 
 
+@pytest.mark.slow
 def test_flink_runs_unprivileged_behind_mutual_tls_as_on_the_local_stack(
     files: dict[str, str], tmp_path: Path
 ) -> None:

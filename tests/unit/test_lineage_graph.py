@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey
 
 from kappa_orch import PlatformConfig, build_kappa_definitions
@@ -76,6 +77,7 @@ def test_the_graph_draws_the_edges_of_the_dagster_asset_graph(tmp_path: Path) ->
     assert edges == dagster
 
 
+@pytest.mark.slow
 def test_dot_and_the_cli_without_a_registry(tmp_path: Path) -> None:
     dot = as_dot(GRAPH)
     assert dot.startswith("digraph kappa_lineage {") and "account [pii]" in dot

@@ -29,6 +29,8 @@ from kappa_orch.spec.load import SpecErrors, load_pipeline
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.spec.sql import comments_and_code
 
+pytestmark = pytest.mark.slow  # starts a JVM or subprocesses: left out of the fast lane
+
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 REFERENCES = ["daily_spend", "merchant_risk", "account_latest", "auth_settlement"]
 MUTANTS = 240

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.kafka import KafkaService
@@ -68,6 +70,7 @@ def test_storage_formatted_for_another_node_count_is_refused_with_the_fix(tmp_pa
         raise AssertionError("a 3-node start on 1-node storage was not refused")
 
 
+@pytest.mark.slow
 def test_the_recorded_topology_is_what_env_and_status_use(tmp_path: Path) -> None:
     (tmp_path / "topology.json").write_text(json.dumps({"kafka_brokers": 3, "taskmanagers": 2}))
     cli = str(Path(sys.executable).parent / "kappa-orch")

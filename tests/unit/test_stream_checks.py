@@ -246,7 +246,7 @@ def test_with_the_registry_down_every_check_says_so_once() -> None:
 
 def test_asking_a_dead_flink_records_an_outage_instead_of_raising() -> None:
     flink = FlinkResource(rest_url="http://127.0.0.1:9", sql_gateway_url="http://127.0.0.1:9")
-    kafka = KafkaResource(bootstrap_servers="127.0.0.1:9")
+    kafka = KafkaResource(bootstrap_servers="127.0.0.1:9", request_timeout_s=2)
     answers = gather_answers([(PIPELINE, ROWS[0])], kafka=kafka, flink=flink, deadline=time.monotonic() + 60)
     assert "did not answer" in answers.outages["flink"]
     assert "did not answer" in answers.outages["kafka"]

@@ -23,6 +23,7 @@ def test_definitions_load_and_hold_the_resources() -> None:
     assert set(defs.resources or {}) == {"kafka", "flink", "warehouse"}
 
 
+@pytest.mark.slow
 def test_workspace_file_loads_with_the_dagster_cli() -> None:
     # `dagster definitions validate` loads the code location exactly as `dagster dev` does
     proc = subprocess.run(
@@ -35,6 +36,7 @@ def test_workspace_file_loads_with_the_dagster_cli() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_definitions_honour_kappa_specs(tmp_path: Path) -> None:
     # found: the reference definitions.py ignored KAPPA_SPECS
 
