@@ -31,7 +31,7 @@ from dagster import Definitions  # noqa: E402
 from kappa_orch import pipeline_assets, stream_observation_sensor  # noqa: E402
 from kappa_orch.dagster.answers import StreamAnswers  # noqa: E402
 from kappa_orch.dagster.observe import observed_versions, stream_observations  # noqa: E402
-from kappa_orch.engine.flink.resource import Checkpoint  # noqa: E402
+from kappa_orch.engine.protocol import Checkpoint  # noqa: E402
 from kappa_orch.registry import store as registry  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 from kappa_orch.spec.model import LoadedPipeline  # noqa: E402

@@ -24,8 +24,8 @@ from kappa_orch.dagster.quality import data_quality_checks as data_quality_check
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks as health_checks
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
-from kappa_orch.engine.flink.resource import FlinkJob as FlinkJob
 from kappa_orch.engine.flink.resource import FlinkResource as FlinkResource
+from kappa_orch.engine.protocol import EngineJob as EngineJob
 from kappa_orch.errors import ClaimHeld as ClaimHeld
 from kappa_orch.errors import FlinkJobError as FlinkJobError
 from kappa_orch.errors import GateFailed as GateFailed

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kappa_orch.dagster.health import TROUBLED
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, Checkpoint, FlinkJob, FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, Checkpoint, EngineJob
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
 from kappa_orch.lifecycle.gate import late_records
 from kappa_orch.lifecycle.orphans import Orphan, find_orphans
@@ -60,7 +61,7 @@ def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str, routed
     try:
         job = flink.job(job_id)
     except FlinkJobError:
-        job = FlinkJob(job_id, "", "UNKNOWN")  # the cluster does not know it (any more)
+        job = EngineJob(job_id, "", "UNKNOWN")  # the cluster does not know it (any more)
     state = answers.job_states[job_id] = job.state
     if state in ACTIVE_JOB_STATES and not job.processing:
         answers.stalls[job_id] = (job.since_ms or answers.observed_at_ms, job.waiting_tasks)

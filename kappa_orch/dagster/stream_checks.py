@@ -42,7 +42,8 @@ from kappa_orch.dagster.health import (
     stalled_problems,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource, root_cause
+from kappa_orch.engine.flink.resource import FlinkResource, root_cause
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.plan.decide import SERVING
 from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.registry import store as registry

@@ -2,7 +2,7 @@
 
 Deploy, catch-up, gate, swap, repair, retire and batch runs are written against
 `StreamEngine`, never against one cluster's API. Today's implementation is
-`kappa_orch.resources.flink.FlinkResource`: a Flink session cluster reached through its
+`kappa_orch.engine.flink.resource.FlinkResource`: a Flink session cluster reached through its
 REST API and SQL Gateway (standalone, or a `FlinkDeployment` in session mode on the Flink
 Kubernetes Operator, which exposes the same two endpoints). Another backend (e.g. one
 `FlinkSessionJob` per version through the Kubernetes API) implements this protocol and is
@@ -12,9 +12,42 @@ passed where a `FlinkResource` is today.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from kappa_orch.engine.flink.resource import Checkpoint, FlinkJob, FlinkResource
+TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
+# a job in one of these states is alive: it runs or will run again by itself
+ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"})
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """A job as the engine lists it: id, name and state (Flink's job states and names)."""
+
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int | None = None
+    # when the job entered its state, and how many of its tasks are not running (waiting
+    # for a slot, deploying): a RUNNING job with waiting tasks processes nothing yet
+    since_ms: int | None = None
+    waiting_tasks: int = 0
+    # (vertex id, name) of each operator chain, as the job's detail lists them
+    vertices: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def processing(self) -> bool:
+        """Running with every task running (or finished)."""
+        return self.state == "RUNNING" and self.waiting_tasks == 0
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A completed checkpoint of a job: its id, when it completed, where it is kept."""
+
+    checkpoint_id: int
+    completed_at_ms: int
+    external_path: str | None
 
 
 @runtime_checkable
@@ -37,7 +70,7 @@ class StreamEngine(Protocol):
         """A job's name on the engine: the deployment's prefix, then kappa_orch's name."""
         ...
 
-    def list_jobs(self) -> list[FlinkJob]:
+    def list_jobs(self) -> list[EngineJob]:
         """Every job the engine knows, with its state and start time."""
         ...
 
@@ -84,8 +117,3 @@ class StreamEngine(Protocol):
     ) -> dict[str, int] | None:
         """Records each operator dropped as late, or None when it cannot be asked."""
         ...
-
-
-def session_cluster(flink: FlinkResource) -> StreamEngine:
-    """Today's engine: a Flink session cluster (mypy checks here that it meets the protocol)."""
-    return flink

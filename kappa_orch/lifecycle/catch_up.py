@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
 from kappa_orch.progress import ProgressLine
 from kappa_orch.resources.kafka import KafkaResource

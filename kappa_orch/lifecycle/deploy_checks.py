@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import KappaError, ServiceUnavailable, SpecError
 from kappa_orch.lifecycle.topics import retention_gaps
 from kappa_orch.registry import store as registry

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkJob
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, EngineJob, StreamEngine
 from kappa_orch.registry import store as registry
 
 Log = Callable[[str], None]
@@ -33,7 +32,7 @@ ORPHAN_GRACE_S = 60.0
 class Orphan:
     """A running job named like a version's job, which no registry row records."""
 
-    job: FlinkJob
+    job: EngineJob
     pipeline: str
     version: int
     # its version runs and has no job recorded (a deploy or repair killed after submitting):
@@ -45,7 +44,7 @@ class Orphan:
 
 
 def find_orphans(
-    jobs: Sequence[FlinkJob],
+    jobs: Sequence[EngineJob],
     rows: Sequence[registry.VersionRow],
     *,
     prefix: str,

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 import yaml
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.lifecycle.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.lifecycle.deploy_checks import SLOT_WAIT_S, wait_for_slot

@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.warehouse import WarehouseResource

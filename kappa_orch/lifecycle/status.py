@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.lifecycle.gate import failed_candidate_fix, late_records
 from kappa_orch.lifecycle.orphans import Orphan, find_orphans
 from kappa_orch.plan.decide import column_changes, degraded

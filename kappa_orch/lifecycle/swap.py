@@ -11,8 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.registry import claims

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
 from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.registry import store as registry

@@ -60,13 +60,6 @@ DECIMAL_TYPE = re.compile(r"^DECIMAL\((\d{1,2}),\s*(\d{1,2})\)$")
 MAX_DECIMAL_PRECISION = 38  # Flink's and a safe bound for PostgreSQL's NUMERIC
 
 
-def postgres_type(flink_type: str) -> str:
-    match = DECIMAL_TYPE.match(flink_type)
-    if match:
-        return f"NUMERIC({match.group(1)}, {match.group(2)})"
-    return FLINK_TO_POSTGRES[flink_type]
-
-
 def parse_duration(text: str) -> float:
     """'500ms', '10s', '5m', '2h', '7d' -> seconds."""
     match = _DURATION.match(text.strip())

@@ -185,10 +185,6 @@ class StackConfig:
     def warehouse_sink_url(self) -> str:
         return self.warehouse_url_of(self.warehouse_db, "sink")
 
-    @property
-    def warehouse_jdbc_url(self) -> str:
-        return f"jdbc:postgresql://{LOOPBACK}:{self.postgres_port}/{self.warehouse_db}"
-
     def platform(self, database: str | None = None, **settings: Any) -> PlatformConfig:
         """The platform configuration of this stack (on `database`, default the warehouse):
         what `kappa-orch stack env` prints, as one value for code that runs kappa_orch on it."""

@@ -21,7 +21,7 @@ from kappa_orch.errors import StackError
 from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.flink_security import flink_account, flink_tls, give_to, place, relocate
 from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_kappa_jar, flink_home, resolve
-from kappa_orch.stack.process import PidFile, spawn, tail, wait_until
+from kappa_orch.stack.process import PidFile, spawn, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
 
 _GATEWAY_JAR_PREFIX = "flink-sql-gateway-"
@@ -327,6 +327,3 @@ class FlinkService(Service):
         registered = int(overview.get("taskmanagers", 0))
         state = "running" if registered >= self.config.taskmanagers else "unhealthy"
         return ServiceStatus(self.name, state, address, overview.get("flink-version"), pids, detail)
-
-    def last_log_lines(self, process: str) -> str:
-        return tail(self.config.logs_dir / f"{process}.log")

@@ -23,7 +23,8 @@ from sqlalchemy import text
 from assets.sample_events import sample_events
 from kappa_orch.dagster.automation import repair_job, repair_sensor
 from kappa_orch.dagster.health import JOB_RUNNING_CHECK
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.deploy import deploy
 from kappa_orch.registry import store as registry

@@ -36,7 +36,8 @@ from dagster import AssetCheckEvaluation
 
 from assets.sample_events import sample_events
 from kappa_orch.dagster.health import JOB_RUNNING_CHECK
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.errors import StackError
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack import manager

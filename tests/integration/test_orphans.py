@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from assets.sample_events import sample_events
-from kappa_orch.engine.flink.resource import ACTIVE_JOB_STATES, FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig

@@ -9,7 +9,7 @@ from dagster import AssetMaterialization, AssetObservation
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.assets import version_key
 from kappa_orch.dagster.observe import observed_versions, stream_observations
-from kappa_orch.engine.flink.resource import Checkpoint
+from kappa_orch.engine.protocol import Checkpoint
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.load import load_pipelines
 

@@ -3,7 +3,7 @@ deterministic names, the one a killed deploy left adoptable, the others to cance
 
 from __future__ import annotations
 
-from kappa_orch.engine.flink.resource import FlinkJob
+from kappa_orch.engine.protocol import EngineJob
 from kappa_orch.lifecycle.orphans import find_orphans
 from kappa_orch.registry import store as registry
 
@@ -18,8 +18,8 @@ def row(version: int, state: str, job: str | None) -> registry.VersionRow:
     )  # fmt: skip
 
 
-def job(job_id: str, name: str, state: str = "RUNNING", started: int = OLD) -> FlinkJob:
-    return FlinkJob(job_id, name, state, started)
+def job(job_id: str, name: str, state: str = "RUNNING", started: int = OLD) -> EngineJob:
+    return EngineJob(job_id, name, state, started)
 
 
 def test_unknown_jobs_are_found_by_name_and_the_killed_deploys_is_adoptable() -> None:

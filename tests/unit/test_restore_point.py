@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kappa_orch.dagster.answers import StreamAnswers, recorded_checkpoints
-from kappa_orch.engine.flink.resource import Checkpoint
+from kappa_orch.engine.protocol import Checkpoint
 from kappa_orch.lifecycle.restore import restore_path
 from kappa_orch.registry import store as registry
 

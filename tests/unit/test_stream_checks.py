@@ -18,7 +18,8 @@ from kappa_orch.dagster.stream_checks import (
     verdicts_of,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR
-from kappa_orch.engine.flink.resource import Checkpoint, FlinkResource
+from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.engine.protocol import Checkpoint
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.load import load_pipelines

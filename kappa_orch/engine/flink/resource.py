@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -14,40 +13,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.engine.flink.statements import check_statement_set
+from kappa_orch.engine.protocol import TERMINAL_STATES, Checkpoint, EngineJob
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
-
-TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
-# a job in one of these states is alive: it runs or will run again by itself
-ACTIVE_JOB_STATES = frozenset({"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"})
-
-
-@dataclass(frozen=True)
-class FlinkJob:
-    """A Flink job as the REST API lists it: id, name and state."""
-
-    job_id: str
-    name: str
-    state: str
-    start_time_ms: int | None = None
-    # when the job entered its state, and how many of its tasks are not running (waiting
-    # for a slot, deploying): a RUNNING job with waiting tasks processes nothing yet
-    since_ms: int | None = None
-    waiting_tasks: int = 0
-    # (vertex id, name) of each operator chain, as the job's detail lists them
-    vertices: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def processing(self) -> bool:
-        """Running with every task running (or finished)."""
-        return self.state == "RUNNING" and self.waiting_tasks == 0
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    checkpoint_id: int
-    completed_at_ms: int
-    external_path: str | None
-
 
 # what to check when the TLS handshake fails (the local stack asks for its client certificate)
 _TLS_HINT = (
@@ -186,19 +153,19 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
 
     # -- jobs --------------------------------------------------------------------------
 
-    def list_jobs(self) -> list[FlinkJob]:
+    def list_jobs(self) -> list[EngineJob]:
         """Every job the cluster knows, with its state."""
         overview = self._call("GET", self.rest_url, "/jobs/overview")
         return [
-            FlinkJob(j["jid"], j["name"], j["state"], j.get("start-time")) for j in overview.get("jobs", [])
+            EngineJob(j["jid"], j["name"], j["state"], j.get("start-time")) for j in overview.get("jobs", [])
         ]
 
-    def job(self, job_id: str) -> FlinkJob:
+    def job(self, job_id: str) -> EngineJob:
         """One job by id (an error when the cluster does not know it)."""
         detail = self._call("GET", self.rest_url, f"/jobs/{job_id}")
         counts = detail.get("status-counts") or {}
         waiting = sum(int(n) for task_state, n in counts.items() if task_state not in ("RUNNING", "FINISHED"))
-        return FlinkJob(
+        return EngineJob(
             detail["jid"],
             detail["name"],
             detail["state"],
@@ -253,7 +220,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         return int(overview.get("slots-available", 0)), int(overview.get("slots-total", 0))
 
     def late_records(
-        self, job_id: str, *, metrics_wait_s: float = 20.0, job: FlinkJob | None = None
+        self, job_id: str, *, metrics_wait_s: float = 20.0, job: EngineJob | None = None
     ) -> dict[str, int]:
         """Records each operator of the job dropped as late (event time behind the
         watermark), summed over its subtasks: operator (e.g. `GroupWindowAggregate[86]`) ->
@@ -289,7 +256,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         return dropped
 
     def known_late_records(
-        self, job_id: str | None, *, metrics_wait_s: float = 20.0, job: FlinkJob | None = None
+        self, job_id: str | None, *, metrics_wait_s: float = 20.0, job: EngineJob | None = None
     ) -> dict[str, int] | None:
         """`late_records`, or None when the job cannot be asked (no job, no metrics yet,
         Flink unreachable): callers report "unknown", never zero."""
@@ -323,7 +290,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
             failure = root_cause(str(failed.get("failure_message") or "")) or "unknown"
         return checkpoint, failure
 
-    def wait_for_state(self, job_id: str, states: set[str], *, timeout_s: float = 60.0) -> FlinkJob:
+    def wait_for_state(self, job_id: str, states: set[str], *, timeout_s: float = 60.0) -> EngineJob:
         """Poll until the job is in one of `states`; an error after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
