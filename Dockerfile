@@ -4,14 +4,12 @@
 # see `kappa-orch k8s render`), and the K8sRunLauncher runs every run in it.
 #   docker build -t registry.example.com/kappa-user-code:0.1.0 .
 FROM python:3.11-slim-bookworm
-# a JVM: the spec planner asks Flink's own planner (pyflink) to validate the SQL
-RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/kappa
 COPY pyproject.toml constraints.txt README.md ./
 COPY kappa_orch ./kappa_orch
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 kappa
+# the base install and the k8s extra (dagster-k8s): no JVM or pyflink, the code location
+# talks to Flink through its REST API and SQL Gateway
+RUN pip install --no-cache-dir -c constraints.txt '.[k8s]' && useradd --uid 10001 kappa
 COPY definitions.py ./
 COPY resources ./resources
 COPY sensors ./sensors

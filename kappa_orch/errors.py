@@ -4,6 +4,8 @@ slots), or in the operation asked for (a claim held, a gate failed, a refused ro
 
 from __future__ import annotations
 
+import importlib.util
+
 SPEC = "spec"
 INFRASTRUCTURE = "infrastructure"
 OPERATION = "operation"
@@ -61,3 +63,14 @@ class GateFailed(KappaError):
 class OperationRefused(KappaError):
     """The operation asked for is not possible as things are (a wrong name, a live version
     to retire, a rollback with nothing to roll back to)."""
+
+
+def require(module: str, extra: str, needed_for: str) -> None:
+    """Refuse, with the install command, work that needs an optional dependency (an extra)
+    that is not installed: the base install is what a Dagster code location needs."""
+    if importlib.util.find_spec(module) is None:
+        raise KappaError(
+            f"{needed_for} needs the Python package {module!r}, which is not installed",
+            f"pip install 'kappa-orch[{extra}]' (or 'kappa-orch[dev]' for everything)",
+            blame=INFRASTRUCTURE,
+        )

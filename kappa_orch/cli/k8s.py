@@ -12,7 +12,7 @@ import click
 
 from kappa_orch.cli import fail, main
 from kappa_orch.cli.options import load_specs, platform_of, platform_options
-from kappa_orch.errors import KappaError, SpecError
+from kappa_orch.errors import KappaError, SpecError, require
 
 
 @main.group(name="k8s")
@@ -35,6 +35,9 @@ def _settings(config: Path | None, sets: tuple[str, ...], *, model: Any = None) 
 
 def _report(files: dict[str, str], platform: Any, settings: Any) -> bool:
     from kappa_orch.k8s.validate import expected_problem, validate_render
+
+    require("kubernetes_validate", "k8s", "kappa-orch k8s validate")
+    require("dagster_k8s", "k8s", "kappa-orch k8s validate")
 
     findings = validate_render(
         files, jars_dir=Path(platform.home) / "jars" / "k8s", namespace=settings.namespace

@@ -103,7 +103,7 @@ def flink_home() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise StackError(
             "pyflink is not installed, so there is no Flink distribution to run",
-            "install the project (`pip install -e .`), which pins apache-flink",
+            "install the local stack's extra: pip install 'kappa-orch[stack]' (it pins apache-flink)",
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

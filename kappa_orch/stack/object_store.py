@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kappa_orch.errors import StackError
+from kappa_orch.errors import StackError, require
 
 PROBE = "_kappa_write_probe"
 
@@ -44,6 +44,7 @@ def _check_folder(folder: Path, uri: str, what: str) -> None:
 
 
 def _check_bucket(bucket: str, prefix: str, uri: str, endpoint: str | None, what: str) -> None:
+    require("boto3", "stack", f"checking the {what} store {uri}")
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from kappa_orch.engine.flink.sources import interval
+from kappa_orch.errors import require
 from kappa_orch.spec.load import SpecProblem
 from kappa_orch.spec.model import LoadedPipeline, Source
 from kappa_orch.spec.sql import output_columns, parse_select, source_tables
@@ -81,6 +82,7 @@ class FlinkPlanner:
     """A local Flink planner: environments made once, reused for every pipeline."""
 
     def __init__(self) -> None:
+        require("pyflink", "stack", "Flink's planner (kappa-orch validate)")
         from pyflink.table import EnvironmentSettings, TableEnvironment
 
         self._streaming = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
