@@ -49,6 +49,9 @@ SENSOR_NAMES = (
     "kappa_late_data_sensor",
     "kappa_failed_day_sensor",
 )
+# sensors that redeploy jobs or drop tables by themselves: stopped unless a deployment
+# turns them on (the reference deployment does, sensors/__init__.py)
+ACTING_SENSORS = ("kappa_repair_sensor", "kappa_retire_sensor")
 
 
 class AutomationSettings(BaseModel):
@@ -69,9 +72,10 @@ class AutomationSettings(BaseModel):
     claim_stale_s: float = Field(60.0, gt=0, description="When a silent claim may be taken over.")
     data_quality_running: bool = Field(True, description="The data-quality schedule runs from the start.")
     stopped_sensors: list[str] = Field(
-        [],
-        description="Sensors that start stopped (turned on from the UI), e.g. kappa_repair_sensor where "
-        "lost jobs should not be redeployed by themselves.",
+        list(ACTING_SENSORS),
+        description="Sensors that start stopped (turned on from the UI or here). By default the two that "
+        "act without a person: kappa_repair_sensor (redeploys lost jobs) and kappa_retire_sensor (drops "
+        "replaced versions' tables); a deployment that wants them turns them on (stopped_sensors=[]).",
     )
 
     @field_validator("stopped_sensors")

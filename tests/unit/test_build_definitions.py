@@ -229,3 +229,16 @@ def test_sensors_can_start_stopped_and_an_unknown_name_is_refused(tmp_path: Path
     assert statuses["kappa_stream_observer"] == DefaultSensorStatus.RUNNING
     with pytest.raises(ValueError, match=r"unknown sensor.*kappa_repiar"):
         AutomationSettings(stopped_sensors=["kappa_repiar_sensor"])
+
+
+def test_sensors_that_act_without_a_person_start_stopped_unless_turned_on(tmp_path: Path) -> None:
+    from dagster import DefaultSensorStatus
+
+    from sensors import AUTOMATION
+
+    specs = _specs(tmp_path, "daily_spend")
+    library = {s.name: s.default_status for s in build_kappa_definitions(specs, config=CONFIG).sensors or []}
+    acting = {"kappa_repair_sensor", "kappa_retire_sensor"}
+    assert {n for n, s in library.items() if s == DefaultSensorStatus.STOPPED} == acting
+    reference = build_kappa_definitions(specs, config=CONFIG, automation=AUTOMATION).sensors or []
+    assert {s.default_status for s in reference} == {DefaultSensorStatus.RUNNING}
