@@ -26,6 +26,7 @@ from dagster import (
 )
 from dagster import JobDefinition as _JobDefinition
 
+from kappa_orch.dagster.names import REPAIR_SENSOR, REPROCESS_SENSOR, RETIRE_SENSOR
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
@@ -187,7 +188,7 @@ def _plan_sensor(
 def repair_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_repair_sensor",
+    name: str = REPAIR_SENSOR,
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     job: Any = None,
@@ -230,7 +231,7 @@ def repair_sensor(
 def reprocess_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_reprocess_sensor",
+    name: str = REPROCESS_SENSOR,
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
@@ -269,7 +270,7 @@ def reprocess_sensor(
 def retire_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_retire_sensor",
+    name: str = RETIRE_SENSOR,
     minimum_interval_seconds: int = 300,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     job: Any = None,

@@ -17,6 +17,7 @@ from dagster import (
     sensor,
 )
 
+from kappa_orch.dagster.names import FAILED_DAY_SENSOR, LATE_DATA_SENSOR
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.errors import ServiceUnavailable
 from kappa_orch.lifecycle.batch import late_days
@@ -97,7 +98,7 @@ def _late_days_of(
 def late_data_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_late_data_sensor",
+    name: str = LATE_DATA_SENSOR,
     minimum_interval_seconds: int = 60,
     max_records_per_partition: int = 200_000,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
@@ -144,7 +145,7 @@ def late_data_sensor(
 def failed_day_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_failed_day_sensor",
+    name: str = FAILED_DAY_SENSOR,
     minimum_interval_seconds: int = 60,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,

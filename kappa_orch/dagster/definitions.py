@@ -32,6 +32,16 @@ from kappa_orch.dagster.automation import (
     retire_sensor,
 )
 from kappa_orch.dagster.backfill import failed_day_sensor, late_data_sensor
+from kappa_orch.dagster.names import (
+    ACTING_SENSORS,
+    FAILED_DAY_SENSOR,
+    LATE_DATA_SENSOR,
+    REPAIR_SENSOR,
+    REPROCESS_SENSOR,
+    RETIRE_SENSOR,
+    SENSOR_NAMES,
+    STREAM_OBSERVER,
+)
 from kappa_orch.dagster.observe import stream_observation_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks
@@ -40,18 +50,6 @@ from kappa_orch.engine.flink.policy import OBSERVE_INTERVAL_S
 from kappa_orch.errors import SpecError
 from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.spec.model import LoadedPipeline
-
-SENSOR_NAMES = (
-    "kappa_stream_observer",
-    "kappa_reprocess_sensor",
-    "kappa_repair_sensor",
-    "kappa_retire_sensor",
-    "kappa_late_data_sensor",
-    "kappa_failed_day_sensor",
-)
-# sensors that redeploy jobs or drop tables by themselves: stopped unless a deployment
-# turns them on (the reference deployment does, sensors/__init__.py)
-ACTING_SENSORS = ("kappa_repair_sensor", "kappa_retire_sensor")
 
 
 class AutomationSettings(BaseModel):
@@ -163,38 +161,38 @@ def _sensors(
             minimum_interval_seconds=automation.observe_interval_s,
             translator=translator,
             dagster_url=dagster_url,
-            default_status=automation.status("kappa_stream_observer"),
+            default_status=automation.status(STREAM_OBSERVER),
         ),
         reprocess_sensor(
             pipelines,
             minimum_interval_seconds=automation.reprocess_interval_s,
             translator=translator,
             job=jobs["reprocess"],
-            default_status=automation.status("kappa_reprocess_sensor"),
+            default_status=automation.status(REPROCESS_SENSOR),
         ),
         repair_sensor(
             pipelines,
             minimum_interval_seconds=automation.repair_interval_s,
             job=jobs["repair"],
-            default_status=automation.status("kappa_repair_sensor"),
+            default_status=automation.status(REPAIR_SENSOR),
         ),
         retire_sensor(
             pipelines,
             minimum_interval_seconds=automation.retire_interval_s,
             job=jobs["retire"],
-            default_status=automation.status("kappa_retire_sensor"),
+            default_status=automation.status(RETIRE_SENSOR),
         ),
         late_data_sensor(
             pipelines,
             minimum_interval_seconds=automation.late_data_interval_s,
             translator=translator,
-            default_status=automation.status("kappa_late_data_sensor"),
+            default_status=automation.status(LATE_DATA_SENSOR),
         ),
         failed_day_sensor(
             pipelines,
             minimum_interval_seconds=automation.failed_day_interval_s,
             translator=translator,
-            default_status=automation.status("kappa_failed_day_sensor"),
+            default_status=automation.status(FAILED_DAY_SENSOR),
         ),
     ]
 

@@ -33,6 +33,7 @@ from kappa_orch.dagster.answers import (
     record_checkpoints,
 )
 from kappa_orch.dagster.letters import letter_topics, observe_letters
+from kappa_orch.dagster.names import STREAM_OBSERVER
 from kappa_orch.dagster.stream_checks import (
     Verdict,
     registry_outage_verdicts,
@@ -331,7 +332,7 @@ def _checked(
 def stream_observation_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = "kappa_stream_observer",
+    name: str = STREAM_OBSERVER,
     minimum_interval_seconds: int = 30,
     time_budget_s: float = 20.0,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
