@@ -204,11 +204,16 @@ def step_errors(result: Any) -> list[KappaError]:
     """The errors the run's failed steps raised, as KappaErrors (their problem, fix and
     blame; a service's own error mapped like the CLI maps it)."""
     from kappa_orch.cli import known_failure
+    from kappa_orch.dagster.runs import error_of
 
     blame_by_class = _blame_by_class()
     errors: list[KappaError] = []
     for event in result.all_events:
         if not event.is_step_failure:
+            continue
+        expected = error_of(event.step_failure_data.user_failure_data)
+        if expected is not None:  # a KappaError the step failed with (dagster/runs.py)
+            errors.append(expected)
             continue
         error = event.step_failure_data.error
         chain = []

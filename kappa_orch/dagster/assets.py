@@ -33,12 +33,12 @@ from pydantic import Field as PydanticField
 from kappa_orch.dagster.alias_state import alias_metadata, read_aliases
 from kappa_orch.dagster.batch_asset import batch_asset
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
+from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
 from kappa_orch.lifecycle.reprocess import CandidateReport, prepare_candidate
 from kappa_orch.lifecycle.swap import SwapResult, swap
-from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
@@ -161,7 +161,7 @@ def version_asset(
         flink: FlinkResource,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
-        with lineage_emit.within(context.run.run_id, context.run.job_name):
+        with kappa_step(context):
             report = prepare_candidate(
                 pipeline,
                 accept=config.accept,
@@ -287,7 +287,7 @@ def alias_asset(
     def _alias(
         context: AssetExecutionContext, warehouse: WarehouseResource, flink: FlinkResource
     ) -> MaterializeResult[None]:
-        with lineage_emit.within(context.run.run_id, context.run.job_name):
+        with kappa_step(context):
             result = swap(
                 pipeline,
                 warehouse=warehouse,

@@ -27,12 +27,12 @@ from dagster import (
 from dagster import JobDefinition as _JobDefinition
 
 from kappa_orch.dagster.names import REPAIR_SENSOR, REPROCESS_SENSOR, RETIRE_SENSOR
+from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
 from kappa_orch.lifecycle.repair import repair
 from kappa_orch.lifecycle.swap import retire
-from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.plan.decide import PipelinePlan, current_plan
 from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
@@ -68,11 +68,11 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
     def _retire(
         context: OpExecutionContext, config: RetireConfig, flink: FlinkResource, warehouse: WarehouseResource
     ) -> None:
-        for item in config.versions:
-            name, version = item.rsplit(":", 1)
-            if name not in by_name:
-                raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
-            with lineage_emit.within(context.run.run_id, context.run.job_name):
+        with kappa_step(context):
+            for item in config.versions:
+                name, version = item.rsplit(":", 1)
+                if name not in by_name:
+                    raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
                 retire(
                     by_name[name],
                     int(version),
@@ -109,21 +109,22 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         flink: FlinkResource,
         warehouse: WarehouseResource,
     ) -> None:
-        failed = []
-        for name in config.pipelines:
-            if name not in by_name:
-                raise OperationRefused(f"no pipeline named {name!r} to repair")
-            result = repair(
-                by_name[name],
-                kafka=kafka,
-                flink=flink,
-                warehouse=warehouse,
-                owner=owner_id(context.run.run_id),
-                log=context.log.info,
-            )
-            failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
-        if failed:
-            raise OperationRefused("could not repair:\n  " + "\n  ".join(failed), "see the run's log")
+        with kappa_step(context):
+            failed = []
+            for name in config.pipelines:
+                if name not in by_name:
+                    raise OperationRefused(f"no pipeline named {name!r} to repair")
+                result = repair(
+                    by_name[name],
+                    kafka=kafka,
+                    flink=flink,
+                    warehouse=warehouse,
+                    owner=owner_id(context.run.run_id),
+                    log=context.log.info,
+                )
+                failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
+            if failed:
+                raise OperationRefused("could not repair:\n  " + "\n  ".join(failed), "see the run's log")
 
     @job(name=REPAIR_JOB, description="Redeploy lost jobs of live and ready versions.")
     def _job() -> None:

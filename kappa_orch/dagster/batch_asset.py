@@ -14,10 +14,10 @@ from dagster import (
 )
 
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
+from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
-from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
@@ -61,7 +61,7 @@ def batch_asset(
         warehouse: WarehouseResource,
     ) -> MaterializeResult[None]:
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        with lineage_emit.within(context.run.run_id, context.run.job_name):
+        with kappa_step(context):
             result = run_batch(
                 pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
             )

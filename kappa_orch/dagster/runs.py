@@ -1,0 +1,49 @@
+"""What every kappa_orch step does around its work inside a Dagster run: its OpenLineage
+events name the run as their parent, and an expected failure (a `KappaError`: a spec
+problem, a service down, a claim held, a refused operation) fails the step as a
+`dagster.Failure` — the problem as its description, the fix and where the fault lies in
+its metadata — instead of an exception with a stack trace in the UI. The CLI reads the
+same metadata back (`error_of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import Failure
+
+from kappa_orch.errors import INFRASTRUCTURE, KappaError
+from kappa_orch.lineage import emit as lineage_emit
+
+FIX = "fix"
+FAULT = "fault"
+ERROR = "kappa_error"  # the KappaError's class, e.g. ClaimHeld
+
+
+def as_failure(exc: KappaError) -> Failure:
+    """The step failure a person reads in the UI: what went wrong, the fix, whose fault.
+    Only an infrastructure fault may be retried by a retry policy."""
+    metadata: dict[str, Any] = {FAULT: exc.blame, ERROR: type(exc).__name__}
+    if exc.fix:
+        metadata[FIX] = exc.fix
+    return Failure(description=exc.problem, metadata=metadata, allow_retries=exc.blame == INFRASTRUCTURE)
+
+
+@contextmanager
+def kappa_step(context: Any) -> Iterator[None]:
+    """The body of an op or asset: lineage parented to this run; KappaError -> Failure."""
+    with lineage_emit.within(context.run.run_id, context.run.job_name):
+        try:
+            yield
+        except KappaError as exc:
+            raise as_failure(exc) from None
+
+
+def error_of(failure_data: Any) -> KappaError | None:
+    """The KappaError a step failed with, from its event's `user_failure_data` (None when
+    the step failed some other way)."""
+    if failure_data is None or ERROR not in (failure_data.metadata or {}):
+        return None
+    metadata = {key: getattr(value, "value", value) for key, value in failure_data.metadata.items()}
+    return KappaError(failure_data.description or "", metadata.get(FIX), blame=metadata[FAULT])
