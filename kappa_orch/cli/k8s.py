@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import fail, main
+from kappa_orch.cli import main
 from kappa_orch.cli.options import load_specs, platform_of, platform_options
-from kappa_orch.errors import KappaError, SpecError, require
+from kappa_orch.errors import SpecError, require
 
 
 @main.group(name="k8s")
@@ -60,11 +60,8 @@ def render_command(config: Path | None, out: Path, sets: tuple[str, ...], **opti
     from kappa_orch.k8s.render import render
 
     platform = platform_of(options)
-    try:
-        settings = _settings(config, sets)
-        files = render(platform, settings, load_specs(platform.specs))
-    except KappaError as exc:
-        fail(exc)
+    settings = _settings(config, sets)
+    files = render(platform, settings, load_specs(platform.specs))
     staging = Path(tempfile.mkdtemp(prefix=".k8s-", dir=out.parent if out.parent.exists() else None))
     for name, text in files.items():
         (staging / name).write_text(text)
@@ -86,10 +83,7 @@ def validate_command(folder: Path, config: Path | None, sets: tuple[str, ...], *
     the Strimzi topics structurally. Exit 1 on a problem (a Flink 2.x session against
     the older CRD served here is reported, not counted)."""
     platform = platform_of(options)
-    try:
-        settings = _settings(config, sets)
-    except KappaError as exc:
-        fail(exc)
+    settings = _settings(config, sets)
     files = {p.name: p.read_text() for p in sorted(folder.iterdir()) if p.is_file()}
     if not _report(files, platform, settings):
         raise SystemExit(1)
@@ -111,22 +105,19 @@ def certificate_command(out: Path, config: Path | None, sets: tuple[str, ...], *
     from kappa_orch.stack.flink_security import FlinkTls, make_material
 
     platform = platform_of(options)
-    try:
-        settings = _settings(config, sets, model=ClusterSettings)
-        if out.exists() and any(out.iterdir()):
-            raise SpecError(f"{out} is not empty", "give an empty or new folder with --out")
-        out.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files = FlinkTls(
-            keystore=out / "keystore.p12",
-            truststore=out / "truststore.p12",
-            password=settings.flink.tls_store_password,
-            ca=out / "ca.pem",
-            client=out / "client.pem",
-        )
-        names = certificate_names(session_name(platform), settings.namespace)
-        make_material(files, names=names, subject=f"kappa-orch {platform.deployment}")
-    except KappaError as exc:
-        fail(exc)
+    settings = _settings(config, sets, model=ClusterSettings)
+    if out.exists() and any(out.iterdir()):
+        raise SpecError(f"{out} is not empty", "give an empty or new folder with --out")
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = FlinkTls(
+        keystore=out / "keystore.p12",
+        truststore=out / "truststore.p12",
+        password=settings.flink.tls_store_password,
+        ca=out / "ca.pem",
+        client=out / "client.pem",
+    )
+    names = certificate_names(session_name(platform), settings.namespace)
+    make_material(files, names=names, subject=f"kappa-orch {platform.deployment}")
     click.echo(f"wrote keystore.p12, truststore.p12, ca.pem and client.pem to {out}/ for {', '.join(names)}")
     click.echo(
         f"create the Secret: kubectl -n {settings.namespace} create secret generic "

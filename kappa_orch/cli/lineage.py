@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import fail, main
+from kappa_orch.cli import main
 from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options
-from kappa_orch.errors import KappaError, ServiceUnavailable
+from kappa_orch.errors import ServiceUnavailable
 
 
 @main.command(name="lineage")
@@ -30,12 +30,9 @@ def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
-    try:
-        pipelines = load_specs(platform.specs)
-        if pipeline is not None:
-            pipelines = [pick(pipelines, pipeline, platform.specs)]
-    except KappaError as exc:
-        fail(exc)
+    pipelines = load_specs(platform.specs)
+    if pipeline is not None:
+        pipelines = [pick(pipelines, pipeline, platform.specs)]
     live = None
     served: dict[str, str] = {}
     warehouse = platform.resources()["warehouse"]

@@ -44,11 +44,7 @@ def reprocess_command(
     from kappa_orch.lifecycle.gate import check_acceptance
 
     platform = platform_of(options)
-    try:
-        check_acceptance(accept, reason)
-    except KappaError as exc:
-        fail(exc)
-        return
+    check_acceptance(accept, reason)
     if not wait:
         _in_background(pipeline, accept, reason, platform.home / "logs", options)
         return
@@ -59,10 +55,7 @@ def reprocess_command(
 def reprocess_here(pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any) -> str:
     """The reprocess run in this process; on an error or a failed run, its message and
     exit status (1). The alias it swapped, when it succeeded."""
-    try:
-        result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform)
-    except KappaError as exc:
-        fail(exc)
+    result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform)
     if not result.success:
         _report_failed_reprocess(pipeline, result)
     return str(alias)
@@ -261,32 +254,28 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
     from kappa_orch.progress import ProgressLine, ProgressPrinter
 
     platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        if chosen.spec.batch is None:
-            raise SpecError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
-        start, end = first.date(), last.date()
-        if end < start:
-            raise OperationRefused(f"--to {end} is before --from {start}")
-        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
-        kafka, flink, warehouse = resources_of(platform)
-        started = time.monotonic()
-        total_rows = 0
-        printer = ProgressPrinter()
-        for index, run_days in enumerate(runs, 1):
-            result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
-            total_rows += sum(result.rows_per_day.values())
-            text = (
-                f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
-                f"{sum(result.rows_per_day.values()):,} rows in {result.seconds:.1f}s"
-            )
-            printer.line(ProgressLine(text, index / len(runs)))
-        printer.close()
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-        return
+    chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+    if chosen.spec.batch is None:
+        raise SpecError(f"{pipeline!r} declares no batch table", "add a `batch:` section to its spec")
+    start, end = first.date(), last.date()
+    if end < start:
+        raise OperationRefused(f"--to {end} is before --from {start}")
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
+    kafka, flink, warehouse = resources_of(platform)
+    started = time.monotonic()
+    total_rows = 0
+    printer = ProgressPrinter()
+    for index, run_days in enumerate(runs, 1):
+        result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
+        total_rows += sum(result.rows_per_day.values())
+        text = (
+            f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
+            f"{sum(result.rows_per_day.values()):,} rows in {result.seconds:.1f}s"
+        )
+        printer.line(ProgressLine(text, index / len(runs)))
+    printer.close()
+    warehouse.dispose()
     click.echo(
         f"backfilled {len(days)} day(s) of {chosen.spec.target.schema_name}.{chosen.spec.batch_table} "
         f"in {len(runs)} job(s): {total_rows:,} rows in {time.monotonic() - started:.1f}s"
@@ -305,38 +294,34 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
 
     platform = platform_of(options)
     run_id = f"cli-rollback-{uuid.uuid4().hex[:8]}"
-    try:
-        pipelines = load_specs(platform.specs)
-        chosen = pick(pipelines, pipeline, platform.specs)
-        _, flink, warehouse = resources_of(platform)
-        if to_version is None:
-            with registry.session(warehouse) as conn:
-                replaced = [
-                    r
-                    for r in registry.pipeline_versions(conn, pipeline)
-                    if r.state == registry.READY and r.replaced_at is not None
-                ]
-            if not replaced:
-                raise OperationRefused(
-                    f"{pipeline!r} has no retained replaced version to roll back to",
-                    "`kappa-orch status` lists its versions; name one with --to",
-                )
-            to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
-        result = swap(
-            chosen,
-            warehouse=warehouse,
-            flink=flink,
-            to_version=to_version,
-            reason="rollback",
-            run_id=run_id,
-            git_commit=platform.commit(),
-            log=click.echo,
-            owner=owner_id(run_id),  # waits for a reprocess in flight: its swap would undo this
-        )
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-        return
+    pipelines = load_specs(platform.specs)
+    chosen = pick(pipelines, pipeline, platform.specs)
+    _, flink, warehouse = resources_of(platform)
+    if to_version is None:
+        with registry.session(warehouse) as conn:
+            replaced = [
+                r
+                for r in registry.pipeline_versions(conn, pipeline)
+                if r.state == registry.READY and r.replaced_at is not None
+            ]
+        if not replaced:
+            raise OperationRefused(
+                f"{pipeline!r} has no retained replaced version to roll back to",
+                "`kappa-orch status` lists its versions; name one with --to",
+            )
+        to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
+    result = swap(
+        chosen,
+        warehouse=warehouse,
+        flink=flink,
+        to_version=to_version,
+        reason="rollback",
+        run_id=run_id,
+        git_commit=platform.commit(),
+        log=click.echo,
+        owner=owner_id(run_id),  # waits for a reprocess in flight: its swap would undo this
+    )
+    warehouse.dispose()
     if not result.swapped:
         click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
 
@@ -356,37 +341,29 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
 
     platform = platform_of(options)
     failed: list[str] = []
-    try:
-        pipelines = load_specs(platform.specs)
-        chosen = [pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
-        kafka, flink, warehouse = resources_of(platform)
-        owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
-        for item in chosen:
-            result = repair(
-                item,
-                kafka=kafka,
-                flink=flink,
-                warehouse=warehouse,
-                owner=owner,
-                versions=list(versions) or None,
-                log=click.echo,
-            )
-            for version, deployed in sorted(result.redeployed.items()):
-                click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
-            failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
-            if result.alias_rebuilt:
-                click.echo(f"{item.name}: alias {item.spec.target.alias} rebuilt")
-            if not (
-                result.redeployed
-                or result.abandoned
-                or result.failed
-                or result.alias_rebuilt
-                or result.cancelled
-            ):
-                click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-        return
+    pipelines = load_specs(platform.specs)
+    chosen = [pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
+    kafka, flink, warehouse = resources_of(platform)
+    owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
+    for item in chosen:
+        result = repair(
+            item,
+            kafka=kafka,
+            flink=flink,
+            warehouse=warehouse,
+            owner=owner,
+            versions=list(versions) or None,
+            log=click.echo,
+        )
+        for version, deployed in sorted(result.redeployed.items()):
+            click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
+        failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
+        if result.alias_rebuilt:
+            click.echo(f"{item.name}: alias {item.spec.target.alias} rebuilt")
+        if not (
+            result.redeployed or result.abandoned or result.failed or result.alias_rebuilt or result.cancelled
+        ):
+            click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
+    warehouse.dispose()
     if failed:
         fail(KappaError("could not repair:\n  " + "\n  ".join(failed), "see the reasons above"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import fail, main
+from kappa_orch.cli import main
 from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options, resources_of, specs_option
 from kappa_orch.config import PlatformConfig
 from kappa_orch.errors import GateFailed, KappaError
@@ -32,18 +32,14 @@ def validate(specs: Path | None, flink: bool) -> None:
     from kappa_orch.spec.fingerprint import fingerprint
     from kappa_orch.spec.load import SpecErrors
 
-    try:
-        pipelines = load_specs(specs or PlatformConfig().specs)
-        problems = check_problems(pipelines)
-        if flink:
-            from kappa_orch.engine.flink.planner import plan_pipelines
+    pipelines = load_specs(specs or PlatformConfig().specs)
+    problems = check_problems(pipelines)
+    if flink:
+        from kappa_orch.engine.flink.planner import plan_pipelines
 
-            problems += plan_pipelines(pipelines)
-        if problems:
-            raise SpecErrors(problems)
-    except KappaError as exc:
-        fail(exc)
-        return
+        problems += plan_pipelines(pipelines)
+    if problems:
+        raise SpecErrors(problems)
     for pipeline in pipelines:
         topics = ", ".join(sorted({s.topic for s in pipeline.spec.sources}))
         click.echo(
@@ -76,33 +72,30 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     platform = platform_of(options)
     if bool(pipeline) == deploy_all:
         raise click.UsageError("name one pipeline or pass --all")
-    try:
-        pipelines = load_specs(platform.specs)
-        chosen = pipelines if deploy_all else [pick(pipelines, str(pipeline), platform.specs)]
-        kafka, flink, warehouse = resources_of(platform)
-        live = _live_versions(warehouse)
-        run = f"cli-deploy-{uuid.uuid4().hex[:8]}"  # recorded with a first deploy's swap
-        owner = owner_id(run)
-        for item in chosen:
-            if item.name in live:
-                result = _deploy_next(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
-            else:
-                result = _deploy_first(
-                    item,
-                    kafka=kafka,
-                    flink=flink,
-                    warehouse=warehouse,
-                    owner=owner,
-                    run=run,
-                    commit=platform.commit(),
-                )
-            click.echo(
-                f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
-                f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
+    pipelines = load_specs(platform.specs)
+    chosen = pipelines if deploy_all else [pick(pipelines, str(pipeline), platform.specs)]
+    kafka, flink, warehouse = resources_of(platform)
+    live = _live_versions(warehouse)
+    run = f"cli-deploy-{uuid.uuid4().hex[:8]}"  # recorded with a first deploy's swap
+    owner = owner_id(run)
+    for item in chosen:
+        if item.name in live:
+            result = _deploy_next(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
+        else:
+            result = _deploy_first(
+                item,
+                kafka=kafka,
+                flink=flink,
+                warehouse=warehouse,
+                owner=owner,
+                run=run,
+                commit=platform.commit(),
             )
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
+        click.echo(
+            f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
+            f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
+        )
+    warehouse.dispose()
 
 
 def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
@@ -162,13 +155,9 @@ def plan_command(as_json: bool, apply: bool, **options: Any) -> None:
     from kappa_orch.lifecycle.topics import retention_verdict
 
     platform = platform_of(options)
-    try:
-        pipelines = load_specs(platform.specs)
-        plans, reports = _plans_and_reports(pipelines, platform)
-        warnings, topics = _topic_warnings(pipelines, platform)
-    except KappaError as exc:
-        fail(exc)
-        return
+    pipelines = load_specs(platform.specs)
+    plans, reports = _plans_and_reports(pipelines, platform)
+    warnings, topics = _topic_warnings(pipelines, platform)
     for warning in warnings:
         click.secho(f"WARNING: {warning}", fg="yellow", err=as_json)
     retention = {p.pipeline: retention_verdict(p.pipeline, topics) for p in plans}
@@ -318,17 +307,13 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
     from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        _, _, warehouse = resources_of(platform)
-        with registry.session(warehouse) as conn:
-            swaps = registry.swap_history(conn, chosen.name)
-        for swap in swaps:
-            swap["run_url"] = run_url(platform.dagster_url, swap["run_id"])
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
-        return
+    chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+    _, _, warehouse = resources_of(platform)
+    with registry.session(warehouse) as conn:
+        swaps = registry.swap_history(conn, chosen.name)
+    for swap in swaps:
+        swap["run_url"] = run_url(platform.dagster_url, swap["run_id"])
+    warehouse.dispose()
     if as_json:
         click.echo(json.dumps(swaps, indent=2, default=str))
         return
@@ -356,11 +341,8 @@ def retire_command(pipeline: str, version: int, **options: Any) -> None:
     from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        _, flink, warehouse = resources_of(platform)
-        owner = owner_id(f"cli-retire-{uuid.uuid4().hex[:8]}")
-        retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo, owner=owner)
-        warehouse.dispose()
-    except KappaError as exc:
-        fail(exc)
+    chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+    _, flink, warehouse = resources_of(platform)
+    owner = owner_id(f"cli-retire-{uuid.uuid4().hex[:8]}")
+    retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo, owner=owner)
+    warehouse.dispose()

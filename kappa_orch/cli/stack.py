@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import F, fail, main
-from kappa_orch.errors import KappaError
+from kappa_orch.cli import F, main
 from kappa_orch.stack.config import STORAGE, TOPOLOGY, StackConfig, recorded_storage, recorded_topology
 
 
@@ -151,14 +150,10 @@ def up(
         savepoint_uri=savepoint_uri or config.savepoint_uri,
         s3_endpoint=s3_endpoint or config.s3_endpoint,
     )
-    try:
-        statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
-        topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
-        topology.update({key: getattr(config, key) for key in STORAGE if getattr(config, key)})
-        (config.home / TOPOLOGY).write_text(json.dumps(topology) + "\n")
-    except KappaError as exc:
-        fail(exc)
-        return
+    statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
+    topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
+    topology.update({key: getattr(config, key) for key in STORAGE if getattr(config, key)})
+    (config.home / TOPOLOGY).write_text(json.dumps(topology) + "\n")
     _print_status(statuses, as_json)
 
 
@@ -190,11 +185,8 @@ def jars(config: StackConfig) -> None:
     """Resolve the Kafka broker and Flink connector jars from Maven Central."""
     from kappa_orch.stack.jars import resolve_all
 
-    try:
-        for name, folder in resolve_all(config.jars_dir).items():
-            click.echo(f"{name}: {folder}")
-    except KappaError as exc:
-        fail(exc)
+    for name, folder in resolve_all(config.jars_dir).items():
+        click.echo(f"{name}: {folder}")
 
 
 @stack.command()

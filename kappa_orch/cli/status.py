@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import fail, main
+from kappa_orch.cli import main
 from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options, resources_of
 from kappa_orch.errors import KappaError
 
@@ -76,10 +76,7 @@ def status_command(pipeline: str | None, as_json: bool, watch: bool, interval: f
     if watch:
         _watch(pipeline, interval, options)
         return
-    try:
-        statuses = _statuses(pipeline, options)
-    except KappaError as exc:
-        fail(exc)
+    statuses = _statuses(pipeline, options)
     if as_json:
         click.echo(json.dumps([asdict(s) for s in statuses], indent=2))
         return

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from kappa_orch.cli import fail, main
+from kappa_orch.cli import main
 from kappa_orch.cli.options import load_specs, platform_of, platform_options
-from kappa_orch.errors import KappaError, OperationRefused
+from kappa_orch.errors import OperationRefused
 
 
 @main.command(name="topics")
@@ -26,26 +26,22 @@ def topics_command(create: bool, as_json: bool, **options: Any) -> None:
     from kappa_orch.lifecycle.topics import check_topics, topic_needs
 
     platform = platform_of(options)
-    try:
-        pipelines = load_specs(platform.specs)
-        needs, conflicts = topic_needs(pipelines, datetime.now(UTC).date())
-        if conflicts:
-            raise OperationRefused(
-                "specs disagree on their topics:\n  " + "\n  ".join(conflicts),
-                "declare the same partitions and retention in every spec that reads a topic",
-            )
-        kafka = platform.resources()["kafka"]
-        reports = check_topics(
-            needs,
-            kafka,
-            create=create,
-            default_partitions=platform.topic_partitions,
-            default_retention_ms=platform.topic_retention_ms(),
-            log=click.echo,
+    pipelines = load_specs(platform.specs)
+    needs, conflicts = topic_needs(pipelines, datetime.now(UTC).date())
+    if conflicts:
+        raise OperationRefused(
+            "specs disagree on their topics:\n  " + "\n  ".join(conflicts),
+            "declare the same partitions and retention in every spec that reads a topic",
         )
-    except KappaError as exc:
-        fail(exc)
-        return
+    kafka = platform.resources()["kafka"]
+    reports = check_topics(
+        needs,
+        kafka,
+        create=create,
+        default_partitions=platform.topic_partitions,
+        default_retention_ms=platform.topic_retention_ms(),
+        log=click.echo,
+    )
     if as_json:
         click.echo(json.dumps([asdict(r) for r in reports], indent=2))
     else:
@@ -89,22 +85,19 @@ def dead_letters_command(
     from kappa_orch.registry import store as registry
 
     platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        if version is not None:
-            with platform.resources()["warehouse"].begin() as conn:
-                known = [r.version for r in registry.pipeline_versions(conn, chosen.name)]
-            if version not in known:
-                versions = ", ".join(f"v{v}" for v in sorted(known)) or "none yet"
-                raise OperationRefused(
-                    f"{chosen.name} has no version {version} (its versions: {versions})",
-                    f"pick one of them, or leave out --version; `kappa-orch history {chosen.name}`",
-                )
-        kafka = platform.resources()["kafka"]
-        topic = chosen.spec.dead_letter_topic
-        written = letters_of(kafka, topic, pipeline=chosen.name, version=version)
-    except KappaError as exc:
-        fail(exc)
+    chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+    if version is not None:
+        with platform.resources()["warehouse"].begin() as conn:
+            known = [r.version for r in registry.pipeline_versions(conn, chosen.name)]
+        if version not in known:
+            versions = ", ".join(f"v{v}" for v in sorted(known)) or "none yet"
+            raise OperationRefused(
+                f"{chosen.name} has no version {version} (its versions: {versions})",
+                f"pick one of them, or leave out --version; `kappa-orch history {chosen.name}`",
+            )
+    kafka = platform.resources()["kafka"]
+    topic = chosen.spec.dead_letter_topic
+    written = letters_of(kafka, topic, pipeline=chosen.name, version=version)
     letters = distinct(written)
     by_version = Counter(version_label(x.pipeline, x.version) for x in letters)
     by_reason = Counter(x.reason for x in letters)
@@ -170,19 +163,16 @@ def accept_log_command(pipeline: str, version: int, reason: str, **options: Any)
     from kappa_orch.lifecycle.repair import accept_replaced_log
 
     platform = platform_of(options)
-    try:
-        chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-        resources = platform.resources()
-        accepted = accept_replaced_log(
-            resources["warehouse"],
-            resources["kafka"],
-            chosen.name,
-            version,
-            by=getpass.getuser(),
-            reason=reason,
-        )
-    except KappaError as exc:
-        fail(exc)
+    chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
+    resources = platform.resources()
+    accepted = accept_replaced_log(
+        resources["warehouse"],
+        resources["kafka"],
+        chosen.name,
+        version,
+        by=getpass.getuser(),
+        reason=reason,
+    )
     for replaced in accepted:
         click.echo(
             f"{chosen.name} v{version}: the log of {replaced['topic']} (topic id {replaced['was']} -> "
