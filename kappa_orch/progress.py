@@ -10,7 +10,11 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
+
+# where a step says what it does: a Dagster run's log, the CLI's progress printer, print
+Log = Callable[[str], None]
 
 
 class ProgressLine(str):

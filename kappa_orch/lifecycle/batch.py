@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,13 +32,13 @@ from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.lifecycle.topics import retention_gaps
 from kappa_orch.lineage import events as lineage_events
 from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import create_version_table, drop_version_table, version_table
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
-Log = Callable[[str], None]
 DAY_MS = 86_400_000
 
 

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
-from kappa_orch.progress import ProgressLine
+from kappa_orch.progress import Log, ProgressLine
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import PipelineSpec, parse_duration
-
-Log = Callable[[str], None]
 
 
 @dataclass

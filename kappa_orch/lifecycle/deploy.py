@@ -10,7 +10,6 @@ point is repaired by deploying again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,13 +27,12 @@ from kappa_orch.lifecycle.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_o
 from kappa_orch.lifecycle.restore import restore_path
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
+from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

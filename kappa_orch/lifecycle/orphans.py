@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, EngineJob, StreamEngine
+from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
-
-Log = Callable[[str], None]
 
 _VERSION_JOB = re.compile(r"kappa:(?P<pipeline>[a-z][a-z0-9_]*):v(?P<version>\d+)")
 # a job of a version being deployed, younger than this, may be the one a live run has

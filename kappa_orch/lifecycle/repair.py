@@ -6,7 +6,6 @@ candidate whose job is gone is marked failed (abandoned). The decision is the pl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from kappa_orch.lifecycle.restore import stop_keeping_state
 from kappa_orch.lifecycle.swap import swap
 from kappa_orch.plan.decide import abandoned, degraded
 from kappa_orch.plan.replay_checks import replaced_logs
+from kappa_orch.progress import Log
 from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
@@ -28,8 +28,6 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-
-Log = Callable[[str], None]
 
 # the claim a repair holds: one repair per pipeline at a time, beside a reprocess's claim
 # (a repair of the live version must not wait for a candidate's catch-up)

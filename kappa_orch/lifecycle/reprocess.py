@@ -36,6 +36,7 @@ from kappa_orch.lifecycle.swap import join_alias
 from kappa_orch.lifecycle.swap import version_row as _row
 from kappa_orch.lineage import events as lineage_events
 from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.progress import Log
 from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
@@ -43,7 +44,6 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
-Log = Callable[[str], None]
 T = TypeVar("T")
 
 # how long the gate waits for a job's late-record counters. Flink's REST metric store

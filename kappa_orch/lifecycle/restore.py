@@ -6,14 +6,12 @@ of replaying the log."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
+from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.warehouse import WarehouseResource
-
-Log = Callable[[str], None]
 
 
 def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.progress import Log
 from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import alias_members, build_alias, drop_version_table, existing_tables
@@ -21,7 +22,6 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
-Log = Callable[[str], None]
 T = TypeVar("T")
 
 

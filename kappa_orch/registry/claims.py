@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from kappa_orch.errors import ClaimHeld
+from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.warehouse import WarehouseResource
-
-Log = Callable[[str], None]
 
 
 def owner_id(run_id: str) -> str:
