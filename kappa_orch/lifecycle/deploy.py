@@ -142,7 +142,7 @@ def _prepare(
     spec = pipeline.spec
     claimed, topic_ids = asked.holds_claim, asked.topic_ids
     with registry.session(warehouse) as conn:
-        registry.lock(conn, f"pipeline:{spec.name}")
+        registry.lock_pipeline(conn, spec.name)
         rows = registry.pipeline_versions(conn, spec.name)
         if _settle_orphans(conn, pipeline, flink, rows, asked, log):
             rows = registry.pipeline_versions(conn, spec.name)
@@ -321,7 +321,7 @@ def _record_job(
     ids = row.source_topic_ids if row is not None and row.source_topic_ids else topic_ids
     try:
         with warehouse.begin() as conn:
-            registry.lock(conn, f"pipeline:{spec.name}")
+            registry.lock_pipeline(conn, spec.name)
             # a redeployed live version stays live: the alias still serves it
             if registry.live_versions(conn).get(spec.name) == plan.version:
                 state = registry.LIVE

@@ -69,7 +69,7 @@ def accept_replaced_log(
             "accepting a replaced log needs a reason", 'add --reason "why the table is right"'
         )
     with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{pipeline}")
+        registry.lock_pipeline(conn, pipeline)
         row = next((r for r in registry.pipeline_versions(conn, pipeline) if r.version == version), None)
         if row is None:
             raise OperationRefused(
@@ -101,13 +101,13 @@ def accept_replaced_log(
 
 def _adopt(warehouse: WarehouseResource, orphan: Orphan) -> None:
     with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{orphan.pipeline}")
+        registry.lock_pipeline(conn, orphan.pipeline)
         adopt(conn, orphan)
 
 
 def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:
     with warehouse.begin() as conn:
-        registry.lock(conn, f"pipeline:{pipeline}")
+        registry.lock_pipeline(conn, pipeline)
         registry.set_version(conn, pipeline, version, state=registry.FAILED, error=error[:4000])
 
 

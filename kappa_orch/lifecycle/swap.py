@@ -146,7 +146,7 @@ def join_alias(pipeline: LoadedPipeline, version: int, *, warehouse: WarehouseRe
 
     def attempt(lock_timeout_ms: int) -> bool:
         with warehouse.begin() as conn:
-            registry.lock(conn, f"pipeline:{spec.name}")
+            registry.lock_pipeline(conn, spec.name)
             current = alias_members(conn, spec)
             rows = registry.pipeline_versions(conn, spec.name)
             row = next(r for r in rows if r.version == version)
@@ -191,7 +191,7 @@ def _swap_once(
     """
     spec = pipeline.spec
     with registry.session(warehouse) as conn:
-        registry.lock(conn, f"pipeline:{spec.name}")
+        registry.lock_pipeline(conn, spec.name)
         rows = registry.pipeline_versions(conn, spec.name)
         live = registry.live_versions(conn).get(spec.name)
         target = _swap_target(pipeline, rows, to_version)
@@ -362,7 +362,7 @@ def _retire(
     def attempt(lock_timeout_ms: int) -> None:
 
         with warehouse.begin() as conn:
-            registry.lock(conn, f"pipeline:{spec.name}")
+            registry.lock_pipeline(conn, spec.name)
             current = alias_members(conn, spec)
             if current is not None and row.physical_table in current[0]:
                 # the alias view leaves the table first (it never serves it: it is not live)

@@ -260,6 +260,12 @@ def lock(conn: Connection, name: str) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def lock_pipeline(conn: Connection, pipeline: str) -> None:
+    """The one writer of a pipeline's versions and alias at a time (deploy, swap, repair,
+    retire), until the transaction ends."""
+    lock(conn, f"pipeline:{pipeline}")
+
+
 # the registries this process migrated (their URLs, without password): see session(),
 # through which every step reads and writes the registry
 MIGRATED: set[str] = set()
