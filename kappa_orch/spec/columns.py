@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from kappa_orch.spec.rules import (
+    COLUMN_TYPES,
     DECIMAL_TYPE,
-    FLINK_TO_POSTGRES,
     MAX_DECIMAL_PRECISION,
     MAX_TEXT,
     SqlName,
@@ -38,7 +38,7 @@ class Column(Strict):
     @classmethod
     def _known_type(cls, value: str) -> str:
         normalised = re.sub(r"\s+", "", value.upper()).replace(",", ", ")
-        if normalised in FLINK_TO_POSTGRES:
+        if normalised in COLUMN_TYPES:
             return normalised
         match = DECIMAL_TYPE.match(normalised)
         if match:
@@ -49,7 +49,7 @@ class Column(Strict):
                 )
             return normalised
         raise ValueError(
-            f"unsupported column type {value!r}; use one of {', '.join(FLINK_TO_POSTGRES)} or DECIMAL(p, s)"
+            f"unsupported column type {value!r}; use one of {', '.join(COLUMN_TYPES)} or DECIMAL(p, s)"
         )
 
 

@@ -46,16 +46,9 @@ def flink_reserved_words() -> frozenset[str]:
     return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
-# Flink column types a spec may declare, and the PostgreSQL type each becomes
-FLINK_TO_POSTGRES = {
-    "STRING": "TEXT",
-    "BOOLEAN": "BOOLEAN",
-    "INT": "INTEGER",
-    "BIGINT": "BIGINT",
-    "DOUBLE": "DOUBLE PRECISION",
-    "DATE": "DATE",
-    "TIMESTAMP(3)": "TIMESTAMP(3)",
-}
+# Flink column types a spec may declare (besides DECIMAL(p, s)); the warehouse type each
+# becomes is registry.serving.sql_type
+COLUMN_TYPES = ("STRING", "BOOLEAN", "INT", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP(3)")
 DECIMAL_TYPE = re.compile(r"^DECIMAL\((\d{1,2}),\s*(\d{1,2})\)$")
 MAX_DECIMAL_PRECISION = 38  # Flink's and a safe bound for PostgreSQL's NUMERIC
 

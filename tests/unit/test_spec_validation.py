@@ -360,3 +360,19 @@ def test_a_dead_letter_topic_is_one_pipelines_own(tmp_path: Path) -> None:
         f"{first}: its letters would be mixed with another pipeline's\n"
         "  fix: give each pipeline its own dead-letter topic (default kappa.dead-letters.<pipeline>)"
     ]
+
+
+def test_every_column_type_a_spec_may_declare_has_one_warehouse_type() -> None:
+    from kappa_orch.registry.serving import sql_type
+    from kappa_orch.spec.rules import COLUMN_TYPES
+
+    assert {t: type(sql_type(t)).__name__ for t in COLUMN_TYPES} == {
+        "STRING": "Text",
+        "BOOLEAN": "Boolean",
+        "INT": "Integer",
+        "BIGINT": "BigInteger",
+        "DOUBLE": "DOUBLE_PRECISION",
+        "DATE": "Date",
+        "TIMESTAMP(3)": "TIMESTAMP",
+    }
+    assert str(sql_type("DECIMAL(12, 2)")) == "NUMERIC(12, 2)"
