@@ -23,6 +23,7 @@ from kappa_orch.dagster.observe import stream_observation_sensor as stream_obser
 from kappa_orch.dagster.quality import data_quality_checks as data_quality_checks
 from kappa_orch.dagster.quality import data_quality_schedule as data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks as health_checks
+from kappa_orch.dagster.translator import KappaAsset as KappaAsset
 from kappa_orch.dagster.translator import KappaTranslator as KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource as FlinkResource
 from kappa_orch.engine.protocol import EngineJob as EngineJob

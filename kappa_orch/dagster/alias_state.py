@@ -88,7 +88,7 @@ def alias_observations(
         if before == state.signature:
             continue
         spec = by_name[state.pipeline].spec
-        key = translator.alias_key(spec)
+        key = translator.key("alias", spec)
         metadata: Any = alias_metadata(spec.target.schema_name, state, dagster_url)
         newest = state.swaps[0] if state.swaps else None
         if (

@@ -34,7 +34,7 @@ from kappa_orch.dagster.alias_state import alias_metadata, read_aliases
 from kappa_orch.dagster.batch_asset import batch_asset
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.runs import kappa_step
-from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
 from kappa_orch.lifecycle.reprocess import CandidateReport, prepare_candidate
@@ -49,22 +49,22 @@ from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 def topic_key(topic: str) -> AssetKey:
     """The default translator's key of a topic."""
-    return DEFAULT_TRANSLATOR.topic_key(topic)
+    return DEFAULT_TRANSLATOR.key("topic", topic=topic)
 
 
 def version_key(spec: PipelineSpec) -> AssetKey:
     """The default translator's key of a pipeline's versioned table."""
-    return DEFAULT_TRANSLATOR.version_key(spec)
+    return DEFAULT_TRANSLATOR.key("versions", spec)
 
 
 def alias_key(spec: PipelineSpec) -> AssetKey:
     """The default translator's key of a pipeline's alias."""
-    return DEFAULT_TRANSLATOR.alias_key(spec)
+    return DEFAULT_TRANSLATOR.key("alias", spec)
 
 
 def batch_key(spec: PipelineSpec) -> AssetKey:
     """The default translator's key of a pipeline's batch table."""
-    return DEFAULT_TRANSLATOR.batch_key(spec)
+    return DEFAULT_TRANSLATOR.key("batch", spec)
 
 
 def topic_specs(
@@ -75,12 +75,8 @@ def topic_specs(
         for source in pipeline.spec.sources:
             readers.setdefault(source.topic, []).append(pipeline.name)
     return [
-        AssetSpec(
-            key=translator.topic_key(topic),
-            description=translator.topic_description(topic),
-            group_name=translator.topic_group_name(topic),
-            kinds={"kafka"},
-            metadata={"topic": topic, "read_by": ", ".join(sorted(set(names)))},
+        translator.get_asset_spec(KappaAsset("topic", topic=topic)).merge_attributes(
+            metadata={"topic": topic, "read_by": ", ".join(sorted(set(names)))}
         )
         for topic, names in sorted(readers.items())
     ]
@@ -98,16 +94,8 @@ def dead_letter_specs(
         if pipeline.spec.dead_letter_topic not in sources:
             writers.setdefault(pipeline.spec.dead_letter_topic, []).append(pipeline)
     return [
-        AssetSpec(
-            key=translator.topic_key(topic),
-            description=(
-                "Dead letters: the events the pipeline's jobs could not use, each with its reason, "
-                "source topic, partition, offset and version. Read them with `kappa-orch dead-letters "
-                f"{names[0].name}`."
-            ),
-            group_name=translator.topic_group_name(topic),
-            kinds={"kafka"},
-            deps=[translator.version_key(p.spec) for p in names],
+        translator.get_asset_spec(KappaAsset("dead_letters", names[0].spec, topic)).merge_attributes(
+            deps=[translator.key("versions", p.spec) for p in names],
             metadata={"topic": topic, "dead_letters_of": ", ".join(p.name for p in names)},
         )
         for topic, names in sorted(writers.items())
@@ -137,22 +125,23 @@ def version_asset(
     """The versioned table: materialising it deploys, awaits catch-up and gates the candidate."""
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
-    key = translator.version_key(spec)
+    given = translator.get_asset_spec(KappaAsset("versions", spec))
+    key = given.key
 
     @asset(
         key=key,
-        deps=[translator.topic_key(t) for t in sorted({s.topic for s in spec.sources})],
+        deps=[translator.key("topic", topic=t) for t in sorted({s.topic for s in spec.sources})],
         code_version=code_version,
-        group_name=translator.group_name(spec),
-        owners=translator.owners(spec),
-        tags=translator.tags(spec),
-        kinds={"flink", "postgres"},
-        description=translator.description(spec, "versions"),
+        group_name=given.group_name,
+        owners=list(given.owners),
+        tags=dict(given.tags),
+        kinds=set(given.kinds),
+        description=given.description,
         check_specs=[
             AssetCheckSpec(name, asset=key, blocking=True, description=CHECK_DESCRIPTIONS[name])
             for name in GATE_CHECKS
         ],
-        metadata=_definition_metadata(pipeline, translator),
+        metadata={**_definition_metadata(pipeline, translator), **given.metadata},
     )
     def _version(
         context: AssetExecutionContext,
@@ -260,18 +249,21 @@ def alias_asset(
     version (its metadata: the live version, the last swaps, a link to each swap's run)."""
     spec = pipeline.spec
     code_version = fingerprint(pipeline)
-    versions = translator.version_key(spec)
+    versions = translator.key("versions", spec)
+
+    given = translator.get_asset_spec(KappaAsset("alias", spec))
 
     @asset(
-        key=translator.alias_key(spec),
+        key=given.key,
         deps=[versions],
         code_version=code_version,
-        group_name=translator.group_name(spec),
-        owners=translator.owners(spec),
-        tags=translator.tags(spec),
-        kinds={"postgres"},
-        description=translator.description(spec, "alias"),
+        group_name=given.group_name,
+        owners=list(given.owners),
+        tags=dict(given.tags),
+        kinds=set(given.kinds),
+        description=given.description,
         metadata={
+            **given.metadata,
             "pipeline": spec.name,
             "alias": spec.target.alias,
             "dagster/table_name": spec.target.alias,

@@ -48,7 +48,9 @@ def reprocess_job(
     pipelines: Sequence[LoadedPipeline], *, translator: KappaTranslator = DEFAULT_TRANSLATOR
 ) -> Any:  # an unresolved asset job (not public API)
     """Deploy, catch up, check (blocking) and swap; runs select one pipeline's two assets."""
-    keys = [k for p in pipelines for k in (translator.version_key(p.spec), translator.alias_key(p.spec))]
+    keys = [
+        k for p in pipelines for k in (translator.key("versions", p.spec), translator.key("alias", p.spec))
+    ]
     return define_asset_job(
         REPROCESS_JOB,
         selection=AssetSelection.assets(*keys),
@@ -247,8 +249,8 @@ def reprocess_sensor(
             RunRequest(
                 run_key=f"reprocess:{p.pipeline}:{p.desired_fingerprint}",
                 asset_selection=[
-                    translator.version_key(by_name[p.pipeline].spec),
-                    translator.alias_key(by_name[p.pipeline].spec),
+                    translator.key("versions", by_name[p.pipeline].spec),
+                    translator.key("alias", by_name[p.pipeline].spec),
                 ],
                 tags={"kappa/pipeline": p.pipeline, "kappa/fingerprint": p.desired_fingerprint},
             )

@@ -112,7 +112,7 @@ def late_data_sensor(
 
     @sensor(
         name=name,
-        asset_selection=AssetSelection.assets(*[translator.batch_key(p.spec) for p in batch_pipelines]),
+        asset_selection=AssetSelection.assets(*[translator.key("batch", p.spec) for p in batch_pipelines]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a backfill of batch days that late records arrived for.",
@@ -130,7 +130,7 @@ def late_data_sensor(
         requests = [
             RunRequest(
                 run_key=f"late:{pipeline.name}:{day.isoformat()}:{newest}",
-                asset_selection=[translator.batch_key(pipeline.spec)],
+                asset_selection=[translator.key("batch", pipeline.spec)],
                 partition_key=day.isoformat(),
                 tags={"kappa/pipeline": pipeline.name, "kappa/reason": "late data"},
             )
@@ -157,7 +157,7 @@ def failed_day_sensor(
 
     @sensor(
         name=name,
-        asset_selection=AssetSelection.assets(*[translator.batch_key(p.spec) for p in chosen]),
+        asset_selection=AssetSelection.assets(*[translator.key("batch", p.spec) for p in chosen]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a backfill of batch days that failed a data-quality check.",
@@ -173,7 +173,7 @@ def failed_day_sensor(
         requests = [
             RunRequest(
                 run_key=f"check:{pipeline.name}:{day.isoformat()}:{failed_at.timestamp():.0f}",
-                asset_selection=[translator.batch_key(pipeline.spec)],
+                asset_selection=[translator.key("batch", pipeline.spec)],
                 partition_key=day.isoformat(),
                 tags={"kappa/pipeline": pipeline.name, "kappa/reason": "failed check"},
             )

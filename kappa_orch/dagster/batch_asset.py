@@ -15,7 +15,7 @@ from dagster import (
 
 from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.runs import kappa_step
-from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.resources.kafka import KafkaResource
@@ -32,22 +32,25 @@ def batch_asset(
     assert spec.batch is not None and spec.batch_table is not None
     batch = spec.batch
 
+    given = translator.get_asset_spec(KappaAsset("batch", spec))
+
     @asset(
-        key=translator.batch_key(spec),
-        deps=[translator.topic_key(t) for t in sorted({s.topic for s in spec.sources})],
+        key=given.key,
+        deps=[translator.key("topic", topic=t) for t in sorted({s.topic for s in spec.sources})],
         code_version=fingerprint(pipeline),
-        group_name=translator.group_name(spec),
-        owners=translator.owners(spec),
-        tags=translator.tags(spec),
-        kinds={"flink", "postgres"},
+        group_name=given.group_name,
+        owners=list(given.owners),
+        tags=dict(given.tags),
+        kinds=set(given.kinds),
         partitions_def=DailyPartitionsDefinition(
             start_date=batch.start_date.isoformat(), timezone=batch.timezone
         ),
         # one Dagster run per backfill (so `dagster asset materialize --partition-range` works);
         # inside it, one Flink job per `days_per_run` consecutive days
         backfill_policy=BackfillPolicy.single_run(),
-        description=translator.description(spec, "batch"),
+        description=given.description,
         metadata={
+            **given.metadata,
             "pipeline": spec.name,
             "dagster/table_name": f"{spec.target.schema_name}.{spec.batch_table}",
             "dagster/column_schema": table_schema(pipeline),

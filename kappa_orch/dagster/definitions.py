@@ -223,14 +223,14 @@ def check_keys(pipelines: Sequence[LoadedPipeline], translator: KappaTranslator)
     naming neither the pipelines nor the translator)."""
     owners: dict[Any, str] = {}
     topics = sorted({s.topic for p in pipelines for s in p.spec.sources})
-    named = [(translator.topic_key(t), f"topic {t}") for t in topics]
+    named = [(translator.key("topic", topic=t), f"topic {t}") for t in topics]
     for p in pipelines:
         named += [
-            (translator.version_key(p.spec), f"{p.name}'s versioned table ({p.path})"),
-            (translator.alias_key(p.spec), f"{p.name}'s alias ({p.path})"),
+            (translator.key("versions", p.spec), f"{p.name}'s versioned table ({p.path})"),
+            (translator.key("alias", p.spec), f"{p.name}'s alias ({p.path})"),
         ]
         if p.spec.batch is not None:
-            named.append((translator.batch_key(p.spec), f"{p.name}'s batch table ({p.path})"))
+            named.append((translator.key("batch", p.spec), f"{p.name}'s batch table ({p.path})"))
     for key, what in named:
         if key in owners:
             raise SpecError(

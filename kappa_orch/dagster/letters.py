@@ -52,7 +52,7 @@ def letter_observation(
             metadata[f"broken_records/{version}/{reason}"] = by_reason
     if tally["latest"]:
         metadata["latest_letters"] = MetadataValue.md(_letters_table(tally["latest"]))
-    return AssetObservation(asset_key=translator.topic_key(topic), metadata=metadata)
+    return AssetObservation(asset_key=translator.key("topic", topic=topic), metadata=metadata)
 
 
 def observe_letters(

@@ -53,7 +53,9 @@ def topic_lineage(pipeline: LoadedPipeline, translator: KappaTranslator) -> Tabl
     return TableColumnLineage(
         deps_by_column={
             output: [
-                TableColumnDep(asset_key=translator.topic_key(by_name[source].topic), column_name=column)
+                TableColumnDep(
+                    asset_key=translator.key("topic", topic=by_name[source].topic), column_name=column
+                )
                 for source, column in pairs
             ]
             for output, pairs in field_lineage(pipeline).items()

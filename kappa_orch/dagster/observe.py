@@ -86,7 +86,7 @@ def stream_observations(
         prefix = "" if is_live else "candidate/"
         metadata: dict[str, object] = {f"{prefix}{k}": v for k, v in series.items()}
         metadata.update(_version_labels(row, answers, is_live, job_url))
-        key = translator.version_key(pipeline.spec)
+        key = translator.key("versions", pipeline.spec)
         observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
     return observations
 
@@ -198,7 +198,8 @@ def topic_observations(
             seconds = (answers.observed_at_ms - before[1]) / 1000
             metadata["messages_per_s"] = round((end_total - before[0]) / seconds, 2)
         cursor[topic] = [end_total, answers.observed_at_ms]
-        observations.append(AssetObservation(asset_key=translator.topic_key(topic), metadata=metadata))  # type: ignore[arg-type]
+        key = translator.key("topic", topic=topic)
+        observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
     return observations, cursor
 
 

@@ -97,7 +97,7 @@ def alias_check(
     spec = pipeline.spec
 
     @asset_check(
-        asset=translator.alias_key(spec),
+        asset=translator.key("alias", spec),
         name=SERVING_CHECK,
         description="The spec's Great Expectations suite on what the alias serves now.",
     )
@@ -116,7 +116,7 @@ def live_input_balance_check(
     spec = pipeline.spec
 
     @asset_check(
-        asset=translator.alias_key(spec),
+        asset=translator.key("alias", spec),
         name=LIVE_BALANCE_CHECK,
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
@@ -143,7 +143,7 @@ def batch_check(
     batch, table = spec.batch, spec.batch_table
 
     @asset_check(
-        asset=translator.batch_key(spec),
+        asset=translator.key("batch", spec),
         name=BATCH_CHECK,
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
@@ -182,7 +182,7 @@ def log_parity_check(
     spec = pipeline.spec
 
     @asset_check(
-        asset=translator.alias_key(spec),
+        asset=translator.key("alias", spec),
         name=LOG_PARITY_CHECK,
         description="A closed day of the alias recomputed from the log (the pipeline's SQL in batch) and "
         "compared row by row: a hand edit, a lost write or a sink defect is found, by primary key.",

@@ -331,7 +331,7 @@ def verdict_evaluation(
 ) -> AssetCheckEvaluation:
     """The verdict as the asset check evaluation the sensor reports."""
     return AssetCheckEvaluation(
-        asset_key=translator.version_key(pipeline.spec),
+        asset_key=translator.key("versions", pipeline.spec),
         check_name=verdict.check,
         passed=verdict.passed,
         severity=verdict.severity,
@@ -347,7 +347,7 @@ def health_checks(
     observation sensor when a verdict changes, and executable (they ask Flink and Kafka now)."""
 
     def build(pipeline: LoadedPipeline) -> AssetChecksDefinition:
-        key = translator.version_key(pipeline.spec)
+        key = translator.key("versions", pipeline.spec)
 
         @multi_asset_check(
             name=f"{pipeline.name}_health",

@@ -1,20 +1,26 @@
-"""How pipeline specs become Dagster asset keys, groups, owners, tags and descriptions.
+"""How pipeline specs become Dagster assets: keys, groups, owners, tags, descriptions,
+kinds and metadata.
 
-As `DagsterSlingTranslator` and `DagsterDbtTranslator` do for their tools: subclass
-`KappaTranslator` and override a method to change one decision everywhere it is used
-(assets, checks, sensors' run requests, observations, column lineage).
+As `DagsterSlingTranslator` and `DagsterDbtTranslator` do for their tools, one method,
+`get_asset_spec`, returns each asset's `AssetSpec`; override it (or one of the smaller
+methods its default reads) and the change holds everywhere the asset is named (assets,
+checks, sensors' run requests, observations, column lineage).
 
     class MyTranslator(KappaTranslator):
-        def alias_key(self, spec):
-            return AssetKey(["serving", spec.target.table_name])
+        def get_asset_spec(self, asset):
+            default = super().get_asset_spec(asset)
+            if asset.role == "alias":
+                return default.replace_attributes(key=AssetKey(["serving", asset.spec.target.table_name]))
+            return default
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
-from dagster import AssetKey
+from dagster import AssetKey, AssetSpec
 
 from kappa_orch.spec.model import PipelineSpec
 
@@ -22,13 +28,68 @@ _KEY_PART = re.compile(r"[^A-Za-z0-9_]")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 
 _VERSIONS_NOTE = " (versioned tables: one per fingerprint; materialising deploys, awaits catch-up and checks)"
-AssetRole = Literal["versions", "alias", "batch"]
+AssetRole = Literal["versions", "alias", "batch"]  # a pipeline's own assets
+Role = Literal["topic", "dead_letters", "versions", "alias", "batch"]
+KINDS: dict[str, set[str]] = {
+    "topic": {"kafka"},
+    "dead_letters": {"kafka"},
+    "versions": {"flink", "postgres"},
+    "alias": {"postgres"},
+    "batch": {"flink", "postgres"},
+}
+
+
+@dataclass(frozen=True)
+class KappaAsset:
+    """One asset kappa_orch makes: its role, the pipeline spec it belongs to (for a
+    dead-letter topic, the first pipeline writing it) and, for a topic, its name."""
+
+    role: Role
+    spec: PipelineSpec | None = None
+    topic: str | None = None
 
 
 class KappaTranslator:
     """The default naming: ``kafka/<topic parts>``, ``<schema>/<table>__versions``,
     ``<schema>/<table>`` (the alias) and ``<schema>/<batch table>``; one group per
     pipeline, topics in the ``kafka`` group; the spec's owner and tags."""
+
+    def get_asset_spec(self, asset: KappaAsset) -> AssetSpec:
+        """The asset's key, group, owners, tags, description, kinds and metadata (kappa_orch
+        adds its own metadata, dependencies and checks). Override to change any of them
+        everywhere, e.g. ``super().get_asset_spec(asset).replace_attributes(...)``."""
+        if asset.role in ("topic", "dead_letters"):
+            topic = asset.topic or ""
+            description = self.topic_description(topic)
+            if asset.role == "dead_letters":
+                description = (
+                    "Dead letters: the events the pipeline's jobs could not use, each with its reason, "
+                    "source topic, partition, offset and version. Read them with `kappa-orch dead-letters "
+                    f"{asset.spec.name if asset.spec else ''}`."
+                )
+            return AssetSpec(
+                key=self.topic_key(topic),
+                description=description,
+                group_name=self.topic_group_name(topic),
+                kinds=KINDS[asset.role],
+            )
+        spec = asset.spec
+        assert spec is not None, f"a {asset.role} asset belongs to a pipeline spec"
+        keys = {"versions": self.version_key, "alias": self.alias_key, "batch": self.batch_key}
+        role: AssetRole = asset.role  # type: ignore[assignment]
+        return AssetSpec(
+            key=keys[role](spec),
+            group_name=self.group_name(spec),
+            owners=self.owners(spec),
+            tags=self.tags(spec),
+            description=self.description(spec, role),
+            kinds=KINDS[role],
+        )
+
+    def key(self, role: Role, spec: PipelineSpec | None = None, *, topic: str | None = None) -> AssetKey:
+        """The key `get_asset_spec` gives an asset: what every check, sensor, observation and
+        lineage entry names it by."""
+        return self.get_asset_spec(KappaAsset(role, spec, topic)).key
 
     def topic_key(self, topic: str) -> AssetKey:
         """The external asset of a Kafka topic (shared by every pipeline that reads it)."""

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, Definitions
+from dagster import AssetKey, AssetSpec, Definitions
 from dagster.components.testing import create_defs_folder_sandbox
 
 from kappa_orch import (
     AutomationSettings,
+    KappaAsset,
     KappaPipelinesComponent,
     KappaTranslator,
     PlatformConfig,
@@ -114,6 +115,35 @@ def test_a_translator_decides_keys_groups_and_owners_everywhere(tmp_path: Path) 
     # the checks and the reprocess job follow the translator's keys
     checked = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
     assert "serving/daily_spend" in checked and "analytics/daily_spend" not in checked
+    job = defs.resolve_job_def("kappa_reprocess")
+    assert AssetKey(["serving", "daily_spend"]) in job.asset_layer.selected_asset_keys
+
+
+class SpecTranslator(KappaTranslator):
+    def get_asset_spec(self, asset: KappaAsset) -> AssetSpec:
+        default = super().get_asset_spec(asset)
+        if asset.role == "alias":
+            assert asset.spec is not None
+            return default.replace_attributes(
+                key=AssetKey(["serving", asset.spec.target.table_name]),
+                kinds={"postgres", "serving"},
+                metadata={"tier": "gold"},
+            )
+        return default
+
+
+def test_one_get_asset_spec_decides_an_asset_everywhere(tmp_path: Path) -> None:
+    defs = build_kappa_definitions(
+        _specs(tmp_path, "daily_spend"), config=CONFIG, translator=SpecTranslator()
+    )
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    node = graph.get(AssetKey(["serving", "daily_spend"]))
+    assert "analytics/daily_spend" not in _keys(defs)
+    assert node.kinds == {"postgres", "serving"} and node.metadata["tier"] == "gold"
+    assert node.metadata["alias"] == "analytics.daily_spend"  # kappa_orch's own metadata stays
+    checked = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
+    assert "serving/daily_spend" in checked
     job = defs.resolve_job_def("kappa_reprocess")
     assert AssetKey(["serving", "daily_spend"]) in job.asset_layer.selected_asset_keys
 
