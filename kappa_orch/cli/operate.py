@@ -33,9 +33,21 @@ from kappa_orch.errors import KappaError, OperationRefused, SpecError
     "(repeatable; needs --reason; recorded in the swap with who and why).",
 )
 @click.option("--reason", help="Why the accepted checks' failures are right.")
+@click.option(
+    "--definitions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The code location file (as `dagster -f` takes it) whose assets and resources the run uses: "
+    "its translator's keys, groups and metadata [default: kappa_orch's own assets for the specs "
+    "folder].",
+)
 @platform_options
 def reprocess_command(
-    pipeline: str, wait: bool, accept: tuple[str, ...], reason: str | None, **options: Any
+    pipeline: str,
+    wait: bool,
+    accept: tuple[str, ...],
+    reason: str | None,
+    definitions: Path | None,
+    **options: Any,
 ) -> None:
     """Replay the log into a new version, await catch-up, check it, swap the alias (the
     same run the reprocess sensor requests). Without --wait it runs in the background.
@@ -46,23 +58,30 @@ def reprocess_command(
     platform = platform_of(options)
     check_acceptance(accept, reason)
     if not wait:
-        _in_background(pipeline, accept, reason, platform.home / "logs", options)
+        _in_background(pipeline, accept, reason, platform.home / "logs", options, definitions)
         return
-    alias = reprocess_here(pipeline, accept, reason, platform)
+    alias = reprocess_here(pipeline, accept, reason, platform, definitions)
     click.echo(f"reprocess of {pipeline} finished: {alias} serves the spec's fingerprint")
 
 
-def reprocess_here(pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any) -> str:
+def reprocess_here(
+    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any, definitions: Path | None = None
+) -> str:
     """The reprocess run in this process; on an error or a failed run, its message and
     exit status (1). The alias it swapped, when it succeeded."""
-    result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform)
+    result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform, definitions)
     if not result.success:
         _report_failed_reprocess(pipeline, result)
     return str(alias)
 
 
 def _in_background(
-    pipeline: str, accept: tuple[str, ...], reason: str | None, log_dir: Path, options: dict[str, Any]
+    pipeline: str,
+    accept: tuple[str, ...],
+    reason: str | None,
+    log_dir: Path,
+    options: dict[str, Any],
+    definitions: Path | None,
 ) -> None:
     """The same command with --wait, detached, its output in the stack's logs folder; the
     options travel as KAPPA_* variables (no password on a command line `ps` shows)."""
@@ -73,6 +92,7 @@ def _in_background(
     argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
     argv += [item for check in accept for item in ("--accept", check)]
     argv += ["--reason", reason] if reason else []
+    argv += ["--definitions", str(definitions.resolve())] if definitions else []
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -85,27 +105,27 @@ def _in_background(
 
 
 def _reprocess_in_foreground(
-    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any
+    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any, definitions: Path | None
 ) -> tuple[Any, str]:
     """The reprocess run (the versions and alias assets of one pipeline), here and now."""
     import getpass
 
-    from dagster import AssetsDefinition, DagsterInstance, RunConfig
+    from dagster import DagsterInstance, RunConfig
 
-    from kappa_orch.dagster.assets import CandidateConfig, alias_key, pipeline_assets, version_key
+    from kappa_orch.cli.code_location import run_selection
+    from kappa_orch.dagster.assets import CandidateConfig
 
     pipelines = load_specs(platform.specs)
     chosen = pick(pipelines, pipeline, platform.specs)
     kafka, flink, warehouse = resources_of(platform)
     instance = DagsterInstance.from_config(str(dagster_home(platform.home)))
-    assets = pipeline_assets(pipelines, git_commit=platform.commit(), dagster_url=platform.dagster_url)
-    [versions_op] = [
-        a.op.name for a in assets if isinstance(a, AssetsDefinition) and version_key(chosen.spec) in a.keys
-    ]
+    assets, selection, versions_op, resources = run_selection(
+        pipelines, chosen, platform, definitions, {"kafka": kafka, "flink": flink, "warehouse": warehouse}
+    )
     result = run_in_foreground(
         assets,
-        selection=[version_key(chosen.spec), alias_key(chosen.spec)],
-        resources={"kafka": kafka, "flink": flink, "warehouse": warehouse},
+        selection=selection,
+        resources=resources,
         instance=instance,
         tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
         run_config=RunConfig(ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}),
