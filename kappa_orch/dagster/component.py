@@ -4,7 +4,7 @@
     attributes:
       specs_dir: specs              # relative to this defs.yaml
       kafka_bootstrap: 127.0.0.1:9092
-      automation: {retire_interval_s: 600}
+      automation: {retire_interval_s: 600, stopped_sensors: []}
 
 Settings left out come from KAPPA_* variables, then the local stack's defaults; secrets
 (the warehouse URLs) only ever from variables, never from the YAML.
@@ -23,11 +23,33 @@ from dagster import Definitions
 from dagster.components import Component, ComponentLoadContext, Model, Resolvable, Scaffolder, ScaffoldRequest
 from dagster.components import scaffold_with as _scaffold_with
 from dagster.components.component_scaffolding import scaffold_component
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from kappa_orch.config import PlatformConfig
 from kappa_orch.dagster.definitions import AutomationSettings, build_kappa_definitions
 from kappa_orch.errors import SpecError
+
+
+def _about(field: str) -> str:
+    return AutomationSettings.model_fields[field].description or ""
+
+
+class AutomationAttributes(Model):
+    """`attributes.automation`: how often each sensor ticks, which start stopped, and the
+    claim timeouts (the fields of `AutomationSettings`; one left out keeps its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observe_interval_s: int | None = Field(None, description=_about("observe_interval_s"))
+    reprocess_interval_s: int | None = Field(None, description=_about("reprocess_interval_s"))
+    repair_interval_s: int | None = Field(None, description=_about("repair_interval_s"))
+    retire_interval_s: int | None = Field(None, description=_about("retire_interval_s"))
+    late_data_interval_s: int | None = Field(None, description=_about("late_data_interval_s"))
+    failed_day_interval_s: int | None = Field(None, description=_about("failed_day_interval_s"))
+    claim_wait_s: float | None = Field(None, description=_about("claim_wait_s"))
+    claim_stale_s: float | None = Field(None, description=_about("claim_stale_s"))
+    data_quality_running: bool | None = Field(None, description=_about("data_quality_running"))
+    stopped_sensors: list[str] | None = Field(None, description=_about("stopped_sensors"))
 
 
 class KappaPipelinesScaffolder(Scaffolder):
@@ -51,13 +73,18 @@ class KappaPipelinesComponent(Component, Resolvable, Model):
 
     model_config = ConfigDict(extra="forbid")
 
-    specs_dir: str = "specs"
-    kafka_bootstrap: str | None = None
-    flink_rest_url: str | None = None
-    sql_gateway_url: str | None = None
-    data_quality_cron: str | None = None
-    # sensor intervals and claim timeouts: the fields of AutomationSettings
-    automation: dict[str, float] | None = None
+    specs_dir: str = Field("specs", description="The folder of pipeline specs, relative to this defs.yaml.")
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers [KAPPA_KAFKA_BOOTSTRAP].")
+    flink_rest_url: str | None = Field(None, description="Flink REST endpoint [KAPPA_FLINK_REST_URL].")
+    sql_gateway_url: str | None = Field(
+        None, description="Flink SQL Gateway endpoint [KAPPA_SQL_GATEWAY_URL]."
+    )
+    data_quality_cron: str | None = Field(
+        None, description="Cron of the data-quality schedule [KAPPA_DATA_QUALITY_CRON; hourly]."
+    )
+    automation: AutomationAttributes | None = Field(
+        None, description="Sensor intervals, sensors that start stopped, claim timeouts."
+    )
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         """The definitions of the specs folder, with the YAML's settings over KAPPA_* variables."""
@@ -73,7 +100,8 @@ class KappaPipelinesComponent(Component, Resolvable, Model):
         }
         config = PlatformConfig.from_env(os.environ, flags=flags)
         try:
-            automation = AutomationSettings(**(self.automation or {}))
+            given = self.automation.model_dump(exclude_none=True) if self.automation else {}
+            automation = AutomationSettings(**given)
         except ValidationError as exc:
             where = Path(context.path) / "defs.yaml"
             raise SpecError(

@@ -184,6 +184,26 @@ def test_the_component_scaffolds_an_example_and_builds_its_definitions() -> None
             assert {"kappa_reprocess_sensor", "kappa_stream_observer"} <= {s.name for s in defs.sensors or []}
 
 
+def test_the_components_automation_is_typed_and_documented() -> None:
+    from dagster import DefaultSensorStatus
+
+    from kappa_orch.dagster.component import AutomationAttributes
+
+    fields = AutomationAttributes.model_fields
+    assert all(f.description for f in fields.values())
+    assert fields["stopped_sensors"].annotation == list[str] | None
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(component_cls=KappaPipelinesComponent, defs_path="pipelines")
+        (path / "defs.yaml").write_text(
+            "type: kappa_orch.KappaPipelinesComponent\nattributes:\n"
+            "  automation: {retire_interval_s: 600, stopped_sensors: [kappa_reprocess_sensor]}\n"
+        )
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            statuses = {s.name: s.default_status for s in defs.sensors or []}
+    assert statuses["kappa_reprocess_sensor"] == DefaultSensorStatus.STOPPED
+    assert statuses["kappa_repair_sensor"] == DefaultSensorStatus.RUNNING  # stopped_sensors given: only it
+
+
 @pytest.mark.parametrize(
     ("attributes", "expected"),
     [
