@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kappa_orch.stack.config import StackConfig
-from tests.unit.test_docs import DOCS, ROOT, blocks
+from tests.docs_blocks import DOCS, ROOT, blocks
 
 pytestmark = pytest.mark.integration
 SNIPPETS = [(path.name, i, code) for path in DOCS for i, code in enumerate(blocks(path, "python"))]

@@ -17,7 +17,7 @@ from kappa_orch.k8s.dry_run import BUILD, binaries, kube_bin
 from kappa_orch.k8s.render import render
 from kappa_orch.k8s.settings import load_settings
 from kappa_orch.k8s.validate import expected_problem, validate_render
-from tests.unit.test_k8s_render import JARS, PIPELINES, PLATFORM, SETTINGS
+from tests.k8s_example import JARS, PIPELINES, PLATFORM, SETTINGS
 
 pytestmark = pytest.mark.integration
 

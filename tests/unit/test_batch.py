@@ -12,7 +12,7 @@ import yaml
 from kappa_orch.lifecycle.batch import batch_job, consecutive_runs, day_start_ms, log_needed_from
 from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
 from kappa_orch.spec.model import Bootstrap, LoadedPipeline
-from tests.unit.test_spec_validation import SQL, write
+from tests.unit.specs import SQL, write
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PIPELINE = next(p for p in load_pipelines(ASSETS) if p.name == "daily_spend")

@@ -9,7 +9,7 @@ from pathlib import Path
 from kappa_orch.dagster.lineage import table_schema
 from kappa_orch.spec.classify import column_tags
 from kappa_orch.spec.load import load_pipeline
-from tests.unit.test_spec_validation import SQL, mutated, problems, write
+from tests.unit.specs import SQL, mutated, problems, write
 
 
 def tag(spec: dict, source_column: str, *tags: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from kappa_orch.cli import KappaGroup, main
-from tests.unit.test_spec_validation import ASSETS, BASE, write
+from tests.unit.specs import ASSETS, BASE, write
 
 
 def _free_port() -> int:

@@ -18,7 +18,7 @@ from kappa_orch.lifecycle.dead_letters import (
 )
 from kappa_orch.resources.kafka import Record
 from kappa_orch.spec.load import load_pipelines
-from tests.unit.test_observe import ASSETS
+from tests.unit.specs import ASSETS
 
 
 def record(

@@ -8,15 +8,7 @@ from pathlib import Path
 
 from kappa_orch.spec.load import load_pipelines
 from kappa_orch.spec.reference import render
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-
-def blocks(path: Path, language: str) -> list[str]:
-    """The fenced code blocks of one language in a Markdown file (indentation removed)."""
-    found = re.findall(rf"^( *)```{language}\n(.*?)^\1```", path.read_text(), flags=re.S | re.M)
-    return ["\n".join(line[len(indent) :] for line in body.splitlines()) + "\n" for indent, body in found]
+from tests.docs_blocks import DOCS, ROOT, blocks
 
 
 def test_the_spec_reference_is_generated_from_the_model() -> None:

@@ -14,7 +14,7 @@ import pytest
 from kappa_orch.engine.flink.planner import FlinkPlanner
 from kappa_orch.spec.load import load_pipeline, load_pipelines
 from kappa_orch.spec.sql import column_lineage
-from tests.unit.test_spec_validation import ASSETS, BASE, SQL, write
+from tests.unit.specs import ASSETS, BASE, SQL, write
 
 pytestmark = pytest.mark.slow  # starts a JVM or subprocesses: left out of the fast lane
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kappa_orch.spec.load import MAX_FILE_BYTES, SpecErrors, load_pipelines
-from tests.unit.test_spec_validation import BASE, SQL, mutated, problems, write
+from tests.unit.specs import BASE, SQL, mutated, problems, write
 
 SMUGGLED = (
     "SELECT account, CAST(event_time AS DATE) AS spend_day, COUNT(*) AS authorizations,\n"
