@@ -24,8 +24,8 @@ from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
+from tests.integration.daily_spend import expected, run, serving, wait_serving
 from tests.integration.platform import Platform, isolated_platform, produce_authorizations
-from tests.integration.test_reprocess import expected, run, serving, wait_serving
 
 pytestmark = pytest.mark.integration
 

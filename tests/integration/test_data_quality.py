@@ -25,8 +25,8 @@ from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from tests.integration.daily_spend import expected, run, wait_serving
 from tests.integration.platform import Platform, isolated_platform, produce_authorizations
-from tests.integration.test_reprocess import expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from kappa_orch.lifecycle.gate import INPUT_BALANCE
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource, Record
 from kappa_orch.stack.config import StackConfig
+from tests.integration.daily_spend import cli, expected, run, wait_serving
 from tests.integration.platform import Platform, isolated_platform, observe_once
-from tests.integration.test_reprocess import cli, expected, run, wait_serving
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -33,11 +31,8 @@ from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
-from tests.integration import scale
 from tests.integration.platform import (
-    KAPPA,
     Platform,
-    cli_env,
     count_declined_too,
     isolated_platform,
     observe_once,
@@ -45,6 +40,7 @@ from tests.integration.platform import (
     run_reprocess,
     start_cli,
 )
+from tests.integration.served import cli, expected, serving, versions, wait_exact
 
 pytestmark = pytest.mark.integration
 
@@ -59,41 +55,6 @@ def platform(
         events = sample_events(EVENTS, step_ms=60_000).authorizations
         produce_authorizations(platform, kafka, events, event_timestamps=False)
         yield platform
-
-
-def serving(platform: Platform, pipeline: str) -> set[tuple[Any, ...]]:
-    spec = platform.pipelines()[pipeline].spec
-    columns = ", ".join(c.name for c in spec.target.columns)
-    with platform.warehouse.connect() as conn:
-        return {tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM {spec.target.alias}"))}
-
-
-def expected(platform: Platform, pipeline: str, statuses: set[str] | None = None) -> set[tuple[Any, ...]]:
-    events = platform.events  # type: ignore[attr-defined]
-    if pipeline == "account_latest":
-        return scale.account_latest(events)
-    return scale.daily_spend(events, statuses or {"approved"})
-
-
-def wait_exact(platform: Platform, pipeline: str, rows: set[tuple[Any, ...]], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (got := serving(platform, pipeline)) != rows:
-        assert time.monotonic() < deadline, (
-            f"{pipeline} serves {len(got)} rows, expected {len(rows)} "
-            f"({len(got - rows)} unexpected, {len(rows - got)} missing)"
-        )
-        time.sleep(2)
-
-
-def versions(platform: Platform, pipeline: str) -> dict[int, registry.VersionRow]:
-    with platform.warehouse.begin() as conn:
-        return {r.version: r for r in registry.pipeline_versions(conn, pipeline)}
-
-
-def cli(platform: Platform, stack: StackConfig, *args: str, timeout: float = 300) -> tuple[int, str]:
-    env = cli_env(platform, stack)
-    done = subprocess.run([KAPPA, *args], env=env, capture_output=True, text=True, timeout=timeout)
-    return done.returncode, done.stdout + done.stderr
 
 
 def go_live(platform: Platform, pipeline: LoadedPipeline, kafka: KafkaResource, flink: FlinkResource) -> None:

@@ -19,6 +19,7 @@ from assets.sample_events import sample_events
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from tests.integration.daily_spend import cli, expected, swaps, versions, wait_serving
 from tests.integration.platform import (
     Platform,
     count_declined_too,
@@ -26,7 +27,6 @@ from tests.integration.platform import (
     produce_authorizations,
     run_reprocess,
 )
-from tests.integration.test_reprocess import cli, expected, swaps, versions, wait_serving
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,7 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
+from tests.integration.daily_spend import cli, expected, versions, wait_serving
 from tests.integration.platform import (
     Platform,
     isolated_platform,
@@ -31,7 +32,6 @@ from tests.integration.platform import (
     produce_authorizations,
     run_reprocess,
 )
-from tests.integration.test_reprocess import cli, expected, versions, wait_serving
 
 pytestmark = pytest.mark.integration
 

@@ -53,7 +53,7 @@ from tests.integration.platform import (
     produce_authorizations,
     run_reprocess,
 )
-from tests.integration.test_faults import expected, versions, wait_exact
+from tests.integration.served import expected, versions, wait_exact
 
 pytestmark = pytest.mark.integration
 

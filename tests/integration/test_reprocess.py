@@ -27,7 +27,7 @@ from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from tests.integration import scale
+from tests.integration.daily_spend import cli, expected, run, serving, swaps, versions, wait_serving
 from tests.integration.platform import (
     ALL_STATUSES,
     KAPPA,
@@ -36,8 +36,6 @@ from tests.integration.platform import (
     cli_env,
     isolated_platform,
     produce_authorizations,
-    run_reprocess,
-    start_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,49 +55,11 @@ def platform(
         yield platform
 
 
-def expected(auths: list[dict[str, Any]], statuses: set[str]) -> set[tuple[Any, ...]]:
-    return scale.daily_spend(auths, statuses)
-
-
-def serving(platform: Platform) -> set[tuple[Any, ...]]:
-    with platform.warehouse.connect() as conn:
-        rows = conn.execute(
-            text("SELECT account, spend_day, authorizations, spend_cents FROM analytics.daily_spend")
-        )
-        return {tuple(r) for r in rows}
-
-
-run = run_reprocess
-
-
-def versions(platform: Platform) -> dict[int, registry.VersionRow]:
-    with platform.warehouse.begin() as conn:
-        return {r.version: r for r in registry.pipeline_versions(conn, "daily_spend")}
-
-
-def swaps(platform: Platform) -> list[dict[str, Any]]:
-    with platform.warehouse.begin() as conn:
-        return registry.swap_history(conn, "daily_spend")
-
-
 def sensor_requests(platform: Platform) -> list[Any]:
     sensor = reprocess_sensor(list(platform.pipelines().values()))
     with build_sensor_context(resources={"warehouse": platform.warehouse}) as context:
         result = sensor(context)
     return list(getattr(result, "run_requests", None) or [])
-
-
-def wait_serving(platform: Platform, rows: set[tuple[Any, ...]], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while serving(platform) != rows:
-        assert time.monotonic() < deadline, (
-            f"alias serves {len(serving(platform))} rows, expected {len(rows)}"
-        )
-        time.sleep(1)
-
-
-def cli(platform: Platform, stack: StackConfig, *args: str) -> subprocess.Popen[str]:
-    return start_cli(platform, stack, *args)
 
 
 def deploy_v1(platform: Platform, kafka: KafkaResource, flink: FlinkResource) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 import yaml
 from dagster import AssetsDefinition, DagsterInstance, materialize
-from sqlalchemy import text
 
 from kappa_orch import pipeline_assets
 from kappa_orch.dagster.assets import alias_key, version_key
@@ -35,10 +34,9 @@ from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
+from tests.integration.at_scale import await_rows, expected, produce, serving_rows
 from tests.integration.platform import Platform, isolated_platform
 
 pytestmark = pytest.mark.integration
@@ -57,59 +55,6 @@ def platform(
 ) -> Iterator[Platform]:
     with isolated_platform(stack, kafka, flink, tmp_path) as isolated:
         yield isolated
-
-
-def produce(kafka: KafkaResource, topic: str, log: scale.Partitioned, partitions: list[int]) -> None:
-    """Each partition's records in offset order, with their Kafka timestamps."""
-    for partition in partitions:
-        records = log.records[partition]
-        stamps = iter([ts for ts, _ in records])
-        kafka.produce(
-            topic,
-            [value for _, value in records],
-            partition=partition,
-            timestamp_ms=lambda _v, stamps=stamps: next(stamps),  # type: ignore[misc]
-        )
-
-
-def serving_rows(
-    warehouse: WarehouseResource, pipeline: LoadedPipeline, table: str | None = None
-) -> set[Any]:
-    columns = ", ".join(c.name for c in pipeline.spec.target.columns)
-    relation = table or pipeline.spec.target.alias
-    with warehouse.connect() as conn:
-        return {tuple(r) for r in conn.execute(text(f"SELECT {columns} FROM {relation}"))}
-
-
-def expected(log: scale.ScaleLog, auths: list[dict[str, Any]], delay_ms: int = 5_000) -> dict[str, set[Any]]:
-    valid = {key: ts for key, ts in scale.valid_times(log.auth_log).items()}
-    return {
-        "daily_spend": scale.daily_spend(auths),
-        "merchant_risk": scale.merchant_risk(auths, scale.watermark(log.auth_log, valid, delay_ms)),
-        "account_latest": scale.account_latest(auths),
-        "auth_settlement": scale.auth_settlement(auths, log.settlements),
-    }
-
-
-def await_rows(
-    warehouse: WarehouseResource, pipelines: dict[str, LoadedPipeline], want: dict[str, set[Any]]
-) -> None:
-    deadline = time.monotonic() + 300
-    pending = dict(pipelines)
-    while pending and time.monotonic() < deadline:
-        for name in list(pending):
-            if serving_rows(warehouse, pending[name]) == want[name]:
-                del pending[name]
-        time.sleep(2)
-    differences = {
-        name: (
-            len(serving_rows(warehouse, p)),
-            len(want[name]),
-            sorted(want[name] - serving_rows(warehouse, p))[:3],
-        )
-        for name, p in pending.items()
-    }
-    assert not pending, differences
 
 
 def test_every_pipeline_shape_matches_the_oracle_at_scale(

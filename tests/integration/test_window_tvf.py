@@ -15,8 +15,8 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.sql import column_lineage
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
+from tests.integration.at_scale import await_rows, expected, produce
 from tests.integration.platform import Platform, isolated_platform, run_reprocess
-from tests.integration.test_scale_oracle import await_rows, expected, produce
 
 pytestmark = pytest.mark.integration
 
