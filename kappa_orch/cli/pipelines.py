@@ -29,7 +29,6 @@ def validate(specs: Path | None, flink: bool) -> None:
     With --flink (the default) each SELECT is planned by Flink's parser and planner in
     one local JVM, in streaming mode and, for pipelines with `batch:`, in batch mode."""
     from kappa_orch.spec.checks import check_problems
-    from kappa_orch.spec.fingerprint import fingerprint
     from kappa_orch.spec.load import SpecErrors
 
     pipelines = load_specs(specs or PlatformConfig().specs)
@@ -43,7 +42,7 @@ def validate(specs: Path | None, flink: bool) -> None:
     for pipeline in pipelines:
         topics = ", ".join(sorted({s.topic for s in pipeline.spec.sources}))
         click.echo(
-            f"{pipeline.name:<24} {fingerprint(pipeline)}  {pipeline.spec.target.alias:<32} <- {topics}"
+            f"{pipeline.name:<24} {pipeline.fingerprint}  {pipeline.spec.target.alias:<32} <- {topics}"
         )
     planned = " and planned by Flink" if flink else ""
     click.echo(f"{len(pipelines)} pipeline spec(s) valid{planned}")
@@ -103,9 +102,8 @@ def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: st
     deploy left unfinished by a killed run is taken over at once, and two deploys never race."""
     from kappa_orch.lifecycle.deploy import deploy
     from kappa_orch.registry import claims
-    from kappa_orch.spec.fingerprint import fingerprint
 
-    claims.acquire(warehouse, pipeline=item.name, owner=owner, fingerprint=fingerprint(item), log=click.echo)
+    claims.acquire(warehouse, pipeline=item.name, owner=owner, fingerprint=item.fingerprint, log=click.echo)
     try:
         return deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo, holds_claim=True)
     finally:

@@ -43,7 +43,6 @@ from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 
@@ -124,7 +123,7 @@ def version_asset(
 ) -> AssetsDefinition:
     """The versioned table: materialising it deploys, awaits catch-up and gates the candidate."""
     spec = pipeline.spec
-    code_version = fingerprint(pipeline)
+    code_version = pipeline.fingerprint
     given = translator.get_asset_spec(KappaAsset("versions", spec))
     key = given.key
 
@@ -185,7 +184,7 @@ def _definition_metadata(pipeline: LoadedPipeline, translator: KappaTranslator) 
         "pipeline": spec.name,
         "owner": spec.owner,
         "alias": spec.target.alias,
-        "fingerprint": fingerprint(pipeline),
+        "fingerprint": pipeline.fingerprint,
         "spec": pipeline.path,
         "sql": MetadataValue.md(f"```sql\n{pipeline.sql_text.strip()}\n```"),
         "dagster/column_schema": table_schema(pipeline),
@@ -248,7 +247,7 @@ def alias_asset(
     """The serving alias: materialising it swaps the view to the current fingerprint's
     version (its metadata: the live version, the last swaps, a link to each swap's run)."""
     spec = pipeline.spec
-    code_version = fingerprint(pipeline)
+    code_version = pipeline.fingerprint
     versions = translator.key("versions", spec)
 
     given = translator.get_asset_spec(KappaAsset("alias", spec))
@@ -312,7 +311,7 @@ def _swap_metadata(
         "from_version": result.from_version if result.from_version is not None else -1,
         "live_version": result.to_version,
         "physical_table": f"{spec.target.schema_name}.{result.physical_table}",
-        "fingerprint": fingerprint(pipeline),
+        "fingerprint": pipeline.fingerprint,
         "dagster/row_count": result.rows,
     }
 

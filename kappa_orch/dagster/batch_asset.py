@@ -20,7 +20,6 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -37,7 +36,7 @@ def batch_asset(
     @asset(
         key=given.key,
         deps=[translator.key("topic", topic=t) for t in sorted({s.topic for s in spec.sources})],
-        code_version=fingerprint(pipeline),
+        code_version=pipeline.fingerprint,
         group_name=given.group_name,
         owners=list(given.owners),
         tags=dict(given.tags),

@@ -26,7 +26,6 @@ from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 # the claim a repair holds: one repair per pipeline at a time, beside a reprocess's claim
@@ -37,7 +36,7 @@ REPAIR_CLAIM = "repair:{}"
 def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> LoadedPipeline:
     """The pipeline as the version was deployed: the current spec when the fingerprints
     match, else the spec and SQL recorded in the version's definition."""
-    if row.spec_fingerprint == fingerprint(current):
+    if row.spec_fingerprint == current.fingerprint:
         return current
     definition = row.definition or {}
     if not definition.get("spec") or definition.get("sql") is None:
@@ -48,10 +47,10 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
         )
     spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
     recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
-    if fingerprint(recorded) != row.spec_fingerprint:
+    if recorded.fingerprint != row.spec_fingerprint:
         raise OperationRefused(
             f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
-            f"fingerprints {fingerprint(recorded)}, not {row.fingerprint}), so its job cannot be rebuilt "
+            f"fingerprints {recorded.fingerprint}, not {row.fingerprint}), so its job cannot be rebuilt "
             "as it was",
             f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
         )
@@ -171,7 +170,7 @@ def repair(
     name = pipeline.name
     result = RepairResult()
     claim = REPAIR_CLAIM.format(name)
-    claims.acquire(warehouse, pipeline=claim, owner=owner, fingerprint=fingerprint(pipeline), log=log)
+    claims.acquire(warehouse, pipeline=claim, owner=owner, fingerprint=pipeline.fingerprint, log=log)
     try:
         with registry.session(warehouse) as conn:
             rows = registry.pipeline_versions(conn, name)
@@ -231,7 +230,7 @@ def _repair_version(
     name = pipeline.name
     live, claimed = live_and_claimed
     state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
-    if abandoned(row, state, fingerprint(pipeline), live, claimed=claimed):
+    if abandoned(row, state, pipeline.fingerprint, live, claimed=claimed):
         resumes = stop_keeping_state(
             name, row, "abandoned: superseded by the spec", flink=flink, warehouse=warehouse, log=log
         )

@@ -41,7 +41,6 @@ from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 T = TypeVar("T")
@@ -91,7 +90,7 @@ def prepare_candidate(
         warehouse,
         pipeline=spec.name,
         owner=owner,
-        fingerprint=fingerprint(pipeline),
+        fingerprint=pipeline.fingerprint,
         log=log,
         wait_s=claim_wait_s,
         stale_s=claim_stale_s,

@@ -19,7 +19,6 @@ from kappa_orch.registry.check_history import CheckOutcome, last_checks
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -123,7 +122,7 @@ class _Services:
 def _pipeline_status(
     pipeline: LoadedPipeline, seen: _Registry, topics: _Services, *, kafka: KafkaResource, flink: StreamEngine
 ) -> PipelineStatus:
-    desired = fingerprint(pipeline)
+    desired = pipeline.fingerprint
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]
     versions = [_version_status(pipeline, row, seen, kafka=kafka, flink=flink) for row in mine]
     topic = pipeline.spec.dead_letter_topic
@@ -268,7 +267,7 @@ def _warnings(
             f"the alias view {pipeline.spec.target.alias} of live v{live_version} is missing (dropped by "
             f"hand?): readers get an error; rebuild it: kappa-orch repair {pipeline.name}"
         )
-    desired = fingerprint(pipeline)
+    desired = pipeline.fingerprint
     for v in versions:
         if v.state == registry.FAILED and v.fingerprint == desired:
             why = (v.error or "failed").splitlines()[0][:400]

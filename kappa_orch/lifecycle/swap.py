@@ -19,7 +19,6 @@ from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import alias_members, build_alias, drop_version_table, existing_tables
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 T = TypeVar("T")
@@ -124,7 +123,7 @@ def swap(
         warehouse,
         pipeline=pipeline.name,
         owner=owner,
-        fingerprint=fingerprint(pipeline),
+        fingerprint=pipeline.fingerprint,
         log=log,
         wait_s=CLAIM_WAIT_S,
     ):
@@ -233,7 +232,7 @@ def _swap_target(
 ) -> registry.VersionRow:
     """The version the alias moves to: asked for, or the current fingerprint's; it must
     have passed its gate (ready or live)."""
-    spec, current = pipeline.spec, fingerprint(pipeline)
+    spec, current = pipeline.spec, pipeline.fingerprint
     if to_version is None:
         target = next((r for r in rows if r.fingerprint == current), None)
         if target is None:
@@ -341,7 +340,7 @@ def retire(
     claim (as `owner`; waiting up to `wait_s` for a reprocess in flight)."""
     spec = pipeline.spec
     with claims.holding(
-        warehouse, pipeline=spec.name, owner=owner, fingerprint=fingerprint(pipeline), log=log, wait_s=wait_s
+        warehouse, pipeline=spec.name, owner=owner, fingerprint=pipeline.fingerprint, log=log, wait_s=wait_s
     ):
         _retire(pipeline, version, flink=flink, warehouse=warehouse, log=log)
 

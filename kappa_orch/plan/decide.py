@@ -21,7 +21,6 @@ from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import held_claims
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 IN_FLIGHT = frozenset({registry.DEPLOYING, registry.CATCHING_UP, registry.CHECKING})
@@ -141,7 +140,7 @@ def plan_deploy(
     source topics' ids now; a running version of the fingerprint whose log was replaced
     since (replay_checks.replaced_logs) is replayed into a new version."""
     spec = pipeline.spec
-    current = fingerprint(pipeline)
+    current = pipeline.fingerprint
     existing = next((r for r in rows if r.fingerprint == current), None)
     replaced = replaced_logs(existing, topic_ids or {}) if existing is not None else []
     version = max((r.version for r in rows), default=0) + 1
@@ -282,7 +281,7 @@ def plan(
 
 def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int]) -> PipelinePlan:
     """One pipeline's plan: its health, what automation does next, and what a deploy does."""
-    name, desired = pipeline.name, fingerprint(pipeline)
+    name, desired = pipeline.name, pipeline.fingerprint
     mine = [r for r in view.rows if r.pipeline == name]
     live_row = next((r for r in mine if r.version == view.live.get(name)), None)
     verdicts = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -346,3 +348,17 @@ class LoadedPipeline(BaseModel):
     def name(self) -> str:
         """The pipeline's name (from its spec)."""
         return self.spec.name
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The pipeline's fingerprint (`spec.fingerprint.fingerprint`), computed once per
+        loaded pipeline and carried: the version it names, the job's code version."""
+        from kappa_orch.spec.fingerprint import fingerprint
+
+        return fingerprint(self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> LoadedPipeline:
+        """A copy; its fingerprint is computed again (an update may change it)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("fingerprint", None)
+        return copy

@@ -96,3 +96,16 @@ def test_what_changes_the_output_changes_it(variant: Any) -> None:
 def test_identifier_case_matters() -> None:
     # Flink identifiers are case-sensitive: `Account` is another column
     assert fingerprint(with_sql(BASE.sql_text.replace("account,", "Account,", 1))) != fingerprint(BASE)
+
+
+def test_the_fingerprint_is_computed_once_per_load_and_never_goes_stale() -> None:
+    loaded = load_pipelines(ASSETS)[2]
+    assert loaded.name == "daily_spend"
+    assert loaded.fingerprint == fingerprint(loaded)
+    assert "fingerprint" in loaded.__dict__  # carried from here on
+    changed = loaded.model_copy(update={"sql_text": loaded.sql_text.replace("'approved'", "'declined'")})
+    assert changed.fingerprint == fingerprint(changed) != loaded.fingerprint
+    assert loaded.model_copy().fingerprint == loaded.fingerprint
+    # a carried value does not make two equal loads differ
+    again = load_pipelines(ASSETS)[2]
+    assert again == loaded
