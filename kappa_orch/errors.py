@@ -74,3 +74,60 @@ def require(module: str, extra: str, needed_for: str) -> None:
             f"pip install 'kappa-orch[{extra}]' (or 'kappa-orch[dev]' for everything)",
             blame=INFRASTRUCTURE,
         )
+
+
+def known_failure(exc: BaseException) -> KappaError | None:
+    """A failure of a service kappa_orch talks to, as a KappaError (None: not one)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for error in chain:
+        if isinstance(error, KappaError):
+            return error
+    for error in chain:
+        # an error from a run's event log is known by its class name only (no module)
+        name = getattr(error, "cls_name", type(error).__name__)
+        module = "" if hasattr(error, "cls_name") else type(error).__module__
+        first = (str(error).strip().splitlines() or [name])[0]
+        if name in {"OperationalError", "InterfaceError"} and module.startswith(
+            ("sqlalchemy", "psycopg2", "")
+        ):
+            return KappaError(
+                f"the warehouse (PostgreSQL) did not answer: {first}",
+                "check that PostgreSQL runs (`kappa-orch stack status`) and KAPPA_WAREHOUSE_URL is right",
+                blame=INFRASTRUCTURE,
+            )
+        if name in {"ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError"} and (
+            module.startswith(("requests", "urllib3")) or not module
+        ):
+            return KappaError(
+                f"Flink did not answer: {first}",
+                "check that Flink runs (`kappa-orch stack status`) and KAPPA_FLINK_REST_URL / "
+                "KAPPA_SQL_GATEWAY_URL are right",
+                blame=INFRASTRUCTURE,
+            )
+        if module.startswith("confluent_kafka") or name == "KafkaException":
+            return KappaError(
+                f"Kafka failed: {first}",
+                "check that the broker runs (`kappa-orch stack status`) and KAPPA_KAFKA_BOOTSTRAP is right",
+                blame=INFRASTRUCTURE,
+            )
+    return None
+
+
+def innermost_failure(exc: KappaError) -> KappaError:
+    """What a person is told of a KappaError raised with causes (`raise ... from`): the
+    innermost error of its chain that kappa_orch knows, a KappaError or a service's own
+    error (`known_failure`), as the CLI has always said it; else the error itself."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__
+    for error in reversed(chain):
+        known = error if isinstance(error, KappaError) else known_failure(error)
+        if known is not None:
+            return known
+    return exc

@@ -216,8 +216,8 @@ def _blame_by_class() -> dict[str, str]:
 def step_errors(result: Any) -> list[KappaError]:
     """The errors the run's failed steps raised, as KappaErrors (their problem, fix and
     blame; a service's own error mapped like the CLI maps it)."""
-    from kappa_orch.cli import known_failure
     from kappa_orch.dagster.runs import error_of
+    from kappa_orch.errors import known_failure
 
     blame_by_class = _blame_by_class()
     errors: list[KappaError] = []

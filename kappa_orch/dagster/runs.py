@@ -13,7 +13,7 @@ from typing import Any
 
 from dagster import Failure
 
-from kappa_orch.errors import INFRASTRUCTURE, KappaError
+from kappa_orch.errors import INFRASTRUCTURE, KappaError, innermost_failure
 from kappa_orch.lineage import emit as lineage_emit
 
 FIX = "fix"
@@ -37,7 +37,7 @@ def kappa_step(context: Any) -> Iterator[None]:
         try:
             yield
         except KappaError as exc:
-            raise as_failure(exc) from None
+            raise as_failure(innermost_failure(exc)) from None
 
 
 def error_of(failure_data: Any) -> KappaError | None:

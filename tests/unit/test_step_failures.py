@@ -47,3 +47,22 @@ def test_an_infrastructure_fault_keeps_its_blame_and_any_other_error_is_left_as_
     assert failure.step_failure_data.user_failure_data is None  # a bug keeps its stack trace
     [error] = step_errors(result)
     assert "ZeroDivisionError" in error.problem
+
+
+def test_a_service_error_is_told_as_the_cli_has_always_told_it() -> None:
+    # found (CI): the step said "the Flink REST API at ... did not answer (GET ...)" where the
+    # CLI had always said "error (infrastructure): Flink did not answer: ..."
+    import requests
+
+    def unreachable() -> Exception:
+        try:
+            try:
+                raise requests.exceptions.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9)")
+            except requests.RequestException as exc:
+                raise ServiceUnavailable("the Flink REST API at http://127.0.0.1:9 did not answer") from exc
+        except ServiceUnavailable as error:
+            return error
+
+    [error] = step_errors(_run(unreachable()))
+    assert error.problem == "Flink did not answer: HTTPConnectionPool(host='127.0.0.1', port=9)"
+    assert error.blame == INFRASTRUCTURE and "KAPPA_FLINK_REST_URL" in (error.fix or "")
