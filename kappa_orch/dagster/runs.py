@@ -1,8 +1,8 @@
 """What every kappa_orch step does around its work inside a Dagster run: its OpenLineage
 events name the run as their parent, and an expected failure (a `KappaError`: a spec
 problem, a service down, a claim held, a refused operation) fails the step as a
-`dagster.Failure` — the problem as its description, the fix and where the fault lies in
-its metadata — instead of an exception with a stack trace in the UI. The CLI reads the
+`dagster.Failure` — the problem and its fix as its description, the fix and where the
+fault lies in its metadata — instead of an exception with a stack trace in the UI. The CLI reads the
 same metadata back (`error_of`)."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def as_failure(exc: KappaError) -> Failure:
     metadata: dict[str, Any] = {FAULT: exc.blame, ERROR: type(exc).__name__}
     if exc.fix:
         metadata[FIX] = exc.fix
-    return Failure(description=exc.problem, metadata=metadata, allow_retries=exc.blame == INFRASTRUCTURE)
+    # the description reads as the CLI prints it: the problem, then "  fix: ..." on its own line
+    return Failure(description=str(exc), metadata=metadata, allow_retries=exc.blame == INFRASTRUCTURE)
 
 
 @contextmanager
@@ -46,4 +47,5 @@ def error_of(failure_data: Any) -> KappaError | None:
     if failure_data is None or ERROR not in (failure_data.metadata or {}):
         return None
     metadata = {key: getattr(value, "value", value) for key, value in failure_data.metadata.items()}
-    return KappaError(failure_data.description or "", metadata.get(FIX), blame=metadata[FAULT])
+    problem = (failure_data.description or "").partition("\n  fix: ")[0]
+    return KappaError(problem, metadata.get(FIX), blame=metadata[FAULT])

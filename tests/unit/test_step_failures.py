@@ -23,7 +23,10 @@ def test_a_kappa_error_fails_the_step_with_its_fix_and_no_stack_trace() -> None:
     result = _run(SpecError("daily_spend: column 'amount' is not in the SELECT", "add it to the SELECT"))
     [failure] = [e for e in result.all_events if e.is_step_failure]  # type: ignore[attr-defined]
     data = failure.step_failure_data
-    assert data.user_failure_data.description == "daily_spend: column 'amount' is not in the SELECT"
+    assert data.user_failure_data.description == (
+        "daily_spend: column 'amount' is not in the SELECT\n  fix: add it to the SELECT"
+    )
+    assert "fix: add it to the SELECT" in str(data.error)  # what a run's event log shows
     metadata = {k: v.value for k, v in data.user_failure_data.metadata.items()}
     assert metadata == {"fix": "add it to the SELECT", "fault": SPEC, "kappa_error": "SpecError"}
     assert data.error.cls_name == "Failure" and data.error.cause is None and data.error.context is None
