@@ -1,9 +1,9 @@
 """What every kappa_orch step does around its work inside a Dagster run: its OpenLineage
 events name the run as their parent, and an expected failure (a `KappaError`: a spec
 problem, a service down, a claim held, a refused operation) fails the step as a
-`dagster.Failure` — the problem and its fix as its description, the fix and where the
-fault lies in its metadata — instead of an exception with a stack trace in the UI. The CLI reads the
-same metadata back (`error_of`)."""
+`dagster.Failure`: its description is the problem and its fix, as the CLI prints them
+(for an error with causes, the innermost one kappa_orch knows); its metadata holds the
+fix, where the fault lies and the error's class. The CLI reads it back (`error_of`)."""
 
 from __future__ import annotations
 
