@@ -42,6 +42,7 @@ from kappa_orch.lifecycle.deploy import version_definition  # noqa: E402
 from kappa_orch.lifecycle.swap import swap, with_short_locks  # noqa: E402
 from kappa_orch.plan.decide import group_id_for  # noqa: E402
 from kappa_orch.registry import store as registry  # noqa: E402
+from kappa_orch.registry import transitions  # noqa: E402
 from kappa_orch.registry.serving import build_alias, create_version_table  # noqa: E402
 from kappa_orch.spec.fingerprint import fingerprint  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
@@ -134,7 +135,9 @@ def main() -> None:
                     group_id=group_id_for(spec.name, version),
                     definition=version_definition(pipeline),
                 )
-                registry.set_version(conn, spec.name, version, state=registry.READY)
+                transitions.mark_gated(
+                    conn, spec.name, version, check_results={}, late_records=None, failures=None
+                )
         swap(pipeline, warehouse=warehouse, to_version=1, reason="bench")
 
         def swaps(n: int) -> None:
@@ -155,7 +158,9 @@ def main() -> None:
                         build_alias(
                             conn, spec, [spec.target.version_table(version)], lock_timeout_ms=lock_timeout_ms
                         )
-                        registry.set_live(conn, pipeline=spec.name, alias=spec.target.alias, version=version)
+                        transitions.mark_live(
+                            conn, pipeline=spec.name, alias=spec.target.alias, version=version
+                        )
 
                 with_short_locks(attempt)
                 time.sleep(0.4)

@@ -29,6 +29,7 @@ from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
 from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
+from kappa_orch.registry import transitions
 from kappa_orch.registry.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -216,9 +217,7 @@ def _record_version(
     spec = pipeline.spec
     if plan.releases is not None:
         # its log was replaced: it keeps serving until the replay swaps, without the fingerprint
-        registry.set_version(
-            conn, spec.name, plan.releases, fingerprint=f"{plan.fingerprint}~v{plan.releases}"
-        )
+        transitions.record(conn, spec.name, plan.releases, fingerprint=f"{plan.fingerprint}~v{plan.releases}")
     if plan.action == "deploy":
         registry.add_version(
             conn,
@@ -232,11 +231,9 @@ def _record_version(
     elif previous_state in (registry.LIVE, registry.READY):
         # a serving version keeps its state while its job is replaced (a crash before the
         # new job is recorded leaves it degraded, which the next repair takes over at once)
-        registry.set_version(conn, spec.name, plan.version, flink_job_id=None, error=None)
+        transitions.record(conn, spec.name, plan.version, flink_job_id=None, error=None)
     else:
-        registry.set_version(
-            conn, spec.name, plan.version, state=registry.DEPLOYING, flink_job_id=None, error=None
-        )
+        transitions.mark_deploying(conn, spec.name, plan.version)
 
 
 def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEngine, log: Log) -> str | None:
@@ -295,8 +292,10 @@ def _submit(
                 drop_version_table(conn, spec, plan.physical_table)
             # a serving version stays what it is (degraded, with the reason); others fail
             serving = prepared.previous_state in (registry.LIVE, registry.READY)
-            failed = {} if serving else {"state": registry.FAILED}
-            registry.set_version(conn, spec.name, plan.version, error=str(exc)[:4000], **failed)
+            if serving:
+                transitions.record(conn, spec.name, plan.version, error=str(exc))
+            else:
+                transitions.mark_failed(conn, spec.name, plan.version, str(exc))
         raise
     log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
     return job_id
@@ -329,12 +328,12 @@ def _record_job(
                 state = registry.READY  # gated before; its job resumes where it was
             else:
                 state = registry.CATCHING_UP
-            registry.set_version(
+            transitions.mark_job_started(
                 conn,
                 spec.name,
                 plan.version,
                 state=state,
-                flink_job_id=job_id,
+                job_id=job_id,
                 deployed_offsets=offsets,
                 source_topic_ids=ids,
             )

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, EngineJob, StreamEngine
 from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
+from kappa_orch.registry import transitions
 
 _VERSION_JOB = re.compile(r"kappa:(?P<pipeline>[a-z][a-z0-9_]*):v(?P<version>\d+)")
 # a job of a version being deployed, younger than this, may be the one a live run has
@@ -106,6 +107,6 @@ def adopt(conn: Connection, orphan: Orphan, **also: object) -> None:
     to catching up, as its deploy would have recorded it)."""
     [row] = [r for r in registry.pipeline_versions(conn, orphan.pipeline) if r.version == orphan.version]
     state = registry.CATCHING_UP if row.state == registry.DEPLOYING else row.state
-    registry.set_version(
-        conn, orphan.pipeline, orphan.version, state=state, flink_job_id=orphan.job.job_id, **also
+    transitions.mark_job_started(
+        conn, orphan.pipeline, orphan.version, state=state, job_id=orphan.job.job_id, **also
     )

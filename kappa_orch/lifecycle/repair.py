@@ -21,7 +21,7 @@ from kappa_orch.lifecycle.swap import swap
 from kappa_orch.plan.decide import abandoned, degraded
 from kappa_orch.plan.replay_checks import replaced_logs
 from kappa_orch.progress import Log
-from kappa_orch.registry import claims
+from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.kafka import KafkaResource
@@ -88,7 +88,7 @@ def accept_replaced_log(
                 "create them first: kappa-orch topics --create",
             )
         entry = {"at": datetime.now(UTC).isoformat(), "by": by, "reason": reason, "replaced": replaced}
-        registry.set_version(
+        transitions.record(
             conn,
             pipeline,
             version,
@@ -107,7 +107,7 @@ def _adopt(warehouse: WarehouseResource, orphan: Orphan) -> None:
 def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, error: str) -> None:
     with warehouse.begin() as conn:
         registry.lock_pipeline(conn, pipeline)
-        registry.set_version(conn, pipeline, version, state=registry.FAILED, error=error[:4000])
+        transitions.mark_failed(conn, pipeline, version, error)
 
 
 def _retire_dropped(

@@ -37,7 +37,7 @@ from kappa_orch.lifecycle.swap import version_row as _row
 from kappa_orch.lineage import events as lineage_events
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
-from kappa_orch.registry import claims
+from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -197,7 +197,7 @@ def _catch_up(
 ) -> CatchUpResult:
     """catching_up until the job has replayed the log (and checkpointed), then checking."""
     with warehouse.begin() as conn:
-        registry.set_version(conn, spec.name, row.version, state=registry.CATCHING_UP)
+        transitions.mark_catching_up(conn, spec.name, row.version)
     result = await_catch_up(
         spec,
         job_id=row.flink_job_id or "",
@@ -213,7 +213,7 @@ def _catch_up(
     measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}
     definition = {**(row.definition or {}), "catch_up": {**measured, "backlog": result.backlog}}
     with warehouse.begin() as conn:
-        registry.set_version(conn, spec.name, row.version, state=registry.CHECKING, definition=definition)
+        transitions.mark_caught_up(conn, spec.name, row.version, definition=definition)
     return result
 
 
@@ -241,16 +241,15 @@ def _record_gate(
     passed = all(o.lets_through for o in outcomes)
     failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
     with warehouse.begin() as conn:
-        registry.set_version(
+        transitions.mark_gated(
             conn,
             spec.name,
             row.version,
-            state=registry.READY if passed else registry.FAILED,
             check_results={
                 o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
             },
             late_records=_late_records(outcomes),
-            error=None if passed else f"checks failed: {failures}"[:4000],
+            failures=failures,
         )
     if not passed:
         stop_keeping_state(spec.name, row, "it failed its checks", flink=flink, warehouse=warehouse, log=log)

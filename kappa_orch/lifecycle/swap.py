@@ -15,7 +15,7 @@ from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
-from kappa_orch.registry import claims
+from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import alias_members, build_alias, drop_version_table, existing_tables
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -200,7 +200,7 @@ def _swap_once(
         view = alias_members(conn, spec)
         if live == target.version and view is not None and target.physical_table in view[0]:
             if target.state != registry.LIVE:  # repair a registry that lost the live state
-                registry.set_version(conn, spec.name, target.version, state=registry.LIVE)
+                transitions.restore_live(conn, spec.name, target.version)
             return SwapResult(False, live, target.version, target.physical_table, count)
         if live == target.version:
             reason = "alias rebuilt"  # the view was dropped (by hand?) or does not serve the live version
@@ -214,7 +214,7 @@ def _swap_once(
             build_alias(
                 conn, spec, [*members, target.physical_table], columns, lock_timeout_ms=lock_timeout_ms
             )
-        previous = registry.set_live(
+        previous = transitions.mark_live(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
         reason = "first deploy" if previous is None else reason
@@ -371,7 +371,7 @@ def _retire(
             warehouse.drop_job_role(conn, f"{spec.name}:v{version}")
             # its fingerprint set aside: the spec set back to it deploys a new version
             aside = f"{row.spec_fingerprint}~v{version}"
-            registry.set_version(conn, spec.name, version, state=registry.RETIRED, fingerprint=aside)
+            transitions.mark_retired(conn, spec.name, version, fingerprint_aside=aside)
 
     with_short_locks(attempt)
     lineage_ops.retired(pipeline, row)

@@ -1,5 +1,5 @@
 """A version's states and the one table of moves between them (pure). The registry
-enforces it in `registry.set_version`, the only place a state is written."""
+enforces it in `registry.transitions`, the only place a state is written."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
-from kappa_orch.errors import KappaError
 from kappa_orch.registry.schema import (
     aliases,
     batch_days,
@@ -70,8 +69,6 @@ __all__ = [
     "record_batch_days",
     "record_swap",
     "session",
-    "set_live",
-    "set_version",
     "swap_history",
     "swaps",
     "versions",
@@ -196,45 +193,6 @@ def record_checkpoint(
         .values(checkpoint={"job_id": job_id, **checkpoint})
     )
     return bool(done.rowcount)
-
-
-def set_version(conn: Connection, pipeline: str, version: int, **values: Any) -> None:
-    """Update a version's row; a change of `state` must be an allowed transition (the one
-    place the state machine is enforced: the row is locked, its state read and checked)."""
-    if "state" in values:
-        before = conn.execute(
-            select(versions.c.state)
-            .where(versions.c.pipeline == pipeline, versions.c.version == version)
-            .with_for_update()
-        ).scalar()
-        if before is None:
-            raise KappaError(f"{pipeline} has no version {version} in the registry")
-        check_transition(pipeline, version, before, values["state"])
-    conn.execute(
-        update(versions)
-        .where(versions.c.pipeline == pipeline, versions.c.version == version)
-        .values(updated_at=func.now(), **values)
-    )
-
-
-def set_live(conn: Connection, *, pipeline: str, alias: str, version: int) -> int | None:
-    """Record the alias's version; the previous live version becomes ready (retained for
-    rollback until retired). Returns the previous live version."""
-    previous: int | None = conn.execute(
-        select(aliases.c.live_version).where(aliases.c.pipeline == pipeline)
-    ).scalar()
-    if previous is None:
-        conn.execute(insert(aliases).values(pipeline=pipeline, alias=alias, live_version=version))
-    else:
-        conn.execute(
-            update(aliases)
-            .where(aliases.c.pipeline == pipeline)
-            .values(alias=alias, live_version=version, updated_at=func.now())
-        )
-        if previous != version:
-            set_version(conn, pipeline, previous, state=READY, replaced_at=func.now())
-    set_version(conn, pipeline, version, state=LIVE, replaced_at=None)
-    return previous
 
 
 def record_swap(
