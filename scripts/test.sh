@@ -36,5 +36,14 @@ else
   echo "[test] no Go toolchain: k8s validate's server dry-run layer says 'not run' (the test checks it says so)"
 fi
 
-echo "[test] unit and integration tests"
-.venv/bin/python -m pytest tests/unit tests/integration --durations=30 "$@"
+# Two phases. Every test that keeps to its own database, topics and deployment runs in
+# parallel, a file per worker (the servers wait on I/O far more than they use the 2 cores);
+# then the few that kill, fill or reconfigure the shared stack (marked `disruptive`) run alone.
+workers=${KAPPA_TEST_WORKERS:-3}
+rc=0
+echo "[test] unit and integration tests, $workers in parallel"
+.venv/bin/python -m pytest tests/unit tests/integration -m "not disruptive" \
+  -n "$workers" --dist loadfile --durations=30 "$@" || rc=$?
+echo "[test] the tests that kill, fill or reconfigure the shared stack, alone"
+.venv/bin/python -m pytest tests/integration -m disruptive --durations=10 "$@" || rc=$((rc ? rc : $?))
+exit "$rc"

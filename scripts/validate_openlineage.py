@@ -28,7 +28,7 @@ from referencing import Registry, Resource
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "openlineage"
 
 
-def _registry(spec: Path) -> Registry:
+def schema_registry(spec: Path) -> Registry:
     resources = []
     for path in [spec / "OpenLineage.json", *sorted((spec / "facets").glob("*.json")), *DOCS.glob("*.json")]:
         document = json.loads(path.read_text())
@@ -73,7 +73,7 @@ def main() -> int:
     if not (args.spec / "OpenLineage.json").is_file():
         print(f"{args.spec}/OpenLineage.json not found: point --spec at the specification's spec/ folder")
         return 2
-    registry = _registry(args.spec)
+    registry = schema_registry(args.spec)
     events = facets = bad = 0
     kinds: dict[str, int] = {}
     for path in args.events:

@@ -13,12 +13,19 @@ from pathlib import Path
 import pytest
 
 from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.stack.config import StackConfig, recorded_topology
 from kappa_orch.stack.manager import status
+from tests.openlineage_events import EventFile, event_file
 
 ROOT = Path(__file__).resolve().parents[2]
+# The integration tests run in parallel, one pytest-xdist worker per process (scripts/test.sh).
+# Each worker is a deployment of its own, so its jobs are named `it-gw0/kappa:...`: a test's
+# deploy or repair cancels the unknown jobs of its own deployment only, never another
+# worker's. Every platform already has its own database, topics and consumer groups.
+DEPLOYMENT = f"it-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def _config() -> StackConfig:
@@ -36,6 +43,14 @@ def _config() -> StackConfig:
         sql_gateway_port=int(env.get("KAPPA_SQL_GATEWAY_PORT", 8083)),
         postgres_port=int(env.get("KAPPA_POSTGRES_PORT", 5432)),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def deployment() -> Iterator[str]:
+    """This worker's deployment, also for the `kappa-orch` commands the tests start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAPPA_DEPLOYMENT", DEPLOYMENT)
+        yield DEPLOYMENT
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +80,7 @@ def flink(stack: StackConfig) -> FlinkResource:
         sql_gateway_url=stack.sql_gateway_url,
         tls_ca=str(stack.flink_tls_ca),
         tls_cert=str(stack.flink_tls_cert),
+        deployment=DEPLOYMENT,
     )
 
 
@@ -73,3 +89,35 @@ def warehouse(stack: StackConfig) -> Iterator[WarehouseResource]:
     resource: WarehouseResource = stack.platform().resources()["warehouse"]
     yield resource
     resource.dispose()
+
+
+@pytest.fixture(scope="session")
+def openlineage_events(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventFile]:
+    """Every OpenLineage event this worker emits, in one file: its own process's and its
+    `kappa-orch` commands' (KAPPA_OPENLINEAGE)."""
+    path = tmp_path_factory.getbasetemp() / f"openlineage-{DEPLOYMENT}.jsonl"
+    setting = f"file:{path}"
+    events = event_file(path)  # fails at once when the schemas are not found
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAPPA_OPENLINEAGE", setting)
+        lineage_emit.configure(stack.platform(openlineage=setting, deployment=DEPLOYMENT))
+        yield events
+        lineage_emit.configure(stack.platform(openlineage="none"))
+
+
+@pytest.fixture(autouse=True)
+def valid_openlineage(openlineage_events: EventFile) -> Iterator[None]:
+    """The OpenLineage events a test emitted are valid against the specification's JSON
+    schemas (an invalid one fails the test, at its teardown)."""
+    openlineage_events.skip_to_end()
+    yield
+    emitter = lineage_emit.current()
+    if emitter is not None:
+        emitter.flush()
+    count, problems = openlineage_events.check_new()
+    if problems:
+        pytest.fail(
+            f"{len(problems)} problem(s) in the {count} OpenLineage event(s) this test emitted "
+            f"({openlineage_events.path}):\n" + "\n".join(problems[:20]),
+            pytrace=False,
+        )

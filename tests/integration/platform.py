@@ -85,6 +85,13 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
 KAPPA = str(Path(sys.executable).parent / "kappa-orch")
 
 
+def own_jobs(flink: FlinkResource) -> set[str]:
+    """The ids of this deployment's jobs on the cluster (every job kappa_orch submits is
+    named after its deployment; other workers' tests run theirs beside them)."""
+    prefix = flink.job_name("")
+    return {j.job_id for j in flink.list_jobs() if j.name.startswith(prefix)}
+
+
 def observe_once(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
 ) -> tuple[list[Any], str | None]:

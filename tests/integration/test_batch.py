@@ -25,7 +25,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration.daily_spend import expected, run, serving, wait_serving
-from tests.integration.platform import Platform, isolated_platform, produce_authorizations
+from tests.integration.platform import Platform, isolated_platform, own_jobs, produce_authorizations
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +98,14 @@ def test_a_retention_gap_is_refused_before_any_work(
     topic = platform.topic("payments.authorizations")
     # what retention does: the oldest records of every partition are deleted
     kafka.delete_records_before(topic, {p: 100 for p in kafka.end_offsets(topic)})
-    jobs_before = len(flink.list_jobs())
+    jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
         run_batch(pipeline, [DAYS[0]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
     message = error.value.problem
     assert f"topic '{topic}' partition 0: records before offset 100 were deleted by retention" in message
     assert "the range needs 2026-01-01 00:00 on" in message
     assert "declare a bootstrap snapshot table on the source" in (error.value.fix or "")
-    assert len(flink.list_jobs()) == jobs_before
+    assert own_jobs(flink) == jobs_before
     with platform.warehouse.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('analytics.daily_spend_daily')")).scalar()
     assert exists is None  # nothing was created
@@ -206,13 +206,13 @@ def test_a_bootstrap_snapshot_fills_the_days_the_log_lost(
     raw = yaml.safe_load(spec_file.read_text())
     raw["sources"][0]["bootstrap"] = {"table": "archive.missing", "until": until.isoformat()}
     spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    jobs_before = len(flink.list_jobs())
+    jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
         run_batch(
             platform.pipelines()["daily_spend"], DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse
         )
     assert "the bootstrap snapshot archive.missing of source 'authorizations'" in error.value.problem
-    assert len(flink.list_jobs()) == jobs_before  # refused before any work
+    assert own_jobs(flink) == jobs_before  # refused before any work
 
     raw["sources"][0]["bootstrap"]["table"] = "archive.auth_snapshot"
     spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -191,6 +191,7 @@ def test_a_superseded_candidate_whose_run_ended_is_stopped_with_a_savepoint(
     assert (v2.checkpoint or {}).get("path")
 
 
+@pytest.mark.disruptive  # holds every free slot of the shared cluster
 def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
@@ -337,6 +338,7 @@ def _taskmanager_pid(stack: StackConfig) -> int:
     return pid
 
 
+@pytest.mark.disruptive  # kills the shared TaskManager
 def test_a_taskmanager_killed_during_a_reprocess_costs_nothing(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:

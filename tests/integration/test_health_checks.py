@@ -64,7 +64,7 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
         executed = defs.resolve_job_def("health").execute_in_process(instance=DagsterInstance.ephemeral())
 
     # found: two deployments on one cluster had jobs of the same names
-    assert job_name == "default/kappa:daily_spend:v1"
+    assert job_name == f"{flink.deployment}/kappa:daily_spend:v1"  # the deployment (this worker's) first
     first = checks(healthy)
     assert {"flink_job_running", "lag_within_bounds", "checkpoint_fresh"} <= set(first)
     assert all(e.passed for e in first.values()), {k: e.description for k, e in first.items()}

@@ -16,12 +16,16 @@ from kappa_orch.lineage.static import graph_events
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.load import load_pipelines
 from kappa_orch.stack.config import StackConfig
+from scripts.validate_openlineage import validate
+from tests.openlineage_events import EventFile
 
 pytestmark = pytest.mark.integration
 PIPELINES = load_pipelines(Path(__file__).resolve().parents[2] / "assets")
 
 
-def test_events_reach_a_kafka_topic(stack: StackConfig, kafka: KafkaResource, tmp_path: Path) -> None:
+def test_events_reach_a_kafka_topic(
+    stack: StackConfig, kafka: KafkaResource, tmp_path: Path, openlineage_events: EventFile
+) -> None:
     topic = f"openlineage.events.{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, partitions=1)
     names = Names.of(deployment="prod", bootstrap=stack.kafka_bootstrap, warehouse_url=stack.warehouse_url)
@@ -37,6 +41,8 @@ def test_events_reach_a_kafka_topic(stack: StackConfig, kafka: KafkaResource, tm
     received = [json.loads(r.value or b"{}") for r in records]
     assert [e["job"]["name"] for e in received] == [e.job.name for e in events]
     assert received[0]["job"]["namespace"] == "kappa-orch.prod"
+    # as sent, valid against the specification's schemas (the file's events are checked after every test)
+    assert [p for e in received for p in validate(e, openlineage_events.registry)] == []
 
 
 def test_a_broker_that_is_not_there_costs_a_warning_not_the_run(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from tests.integration.platform import (
     ORIGINAL,
     Platform,
     cli_env,
+    own_jobs,
 )
 
 pytestmark = pytest.mark.integration
@@ -211,7 +212,7 @@ def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
     # the events were produced just now: after retention deleted the oldest, the topic
     # holds less than the 7 days the spec needs
     kafka.delete_records_before(topic, {p: 10 for p in kafka.end_offsets(topic)})
-    jobs_before = len(flink.list_jobs())
+    jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
         deploy(pipeline, kafka=kafka, flink=flink, warehouse=platform.warehouse)
     assert "a replay of 'daily_spend' needs 7d of history (start.retention_needed)" in error.value.problem
@@ -222,7 +223,7 @@ def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
     with platform.warehouse.begin() as conn:
         registry.migrate(conn)  # the failed deploy's transaction rolled back, the migration too
     assert versions(platform) == {}  # nothing written
-    assert len(flink.list_jobs()) == jobs_before
+    assert own_jobs(flink) == jobs_before
 
 
 def test_a_catch_up_timeout_fails_clearly_and_a_new_run_resumes_the_wait(

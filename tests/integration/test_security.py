@@ -38,6 +38,7 @@ from tests.integration.platform import (
     cli_env,
     count_declined_too,
     isolated_platform,
+    own_jobs,
     produce_authorizations,
     run_reprocess,
 )
@@ -203,6 +204,7 @@ def _stack_cli(stack: StackConfig, *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run([KAPPA, "stack", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.disruptive  # changes the reader's password of the shared stack
 def test_no_role_has_a_fixed_password(stack: StackConfig) -> None:
     import psycopg2
 
@@ -357,7 +359,7 @@ def test_a_statement_hidden_behind_nested_comments_is_never_submitted(
     platform.set_sql("daily_spend", hidden)
     topic = platform.topic("payments.authorizations")
     before = kafka.end_offsets(topic)
-    jobs_before = {j.job_id for j in flink.list_jobs()}
+    jobs_before = own_jobs(flink)
     done = subprocess.run(
         [KAPPA, "deploy", "daily_spend"], env=cli_env(platform, stack), capture_output=True, text=True
     )
@@ -366,7 +368,7 @@ def test_a_statement_hidden_behind_nested_comments_is_never_submitted(
     assert "the SQL hides statements writing to ['kafka_authorizations']; nothing was submitted" in out
     assert "Traceback" not in out
     assert kafka.end_offsets(topic) == before  # no forged event
-    assert {j.job_id for j in flink.list_jobs()} == jobs_before  # no job submitted
+    assert own_jobs(flink) == jobs_before  # no job submitted
     with platform.warehouse.begin() as conn:
         [row] = registry.pipeline_versions(conn, "daily_spend")
     assert row.state == "failed" and "hides statements" in (row.error or "")
