@@ -30,6 +30,7 @@ from sandbox import sandbox  # noqa: E402
 from assets import SPECS_DIR  # noqa: E402
 from assets.sample_events import START_MS, sample_events  # noqa: E402
 from kappa_orch.lifecycle.batch import consecutive_runs, run_batch  # noqa: E402
+from kappa_orch.lifecycle.services import Services  # noqa: E402
 from kappa_orch.spec.load import load_pipeline  # noqa: E402
 
 
@@ -38,7 +39,11 @@ def backfill(pipeline, days, per_run, **resources) -> tuple[float, int]:  # type
     rows = 0
     runs = consecutive_runs(days, per_run)
     for run_days in runs:
-        rows += sum(run_batch(pipeline, run_days, **resources).rows_per_day.values())
+        rows += sum(
+            run_batch(
+                pipeline, run_days, Services(resources["kafka"], resources["flink"], resources["warehouse"])
+            ).rows_per_day.values()
+        )
     return time.monotonic() - started, rows
 
 

@@ -75,7 +75,7 @@ from tests.integration.platform import (  # noqa: E402
     run_reprocess,
     start_cli,
 )
-from tests.integration.test_scale_oracle import produce  # noqa: E402
+from tests.integration.at_scale import produce  # noqa: E402
 
 PIPELINES = ("daily_spend", "account_latest")
 POINTS = ("catch-up", "gate", "anywhere")

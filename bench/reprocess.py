@@ -32,9 +32,10 @@ from sqlalchemy import text  # noqa: E402
 from assets.sample_events import sample_events  # noqa: E402
 from kappa_orch.engine.flink.sql import version_job  # noqa: E402
 from kappa_orch.lifecycle.reprocess import prepare_candidate  # noqa: E402
+from kappa_orch.lifecycle.services import Services  # noqa: E402
 from kappa_orch.lifecycle.swap import swap  # noqa: E402
 from kappa_orch.registry import store as registry  # noqa: E402
-from kappa_orch.registry.claims import owner_id  # noqa: E402
+from kappa_orch.registry.claims import Claimant, owner_id  # noqa: E402
 from kappa_orch.registry.serving import create_version_table  # noqa: E402
 from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
@@ -77,10 +78,9 @@ def run(box: Sandbox, events_count: int) -> None:
 
         [v1] = load_pipelines(folder)
         print("v1: first deploy of the pipeline (the live version the candidate is checked against) ...")
-        prepare_candidate(
-            v1, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner_id("bench-v1"), log=print
-        )
-        swap(v1, warehouse=warehouse, log=print)  # a first version goes live by its gated swap
+        services = Services(kafka, flink, warehouse, log=print)
+        prepare_candidate(v1, services, Claimant(owner_id("bench-v1")))
+        swap(v1, services)  # a first version goes live by its gated swap
         wait_lag_zero(kafka, "kappa.auth_copy.v1", topic, time.monotonic())
         (folder / "auth_copy.sql").write_text(
             "SELECT auth_id, account, amount_cents * 1 AS amount_cents, status\nFROM authorizations\n"
@@ -123,9 +123,7 @@ def run(box: Sandbox, events_count: int) -> None:
         reports = []
         flow = threading.Thread(
             target=lambda: reports.append(
-                prepare_candidate(
-                    v2, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner_id("bench-v2"), log=log
-                )
+                prepare_candidate(v2, services.telling(log), Claimant(owner_id("bench-v2")))
             )
         )
         flow.start()
@@ -136,7 +134,7 @@ def run(box: Sandbox, events_count: int) -> None:
         [report] = reports
         gated = time.monotonic() - started
         swap_started = time.monotonic()
-        swap(v2, warehouse=warehouse, log=print)
+        swap(v2, services)
         swap_s = time.monotonic() - swap_started
         assert report.passed and report.catch_up is not None
         with warehouse.begin() as conn:

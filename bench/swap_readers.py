@@ -39,7 +39,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from kappa_orch.lifecycle import swap as swap_step  # noqa: E402
 from kappa_orch.lifecycle.deploy import version_definition  # noqa: E402
-from kappa_orch.lifecycle.swap import swap, with_short_locks  # noqa: E402
+from kappa_orch.lifecycle.services import Services  # noqa: E402
+from kappa_orch.lifecycle.swap import SwapRequest, swap, with_short_locks  # noqa: E402
 from kappa_orch.plan.decide import group_id_for  # noqa: E402
 from kappa_orch.registry import store as registry  # noqa: E402
 from kappa_orch.registry import transitions  # noqa: E402
@@ -138,14 +139,15 @@ def main() -> None:
                 transitions.mark_gated(
                     conn, spec.name, version, check_results={}, late_records=None, failures=None
                 )
-        swap(pipeline, warehouse=warehouse, to_version=1, reason="bench")
+        services = Services(box.kafka, box.flink, warehouse)
+        swap(pipeline, services, SwapRequest(to_version=1, reason="bench"))
 
         def swaps(n: int) -> None:
             if n == 0:
                 time.sleep(args.quiet_s)
                 return
             for i in range(n):
-                swap(pipeline, warehouse=warehouse, to_version=2 if i % 2 == 0 else 1, reason="bench")
+                swap(pipeline, services, SwapRequest(to_version=2 if i % 2 == 0 else 1, reason="bench"))
                 time.sleep(0.4)
 
         def ddl_swaps(n: int) -> None:

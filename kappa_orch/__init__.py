@@ -37,6 +37,7 @@ from kappa_orch.errors import ServiceUnavailable as ServiceUnavailable
 from kappa_orch.errors import SpecError as SpecError
 from kappa_orch.errors import StackError as StackError
 from kappa_orch.lifecycle.deploy import deploy as deploy
+from kappa_orch.lifecycle.services import Services as Services
 from kappa_orch.plan.decide import DeployPlan as DeployPlan
 from kappa_orch.registry.states import VersionState as VersionState
 from kappa_orch.resources.kafka import KafkaResource as KafkaResource

@@ -18,6 +18,7 @@ from kappa_orch.cli.options import (
     platform_of,
     platform_options,
     resources_of,
+    services_of,
 )
 from kappa_orch.errors import KappaError, OperationRefused, SpecError
 
@@ -282,12 +283,12 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
         raise OperationRefused(f"--to {end} is before --from {start}")
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     runs = consecutive_runs(days, days_per_run or chosen.spec.batch.days_per_run)
-    kafka, flink, warehouse = resources_of(platform)
+    services = services_of(platform).telling(lambda _: None)  # the runs' lines below say it
     started = time.monotonic()
     total_rows = 0
     printer = ProgressPrinter()
     for index, run_days in enumerate(runs, 1):
-        result = run_batch(chosen, run_days, kafka=kafka, flink=flink, warehouse=warehouse)
+        result = run_batch(chosen, run_days, services)
         total_rows += sum(result.rows_per_day.values())
         text = (
             f"[{index}/{len(runs)}] {run_days[0]}..{run_days[-1]}: "
@@ -295,7 +296,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
         )
         printer.line(ProgressLine(text, index / len(runs)))
     printer.close()
-    warehouse.dispose()
+    services.warehouse.dispose()
     click.echo(
         f"backfilled {len(days)} day(s) of {chosen.spec.target.schema_name}.{chosen.spec.batch_table} "
         f"in {len(runs)} job(s): {total_rows:,} rows in {time.monotonic() - started:.1f}s"
@@ -308,7 +309,7 @@ def backfill_command(pipeline: str, first: Any, last: Any, days_per_run: int | N
 @platform_options
 def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> None:
     """Point the alias back at a retained version (a swap like any other)."""
-    from kappa_orch.lifecycle.swap import swap
+    from kappa_orch.lifecycle.swap import SwapRequest, swap
     from kappa_orch.registry import store as registry
     from kappa_orch.registry.claims import owner_id
 
@@ -316,7 +317,8 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
     run_id = f"cli-rollback-{uuid.uuid4().hex[:8]}"
     pipelines = load_specs(platform.specs)
     chosen = pick(pipelines, pipeline, platform.specs)
-    _, flink, warehouse = resources_of(platform)
+    services = services_of(platform)
+    warehouse = services.warehouse
     if to_version is None:
         with registry.session(warehouse) as conn:
             replaced = [
@@ -330,17 +332,15 @@ def rollback_command(pipeline: str, to_version: int | None, **options: Any) -> N
                 "`kappa-orch status` lists its versions; name one with --to",
             )
         to_version = max(replaced, key=lambda r: r.replaced_at or 0).version
-    result = swap(
-        chosen,
-        warehouse=warehouse,
-        flink=flink,
+    request = SwapRequest(
         to_version=to_version,
         reason="rollback",
         run_id=run_id,
         git_commit=platform.commit(),
-        log=click.echo,
         owner=owner_id(run_id),  # waits for a reprocess in flight: its swap would undo this
+        check_job=True,
     )
+    result = swap(chosen, services, request)
     warehouse.dispose()
     if not result.swapped:
         click.echo(f"{chosen.spec.target.alias} already serves v{result.to_version}")
@@ -363,18 +363,10 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
     failed: list[str] = []
     pipelines = load_specs(platform.specs)
     chosen = [pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
-    kafka, flink, warehouse = resources_of(platform)
+    services = services_of(platform)
     owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
     for item in chosen:
-        result = repair(
-            item,
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            owner=owner,
-            versions=list(versions) or None,
-            log=click.echo,
-        )
+        result = repair(item, services, owner=owner, versions=list(versions) or None)
         for version, deployed in sorted(result.redeployed.items()):
             click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
         failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]
@@ -384,6 +376,6 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
             result.redeployed or result.abandoned or result.failed or result.alias_rebuilt or result.cancelled
         ):
             click.echo(f"{item.name}: every live and ready version's job runs; nothing to repair")
-    warehouse.dispose()
+    services.warehouse.dispose()
     if failed:
         fail(KappaError("could not repair:\n  " + "\n  ".join(failed), "see the reasons above"))

@@ -50,6 +50,13 @@ def resources_of(platform: PlatformConfig) -> tuple[Any, Any, Any]:
     return found["kafka"], found["flink"], found["warehouse"]
 
 
+def services_of(platform: PlatformConfig) -> Any:
+    """The platform's services for a lifecycle step, telling its progress on stdout."""
+    from kappa_orch.lifecycle.services import Services
+
+    return Services(*resources_of(platform), log=click.echo)
+
+
 def background_environment(options: dict[str, Any]) -> dict[str, str]:
     """The options of a foreground command as the KAPPA_* variables its background run
     reads: every option kept (an unset one stays unset, never the text "None"), and no

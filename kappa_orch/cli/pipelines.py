@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from kappa_orch.cli import main
-from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options, resources_of, specs_option
+from kappa_orch.cli.options import (
+    load_specs,
+    pick,
+    platform_of,
+    platform_options,
+    resources_of,
+    services_of,
+    specs_option,
+)
 from kappa_orch.config import PlatformConfig
 from kappa_orch.errors import GateFailed, KappaError
 
@@ -66,6 +74,7 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
     candidates; `reprocess` checks them and swaps the alias."""
     import uuid
 
+    from kappa_orch.lifecycle.swap import SwapRequest
     from kappa_orch.registry.claims import owner_id
 
     platform = platform_of(options)
@@ -73,61 +82,53 @@ def deploy_command(pipeline: str | None, deploy_all: bool, **options: Any) -> No
         raise click.UsageError("name one pipeline or pass --all")
     pipelines = load_specs(platform.specs)
     chosen = pipelines if deploy_all else [pick(pipelines, str(pipeline), platform.specs)]
-    kafka, flink, warehouse = resources_of(platform)
-    live = _live_versions(warehouse)
+    services = services_of(platform)
+    live = _live_versions(services.warehouse)
     run = f"cli-deploy-{uuid.uuid4().hex[:8]}"  # recorded with a first deploy's swap
     owner = owner_id(run)
     for item in chosen:
         if item.name in live:
-            result = _deploy_next(item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner)
+            result = _deploy_next(item, services, owner=owner)
         else:
             result = _deploy_first(
-                item,
-                kafka=kafka,
-                flink=flink,
-                warehouse=warehouse,
-                owner=owner,
-                run=run,
-                commit=platform.commit(),
+                item, services, SwapRequest(run_id=run, git_commit=platform.commit(), owner=owner)
             )
         click.echo(
             f"{item.name}: v{result.plan.version} ({result.plan.action}) job {result.flink_job_id} "
             f"-> {item.spec.target.schema_name}.{result.plan.physical_table}"
         )
-    warehouse.dispose()
+    services.warehouse.dispose()
 
 
-def _deploy_next(item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str) -> Any:
+def _deploy_next(item: Any, services: Any, *, owner: str) -> Any:
     """A later fingerprint, as a candidate; under the pipeline's claim, like a reprocess: a
     deploy left unfinished by a killed run is taken over at once, and two deploys never race."""
     from kappa_orch.lifecycle.deploy import deploy
     from kappa_orch.registry import claims
 
-    claims.acquire(warehouse, pipeline=item.name, owner=owner, fingerprint=item.fingerprint, log=click.echo)
+    warehouse = services.warehouse
+    claims.acquire(warehouse, item.name, claims.Claimant(owner), fingerprint=item.fingerprint, log=click.echo)
     try:
-        return deploy(item, kafka=kafka, flink=flink, warehouse=warehouse, log=click.echo, holds_claim=True)
+        return deploy(item, services, holds_claim=True)
     finally:
         claims.release(warehouse, pipeline=item.name, owner=owner)
 
 
-def _deploy_first(
-    item: Any, *, kafka: Any, flink: Any, warehouse: Any, owner: str, run: str, commit: str | None
-) -> Any:
-    """A pipeline's first version: deployed, awaited and gated; its alias appears only then."""
+def _deploy_first(item: Any, services: Any, swap_request: Any) -> Any:
+    """A pipeline's first version: deployed, awaited and gated; its alias appears only then
+    (recorded as the first deploy, with `swap_request`'s run and the deployment's commit)."""
     from kappa_orch.lifecycle.reprocess import prepare_candidate
     from kappa_orch.lifecycle.swap import swap
+    from kappa_orch.registry.claims import Claimant
 
-    report = prepare_candidate(
-        item, kafka=kafka, flink=flink, warehouse=warehouse, owner=owner, log=click.echo
-    )
+    report = prepare_candidate(item, services, Claimant(swap_request.owner))
     if not report.passed:
         failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.passed)
         raise GateFailed(
             f"the first version of {item.name!r} failed its checks, so its alias was not created: {failed}",
             "fix the spec (or the data) and deploy again; the version is kept for inspection",
         )
-    # recorded as the first deploy, with this command as its run and the deployment's commit
-    swap(item, warehouse=warehouse, run_id=run, git_commit=commit, log=click.echo, owner=owner)
+    swap(item, services, swap_request)
     return report.deployed
 
 
@@ -340,7 +341,7 @@ def retire_command(pipeline: str, version: int, **options: Any) -> None:
 
     platform = platform_of(options)
     chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-    _, flink, warehouse = resources_of(platform)
+    services = services_of(platform)
     owner = owner_id(f"cli-retire-{uuid.uuid4().hex[:8]}")
-    retire(chosen, version, flink=flink, warehouse=warehouse, log=click.echo, owner=owner)
-    warehouse.dispose()
+    retire(chosen, version, services, owner=owner)
+    services.warehouse.dispose()

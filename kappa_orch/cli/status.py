@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from kappa_orch.cli import main
-from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options, resources_of
+from kappa_orch.cli.options import load_specs, pick, platform_of, platform_options, services_of
 from kappa_orch.errors import KappaError
 
 
@@ -23,11 +23,11 @@ def _statuses(pipeline: str | None, options: dict[str, Any]) -> list[Any]:
     pipelines = load_specs(platform.specs)
     if pipeline is not None:
         pipelines = [pick(pipelines, pipeline, platform.specs)]
-    kafka, flink, warehouse = resources_of(platform)
+    services = services_of(platform)
     try:
-        return pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=warehouse)
+        return pipeline_status(pipelines, services)
     finally:
-        warehouse.dispose()
+        services.warehouse.dispose()
 
 
 def _print(statuses: list[Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from kappa_orch.cli import main
-from kappa_orch.cli.options import load_specs, platform_of, platform_options
+from kappa_orch.cli.options import load_specs, platform_of, platform_options, services_of
 from kappa_orch.errors import OperationRefused
 
 
@@ -164,14 +164,8 @@ def accept_log_command(pipeline: str, version: int, reason: str, **options: Any)
 
     platform = platform_of(options)
     chosen = pick(load_specs(platform.specs), pipeline, platform.specs)
-    resources = platform.resources()
     accepted = accept_replaced_log(
-        resources["warehouse"],
-        resources["kafka"],
-        chosen.name,
-        version,
-        by=getpass.getuser(),
-        reason=reason,
+        services_of(platform), chosen.name, version, by=getpass.getuser(), reason=reason
     )
     for replaced in accepted:
         click.echo(

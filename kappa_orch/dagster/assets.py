@@ -37,10 +37,11 @@ from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
-from kappa_orch.lifecycle.reprocess import CandidateReport, prepare_candidate
-from kappa_orch.lifecycle.swap import SwapResult, swap
+from kappa_orch.lifecycle.reprocess import Acceptance, CandidateReport, prepare_candidate
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.lifecycle.swap import SwapRequest, SwapResult, swap
 from kappa_orch.registry import store as registry
-from kappa_orch.registry.claims import owner_id
+from kappa_orch.registry.claims import Claimant, owner_id
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
@@ -152,16 +153,9 @@ def version_asset(
         with kappa_step(context):
             report = prepare_candidate(
                 pipeline,
-                accept=config.accept,
-                accept_reason=config.reason or None,
-                accepted_by=launched_by(context.run.tags),
-                kafka=kafka,
-                flink=flink,
-                warehouse=warehouse,
-                owner=owner_id(context.run.run_id),
-                log=progress(context),
-                claim_wait_s=claim_wait_s,
-                claim_stale_s=claim_stale_s,
+                Services(kafka, flink, warehouse, progress(context)),
+                Claimant(owner_id(context.run.run_id), wait_s=claim_wait_s, stale_s=claim_stale_s),
+                acceptance=Acceptance(config.accept, config.reason or None, launched_by(context.run.tags)),
             )
         return MaterializeResult(
             metadata=_version_metadata(spec, report),  # type: ignore[arg-type]
@@ -276,19 +270,20 @@ def alias_asset(
         },
     )
     def _alias(
-        context: AssetExecutionContext, warehouse: WarehouseResource, flink: FlinkResource
+        context: AssetExecutionContext,
+        kafka: KafkaResource,
+        flink: FlinkResource,
+        warehouse: WarehouseResource,
     ) -> MaterializeResult[None]:
+        request = SwapRequest(
+            run_id=context.run.run_id,
+            git_commit=git_commit,
+            by=launched_by(context.run.tags),
+            owner=owner_id(context.run.run_id),  # takes over its run's claim from the gate
+            check_job=True,
+        )
         with kappa_step(context):
-            result = swap(
-                pipeline,
-                warehouse=warehouse,
-                flink=flink,
-                run_id=context.run.run_id,
-                git_commit=git_commit,
-                swapped_by=launched_by(context.run.tags),
-                log=progress(context),
-                owner=owner_id(context.run.run_id),  # takes over its run's claim from the gate
-            )
+            result = swap(pipeline, Services(kafka, flink, warehouse, progress(context)), request)
         if not result.swapped:
             progress(context)(f"{spec.target.alias} already serves v{result.to_version}")
         return MaterializeResult(metadata=_swap_metadata(pipeline, result, warehouse, dagster_url))

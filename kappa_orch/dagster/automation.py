@@ -32,6 +32,7 @@ from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import OperationRefused, ServiceUnavailable
 from kappa_orch.lifecycle.repair import repair
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import retire
 from kappa_orch.plan.decide import PipelinePlan, current_plan
 from kappa_orch.registry.claims import owner_id
@@ -68,21 +69,19 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
 
     @op(name="retire_versions", description="Stop replaced versions' jobs and drop their tables.")
     def _retire(
-        context: OpExecutionContext, config: RetireConfig, flink: FlinkResource, warehouse: WarehouseResource
+        context: OpExecutionContext,
+        config: RetireConfig,
+        kafka: KafkaResource,
+        flink: FlinkResource,
+        warehouse: WarehouseResource,
     ) -> None:
+        services = Services(kafka, flink, warehouse, context.log.info)
         with kappa_step(context):
             for item in config.versions:
                 name, version = item.rsplit(":", 1)
                 if name not in by_name:
                     raise OperationRefused(f"no pipeline named {name!r} to retire a version of")
-                retire(
-                    by_name[name],
-                    int(version),
-                    flink=flink,
-                    warehouse=warehouse,
-                    log=context.log.info,
-                    owner=owner_id(context.run.run_id),
-                )
+                retire(by_name[name], int(version), services, owner=owner_id(context.run.run_id))
 
     @job(name=RETIRE_JOB, description="Retire versions replaced longer ago than their grace period.")
     def _job() -> None:
@@ -118,11 +117,8 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
                     raise OperationRefused(f"no pipeline named {name!r} to repair")
                 result = repair(
                     by_name[name],
-                    kafka=kafka,
-                    flink=flink,
-                    warehouse=warehouse,
+                    Services(kafka, flink, warehouse, context.log.info),
                     owner=owner_id(context.run.run_id),
-                    log=context.log.info,
                 )
                 failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
             if failed:

@@ -18,6 +18,7 @@ from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -64,9 +65,7 @@ def batch_asset(
     ) -> MaterializeResult[None]:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with kappa_step(context):
-            result = run_batch(
-                pipeline, days, kafka=kafka, flink=flink, warehouse=warehouse, log=progress(context)
-            )
+            result = run_batch(pipeline, days, Services(kafka, flink, warehouse, progress(context)))
         return MaterializeResult(
             metadata={
                 "days": len(result.days),

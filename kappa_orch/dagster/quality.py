@@ -35,6 +35,7 @@ from kappa_orch.lifecycle.gate import (
     input_balance_outcome,
 )
 from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK, verify_days
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.registry import store as registry
@@ -194,9 +195,7 @@ def log_parity_check(
         warehouse: WarehouseResource,
     ) -> AssetCheckResult:
         try:
-            parity = verify_days(
-                pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=context.log.info
-            )
+            parity = verify_days(pipeline, Services(kafka, flink, warehouse, context.log.info))
         except KappaError as exc:
             return _result(Outcome(LOG_PARITY_CHECK, False, f"not checked: {exc.problem}"))
         if parity is None:

@@ -29,6 +29,7 @@ from kappa_orch.engine.flink.sources import (
 from kappa_orch.engine.flink.sql import JOB_CONFIGURATION, VersionJob, sink_ddl
 from kappa_orch.engine.protocol import StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.topics import retention_gaps
 from kappa_orch.lineage import events as lineage_events
 from kappa_orch.lineage import ops as lineage_ops
@@ -53,14 +54,14 @@ def batch_table(spec: PipelineSpec, name: str | None = None) -> Table:
 
 def batch_job(
     pipeline: LoadedPipeline,
-    *,
-    first: date,
-    last: date,
+    days: tuple[date, date],
     staging_table: str,
+    *,
     bootstrap: str,
     jdbc: Mapping[str, str],
 ) -> VersionJob:
-    spec = pipeline.spec
+    """The Flink batch job computing the days `first..last` (`days`) into `staging_table`."""
+    spec, (first, last) = pipeline.spec, days
     begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
     setup = function_ddl()
     for source in spec.sources:
@@ -141,14 +142,7 @@ class BatchResult:
 
 
 def run_batch(
-    pipeline: LoadedPipeline,
-    days: Sequence[date],
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log = lambda _: None,
-    timeout_s: float = 1800.0,
+    pipeline: LoadedPipeline, days: Sequence[date], services: Services, *, timeout_s: float = 1800.0
 ) -> BatchResult:
     """Compute `days` (consecutive) with one Flink batch job and replace them atomically
     (told to OpenLineage as a `<pipeline>.backfill` run: START, COMPLETE or FAIL)."""
@@ -160,16 +154,7 @@ def run_batch(
     run_id = lineage_events.run_uuid()
     lineage_ops.backfill(pipeline, run_id, "START", days)
     try:
-        result = _run_batch(
-            pipeline,
-            days,
-            spec.batch_table,
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            log=log,
-            timeout_s=timeout_s,
-        )
+        result = _run_batch(pipeline, days, spec.batch_table, services, timeout_s)
     except BaseException as exc:
         lineage_ops.backfill(pipeline, run_id, "FAIL", days, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -178,30 +163,20 @@ def run_batch(
 
 
 def _run_batch(
-    pipeline: LoadedPipeline,
-    days: Sequence[date],
-    table: str,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-    timeout_s: float,
+    pipeline: LoadedPipeline, days: Sequence[date], table: str, services: Services, timeout_s: float
 ) -> BatchResult:
-    spec = pipeline.spec
+    spec, warehouse = pipeline.spec, services.warehouse
     first, last = min(days), max(days)
     started = time.monotonic()
     with (
-        computed_days(
-            pipeline, days, table, kafka=kafka, flink=flink, warehouse=warehouse, log=log, timeout_s=timeout_s
-        ) as (staging, read_until),
+        computed_days(pipeline, days, table, services, timeout_s=timeout_s) as (staging, read_until),
         registry.session(warehouse) as conn,
     ):
         rows_per_day = replace_days(conn, spec, staging, days)
         registry.record_batch_days(conn, pipeline=spec.name, rows_per_day=rows_per_day, read_until=read_until)
     readable = sum(sum(offsets.values()) for offsets in read_until.values())
     seconds = time.monotonic() - started
-    log(
+    services.log(
         f"{spec.name}: {first}..{last} replaced in {seconds:.1f}s "
         f"({sum(rows_per_day.values()):,} rows over {len(days)} day(s))"
     )
@@ -210,19 +185,17 @@ def _run_batch(
 
 @contextmanager
 def computed_days(
-    pipeline: LoadedPipeline,
-    days: Sequence[date],
-    table: str,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-    timeout_s: float,
+    pipeline: LoadedPipeline, days: Sequence[date], table: str, services: Services, *, timeout_s: float
 ) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
     """The days computed from the log by the pipeline's own SQL in one Flink batch job, into
     a staging table beside `table` (dropped afterwards): its name and the offsets read."""
-    spec = pipeline.spec
+    spec, kafka, flink, warehouse, log = (
+        pipeline.spec,
+        services.kafka,
+        services.engine,
+        services.warehouse,
+        services.log,
+    )
     first, last = min(days), max(days)
     _refuse_unreadable_days(spec, first, last, kafka)
     _check_snapshots(spec, first, warehouse)
@@ -233,14 +206,7 @@ def computed_days(
     }
     jdbc = _make_staging(spec, table, staging, warehouse)
     try:
-        job = batch_job(
-            pipeline,
-            first=first,
-            last=last,
-            staging_table=staging,
-            bootstrap=kafka.bootstrap_servers,
-            jdbc=jdbc,
-        )
+        job = batch_job(pipeline, (first, last), staging, bootstrap=kafka.bootstrap_servers, jdbc=jdbc)
         job_id = flink.submit_sql(
             setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
         )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
-from kappa_orch.progress import Log, ProgressLine
-from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.progress import ProgressLine
 from kappa_orch.spec.model import PipelineSpec, parse_duration
 
 
@@ -53,6 +53,15 @@ Progress = Callable[[int, float, float, float | None], None]
 
 
 @dataclass(frozen=True)
+class Awaited:
+    """A version's job being awaited: its pipeline's spec, the job and its consumer group."""
+
+    spec: PipelineSpec
+    job_id: str
+    group_id: str
+
+
+@dataclass(frozen=True)
 class CatchUpResult:
     seconds: float  # the whole wait: backlog, stability window, checkpoint
     final_lag: int
@@ -81,17 +90,16 @@ def _alive(spec: PipelineSpec, job_id: str, flink: StreamEngine) -> str:
 
 
 def _report(
-    spec: PipelineSpec,
+    job: Awaited,
     tracker: CatchUpTracker,
-    lag: int,
-    state: str,
-    job_id: str,
-    flink: StreamEngine,
-    log: Log,
-    progress: Progress | None = None,
+    reading: tuple[int, str],
+    services: Services,
+    progress: Progress | None,
 ) -> None:
-    """One progress line: share of the backlog done, lag, speed and time left (also to
-    `progress`, when given: lag, share done, events/s, seconds left)."""
+    """One progress line for a reading (lag, job state): share of the backlog done, lag,
+    speed and time left (also to `progress`, when given: lag, share done, events/s,
+    seconds left)."""
+    spec, log, (lag, state) = job.spec, services.log, reading
     done, rate, left = tracker.progress()
     if progress is not None:
         progress(lag, done * 100, rate, left)
@@ -102,23 +110,20 @@ def _report(
         )
     )
     if state != "RUNNING":
-        cause = flink.job_root_cause(job_id) if state == "RESTARTING" else None
+        cause = services.engine.job_root_cause(job.job_id) if state == "RESTARTING" else None
         log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))
 
 
 def await_catch_up(
-    spec: PipelineSpec,
+    job: Awaited,
+    services: Services,
     *,
-    job_id: str,
-    group_id: str,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    log: Log,
     heartbeat: Callable[[], None] = lambda: None,
     poll_s: float = 2.0,
     progress: Progress | None = None,
 ) -> CatchUpResult:
-    """Wait until the version's job has caught up; progress goes to `log`."""
+    """Wait until the version's job has caught up; progress goes to the services' log."""
+    spec, job_id, flink, log = job.spec, job.job_id, services.engine, services.log
     timeout_s = parse_duration(spec.catch_up.timeout)
     tracker = CatchUpTracker(spec.catch_up.max_lag, parse_duration(spec.catch_up.stable_for))
     started = time.monotonic()
@@ -128,10 +133,10 @@ def await_catch_up(
         heartbeat()
         now = time.monotonic()
         state = _alive(spec, job_id, flink)
-        lag = sum(sum(kafka.consumer_lag(group_id, s.topic).values()) for s in spec.sources)
+        lag = sum(sum(services.kafka.consumer_lag(job.group_id, s.topic).values()) for s in spec.sources)
         caught_up = tracker.observe(now, lag)
         if now - last_report >= 5 or caught_up:
-            _report(spec, tracker, lag, state, job_id, flink, log, progress)
+            _report(job, tracker, (lag, state), services, progress)
             last_report = now
         if caught_up:
             if stable_at_ms is None:

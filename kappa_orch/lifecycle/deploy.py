@@ -25,6 +25,7 @@ from kappa_orch.lifecycle.deploy_checks import (
 )
 from kappa_orch.lifecycle.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_orphans
 from kappa_orch.lifecycle.restore import restore_path
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
 from kappa_orch.progress import Log
@@ -32,7 +33,6 @@ from kappa_orch.registry import store as registry
 from kappa_orch.registry import transitions
 from kappa_orch.registry.serving import create_version_table, drop_version_table, existing_tables
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -68,20 +68,12 @@ class _Prepared:
     jdbc: dict[str, str]
 
 
-def deploy(
-    pipeline: LoadedPipeline,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log = lambda _: None,
-    holds_claim: bool = False,
-) -> DeployResult:
+def deploy(pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = False) -> DeployResult:
     """Deploy the pipeline's current fingerprint unless it already runs.
 
     Deploying never moves the alias, not even for a pipeline's first version: the alias
     appears when the version has caught up and passed its gate (`swap.swap`)."""
-    spec = pipeline.spec
+    spec, kafka = pipeline.spec, services.kafka
     # before anything is written: the checks can run as written, and every source topic
     # exists (a clear error otherwise)
     refuse_unrunnable_checks(pipeline)
@@ -90,19 +82,13 @@ def deploy(
         for source in spec.sources
     }
     topic_ids = kafka.topic_ids(source.topic for source in spec.sources)
-    prepared = _prepare(
-        pipeline,
-        kafka=kafka,
-        flink=flink,
-        warehouse=warehouse,
-        log=log,
-        asked=_Asked(holds_claim, offsets, topic_ids),
-    )
+    prepared = _prepare(pipeline, services, _Asked(holds_claim, offsets, topic_ids))
     if isinstance(prepared, DeployResult):
         return prepared
-    ensure_dead_letter_topic(pipeline, kafka=kafka, log=log, partitions=max(len(p) for p in offsets.values()))
-    job_id = _submit(pipeline, prepared, kafka=kafka, flink=flink, warehouse=warehouse, log=log)
-    _record_job(pipeline, prepared, job_id, (offsets, topic_ids), flink=flink, warehouse=warehouse, log=log)
+    partitions = max(len(p) for p in offsets.values())
+    ensure_dead_letter_topic(pipeline, kafka=kafka, log=services.log, partitions=partitions)
+    job_id = _submit(pipeline, prepared, services)
+    _record_job(pipeline, prepared, job_id, (offsets, topic_ids), services)
     plan = prepared.plan
     lineage_ops.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
     return DeployResult(plan, job_id, offsets)
@@ -128,24 +114,16 @@ def ensure_dead_letter_topic(
     return True
 
 
-def _prepare(
-    pipeline: LoadedPipeline,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-    asked: _Asked,
-) -> _Prepared | DeployResult:
+def _prepare(pipeline: LoadedPipeline, services: Services, asked: _Asked) -> _Prepared | DeployResult:
     """Under the pipeline's lock: adopt or cancel the jobs the registry does not know
     (orphans), plan, refuse what cannot run, record the version, make its table and its
     job's role. A DeployResult when the fingerprint already runs."""
-    spec = pipeline.spec
+    spec, flink, warehouse, log = pipeline.spec, services.engine, services.warehouse, services.log
     claimed, topic_ids = asked.holds_claim, asked.topic_ids
     with registry.session(warehouse) as conn:
         registry.lock_pipeline(conn, spec.name)
         rows = registry.pipeline_versions(conn, spec.name)
-        if _settle_orphans(conn, pipeline, flink, rows, asked, log):
+        if _settle_orphans(conn, pipeline, rows, asked, services):
             rows = registry.pipeline_versions(conn, spec.name)
         job_states = {r.flink_job_id: flink.job_state(r.flink_job_id) for r in rows if r.flink_job_id}
         plan = plan_deploy(
@@ -166,7 +144,7 @@ def _prepare(
         previous_state = next((r.state for r in rows if r.version == plan.version), None)
         refuse_without_slot(conn, spec.name, plan.version, flink)
         if plan.action == "deploy":
-            check_replay_history(pipeline, kafka)
+            check_replay_history(pipeline, services.kafka)
         _record_version(conn, pipeline, plan, previous_state)
         table_existed = (spec.target.schema_name, plan.physical_table) in existing_tables(
             conn, {spec.target.schema_name}
@@ -195,10 +173,9 @@ class _Asked:
 def _settle_orphans(
     conn: Connection,
     pipeline: LoadedPipeline,
-    flink: StreamEngine,
     rows: list[registry.VersionRow],
     asked: _Asked,
-    log: Log,
+    services: Services,
 ) -> bool:
     """Adopt the job a killed run submitted for an in-flight version (it is recorded, not
     submitted twice); cancel the pipeline's other unknown jobs. A caller holding the claim
@@ -208,7 +185,8 @@ def _settle_orphans(
         adopt(conn, orphan, deployed_offsets=asked.offsets, source_topic_ids=asked.topic_ids)
 
     grace_s = 0.0 if asked.holds_claim else ORPHAN_GRACE_S
-    return bool(settle_orphans(pipeline.name, flink, rows, adopt=adopted, log=log, grace_s=grace_s))
+    found = settle_orphans(pipeline.name, rows, services, adopt=adopted, grace_s=grace_s)
+    return bool(found)
 
 
 def _record_version(
@@ -256,24 +234,16 @@ def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEn
     return resume_from
 
 
-def _submit(
-    pipeline: LoadedPipeline,
-    prepared: _Prepared,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-) -> str:
+def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -> str:
     """Submit the version's job; on failure nothing is left half-applied."""
-    spec, plan = pipeline.spec, prepared.plan
+    spec, plan, flink, log = pipeline.spec, prepared.plan, services.engine, services.log
     job = version_job(
         spec,
         pipeline.sql_text,
         version=plan.version,
         physical_table=plan.physical_table,
         group_id=plan.group_id,
-        bootstrap=kafka.bootstrap_servers,
+        bootstrap=services.kafka.bootstrap_servers,
         jdbc=prepared.jdbc,
     )
     resume_from = _resume_point(pipeline, prepared, flink, log)
@@ -287,7 +257,7 @@ def _submit(
         )
     except Exception as exc:
         # the empty table goes, the registry keeps the reason
-        with warehouse.begin() as conn:
+        with services.warehouse.begin() as conn:
             if plan.action == "deploy":
                 drop_version_table(conn, spec, plan.physical_table)
             # a serving version stays what it is (degraded, with the reason); others fail
@@ -306,10 +276,7 @@ def _record_job(
     prepared: _Prepared,
     job_id: str,
     read: tuple[dict[str, dict[str, int]], dict[str, str | None]],
-    *,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
+    services: Services,
 ) -> None:
     """Record the job, with the end offsets and topic ids of its sources as it started (`read`);
     a job the registry could not record is cancelled, not left unknown. A redeployed version
@@ -319,7 +286,7 @@ def _record_job(
     row = next((r for r in prepared.rows if r.version == plan.version), None)
     ids = row.source_topic_ids if row is not None and row.source_topic_ids else topic_ids
     try:
-        with warehouse.begin() as conn:
+        with services.warehouse.begin() as conn:
             registry.lock_pipeline(conn, spec.name)
             # a redeployed live version stays live: the alias still serves it
             if registry.live_versions(conn).get(spec.name) == plan.version:
@@ -339,6 +306,6 @@ def _record_job(
             )
     except Exception:
         with contextlib.suppress(Exception):
-            flink.cancel(job_id, wait=False)
-        log(f"{spec.name}: recording job {job_id} failed; the job was cancelled")
+            services.engine.cancel(job_id, wait=False)
+        services.log(f"{spec.name}: recording job {job_id} failed; the job was cancelled")
         raise

@@ -18,12 +18,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Subquery, and_, func, literal, or_, select
 
-from kappa_orch.engine.protocol import StreamEngine
 from kappa_orch.lifecycle.batch import computed_days
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import version_table
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 LOG_PARITY_CHECK = "matches_the_log"
@@ -144,25 +143,22 @@ def _text(value: Any) -> Any:
 
 def verify_days(
     pipeline: LoadedPipeline,
+    services: Services,
     days: Sequence[date] | None = None,
     *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
     count: int = 2,
-    log: Log = lambda _: None,
     timeout_s: float = 900.0,
 ) -> LogParity | None:
     """Recompute `days` (default: a sample of `count` closed days the alias serves) from the
     log and compare them with the alias; None when there is nothing to check yet."""
-    spec = pipeline.spec
+    spec, warehouse = pipeline.spec, services.warehouse
     assert spec.batch is not None and spec.batch_table is not None
     with registry.session(warehouse) as conn:
         if registry.live_versions(conn).get(spec.name) is None:
             return None
         if days is None:
             today = datetime.now(UTC).date()
-            start = max(spec.batch.start_date, _held_from(pipeline, kafka))
+            start = max(spec.batch.start_date, _held_from(pipeline, services.kafka))
             closed = closed_days(serving_days(conn, spec), today=today, start=start)
             days = pick_days(closed, count)
     if not days:
@@ -171,16 +167,7 @@ def verify_days(
     # one job over the range; only the chosen days are compared
     span = [chosen[0] + timedelta(days=i) for i in range((chosen[-1] - chosen[0]).days + 1)]
     with (
-        computed_days(
-            pipeline,
-            span,
-            spec.batch_table,
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            log=log,
-            timeout_s=timeout_s,
-        ) as (staging, _),
+        computed_days(pipeline, span, spec.batch_table, services, timeout_s=timeout_s) as (staging, _),
         warehouse.begin() as conn,
     ):
         return compare(conn, spec, staging, chosen)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, EngineJob, StreamEngine
-from kappa_orch.progress import Log
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, EngineJob
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.registry import transitions
 
@@ -79,14 +79,14 @@ def find_orphans(
 
 def settle_orphans(
     pipeline: str,
-    engine: StreamEngine,
     rows: Sequence[registry.VersionRow],
+    services: Services,
     *,
     adopt: Callable[[Orphan], None] | None,
-    log: Log,
     grace_s: float = ORPHAN_GRACE_S,
 ) -> list[Orphan]:
     """Adopt (when `adopt` is given) or cancel the pipeline's orphan jobs, saying which."""
+    engine, log = services.engine, services.log
     orphans = [
         o
         for o in find_orphans(engine.list_jobs(), rows, prefix=engine.job_name(""), grace_s=grace_s)

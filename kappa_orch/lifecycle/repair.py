@@ -11,20 +11,19 @@ from datetime import UTC, datetime
 
 import yaml
 
-from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
+from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.lifecycle.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.lifecycle.deploy_checks import SLOT_WAIT_S, wait_for_slot
 from kappa_orch.lifecycle.orphans import Orphan, adopt, settle_orphans
 from kappa_orch.lifecycle.restore import stop_keeping_state
-from kappa_orch.lifecycle.swap import swap
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.lifecycle.swap import SwapRequest, swap
 from kappa_orch.plan.decide import abandoned, degraded
 from kappa_orch.plan.replay_checks import replaced_logs
-from kappa_orch.progress import Log
 from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
-from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
@@ -58,7 +57,7 @@ def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> Lo
 
 
 def accept_replaced_log(
-    warehouse: WarehouseResource, kafka: KafkaResource, pipeline: str, version: int, *, by: str, reason: str
+    services: Services, pipeline: str, version: int, *, by: str, reason: str
 ) -> list[dict[str, object]]:
     """A person keeps the version's table although a source topic was deleted and created
     again under its job: the new topic ids become the version's, and who accepted what and
@@ -67,14 +66,14 @@ def accept_replaced_log(
         raise OperationRefused(
             "accepting a replaced log needs a reason", 'add --reason "why the table is right"'
         )
-    with warehouse.begin() as conn:
+    with services.warehouse.begin() as conn:
         registry.lock_pipeline(conn, pipeline)
         row = next((r for r in registry.pipeline_versions(conn, pipeline) if r.version == version), None)
         if row is None:
             raise OperationRefused(
                 f"{pipeline} has no version {version}", f"see: kappa-orch history {pipeline}"
             )
-        ids = kafka.topic_ids((row.source_topic_ids or {}).keys())
+        ids = services.kafka.topic_ids((row.source_topic_ids or {}).keys())
         replaced = replaced_logs(row, ids)
         if not replaced:
             raise OperationRefused(
@@ -110,23 +109,25 @@ def _mark_failed(warehouse: WarehouseResource, pipeline: str, version: int, erro
         transitions.mark_failed(conn, pipeline, version, error)
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What repair read of the pipeline before repairing its versions one by one."""
+
+    rows: list[registry.VersionRow]
+    live: int | None
+    claimed: bool  # a reprocess in flight holds the pipeline's claim
+    missing: frozenset[tuple[str, int]]  # versions whose table is gone
+
+
 def _retire_dropped(
-    row: registry.VersionRow,
-    problem: str,
-    *,
-    rows: list[registry.VersionRow],
-    live: int | None,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    result: RepairResult,
-    log: Log,
+    row: registry.VersionRow, problem: str, seen: _Seen, services: Services, result: RepairResult
 ) -> None:
     """A version whose table was dropped by hand: a replay into a new table would serve (or
     roll back to) partial rows until it caught up, so it is not repaired in place. A ready
     one is marked failed; the live one is left, with the fix."""
-    name = row.pipeline
-    if row.version == live:
-        retained = [f"v{r.version}" for r in rows if r.state == registry.READY]
+    name, flink, log = row.pipeline, services.engine, services.log
+    if row.version == seen.live:
+        retained = [f"v{r.version}" for r in seen.rows if r.state == registry.READY]
         fix = (
             f"roll back to a retained version ({', '.join(retained)}: kappa-orch rollback {name} --to N), "
             f"then retire v{row.version} and reprocess"
@@ -140,7 +141,7 @@ def _retire_dropped(
         return
     if row.flink_job_id and flink.job_state(row.flink_job_id) in ACTIVE_JOB_STATES:
         flink.cancel(row.flink_job_id)
-    _mark_failed(warehouse, name, row.version, f"{problem}: it can no longer serve")
+    _mark_failed(services.warehouse, name, row.version, f"{problem}: it can no longer serve")
     log(f"{name}: {problem}; marked failed (a rollback to it is no longer possible)")
     result.abandoned.append(row.version)
 
@@ -155,22 +156,15 @@ class RepairResult:
 
 
 def repair(
-    pipeline: LoadedPipeline,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    owner: str,
-    versions: list[int] | None = None,
-    log: Log = lambda _: None,
+    pipeline: LoadedPipeline, services: Services, *, owner: str, versions: list[int] | None = None
 ) -> RepairResult:
     """Cancel the pipeline's jobs the registry does not know, redeploy its degraded versions
     (all, or those in `versions`) and mark its abandoned candidates failed. Idempotent: a
     healthy version is left alone."""
-    name = pipeline.name
+    name, warehouse, log = pipeline.name, services.warehouse, services.log
     result = RepairResult()
     claim = REPAIR_CLAIM.format(name)
-    claims.acquire(warehouse, pipeline=claim, owner=owner, fingerprint=pipeline.fingerprint, log=log)
+    claims.acquire(warehouse, claim, claims.Claimant(owner), fingerprint=pipeline.fingerprint, log=log)
     try:
         with registry.session(warehouse) as conn:
             rows = registry.pipeline_versions(conn, name)
@@ -178,7 +172,7 @@ def repair(
             missing = missing_version_tables(conn, [pipeline], rows)
         # jobs kappa_orch started that the registry does not know (a run killed between
         # submitting and recording) hold slots and write into version tables
-        orphans = settle_orphans(name, flink, rows, adopt=lambda o: _adopt(warehouse, o), log=log)
+        orphans = settle_orphans(name, rows, services, adopt=lambda o: _adopt(warehouse, o))
         result.cancelled += [o.job.job_id for o in orphans if not o.adoptable]
         if any(o.adoptable for o in orphans):
             with registry.session(warehouse) as conn:
@@ -186,26 +180,16 @@ def repair(
         # a reprocess in flight holds the pipeline's claim: its candidate is not abandoned
         claimed = name in claims.held_claims(warehouse)
         if any(r.state in registry.RUNNING_STATES for r in rows):
-            ensure_dead_letter_topic(pipeline, kafka=kafka, log=log)
+            ensure_dead_letter_topic(pipeline, kafka=services.kafka, log=log)
+        seen = _Seen(rows, live, claimed, missing)
         for row in rows:
             if versions is None or row.version in versions:
-                _repair_version(
-                    pipeline,
-                    row,
-                    rows,
-                    (live, claimed),
-                    missing,
-                    kafka=kafka,
-                    flink=flink,
-                    warehouse=warehouse,
-                    result=result,
-                    log=log,
-                )
+                _repair_version(pipeline, row, seen, services, result)
         if live is not None and live not in result.failed:
             with warehouse.begin() as conn:
                 no_alias = missing_aliases(conn, [pipeline], {name: live})
             if no_alias:
-                swap(pipeline, warehouse=warehouse, flink=flink, to_version=live, reason="repair", log=log)
+                swap(pipeline, services, SwapRequest(to_version=live, reason="repair", check_job=True))
                 result.alias_rebuilt = True
     finally:
         claims.release(warehouse, pipeline=claim, owner=owner)
@@ -213,30 +197,18 @@ def repair(
 
 
 def _repair_version(
-    pipeline: LoadedPipeline,
-    row: registry.VersionRow,
-    rows: list[registry.VersionRow],
-    live_and_claimed: tuple[int | None, bool],
-    missing: frozenset[tuple[str, int]],
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    result: RepairResult,
-    log: Log,
+    pipeline: LoadedPipeline, row: registry.VersionRow, seen: _Seen, services: Services, result: RepairResult
 ) -> None:
     """One version: an abandoned candidate fails; a degraded version is redeployed (or, its
     table dropped by hand, retired); a healthy one is left alone."""
-    name = pipeline.name
-    live, claimed = live_and_claimed
+    name, flink, log = pipeline.name, services.engine, services.log
+    live, claimed, missing = seen.live, seen.claimed, seen.missing
     state = flink.job_state(row.flink_job_id) if row.flink_job_id else "UNKNOWN"
     if abandoned(row, state, pipeline.fingerprint, live, claimed=claimed):
-        resumes = stop_keeping_state(
-            name, row, "abandoned: superseded by the spec", flink=flink, warehouse=warehouse, log=log
-        )
+        resumes = stop_keeping_state(name, row, "abandoned: superseded by the spec", services)
         again = f"; a reprocess of its fingerprint resumes it from {resumes}" if resumes else ""
         _mark_failed(
-            warehouse,
+            services.warehouse,
             name,
             row.version,
             f"abandoned: its Flink job {row.flink_job_id} was {state} and the spec has moved on, "
@@ -249,20 +221,13 @@ def _repair_version(
     if problem is None:
         return
     if (name, row.version) in missing:
-        _retire_dropped(
-            row, problem, rows=rows, live=live, flink=flink, warehouse=warehouse, result=result, log=log
-        )
+        _retire_dropped(row, problem, seen, services, result)
         return
     log(f"{name}: {problem}; redeploying it")
     wait_for_slot(flink, wait_s=SLOT_WAIT_S, log=lambda line: log(f"{name}: {line}"))
     try:
         result.redeployed[row.version] = deploy(
-            pipeline_of_version(row, pipeline),
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            log=log,
-            holds_claim=True,
+            pipeline_of_version(row, pipeline), services, holds_claim=True
         )
     except KappaError as exc:
         result.failed[row.version] = exc.problem

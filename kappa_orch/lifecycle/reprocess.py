@@ -10,12 +10,11 @@ run killed anywhere is finished by running again.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from kappa_orch.engine.protocol import StreamEngine
-from kappa_orch.lifecycle.catch_up import CatchUpResult, Progress, await_catch_up
+from kappa_orch.lifecycle.catch_up import Awaited, CatchUpResult, Progress, await_catch_up
 from kappa_orch.lifecycle.deploy import DeployResult, deploy
 from kappa_orch.lifecycle.gate import (
     NO_LATE_RECORDS,
@@ -32,6 +31,7 @@ from kappa_orch.lifecycle.gate import (
     unique_key_outcome,
 )
 from kappa_orch.lifecycle.restore import stop_keeping_state
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import join_alias
 from kappa_orch.lifecycle.swap import version_row as _row
 from kappa_orch.lineage import events as lineage_events
@@ -39,9 +39,7 @@ from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
 from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
-from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.spec.model import LoadedPipeline
 
 T = TypeVar("T")
 
@@ -64,53 +62,37 @@ class CandidateReport:
         return all(o.lets_through for o in self.outcomes)
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """Non-structural checks an operator accepts when they fail, why, and who."""
+
+    checks: Sequence[str] = ()
+    reason: str | None = None
+    by: str | None = None
+
+
 def prepare_candidate(
     pipeline: LoadedPipeline,
+    services: Services,
+    claimant: claims.Claimant,
     *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    owner: str,
-    log: Log,
-    claim_wait_s: float = 600.0,
-    claim_stale_s: float = 60.0,
+    acceptance: Acceptance = Acceptance(),
     poll_s: float = 2.0,
-    accept: Sequence[str] = (),
-    accept_reason: str | None = None,
-    accepted_by: str | None = None,
 ) -> CandidateReport:
     """Deploy (unless running), await catch-up and gate the current fingerprint's version.
 
-    `accept`: non-structural checks an operator accepts when they fail (with
-    `accept_reason`, recorded with who); a candidate that failed before is gated again.
-    Told to OpenLineage as a `<pipeline>.reprocess` run: START, COMPLETE or FAIL."""
-    spec = pipeline.spec
-    check_acceptance(accept, accept_reason)
-    claims.acquire(
-        warehouse,
-        pipeline=spec.name,
-        owner=owner,
-        fingerprint=pipeline.fingerprint,
-        log=log,
-        wait_s=claim_wait_s,
-        stale_s=claim_stale_s,
-    )
+    `acceptance`: failed checks accepted (with a reason, recorded with who); a candidate
+    that failed before is gated again. Told to OpenLineage as a `<pipeline>.reprocess`
+    run: START, COMPLETE or FAIL."""
+    spec, warehouse = pipeline.spec, services.warehouse
+    check_acceptance(acceptance.checks, acceptance.reason)
+    claims.acquire(warehouse, spec.name, claimant, fingerprint=pipeline.fingerprint, log=services.log)
     run_id = lineage_events.run_uuid()
     lineage_ops.reprocess(pipeline, run_id, "START")
     keep_claim = False
     try:
-        report = _candidate(
-            pipeline,
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            owner=owner,
-            log=log,
-            poll_s=poll_s,
-            accept=accept,
-            accept_reason=accept_reason,
-            by=accepted_by or getpass.getuser(),
-        )
+        by = acceptance.by or getpass.getuser()
+        report = _candidate(pipeline, services, claimant.owner, replace(acceptance, by=by), poll_s)
         # a candidate that passed keeps the claim for its swap (the run's alias step takes
         # it over; a dead run's is taken over): a rollback in between would be undone
         keep_claim = report.passed
@@ -119,7 +101,7 @@ def prepare_candidate(
         raise
     finally:
         if not keep_claim:
-            claims.release(warehouse, pipeline=spec.name, owner=owner)
+            claims.release(warehouse, pipeline=spec.name, owner=claimant.owner)
     failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
     state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
     lineage_ops.reprocess(pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error)
@@ -127,42 +109,22 @@ def prepare_candidate(
 
 
 def _candidate(
-    pipeline: LoadedPipeline,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    owner: str,
-    log: Log,
-    poll_s: float,
-    accept: Sequence[str],
-    accept_reason: str | None,
-    by: str,
+    pipeline: LoadedPipeline, services: Services, owner: str, acceptance: Acceptance, poll_s: float
 ) -> CandidateReport:
     """prepare_candidate's work, under the pipeline's claim."""
-    spec = pipeline.spec
-    deployed = deploy(pipeline, kafka=kafka, flink=flink, warehouse=warehouse, log=log, holds_claim=True)
+    spec, warehouse = pipeline.spec, services.warehouse
+    deployed = deploy(pipeline, services, holds_claim=True)
     row = _row(warehouse, spec.name, deployed.plan.version)
     # live or ready (gated by an earlier run): report the checks, change nothing
     settled = row.state in (registry.LIVE, registry.READY)
     result = None
     if not settled:
-        heartbeat = lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner)  # noqa: E731
-        result = _catch_up(
-            spec,
-            row,
-            kafka=kafka,
-            flink=flink,
-            warehouse=warehouse,
-            log=log,
-            heartbeat=heartbeat,
-            poll_s=poll_s,
-            progress=_progress(pipeline, row),
-        )
-    outcomes = accepted(run_gate(pipeline, row, warehouse=warehouse, flink=flink), accept, by, accept_reason)
-    _log_outcomes(spec.name, outcomes, log)
+        result = _catch_up(pipeline, row, services, owner=owner, poll_s=poll_s)
+    gated = run_gate(pipeline, row, services)
+    outcomes = accepted(gated, acceptance.checks, acceptance.by or "", acceptance.reason)
+    _log_outcomes(spec.name, outcomes, services.log)
     if not settled:
-        _record_gate(pipeline, row, outcomes, flink=flink, warehouse=warehouse, log=log)
+        _record_gate(pipeline, row, outcomes, services)
     return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
 
 
@@ -184,30 +146,19 @@ def _progress(pipeline: LoadedPipeline, row: registry.VersionRow) -> Progress:
 
 
 def _catch_up(
-    spec: PipelineSpec,
-    row: registry.VersionRow,
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-    heartbeat: Callable[[], None],
-    poll_s: float,
-    progress: Progress | None = None,
+    pipeline: LoadedPipeline, row: registry.VersionRow, services: Services, *, owner: str, poll_s: float
 ) -> CatchUpResult:
-    """catching_up until the job has replayed the log (and checkpointed), then checking."""
+    """catching_up until the job has replayed the log (and checkpointed), then checking;
+    the pipeline's claim is kept alive meanwhile (it is `owner`'s)."""
+    spec, warehouse = pipeline.spec, services.warehouse
     with warehouse.begin() as conn:
         transitions.mark_catching_up(conn, spec.name, row.version)
     result = await_catch_up(
-        spec,
-        job_id=row.flink_job_id or "",
-        group_id=row.group_id,
-        kafka=kafka,
-        flink=flink,
-        log=log,
-        heartbeat=heartbeat,
+        Awaited(spec, row.flink_job_id or "", row.group_id),
+        services,
+        heartbeat=lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner),
         poll_s=poll_s,
-        progress=progress,
+        progress=_progress(pipeline, row),
     )
     # the measured catch-up, kept with the version's definition: plans estimate a replay by it
     measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}
@@ -226,18 +177,12 @@ def _log_outcomes(name: str, outcomes: list[Outcome], log: Log) -> None:
 
 
 def _record_gate(
-    pipeline: LoadedPipeline,
-    row: registry.VersionRow,
-    outcomes: list[Outcome],
-    *,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
+    pipeline: LoadedPipeline, row: registry.VersionRow, outcomes: list[Outcome], services: Services
 ) -> None:
     """ready (and a member of the alias view) or failed, with the checks' results. A failed
     candidate's job is stopped with a savepoint: it holds no slot and writes nothing more,
     and a reprocess of the same fingerprint (after a gate change) resumes it from there."""
-    spec = pipeline.spec
+    spec, warehouse, log = pipeline.spec, services.warehouse, services.log
     passed = all(o.lets_through for o in outcomes)
     failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
     with warehouse.begin() as conn:
@@ -252,7 +197,7 @@ def _record_gate(
             failures=failures,
         )
     if not passed:
-        stop_keeping_state(spec.name, row, "it failed its checks", flink=flink, warehouse=warehouse, log=log)
+        stop_keeping_state(spec.name, row, "it failed its checks", services)
         log(
             f"{spec.name}: v{row.version} failed its checks; the alias stays, its table is kept for "
             f"inspection. {failed_candidate_fix(spec.name)}"
@@ -267,14 +212,8 @@ def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:
     return None if late is None else late.metadata.get("by_operator")
 
 
-def run_gate(
-    pipeline: LoadedPipeline,
-    row: registry.VersionRow,
-    *,
-    warehouse: WarehouseResource,
-    flink: StreamEngine,
-) -> list[Outcome]:
-    spec = pipeline.spec
+def run_gate(pipeline: LoadedPipeline, row: registry.VersionRow, services: Services) -> list[Outcome]:
+    spec, warehouse = pipeline.spec, services.warehouse
     with warehouse.begin() as conn:
         live = registry.live_versions(conn).get(spec.name)
         live_row = next((r for r in registry.pipeline_versions(conn, spec.name) if r.version == live), None)
@@ -284,6 +223,6 @@ def run_gate(
         balance = input_balance_outcome(conn, spec, row.version)
         routed = sum(c.late for c in registry.input_counts_of(conn, spec.name, row.version))
     expectations = expectations_outcome(warehouse.checks_url, spec, row.physical_table)
-    dropped = flink.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
+    dropped = services.engine.known_late_records(row.flink_job_id, metrics_wait_s=LATE_METRICS_WAIT_S)
     late = late_records_outcome(spec, late_records(routed, dropped))
     return [expectations, unique, parity, history, balance, late]

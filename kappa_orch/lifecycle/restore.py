@@ -9,9 +9,8 @@ import time
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import FlinkJobError
-from kappa_orch.progress import Log
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
-from kappa_orch.resources.warehouse import WarehouseResource
 
 
 def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:
@@ -39,20 +38,12 @@ def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[
     return None, ""
 
 
-def stop_keeping_state(
-    name: str,
-    row: registry.VersionRow,
-    why: str,
-    *,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log,
-) -> str | None:
+def stop_keeping_state(name: str, row: registry.VersionRow, why: str, services: Services) -> str | None:
     """Stop a version's job that should not go on (a failed or abandoned candidate): its
     slot is freed, and the savepoint (else the retained checkpoint of a cancel) is where a
     redeploy of the same fingerprint resumes (restore_path). The savepoint is recorded in
     the registry too, for a cluster that forgets the job. Returns where it resumes from."""
-    job_id = row.flink_job_id
+    job_id, flink, log = row.flink_job_id, services.engine, services.log
     if not job_id or flink.job_state(job_id) not in ACTIVE_JOB_STATES:
         return None
     try:
@@ -64,7 +55,7 @@ def stop_keeping_state(
             "checkpoint_id": registry.STOPPED_WITH_SAVEPOINT,
             "completed_at_ms": int(time.time() * 1000),
         }
-        with warehouse.begin() as conn:
+        with services.warehouse.begin() as conn:
             registry.record_checkpoint(conn, name, row.version, job_id, saved)
     except FlinkJobError as exc:
         log(f"{name}: v{row.version}'s job {job_id} took no savepoint ({exc.problem}); cancelling it")

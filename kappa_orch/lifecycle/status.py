@@ -12,13 +12,13 @@ from typing import Any
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.lifecycle.gate import failed_candidate_fix, late_records
 from kappa_orch.lifecycle.orphans import Orphan, find_orphans
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.plan.decide import column_changes, degraded
 from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.check_history import CheckOutcome, last_checks
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -84,14 +84,9 @@ class _Registry:
     checks: dict[str, list[CheckOutcome]] = field(default_factory=dict)
 
 
-def pipeline_status(
-    pipelines: Sequence[LoadedPipeline],
-    *,
-    kafka: KafkaResource,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-) -> list[PipelineStatus]:
-    with registry.session(warehouse) as conn:
+def pipeline_status(pipelines: Sequence[LoadedPipeline], services: Services) -> list[PipelineStatus]:
+    kafka, flink = services.kafka, services.engine
+    with registry.session(services.warehouse) as conn:
         rows = registry.all_versions(conn)
         live = registry.live_versions(conn)
         seen = _Registry(
@@ -104,7 +99,7 @@ def pipeline_status(
             last_checks(conn),
         )
     # asked once: which dead-letter topics exist, and the source topics' ids
-    topics = _Services(
+    topics = _Asked(
         set(kafka.list_topics()),
         kafka.topic_ids({s.topic for p in pipelines for s in p.spec.sources}),
         find_orphans(flink.list_jobs(), seen.rows, prefix=flink.job_name("")),
@@ -113,14 +108,14 @@ def pipeline_status(
 
 
 @dataclass(frozen=True)
-class _Services:
+class _Asked:
     names: set[str]
     ids: dict[str, str | None]
     orphans: list[Orphan]  # jobs kappa_orch started that the registry does not know
 
 
 def _pipeline_status(
-    pipeline: LoadedPipeline, seen: _Registry, topics: _Services, *, kafka: KafkaResource, flink: StreamEngine
+    pipeline: LoadedPipeline, seen: _Registry, topics: _Asked, *, kafka: KafkaResource, flink: StreamEngine
 ) -> PipelineStatus:
     desired = pipeline.fingerprint
     mine = [r for r in seen.rows if r.pipeline == pipeline.name]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sqlalchemy import Connection
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
 from kappa_orch.registry import claims, transitions
@@ -76,56 +77,42 @@ def with_short_locks(attempt: Callable[[int], T]) -> T:
             time.sleep(random.uniform(0.01, 0.05) * min(attempts, 10))
 
 
-def swap(
-    pipeline: LoadedPipeline,
-    *,
-    warehouse: WarehouseResource,
-    to_version: int | None = None,
-    reason: str = "reprocess",
-    run_id: str | None = None,
-    git_commit: str | None = None,
-    swapped_by: str | None = None,
-    log: Log = lambda _: None,
-    flink: StreamEngine | None = None,
-    owner: str | None = None,
-) -> SwapResult:
-    """Point the alias at a version in one transaction and record the swap (with the run,
-    the deployment's git commit and who launched it: `swapped_by`, else the OS user).
+@dataclass(frozen=True)
+class SwapRequest:
+    """What a swap is asked for and records.
 
-    With `flink`, a version whose job is not alive is refused: the alias would serve a
-    table nobody updates (repair it first).
+    `to_version`: None for the current fingerprint's version, which must have passed its
+    gate. `reason`, `run_id`, `git_commit` and `by` (else the OS user) are recorded with the
+    swap. `owner`: the swap takes the pipeline's claim as this owner (a reprocess run's
+    swap step takes over its run's claim; a rollback waits up to CLAIM_WAIT_S for a
+    reprocess in flight); None only where the alias keeps serving the version it served
+    (repair). `check_job`: a version whose job is not alive is refused (the alias would
+    serve a table nobody updates; repair it first)."""
+
+    to_version: int | None = None
+    reason: str = "reprocess"
+    run_id: str | None = None
+    git_commit: str | None = None
+    by: str | None = None
+    owner: str | None = None
+    check_job: bool = False
+
+
+def swap(pipeline: LoadedPipeline, services: Services, request: SwapRequest = SwapRequest()) -> SwapResult:
+    """Point the alias at a version in one transaction and record the swap.
 
     Between members of the alias view (`serving.build_alias`) the swap is an update of
     the registry's live version: no DDL, readers never wait. Otherwise (a version that is
-    not a member, other columns) the view is rebuilt with short lock timeouts.
-
-    `owner`: the swap takes the pipeline's claim as this owner (a reprocess run's swap step
-    takes over its run's claim; a rollback waits up to CLAIM_WAIT_S for a reprocess in
-    flight). None only where the alias keeps serving the version it served (repair)."""
+    not a member, other columns) the view is rebuilt with short lock timeouts."""
 
     def once(lock_timeout_ms: int) -> SwapResult:
-        return _swap_once(
-            pipeline,
-            warehouse=warehouse,
-            to_version=to_version,
-            reason=reason,
-            run_id=run_id,
-            git_commit=git_commit,
-            swapped_by=swapped_by,
-            log=log,
-            lock_timeout_ms=lock_timeout_ms,
-            flink=flink,
-        )
+        return _swap_once(pipeline, services, request, lock_timeout_ms)
 
-    if owner is None:
+    if request.owner is None:
         return with_short_locks(once)
+    claimant = claims.Claimant(request.owner, wait_s=CLAIM_WAIT_S)
     with claims.holding(
-        warehouse,
-        pipeline=pipeline.name,
-        owner=owner,
-        fingerprint=pipeline.fingerprint,
-        log=log,
-        wait_s=CLAIM_WAIT_S,
+        services.warehouse, pipeline.name, claimant, fingerprint=pipeline.fingerprint, log=services.log
     ):
         return with_short_locks(once)
 
@@ -170,17 +157,7 @@ def join_alias(pipeline: LoadedPipeline, version: int, *, warehouse: WarehouseRe
 
 
 def _swap_once(
-    pipeline: LoadedPipeline,
-    *,
-    warehouse: WarehouseResource,
-    to_version: int | None,
-    reason: str,
-    run_id: str | None,
-    git_commit: str | None,
-    log: Log,
-    lock_timeout_ms: int,
-    flink: StreamEngine | None = None,
-    swapped_by: str | None = None,
+    pipeline: LoadedPipeline, services: Services, request: SwapRequest, lock_timeout_ms: int
 ) -> SwapResult:
     """One attempt at the swap, in one transaction (lock_timeout_ms 0: wait for the lock).
 
@@ -188,13 +165,13 @@ def _swap_once(
     gate (state ready). A no-op when the alias already serves it. The first swap of a
     pipeline creates its alias (recorded with the reason "first deploy").
     """
-    spec = pipeline.spec
-    with registry.session(warehouse) as conn:
+    spec, reason = pipeline.spec, request.reason
+    with registry.session(services.warehouse) as conn:
         registry.lock_pipeline(conn, spec.name)
         rows = registry.pipeline_versions(conn, spec.name)
         live = registry.live_versions(conn).get(spec.name)
-        target = _swap_target(pipeline, rows, to_version)
-        _refuse_unserving(conn, spec, target, live, flink)
+        target = _swap_target(pipeline, rows, request.to_version)
+        _refuse_unserving(conn, spec, target, live, services.engine if request.check_job else None)
         count = _row_count(conn, spec, target)
         columns = target.columns or [c.name for c in spec.target.columns]
         view = alias_members(conn, spec)
@@ -218,10 +195,11 @@ def _swap_once(
             conn, pipeline=spec.name, alias=spec.target.alias, version=target.version
         )
         reason = "first deploy" if previous is None else reason
-        by = swapped_by or getpass.getuser()
-        _record(conn, spec, target, previous, reason=reason, run_id=run_id, git_commit=git_commit, by=by)
+        _record(
+            conn, spec, target, previous, replace(request, reason=reason, by=request.by or getpass.getuser())
+        )
     source = f"v{previous}" if previous is not None else "nothing"
-    log(f"{spec.target.alias}: {source} -> v{target.version} ({reason}, {count} rows)")
+    services.log(f"{spec.target.alias}: {source} -> v{target.version} ({reason}, {count} rows)")
     before = next((r for r in rows if r.version == previous), None)
     lineage_ops.swapped(pipeline, to=target, previous=before, reason=reason)
     return SwapResult(True, previous, target.version, target.physical_table, count)
@@ -301,54 +279,43 @@ def _record(
     spec: PipelineSpec,
     target: registry.VersionRow,
     previous: int | None,
-    *,
-    reason: str,
-    run_id: str | None,
-    git_commit: str | None,
-    by: str,
+    request: SwapRequest,
 ) -> None:
-    registry.record_swap(
-        conn,
-        pipeline=spec.name,
-        alias=spec.target.alias,
+    accepted = {
+        name: str(result["accepted"])
+        for name, result in (target.check_results or {}).items()
+        if isinstance(result, dict) and result.get("accepted")
+    }
+    record = registry.SwapRecord(
+        spec.name,
+        spec.target.alias,
         from_version=previous,
         to_version=target.version,
         fingerprint=target.fingerprint,
-        reason=reason,
-        run_id=run_id,
-        git_commit=git_commit,
-        swapped_by=by,
-        accepted={
-            name: str(result["accepted"])
-            for name, result in (target.check_results or {}).items()
-            if isinstance(result, dict) and result.get("accepted")
-        },
+        reason=request.reason,
+        run_id=request.run_id,
+        git_commit=request.git_commit,
+        swapped_by=request.by or getpass.getuser(),
+        accepted=accepted,
     )
+    registry.record_swap(conn, record)
 
 
 def retire(
-    pipeline: LoadedPipeline,
-    version: int,
-    *,
-    flink: StreamEngine,
-    warehouse: WarehouseResource,
-    log: Log = lambda _: None,
-    owner: str,
-    wait_s: float = 120.0,
+    pipeline: LoadedPipeline, version: int, services: Services, *, owner: str, wait_s: float = 120.0
 ) -> None:
     """Stop a replaced version's job and drop its table (idempotent), under the pipeline's
     claim (as `owner`; waiting up to `wait_s` for a reprocess in flight)."""
     spec = pipeline.spec
+    claimant = claims.Claimant(owner, wait_s=wait_s)
     with claims.holding(
-        warehouse, pipeline=spec.name, owner=owner, fingerprint=pipeline.fingerprint, log=log, wait_s=wait_s
+        services.warehouse, spec.name, claimant, fingerprint=pipeline.fingerprint, log=services.log
     ):
-        _retire(pipeline, version, flink=flink, warehouse=warehouse, log=log)
+        _retire(pipeline, version, services)
 
 
-def _retire(
-    pipeline: LoadedPipeline, version: int, *, flink: StreamEngine, warehouse: WarehouseResource, log: Log
-) -> None:
-    spec = pipeline.spec
+def _retire(pipeline: LoadedPipeline, version: int, services: Services) -> None:
+    spec, flink, warehouse, log = pipeline.spec, services.engine, services.warehouse, services.log
     row = version_row(warehouse, spec.name, version)
     with warehouse.begin() as conn:
         if registry.live_versions(conn).get(spec.name) == version:

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -41,17 +42,21 @@ def _owner_is_dead(owner: str) -> bool:
     return host == socket.gethostname() and not os.path.exists(f"/proc/{int(pid)}")
 
 
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims a pipeline, and how patiently: up to `wait_s` for another run's claim to
+    end, taking over one whose heartbeat is older than `stale_s`."""
+
+    owner: str
+    wait_s: float = 600.0
+    stale_s: float = 60.0
+
+
 def acquire(
-    warehouse: WarehouseResource,
-    *,
-    pipeline: str,
-    owner: str,
-    fingerprint: str,
-    log: Log,
-    wait_s: float = 600.0,
-    stale_s: float = 60.0,
+    warehouse: WarehouseResource, pipeline: str, claimant: Claimant, *, fingerprint: str, log: Log
 ) -> None:
     """Take the pipeline's reprocess claim, waiting for another holder to finish."""
+    owner, wait_s, stale_s = claimant.owner, claimant.wait_s, claimant.stale_s
     started = time.monotonic()
     announced = False
     claims = registry.claims
@@ -103,15 +108,16 @@ def acquire(
 
 @contextmanager
 def holding(
-    warehouse: WarehouseResource, *, pipeline: str, owner: str, fingerprint: str, log: Log, wait_s: float
+    warehouse: WarehouseResource, pipeline: str, claimant: Claimant, *, fingerprint: str, log: Log
 ) -> Iterator[None]:
     """The pipeline's claim for a short operation (a swap, a rollback, a retire): taken,
-    waiting for a reprocess in flight (with a message) up to `wait_s`, released after."""
-    acquire(warehouse, pipeline=pipeline, owner=owner, fingerprint=fingerprint, log=log, wait_s=wait_s)
+    waiting for a reprocess in flight (with a message) up to the claimant's `wait_s`,
+    released after."""
+    acquire(warehouse, pipeline, claimant, fingerprint=fingerprint, log=log)
     try:
         yield
     finally:
-        release(warehouse, pipeline=pipeline, owner=owner)
+        release(warehouse, pipeline=pipeline, owner=claimant.owner)
 
 
 def heartbeat(warehouse: WarehouseResource, *, pipeline: str, owner: str) -> None:

@@ -4,7 +4,7 @@ resumable; its tables are created and migrated automatically."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "RETIRED",
     "RUNNING_STATES",
     "InputCount",
+    "SwapRecord",
     "VersionRow",
     "VersionState",
     "add_version",
@@ -195,34 +196,26 @@ def record_checkpoint(
     return bool(done.rowcount)
 
 
-def record_swap(
-    conn: Connection,
-    *,
-    pipeline: str,
-    alias: str,
-    from_version: int | None,
-    to_version: int,
-    fingerprint: str,
-    reason: str,
-    run_id: str | None,
-    git_commit: str | None,
-    swapped_by: str | None,
-    accepted: dict[str, str] | None = None,
-) -> None:
-    conn.execute(
-        insert(swaps).values(
-            accepted=accepted or None,
-            pipeline=pipeline,
-            alias=alias,
-            from_version=from_version,
-            to_version=to_version,
-            fingerprint=fingerprint,
-            reason=reason,
-            run_id=run_id,
-            git_commit=git_commit,
-            swapped_by=swapped_by,
-        )
-    )
+@dataclass(frozen=True)
+class SwapRecord:
+    """One move of an alias, as the swaps table keeps it: from and to which version, the
+    target's fingerprint, why, in which run, at which commit, by whom, and the failed
+    checks that were accepted (name -> who and why)."""
+
+    pipeline: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    fingerprint: str
+    reason: str
+    run_id: str | None = None
+    git_commit: str | None = None
+    swapped_by: str | None = None
+    accepted: dict[str, str] | None = None
+
+
+def record_swap(conn: Connection, record: SwapRecord) -> None:
+    conn.execute(insert(swaps).values(**{**asdict(record), "accepted": record.accepted or None}))
 
 
 def swap_history(conn: Connection, pipeline: str) -> list[dict[str, Any]]:

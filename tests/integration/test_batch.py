@@ -21,6 +21,7 @@ from kappa_orch.dagster.assets import batch_key
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
@@ -70,7 +71,7 @@ def test_batch_days_equal_the_stream_and_rerun_idempotently(
     pipeline = platform.pipelines()["daily_spend"]
     streaming = stream(platform, pipeline, kafka, flink)
 
-    result = run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    result = run_batch(pipeline, DAYS, Services(kafka, flink, platform.warehouse))
     assert sorted(result.rows_per_day) == DAYS
     for day in DAYS:
         assert batch_rows(platform, day) == {r for r in streaming if r[1] == day}
@@ -78,7 +79,7 @@ def test_batch_days_equal_the_stream_and_rerun_idempotently(
 
     # running a day again leaves the same rows
     before = batch_rows(platform, DAYS[1])
-    again = run_batch(pipeline, [DAYS[1]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    again = run_batch(pipeline, [DAYS[1]], Services(kafka, flink, platform.warehouse))
     assert batch_rows(platform, DAYS[1]) == before
     assert again.rows_per_day == {DAYS[1]: len(before)}
 
@@ -87,7 +88,7 @@ def test_batch_days_equal_the_stream_and_rerun_idempotently(
     late = {"auth_id": "late-1", "account": "acct-late", "merchant": "m-000", "amount_cents": 777,
             "status": "approved", "ts": late_ts}  # fmt: skip
     kafka.produce(platform.topic("payments.authorizations"), [late], timestamp_ms=lambda e: e["ts"])  # type: ignore[index]
-    run_batch(pipeline, [DAYS[0]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    run_batch(pipeline, [DAYS[0]], Services(kafka, flink, platform.warehouse))
     assert ("acct-late", DAYS[0], 1, 777) in batch_rows(platform, DAYS[0])
 
 
@@ -100,7 +101,7 @@ def test_a_retention_gap_is_refused_before_any_work(
     kafka.delete_records_before(topic, {p: 100 for p in kafka.end_offsets(topic)})
     jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
-        run_batch(pipeline, [DAYS[0]], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+        run_batch(pipeline, [DAYS[0]], Services(kafka, flink, platform.warehouse))
     message = error.value.problem
     assert f"topic '{topic}' partition 0: records before offset 100 were deleted by retention" in message
     assert "the range needs 2026-01-01 00:00 on" in message
@@ -112,19 +113,14 @@ def test_a_retention_gap_is_refused_before_any_work(
     # days the log still holds are fine
     held_from = min(t for t in kafka.first_timestamps(topic).values() if t is not None)
     later = datetime.fromtimestamp(held_from / 1000, UTC).date() + timedelta(days=1)
-    assert (
-        run_batch(pipeline, [later], kafka=kafka, flink=flink, warehouse=platform.warehouse).rows_per_day[
-            later
-        ]
-        > 0
-    )
+    assert run_batch(pipeline, [later], Services(kafka, flink, platform.warehouse)).rows_per_day[later] > 0
 
 
 def test_late_data_sensor_requests_exactly_the_late_days(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource
 ) -> None:
     pipeline = platform.pipelines()["daily_spend"]
-    run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    run_batch(pipeline, DAYS, Services(kafka, flink, platform.warehouse))
     sensor = late_data_sensor([pipeline])
     resources = {"kafka": kafka, "warehouse": platform.warehouse}
 
@@ -208,16 +204,14 @@ def test_a_bootstrap_snapshot_fills_the_days_the_log_lost(
     spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
-        run_batch(
-            platform.pipelines()["daily_spend"], DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse
-        )
+        run_batch(platform.pipelines()["daily_spend"], DAYS, Services(kafka, flink, platform.warehouse))
     assert "the bootstrap snapshot archive.missing of source 'authorizations'" in error.value.problem
     assert own_jobs(flink) == jobs_before  # refused before any work
 
     raw["sources"][0]["bootstrap"]["table"] = "archive.auth_snapshot"
     spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     with_snapshot = platform.pipelines()["daily_spend"]
-    result = run_batch(with_snapshot, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    result = run_batch(with_snapshot, DAYS, Services(kafka, flink, platform.warehouse))
     for day in DAYS:  # the first day from the snapshot, the others from the topic
         assert batch_rows(platform, day) == {r for r in streaming if r[1] == day}
         assert result.rows_per_day[day] > 0

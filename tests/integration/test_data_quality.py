@@ -22,6 +22,7 @@ from kappa_orch.dagster.quality import BATCH_CHECK, DATA_QUALITY_JOB, LIVE_BALAN
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -50,7 +51,7 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     [pipeline] = pipelines
     assert run(platform, pipeline, kafka, flink).success
     wait_serving(platform, expected(platform.events, {"approved"}))  # type: ignore[attr-defined]
-    run_batch(pipeline, DAYS, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    run_batch(pipeline, DAYS, Services(kafka, flink, platform.warehouse))
 
     schedule = data_quality_schedule(pipelines, cron_schedule="*/15 * * * *")
     assert schedule.cron_schedule == "*/15 * * * *"
@@ -125,7 +126,7 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     [sample] = detail["sample_rows"]
     assert (sample["account"], sample["spend_day"], sample["spend_cents"]) == ("acct-bad", "2026-01-01", -5)
     # found: a failed scheduled check showed only in the Dagster run; `status` says so too
-    [status] = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    [status] = pipeline_status(pipelines, Services(kafka, flink, platform.warehouse))
     failed = {c["check"]: c for c in status.failed_checks}
     assert set(failed) == {SERVING_CHECK, BATCH_CHECK, LOG_PARITY_CHECK}
     assert failed[SERVING_CHECK]["run_id"] == failing.run_id
@@ -160,6 +161,6 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
         assert not getattr(sensor(context), "run_requests", None)
     repaired = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
     assert {e.check_name: e.passed for e in repaired.get_asset_check_evaluations()}[BATCH_CHECK]
-    [status] = pipeline_status(pipelines, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    [status] = pipeline_status(pipelines, Services(kafka, flink, platform.warehouse))
     # the batch check passes again; the alias still holds the edits
     assert sorted(c["check"] for c in status.failed_checks) == sorted([SERVING_CHECK, LOG_PARITY_CHECK])

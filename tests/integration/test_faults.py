@@ -25,6 +25,7 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.deploy import deploy
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -153,7 +154,7 @@ def test_a_superseded_candidate_whose_job_is_gone_is_abandoned(
     # found: a superseded version whose job died while catching up stayed `catching_up` for ever
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
     candidate = count_declined_too(platform)
-    deployed = deploy(candidate, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    deployed = deploy(candidate, Services(kafka, flink, platform.warehouse))
     assert versions(platform, "daily_spend")[2].state == registry.CATCHING_UP
     flink.cancel(deployed.flink_job_id or "")
     # the spec moves on before anyone finishes v2
@@ -174,7 +175,7 @@ def test_a_superseded_candidate_whose_run_ended_is_stopped_with_a_savepoint(
     # found: a candidate whose run was abandoned kept its job running (a slot, the log read)
     go_live(platform, platform.pipelines()["daily_spend"], kafka, flink)
     candidate = count_declined_too(platform)
-    deployed = deploy(candidate, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    deployed = deploy(candidate, Services(kafka, flink, platform.warehouse))
     assert flink.job_state(deployed.flink_job_id or "") == "RUNNING"
     # no run holds the claim, and the spec moves on
     platform.set_sql("daily_spend", candidate.sql_text.replace("COUNT(*)", "COUNT(auth_id)"))
@@ -219,7 +220,7 @@ def test_a_deploy_without_a_free_slot_fails_at_once_with_the_numbers(
         changed = count_declined_too(platform)
         started = time.monotonic()
         with pytest.raises(KappaError) as error:
-            deploy(changed, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+            deploy(changed, Services(kafka, flink, platform.warehouse))
         assert time.monotonic() - started < 60  # at once, not after a catch-up that cannot start
         assert f"the Flink cluster has 0 of {total} free" in error.value.problem
         assert "daily_spend v1 (live)" in error.value.problem

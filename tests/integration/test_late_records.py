@@ -30,6 +30,7 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.engine.flink.sources import late_reason
 from kappa_orch.lifecycle.dead_letters import distinct, letters_of, version_label
 from kappa_orch.lifecycle.gate import ROUTED_LATE
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
@@ -66,7 +67,7 @@ def await_lag_zero(platform: Platform, kafka: KafkaResource, flink: FlinkResourc
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         [status] = pipeline_status(
-            list(platform.pipelines().values()), kafka=kafka, flink=flink, warehouse=platform.warehouse
+            list(platform.pipelines().values()), Services(kafka, flink, platform.warehouse)
         )
         if all(v.lag == 0 for v in status.versions if v.lag is not None):
             time.sleep(3)  # the counters' sink flushes every second
@@ -144,7 +145,7 @@ def test_late_records_are_counted_exactly_once_shown_and_gated(
     await_lag_zero(platform, kafka, flink)
 
     # status: one number, all of it dead-lettered (no Flink operator dropped anything itself)
-    [status] = pipeline_status([pipeline], kafka=kafka, flink=flink, warehouse=platform.warehouse)
+    [status] = pipeline_status([pipeline], Services(kafka, flink, platform.warehouse))
     [live] = status.versions
     assert live.late_records == {ROUTED_LATE: late_total}
     assert status.warnings == [

@@ -21,6 +21,7 @@ from dagster import AssetCheckEvaluation
 
 from assets.sample_events import sample_events
 from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -63,7 +64,7 @@ def _replace_the_log(platform: Platform, kafka: KafkaResource, seed: int) -> lis
 
 def _status(platform: Platform, kafka: KafkaResource, flink: FlinkResource):  # type: ignore[no-untyped-def]
     [status] = pipeline_status(
-        [platform.pipelines()["daily_spend"]], kafka=kafka, flink=flink, warehouse=platform.warehouse
+        [platform.pipelines()["daily_spend"]], Services(kafka, flink, platform.warehouse)
     )
     return status
 

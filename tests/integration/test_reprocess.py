@@ -16,6 +16,7 @@ import yaml
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.deploy import deploy
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
@@ -214,7 +215,7 @@ def test_a_replay_is_refused_when_retention_took_the_history_it_needs(
     kafka.delete_records_before(topic, {p: 10 for p in kafka.end_offsets(topic)})
     jobs_before = own_jobs(flink)
     with pytest.raises(KappaError) as error:
-        deploy(pipeline, kafka=kafka, flink=flink, warehouse=platform.warehouse)
+        deploy(pipeline, Services(kafka, flink, platform.warehouse))
     assert "a replay of 'daily_spend' needs 7d of history (start.retention_needed)" in error.value.problem
     assert f"topic '{topic}' partition 0: records before offset 10 were deleted by retention" in (
         error.value.problem

@@ -17,7 +17,8 @@ from sqlalchemy import create_engine, text
 from assets.sample_events import sample_events
 from kappa_orch import retire_job, retire_sensor
 from kappa_orch.engine.flink.resource import FlinkResource
-from kappa_orch.lifecycle.swap import swap
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.lifecycle.swap import SwapRequest, swap
 from kappa_orch.registry import claims
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
@@ -67,7 +68,7 @@ def test_rollback_and_retired_versions(
     # found: a rollback between a reprocess's gate and its swap was undone a second later
     # by that swap. A reprocess holds the claim through its swap; a rollback waits for it
     in_flight = "run-elsewhere@another-host:1"
-    claims.acquire(platform.warehouse, pipeline="daily_spend", owner=in_flight, fingerprint="f", log=print)
+    claims.acquire(platform.warehouse, "daily_spend", claims.Claimant(in_flight), fingerprint="f", log=print)
     rollback = cli(platform, stack, "rollback", "daily_spend")
     time.sleep(8)
     assert rollback.poll() is None and serving(platform) == v2_rows  # waiting, nothing moved
@@ -174,7 +175,11 @@ def test_readers_see_one_whole_version_across_swaps(
     swaps_done = 0
     for target in (1, 2, 1, 2, 1, 2):
         time.sleep(0.3)
-        assert swap(changed, warehouse=platform.warehouse, to_version=target, reason="rollback").swapped
+        assert swap(
+            changed,
+            Services(kafka, flink, platform.warehouse),
+            SwapRequest(to_version=target, reason="rollback"),
+        ).swapped
         swaps_done += 1
     time.sleep(0.3)
     stop.set()
@@ -195,7 +200,11 @@ def test_readers_see_one_whole_version_across_swaps(
         done = threading.Event()
         swapper = threading.Thread(
             target=lambda: (
-                swap(changed, warehouse=platform.warehouse, to_version=1, reason="rollback"),
+                swap(
+                    changed,
+                    Services(kafka, flink, platform.warehouse),
+                    SwapRequest(to_version=1, reason="rollback"),
+                ),
                 done.set(),
             )
         )
@@ -247,14 +256,14 @@ def test_rollback_and_roll_forward_across_an_added_column(
     assert alias_columns(platform) == [*narrow, "max_cents"]
 
     # back to v1 with the wider spec in place: v1's own columns
-    swap(wider, warehouse=platform.warehouse, to_version=1, reason="rollback")
+    swap(wider, Services(kafka, flink, platform.warehouse), SwapRequest(to_version=1, reason="rollback"))
     assert alias_columns(platform) == narrow
     assert serving(platform) == expected(platform.events, {"approved"})  # type: ignore[attr-defined]
 
     # forward to v2 with the old spec back in place: v2's own columns, max_cents included
     spec_file.write_text(old_yaml)
     old = platform.set_sql("daily_spend", old_sql)
-    swap(old, warehouse=platform.warehouse, to_version=2, reason="rollback")
+    swap(old, Services(kafka, flink, platform.warehouse), SwapRequest(to_version=2, reason="rollback"))
     assert alias_columns(platform) == [*narrow, "max_cents"]
     with platform.warehouse.connect() as conn:
         assert (

@@ -31,6 +31,7 @@ from kappa_orch import pipeline_assets
 from kappa_orch.dagster.assets import alias_key, version_key
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
@@ -95,7 +96,7 @@ def test_every_pipeline_shape_matches_the_oracle_at_scale(
     live_s = time.monotonic() - started
 
     # nothing was dropped as late, and status says so per version
-    statuses = pipeline_status(list(pipelines.values()), kafka=kafka, flink=flink, warehouse=warehouse)
+    statuses = pipeline_status(list(pipelines.values()), Services(kafka, flink, warehouse))
     for status in statuses:
         [live] = status.versions
         assert live.late_total == 0, (status.pipeline, live.late_records)
@@ -142,7 +143,7 @@ def test_every_pipeline_shape_matches_the_oracle_at_scale(
 
     # the batch table, day by day, equals the oracle's days
     days = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
-    batch = run_batch(pipelines["daily_spend"], days, kafka=kafka, flink=flink, warehouse=warehouse)
+    batch = run_batch(pipelines["daily_spend"], days, Services(kafka, flink, warehouse))
     table = f"{pipelines['daily_spend'].spec.target.schema_name}.{pipelines['daily_spend'].spec.batch_table}"
     batch_rows = serving_rows(warehouse, pipelines["daily_spend"], table)
     assert batch_rows == scale.daily_spend(log.authorizations)

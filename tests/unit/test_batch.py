@@ -34,9 +34,8 @@ def test_runs_of_consecutive_days() -> None:
 def test_batch_job_reads_from_the_first_day_to_the_end_and_filters_event_time() -> None:
     job = batch_job(
         PIPELINE,
-        first=date(2026, 1, 2),
-        last=date(2026, 1, 3),
-        staging_table="daily_spend_daily__stage_x",
+        (date(2026, 1, 2), date(2026, 1, 3)),
+        "daily_spend_daily__stage_x",
         bootstrap="127.0.0.1:9092",
         jdbc=JDBC,
     )
@@ -112,9 +111,7 @@ def test_a_bootstrap_snapshot_covers_the_days_before_until() -> None:
     assert log_needed_from(snapshot.spec, jan[0], jan[1]) == {}  # all from the snapshot
     assert log_needed_from(snapshot.spec, jan[3], jan[4]) == {topic: day_start_ms(jan[3])}
 
-    job = batch_job(
-        snapshot, first=jan[0], last=jan[4], staging_table="stage", bootstrap="127.0.0.1:9092", jdbc=JDBC
-    )
+    job = batch_job(snapshot, (jan[0], jan[4]), "stage", bootstrap="127.0.0.1:9092", jdbc=JDBC)
     _, _, source, _, table, view, _ = job.setup
     assert f"'scan.startup.timestamp-millis' = '{day_start_ms(jan[2])}'" in source
     assert table.startswith("CREATE TEMPORARY TABLE `kappa_snapshot_authorizations` (")

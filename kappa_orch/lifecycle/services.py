@@ -1,0 +1,34 @@
+"""The services every lifecycle step works with, as one frozen value.
+
+A step reads the log (Kafka), runs jobs on the stream engine, keeps tables and the
+registry in the warehouse, and tells what it does to `log`. They travel together through
+deploy, catch-up, gate, swap, repair and batch instead of as four parameters of every
+function; a step that tells its progress elsewhere makes a copy (`telling`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.progress import Log
+from kappa_orch.resources.kafka import KafkaResource
+from kappa_orch.resources.warehouse import WarehouseResource
+
+
+def _quiet(_: str) -> None:
+    """Tells nothing (the default log)."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """Kafka, the stream engine and the warehouse, with the log a step tells its progress
+    to (default: silent). Frozen: a step never swaps one out."""
+
+    kafka: KafkaResource
+    engine: StreamEngine
+    warehouse: WarehouseResource
+    log: Log = _quiet
+
+    def telling(self, log: Log) -> Services:
+        """The same services, telling progress to `log`."""
+        return replace(self, log=log)
