@@ -65,6 +65,7 @@ from kappa_orch.stack.config import StackConfig, recorded_storage  # noqa: E402
 from kappa_orch.stack.flink import FlinkService  # noqa: E402
 from kappa_orch.stack.kafka import KafkaService  # noqa: E402
 from tests.integration import scale  # noqa: E402
+from tests.integration.at_scale import produce  # noqa: E402
 from tests.integration.platform import (  # noqa: E402
     KAPPA,
     Platform,
@@ -75,7 +76,6 @@ from tests.integration.platform import (  # noqa: E402
     run_reprocess,
     start_cli,
 )
-from tests.integration.at_scale import produce  # noqa: E402
 
 PIPELINES = ("daily_spend", "account_latest")
 POINTS = ("catch-up", "gate", "anywhere")

@@ -31,6 +31,7 @@ from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
 from kappa_orch.engine.flink.sql import version_job  # noqa: E402
+from kappa_orch.engine.protocol import JobTarget  # noqa: E402
 from kappa_orch.lifecycle.reprocess import prepare_candidate  # noqa: E402
 from kappa_orch.lifecycle.services import Services  # noqa: E402
 from kappa_orch.lifecycle.swap import swap  # noqa: E402
@@ -90,15 +91,10 @@ def run(box: Sandbox, events_count: int) -> None:
         # bare: the same SQL, submitted by hand, no registry, claims, checks or swap
         with warehouse.begin() as conn:
             create_version_table(conn, v2.spec, "auth_copy__bare")
-        bare_job = version_job(
-            v2.spec,
-            v2.sql_text,
-            version=0,
-            physical_table="auth_copy__bare",
-            group_id=f"bench.bare.{topic}",
-            bootstrap=kafka.bootstrap_servers,
-            jdbc=warehouse.jdbc_options(),
+        bare = JobTarget(
+            "auth_copy__bare", f"bench.bare.{topic}", kafka.bootstrap_servers, warehouse.jdbc_options()
         )
+        bare_job = version_job(v2.spec, v2.sql_text, 0, bare)
         job = flink.submit_sql(setup=bare_job.setup, inserts=bare_job.inserts, job_name="bench-bare")
         started = time.monotonic()  # the clock of both: from the accepted submission
         jobs.append(job)

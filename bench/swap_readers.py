@@ -136,9 +136,7 @@ def main() -> None:
                     group_id=group_id_for(spec.name, version),
                     definition=version_definition(pipeline),
                 )
-                transitions.mark_gated(
-                    conn, spec.name, version, check_results={}, late_records=None, failures=None
-                )
+                transitions.mark_gated(conn, spec.name, version, transitions.GateVerdict({}, None, None))
         services = Services(box.kafka, box.flink, warehouse)
         swap(pipeline, services, SwapRequest(to_version=1, reason="bench"))
 

@@ -45,18 +45,7 @@ def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]
     help="Seconds to wait for each service to answer [env KAPPA_START_TIMEOUT].",
 )
 @click.pass_context
-def stack(
-    ctx: click.Context,
-    /,
-    home: Path,
-    timeout: float,
-    kafka_port: int,
-    kafka_controller_port: int,
-    flink_rest_port: int,
-    flink_rpc_port: int,
-    sql_gateway_port: int,
-    postgres_port: int,
-) -> None:
+def stack(ctx: click.Context, /, home: Path, timeout: float, **ports: Any) -> None:
     """The local stack: Kafka, Flink and PostgreSQL on 127.0.0.1 (one Kafka node and one
     TaskManager unless `stack up --brokers N --taskmanagers N` asked for more; the other
     commands use the counts the last `up` recorded in the stack's folder)."""
@@ -70,12 +59,7 @@ def stack(
         savepoint_uri=savepoints,
         s3_endpoint=s3_endpoint,
         start_timeout_s=timeout,
-        kafka_port=kafka_port,
-        kafka_controller_port=kafka_controller_port,
-        flink_rest_port=flink_rest_port,
-        flink_rpc_port=flink_rpc_port,
-        sql_gateway_port=sql_gateway_port,
-        postgres_port=postgres_port,
+        **ports,  # kafka_port, kafka_controller_port, flink_rest_port, ... as the options name them
     )
 
 
@@ -127,29 +111,15 @@ def _print_status(statuses: list[Any], as_json: bool) -> None:
     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [env KAPPA_S3_ENDPOINT].",
 )
 @click.pass_obj
-def up(
-    config: StackConfig,
-    /,
-    as_json: bool,
-    brokers: int | None,
-    taskmanagers: int | None,
-    checkpoint_uri: str | None,
-    savepoint_uri: str | None,
-    s3_endpoint: str | None,
-) -> None:
+def up(config: StackConfig, /, as_json: bool, brokers: int | None, **given: Any) -> None:
     """Start the services that are not running (idempotent)."""
     from dataclasses import replace
 
     from kappa_orch.stack import manager
 
-    config = replace(
-        config,
-        kafka_brokers=brokers or config.kafka_brokers,
-        taskmanagers=taskmanagers or config.taskmanagers,
-        checkpoint_uri=checkpoint_uri or config.checkpoint_uri,
-        savepoint_uri=savepoint_uri or config.savepoint_uri,
-        s3_endpoint=s3_endpoint or config.s3_endpoint,
-    )
+    # --taskmanagers and the storage options are named as the config's fields; unset: as before
+    kept = {key: value or getattr(config, key) for key, value in given.items()}
+    config = replace(config, kafka_brokers=brokers or config.kafka_brokers, **kept)
     statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
     topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
     topology.update({key: getattr(config, key) for key in STORAGE if getattr(config, key)})

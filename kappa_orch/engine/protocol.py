@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol, runtime_checkable
+
+from kappa_orch.spec.model import LoadedPipeline
 
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
 # a job in one of these states is alive: it runs or will run again by itself
@@ -50,9 +53,44 @@ class Checkpoint:
     external_path: str | None
 
 
+@dataclass(frozen=True)
+class JobDefinition:
+    """A job as the engine runs it: its name (before the deployment's prefix), the
+    statements that declare its sources and sinks, its INSERTs (run as one job), and its
+    configuration."""
+
+    job_name: str
+    setup: list[str]
+    inserts: list[str]
+    configuration: dict[str, str]
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """Where a job reads and writes: the table it fills, its consumer group, the Kafka
+    bootstrap servers, and its own role's warehouse connection options."""
+
+    table: str
+    group_id: str
+    bootstrap: str
+    jdbc: Mapping[str, str]
+
+
 @runtime_checkable
 class StreamEngine(Protocol):
-    """Submit a version's job, ask about it, stop it."""
+    """Build a version's job, submit it, ask about it, stop it."""
+
+    def version_job(self, pipeline: LoadedPipeline, version: int, target: JobTarget) -> JobDefinition:
+        """A version's streaming job: the pipeline's SQL from its sources (every event
+        checked, the broken ones to the dead-letter topic) into the target table."""
+        ...
+
+    def batch_job(
+        self, pipeline: LoadedPipeline, days: tuple[date, date], target: JobTarget
+    ) -> JobDefinition:
+        """The pipeline's SQL over the events of the days first..last (and a bootstrap
+        snapshot's rows before its `until`), as a bounded job into the target table."""
+        ...
 
     def submit_sql(
         self,

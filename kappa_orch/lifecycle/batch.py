@@ -19,15 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, Table, delete, func, insert, inspect, select
 
-from kappa_orch.engine.flink.sources import (
-    checked_source_ddl,
-    function_ddl,
-    snapshot_source_ddl,
-    snapshot_table,
-    valid_view_ddl,
-)
-from kappa_orch.engine.flink.sql import JOB_CONFIGURATION, VersionJob, sink_ddl
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import JobTarget, StreamEngine
 from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.topics import retention_gaps
@@ -39,67 +31,12 @@ from kappa_orch.registry.serving import create_version_table, drop_version_table
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
-
-DAY_MS = 86_400_000
-
-
-def day_start_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+from kappa_orch.spec.rules import DAY_MS, day_start_ms
 
 
 def batch_table(spec: PipelineSpec, name: str | None = None) -> Table:
     """The batch table (or a staging copy): the target's columns and key."""
     return version_table(spec, name or spec.batch_table or "")
-
-
-def batch_job(
-    pipeline: LoadedPipeline,
-    days: tuple[date, date],
-    staging_table: str,
-    *,
-    bootstrap: str,
-    jdbc: Mapping[str, str],
-) -> VersionJob:
-    """The Flink batch job computing the days `first..last` (`days`) into `staging_table`."""
-    spec, (first, last) = pipeline.spec, days
-    begin, end = day_start_ms(first), day_start_ms(last) + DAY_MS
-    setup = function_ddl()
-    for source in spec.sources:
-        # with a bootstrap snapshot, days before its `until` come from the snapshot
-        until = day_start_ms(source.bootstrap.until) if source.bootstrap else None
-        log_from = begin if until is None else max(begin, until)
-        setup += checked_source_ddl(
-            source,
-            bootstrap=bootstrap,
-            group_id=f"kappa.batch.{spec.name}",
-            startup_mode="timestamp",
-            extra_options={
-                "scan.startup.timestamp-millis": str(log_from),
-                "scan.bounded.mode": "latest-offset",
-            },
-        )
-        event_time = source.event_time.column if source.event_time else "event_time"
-
-        def in_range(start: int, stop: int, column: str = event_time) -> str:
-            return f"`{column}` >= TO_TIMESTAMP_LTZ({start}, 3) AND `{column}` < TO_TIMESTAMP_LTZ({stop}, 3)"
-
-        snapshot = None
-        if until is not None and begin < until:
-            setup.append(snapshot_source_ddl(source, jdbc=jdbc))
-            columns = ", ".join(f"`{c}`" for c in source.sql_columns())
-            snapshot = (
-                f"SELECT {columns} FROM `{snapshot_table(source)}` WHERE {in_range(begin, min(end, until))}"
-            )
-        # the same valid events the streaming job reads (dead letters are the streaming job's to report)
-        setup.append(valid_view_ddl(source, where=in_range(log_from, end), union=snapshot))
-    setup.append(sink_ddl(spec, physical_table=staging_table, jdbc=jdbc))
-    select_sql = pipeline.sql_text.strip().rstrip(";")
-    return VersionJob(
-        job_name=f"kappa:{spec.name}:batch:{first.isoformat()}..{last.isoformat()}",
-        setup=setup,
-        inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
-        configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
-    )
 
 
 def log_needed_from(spec: PipelineSpec, first: date, last: date) -> dict[str, int]:
@@ -206,7 +143,8 @@ def computed_days(
     }
     jdbc = _make_staging(spec, table, staging, warehouse)
     try:
-        job = batch_job(pipeline, (first, last), staging, bootstrap=kafka.bootstrap_servers, jdbc=jdbc)
+        target = JobTarget(staging, f"kappa.batch.{spec.name}", kafka.bootstrap_servers, jdbc)
+        job = flink.batch_job(pipeline, (first, last), target)
         job_id = flink.submit_sql(
             setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
         )

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from kappa_orch.config import retention_ms
-from kappa_orch.engine.flink.sql import version_job
-from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.engine.protocol import JobTarget, StreamEngine
 from kappa_orch.lifecycle.deploy_checks import (
     check_replay_history,
     refuse_unrunnable_checks,
@@ -237,15 +236,8 @@ def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEn
 def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -> str:
     """Submit the version's job; on failure nothing is left half-applied."""
     spec, plan, flink, log = pipeline.spec, prepared.plan, services.engine, services.log
-    job = version_job(
-        spec,
-        pipeline.sql_text,
-        version=plan.version,
-        physical_table=plan.physical_table,
-        group_id=plan.group_id,
-        bootstrap=services.kafka.bootstrap_servers,
-        jdbc=prepared.jdbc,
-    )
+    target = JobTarget(plan.physical_table, plan.group_id, services.kafka.bootstrap_servers, prepared.jdbc)
+    job = flink.version_job(pipeline, plan.version, target)
     resume_from = _resume_point(pipeline, prepared, flink, log)
     try:
         job_id = flink.submit_sql(
@@ -299,8 +291,8 @@ def _record_job(
                 conn,
                 spec.name,
                 plan.version,
-                state=state,
-                job_id=job_id,
+                state,
+                flink_job_id=job_id,
                 deployed_offsets=offsets,
                 source_topic_ids=ids,
             )

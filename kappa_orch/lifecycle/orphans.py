@@ -108,5 +108,5 @@ def adopt(conn: Connection, orphan: Orphan, **also: object) -> None:
     [row] = [r for r in registry.pipeline_versions(conn, orphan.pipeline) if r.version == orphan.version]
     state = registry.CATCHING_UP if row.state == registry.DEPLOYING else row.state
     transitions.mark_job_started(
-        conn, orphan.pipeline, orphan.version, state=state, job_id=orphan.job.job_id, **also
+        conn, orphan.pipeline, orphan.version, state, flink_job_id=orphan.job.job_id, **also
     )

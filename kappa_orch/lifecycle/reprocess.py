@@ -132,15 +132,8 @@ def _progress(pipeline: LoadedPipeline, row: registry.VersionRow) -> Progress:
     """Catch-up progress, told to OpenLineage as RUNNING events of the version's Flink job."""
 
     def told(lag: int, pct: float, events_per_s: float, eta_s: float | None) -> None:
-        lineage_ops.catching_up(
-            pipeline,
-            row.version,
-            row.flink_job_id or "",
-            lag=lag,
-            pct=pct,
-            events_per_s=events_per_s,
-            eta_s=eta_s,
-        )
+        reading = lineage_ops.CatchUpReading(lag, pct, events_per_s, eta_s)
+        lineage_ops.catching_up(pipeline, row.version, row.flink_job_id or "", reading)
 
     return told
 
@@ -186,16 +179,11 @@ def _record_gate(
     passed = all(o.lets_through for o in outcomes)
     failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
     with warehouse.begin() as conn:
-        transitions.mark_gated(
-            conn,
-            spec.name,
-            row.version,
-            check_results={
-                o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
-            },
-            late_records=_late_records(outcomes),
-            failures=failures,
-        )
+        results = {
+            o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
+        }
+        verdict = transitions.GateVerdict(results, _late_records(outcomes), failures)
+        transitions.mark_gated(conn, spec.name, row.version, verdict)
     if not passed:
         stop_keeping_state(spec.name, row, "it failed its checks", services)
         log(

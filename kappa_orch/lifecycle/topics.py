@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime
 from kappa_orch.errors import KappaError
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline, parse_duration
+from kappa_orch.spec.rules import DAY_MS
 
 FOREVER = -1  # retention.ms of a topic that keeps everything
-DAY_MS = 86_400_000
 KAFKA_DEFAULT_RETENTION_MS = 7 * DAY_MS  # the broker's log.retention.hours=168
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from openlineage.client.event_v2 import InputDataset
 
@@ -87,17 +87,16 @@ def _engine() -> Any:
     return processing_engine_run.ProcessingEngineRunFacet(version="2.2.1", name="flink")
 
 
-def catching_up(
-    pipeline: LoadedPipeline,
-    version: int,
-    flink_job_id: str,
-    *,
-    lag: int,
-    pct: float,
-    events_per_s: float,
-    eta_s: float | None,
-) -> None:
+class CatchUpReading(NamedTuple):
+    lag: int
+    pct: float
+    events_per_s: float
+    eta_s: float | None
+
+
+def catching_up(pipeline: LoadedPipeline, version: int, flink_job_id: str, reading: CatchUpReading) -> None:
     """Progress of a catching-up version's Flink job (RUNNING)."""
+    lag, pct, events_per_s, eta_s = reading
 
     def build(names: ev.Names) -> list[Any]:
         job = ev.job(names, pipeline, "stream", streaming=True)

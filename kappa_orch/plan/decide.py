@@ -261,21 +261,10 @@ class RegistryView:
         return self.job_states.get(row.flink_job_id or "", "UNKNOWN")
 
 
-def plan(
-    pipelines: Sequence[LoadedPipeline],
-    rows: Sequence[registry.VersionRow],
-    live: dict[str, int],
-    claims: dict[str, str],
-    now: datetime,
-    job_states: Mapping[str, str] | None = None,
-    missing_tables: frozenset[tuple[str, int]] = frozenset(),
-    no_alias: frozenset[str] = frozenset(),
-    topic_ids: Mapping[str, str | None] | None = None,
-) -> list[PipelinePlan]:
-    """The plan of every pipeline (pure). Without `job_states` jobs are not judged (no
-    repair, no abandon); without `topic_ids` replaced logs are not seen."""
-    view = RegistryView(rows, live, claims, now, job_states, missing_tables, no_alias, topic_ids)
-    due = due_for_retirement(list(pipelines), list(rows), live, now)
+def plan(pipelines: Sequence[LoadedPipeline], view: RegistryView) -> list[PipelinePlan]:
+    """The plan of every pipeline (pure). Without the view's `job_states` jobs are not
+    judged (no repair, no abandon); without its `topic_ids` replaced logs are not seen."""
+    due = due_for_retirement(list(pipelines), list(view.rows), view.live, view.now)
     return [pipeline_plan(p, view, [r.version for r in due if r.pipeline == p.name]) for p in pipelines]
 
 
@@ -294,7 +283,7 @@ def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int
     step = plan_deploy(
         pipeline, rows=mine, job_states=view.job_states or {}, now=view.now, topic_ids=view.topic_ids
     )
-    action, detail = _next_action(pipeline, desired, mine, live_row, verdicts, problems, step, view)
+    action, detail = _next_action(pipeline, _Judged(mine, live_row, verdicts, problems), step, view)
     return PipelinePlan(
         pipeline=name,
         live_version=live_row.version if live_row else None,
@@ -315,18 +304,22 @@ def pipeline_plan(pipeline: LoadedPipeline, view: RegistryView, retire: list[int
     )
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """One pipeline's versions as the plan judged them."""
+
+    mine: list[registry.VersionRow]
+    live_row: registry.VersionRow | None
+    verdicts: dict[int, str | None]  # version -> why it is degraded (None: healthy)
+    problems: list[str]
+
+
 def _next_action(
-    pipeline: LoadedPipeline,
-    desired: str,
-    mine: list[registry.VersionRow],
-    live_row: registry.VersionRow | None,
-    verdicts: dict[int, str | None],
-    problems: list[str],
-    step: DeployPlan,
-    view: RegistryView,
+    pipeline: LoadedPipeline, judged: _Judged, step: DeployPlan, view: RegistryView
 ) -> tuple[str, str]:
     """What automation does next (none, deploy, reprocess, repair, blocked), and why (pure)."""
-    name = pipeline.name
+    name, desired = pipeline.name, pipeline.fingerprint
+    mine, live_row, verdicts, problems = judged.mine, judged.live_row, judged.verdicts, judged.problems
     candidate = next((r for r in mine if r.fingerprint == desired), None)
     serves_spec = live_row is not None and live_row.fingerprint == desired
     replaced = replaced_logs(live_row, view.topic_ids or {}) if live_row is not None else []
@@ -377,4 +370,4 @@ def current_plan(
             if r.pipeline in names and r.flink_job_id and r.state in SERVING | IN_FLIGHT
         }
     claims, now = held_claims(warehouse), datetime.now(UTC)
-    return plan(pipelines, rows, live, claims, now, job_states, missing, no_alias, topic_ids)
+    return plan(pipelines, RegistryView(rows, live, claims, now, job_states, missing, no_alias, topic_ids))

@@ -10,6 +10,7 @@ an accepted log, an error while the version keeps serving).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -65,12 +66,13 @@ def mark_deploying(conn: Connection, pipeline: str, version: int) -> None:
     _write(conn, pipeline, version, state=DEPLOYING, flink_job_id=None, error=None)
 
 
-def mark_job_started(
-    conn: Connection, pipeline: str, version: int, *, state: str, job_id: str, **facts: Any
-) -> None:
-    """Its job runs: a new version catches up; a live or ready one whose job was replaced
-    (repair, an adopted orphan) stays what it was."""
-    _write(conn, pipeline, version, state=state, flink_job_id=job_id, **facts)
+def mark_job_started(conn: Connection, pipeline: str, version: int, state: str, **job: Any) -> None:
+    """Its job runs (`job`: its `flink_job_id`, and what it started from: offsets, topic
+    ids): a new version catches up; a live or ready one whose job was replaced (repair, an
+    adopted orphan) stays what it was."""
+    if not job.get("flink_job_id"):
+        raise ValueError("a started job has an id (flink_job_id)")
+    _write(conn, pipeline, version, state=state, **job)
 
 
 def mark_catching_up(conn: Connection, pipeline: str, version: int) -> None:
@@ -83,25 +85,29 @@ def mark_caught_up(conn: Connection, pipeline: str, version: int, *, definition:
     _write(conn, pipeline, version, state=CHECKING, definition=definition)
 
 
-def mark_gated(
-    conn: Connection,
-    pipeline: str,
-    version: int,
-    *,
-    check_results: dict[str, Any],
-    late_records: Any,
-    failures: str | None,
-) -> None:
-    """The gate's verdict: ready to serve, or failed with the checks that failed."""
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate's verdict on a version: each check's result, the late records it counted,
+    and the checks that failed (empty: it passed)."""
+
+    check_results: dict[str, Any]
+    late_records: dict[str, int] | None
+    failures: str | None
+
+
+def mark_gated(conn: Connection, pipeline: str, version: int, verdict: GateVerdict) -> None:
+    """Ready to serve, or failed with the checks that failed."""
+    failures = verdict.failures
     error = f"checks failed: {failures}"[:ERROR_CHARS] if failures else None
     state = FAILED if failures else READY
+    late = verdict.late_records
     _write(
         conn,
         pipeline,
         version,
         state=state,
-        check_results=check_results,
-        late_records=late_records,
+        check_results=verdict.check_results,
+        late_records=late,
         error=error,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Annotated
 
@@ -51,6 +52,14 @@ def flink_reserved_words() -> frozenset[str]:
 COLUMN_TYPES = ("STRING", "BOOLEAN", "INT", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP(3)")
 DECIMAL_TYPE = re.compile(r"^DECIMAL\((\d{1,2}),\s*(\d{1,2})\)$")
 MAX_DECIMAL_PRECISION = 38  # Flink's and a safe bound for PostgreSQL's NUMERIC
+
+
+DAY_MS = 86_400_000
+
+
+def day_start_ms(day: date) -> int:
+    """The epoch milliseconds at which `day` begins (UTC)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def parse_duration(text: str) -> float:

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kappa_orch.lifecycle.batch import batch_job, consecutive_runs, day_start_ms, log_needed_from
+from kappa_orch.engine.flink.batch import batch_job
+from kappa_orch.engine.protocol import JobTarget
+from kappa_orch.lifecycle.batch import consecutive_runs, log_needed_from
 from kappa_orch.spec.load import SpecErrors, load_pipeline, load_pipelines
 from kappa_orch.spec.model import Bootstrap, LoadedPipeline
+from kappa_orch.spec.rules import day_start_ms
 from tests.unit.specs import SQL, write
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -32,13 +35,8 @@ def test_runs_of_consecutive_days() -> None:
 
 
 def test_batch_job_reads_from_the_first_day_to_the_end_and_filters_event_time() -> None:
-    job = batch_job(
-        PIPELINE,
-        (date(2026, 1, 2), date(2026, 1, 3)),
-        "daily_spend_daily__stage_x",
-        bootstrap="127.0.0.1:9092",
-        jdbc=JDBC,
-    )
+    target = JobTarget("daily_spend_daily__stage_x", "kappa.batch.daily_spend", "127.0.0.1:9092", JDBC)
+    job = batch_job(PIPELINE, (date(2026, 1, 2), date(2026, 1, 3)), target)
     begin, end = day_start_ms(date(2026, 1, 2)), day_start_ms(date(2026, 1, 4))
     _, _, source, checked, view, sink = job.setup  # the parse functions first
     assert checked.startswith("CREATE TEMPORARY VIEW `kappa_checked_authorizations` AS")
@@ -111,7 +109,9 @@ def test_a_bootstrap_snapshot_covers_the_days_before_until() -> None:
     assert log_needed_from(snapshot.spec, jan[0], jan[1]) == {}  # all from the snapshot
     assert log_needed_from(snapshot.spec, jan[3], jan[4]) == {topic: day_start_ms(jan[3])}
 
-    job = batch_job(snapshot, (jan[0], jan[4]), "stage", bootstrap="127.0.0.1:9092", jdbc=JDBC)
+    job = batch_job(
+        snapshot, (jan[0], jan[4]), JobTarget("stage", "kappa.batch.daily_spend", "127.0.0.1:9092", JDBC)
+    )
     _, _, source, _, table, view, _ = job.setup
     assert f"'scan.startup.timestamp-millis' = '{day_start_ms(jan[2])}'" in source
     assert table.startswith("CREATE TEMPORARY TABLE `kappa_snapshot_authorizations` (")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kappa_orch.errors import ClaimHeld
-from kappa_orch.plan.decide import plan_deploy
+from kappa_orch.plan.decide import RegistryView, plan_deploy
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
@@ -104,7 +104,7 @@ def test_the_plan_and_a_deploy_answer_from_one_rule(state: registry.VersionState
     live_row = row(1, "0" * 16, registry.LIVE, job="live-job")
     candidate = row(2, FP, state, job="job", created=NOW - timedelta(hours=1))
     states = {"live-job": "RUNNING", "job": job_state}
-    [planned] = plan([PIPELINE], [live_row, candidate], {"daily_spend": 1}, {}, NOW, states)
+    [planned] = plan([PIPELINE], RegistryView([live_row, candidate], {"daily_spend": 1}, {}, NOW, states))
     step = plan_deploy(PIPELINE, rows=[live_row, candidate], job_states=states, now=NOW)
     assert planned.deploy == step
     if step.action == "refused":

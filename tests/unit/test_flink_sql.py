@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kappa_orch.engine.flink.sources import LETTER_PAYLOAD_CHARS, event_schema, interval
 from kappa_orch.engine.flink.sql import job_configuration, version_job
+from kappa_orch.engine.protocol import JobTarget
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -15,15 +16,8 @@ JDBC = {"url": "jdbc:postgresql://127.0.0.1:5432/warehouse", "username": "u", "p
 
 def job(name: str, **changes: object):  # type: ignore[no-untyped-def]
     pipeline = PIPELINES[name]
-    return version_job(
-        pipeline.spec.model_copy(update=changes),
-        pipeline.sql_text,
-        version=3,
-        physical_table=pipeline.spec.target.version_table(3),
-        group_id=f"kappa.{name}.v3",
-        bootstrap="127.0.0.1:9092",
-        jdbc=JDBC,
-    )
+    target = JobTarget(pipeline.spec.target.version_table(3), f"kappa.{name}.v3", "127.0.0.1:9092", JDBC)
+    return version_job(pipeline.spec.model_copy(update=changes), pipeline.sql_text, 3, target)
 
 
 TEXT = "CAST(`payload_bytes` AS STRING)"

@@ -9,7 +9,7 @@ from pathlib import Path
 from kappa_orch.dagster.health import job_health
 from kappa_orch.engine.flink.resource import root_cause
 from kappa_orch.lifecycle.deploy_checks import slot_shortage
-from kappa_orch.plan.decide import abandoned, column_diff, degraded, plan
+from kappa_orch.plan.decide import RegistryView, abandoned, column_diff, degraded, plan
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
@@ -54,18 +54,20 @@ def test_only_a_superseded_candidate_nobody_will_gate_is_abandoned() -> None:
 
 def test_the_plan_repairs_a_degraded_live_version_and_is_not_in_sync() -> None:
     rows = [row(1, "old", registry.READY), row(2, FP, registry.LIVE), row(3, "older", registry.CHECKING)]
-    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, {"j1": "RUNNING", "j2": "FAILED"})
+    [p] = plan([PIPELINE], RegistryView(rows, {"daily_spend": 2}, {}, NOW, {"j1": "RUNNING", "j2": "FAILED"}))
     assert p.action == "repair"
     assert p.detail.startswith("v2 is live but its Flink job j2 is FAILED")
     assert (p.repair, p.abandon) == ([2], [3])
     # without job states the plan does not judge health (the registry alone cannot)
-    [blind] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW)
+    [blind] = plan([PIPELINE], RegistryView(rows, {"daily_spend": 2}, {}, NOW))
     assert (blind.action, blind.repair, blind.abandon) == ("none", [], [])
 
 
 def test_a_degraded_ready_version_is_repaired_beside_a_reprocess() -> None:
     rows = [row(1, "old", registry.READY), row(2, "older", registry.LIVE)]
-    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, {"j1": "UNKNOWN", "j2": "RUNNING"})
+    [p] = plan(
+        [PIPELINE], RegistryView(rows, {"daily_spend": 2}, {}, NOW, {"j1": "UNKNOWN", "j2": "RUNNING"})
+    )
     assert (p.action, p.repair) == ("reprocess", [1])
 
 
@@ -157,9 +159,14 @@ def test_a_missing_table_or_alias_degrades_and_asks_for_repair() -> None:
     assert degraded(rows[0], "RUNNING", table_present=False) == (
         "v1 is ready but its table daily_spend__v1 is missing (dropped by hand?)"
     )
-    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, states, frozenset({("daily_spend", 1)}))
+    [p] = plan(
+        [PIPELINE], RegistryView(rows, {"daily_spend": 2}, {}, NOW, states, frozenset({("daily_spend", 1)}))
+    )
     assert (p.action, p.repair) == ("none", [1])  # the live version serves; v1 is repaired aside
-    [p] = plan([PIPELINE], rows, {"daily_spend": 2}, {}, NOW, states, frozenset(), frozenset({"daily_spend"}))
+    [p] = plan(
+        [PIPELINE],
+        RegistryView(rows, {"daily_spend": 2}, {}, NOW, states, frozenset(), frozenset({"daily_spend"})),
+    )
     assert p.action == "repair" and p.detail == "the alias view analytics.daily_spend of live v2 is missing"
 
 

@@ -78,3 +78,23 @@ def test_the_rule_sees_a_wrong_import(tmp_path: Path) -> None:
     assert imports_of(module) == {"lifecycle"}
     module.write_text("from kappa_orch import registry, errors\n")
     assert imports_of(module) == {"registry", "errors"}
+
+
+# the core works with the engine through its protocol only: it builds, submits and asks
+# about jobs in engine terms (StreamEngine, JobDefinition, JobTarget), never Flink's
+# (config builds the resources a deployment runs with, FlinkResource among them)
+CORE = ("spec", "registry", "plan", "lifecycle", "lineage", "resources")
+
+
+def test_the_core_imports_no_flink_names() -> None:
+    wrong = []
+    for package in CORE:
+        for path in sorted((LIBRARY / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                module = getattr(node, "module", None) or ""
+                names = [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
+                if module.startswith("kappa_orch.engine.flink") or any(
+                    n.startswith("kappa_orch.engine.flink") for n in names
+                ):
+                    wrong.append(f"{path.relative_to(LIBRARY.parent)}:{node.lineno}")  # type: ignore[attr-defined]
+    assert wrong == []

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kappa_orch.lifecycle.catch_up import CatchUpTracker
-from kappa_orch.plan.decide import due_for_retirement, plan
+from kappa_orch.plan.decide import RegistryView, due_for_retirement, plan
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.fingerprint import fingerprint
 from kappa_orch.spec.load import load_pipelines
@@ -48,7 +48,7 @@ def test_progress_estimates_time_left() -> None:
 def decide(
     rows: list[registry.VersionRow], live: dict[str, int], claims: dict[str, str] | None = None
 ) -> tuple[str, str]:
-    [p] = plan([PIPELINE], rows, live, claims or {}, NOW)
+    [p] = plan([PIPELINE], RegistryView(rows, live, claims or {}, NOW))
     return p.action, p.detail
 
 
@@ -89,5 +89,5 @@ def test_retirement_waits_for_the_grace_period() -> None:
     failed = row(4, "c", registry.FAILED, replaced=None)
     due = due_for_retirement([PIPELINE], [recent, old, live, failed], {"daily_spend": 3}, NOW)
     assert [r.version for r in due] == [2]
-    [p] = plan([PIPELINE], [recent, old, live, failed], {"daily_spend": 3}, {}, NOW)
+    [p] = plan([PIPELINE], RegistryView([recent, old, live, failed], {"daily_spend": 3}, {}, NOW))
     assert p.retire == [2]

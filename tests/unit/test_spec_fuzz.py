@@ -25,6 +25,7 @@ import yaml
 
 from kappa_orch.engine.flink.planner import FlinkPlanner
 from kappa_orch.engine.flink.sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK, version_job
+from kappa_orch.engine.protocol import JobTarget
 from kappa_orch.spec.load import SpecErrors, load_pipeline
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.spec.sql import comments_and_code
@@ -225,15 +226,9 @@ def statements(text: str) -> list[str]:
 
 
 def generated_statements(pipeline: LoadedPipeline) -> list[str]:
-    job = version_job(
-        pipeline.spec,
-        pipeline.sql_text,
-        version=1,
-        physical_table=pipeline.spec.target.version_table(1),
-        group_id="g",
-        bootstrap="127.0.0.1:9092",
-        jdbc={"url": "jdbc:postgresql://127.0.0.1:5432/w", "username": "u", "password": "p'; DROP"},
-    )
+    jdbc = {"url": "jdbc:postgresql://127.0.0.1:5432/w", "username": "u", "password": "p'; DROP"}
+    target = JobTarget(pipeline.spec.target.version_table(1), "g", "127.0.0.1:9092", jdbc)
+    job = version_job(pipeline.spec, pipeline.sql_text, 1, target)
     for ddl in job.setup:
         assert len(statements(ddl)) == 1, ddl
     # as the SQL Gateway receives them (kappa_orch.resources.flink)

@@ -8,13 +8,13 @@ from pathlib import Path
 import yaml
 
 from kappa_orch.lifecycle.topics import (
-    DAY_MS,
     FOREVER,
     KAFKA_DEFAULT_RETENTION_MS,
     declared_retention_warnings,
     topic_needs,
 )
 from kappa_orch.spec.load import load_pipelines
+from kappa_orch.spec.rules import DAY_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 3, 1)  # daily_spend's batch starts 2026-01-01: 60 days of history

@@ -6,15 +6,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from kappa_orch.engine.flink.batch import batch_job
+from kappa_orch.engine.flink.sql import version_job
 from kappa_orch.engine.flink.statements import check_statement_set
-from kappa_orch.engine.protocol import TERMINAL_STATES, Checkpoint, EngineJob
+from kappa_orch.engine.protocol import (
+    TERMINAL_STATES,
+    Checkpoint,
+    EngineJob,
+    JobDefinition,
+    JobTarget,
+)
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
+from kappa_orch.spec.model import LoadedPipeline
 
 # what to check when the TLS handshake fails (the local stack asks for its client certificate)
 _TLS_HINT = (
@@ -72,6 +82,16 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     def job_name(self, name: str) -> str:
         """A job's name on the cluster: the deployment's name, then kappa_orch's."""
         return f"{self.deployment}/{name}"
+
+    def version_job(self, pipeline: LoadedPipeline, version: int, target: JobTarget) -> JobDefinition:
+        """A version's job in Flink SQL (engine.flink.sql)."""
+        return version_job(pipeline.spec, pipeline.sql_text, version, target)
+
+    def batch_job(
+        self, pipeline: LoadedPipeline, days: tuple[date, date], target: JobTarget
+    ) -> JobDefinition:
+        """The pipeline's batch job over `days` in Flink SQL (engine.flink.batch)."""
+        return batch_job(pipeline, days, target)
 
     def submit_sql(
         self,

@@ -20,7 +20,6 @@ the input-balance check reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from kappa_orch.engine.flink.sources import (
     LETTER_PAYLOAD_CHARS,
@@ -34,6 +33,7 @@ from kappa_orch.engine.flink.sources import (
     text_literal,
     valid_view_ddl,
 )
+from kappa_orch.engine.protocol import JobDefinition, JobTarget
 from kappa_orch.spec.model import INPUT_COUNTS_TABLE, PipelineSpec, Source, parse_duration
 from kappa_orch.spec.sql import late_dropping, parse_select
 
@@ -46,16 +46,6 @@ JOB_CONFIGURATION = {
     "table.exec.mini-batch.allow-latency": "1s",
     "table.exec.mini-batch.size": "5000",
 }
-
-
-@dataclass(frozen=True)
-class VersionJob:
-    """Everything the SQL Gateway needs to run one version."""
-
-    job_name: str
-    setup: list[str]
-    inserts: list[str]
-    configuration: dict[str, str]
 
 
 DEAD_LETTER_SINK = "kappa_dead_letters"
@@ -206,16 +196,9 @@ def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]
     return f"CREATE TEMPORARY TABLE `kappa_sink` (\n  {body}\n) WITH (\n  {options_sql(options)}\n)"
 
 
-def version_job(
-    spec: PipelineSpec,
-    sql_text: str,
-    *,
-    version: int,
-    physical_table: str,
-    group_id: str,
-    bootstrap: str,
-    jdbc: Mapping[str, str],
-) -> VersionJob:
+def version_job(spec: PipelineSpec, sql_text: str, version: int, target: JobTarget) -> JobDefinition:
+    """A version's job in Flink SQL (StreamEngine.version_job)."""
+    bootstrap, group_id, jdbc = target.bootstrap, target.group_id, target.jdbc
     startup_mode = "earliest-offset" if spec.start.position == "earliest" else "latest-offset"
     setup = function_ddl()
     route_late = bool(late_dropping_operators(spec, sql_text))
@@ -229,14 +212,14 @@ def version_job(
             lateness=spec.allowed_lateness,
         )
         setup.append(valid_view_ddl(source))
-    setup.append(sink_ddl(spec, physical_table=physical_table, jdbc=jdbc))
+    setup.append(sink_ddl(spec, physical_table=target.table, jdbc=jdbc))
     setup.append(dead_letter_sink_ddl(spec.dead_letter_topic, bootstrap=bootstrap))
     setup.append(input_counts_sink_ddl(table=INPUT_COUNTS_TABLE, jdbc=jdbc))
     select = sql_text.strip().rstrip(";")
     inserts = [f"INSERT INTO `kappa_sink`\n{select}"]
     inserts += [dead_letter_insert(spec, source, version) for source in spec.sources]
     inserts += [input_counts_insert(spec, source, version) for source in spec.sources]
-    return VersionJob(
+    return JobDefinition(
         job_name=f"kappa:{spec.name}:v{version}",
         setup=setup,
         inserts=inserts,
