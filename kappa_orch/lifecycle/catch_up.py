@@ -43,7 +43,9 @@ class CatchUpTracker:
             return 0.0, 0.0, None
         (t0, lag0), (t1, lag1) = self.first, self.last
         done = 1.0 if lag0 <= 0 else max(0.0, min(1.0, (lag0 - lag1) / lag0))
-        rate = (lag0 - lag1) / (t1 - t0) if t1 > t0 else 0.0
+        # a lag that grew (the job restarting while events arrive) is no progress, not a
+        # negative speed
+        rate = max(0.0, (lag0 - lag1) / (t1 - t0)) if t1 > t0 else 0.0
         left = lag1 / rate if rate > 0 else None
         return done, rate, left
 

@@ -45,6 +45,21 @@ def test_progress_estimates_time_left() -> None:
     assert tracker.progress() == (0.4, 1000.0, 6.0)
 
 
+def test_a_growing_lag_is_no_progress_not_a_negative_rate() -> None:
+    # found by validating every OpenLineage event the tests emit: with its TaskManager
+    # killed, a candidate's lag grew while the job restarted, and its catch-up progress
+    # said -737.9 events/s (on the console and in the kappa_catchUp facet, whose schema
+    # says at least 0)
+    tracker = CatchUpTracker(max_lag=0, stable_for_s=1)
+    tracker.observe(0, 10_000)
+    tracker.observe(4, 12_000)
+    assert tracker.progress() == (0.0, 0.0, None)
+    tracker.observe(8, 11_000)  # still behind where it started
+    assert tracker.progress() == (0.0, 0.0, None)
+    tracker.observe(12, 4_000)
+    assert tracker.progress() == (0.6, 500.0, 8.0)
+
+
 def decide(
     rows: list[registry.VersionRow], live: dict[str, int], claims: dict[str, str] | None = None
 ) -> tuple[str, str]:
