@@ -127,15 +127,15 @@ def main() -> None:
                     ),
                     {"n": rows},
                 )
-                registry.add_version(
-                    conn,
-                    pipeline=spec.name,
-                    version=version,
-                    fingerprint=fingerprint(pipeline) if version == 2 else "bench-v1",
-                    physical_table=table,
-                    group_id=group_id_for(spec.name, version),
-                    definition=version_definition(pipeline),
+                new = registry.NewVersion(
+                    spec.name,
+                    version,
+                    fingerprint(pipeline) if version == 2 else "bench-v1",
+                    table,
+                    group_id_for(spec.name, version),
+                    version_definition(pipeline),
                 )
+                registry.add_version(conn, new)
                 transitions.mark_gated(conn, spec.name, version, transitions.GateVerdict({}, None, None))
         services = Services(box.kafka, box.flink, warehouse)
         swap(pipeline, services, SwapRequest(to_version=1, reason="bench"))

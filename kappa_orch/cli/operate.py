@@ -42,47 +42,36 @@ from kappa_orch.errors import KappaError, OperationRefused, SpecError
     "folder].",
 )
 @platform_options
-def reprocess_command(
-    pipeline: str,
-    wait: bool,
-    accept: tuple[str, ...],
-    reason: str | None,
-    definitions: Path | None,
-    **options: Any,
-) -> None:
+def reprocess_command(pipeline: str, wait: bool, definitions: Path | None, **options: Any) -> None:
     """Replay the log into a new version, await catch-up, check it, swap the alias (the
     same run the reprocess sensor requests). Without --wait it runs in the background.
     A candidate that failed its checks is checked again; with --accept a failed
     non-structural check no longer blocks the swap."""
     from kappa_orch.lifecycle.gate import check_acceptance
+    from kappa_orch.lifecycle.reprocess import Acceptance
 
+    acceptance = Acceptance(tuple(options.pop("accept")), options.pop("reason"))
     platform = platform_of(options)
-    check_acceptance(accept, reason)
+    check_acceptance(acceptance.checks, acceptance.reason)
     if not wait:
-        _in_background(pipeline, accept, reason, platform.home / "logs", options, definitions)
+        _in_background(pipeline, acceptance, platform.home / "logs", options, definitions)
         return
-    alias = reprocess_here(pipeline, accept, reason, platform, definitions)
+    alias = reprocess_here(pipeline, acceptance, platform, definitions)
     click.echo(f"reprocess of {pipeline} finished: {alias} serves the spec's fingerprint")
 
 
-def reprocess_here(
-    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any, definitions: Path | None = None
-) -> str:
-    """The reprocess run in this process; on an error or a failed run, its message and
-    exit status (1). The alias it swapped, when it succeeded."""
-    result, alias = _reprocess_in_foreground(pipeline, accept, reason, platform, definitions)
+def reprocess_here(pipeline: str, acceptance: Any, platform: Any, definitions: Path | None = None) -> str:
+    """The reprocess run in this process (`acceptance`: the failed checks it accepts, and
+    why); on an error or a failed run, its message and exit status (1). The alias it
+    swapped, when it succeeded."""
+    result, alias = _reprocess_in_foreground(pipeline, acceptance, platform, definitions)
     if not result.success:
         _report_failed_reprocess(pipeline, result)
     return str(alias)
 
 
 def _in_background(
-    pipeline: str,
-    accept: tuple[str, ...],
-    reason: str | None,
-    log_dir: Path,
-    options: dict[str, Any],
-    definitions: Path | None,
+    pipeline: str, acceptance: Any, log_dir: Path, options: dict[str, Any], definitions: Path | None
 ) -> None:
     """The same command with --wait, detached, its output in the stack's logs folder; the
     options travel as KAPPA_* variables (no password on a command line `ps` shows)."""
@@ -91,8 +80,8 @@ def _in_background(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"reprocess-{pipeline}.log"
     argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
-    argv += [item for check in accept for item in ("--accept", check)]
-    argv += ["--reason", reason] if reason else []
+    argv += [item for check in acceptance.checks for item in ("--accept", check)]
+    argv += ["--reason", acceptance.reason] if acceptance.reason else []
     argv += ["--definitions", str(definitions.resolve())] if definitions else []
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
@@ -106,7 +95,7 @@ def _in_background(
 
 
 def _reprocess_in_foreground(
-    pipeline: str, accept: tuple[str, ...], reason: str | None, platform: Any, definitions: Path | None
+    pipeline: str, acceptance: Any, platform: Any, definitions: Path | None
 ) -> tuple[Any, str]:
     """The reprocess run (the versions and alias assets of one pipeline), here and now."""
     import getpass
@@ -129,7 +118,9 @@ def _reprocess_in_foreground(
         resources=resources,
         instance=instance,
         tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
-        run_config=RunConfig(ops={versions_op: CandidateConfig(accept=list(accept), reason=reason or "")}),
+        run_config=RunConfig(
+            ops={versions_op: CandidateConfig(accept=list(acceptance.checks), reason=acceptance.reason or "")}
+        ),
     )
     warehouse.dispose()
     return result, chosen.spec.target.alias

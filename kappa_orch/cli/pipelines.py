@@ -268,6 +268,7 @@ def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
 def _apply(plans: list[Any], platform: PlatformConfig) -> None:
     """Run each planned deploy or reprocess, one pipeline after the other; exit 1 on a failure."""
     from kappa_orch.cli.operate import reprocess_here
+    from kappa_orch.lifecycle.reprocess import Acceptance
 
     todo = [p.pipeline for p in plans if p.action in ("deploy", "reprocess")]
     if not todo:
@@ -275,7 +276,7 @@ def _apply(plans: list[Any], platform: PlatformConfig) -> None:
         return
     for name in todo:
         click.echo(f"applying: reprocess of {name}")
-        alias = reprocess_here(name, (), None, platform)
+        alias = reprocess_here(name, Acceptance(), platform)
         click.echo(f"{name}: {alias} serves the spec's fingerprint")
 
 

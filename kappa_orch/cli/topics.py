@@ -23,7 +23,7 @@ def topics_command(create: bool, as_json: bool, **options: Any) -> None:
     declares, and keeps the history its readers need (start.retention_needed, the batch
     range). Exit 1 on a problem. With --create, missing topics are made with the declared
     partitions and retention (else the deployment's: KAPPA_TOPIC_PARTITIONS, KAPPA_TOPIC_RETENTION)."""
-    from kappa_orch.lifecycle.topics import check_topics, topic_needs
+    from kappa_orch.lifecycle.topics import TopicDefaults, check_topics, topic_needs
 
     platform = platform_of(options)
     pipelines = load_specs(platform.specs)
@@ -34,14 +34,8 @@ def topics_command(create: bool, as_json: bool, **options: Any) -> None:
             "declare the same partitions and retention in every spec that reads a topic",
         )
     kafka = platform.resources()["kafka"]
-    reports = check_topics(
-        needs,
-        kafka,
-        create=create,
-        default_partitions=platform.topic_partitions,
-        default_retention_ms=platform.topic_retention_ms(),
-        log=click.echo,
-    )
+    defaults = TopicDefaults(platform.topic_partitions, platform.topic_retention_ms())
+    reports = check_topics(needs, kafka, create=defaults if create else None, log=click.echo)
     if as_json:
         click.echo(json.dumps([asdict(r) for r in reports], indent=2))
     else:
@@ -102,28 +96,23 @@ def dead_letters_command(
     by_version = Counter(version_label(x.pipeline, x.version) for x in letters)
     by_reason = Counter(x.reason for x in letters)
     newest = sorted(written, key=lambda x: (x.timestamp_ms or 0, x.partition, x.offset), reverse=True)
-    latest = [sample(letter) for letter in newest[:limit]]
+    summary = {
+        "topic": topic,
+        "broken_records": len(letters),
+        "by_version": by_version,
+        "by_reason": by_reason,
+        "letters_written": len(written),
+        "latest": [sample(letter) for letter in newest[:limit]],
+    }
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "topic": topic,
-                    "broken_records": len(letters),
-                    "by_version": by_version,
-                    "by_reason": by_reason,
-                    "letters_written": len(written),
-                    "latest": latest,
-                }
-            )
-        )
+        click.echo(json.dumps(summary))
         return
-    which = f"{chosen.name} v{version}" if version is not None else chosen.name
-    _print_letters(which, topic, len(written), by_version, by_reason, latest)
+    _print_letters(f"{chosen.name} v{version}" if version is not None else chosen.name, summary)
 
 
-def _print_letters(
-    which: str, topic: str, written: int, by_version: Any, by_reason: Any, latest: list[dict[str, Any]]
-) -> None:
+def _print_letters(which: str, summary: dict[str, Any]) -> None:
+    topic, written, latest = summary["topic"], summary["letters_written"], summary["latest"]
+    by_version, by_reason = summary["by_version"], summary["by_reason"]
     broken = sum(by_version.values())
     again = (
         f"; {written - broken:,} letter(s) written again after a restore not counted"

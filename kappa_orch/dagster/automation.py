@@ -135,18 +135,11 @@ PlanDecision = Callable[[SensorEvaluationContext, list[PipelinePlan]], list[RunR
 
 
 def _plan_sensor(
-    pipelines: Sequence[LoadedPipeline],
-    *,
-    name: str,
-    job: Any,
-    minimum_interval_seconds: int,
-    default_status: DefaultSensorStatus,
-    description: str,
-    decide: PlanDecision,
-    with_flink: bool = False,
+    pipelines: Sequence[LoadedPipeline], decide: PlanDecision, *, with_flink: bool = False, **settings: Any
 ) -> SensorDefinition:
     """A sensor that reads the current plan and lets `decide` turn it into run requests
-    (or a reason to skip). A service that does not answer is a skipped tick, not an error."""
+    (or a reason to skip). A service that does not answer is a skipped tick, not an error.
+    `settings`: Dagster's sensor arguments (name, job, interval, default status, description)."""
     pipelines = list(pipelines)
 
     def tick(
@@ -159,13 +152,6 @@ def _plan_sensor(
         decided = decide(context, plans)
         return SkipReason(decided) if isinstance(decided, str) else SensorResult(run_requests=decided)
 
-    settings = {
-        "name": name,
-        "job": job,
-        "minimum_interval_seconds": minimum_interval_seconds,
-        "default_status": default_status,
-        "description": description,
-    }
     # Dagster injects the resources a sensor's signature names: only the ones it uses
     if with_flink:
 
@@ -187,7 +173,6 @@ def _plan_sensor(
 def repair_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = REPAIR_SENSOR,
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     job: Any = None,
@@ -217,20 +202,19 @@ def repair_sensor(
 
     return _plan_sensor(
         pipelines,
-        name=name,
+        decide,
+        with_flink=True,
+        name=REPAIR_SENSOR,
         job=job or repair_job(pipelines),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a repair when a live or ready version's Flink job is gone.",
-        decide=decide,
-        with_flink=True,
     )
 
 
 def reprocess_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = REPROCESS_SENSOR,
     minimum_interval_seconds: int = 30,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
@@ -257,19 +241,18 @@ def reprocess_sensor(
 
     return _plan_sensor(
         pipelines,
-        name=name,
+        decide,
+        name=REPROCESS_SENSOR,
         job=job or reprocess_job(pipelines, translator=translator),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests a reprocess when a spec's fingerprint differs from its live version.",
-        decide=decide,
     )
 
 
 def retire_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = RETIRE_SENSOR,
     minimum_interval_seconds: int = 300,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     job: Any = None,
@@ -289,10 +272,10 @@ def retire_sensor(
 
     return _plan_sensor(
         pipelines,
-        name=name,
+        decide,
+        name=RETIRE_SENSOR,
         job=job or retire_job(pipelines),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Requests the retire job for replaced versions past their grace period.",
-        decide=decide,
     )

@@ -98,7 +98,6 @@ def _late_days_of(
 def late_data_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = LATE_DATA_SENSOR,
     minimum_interval_seconds: int = 60,
     max_records_per_partition: int = 200_000,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
@@ -111,7 +110,7 @@ def late_data_sensor(
     topics = sorted({s.topic for p in batch_pipelines for s in p.spec.sources})
 
     @sensor(
-        name=name,
+        name=LATE_DATA_SENSOR,
         asset_selection=AssetSelection.assets(*[translator.key("batch", p.spec) for p in batch_pipelines]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
@@ -145,7 +144,6 @@ def late_data_sensor(
 def failed_day_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = FAILED_DAY_SENSOR,
     minimum_interval_seconds: int = 60,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
@@ -156,7 +154,7 @@ def failed_day_sensor(
     chosen = [p for p in pipelines if p.spec.batch is not None and p.spec.batch.recompute_failed_days]
 
     @sensor(
-        name=name,
+        name=FAILED_DAY_SENSOR,
         asset_selection=AssetSelection.assets(*[translator.key("batch", p.spec) for p in chosen]),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,

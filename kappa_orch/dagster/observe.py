@@ -322,32 +322,32 @@ def _progress(
     return read_progress(watched, answers, reads)
 
 
-def _checked(
-    pipelines: Sequence[LoadedPipeline], minimum_interval_seconds: int, time_budget_s: float
-) -> list[LoadedPipeline]:
-    if minimum_interval_seconds < 1 or time_budget_s <= 0:
-        raise ValueError("minimum_interval_seconds must be >= 1 and time_budget_s > 0")
+# a tick asks the services at most this long; what it could not ask is asked next tick
+TIME_BUDGET_S = 20.0
+
+
+def _checked(pipelines: Sequence[LoadedPipeline], minimum_interval_seconds: int) -> list[LoadedPipeline]:
+    if minimum_interval_seconds < 1:
+        raise ValueError("minimum_interval_seconds must be >= 1")
     return list(pipelines)
 
 
 def stream_observation_sensor(
     pipelines: Sequence[LoadedPipeline],
     *,
-    name: str = STREAM_OBSERVER,
     minimum_interval_seconds: int = 30,
-    time_budget_s: float = 20.0,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
     dagster_url: str | None = None,
 ) -> SensorDefinition:
     """A sensor that observes every deployed version of the given pipelines (`dagster_url`:
     the Dagster UI's address, for links from the swap history to the runs)."""
-    pipelines = _checked(pipelines, minimum_interval_seconds, time_budget_s)
+    pipelines = _checked(pipelines, minimum_interval_seconds)
     topics = sorted({source.topic for pipeline in pipelines for source in pipeline.spec.sources})
     letters, url = letter_topics(pipelines), dagster_url
 
     @sensor(
-        name=name,
+        name=STREAM_OBSERVER,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=OBSERVER_DESCRIPTION,
@@ -365,7 +365,7 @@ def stream_observation_sensor(
             outage = registry_outage(pipelines, exc.problem, state, translator)
             context.log.warning(f"registry not reachable: {exc.problem}")
             return SensorResult(asset_events=outage, cursor=json.dumps(state))
-        deadline, watched = time.monotonic() + time_budget_s, observed_versions(pipelines, rows)
+        deadline, watched = time.monotonic() + TIME_BUDGET_S, observed_versions(pipelines, rows)
         answers = gather_answers(
             watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs, rows=rows
         )

@@ -261,20 +261,14 @@ def kafka_topics(
             topics.get(s.topic, (platform.topic_partitions, None))[0] for s in pipeline.spec.sources
         )
         topics.setdefault(pipeline.spec.dead_letter_topic, (partitions, retention))
-    return [
-        _topic(platform, settings, cluster, name, partitions, retention)
-        for name, (partitions, retention) in sorted(topics.items())
-    ]
+    return [_topic(platform, settings, cluster, (name, *shape)) for name, shape in sorted(topics.items())]
 
 
 def _topic(
-    platform: PlatformConfig,
-    settings: K8sSettings,
-    cluster: str,
-    topic: str,
-    partitions: int,
-    retention: int | None,
+    platform: PlatformConfig, settings: K8sSettings, cluster: str, shape: tuple[str, int, int | None]
 ) -> dict[str, Any]:
+    """One Strimzi KafkaTopic; `shape`: its name, partitions and retention (ms, None: the broker's)."""
+    topic, partitions, retention = shape
     config: dict[str, Any] = {"min.insync.replicas": settings.topics.min_insync_replicas}
     if retention is not None:
         config["retention.ms"] = retention

@@ -196,15 +196,15 @@ def _record_version(
         # its log was replaced: it keeps serving until the replay swaps, without the fingerprint
         transitions.record(conn, spec.name, plan.releases, fingerprint=f"{plan.fingerprint}~v{plan.releases}")
     if plan.action == "deploy":
-        registry.add_version(
-            conn,
-            pipeline=spec.name,
-            version=plan.version,
-            fingerprint=plan.fingerprint,
-            physical_table=plan.physical_table,
-            group_id=plan.group_id,
-            definition=version_definition(pipeline),
+        new = registry.NewVersion(
+            spec.name,
+            plan.version,
+            plan.fingerprint,
+            plan.physical_table,
+            plan.group_id,
+            version_definition(pipeline),
         )
+        registry.add_version(conn, new)
     elif previous_state in (registry.LIVE, registry.READY):
         # a serving version keeps its state while its job is replaced (a crash before the
         # new job is recorded leaves it degraded, which the next repair takes over at once)

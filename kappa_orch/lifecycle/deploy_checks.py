@@ -60,14 +60,13 @@ def no_taskmanager(pipeline: str, version: int) -> ServiceUnavailable:
 def slot_shortage(
     pipeline: str,
     version: int,
-    *,
-    free: int,
-    total: int,
+    slots: tuple[int, int],
     holders: list[registry.VersionRow],
     needed: int = SLOTS_PER_JOB,
 ) -> KappaError | None:
     """The error to raise before submitting a job the cluster has no slot for (pure).
-    `holders`: the versions whose jobs run on the cluster."""
+    `slots`: (free, total) on the cluster; `holders`: the versions whose jobs run on it."""
+    free, total = slots
     if free >= needed:
         return None
     held = ", ".join(
@@ -129,6 +128,6 @@ def refuse_without_slot(conn: Connection, pipeline: str, version: int, flink: St
         and r.flink_job_id
         and flink.job_state(r.flink_job_id) in ACTIVE_JOB_STATES
     ]
-    shortage = slot_shortage(pipeline, version, free=free, total=total, holders=running)
+    shortage = slot_shortage(pipeline, version, (free, total), running)
     if shortage is not None:
         raise shortage

@@ -141,23 +141,32 @@ class TopicReport:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TopicDefaults:
+    """What a topic kappa_orch creates gets where its spec declares nothing: partitions,
+    and retention (None: the broker's)."""
+
+    partitions: int = 3
+    retention_ms: int | None = None
+
+
 def check_topics(
     needs: Sequence[TopicNeed],
     kafka: KafkaResource,
     *,
-    create: bool = False,
-    default_partitions: int = 3,
-    default_retention_ms: int | None = None,
+    create: TopicDefaults | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[TopicReport]:
     """Each topic on the broker against its needs; with `create`, missing ones are created
-    with the declared (or default) partitions and enough retention. Existing topics are
-    never altered: a difference is a problem with its fix."""
+    with the declared (or those default) partitions and enough retention. Existing topics
+    are never altered: a difference is a problem with its fix."""
     existing = set(kafka.list_topics())
+    default_partitions = create.partitions if create else 3
+    default_retention_ms = create.retention_ms if create else None
     reports = []
     for need in needs:
         report = TopicReport(need)
-        if need.topic not in existing and create:
+        if need.topic not in existing and create is not None:
             retention = need.retention_to_create(default_retention_ms)
             config = {"retention.ms": str(retention)} if retention is not None else {}
             if need.max_message_bytes is not None:

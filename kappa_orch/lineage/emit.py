@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from kappa_orch.errors import SpecError
@@ -114,23 +114,33 @@ class _Item:
     pipeline: str
 
 
+class Retry(NamedTuple):
+    """How often an event is tried, waiting backoff_s, then twice that, ... in between."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+
+
+RETRY = Retry()
+
+
 class Emitter:
     """Sends events on a background thread: bounded queue, bounded retry, never raises."""
+
+    QUEUE_SIZE = 1000  # events waiting to be sent; a new one beyond is dropped (warned)
 
     def __init__(
         self,
         transport: Any,
         names: Names,
         *,
-        attempts: int = 3,
-        backoff_s: float = 0.5,
-        queue_size: int = 1000,
+        retry: Retry = RETRY,
         warn: Callable[[str], None] = LOG.warning,
         config: dict[str, Any] | None = None,
     ) -> None:
         self.transport, self.names, self.config = transport, names, config
-        self.attempts, self.backoff_s, self.warn = attempts, backoff_s, warn
-        self.queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
+        self.attempts, self.backoff_s, self.warn = retry.attempts, retry.backoff_s, warn
+        self.queue: queue.Queue[_Item | None] = queue.Queue(maxsize=self.QUEUE_SIZE)
         self.sent = 0
         self.dropped = 0
         self._thread = threading.Thread(target=self._drain, name="kappa-openlineage", daemon=True)

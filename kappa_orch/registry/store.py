@@ -46,6 +46,7 @@ __all__ = [
     "RETIRED",
     "RUNNING_STATES",
     "InputCount",
+    "NewVersion",
     "SwapRecord",
     "VersionRow",
     "VersionState",
@@ -149,27 +150,21 @@ def live_versions(conn: Connection) -> dict[str, int]:
     return {r.pipeline: r.live_version for r in conn.execute(select(aliases))}
 
 
-def add_version(
-    conn: Connection,
-    *,
-    pipeline: str,
-    version: int,
-    fingerprint: str,
-    physical_table: str,
-    group_id: str,
-    definition: dict[str, Any] | None = None,
-) -> None:
-    conn.execute(
-        insert(versions).values(
-            pipeline=pipeline,
-            version=version,
-            fingerprint=fingerprint,
-            physical_table=physical_table,
-            state=DEPLOYING,
-            group_id=group_id,
-            definition=definition,
-        )
-    )
+@dataclass(frozen=True)
+class NewVersion:
+    """A version as its deploy first records it (in `deploying`): its table, its job's
+    consumer group, and what the registry keeps of its spec (`definition`)."""
+
+    pipeline: str
+    version: int
+    fingerprint: str
+    physical_table: str
+    group_id: str
+    definition: dict[str, Any] | None = None
+
+
+def add_version(conn: Connection, new: NewVersion) -> None:
+    conn.execute(insert(versions).values(**asdict(new), state=DEPLOYING))
 
 
 STOPPED_WITH_SAVEPOINT = "savepoint"  # the checkpoint id of the savepoint a job was stopped with

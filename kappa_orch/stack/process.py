@@ -137,9 +137,9 @@ def wait_until(
     timeout_s: float,
     log: Path,
     pid: int | None = None,
-    interval_s: float = 0.5,
 ) -> None:
-    """Poll `ready` until it holds; fail with the log tail on timeout or early death."""
+    """Poll `ready` (every half second) until it holds; fail with the log tail on timeout
+    or early death."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
@@ -149,7 +149,7 @@ def wait_until(
                 f"{service} exited during start-up. Last lines of {log}:\n{tail(log)}",
                 f"read {log}; fix the cause, then run `kappa-orch stack up` again",
             )
-        time.sleep(interval_s)
+        time.sleep(0.5)
     raise StackError(
         f"{service} did not become ready within {timeout_s:.0f}s. Last lines of {log}:\n{tail(log)}",
         f"read {log}; raise the timeout with --timeout if the machine is just slow",

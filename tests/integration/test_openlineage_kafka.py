@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa_orch.lineage.emit import Emitter, make_transport, transport_config
+from kappa_orch.lineage.emit import Emitter, Retry, make_transport, transport_config
 from kappa_orch.lineage.events import Names
 from kappa_orch.lineage.static import graph_events
 from kappa_orch.resources.kafka import KafkaResource
@@ -50,7 +50,7 @@ def test_a_broker_that_is_not_there_costs_a_warning_not_the_run(tmp_path: Path) 
     config["config"]["message.timeout.ms"] = "2000"
     warnings: list[str] = []
     names = Names.of(deployment="prod", bootstrap="127.0.0.1:1", warehouse_url="postgresql://x@127.0.0.1:1/w")
-    emitter = Emitter(make_transport(config), names, attempts=1, warn=warnings.append)
+    emitter = Emitter(make_transport(config), names, retry=Retry(attempts=1), warn=warnings.append)
     emitter.emit(graph_events(PIPELINES[:1], names)[0], PIPELINES[0].name)  # returns at once
     assert emitter.flush(60)
     [warning] = warnings

@@ -81,8 +81,8 @@ def test_column_changes_against_the_live_version() -> None:
 
 def test_slot_shortage_names_the_numbers_and_the_holders() -> None:
     holders = [row(1, "old", registry.READY), row(2, FP, registry.LIVE)]
-    assert slot_shortage("daily_spend", 3, free=1, total=2, holders=holders) is None
-    error = slot_shortage("daily_spend", 3, free=0, total=2, holders=holders)
+    assert slot_shortage("daily_spend", 3, (1, 2), holders) is None
+    error = slot_shortage("daily_spend", 3, (0, 2), holders)
     assert error is not None
     assert "needs 1 task slot(s) and the Flink cluster has 0 of 2 free" in error.problem
     assert "daily_spend v1 (ready, replaced 2026-11-26 12:00 UTC), daily_spend v2 (live)" in error.problem

@@ -26,7 +26,7 @@ from kappa_orch.errors import SpecError
 from kappa_orch.lifecycle.gate import Outcome
 from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.lineage import ops as lineage_ops
-from kappa_orch.lineage.emit import Emitter, transport_config
+from kappa_orch.lineage.emit import Emitter, Retry, transport_config
 from kappa_orch.lineage.events import Names, columns_of
 from kappa_orch.lineage.graph import lineage_graph
 from kappa_orch.lineage.static import edges_of, graph_events, read_events, served_by
@@ -176,7 +176,7 @@ def consumer(status: int = 200, hold: threading.Event | None = None) -> Iterator
 
 def _emitter(url: str, warnings: list[str]) -> Emitter:
     transport = get_default_factory().create(transport_config(url, home=Path(".")))
-    return Emitter(transport, NAMES, attempts=2, backoff_s=0.05, warn=warnings.append)
+    return Emitter(transport, NAMES, retry=Retry(attempts=2, backoff_s=0.05), warn=warnings.append)
 
 
 def _swap_events() -> list[Any]:

@@ -71,7 +71,7 @@ def test_start_up_timeout_says_how_long_and_where_to_look(tmp_path: Path) -> Non
     log = tmp_path / "slow.log"
     log.write_text("still warming up\n")
     with pytest.raises(StackError) as error:
-        wait_until(lambda: False, service="slow", timeout_s=0.3, log=log, interval_s=0.1)
+        wait_until(lambda: False, service="slow", timeout_s=0.3, log=log)
     assert "did not become ready within 0s" in str(error.value)
     assert "still warming up" in str(error.value)
     assert "--timeout" in (error.value.fix or "")
