@@ -214,12 +214,13 @@ class PlatformConfig(BaseModel):
         return self.git_commit or git_head(self.specs)
 
     def resources(self, *, dagster: bool = False) -> dict[str, Any]:
-        """The kafka, flink and warehouse resources. With `dagster=True` a secret that came
+        """The kafka, flink, warehouse and openlineage resources. With `dagster=True` a secret that came
         from an environment variable stays an `EnvVar`: Dagster reads it at run time and never
         shows it. Without, values are resolved (for use outside Dagster)."""
         from dagster import EnvVar
 
         from kappa_orch.engine.flink.resource import FlinkResource
+        from kappa_orch.lineage.resource import OpenLineageResource
         from kappa_orch.resources.kafka import KafkaResource
         from kappa_orch.resources.warehouse import WarehouseResource
 
@@ -243,6 +244,13 @@ class PlatformConfig(BaseModel):
                 tls_cert=tls_cert,
             ),
             "warehouse": WarehouseResource(url=secret("warehouse_url", self.warehouse_url), **roles),
+            "openlineage": OpenLineageResource.of(
+                transport=self.openlineage,
+                deployment=self.deployment,
+                bootstrap=self.kafka_bootstrap,
+                warehouse_url=self.warehouse_url,
+                home=self.home,
+            ),
         }
 
     def environment(self) -> dict[str, str]:

@@ -17,7 +17,6 @@ from kappa_orch.cli.options import (
     pick,
     platform_of,
     platform_options,
-    resources_of,
     services_of,
 )
 from kappa_orch.errors import KappaError, OperationRefused, SpecError
@@ -107,11 +106,10 @@ def _reprocess_in_foreground(
 
     pipelines = load_specs(platform.specs)
     chosen = pick(pipelines, pipeline, platform.specs)
-    kafka, flink, warehouse = resources_of(platform)
+    own = platform.resources()
+    warehouse = own["warehouse"]
     instance = DagsterInstance.from_config(str(dagster_home(platform.home)))
-    assets, selection, versions_op, resources = run_selection(
-        pipelines, chosen, platform, definitions, {"kafka": kafka, "flink": flink, "warehouse": warehouse}
-    )
+    assets, selection, versions_op, resources = run_selection(pipelines, chosen, platform, definitions, own)
     result = run_in_foreground(
         assets,
         selection=selection,

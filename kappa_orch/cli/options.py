@@ -34,12 +34,11 @@ specs_option = click.option(
 
 
 def platform_of(options: dict[str, Any]) -> PlatformConfig:
-    """The platform this command works on; its OpenLineage emitter is set up from it (the
-    command is the parent run of what it launches)."""
+    """The platform this command works on (the command is the parent run of what it
+    tells OpenLineage)."""
     from kappa_orch.lineage import emit as lineage_emit
 
     platform = PlatformConfig.from_env(os.environ, flags=options)
-    lineage_emit.configure(platform, warn=lambda text: click.secho(f"WARNING: {text}", fg="yellow", err=True))
     context = click.get_current_context(silent=True)
     lineage_emit.cli_command(context.command_path.replace(" ", ".") if context else "kappa-orch")
     return platform
@@ -51,10 +50,14 @@ def resources_of(platform: PlatformConfig) -> tuple[Any, Any, Any]:
 
 
 def services_of(platform: PlatformConfig) -> Any:
-    """The platform's services for a lifecycle step, telling its progress on stdout."""
+    """The platform's services for a lifecycle step, telling its progress on stdout and
+    what it does to the deployment's OpenLineage transport (its problems as warnings)."""
     from kappa_orch.lifecycle.services import Services
+    from kappa_orch.lineage.resource import OpenLineageResource
 
-    return Services(*resources_of(platform), log=click.echo)
+    openlineage: OpenLineageResource = platform.resources()["openlineage"]
+    lineage = openlineage.lineage(warn=lambda text: click.secho(f"WARNING: {text}", fg="yellow", err=True))
+    return Services(*resources_of(platform), log=click.echo, lineage=lineage)
 
 
 def background_environment(options: dict[str, Any]) -> dict[str, str]:

@@ -40,6 +40,7 @@ from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
 from kappa_orch.lifecycle.reprocess import Acceptance, CandidateReport, prepare_candidate
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import SwapRequest, SwapResult, swap
+from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import Claimant, owner_id
 from kappa_orch.resources.kafka import KafkaResource
@@ -149,11 +150,12 @@ def version_asset(
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
         with kappa_step(context):
             report = prepare_candidate(
                 pipeline,
-                Services(kafka, flink, warehouse, progress(context)),
+                Services(kafka, flink, warehouse, progress(context), openlineage.lineage()),
                 Claimant(owner_id(context.run.run_id), wait_s=claim_wait_s, stale_s=claim_stale_s),
                 acceptance=Acceptance(config.accept, config.reason or None, launched_by(context.run.tags)),
             )
@@ -274,6 +276,7 @@ def alias_asset(
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> MaterializeResult[None]:
         request = SwapRequest(
             run_id=context.run.run_id,
@@ -283,7 +286,8 @@ def alias_asset(
             check_job=True,
         )
         with kappa_step(context):
-            result = swap(pipeline, Services(kafka, flink, warehouse, progress(context)), request)
+            services = Services(kafka, flink, warehouse, progress(context), openlineage.lineage())
+            result = swap(pipeline, services, request)
         if not result.swapped:
             progress(context)(f"{spec.target.alias} already serves v{result.to_version}")
         return MaterializeResult(metadata=_swap_metadata(pipeline, result, warehouse, dagster_url))

@@ -34,6 +34,7 @@ from kappa_orch.errors import OperationRefused, ServiceUnavailable
 from kappa_orch.lifecycle.repair import repair
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import retire
+from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.plan.decide import PipelinePlan, current_plan
 from kappa_orch.registry.claims import owner_id
 from kappa_orch.resources.kafka import KafkaResource
@@ -74,8 +75,9 @@ def retire_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> None:
-        services = Services(kafka, flink, warehouse, context.log.info)
+        services = Services(kafka, flink, warehouse, context.log.info, openlineage.lineage())
         with kappa_step(context):
             for item in config.versions:
                 name, version = item.rsplit(":", 1)
@@ -109,7 +111,9 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> None:
+        services = Services(kafka, flink, warehouse, context.log.info, openlineage.lineage())
         with kappa_step(context):
             failed = []
             for name in config.pipelines:
@@ -117,7 +121,7 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
                     raise OperationRefused(f"no pipeline named {name!r} to repair")
                 result = repair(
                     by_name[name],
-                    Services(kafka, flink, warehouse, context.log.info),
+                    services,
                     owner=owner_id(context.run.run_id),
                 )
                 failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]

@@ -19,6 +19,7 @@ from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaT
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle.batch import run_batch
 from kappa_orch.lifecycle.services import Services
+from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -62,10 +63,12 @@ def batch_asset(
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> MaterializeResult[None]:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with kappa_step(context):
-            result = run_batch(pipeline, days, Services(kafka, flink, warehouse, progress(context)))
+            services = Services(kafka, flink, warehouse, progress(context), openlineage.lineage())
+            result = run_batch(pipeline, days, services)
         return MaterializeResult(
             metadata={
                 "days": len(result.days),

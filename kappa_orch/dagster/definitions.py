@@ -48,7 +48,6 @@ from kappa_orch.dagster.stream_checks import health_checks
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.policy import OBSERVE_INTERVAL_S
 from kappa_orch.errors import SpecError
-from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.spec.model import LoadedPipeline
 
 
@@ -106,12 +105,12 @@ def build_kappa_definitions(
     """Complete `Definitions` for a folder of pipeline specs (or pipelines already loaded).
 
     `config` says where Kafka, Flink and the warehouse are (default: KAPPA_* variables over
-    the local stack's defaults, as the CLI reads them); `resources` replaces the resources it
-    would build; `translator` names the assets; `automation` sets the sensors' intervals."""
+    the local stack's defaults, as the CLI reads them; its `openlineage` setting becomes
+    the `openlineage` resource); `resources` replaces the resources it would build;
+    `translator` names the assets; `automation` sets the sensors' intervals."""
     translator = translator or DEFAULT_TRANSLATOR
     config = config or PlatformConfig.from_env(os.environ)
     automation = automation or AutomationSettings()
-    lineage_emit.configure(config)
     pipelines = _pipelines(specs)
     check_keys(pipelines, translator)
     jobs = {
@@ -144,7 +143,7 @@ def build_kappa_definitions(
                 else DefaultScheduleStatus.STOPPED,
             )
         ],
-        resources=dict(resources) if resources is not None else config.resources(dagster=True),
+        resources=_resources(config, resources),
     )
 
 
@@ -195,6 +194,13 @@ def _sensors(
             default_status=automation.status(FAILED_DAY_SENSOR),
         ),
     ]
+
+
+def _resources(config: PlatformConfig, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The resources the definitions run with: those given (the deployment's openlineage
+    resource unless one is given too), else the deployment's own."""
+    own = config.resources(dagster=True)
+    return {"openlineage": own["openlineage"], **given} if given is not None else own
 
 
 def _pipelines(specs: str | Path | Sequence[LoadedPipeline]) -> list[LoadedPipeline]:

@@ -37,7 +37,7 @@ from kappa_orch.lifecycle.gate import (
 from kappa_orch.lifecycle.log_parity import LOG_PARITY_CHECK, verify_days
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lineage import emit as lineage_emit
-from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.check_history import record_check
 from kappa_orch.resources.kafka import KafkaResource
@@ -53,17 +53,17 @@ LIVE_BALANCE_CHECK = "live_input_balance"
 def _kept(
     context: AssetCheckExecutionContext,
     warehouse: WarehouseResource,
+    openlineage: OpenLineageResource,
     pipeline: LoadedPipeline,
-    check: str,
     outcome: Outcome,
-) -> Outcome:
-    """Record the outcome in the registry as the check's last (for `kappa-orch status`),
+) -> None:
+    """Record the outcome in the registry as its check's last (for `kappa-orch status`),
     and tell OpenLineage (a `<pipeline>.data_quality` run over the live version)."""
     with registry.session(warehouse) as conn:
         record_check(
             conn,
             pipeline=pipeline.name,
-            check_name=check,
+            check_name=outcome.name,
             passed=outcome.passed,
             summary=outcome.summary,
             run_id=context.run.run_id,
@@ -73,8 +73,7 @@ def _kept(
     served = next((r for r in rows if r.version == live), None)
     if served is not None:
         with lineage_emit.within(context.run.run_id, context.run.job_name):
-            lineage_ops.checked(pipeline, served, [replace(outcome, name=check)], batch=check == BATCH_CHECK)
-    return outcome
+            openlineage.lineage().checked(pipeline, served, [outcome], batch=outcome.name == BATCH_CHECK)
 
 
 def _result(outcome: Outcome, **extra: Any) -> AssetCheckResult:
@@ -102,9 +101,11 @@ def alias_check(
         name=SERVING_CHECK,
         description="The spec's Great Expectations suite on what the alias serves now.",
     )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+    ) -> AssetCheckResult:
         outcome = expectations_outcome(warehouse.checks_url, spec, spec.target.table_name)
-        _kept(context, warehouse, pipeline, SERVING_CHECK, outcome)
+        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=SERVING_CHECK))
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
         return _result(outcome)
 
@@ -121,13 +122,15 @@ def live_input_balance_check(
         name=LIVE_BALANCE_CHECK,
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+    ) -> AssetCheckResult:
         with registry.session(warehouse) as conn:
             live = registry.live_versions(conn).get(spec.name)
             if live is None:
                 return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
             outcome = input_balance_outcome(conn, spec, live)
-        _kept(context, warehouse, pipeline, LIVE_BALANCE_CHECK, outcome)
+        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=LIVE_BALANCE_CHECK))
         context.log.info(f"{spec.target.alias} (v{live}): {outcome.summary}")
         return _result(outcome, version=live)
 
@@ -148,13 +151,15 @@ def batch_check(
         name=BATCH_CHECK,
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+    ) -> AssetCheckResult:
         with registry.session(warehouse) as conn:
             computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))
         outcome = expectations_outcome(warehouse.checks_url, spec, table, day_column=batch.day_column)
-        _kept(context, warehouse, pipeline, BATCH_CHECK, outcome)
+        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=BATCH_CHECK))
         failing = [date.fromisoformat(d) for d in outcome.metadata.get("failing_days", [])]
         marked: list[date] = []
         if failing:
@@ -193,6 +198,7 @@ def log_parity_check(
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
     ) -> AssetCheckResult:
         try:
             parity = verify_days(pipeline, Services(kafka, flink, warehouse, context.log.info))
@@ -209,7 +215,7 @@ def log_parity_check(
             "sample_keys": parity.samples,
         }
         outcome = Outcome(LOG_PARITY_CHECK, parity.passed, parity.summary(spec.target.alias), metadata)
-        _kept(context, warehouse, pipeline, LOG_PARITY_CHECK, outcome)
+        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=LOG_PARITY_CHECK))
         context.log.info(outcome.summary)
         return _result(outcome)
 

@@ -24,7 +24,6 @@ from kappa_orch.errors import FlinkJobError, OperationRefused, SpecError
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.topics import retention_gaps
 from kappa_orch.lineage import events as lineage_events
-from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import create_version_table, drop_version_table, version_table
@@ -89,13 +88,13 @@ def run_batch(
     if not days:
         return BatchResult([], {}, 0.0, 0)
     run_id = lineage_events.run_uuid()
-    lineage_ops.backfill(pipeline, run_id, "START", days)
+    services.lineage.backfill(pipeline, run_id, "START", days)
     try:
         result = _run_batch(pipeline, days, spec.batch_table, services, timeout_s)
     except BaseException as exc:
-        lineage_ops.backfill(pipeline, run_id, "FAIL", days, error=f"{type(exc).__name__}: {exc}")
+        services.lineage.backfill(pipeline, run_id, "FAIL", days, error=f"{type(exc).__name__}: {exc}")
         raise
-    lineage_ops.backfill(pipeline, run_id, "COMPLETE", days)
+    services.lineage.backfill(pipeline, run_id, "COMPLETE", days)
     return result
 
 

@@ -25,7 +25,6 @@ from kappa_orch.lifecycle.deploy_checks import (
 from kappa_orch.lifecycle.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_orphans
 from kappa_orch.lifecycle.restore import restore_path
 from kappa_orch.lifecycle.services import Services
-from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
 from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
@@ -89,7 +88,7 @@ def deploy(pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = 
     job_id = _submit(pipeline, prepared, services)
     _record_job(pipeline, prepared, job_id, (offsets, topic_ids), services)
     plan = prepared.plan
-    lineage_ops.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
+    services.lineage.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
     return DeployResult(plan, job_id, offsets)
 
 

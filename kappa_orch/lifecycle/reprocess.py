@@ -88,7 +88,7 @@ def prepare_candidate(
     check_acceptance(acceptance.checks, acceptance.reason)
     claims.acquire(warehouse, spec.name, claimant, fingerprint=pipeline.fingerprint, log=services.log)
     run_id = lineage_events.run_uuid()
-    lineage_ops.reprocess(pipeline, run_id, "START")
+    services.lineage.reprocess(pipeline, run_id, "START")
     keep_claim = False
     try:
         by = acceptance.by or getpass.getuser()
@@ -97,14 +97,16 @@ def prepare_candidate(
         # it over; a dead run's is taken over): a rollback in between would be undone
         keep_claim = report.passed
     except BaseException as exc:
-        lineage_ops.reprocess(pipeline, run_id, "FAIL", error=f"{type(exc).__name__}: {exc}")
+        services.lineage.reprocess(pipeline, run_id, "FAIL", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if not keep_claim:
             claims.release(warehouse, pipeline=spec.name, owner=claimant.owner)
     failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
     state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
-    lineage_ops.reprocess(pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error)
+    services.lineage.reprocess(
+        pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error
+    )
     return report
 
 
@@ -128,12 +130,12 @@ def _candidate(
     return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
 
 
-def _progress(pipeline: LoadedPipeline, row: registry.VersionRow) -> Progress:
+def _progress(pipeline: LoadedPipeline, row: registry.VersionRow, lineage: lineage_ops.Lineage) -> Progress:
     """Catch-up progress, told to OpenLineage as RUNNING events of the version's Flink job."""
 
     def told(lag: int, pct: float, events_per_s: float, eta_s: float | None) -> None:
         reading = lineage_ops.CatchUpReading(lag, pct, events_per_s, eta_s)
-        lineage_ops.catching_up(pipeline, row.version, row.flink_job_id or "", reading)
+        lineage.catching_up(pipeline, row.version, row.flink_job_id or "", reading)
 
     return told
 
@@ -151,7 +153,7 @@ def _catch_up(
         services,
         heartbeat=lambda: claims.heartbeat(warehouse, pipeline=spec.name, owner=owner),
         poll_s=poll_s,
-        progress=_progress(pipeline, row),
+        progress=_progress(pipeline, row, services.lineage),
     )
     # the measured catch-up, kept with the version's definition: plans estimate a replay by it
     measured = {"seconds": round(result.seconds, 1), "events_per_s": round(result.events_per_s, 1)}

@@ -7,9 +7,10 @@ function; a step that tells its progress elsewhere makes a copy (`telling`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kappa_orch.engine.protocol import StreamEngine
+from kappa_orch.lineage.ops import Lineage
 from kappa_orch.progress import Log
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -22,12 +23,13 @@ def _quiet(_: str) -> None:
 @dataclass(frozen=True)
 class Services:
     """Kafka, the stream engine and the warehouse, with the log a step tells its progress
-    to (default: silent). Frozen: a step never swaps one out."""
+    to (default: silent) and what it tells OpenLineage. Frozen: a step never swaps one out."""
 
     kafka: KafkaResource
     engine: StreamEngine
     warehouse: WarehouseResource
     log: Log = _quiet
+    lineage: Lineage = field(default_factory=Lineage)  # default: nothing told to OpenLineage
 
     def telling(self, log: Log) -> Services:
         """The same services, telling progress to `log`."""

@@ -14,7 +14,6 @@ from sqlalchemy import Connection
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import GateFailed, OperationRefused
 from kappa_orch.lifecycle.services import Services
-from kappa_orch.lineage import ops as lineage_ops
 from kappa_orch.progress import Log
 from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
@@ -201,7 +200,7 @@ def _swap_once(
     source = f"v{previous}" if previous is not None else "nothing"
     services.log(f"{spec.target.alias}: {source} -> v{target.version} ({reason}, {count} rows)")
     before = next((r for r in rows if r.version == previous), None)
-    lineage_ops.swapped(pipeline, to=target, previous=before, reason=reason)
+    services.lineage.swapped(pipeline, to=target, previous=before, reason=reason)
     return SwapResult(True, previous, target.version, target.physical_table, count)
 
 
@@ -341,5 +340,5 @@ def _retire(pipeline: LoadedPipeline, version: int, services: Services) -> None:
             transitions.mark_retired(conn, spec.name, version, fingerprint_aside=aside)
 
     with_short_locks(attempt)
-    lineage_ops.retired(pipeline, row)
+    services.lineage.retired(pipeline, row)
     log(f"{spec.name}: v{version} retired (job stopped, {row.physical_table} dropped)")

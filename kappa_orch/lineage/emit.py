@@ -201,52 +201,56 @@ class Emitter:
                 return
 
 
-_EMITTER: Emitter | None = None
-_PARENT: ContextVar[ParentRun | None] = ContextVar("kappa_openlineage_parent", default=None)
-_CLI_PARENT: ParentRun | None = None
+# one emitter (one queue, one sending thread) per destination and names in a process,
+# however many resources or commands ask for it
+_EMITTERS: dict[str, Emitter] = {}
+# the run whose work is being done (job name, run id): a Dagster run (`within`), or the
+# CLI command this process is (`cli_command`)
+_PARENT: ContextVar[tuple[str, str] | None] = ContextVar("kappa_openlineage_parent", default=None)
 
 
-def configure(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Emitter | None:
-    """Set this process's emitter from a PlatformConfig (replacing an earlier one)."""
-    global _EMITTER
+def emitter_for(
+    setting: str, names: Names, *, home: Path, warn: Callable[[str], None] = LOG.warning
+) -> Emitter | None:
+    """The emitter of an `openlineage` setting (None: off), with dataset `names`."""
     from kappa_orch.lineage.events import PRODUCER
 
-    config = transport_config(platform.openlineage, home=Path(platform.home))
+    config = transport_config(setting, home=home)
+    if config is None:
+        return None
+    key = repr((sorted(config.items()), names))
+    emitter = _EMITTERS.get(key)
+    if emitter is None:
+        if config["type"] == "file":
+            Path(config["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+        from openlineage.client.event_v2 import set_producer
+
+        set_producer(PRODUCER)
+        emitter = _EMITTERS[key] = Emitter(make_transport(config), names, warn=warn, config=config)
+    emitter.warn = warn
+    return emitter
+
+
+def emitter_of(platform: Any, *, warn: Callable[[str], None] = LOG.warning) -> Emitter | None:
+    """The emitter of a PlatformConfig (its `openlineage` setting and dataset names)."""
     names = Names.of(
         deployment=platform.deployment,
         bootstrap=platform.kafka_bootstrap,
         warehouse_url=platform.warehouse_url,
     )
-    if _EMITTER is not None and config is not None and (_EMITTER.config, _EMITTER.names) == (config, names):
-        _EMITTER.warn = warn  # the same transport: kept, with its queue and thread
-        return _EMITTER
-    if _EMITTER is not None:
-        _EMITTER.close(5.0)
-    if config is None:
-        _EMITTER = None
-        return None
-    if config["type"] == "file":
-        Path(config["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
-    from openlineage.client.event_v2 import set_producer
-
-    set_producer(PRODUCER)
-    _EMITTER = Emitter(make_transport(config), names, warn=warn, config=config)
-    return _EMITTER
+    return emitter_for(platform.openlineage, names, home=Path(platform.home), warn=warn)
 
 
-def current() -> Emitter | None:
-    return _EMITTER
-
-
-def parent() -> ParentRun | None:
+def parent(emitter: Emitter) -> ParentRun | None:
     """The run whose work is being done: a Dagster run, else this CLI command."""
-    return _PARENT.get() or _CLI_PARENT
+    found = _PARENT.get()
+    return ParentRun(emitter.names.namespace, found[0], found[1]) if found else None
 
 
 @contextlib.contextmanager
 def within(run_id: str, job: str) -> Iterator[None]:
     """Events emitted inside name this Dagster run (job `job`) as their parent."""
-    token = _PARENT.set(ParentRun(_namespace(), f"dagster.{job}", run_uuid(run_id)))
+    token = _PARENT.set((f"dagster.{job}", run_uuid(run_id)))
     try:
         yield
     finally:
@@ -255,17 +259,14 @@ def within(run_id: str, job: str) -> Iterator[None]:
 
 def cli_command(command: str) -> None:
     """This process is the CLI command `command`: its events' parent."""
-    global _CLI_PARENT
-    _CLI_PARENT = ParentRun(_namespace(), f"cli.{command}", run_uuid())
+    _PARENT.set((f"cli.{command}", run_uuid()))
 
 
-def _namespace() -> str:
-    """The deployment's job namespace (of the configured emitter)."""
-    emitter = current()
-    return emitter.names.namespace if emitter else "kappa-orch"
+def flush(timeout_s: float = 10.0) -> bool:
+    """Wait at most `timeout_s` for what every emitter of this process has queued; True
+    when all was handled."""
+    deadline = time.monotonic() + timeout_s
+    return all(e.flush(max(0.0, deadline - time.monotonic())) for e in list(_EMITTERS.values()))
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    if _EMITTER is not None:
-        _EMITTER.flush(10.0)
+atexit.register(flush)

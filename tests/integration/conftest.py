@@ -96,13 +96,11 @@ def openlineage_events(stack: StackConfig, tmp_path_factory: pytest.TempPathFact
     """Every OpenLineage event this worker emits, in one file: its own process's and its
     `kappa-orch` commands' (KAPPA_OPENLINEAGE)."""
     path = tmp_path_factory.getbasetemp() / f"openlineage-{DEPLOYMENT}.jsonl"
-    setting = f"file:{path}"
     events = event_file(path)  # fails at once when the schemas are not found
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KAPPA_OPENLINEAGE", setting)
-        lineage_emit.configure(stack.platform(openlineage=setting, deployment=DEPLOYMENT))
+        # runs in this process get it as their openlineage resource (platform.resources_for)
+        patch.setenv("KAPPA_OPENLINEAGE", f"file:{path}")
         yield events
-        lineage_emit.configure(stack.platform(openlineage="none"))
 
 
 @pytest.fixture(autouse=True)
@@ -111,9 +109,7 @@ def valid_openlineage(openlineage_events: EventFile) -> Iterator[None]:
     schemas (an invalid one fails the test, at its teardown)."""
     openlineage_events.skip_to_end()
     yield
-    emitter = lineage_emit.current()
-    if emitter is not None:
-        emitter.flush()
+    lineage_emit.flush()
     count, problems = openlineage_events.check_new()
     if problems:
         pytest.fail(

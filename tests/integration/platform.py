@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from assets import SPECS_DIR
 from kappa_orch.engine.flink.resource import FlinkResource
+from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -85,6 +86,20 @@ def cli_env(platform: Platform, stack: StackConfig, **extra: str) -> dict[str, s
 KAPPA = str(Path(sys.executable).parent / "kappa-orch")
 
 
+def resources_for(kafka: KafkaResource, flink: FlinkResource, warehouse: WarehouseResource) -> dict[str, Any]:
+    """The resources a run of kappa_orch's assets, checks and jobs takes here: the stack's
+    services, the platform's warehouse, and OpenLineage to this worker's file
+    (KAPPA_OPENLINEAGE, whose events are checked after every test)."""
+    openlineage = OpenLineageResource.of(
+        transport=os.environ.get("KAPPA_OPENLINEAGE", "none"),
+        deployment=flink.deployment,
+        bootstrap=kafka.bootstrap_servers,
+        warehouse_url=str(warehouse.url),
+        home=Path("."),
+    )
+    return {"kafka": kafka, "flink": flink, "warehouse": warehouse, "openlineage": openlineage}
+
+
 def own_jobs(flink: FlinkResource) -> set[str]:
     """The ids of this deployment's jobs on the cluster (every job kappa_orch submits is
     named after its deployment; other workers' tests run theirs beside them)."""
@@ -102,7 +117,7 @@ def observe_once(
     from kappa_orch.dagster.observe import stream_observation_sensor
 
     sensor = stream_observation_sensor(list(platform.pipelines().values()))
-    resources = {"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}
+    resources = resources_for(kafka, flink, platform.warehouse)
     with build_sensor_context(resources=resources, cursor=cursor) as context:
         result = sensor(context)
     return list(getattr(result, "asset_events", [])), getattr(result, "cursor", cursor)
@@ -140,7 +155,7 @@ def run_reprocess(
     return materialize(
         pipeline_assets([pipeline]),
         selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

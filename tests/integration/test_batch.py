@@ -26,7 +26,13 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration.daily_spend import expected, run, serving, wait_serving
-from tests.integration.platform import Platform, isolated_platform, own_jobs, produce_authorizations
+from tests.integration.platform import (
+    Platform,
+    isolated_platform,
+    own_jobs,
+    produce_authorizations,
+    resources_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +159,7 @@ def test_late_data_sensor_requests_exactly_the_late_days(
         done = materialize(
             [a for a in pipeline_assets([pipeline]) if isinstance(a, AssetsDefinition) and a.partitions_def],
             partition_key=request.partition_key,
-            resources={**resources, "flink": flink},
+            resources=resources_for(kafka, flink, platform.warehouse),
             instance=DagsterInstance.ephemeral(),
         )
         assert done.success

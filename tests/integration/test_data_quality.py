@@ -27,7 +27,7 @@ from kappa_orch.lifecycle.status import pipeline_status
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.daily_spend import expected, run, wait_serving
-from tests.integration.platform import Platform, isolated_platform, produce_authorizations
+from tests.integration.platform import Platform, isolated_platform, produce_authorizations, resources_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
         assets=pipeline_assets(pipelines),
         asset_checks=data_quality_checks(pipelines),
         schedules=[schedule],
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
     )
     job = defs.resolve_job_def(DATA_QUALITY_JOB)
 
@@ -149,7 +149,7 @@ def test_scheduled_checks_run_without_materialising_and_report_failures(
     done = materialize(
         [a for a in pipeline_assets(pipelines) if isinstance(a, AssetsDefinition) and a.partitions_def],
         partition_key=request.partition_key,
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
         instance=DagsterInstance.ephemeral(),
     )
     assert done.success

@@ -38,6 +38,7 @@ from tests.integration.platform import (
     isolated_platform,
     observe_once,
     produce_authorizations,
+    resources_for,
     run_reprocess,
     start_cli,
 )
@@ -125,7 +126,7 @@ def test_lost_jobs_are_reported_degraded_refused_for_rollback_and_repaired(
     platform.events = platform.events + more.authorizations  # type: ignore[attr-defined]
     repaired = repair_job(pipelines).execute_in_process(
         run_config=request.run_config,
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
         instance=DagsterInstance.ephemeral(),
     )
     assert repaired.success

@@ -28,7 +28,14 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
-from tests.integration.platform import KAPPA, cli_env, isolated_platform, observe_once, produce_authorizations
+from tests.integration.platform import (
+    KAPPA,
+    cli_env,
+    isolated_platform,
+    observe_once,
+    produce_authorizations,
+    resources_for,
+)
 
 pytestmark = pytest.mark.integration
 EVENTS = 5_000
@@ -59,7 +66,7 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
         defs = Definitions(
             asset_checks=health_checks([pipeline]),
             jobs=[define_asset_job("health", selection=AssetSelection.all_asset_checks())],
-            resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+            resources=resources_for(kafka, flink, platform.warehouse),
         )
         executed = defs.resolve_job_def("health").execute_in_process(instance=DagsterInstance.ephemeral())
 

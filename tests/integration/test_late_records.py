@@ -36,7 +36,7 @@ from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
-from tests.integration.platform import Platform, isolated_platform, run_reprocess
+from tests.integration.platform import Platform, isolated_platform, resources_for, run_reprocess
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +168,7 @@ def test_late_records_are_counted_exactly_once_shown_and_gated(
     assert {yaml.safe_load(x.payload or "{}")["auth_id"] for x in letters} == late_keys
 
     # the observation sensor: the version's series, the dead-letter asset and the health check
-    resources = {"kafka": kafka, "flink": flink, "warehouse": platform.warehouse}
+    resources = resources_for(kafka, flink, platform.warehouse)
     with build_sensor_context(resources=resources) as context:
         observed = stream_observation_sensor([pipeline])(context)
     events = observed.asset_events  # type: ignore[union-attr]

@@ -28,7 +28,7 @@ from kappa_orch.engine.flink.sources import LETTER_PAYLOAD_CHARS
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, resources_for
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_large_events_never_stop_the_pipeline(
     run = materialize(
         pipeline_assets([pipeline]),
         selection=[version_key(pipeline.spec), alias_key(pipeline.spec)],
-        resources={"kafka": kafka, "flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
         instance=DagsterInstance.ephemeral(),
     )
     assert run.success

@@ -27,7 +27,7 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
-from tests.integration.platform import isolated_platform
+from tests.integration.platform import isolated_platform, resources_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_reference_pipelines_serve_exact_rows_and_report_lag(
     by_name = {p.name: p for p in pipelines}
     auth_topic = by_name["daily_spend"].spec.sources[0].topic
     settle_topic = by_name["auth_settlement"].spec.sources[1].topic
-    resources = {"kafka": kafka, "flink": flink, "warehouse": warehouse}
+    resources = resources_for(kafka, flink, warehouse)
 
     # deploy through Dagster, as `dagster asset materialize` would
     streaming = [

@@ -39,6 +39,7 @@ from tests.integration.platform import (
     ALL_STATUSES,
     ORIGINAL,
     Platform,
+    resources_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ def test_rollback_and_retired_versions(
         [request] = retire_sensor([changed])(context).run_requests  # type: ignore[union-attr]
     retired = retire_job([changed]).execute_in_process(
         run_config=request.run_config,
-        resources={"flink": flink, "warehouse": platform.warehouse},
+        resources=resources_for(kafka, flink, platform.warehouse),
         instance=DagsterInstance.ephemeral(),
     )
     assert retired.success

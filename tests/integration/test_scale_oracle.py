@@ -38,7 +38,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
 from tests.integration.at_scale import await_rows, expected, produce, serving_rows
-from tests.integration.platform import Platform, isolated_platform
+from tests.integration.platform import Platform, isolated_platform, resources_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_every_pipeline_shape_matches_the_oracle_at_scale(
     pipelines = platform.pipelines()
     warehouse = platform.warehouse
     auth_topic = platform.topic("payments.authorizations")
-    resources = {"kafka": kafka, "flink": flink, "warehouse": warehouse}
+    resources = resources_for(kafka, flink, warehouse)
     volumes = {p: len(r) for p, r in log.auth_log.records.items()}
     assert max(volumes.values()) > 1.3 * min(volumes.values()), volumes  # skewed partitions
     kinds = Counter(log.auth_log.dead.values())

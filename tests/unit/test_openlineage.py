@@ -244,30 +244,29 @@ def _row(version: int, state: str) -> VersionRow:
 
 
 @pytest.fixture
-def file_emitter(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+def file_emitter(tmp_path: Path) -> Iterator[tuple[Path, list[str], lineage_ops.Lineage]]:
     warnings: list[str] = []
     config = PlatformConfig(
         home=tmp_path, kafka_bootstrap="broker-1:9092", warehouse_url=URL, openlineage="file:events.jsonl"
     )
-    lineage_emit.configure(config, warn=warnings.append)
-    yield tmp_path / "events.jsonl", warnings
-    lineage_emit.configure(config.model_copy(update={"openlineage": "none"}))
+    openlineage = config.resources()["openlineage"]
+    yield tmp_path / "events.jsonl", warnings, openlineage.lineage(warn=warnings.append)
 
 
 def test_operations_tell_openlineage_and_the_alias_follows_each_swap(
-    file_emitter: tuple[Path, list[str]],
+    file_emitter: tuple[Path, list[str], lineage_ops.Lineage],
 ) -> None:
-    path, warnings = file_emitter
+    path, warnings, lineage = file_emitter
     pipeline = BY_NAME["daily_spend"]
     lineage_emit.cli_command("kappa-orch.rollback")
-    lineage_ops.swapped(pipeline, to=_row(1, LIVE), previous=None, reason="first deploy")
-    lineage_ops.swapped(pipeline, to=_row(2, LIVE), previous=_row(1, READY), reason="reprocess")
-    lineage_ops.swapped(pipeline, to=_row(1, LIVE), previous=_row(2, READY), reason="rollback")
-    lineage_ops.retired(pipeline, _row(2, READY))
+    lineage.swapped(pipeline, to=_row(1, LIVE), previous=None, reason="first deploy")
+    lineage.swapped(pipeline, to=_row(2, LIVE), previous=_row(1, READY), reason="reprocess")
+    lineage.swapped(pipeline, to=_row(1, LIVE), previous=_row(2, READY), reason="rollback")
+    lineage.retired(pipeline, _row(2, READY))
     failed = Outcome("serving_expectations", False, "1 of 3 expectations failed")
-    lineage_ops.checked(pipeline, _row(1, LIVE), [failed])
-    lineage_ops.backfill(pipeline, "0b7c6f0e-1111-4222-8333-444455556666", "START", [date(2026, 11, 2)])
-    assert lineage_emit.current() is not None and lineage_emit.current().flush(10.0)
+    lineage.checked(pipeline, _row(1, LIVE), [failed])
+    lineage.backfill(pipeline, "0b7c6f0e-1111-4222-8333-444455556666", "START", [date(2026, 11, 2)])
+    assert lineage.emitter is not None and lineage.emitter.flush(10.0)
     events = read_events(str(path))
     alias = "postgres://db.internal:6543/warehouse.analytics.daily_spend"
     moved = [served_by([e])[alias] for e in events if e["eventType"] == "COMPLETE" and served_by([e])]
@@ -307,14 +306,14 @@ def test_operations_tell_openlineage_and_the_alias_follows_each_swap(
 
 
 def test_sql_whose_lineage_cannot_be_computed_still_emits_what_is_known(
-    file_emitter: tuple[Path, list[str]],
+    file_emitter: tuple[Path, list[str], lineage_ops.Lineage],
 ) -> None:
-    path, warnings = file_emitter
+    path, warnings, lineage = file_emitter
     sql = TVF_SQL.replace("SUM(amount_cents) AS amount_cents", "RISK_SCORE(amount_cents) AS amount_cents")
     pipeline = BY_NAME["merchant_risk"].model_copy(update={"sql_text": sql})
-    lineage_ops.deployed(pipeline, 3, "0123456789abcdef", "merchant_risk__v3", "ab" * 16)
-    lineage_ops.deployed(pipeline, 3, "0123456789abcdef", "merchant_risk__v3", "ab" * 16)
-    assert lineage_emit.current() is not None and lineage_emit.current().flush(10.0)
+    lineage.deployed(pipeline, 3, "0123456789abcdef", "merchant_risk__v3", "ab" * 16)
+    lineage.deployed(pipeline, 3, "0123456789abcdef", "merchant_risk__v3", "ab" * 16)
+    assert lineage.emitter is not None and lineage.emitter.flush(10.0)
     [event, _] = read_events(str(path))
     [warning] = warnings  # once per pipeline and SQL
     assert "merchant_risk" in warning and "RISK_SCORE" in warning
@@ -324,3 +323,22 @@ def test_sql_whose_lineage_cannot_be_computed_still_emits_what_is_known(
         "merchant",
         "window_start",
     ]
+
+
+def test_openlineage_is_a_resource_without_credentials_and_nothing_process_wide(tmp_path: Path) -> None:
+    config = PlatformConfig(
+        home=tmp_path, kafka_bootstrap="broker-1:9092", warehouse_url=URL, openlineage="file:events.jsonl"
+    )
+    defs = build_kappa_definitions(ASSETS, config=config)
+    resource = (defs.resources or {})["openlineage"]
+    assert (resource.transport, resource.deployment) == ("file:events.jsonl", "default")
+    assert (resource.postgres_namespace, resource.database) == ("postgres://db.internal:6543", "warehouse")
+    assert "secret" not in resource.model_dump_json()  # the warehouse password is not in it
+    # building definitions sets nothing up: events go where a run's resource sends them
+    assert not (tmp_path / "events.jsonl").exists()
+    assert not hasattr(lineage_emit, "configure") and not hasattr(lineage_emit, "current")
+    # a definitions file with resources of its own gets the deployment's openlineage too
+    given = dict(config.resources(dagster=True))
+    given.pop("openlineage")
+    own = build_kappa_definitions(ASSETS, config=config, resources=given)
+    assert (own.resources or {})["openlineage"].transport == "file:events.jsonl"
