@@ -39,7 +39,7 @@ fi
 # Two phases. Every test that keeps to its own database, topics and deployment runs in
 # parallel, a file per worker (the servers wait on I/O far more than they use the 2 cores);
 # then the few that kill, fill or reconfigure the shared stack (marked `disruptive`) run alone.
-workers=${KAPPA_TEST_WORKERS:-3}
+workers=${KAPPA_TEST_WORKERS:-4}
 rc=0
 echo "[test] unit and integration tests, $workers in parallel"
 .venv/bin/python -m pytest tests/unit tests/integration -m "not disruptive" \
