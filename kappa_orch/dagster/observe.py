@@ -43,6 +43,7 @@ from kappa_orch.dagster.stream_checks import (
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import ServiceUnavailable
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
@@ -307,18 +308,17 @@ def _read_registry(warehouse: WarehouseResource, pipelines: Sequence[LoadedPipel
 
 
 def _progress(
-    kafka: KafkaResource,
-    warehouse: WarehouseResource,
+    services: Services,
     watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
     answers: StreamAnswers,
     reads: dict[str, Any],
-    warn: Callable[[str], None],
 ) -> dict[str, Any]:
     """What the jobs' progress says: their sources' topic ids (a log replaced under a job),
-    their checkpoints recorded in the registry, and their read positions (a job whose
-    position stands still while records wait is stuck)."""
-    gather_topic_ids(sorted({s.topic for p, _ in watched for s in p.spec.sources}), answers, kafka=kafka)
-    record_checkpoints(warehouse, watched, answers, warn=warn)
+    their checkpoints recorded in the registry (a failure told to the services' log), and
+    their read positions (a job whose position stands still while records wait is stuck)."""
+    topics = sorted({s.topic for p, _ in watched for s in p.spec.sources})
+    gather_topic_ids(topics, answers, kafka=services.kafka)
+    record_checkpoints(services.warehouse, watched, answers, warn=services.log)
     return read_progress(watched, answers, reads)
 
 
@@ -370,7 +370,8 @@ def stream_observation_sensor(
             watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs, rows=rows
         )
         gather_topics(topics, answers, kafka=kafka, deadline=deadline)
-        state["reads"] = _progress(kafka, warehouse, watched, answers, state["reads"], context.log.warning)
+        services = Services(kafka, flink, warehouse, context.log.warning)
+        state["reads"] = _progress(services, watched, answers, state["reads"])
         letter_events, state["letters"] = observe_letters(
             letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
         )

@@ -39,7 +39,7 @@ from kappa_orch.lifecycle.services import Services
 from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
-from kappa_orch.registry.check_history import record_check
+from kappa_orch.registry.check_history import CheckOutcome, record_check
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -60,14 +60,10 @@ def _kept(
     """Record the outcome in the registry as its check's last (for `kappa-orch status`),
     and tell OpenLineage (a `<pipeline>.data_quality` run over the live version)."""
     with registry.session(warehouse) as conn:
-        record_check(
-            conn,
-            pipeline=pipeline.name,
-            check_name=outcome.name,
-            passed=outcome.passed,
-            summary=outcome.summary,
-            run_id=context.run.run_id,
+        checked = CheckOutcome(
+            pipeline.name, outcome.name, outcome.passed, outcome.summary, context.run.run_id
         )
+        record_check(conn, checked)
         live = registry.live_versions(conn).get(pipeline.name)
         rows = registry.pipeline_versions(conn, pipeline.name) if live is not None else []
     served = next((r for r in rows if r.version == live), None)

@@ -104,9 +104,7 @@ def prepare_candidate(
             claims.release(warehouse, pipeline=spec.name, owner=claimant.owner)
     failed = "; ".join(f"{o.name}: {o.summary}" for o in report.outcomes if not o.lets_through)
     state, error = ("COMPLETE", None) if report.passed else ("FAIL", f"the gate failed: {failed}")
-    services.lineage.reprocess(
-        pipeline, run_id, state, row=report.version, outcomes=report.outcomes, error=error
-    )
+    services.lineage.reprocess(pipeline, run_id, state, report=report, error=error)
     return report
 
 

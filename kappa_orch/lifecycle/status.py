@@ -190,7 +190,7 @@ def _check(outcome: CheckOutcome) -> dict[str, Any]:
         "check": outcome.check_name,
         "passed": outcome.passed,
         "summary": outcome.summary,
-        "at": outcome.checked_at.isoformat(),
+        "at": outcome.checked_at.isoformat() if outcome.checked_at else None,
         "run_id": outcome.run_id,
     }
 

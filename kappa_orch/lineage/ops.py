@@ -148,12 +148,14 @@ class Lineage:
         run_id: str,
         state: str,
         *,
-        row: Any = None,
-        outcomes: Sequence[Any] = (),
+        report: Any = None,
         error: str | None = None,
     ) -> None:
         """A reprocess's run: START, then COMPLETE (the candidate passed its gate) or FAIL; the
-        candidate version table carries the gate's assertions."""
+        candidate version table (`report.version`) carries the gate's assertions
+        (`report.outcomes`)."""
+        row = report.version if report is not None else None
+        outcomes: Sequence[Any] = report.outcomes if report is not None else ()
 
         def build(e: Emitter) -> list[Any]:
             names = e.names

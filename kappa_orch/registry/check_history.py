@@ -21,15 +21,19 @@ class CheckOutcome:
     passed: bool
     summary: str
     run_id: str | None
-    checked_at: datetime
+    checked_at: datetime | None = None  # set by the registry when it is recorded
 
 
-def record_check(
-    conn: Connection, *, pipeline: str, check_name: str, passed: bool, summary: str, run_id: str | None
-) -> None:
+def record_check(conn: Connection, outcome: CheckOutcome) -> None:
     """Keep this outcome as the check's last (one row per pipeline and check)."""
-    values = {"passed": passed, "summary": summary[:4000], "run_id": run_id, "checked_at": func.now()}
-    statement = insert(scheduled_checks).values(pipeline=pipeline, check_name=check_name, **values)
+    values = {
+        "passed": outcome.passed,
+        "summary": outcome.summary[:4000],
+        "run_id": outcome.run_id,
+        "checked_at": func.now(),
+    }
+    key = {"pipeline": outcome.pipeline, "check_name": outcome.check_name}
+    statement = insert(scheduled_checks).values(**key, **values)
     conn.execute(statement.on_conflict_do_update(index_elements=["pipeline", "check_name"], set_=values))
 
 
