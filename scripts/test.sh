@@ -36,14 +36,23 @@ else
   echo "[test] no Go toolchain: k8s validate's server dry-run layer says 'not run' (the test checks it says so)"
 fi
 
-# Two phases. Every test that keeps to its own database, topics and deployment runs in
-# parallel, a file per worker (the servers wait on I/O far more than they use the 2 cores);
-# then the few that kill, fill or reconfigure the shared stack (marked `disruptive`) run alone.
+# Two phases. Every integration test that keeps to its own database, topics and deployment
+# runs in parallel, a file per worker (the servers wait on I/O more than they use the
+# cores). Then the few that kill, fill or reconfigure the shared stack (marked
+# `disruptive`) run alone on it, and beside them the unit tests, which use no server.
 workers=${KAPPA_TEST_WORKERS:-4}
 rc=0
-echo "[test] unit and integration tests, $workers in parallel"
-.venv/bin/python -m pytest tests/unit tests/integration -m "not disruptive" \
-  -n "$workers" --dist loadfile --durations=30 "$@" || rc=$?
-echo "[test] the tests that kill, fill or reconfigure the shared stack, alone"
-.venv/bin/python -m pytest tests/integration -m disruptive --durations=10 "$@" || rc=$((rc ? rc : $?))
+# pytest's exit status, except 5 (no test selected, e.g. by -k): that is no failure
+tests() { .venv/bin/python -m pytest "$@" || { status=$?; [ "$status" = 5 ] || return "$status"; }; }
+echo "[test] integration tests, $workers in parallel"
+tests tests/integration -m "not disruptive" -n "$workers" --dist loadfile --durations=30 "$@" || rc=$?
+echo "[test] the tests that kill, fill or reconfigure the shared stack, alone on it; the unit tests beside them"
+units_log=$(mktemp)
+tests tests/unit -n 2 --durations=10 "$@" >"$units_log" 2>&1 &
+units=$!
+tests tests/integration -m disruptive --durations=10 "$@" || rc=$((rc ? rc : $?))
+wait "$units" || rc=$((rc ? rc : $?))
+echo "[test] the unit tests"
+cat "$units_log"
+rm -f "$units_log"
 exit "$rc"
