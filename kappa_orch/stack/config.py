@@ -69,7 +69,9 @@ class StackConfig:
     postgres_port: int = 5432
     warehouse_db: str = "warehouse"
     kafka_heap: str = "512m"
-    taskmanager_slots: int = 8
+    # a pipeline holds a slot per running version: its live one, the replaced ones kept for
+    # rollback until retired, a candidate catching up (the reference platform: up to 12)
+    taskmanager_slots: int = 16
     start_timeout_s: float = 90.0
     # a multi-node stack: KRaft nodes (each broker and controller; node i binds
     # kafka_port + 2(i-1) and kafka_controller_port + 2(i-1)) and TaskManagers
