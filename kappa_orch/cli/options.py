@@ -53,11 +53,14 @@ def services_of(platform: PlatformConfig) -> Any:
     """The platform's services for a lifecycle step, telling its progress on stdout and
     what it does to the deployment's OpenLineage transport (its problems as warnings)."""
     from kappa_orch.lifecycle.services import Services
-    from kappa_orch.lineage.resource import OpenLineageResource
 
-    openlineage: OpenLineageResource = platform.resources()["openlineage"]
-    lineage = openlineage.lineage(warn=lambda text: click.secho(f"WARNING: {text}", fg="yellow", err=True))
-    return Services(*resources_of(platform), log=click.echo, lineage=lineage)
+    found = platform.resources()
+
+    def warn(text: str) -> None:
+        click.secho(f"WARNING: {text}", fg="yellow", err=True)
+
+    lineage = found["openlineage"].lineage(warn=warn)
+    return Services(found["kafka"], found["flink"], found["warehouse"], log=click.echo, lineage=lineage)
 
 
 def background_environment(options: dict[str, Any]) -> dict[str, str]:
