@@ -137,7 +137,7 @@ def dagster_home(kappa_home: Path) -> Path:
 
 def _report_failed_reprocess(pipeline: str, result: Any) -> None:
     """Which checks failed (and how to accept a waivable one), or the step's error; exit 1."""
-    from kappa_orch.lifecycle.gate import STRUCTURAL_CHECKS
+    from kappa_orch.lifecycle.gate import STRUCTURAL_CHECKS, check_fix
 
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for evaluation in failed:
@@ -149,12 +149,7 @@ def _report_failed_reprocess(pipeline: str, result: Any) -> None:
     click.secho(f"reprocess of {pipeline} did not swap the alias ({reason})", fg="red", err=True)
     waivable = [e.check_name for e in failed if e.check_name not in STRUCTURAL_CHECKS]
     if waivable:
-        click.secho(
-            f"fix: fix the spec and reprocess; or, if the data is right and the check is not, accept "
-            f'it: kappa-orch reprocess {pipeline} --wait --accept {waivable[0]} --reason "..."',
-            fg="yellow",
-            err=True,
-        )
+        click.secho(f"fix: {check_fix(pipeline, waivable[0])}", fg="yellow", err=True)
     sys.exit(1)
 
 

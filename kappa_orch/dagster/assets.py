@@ -36,7 +36,7 @@ from kappa_orch.dagster.lineage import progress, table_schema, topic_lineage
 from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaAsset, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
-from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS
+from kappa_orch.lifecycle.gate import CHECK_DESCRIPTIONS, GATE_CHECKS, check_fix
 from kappa_orch.lifecycle.reprocess import Acceptance, CandidateReport, prepare_candidate
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import SwapRequest, SwapResult, swap
@@ -161,7 +161,7 @@ def version_asset(
             )
         return MaterializeResult(
             metadata=_version_metadata(spec, report),  # type: ignore[arg-type]
-            check_results=_check_results(key, report),
+            check_results=_check_results(key, report, spec.name),
         )
 
     return _version
@@ -210,8 +210,9 @@ def _version_metadata(spec: PipelineSpec, report: CandidateReport) -> dict[str, 
     return metadata
 
 
-def _check_results(key: AssetKey, report: CandidateReport) -> list[AssetCheckResult]:
-    """The gate's outcomes as the versions asset's blocking checks (an accepted failure warns)."""
+def _check_results(key: AssetKey, report: CandidateReport, pipeline: str) -> list[AssetCheckResult]:
+    """The gate's outcomes as the versions asset's blocking checks (an accepted failure warns;
+    a failed one carries its fix)."""
     return [
         AssetCheckResult(
             asset_key=key,
@@ -223,6 +224,7 @@ def _check_results(key: AssetKey, report: CandidateReport) -> list[AssetCheckRes
                 "version": report.version.version,
                 "summary": outcome.summary,
                 **({"accepted": outcome.accepted} if outcome.accepted else {}),
+                **({} if outcome.passed or outcome.accepted else {"fix": check_fix(pipeline, outcome.name)}),
                 **{
                     k: MetadataValue.json(v) if isinstance(v, list | dict) else v
                     for k, v in outcome.metadata.items()

@@ -351,6 +351,17 @@ def _cause(where: str) -> str:
     return where if where == ROUTED_LATE else f"dropped in {where}"
 
 
+def check_fix(pipeline: str, check: str) -> str:
+    """What to do about one failed gate check (the CLI prints it; the UI shows it on the
+    check): a structural check cannot be accepted, the others can, with a reason."""
+    if check in STRUCTURAL_CHECKS:
+        return f"fix the spec or the data and reprocess: {check} failing means the table itself is wrong"
+    return (
+        f"fix the spec and reprocess; or, if the data is right and the check is not, accept it: "
+        f'kappa-orch reprocess {pipeline} --wait --accept {check} --reason "..."'
+    )
+
+
 def failed_candidate_fix(pipeline: str) -> str:
     """What to do about a candidate that failed its gate (also shown by status)."""
     return (

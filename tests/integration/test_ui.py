@@ -2,7 +2,10 @@
 demo's story (daily_spend's previous release live, its fix shipped as a reprocess),
 asserting from the rendered pages that the graph shows topic -> versions -> alias, the
 alias page the live version and the swap history, and that a stopped Flink job turns
-its check red. Screenshots are kept under .kappa/ui-screenshots (CI artifacts)."""
+its check red, and that a run whose gate failed shows the failed check, its summary and
+its fix with no frame of kappa_orch's code (Dagster prints a two-line stack of its own
+framework under every failed step; that is all). Screenshots are kept under
+.kappa/ui-screenshots (CI artifacts)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from assets.sample_events import sample_events
 from kappa_orch.engine.flink.resource import FlinkResource
@@ -125,12 +129,28 @@ def the_demos_story(platform: Platform, kafka: KafkaResource, env: dict[str, str
     cli(env, "plan", "--apply")
 
 
+def a_failed_gate(platform: Platform, env: dict[str, str], dagster_home: Path) -> str:
+    """The next release negates the spend: its candidate fails the spec's expectation
+    (spend_cents >= 0), so `reprocess --wait` exits 1 without a swap. The run's id."""
+    sql = platform.pipelines()["daily_spend"].sql_text
+    platform.set_sql("daily_spend", sql.replace("SUM(amount_cents) AS", "-SUM(amount_cents) AS"))
+    done = subprocess.run(
+        [KAPPA, "reprocess", "daily_spend", "--wait"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 1 and "check expectations failed" in done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    instance = DagsterInstance.from_config(str(dagster_home))
+    [run] = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+    return run.run_id
+
+
 def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
     stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path
 ) -> None:
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
         env = cli_env(platform, stack, DAGSTER_HOME=str(tmp_path / "dagster"))
         the_demos_story(platform, kafka, env)
+        failed_run = a_failed_gate(platform, env, tmp_path / "dagster")
         with registry.session(platform.warehouse) as conn:
             live = {r.version: r for r in registry.pipeline_versions(conn, "daily_spend")}
         with dagster_dev(tmp_path, env) as ui:
@@ -149,6 +169,9 @@ def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
             flink.cancel(live[2].flink_job_id or "")
             failed = wait_for_page(versions, lambda text: "is CANCELED" in text)
             screenshot(versions, SHOTS / "checks-failed.png")
+            run_page = f"{ui}/runs/{failed_run}"
+            gate = wait_for_page(run_page, lambda text: "blocking asset check failed" in text)
+            screenshot(run_page, SHOTS / "gate-failed-run.png", height=2400)
 
     # the graph: the topic feeds the versions, which feed the alias
     for node in ("authorizations", "daily_spend__versions", "daily_spend"):
@@ -162,3 +185,7 @@ def test_the_ui_shows_the_graph_the_swaps_and_a_stopped_job(
     # the failed check names the version and the job, with the fix
     assert "Failed" in failed and "v2 is live but its Flink job" in failed, failed[:3000]
     assert "kappa-orch repair daily_spend" in failed
+    # the failed gate's run: which check failed, why, and the fix; no kappa_orch frame
+    assert "blocking asset check failed" in gate and "expectations" in gate, gate[:3000]
+    assert "kappa-orch reprocess daily_spend --wait --accept expectations" in gate, gate[:3000]
+    assert "kappa_orch" not in gate and "Traceback" not in gate, gate[:3000]
