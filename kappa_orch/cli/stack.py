@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 from kappa_orch.cli import F, main
-from kappa_orch.stack.config import STORAGE, TOPOLOGY, StackConfig, recorded_storage, recorded_topology
+from kappa_orch.stack.config import (
+    STORAGE,
+    TOPOLOGY,
+    StackConfig,
+    recorded_ha,
+    recorded_storage,
+    recorded_topology,
+)
 
 
 def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]:
@@ -36,6 +43,7 @@ def _port(name: str, env: str, default: int, help_text: str) -> Callable[[F], F]
 @_port("--flink-rpc-port", "KAPPA_FLINK_RPC_PORT", 6123, "Flink JobManager RPC port.")
 @_port("--sql-gateway-port", "KAPPA_SQL_GATEWAY_PORT", 8083, "Flink SQL Gateway port.")
 @_port("--postgres-port", "KAPPA_POSTGRES_PORT", 5432, "PostgreSQL port.")
+@_port("--zookeeper-port", "KAPPA_ZOOKEEPER_PORT", 2181, "ZooKeeper port (with `up --ha`).")
 @click.option(
     "--timeout",
     envvar="KAPPA_START_TIMEOUT",
@@ -58,6 +66,7 @@ def stack(ctx: click.Context, /, home: Path, timeout: float, **ports: Any) -> No
         checkpoint_uri=checkpoints,
         savepoint_uri=savepoints,
         s3_endpoint=s3_endpoint,
+        ha=recorded_ha(home.resolve()),
         start_timeout_s=timeout,
         **ports,  # kafka_port, kafka_controller_port, flink_rest_port, ... as the options name them
     )
@@ -110,8 +119,14 @@ def _print_status(statuses: list[Any], as_json: bool) -> None:
     help="URL of an S3-compatible store for s3:// URIs (path-style); credentials from "
     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [env KAPPA_S3_ENDPOINT].",
 )
+@click.option(
+    "--ha/--no-ha",
+    default=None,
+    help="High availability: a ZooKeeper beside the JobManager, so that a JobManager that "
+    "died recovers its jobs itself when started again [default: as last started, else off].",
+)
 @click.pass_obj
-def up(config: StackConfig, /, as_json: bool, brokers: int | None, **given: Any) -> None:
+def up(config: StackConfig, /, as_json: bool, brokers: int | None, ha: bool | None, **given: Any) -> None:
     """Start the services that are not running (idempotent)."""
     from dataclasses import replace
 
@@ -119,12 +134,29 @@ def up(config: StackConfig, /, as_json: bool, brokers: int | None, **given: Any)
 
     # --taskmanagers and the storage options are named as the config's fields; unset: as before
     kept = {key: value or getattr(config, key) for key, value in given.items()}
-    config = replace(config, kafka_brokers=brokers or config.kafka_brokers, **kept)
+    ha = config.ha if ha is None else ha
+    _refuse_ha_change(config, ha)
+    config = replace(config, kafka_brokers=brokers or config.kafka_brokers, ha=ha, **kept)
     statuses = manager.up(config, report=lambda msg: click.echo(msg, err=True))
-    topology = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
+    topology: dict[str, Any] = {"kafka_brokers": config.kafka_brokers, "taskmanagers": config.taskmanagers}
+    topology.update({"ha": True} if config.ha else {})
     topology.update({key: getattr(config, key) for key in STORAGE if getattr(config, key)})
     (config.home / TOPOLOGY).write_text(json.dumps(topology) + "\n")
     _print_status(statuses, as_json)
+
+
+def _refuse_ha_change(config: StackConfig, ha: bool) -> None:
+    """HA is set when the JobManager starts: turning it on or off needs the cluster down."""
+    from kappa_orch.errors import StackError
+    from kappa_orch.stack.flink import FlinkService
+
+    if ha != config.ha and "flink-jobmanager" in FlinkService(config).live_pids():
+        now, asked = ("off", "--ha") if ha else ("on", "--no-ha")
+        raise StackError(
+            f"the Flink cluster runs with HA {now}; HA is set when the JobManager starts",
+            f"run `kappa-orch stack down`, then `kappa-orch stack up {asked}` (running jobs "
+            "resume from their checkpoints through `kappa-orch repair`)",
+        )
 
 
 @stack.command()

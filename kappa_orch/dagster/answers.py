@@ -67,7 +67,9 @@ def _ask_flink(answers: StreamAnswers, flink: FlinkResource, job_id: str, routed
         answers.stalls[job_id] = (job.since_ms or answers.observed_at_ms, job.waiting_tasks)
     if state in TROUBLED or job_id in answers.stalls:
         answers.job_exceptions[job_id] = flink.job_exception(job_id) or ""
-    if state != "UNKNOWN":
+    # a job still initializing (just submitted, or recovered by a new JobManager with HA
+    # on) has no JobMaster yet: Flink refuses to tell its checkpoints and metrics
+    if state not in ("UNKNOWN", "INITIALIZING"):
         answers.checkpoints[job_id], failure = flink.checkpoint_stats(job_id)
         if failure:
             answers.checkpoint_failures[job_id] = failure

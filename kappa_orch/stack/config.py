@@ -48,6 +48,11 @@ def recorded_topology(home: Path) -> tuple[int, int]:
 STORAGE = ("checkpoint_uri", "savepoint_uri", "s3_endpoint")
 
 
+def recorded_ha(home: Path) -> bool:
+    """Whether the last `stack up` in `home` started the cluster with HA (`--ha`)."""
+    return bool(_recorded(home).get("ha"))
+
+
 def recorded_storage(home: Path) -> tuple[str | None, str | None, str | None]:
     """Where the last `stack up` in `home` told Flink to keep checkpoints and savepoints:
     StackConfig's (checkpoint_uri, savepoint_uri, s3_endpoint); None: the default."""
@@ -83,6 +88,15 @@ class StackConfig:
     checkpoint_uri: str | None = None
     savepoint_uri: str | None = None
     s3_endpoint: str | None = None
+    # high availability (`stack up --ha`): a ZooKeeper beside the JobManager, which then
+    # recovers its jobs itself after a crash (kappa_orch.stack.zookeeper)
+    ha: bool = False
+    zookeeper_port: int = 2181
+
+    @property
+    def ha_storage(self) -> str:
+        """Flink's high-availability.storageDir: beside the checkpoints (the same store)."""
+        return self.checkpoints.rstrip("/") + "/_ha"
 
     @property
     def checkpoints(self) -> str:

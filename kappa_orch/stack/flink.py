@@ -18,10 +18,11 @@ import yaml
 
 from kappa_orch.engine.flink.policy import CHECKPOINT_INTERVAL_S, CHECKPOINTS_RETAINED, job_policy
 from kappa_orch.errors import StackError
+from kappa_orch.stack import zookeeper
 from kappa_orch.stack.config import LOOPBACK, StackConfig
 from kappa_orch.stack.flink_security import flink_account, flink_tls, give_to, place, relocate
 from kappa_orch.stack.jars import FLINK_EXTRAS, FLINK_S3, build_kappa_jar, flink_home, resolve
-from kappa_orch.stack.process import PidFile, spawn, wait_until
+from kappa_orch.stack.process import PidFile, port_is_open, spawn, wait_until
 from kappa_orch.stack.service import Service, ServiceStatus
 
 _GATEWAY_JAR_PREFIX = "flink-sql-gateway-"
@@ -79,14 +80,18 @@ class FlinkService(Service):
         return self.config.flink_dir
 
     def ports(self) -> list[int]:
-        return [self.config.flink_rest_port, self.config.flink_rpc_port, self.config.sql_gateway_port]
+        ports = [self.config.flink_rest_port, self.config.flink_rpc_port, self.config.sql_gateway_port]
+        return ports + ([self.config.zookeeper_port] if self.config.ha else [])
 
     def _processes(self) -> dict[str, str]:
-        """process name -> start script, in start order (TaskManager 2, 3 ... after the first)."""
+        """process name -> start script, in start order (ZooKeeper first with HA on;
+        TaskManager 2, 3 ... after the first)."""
         extra = {f"flink-taskmanager-{i}": "taskmanager.sh" for i in range(2, self.config.taskmanagers + 1)}
         names = list(_PROCESSES)
         ordered = [*names[:2], *extra, *names[2:]]
-        return {name: {**_PROCESSES, **extra}[name] for name in ordered}
+        scripts = {**_PROCESSES, **extra}
+        processes = {name: scripts[name] for name in ordered}
+        return {zookeeper.PROCESS: "zookeeper.sh", **processes} if self.config.ha else processes
 
     def pid_files(self) -> dict[str, PidFile]:
         return {process: self.pid_file(process) for process in self._processes()}
@@ -127,6 +132,10 @@ class FlinkService(Service):
                 **_s3_settings(cfg),
             }
         )
+        if cfg.ha:
+            settings.update(zookeeper.ha_settings(cfg))
+            jaas = zookeeper.jaas_option(self._dir / "conf" / zookeeper.JAAS)
+            settings["env.java.opts.all"] = f"{settings.get('env.java.opts.all', '')} {jaas}".strip()
         return settings
 
     def _prepare(self) -> dict[str, str]:
@@ -147,6 +156,10 @@ class FlinkService(Service):
         config_file = conf / "config.yaml"
         config_file.touch(mode=0o600)
         config_file.write_text(yaml.safe_dump({**self.settings(), **tls.settings()}, sort_keys=True))
+        for written in (zookeeper.ZOO_CFG, zookeeper.JAAS):
+            (conf / written).unlink(missing_ok=True)
+        if self.config.ha:
+            zookeeper.write_files(self.config, conf, job_key(self.config))
         for name in ("log4j.properties", "log4j-console.properties", "log4j-session.properties"):
             source = home / "conf" / name
             if source.exists():
@@ -172,9 +185,10 @@ class FlinkService(Service):
         for jar in build_kappa_jar(self.config.jars_dir).glob("*.jar"):
             place(jar, lib / jar.name, copies=copies)
         self._link_plugins(copies)
-        for sub in ("checkpoints", "savepoints", "log", "pids"):
+        for sub in ("checkpoints", "savepoints", "log", "pids", "zookeeper"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
         give_to(account, conf, *conf.iterdir(), self._dir / "log", self._dir / "pids")
+        give_to(account, self._dir / "zookeeper", recursive=True)
         stored = [
             Path(uri.removeprefix("file://")) for uri in (self.config.checkpoints, self.config.savepoints)
         ]
@@ -225,7 +239,11 @@ class FlinkService(Service):
         account = flink_account()
         bin_dir = self._dir / "bin"  # the wheel's scripts, as _prepare placed them
         pid_files = self.pid_files()
-        checks = {"flink-jobmanager": self._jobmanager_answers, "flink-sql-gateway": self._gateway_answers}
+        checks = {
+            zookeeper.PROCESS: lambda: port_is_open(LOOPBACK, self.config.zookeeper_port),
+            "flink-jobmanager": self._jobmanager_answers,
+            "flink-sql-gateway": self._gateway_answers,
+        }
         for process, script in self._processes().items():
             if process not in processes:
                 continue
@@ -234,8 +252,10 @@ class FlinkService(Service):
                 checks[process] = lambda before=before: self._new_taskmanager(before)  # type: ignore[misc]
             log = self.config.logs_dir / f"{process}.log"
             pid_file = pid_files[process]
+            # zookeeper.sh takes the server's id in the quorum (one server: 1)
+            args = ["start-foreground", "1"] if process == zookeeper.PROCESS else ["start-foreground"]
             pid = spawn(
-                ["bash", str((bin_dir / script).resolve()), "start-foreground"],
+                ["bash", str((bin_dir / script).resolve()), *args],
                 log=log,
                 pid_file=pid_file,
                 env=env,

@@ -18,14 +18,10 @@ assumed.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,14 +40,12 @@ from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.object_store import check_writable
-from kappa_orch.stack.process import PidFile
+from tests.integration.clusters import free_port, go_live, kill, second_cluster
 from tests.integration.platform import (
     KAPPA,
     cli_env,
     isolated_platform,
     observe_once,
-    produce_authorizations,
-    run_reprocess,
 )
 from tests.integration.served import expected, versions, wait_exact
 
@@ -62,18 +56,12 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "kappa-test", "AWS_SECRET_ACCESS_KEY": "kapp
 EVENTS = 20_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server on loopback with an empty bucket; its URL. Stopped by its pid."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -105,37 +93,6 @@ def _keys() -> dict[str, str]:
     }
 
 
-@contextmanager
-def _second_cluster(
-    stack: StackConfig, home: Path, **storage: Any
-) -> Iterator[tuple[StackConfig, FlinkResource]]:
-    """A second Flink cluster beside the test stack (its own folder and ports, the same
-    Kafka and PostgreSQL), with `storage` (StackConfig's checkpoint and savepoint
-    settings; none: folders under its home). Stopped by its pids."""
-    (home / "jars").symlink_to(stack.jars_dir)
-    # one deployment, one job key: the orchestrator derives the job roles' passwords with
-    # the test stack's key, so this cluster's sinks must hold the same
-    (home / "flink").mkdir()
-    shutil.copy2(stack.job_key_file, home / "flink" / "job-key")
-    config = replace(
-        stack,
-        home=home,
-        taskmanagers=1,
-        flink_rest_port=_free_port(),
-        flink_rpc_port=_free_port(),
-        sql_gateway_port=_free_port(),
-        **storage,
-    )
-    service = FlinkService(config)
-    try:
-        manager.up(config, only=[service])
-        yield config, config.platform().resources()["flink"]
-    finally:
-        service.stop()
-        if config.flink_dir.is_symlink():  # placed under /var/tmp (a private temporary folder)
-            shutil.rmtree(config.flink_dir.resolve().parent, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def s3_flink(
     stack: StackConfig, s3: str, tmp_path_factory: pytest.TempPathFactory
@@ -150,7 +107,7 @@ def s3_flink(
         "s3_endpoint": s3,
     }
     try:
-        with _second_cluster(stack, tmp_path_factory.mktemp("s3-flink"), **storage) as cluster:
+        with second_cluster(stack, tmp_path_factory.mktemp("s3-flink"), **storage) as cluster:
             yield cluster
     finally:
         for key, value in saved.items():
@@ -169,28 +126,6 @@ def _bucket_keys(endpoint: str, prefix: str) -> list[str]:
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
-def _go_live(
-    platform: Any, kafka: KafkaResource, flink: FlinkResource, count: int, *, seed: int
-) -> list[Any]:
-    """daily_spend live and exact over `count` fresh events on this cluster; the events."""
-    events = sample_events(count, seed=seed, step_ms=60_000).authorizations
-    produce_authorizations(platform, kafka, events, event_timestamps=False)
-    assert run_reprocess(platform, platform.pipelines()["daily_spend"], kafka, flink).success
-    wait_exact(platform, "daily_spend", expected(platform, "daily_spend"))
-    return events
-
-
-def _kill(config: StackConfig, process: str) -> None:
-    pid_file = PidFile(config.pids_dir / f"{process}.pid", str(config.home))
-    pid = pid_file.live_pid()
-    assert pid is not None, f"{process} is not running"
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while pid_file.live_pid() is not None:
-        assert time.monotonic() < deadline, f"{process} outlived SIGKILL"
-        time.sleep(0.2)
-
-
 def test_a_job_restores_from_the_object_store_after_its_cluster_died(
     stack: StackConfig,
     kafka: KafkaResource,
@@ -200,7 +135,7 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
 ) -> None:
     config, flink = s3_flink
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        events = _go_live(platform, kafka, flink, EVENTS, seed=11)
+        events = go_live(platform, kafka, flink, EVENTS, seed=11)
         [v1] = versions(platform, "daily_spend").values()
         old_job = v1.flink_job_id or ""
 
@@ -218,8 +153,8 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
         assert recorded["job_id"] == old_job and recorded["path"].startswith(f"s3://{BUCKET}/checkpoints/")
 
         # the whole cluster dies; events keep arriving meanwhile
-        _kill(config, "flink-taskmanager")
-        _kill(config, "flink-jobmanager")
+        kill(config, "flink-taskmanager")
+        kill(config, "flink-jobmanager")
         more = sample_events(5_000, seed=12, start_ms=1_767_225_600_000 + EVENTS * 60_000, step_ms=60_000)
         kafka.produce(
             platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
@@ -248,7 +183,7 @@ def file_flink(
     stack: StackConfig, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[StackConfig, FlinkResource]]:
     """A second Flink cluster with checkpoints and savepoints in its own folder (file://)."""
-    with _second_cluster(stack, tmp_path_factory.mktemp("file-flink")) as cluster:
+    with second_cluster(stack, tmp_path_factory.mktemp("file-flink")) as cluster:
         yield cluster
 
 
@@ -265,7 +200,7 @@ def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes
     jobs kappa_orch does not know". Checkpoints on object storage and in files; no HA."""
     config, flink = request.getfixturevalue(cluster)
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        events = _go_live(platform, kafka, flink, 5_000, seed=31)
+        events = go_live(platform, kafka, flink, 5_000, seed=31)
         [v1] = versions(platform, "daily_spend").values()
         old_job = v1.flink_job_id or ""
         deadline = time.monotonic() + 60
@@ -277,7 +212,7 @@ def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes
         storage = config.checkpoints.split("://", 1)[1].strip("/")  # bucket/prefix, or a folder
         assert recorded["job_id"] == old_job and f"{storage}/{old_job}/chk-" in recorded["path"]
 
-        _kill(config, "flink-jobmanager")  # the TaskManager lives on
+        kill(config, "flink-jobmanager")  # the TaskManager lives on
         more = sample_events(2_000, seed=32, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
         kafka.produce(
             platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
@@ -345,10 +280,10 @@ def test_a_taskmanager_that_does_not_come_back_turns_the_job_check_red_with_the_
         raw = yaml.safe_load(spec.read_text())
         raw["health"] = {**raw.get("health", {}), "max_stalled": "15s"}
         spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-        events = _go_live(platform, kafka, flink, 5_000, seed=21)
+        events = go_live(platform, kafka, flink, 5_000, seed=21)
         check, cursor = _await_check(platform, kafka, flink, None, passed=True)
 
-        _kill(config, "flink-taskmanager")  # and it does not come back
+        kill(config, "flink-taskmanager")  # and it does not come back
         more = sample_events(2_000, seed=22, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
         kafka.produce(
             platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
@@ -377,7 +312,7 @@ def test_a_store_that_refuses_writes_is_named_before_anything_starts(
         "NoSuchBucket" in refused.value.problem and "create the bucket 'no-such-bucket'" in refused.value.fix
     )
 
-    gone = f"http://127.0.0.1:{_free_port()}"
+    gone = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(StackError) as unreachable:
         check_writable(f"s3://{BUCKET}/checkpoints", s3_endpoint=gone)
     assert "did not answer" in unreachable.value.problem and gone in unreachable.value.problem
@@ -386,7 +321,7 @@ def test_a_store_that_refuses_writes_is_named_before_anything_starts(
     config = replace(
         s3_flink[0],
         home=tmp_path,
-        flink_rest_port=_free_port(),
+        flink_rest_port=free_port(),
         checkpoint_uri="s3://no-such-bucket/checkpoints",
     )
     (tmp_path / "jars").symlink_to(stack.jars_dir)
