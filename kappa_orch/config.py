@@ -53,6 +53,7 @@ VARIABLES: dict[str, str] = {
     "sql_gateway_url": "KAPPA_SQL_GATEWAY_URL",
     "flink_tls_ca": "KAPPA_FLINK_TLS_CA",
     "flink_tls_cert": "KAPPA_FLINK_TLS_CERT",
+    "flink_plan_dir": "KAPPA_FLINK_PLAN_DIR",
     "warehouse_url": "KAPPA_WAREHOUSE_URL",
     "warehouse_reader_url": "KAPPA_WAREHOUSE_READER_URL",
     "warehouse_sink_url": "KAPPA_WAREHOUSE_SINK_URL",
@@ -68,6 +69,8 @@ VARIABLES: dict[str, str] = {
 }
 # the local stack's job key, under its home (made by kappa_orch.stack.flink.job_key)
 JOB_KEY_FILE = Path("flink") / "job-key"
+# the local stack's folder of compiled plans (written by its SQL Gateway and by kappa_orch)
+PLANS_DIR = Path("flink") / "plans"
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
 SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url", "job_key"})
 
@@ -91,6 +94,12 @@ class PlatformConfig(BaseModel):
         None,
         description="PEM file with the client certificate and key for Flink endpoints that ask for "
         "one (mutual TLS; default: the local stack's, <home>/secrets/flink-client.pem).",
+    )
+    flink_plan_dir: str | None = Field(
+        None,
+        description="A folder both the SQL Gateway and kappa_orch read and write, where each version's "
+        "compiled plan is kept and its job started from (default: the local stack's <home>/flink/plans "
+        "when it exists; `none`: jobs run as statement sets with Flink's automatic operator ids).",
     )
     warehouse_url: str = Field(
         "",
@@ -209,6 +218,15 @@ class PlatformConfig(BaseModel):
         cert = self.flink_tls_cert or _existing(local / FLINK_TLS_CERT)
         return (str(ca) if ca else None), (str(cert) if cert else None)
 
+    def plan_dir(self) -> str | None:
+        """FlinkResource's plan_dir: as configured (`none`: no plans), else the local
+        stack's folder when it exists and the SQL Gateway runs on this machine."""
+        if self.flink_plan_dir:
+            return None if self.flink_plan_dir.lower() == "none" else self.flink_plan_dir
+        local = self.home / PLANS_DIR
+        on_this_machine = any(host in self.sql_gateway_url for host in ("//127.0.0.1:", "//localhost:"))
+        return str(local.resolve()) if on_this_machine and local.is_dir() else None
+
     def commit(self) -> str | None:
         """The deployment's commit: `git_commit`, else git's HEAD of the specs folder."""
         return self.git_commit or git_head(self.specs)
@@ -242,6 +260,7 @@ class PlatformConfig(BaseModel):
                 sql_gateway_url=self.sql_gateway_url,
                 tls_ca=tls_ca,
                 tls_cert=tls_cert,
+                plan_dir=self.plan_dir(),
             ),
             "warehouse": WarehouseResource(url=secret("warehouse_url", self.warehouse_url), **roles),
             "openlineage": OpenLineageResource.of(

@@ -66,6 +66,18 @@ class JobDefinition:
 
 
 @dataclass(frozen=True)
+class CompiledJob:
+    """A job compiled by the engine into the plan it executes, in a canonical form: the
+    same query compiles to the same plan, and each operator's id is derived from what it
+    and everything upstream of it compute, so its state is restored only into an operator
+    that computes the same thing."""
+
+    fingerprint: str  # what the plan computes, not where it reads or writes
+    stateful: tuple[str, ...]  # the operator ids of its stateful nodes
+    document: str  # the plan as the engine executes it
+
+
+@dataclass(frozen=True)
 class JobTarget:
     """Where a job reads and writes: the table it fills, its consumer group, the Kafka
     bootstrap servers, and its own role's warehouse connection options."""
@@ -92,6 +104,11 @@ class StreamEngine(Protocol):
         snapshot's rows before its `until`), as a bounded job into the target table."""
         ...
 
+    def compile_job(self, job: JobDefinition) -> CompiledJob | None:
+        """The job's compiled plan, or None when the engine keeps no plans (its jobs then
+        run with the engine's automatic operator ids)."""
+        ...
+
     def submit_sql(
         self,
         *,
@@ -100,8 +117,10 @@ class StreamEngine(Protocol):
         job_name: str,
         configuration: Mapping[str, str] | None = None,
         savepoint_path: str | None = None,
+        plan: str | None = None,
     ) -> str:
-        """Run the setup statements, then the INSERTs as one detached job; its id."""
+        """Run the setup statements, then the INSERTs as one detached job (or, given the
+        `plan` compile_job made of them, that plan); its id."""
         ...
 
     def job_name(self, name: str) -> str:

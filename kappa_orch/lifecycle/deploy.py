@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from kappa_orch.config import retention_ms
-from kappa_orch.engine.protocol import JobTarget, StreamEngine
+from kappa_orch.engine.protocol import CompiledJob, JobDefinition, JobTarget, StreamEngine
+from kappa_orch.errors import FlinkJobError
 from kappa_orch.lifecycle.deploy_checks import (
     check_replay_history,
     refuse_unrunnable_checks,
@@ -232,19 +233,50 @@ def _resume_point(pipeline: LoadedPipeline, prepared: _Prepared, flink: StreamEn
     return resume_from
 
 
+def _compiled(
+    pipeline: LoadedPipeline, prepared: _Prepared, job: JobDefinition, services: Services
+) -> CompiledJob | None:
+    """The plan the version's job runs: a new version's job is compiled (when the engine
+    keeps plans); a redeployed version runs the plan it was first started from, or, started
+    before plans were kept, its statement set again (its checkpoints know only the engine's
+    automatic operator ids). A query the engine cannot compile runs as a statement set."""
+    plan = prepared.plan
+    if plan.action == "redeploy":
+        with registry.session(services.warehouse) as conn:
+            stored = registry.version_plan(conn, pipeline.name, plan.version)
+        return CompiledJob(stored.fingerprint, stored.stateful, stored.document) if stored else None
+    try:
+        compiled = services.engine.compile_job(job)
+    except FlinkJobError as exc:
+        services.log(
+            f"{pipeline.name}: v{plan.version}'s job could not be compiled into a plan; it runs as a "
+            f"statement set (a later change of it replays in full): {exc.problem.splitlines()[-1]}"
+        )
+        return None
+    if compiled is not None:
+        # kept before the job starts: a job adopted after a crash runs this plan too
+        with registry.session(services.warehouse) as conn:
+            stored = registry.StoredPlan(compiled.fingerprint, compiled.stateful, compiled.document)
+            registry.save_plan(conn, pipeline.name, plan.version, stored)
+    return compiled
+
+
 def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -> str:
-    """Submit the version's job; on failure nothing is left half-applied."""
+    """Submit the version's job (from its compiled plan when it has one); on failure nothing
+    is left half-applied."""
     spec, plan, flink, log = pipeline.spec, prepared.plan, services.engine, services.log
     target = JobTarget(plan.physical_table, plan.group_id, services.kafka.bootstrap_servers, prepared.jdbc)
     job = flink.version_job(pipeline, plan.version, target)
     resume_from = _resume_point(pipeline, prepared, flink, log)
     try:
+        compiled = _compiled(pipeline, prepared, job, services)
         job_id = flink.submit_sql(
             setup=job.setup,
             inserts=job.inserts,
             job_name=job.job_name,
             configuration=job.configuration,
             savepoint_path=resume_from,
+            plan=compiled.document if compiled else None,
         )
     except Exception as exc:
         # the empty table goes, the registry keeps the reason

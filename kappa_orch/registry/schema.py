@@ -76,6 +76,20 @@ versions = Table(
     UniqueConstraint("pipeline", "fingerprint", name="versions_pipeline_fingerprint_key"),
 )
 
+# migration 14: the compiled plan each version's job was started from (the engine's
+# canonical form: operator ids derived from content), kept so that a redeploy runs the
+# same plan and a later change can be compared with it
+version_plans = Table(
+    "version_plans",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # what the plan computes, not where
+    Column("stateful", JSON, nullable=False),  # the operator ids of its stateful nodes
+    Column("document", Text, nullable=False),  # the plan as the engine executes it
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 aliases = Table(
     "aliases",
     metadata,
@@ -236,6 +250,10 @@ def _migration_13(conn: Connection) -> None:
         conn.execute(text(f'ALTER TABLE "{SCHEMA}".versions ADD COLUMN IF NOT EXISTS {column} JSON'))
 
 
+def _migration_14(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[version_plans])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -251,6 +269,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (11, _migration_11),
     (12, _migration_12),
     (13, _migration_13),
+    (14, _migration_14),
 ]
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from kappa_orch.registry.schema import (
     aliases,
@@ -20,6 +20,7 @@ from kappa_orch.registry.schema import (
     migrate,
     session,
     swaps,
+    version_plans,
     versions,
 )
 from kappa_orch.registry.states import (
@@ -134,6 +135,42 @@ def _row(mapping: Any) -> VersionRow:
         source_topic_ids=mapping.get("source_topic_ids"),
         logs_accepted=mapping.get("logs_accepted"),
     )
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """The compiled plan a version's job was started from (the engine's canonical form)."""
+
+    fingerprint: str  # what it computes (the same for two versions that compute the same)
+    stateful: tuple[str, ...]  # the operator ids of its stateful nodes
+    document: str  # the plan as the engine executes it
+
+
+def save_plan(conn: Connection, pipeline: str, version: int, plan: StoredPlan) -> None:
+    """Keep the plan a version's job was first started from (a redeploy reuses it)."""
+    conn.execute(
+        delete(version_plans).where(version_plans.c.pipeline == pipeline, version_plans.c.version == version)
+    )
+    conn.execute(
+        insert(version_plans).values(
+            pipeline=pipeline,
+            version=version,
+            fingerprint=plan.fingerprint,
+            stateful=sorted(plan.stateful),
+            document=plan.document,
+        )
+    )
+
+
+def version_plan(conn: Connection, pipeline: str, version: int) -> StoredPlan | None:
+    """The plan the version's job runs, or None (a version started before plans were kept,
+    or on an engine that keeps none: its job is a statement set with automatic ids)."""
+    row = conn.execute(
+        select(version_plans).where(version_plans.c.pipeline == pipeline, version_plans.c.version == version)
+    ).first()
+    if row is None:
+        return None
+    return StoredPlan(row.fingerprint, tuple(row.stateful), row.document)
 
 
 def pipeline_versions(conn: Connection, pipeline: str) -> list[VersionRow]:

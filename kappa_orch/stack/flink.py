@@ -185,9 +185,11 @@ class FlinkService(Service):
         for jar in build_kappa_jar(self.config.jars_dir).glob("*.jar"):
             place(jar, lib / jar.name, copies=copies)
         self._link_plugins(copies)
-        for sub in ("checkpoints", "savepoints", "log", "pids", "zookeeper"):
+        for sub in ("checkpoints", "savepoints", "log", "pids", "zookeeper", "plans"):
             (self._dir / sub).mkdir(parents=True, exist_ok=True)
-        give_to(account, conf, *conf.iterdir(), self._dir / "log", self._dir / "pids")
+        # compiled plans: the SQL Gateway writes them, kappa_orch reads them (and writes
+        # the canonical ones the gateway executes)
+        give_to(account, conf, *conf.iterdir(), self._dir / "log", self._dir / "pids", self._dir / "plans")
         give_to(account, self._dir / "zookeeper", recursive=True)
         stored = [
             Path(uri.removeprefix("file://")) for uri in (self.config.checkpoints, self.config.savepoints)

@@ -81,6 +81,7 @@ def flink(stack: StackConfig) -> FlinkResource:
         tls_ca=str(stack.flink_tls_ca),
         tls_cert=str(stack.flink_tls_cert),
         deployment=DEPLOYMENT,
+        plan_dir=stack.platform().plan_dir(),  # jobs start from compiled plans, as the CLI's do
     )
 
 

@@ -124,3 +124,23 @@ def test_job_names_carry_the_deployment_name() -> None:
     assert PlatformConfig().resources()["flink"].job_name("kappa:x:v1") == "default/kappa:x:v1"
     with pytest.raises(ValueError, match="deployment"):
         PlatformConfig.from_env({"KAPPA_DEPLOYMENT": "Prod West!"})
+
+
+def test_compiled_plans_go_through_the_local_stacks_folder_unless_told_otherwise(tmp_path: Path) -> None:
+    from kappa_orch.config import PLANS_DIR, PlatformConfig
+
+    config = PlatformConfig(home=tmp_path)
+    assert config.plan_dir() is None  # no stack started here: jobs run as statement sets
+    (tmp_path / PLANS_DIR).mkdir(parents=True)
+    assert config.plan_dir() == str((tmp_path / PLANS_DIR).resolve())
+    assert config.resources()["flink"].plan_dir == config.plan_dir()
+    # a SQL Gateway elsewhere cannot read this machine's folder
+    remote = PlatformConfig(home=tmp_path, sql_gateway_url="https://flink-gateway.data:8083")
+    assert remote.plan_dir() is None
+    assert PlatformConfig(home=tmp_path, flink_plan_dir="none").plan_dir() is None
+    assert (
+        PlatformConfig(home=tmp_path, flink_plan_dir="file:///shared/plans").plan_dir()
+        == "file:///shared/plans"
+    )
+    env = PlatformConfig.from_env({"KAPPA_FLINK_PLAN_DIR": "/shared/plans", "KAPPA_HOME": str(tmp_path)})
+    assert env.plan_dir() == "/shared/plans"

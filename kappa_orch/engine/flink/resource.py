@@ -3,7 +3,6 @@ the JobManager's REST API. No JVM runs in the calling process."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -13,12 +12,14 @@ import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from kappa_orch.engine.flink import gateway
 from kappa_orch.engine.flink.batch import batch_job
+from kappa_orch.engine.flink.gateway import shorten
 from kappa_orch.engine.flink.sql import version_job
-from kappa_orch.engine.flink.statements import check_statement_set
 from kappa_orch.engine.protocol import (
     TERMINAL_STATES,
     Checkpoint,
+    CompiledJob,
     EngineJob,
     JobDefinition,
     JobTarget,
@@ -50,6 +51,13 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     )
     tls_ca: str | None = Field(default=None, description="PEM certificate(s) the endpoints' https presents.")
     tls_cert: str | None = Field(default=None, description="PEM client certificate and key (mutual TLS).")
+    plan_dir: str | None = Field(
+        default=None,
+        description="A folder both the SQL Gateway and kappa_orch read and write (a path or file:// "
+        "URI; the local stack's: <home>/flink/plans). Set: each version's job is compiled into a plan "
+        "there, with operator ids derived from what each operator computes, and started from it "
+        "(EXECUTE PLAN). Unset: jobs run as statement sets with Flink's automatic operator ids.",
+    )
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -93,6 +101,11 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         """The pipeline's batch job over `days` in Flink SQL (engine.flink.batch)."""
         return batch_job(pipeline, days, target)
 
+    def compile_job(self, job: JobDefinition) -> CompiledJob | None:
+        """The job compiled by the SQL Gateway (COMPILE PLAN into plan_dir) and made
+        canonical (engine.flink.compiled); None without a plan_dir."""
+        return gateway.compile_job(self, job)
+
     def submit_sql(
         self,
         *,
@@ -101,75 +114,20 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         job_name: str,
         configuration: Mapping[str, str] | None = None,
         savepoint_path: str | None = None,
+        plan: str | None = None,
     ) -> str:
         """Run setup statements (CREATE TABLE ..., SET ...) then the INSERTs as one detached
-        job (a statement set); return its job id once Flink accepted it."""
-        if not inserts:
-            raise ValueError("submit_sql needs at least one INSERT statement")
-        properties = {
-            "pipeline.name": self.job_name(job_name),
-            "table.dml-sync": "false",
-            **(configuration or {}),
-        }
-        if savepoint_path:
-            properties["execution.savepoint.path"] = savepoint_path
-        session = self._call("POST", self.sql_gateway_url, "/v1/sessions", {"properties": properties})[
-            "sessionHandle"
-        ]
-        try:
-            for statement in setup:
-                self._run_statement(session, statement)
-            # the ';' on its own line: a trailing "-- comment" in the SQL must not swallow it
-            body = "\n".join(f"{s.rstrip().rstrip(';')}\n;" for s in inserts)
-            # Flink's own parser and planner read the set first: it runs exactly these INSERTs
-            plan: list[str] = []
-            self._run_statement(session, f"EXPLAIN STATEMENT SET BEGIN\n{body}\nEND", rows=plan)
-            check_statement_set("\n".join(plan), inserts)
-            job_id = self._run_statement(session, f"EXECUTE STATEMENT SET BEGIN\n{body}\nEND")
-        finally:
-            self._close_session(session)
-        if job_id is None:
-            raise FlinkJobError(f"Flink accepted the statement set of {job_name!r} but returned no job id")
-        return job_id
-
-    def _run_statement(self, session: str, statement: str, rows: list[str] | None = None) -> str | None:
-        """Execute one statement and wait for it; the job id when it submitted a job. `rows`:
-        collects the fields of the rows it returns (an EXPLAIN's plan)."""
-        operation = self._call(
-            "POST", self.sql_gateway_url, f"/v1/sessions/{session}/statements", {"statement": statement}
-        )["operationHandle"]
-        deadline = time.monotonic() + self.submit_timeout_s
-        token = 0
-        while time.monotonic() < deadline:
-            path = f"/v3/sessions/{session}/operations/{operation}/result/{token}?rowFormat=JSON"
-            try:
-                result = self._call("GET", self.sql_gateway_url, path)
-            except FlinkJobError as exc:
-                raise FlinkJobError(
-                    f"Flink rejected the statement:\n{_shorten(statement)}\n{exc.problem}",
-                    "fix the SQL (names, types, connector options) and submit again",
-                ) from exc
-            if rows is not None:
-                rows += [
-                    str(f) for row in (result.get("results") or {}).get("data") or [] for f in row["fields"]
-                ]
-            if result.get("jobID"):
-                return str(result["jobID"])
-            if result.get("resultType") == "EOS":
-                return None
-            if result.get("resultType") == "PAYLOAD" and result.get("nextResultUri"):
-                token += 1
-                continue
-            time.sleep(0.2)
-        raise FlinkJobError(
-            f"the statement did not finish within {self.submit_timeout_s:.0f}s:\n{_shorten(statement)}",
-            "check the SQL Gateway log; raise submit_timeout_s on a slow cluster",
+        job (a statement set), or, given the `plan` compile_job made of them, that plan
+        (EXECUTE PLAN); return its job id once Flink accepted it."""
+        return gateway.submit(
+            self,
+            setup=setup,
+            inserts=inserts,
+            job_name=job_name,
+            configuration=configuration,
+            savepoint_path=savepoint_path,
+            plan=plan,
         )
-
-    def _close_session(self, session: str) -> None:
-        # best effort: sessions also expire on the gateway's idle timeout
-        with contextlib.suppress(FlinkJobError, ServiceUnavailable):
-            self._call("DELETE", self.sql_gateway_url, f"/v1/sessions/{session}")
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -321,7 +279,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                 cause = self.job_exception(job_id) if job.state == "FAILED" else None
                 raise FlinkJobError(
                     f"job {job_id} is {job.state}, expected {sorted(states)}"
-                    + (f"; cause:\n{_shorten(cause, 1500)}" if cause else "")
+                    + (f"; cause:\n{shorten(cause, 1500)}" if cause else "")
                 )
             time.sleep(0.5)
 
@@ -350,7 +308,7 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
                     return str(operation["location"])
                 raise FlinkJobError(
                     f"stop-with-savepoint of job {job_id} failed: "
-                    f"{_shorten(str(operation.get('failure-cause')), 1500)}"
+                    f"{shorten(str(operation.get('failure-cause')), 1500)}"
                 )
             time.sleep(0.5)
         raise FlinkJobError(f"stop-with-savepoint of job {job_id} did not complete within {timeout_s:.0f}s")
@@ -373,9 +331,4 @@ def _errors(response: requests.Response) -> str:
     # the gateway returns [summary, java stack trace]; the cause is the trace's last "Caused by"
     text = "\n".join(str(e) for e in errors)
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
-    return (causes[-1] if causes else _shorten(text, 1500)) if text else response.text[:1500]
-
-
-def _shorten(text: str | None, limit: int = 600) -> str:
-    text = text or ""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return (causes[-1] if causes else shorten(text, 1500)) if text else response.text[:1500]

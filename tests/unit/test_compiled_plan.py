@@ -1,0 +1,186 @@
+"""A compiled plan made comparable: content-derived uids (pure; no cluster)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from kappa_orch.engine.flink.compiled import UID_FORMAT, PlanError, canonical_plan
+
+
+def _source(node_id: int, *, group: str = "g-v1", topic: str = "payments") -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "stream-exec-table-source-scan_1",
+        "scanTableSource": {
+            "table": {
+                "identifier": f"`default_catalog`.`default_database`.`src_v{node_id}`",
+                "resolvedTable": {
+                    "options": {
+                        "connector": "kafka",
+                        "topic": topic,
+                        "properties.group.id": group,
+                        "scan.startup.mode": "earliest-offset",
+                    }
+                },
+            }
+        },
+        "description": f"TableSourceScan(table=[[src_v{node_id}]])",
+    }
+
+
+def _calc(node_id: int, expression: str) -> dict[str, Any]:
+    return {"id": node_id, "type": "stream-exec-calc_1", "projection": [expression], "description": "Calc"}
+
+
+def _aggregate(node_id: int, key: str = "account") -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "stream-exec-group-aggregate_1",
+        "grouping": [key],
+        "state": [{"index": 0, "ttl": "0 ms", "name": "groupAggregateState"}],
+        "description": "GroupAggregate",
+    }
+
+
+def _sink(node_id: int, table: str) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "stream-exec-sink_1",
+        "dynamicTableSink": {
+            "table": {
+                "identifier": f"`default_catalog`.`default_database`.`{table}`",
+                "resolvedTable": {"options": {"connector": "jdbc", "table-name": table, "url": "jdbc:x"}},
+            }
+        },
+    }
+
+
+def _plan(
+    ids: list[int], *, filter_expr: str = "amount > 0", out: str = "s", **source: Any
+) -> dict[str, Any]:
+    """source -> calc (filter) -> aggregate -> calc (projection) -> sink, with these ids."""
+    s, f, a, p, k = ids
+    return {
+        "flinkVersion": "2.2",
+        "nodes": [
+            _source(s, **source),
+            _calc(f, filter_expr),
+            _aggregate(a),
+            _calc(p, out),
+            _sink(k, "daily_spend__v1"),
+        ],
+        "edges": [
+            {"source": s, "target": f, "shuffle": {"type": "FORWARD"}},
+            {"source": f, "target": a, "shuffle": {"type": "HASH", "keys": [0]}},
+            {"source": a, "target": p, "shuffle": {"type": "FORWARD"}},
+            {"source": p, "target": k, "shuffle": {"type": "FORWARD"}},
+        ],
+    }
+
+
+def _uids(plan: Any) -> list[str]:
+    return [n.uid for n in plan.nodes]
+
+
+def test_the_same_query_compiled_twice_gets_the_same_plan_and_uids() -> None:
+    # Flink's node ids come from a counter of its JVM: a second compile numbers them anew
+    first = canonical_plan(_plan([1, 2, 3, 4, 5]))
+    second = canonical_plan(_plan([19, 27, 20, 31, 22], group="g-v2"))
+    assert _uids(first) == _uids(second) and first.fingerprint == second.fingerprint
+    assert first.json == canonical_plan(_plan([1, 2, 3, 4, 5])).json
+    # numbered 1..n in topological order, every node told its uid
+    assert [n["id"] for n in first.document["nodes"]] == [1, 2, 3, 4, 5]
+    assert all(n["configuration"][UID_FORMAT].startswith("k") for n in first.document["nodes"])
+    assert json.loads(first.json)["edges"][0] == {"source": 1, "target": 2, "shuffle": {"type": "FORWARD"}}
+
+
+def test_a_change_downstream_of_the_state_keeps_its_uid_and_one_upstream_changes_it() -> None:
+    live = canonical_plan(_plan([1, 2, 3, 4, 5]))
+    after = canonical_plan(_plan([1, 2, 3, 4, 5], out="s * 100"))  # a projection after the aggregate
+    before = canonical_plan(_plan([1, 2, 3, 4, 5], filter_expr="amount > 10"))  # a filter before it
+    assert after.stateful_uids == live.stateful_uids
+    assert before.stateful_uids.isdisjoint(live.stateful_uids)
+    assert after.fingerprint != live.fingerprint != before.fingerprint
+    # another topic is another source: nothing upstream is shared
+    other = canonical_plan(_plan([1, 2, 3, 4, 5], topic="refunds"))
+    assert set(_uids(other)).isdisjoint(_uids(live))
+
+
+def test_a_plan_that_is_not_flinks_is_refused() -> None:
+    with pytest.raises(PlanError, match="not a Flink compiled plan"):
+        canonical_plan({"nodes": [{"id": 1}], "edges": [{"source": 7, "target": 1}]})
+    cyclic = _plan([1, 2, 3, 4, 5])
+    cyclic["edges"].append({"source": 5, "target": 1})
+    with pytest.raises(PlanError, match="cycle"):
+        canonical_plan(cyclic)
+
+
+def test_twin_nodes_get_distinct_uids() -> None:
+    plan = _plan([1, 2, 3, 4, 5])
+    twin = copy.deepcopy(plan)
+    twin["nodes"].append(_calc(6, "amount > 0"))
+    twin["edges"].append({"source": 1, "target": 6, "shuffle": {"type": "FORWARD"}})
+    uids = _uids(canonical_plan(twin))
+    assert len(set(uids)) == len(uids) == 6
+
+
+def test_the_plan_folder_must_be_one_kappa_orch_reads_too() -> None:
+    from pathlib import Path
+
+    from kappa_orch.engine.flink.compiled import plan_folder
+    from kappa_orch.errors import StackError
+
+    assert plan_folder("file:///srv/plans") == Path("/srv/plans") == plan_folder("/srv/plans")
+    with pytest.raises(StackError, match="not a local folder") as refused:
+        plan_folder("s3://bucket/plans")
+    assert "KAPPA_FLINK_PLAN_DIR" in (refused.value.fix or "")
+
+
+def test_an_alias_is_a_label_not_what_a_node_computes() -> None:
+    def aggregate_named(alias: str) -> dict[str, Any]:
+        plan = _plan([1, 2, 3, 4, 5])
+        plan["nodes"][2]["aggCalls"] = [{"internalName": "$SUM$1", "name": alias, "argList": [2]}]
+        plan["nodes"][2]["outputType"] = f"ROW<`account` VARCHAR(2147483647), `{alias}` BIGINT>"
+        return plan
+
+    renamed = canonical_plan(aggregate_named("total_cents"))
+    assert renamed.stateful_uids == canonical_plan(aggregate_named("spend_cents")).stateful_uids
+    # what it sums is not a label
+    other = aggregate_named("spend_cents")
+    other["nodes"][2]["aggCalls"][0]["argList"] = [3]
+    assert canonical_plan(other).stateful_uids != renamed.stateful_uids
+
+
+def _join(left_first: bool) -> dict[str, Any]:
+    """authorizations JOIN settlements: two sources into one join node (its inputs in
+    the order of its edges)."""
+    left = {"source": 1, "target": 3, "shuffle": {"type": "HASH", "keys": [0]}}
+    right = {"source": 2, "target": 3, "shuffle": {"type": "HASH", "keys": [0]}}
+    return {
+        "nodes": [
+            _source(1, topic="authorizations"),
+            _source(2, topic="settlements"),
+            {"id": 3, "type": "stream-exec-join_1", "state": [{"index": 0}, {"index": 1}]},
+            _sink(4, "auth_settlement__v1"),
+        ],
+        "edges": [left, right, {"source": 3, "target": 4}]
+        if left_first
+        else [right, left, {"source": 3, "target": 4}],
+    }
+
+
+def test_a_join_keeps_its_left_and_right() -> None:
+    # found: edges sorted by their source swapped a join's inputs (0 rows joined)
+    plan = canonical_plan(_join(left_first=True))
+    ids = {n["id"]: n for n in plan.document["nodes"]}
+    into_join = [e for e in plan.document["edges"] if ids[e["target"]]["type"] == "stream-exec-join_1"]
+    topics = [
+        ids[e["source"]]["scanTableSource"]["table"]["resolvedTable"]["options"]["topic"] for e in into_join
+    ]
+    assert topics == ["authorizations", "settlements"]
+    # and which side is which is part of what the join computes
+    assert canonical_plan(_join(left_first=False)).stateful_uids != plan.stateful_uids
