@@ -40,7 +40,7 @@ fi
 # runs in parallel, a file per worker (the servers wait on I/O more than they use the
 # cores). Then the few that kill, fill or reconfigure the shared stack (marked
 # `disruptive`) run alone on it, and beside them the unit tests, which use no server.
-workers=${KAPPA_TEST_WORKERS:-4}
+workers=${KAPPA_TEST_WORKERS:-5}
 rc=0
 # pytest's exit status, except 5 (no test selected, e.g. by -k): that is no failure
 tests() { .venv/bin/python -m pytest "$@" || { status=$?; [ "$status" = 5 ] || return "$status"; }; }

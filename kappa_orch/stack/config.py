@@ -75,8 +75,9 @@ class StackConfig:
     warehouse_db: str = "warehouse"
     kafka_heap: str = "512m"
     # a pipeline holds a slot per running version: its live one, the replaced ones kept for
-    # rollback until retired, a candidate catching up (the reference platform: up to 12)
-    taskmanager_slots: int = 16
+    # rollback until retired, a candidate catching up (the reference platform: up to 12;
+    # five parallel test workers run theirs side by side)
+    taskmanager_slots: int = 24
     start_timeout_s: float = 90.0
     # a multi-node stack: KRaft nodes (each broker and controller; node i binds
     # kafka_port + 2(i-1) and kafka_controller_port + 2(i-1)) and TaskManagers
