@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +22,8 @@ from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.process import PidFile
-from tests.integration.platform import produce_authorizations, run_reprocess
-from tests.integration.served import expected, wait_exact
+from tests.integration.platform import KAPPA, cli_env, observe_once, produce_authorizations, run_reprocess
+from tests.integration.served import expected, versions, wait_exact
 
 
 def free_port() -> int:
@@ -80,3 +81,48 @@ def kill(config: StackConfig, process: str) -> None:
     while pid_file.live_pid() is not None:
         assert time.monotonic() < deadline, f"{process} outlived SIGKILL"
         time.sleep(0.2)
+
+
+def checkpointed(
+    platform: Any, kafka: KafkaResource, flink: FlinkResource, *, seed: int
+) -> tuple[list[Any], str, dict[str, Any]]:
+    """daily_spend live and exact over 5,000 events, its job checkpointed and the
+    checkpoint recorded by the observation sensor: (the events, the job id, the record)."""
+    events = go_live(platform, kafka, flink, 5_000, seed=seed)
+    [v1] = versions(platform, "daily_spend").values()
+    job = v1.flink_job_id or ""
+    deadline = time.monotonic() + 60
+    while flink.last_checkpoint(job) is None:
+        assert time.monotonic() < deadline, "the job never completed a checkpoint"
+        time.sleep(2)
+    observe_once(platform, kafka, flink, None)
+    recorded = versions(platform, "daily_spend")[1].checkpoint or {}
+    assert recorded["job_id"] == job
+    return events, job, recorded
+
+
+def lose_the_jobmanager(
+    config: StackConfig, platform: Any, kafka: KafkaResource, events: list[Any], *, seed: int
+) -> None:
+    """The JobManager killed with -9 (the rest of the cluster lives on); 2,000 more events
+    arrive meanwhile (the oracle's too); `stack up` starts only the JobManager again and
+    returns once the TaskManager registered with it."""
+    kill(config, "flink-jobmanager")
+    more = sample_events(2_000, seed=seed, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
+    kafka.produce(platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"])  # type: ignore[index]
+    platform.events = events + more.authorizations
+    manager.up(config, only=[FlinkService(config)])
+
+
+def repaired(platform: Any, config: StackConfig) -> str:
+    """`kappa-orch repair daily_spend` against this cluster: what it said (exit 0 asserted)."""
+    done = subprocess.run(
+        [KAPPA, "repair", "daily_spend"],
+        env=cli_env(platform, config),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    return said

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from assets.sample_events import sample_events
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
-from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.jars import flink_home
-from tests.integration.clusters import free_port, go_live, kill, second_cluster
-from tests.integration.platform import KAPPA, cli_env, isolated_platform, observe_once, own_jobs
+from tests.integration.clusters import checkpointed, free_port, lose_the_jobmanager, repaired, second_cluster
+from tests.integration.platform import isolated_platform, observe_once, own_jobs
 from tests.integration.served import expected, versions, wait_exact
 
 pytestmark = pytest.mark.integration
@@ -64,24 +61,8 @@ def test_with_ha_on_a_lost_jobmanager_recovers_its_job_itself_and_repair_leaves_
         second_cluster(stack, home, ha=True, zookeeper_port=free_port()) as (config, flink),
         isolated_platform(stack, kafka, flink, folder, only=["daily_spend"]) as platform,
     ):
-        events = go_live(platform, kafka, flink, 5_000, seed=41)
-        [v1] = versions(platform, "daily_spend").values()
-        old_job = v1.flink_job_id or ""
-        deadline = time.monotonic() + 60
-        while flink.last_checkpoint(old_job) is None:
-            assert time.monotonic() < deadline, "the job never completed a checkpoint"
-            time.sleep(2)
-        observe_once(platform, kafka, flink, None)
-        recorded = versions(platform, "daily_spend")[1].checkpoint or {}
-        assert recorded["job_id"] == old_job
-
-        kill(config, "flink-jobmanager")  # ZooKeeper and the TaskManager live on
-        more = sample_events(2_000, seed=42, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
-        kafka.produce(
-            platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
-        )  # type: ignore[index]
-        platform.events = events + more.authorizations  # type: ignore[attr-defined]
-        manager.up(config, only=[FlinkService(config)])  # starts only the JobManager
+        events, old_job, recorded = checkpointed(platform, kafka, flink, seed=41)
+        lose_the_jobmanager(config, platform, kafka, events, seed=42)  # ZooKeeper lives on
 
         # the new JobManager recovers the job from ZooKeeper; meanwhile the observation
         # sensor's tick reports it as it is (found: a job still INITIALIZING failed the tick)
@@ -96,15 +77,7 @@ def test_with_ha_on_a_lost_jobmanager_recovers_its_job_itself_and_repair_leaves_
         assert int(restored["id"]) >= int(recorded["checkpoint_id"]), (restored, recorded)
 
         # repair has nothing to do: no second job for the version
-        done = subprocess.run(
-            [KAPPA, "repair", "daily_spend"],
-            env=cli_env(platform, config),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        said = done.stdout + done.stderr
-        assert done.returncode == 0, said
+        said = repaired(platform, config)
         assert "redeploying" not in said, said
         assert versions(platform, "daily_spend")[1].flink_job_id == old_job
         assert own_jobs(flink) == {old_job}

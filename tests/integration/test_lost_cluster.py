@@ -40,10 +40,16 @@ from kappa_orch.stack import manager
 from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.flink import FlinkService
 from kappa_orch.stack.object_store import check_writable
-from tests.integration.clusters import free_port, go_live, kill, second_cluster
+from tests.integration.clusters import (
+    checkpointed,
+    free_port,
+    go_live,
+    kill,
+    lose_the_jobmanager,
+    repaired,
+    second_cluster,
+)
 from tests.integration.platform import (
-    KAPPA,
-    cli_env,
     isolated_platform,
     observe_once,
 )
@@ -163,12 +169,8 @@ def test_a_job_restores_from_the_object_store_after_its_cluster_died(
         manager.up(config, only=[FlinkService(config)])  # starts only the dead processes
         assert flink.job_state(old_job) == "UNKNOWN"  # a JobManager without HA forgot it
 
-        env = cli_env(platform, config)
-        done = subprocess.run(
-            [KAPPA, "repair", "daily_spend"], env=env, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"resumes from {recorded['path']} (as told by the registry" in done.stdout + done.stderr
+        said = repaired(platform, config)
+        assert f"resumes from {recorded['path']} (as told by the registry" in said
 
         new_job = versions(platform, "daily_spend")[1].flink_job_id or ""
         assert new_job != old_job and flink.job_state(new_job) in ACTIVE_JOB_STATES
@@ -200,40 +202,17 @@ def test_a_lost_jobmanager_stack_up_waits_for_its_taskmanager_and_repair_resumes
     jobs kappa_orch does not know". Checkpoints on object storage and in files; no HA."""
     config, flink = request.getfixturevalue(cluster)
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        events = go_live(platform, kafka, flink, 5_000, seed=31)
-        [v1] = versions(platform, "daily_spend").values()
-        old_job = v1.flink_job_id or ""
-        deadline = time.monotonic() + 60
-        while flink.last_checkpoint(old_job) is None:
-            assert time.monotonic() < deadline, "the job never completed a checkpoint"
-            time.sleep(2)
-        observe_once(platform, kafka, flink, None)
-        recorded = versions(platform, "daily_spend")[1].checkpoint or {}
+        events, old_job, recorded = checkpointed(platform, kafka, flink, seed=31)
         storage = config.checkpoints.split("://", 1)[1].strip("/")  # bucket/prefix, or a folder
-        assert recorded["job_id"] == old_job and f"{storage}/{old_job}/chk-" in recorded["path"]
-
-        kill(config, "flink-jobmanager")  # the TaskManager lives on
-        more = sample_events(2_000, seed=32, start_ms=1_767_225_600_000 + 5_000 * 60_000, step_ms=60_000)
-        kafka.produce(
-            platform.topic("payments.authorizations"), more.authorizations, key=lambda e: e["account"]
-        )  # type: ignore[index]
-        platform.events = events + more.authorizations  # type: ignore[attr-defined]
+        assert f"{storage}/{old_job}/chk-" in recorded["path"]
         # `stack up` starts the JobManager and returns once the old TaskManager registered
-        manager.up(config, only=[FlinkService(config)])
+        lose_the_jobmanager(config, platform, kafka, events, seed=32)  # the TaskManager lives on
         # registered (its slots counted; the one the lost job held comes back once the
         # TaskManager gives it up)
         assert flink.slots()[1] == config.taskmanager_slots
         assert flink.job_state(old_job) == "UNKNOWN"  # a JobManager without HA forgot it
 
-        done = subprocess.run(
-            [KAPPA, "repair", "daily_spend"],
-            env=cli_env(platform, config),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        said = done.stdout + done.stderr
-        assert done.returncode == 0, said
+        said = repaired(platform, config)
         assert "held by" not in said and f"resumes from {recorded['path']} (as told by the registry" in said
         new_job = versions(platform, "daily_spend")[1].flink_job_id or ""
         restored = flink._call("GET", flink.rest_url, f"/jobs/{new_job}/checkpoints")["latest"]["restored"]
