@@ -117,10 +117,12 @@ class StreamEngine(Protocol):
         job_name: str,
         configuration: Mapping[str, str] | None = None,
         savepoint_path: str | None = None,
-        plan: str | None = None,
     ) -> str:
-        """Run the setup statements, then the INSERTs as one detached job (or, given the
-        `plan` compile_job made of them, that plan); its id."""
+        """Run the setup statements, then the INSERTs as one detached job; its id."""
+        ...
+
+    def submit_plan(self, job: JobDefinition, plan: str, *, savepoint_path: str | None = None) -> str:
+        """Start the job from the plan compile_job made of it; its id."""
         ...
 
     def job_name(self, name: str) -> str:

@@ -270,14 +270,16 @@ def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -
     resume_from = _resume_point(pipeline, prepared, flink, log)
     try:
         compiled = _compiled(pipeline, prepared, job, services)
-        job_id = flink.submit_sql(
-            setup=job.setup,
-            inserts=job.inserts,
-            job_name=job.job_name,
-            configuration=job.configuration,
-            savepoint_path=resume_from,
-            plan=compiled.document if compiled else None,
-        )
+        if compiled is not None:
+            job_id = flink.submit_plan(job, compiled.document, savepoint_path=resume_from)
+        else:
+            job_id = flink.submit_sql(
+                setup=job.setup,
+                inserts=job.inserts,
+                job_name=job.job_name,
+                configuration=job.configuration,
+                savepoint_path=resume_from,
+            )
     except Exception as exc:
         # the empty table goes, the registry keeps the reason
         with services.warehouse.begin() as conn:

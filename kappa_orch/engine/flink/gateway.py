@@ -84,35 +84,26 @@ def compile_job(flink: FlinkResource, job: JobDefinition) -> CompiledJob | None:
     return CompiledJob(plan.fingerprint, tuple(sorted(plan.stateful_uids)), plan.json)
 
 
-def submit(
-    flink: FlinkResource,
-    *,
-    setup: Sequence[str],
-    inserts: Sequence[str],
-    job_name: str,
-    configuration: Mapping[str, str] | None = None,
-    savepoint_path: str | None = None,
-    plan: str | None = None,
-) -> str:
-    """Run setup statements (CREATE TABLE ..., SET ...) then the INSERTs as one detached
-    job (a statement set), or, given the `plan` compile_job made of them, that plan
-    (EXECUTE PLAN); return its job id once Flink accepted it."""
-    if not inserts:
-        raise ValueError("submit_sql needs at least one INSERT statement")
+def submit(flink: FlinkResource, job: JobDefinition, savepoint_path: str | None, plan: str | None) -> str:
+    """Run the job's setup statements (CREATE TABLE ..., SET ...) then its INSERTs as one
+    detached job (a statement set), or, given the `plan` compile_job made of them, that
+    plan (EXECUTE PLAN); return its job id once Flink accepted it."""
+    if not job.inserts:
+        raise ValueError("a job needs at least one INSERT statement")
     to_run = plan_file(flink, plan) if plan is not None else None
-    session = open_session(flink, job_name, configuration, savepoint_path)
+    session = open_session(flink, job.job_name, job.configuration, savepoint_path)
     try:
-        for statement in setup:
+        for statement in job.setup:
             run_statement(flink, session, statement)
         if to_run is not None:
             job_id = run_statement(flink, session, f"EXECUTE PLAN '{to_run.as_uri()}'")
         else:
-            body = checked_set(flink, session, inserts)
+            body = checked_set(flink, session, job.inserts)
             job_id = run_statement(flink, session, f"EXECUTE STATEMENT SET BEGIN\n{body}\nEND")
     finally:
         close_session(flink, session)
     if job_id is None:
-        raise FlinkJobError(f"Flink accepted the statement set of {job_name!r} but returned no job id")
+        raise FlinkJobError(f"Flink accepted the statement set of {job.job_name!r} but returned no job id")
     return job_id
 
 

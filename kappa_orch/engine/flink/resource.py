@@ -114,20 +114,16 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         job_name: str,
         configuration: Mapping[str, str] | None = None,
         savepoint_path: str | None = None,
-        plan: str | None = None,
     ) -> str:
         """Run setup statements (CREATE TABLE ..., SET ...) then the INSERTs as one detached
-        job (a statement set), or, given the `plan` compile_job made of them, that plan
-        (EXECUTE PLAN); return its job id once Flink accepted it."""
-        return gateway.submit(
-            self,
-            setup=setup,
-            inserts=inserts,
-            job_name=job_name,
-            configuration=configuration,
-            savepoint_path=savepoint_path,
-            plan=plan,
-        )
+        job (a statement set); return its job id once Flink accepted it."""
+        job = JobDefinition(job_name, list(setup), list(inserts), dict(configuration or {}))
+        return gateway.submit(self, job, savepoint_path, None)
+
+    def submit_plan(self, job: JobDefinition, plan: str, *, savepoint_path: str | None = None) -> str:
+        """Start the job from the plan compile_job made of it (EXECUTE PLAN, after its setup
+        statements); its id."""
+        return gateway.submit(self, job, savepoint_path, plan)
 
     # -- jobs --------------------------------------------------------------------------
 
