@@ -103,7 +103,8 @@ def submit(flink: FlinkResource, job: JobDefinition, savepoint_path: str | None,
     finally:
         close_session(flink, session)
     if job_id is None:
-        raise FlinkJobError(f"Flink accepted the statement set of {job.job_name!r} but returned no job id")
+        what = "plan" if plan is not None else "statement set"
+        raise FlinkJobError(f"Flink accepted the {what} of {job.job_name!r} but returned no job id")
     return job_id
 
 
