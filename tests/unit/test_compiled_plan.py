@@ -8,28 +8,28 @@ from typing import Any
 
 import pytest
 
-from kappa_orch.engine.flink.compiled import UID_FORMAT, PlanError, canonical_plan
+from kappa_orch.engine.flink.compiled import UID_FORMAT, PlanError, canonical_plan, table_definitions
 
 
-def _source(node_id: int, *, group: str = "g-v1", topic: str = "payments") -> dict[str, Any]:
+def _source(node_id: int, table: str = "kafka_payments") -> dict[str, Any]:
+    # Flink writes only the identifier of a temporary table into a plan (checked on 2.2.1)
     return {
         "id": node_id,
         "type": "stream-exec-table-source-scan_1",
-        "scanTableSource": {
-            "table": {
-                "identifier": f"`default_catalog`.`default_database`.`src_v{node_id}`",
-                "resolvedTable": {
-                    "options": {
-                        "connector": "kafka",
-                        "topic": topic,
-                        "properties.group.id": group,
-                        "scan.startup.mode": "earliest-offset",
-                    }
-                },
-            }
-        },
-        "description": f"TableSourceScan(table=[[src_v{node_id}]])",
+        "scanTableSource": {"table": {"identifier": f"`default_catalog`.`default_database`.`{table}`"}},
+        "description": f"TableSourceScan(table=[[{table}]]) {node_id}",
     }
+
+
+def _tables(*, group: str = "g-v1", topic: str = "payments", zone: str = "UTC") -> dict[str, str]:
+    """table_definitions of a job's setup: where the plan's tables come from."""
+    ddl = (
+        "CREATE TEMPORARY TABLE `kafka_payments` (\n  `payload_bytes` BYTES\n) WITH (\n"
+        f"  'connector' = 'kafka',\n  'topic' = '{topic}',\n  'properties.group.id' = '{group}',\n"
+        "  'scan.startup.mode' = 'earliest-offset'\n)"
+    )
+    sink = "CREATE TEMPORARY TABLE `kappa_sink` (`s` BIGINT) WITH (\n  'table-name' = 'x__v1'\n)"
+    return table_definitions([ddl, sink], {"table.local-time-zone": zone})
 
 
 def _calc(node_id: int, expression: str) -> dict[str, Any]:
@@ -50,28 +50,21 @@ def _sink(node_id: int, table: str) -> dict[str, Any]:
     return {
         "id": node_id,
         "type": "stream-exec-sink_1",
-        "dynamicTableSink": {
-            "table": {
-                "identifier": f"`default_catalog`.`default_database`.`{table}`",
-                "resolvedTable": {"options": {"connector": "jdbc", "table-name": table, "url": "jdbc:x"}},
-            }
-        },
+        "dynamicTableSink": {"table": {"identifier": f"`default_catalog`.`default_database`.`{table}`"}},
     }
 
 
-def _plan(
-    ids: list[int], *, filter_expr: str = "amount > 0", out: str = "s", **source: Any
-) -> dict[str, Any]:
+def _plan(ids: list[int], *, filter_expr: str = "amount > 0", out: str = "s") -> dict[str, Any]:
     """source -> calc (filter) -> aggregate -> calc (projection) -> sink, with these ids."""
     s, f, a, p, k = ids
     return {
         "flinkVersion": "2.2",
         "nodes": [
-            _source(s, **source),
+            _source(s),
             _calc(f, filter_expr),
             _aggregate(a),
             _calc(p, out),
-            _sink(k, "daily_spend__v1"),
+            _sink(k, "kappa_sink"),
         ],
         "edges": [
             {"source": s, "target": f, "shuffle": {"type": "FORWARD"}},
@@ -88,26 +81,48 @@ def _uids(plan: Any) -> list[str]:
 
 def test_the_same_query_compiled_twice_gets_the_same_plan_and_uids() -> None:
     # Flink's node ids come from a counter of its JVM: a second compile numbers them anew
-    first = canonical_plan(_plan([1, 2, 3, 4, 5]))
-    second = canonical_plan(_plan([19, 27, 20, 31, 22], group="g-v2"))
+    first = canonical_plan(_plan([1, 2, 3, 4, 5]), _tables())
+    second = canonical_plan(_plan([19, 27, 20, 31, 22]), _tables(group="g-v2"))
     assert _uids(first) == _uids(second) and first.fingerprint == second.fingerprint
-    assert first.json == canonical_plan(_plan([1, 2, 3, 4, 5])).json
+    assert first.json == canonical_plan(_plan([1, 2, 3, 4, 5]), _tables()).json
     # numbered 1..n in topological order, every node told its uid
     assert [n["id"] for n in first.document["nodes"]] == [1, 2, 3, 4, 5]
     assert all(n["configuration"][UID_FORMAT].startswith("k") for n in first.document["nodes"])
     assert json.loads(first.json)["edges"][0] == {"source": 1, "target": 2, "shuffle": {"type": "FORWARD"}}
 
 
+def _aggregate_uid(plan: Any) -> str:
+    return next(n.uid for n in plan.nodes if n.kind.startswith("stream-exec-group-aggregate"))
+
+
 def test_a_change_downstream_of_the_state_keeps_its_uid_and_one_upstream_changes_it() -> None:
-    live = canonical_plan(_plan([1, 2, 3, 4, 5]))
-    after = canonical_plan(_plan([1, 2, 3, 4, 5], out="s * 100"))  # a projection after the aggregate
-    before = canonical_plan(_plan([1, 2, 3, 4, 5], filter_expr="amount > 10"))  # a filter before it
-    assert after.stateful_uids == live.stateful_uids
-    assert before.stateful_uids.isdisjoint(live.stateful_uids)
+    live = canonical_plan(_plan([1, 2, 3, 4, 5]), _tables())
+    after = canonical_plan(_plan([1, 2, 3, 4, 5], out="s * 100"), _tables())  # after the aggregate
+    before = canonical_plan(_plan([1, 2, 3, 4, 5], filter_expr="amount > 10"), _tables())  # before it
+    assert _aggregate_uid(after) == _aggregate_uid(live) != _aggregate_uid(before)
+    assert after.stateful_uids == live.stateful_uids != before.stateful_uids
     assert after.fingerprint != live.fingerprint != before.fingerprint
-    # another topic is another source: nothing upstream is shared
-    other = canonical_plan(_plan([1, 2, 3, 4, 5], topic="refunds"))
-    assert set(_uids(other)).isdisjoint(_uids(live))
+
+
+def test_what_a_plan_leaves_out_of_its_tables_still_makes_its_uids() -> None:
+    # the plan names its temporary tables only: another topic, or another time zone for
+    # the job, is found in the definitions, and nothing downstream of the source is shared
+    live = canonical_plan(_plan([1, 2, 3, 4, 5]), _tables())
+    for other in (_tables(topic="refunds"), _tables(zone="Europe/Paris")):
+        assert set(_uids(canonical_plan(_plan([1, 2, 3, 4, 5]), other))).isdisjoint(_uids(live))
+    # the sources are stateful (their offsets), as is every kind not known to keep no state
+    assert [n.stateful for n in live.nodes] == [True, False, True, False, False]
+    window = {"id": 3, "type": "stream-exec-group-window-aggregate_1", "window": {}}
+    assert (
+        canonical_plan(
+            {
+                **_plan([1, 2, 3, 4, 5]),
+                "nodes": [*_plan([1, 2, 3, 4, 5])["nodes"][:2], window, *_plan([1, 2, 3, 4, 5])["nodes"][3:]],
+            }
+        )
+        .nodes[2]
+        .stateful
+    )  # no `state` in the plan, and yet a window keeps its panes
 
 
 def test_a_plan_that_is_not_flinks_is_refused() -> None:
@@ -162,8 +177,8 @@ def _join(left_first: bool) -> dict[str, Any]:
     right = {"source": 2, "target": 3, "shuffle": {"type": "HASH", "keys": [0]}}
     return {
         "nodes": [
-            _source(1, topic="authorizations"),
-            _source(2, topic="settlements"),
+            _source(1, "kafka_authorizations"),
+            _source(2, "kafka_settlements"),
             {"id": 3, "type": "stream-exec-join_1", "state": [{"index": 0}, {"index": 1}]},
             _sink(4, "auth_settlement__v1"),
         ],
@@ -178,9 +193,7 @@ def test_a_join_keeps_its_left_and_right() -> None:
     plan = canonical_plan(_join(left_first=True))
     ids = {n["id"]: n for n in plan.document["nodes"]}
     into_join = [e for e in plan.document["edges"] if ids[e["target"]]["type"] == "stream-exec-join_1"]
-    topics = [
-        ids[e["source"]]["scanTableSource"]["table"]["resolvedTable"]["options"]["topic"] for e in into_join
-    ]
-    assert topics == ["authorizations", "settlements"]
+    tables = [ids[e["source"]]["scanTableSource"]["table"]["identifier"] for e in into_join]
+    assert [t.rsplit(".", 1)[-1] for t in tables] == ["`kafka_authorizations`", "`kafka_settlements`"]
     # and which side is which is part of what the join computes
     assert canonical_plan(_join(left_first=False)).stateful_uids != plan.stateful_uids

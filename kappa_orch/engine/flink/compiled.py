@@ -13,9 +13,16 @@ uid, so Flink refuses the restore at job start instead of giving wrong results (
 on Flink 2.2.1: ../shared/research/changing-a-query.md, 0 silent errors in 12 edits).
 
 What a node's content leaves out: its JVM id and description, the uid format itself, the
-names kappa_orch gives its per-version temporary tables, and the connector options that
+catalog and database of its tables, and the connector options that
 say where and how a job reads or writes but not what it computes (its consumer group and
 start position, the sink's table and URL, flush and retry tuning).
+
+What it adds: Flink writes only the identifier of a temporary table into a plan (its
+columns, topic and format are read from the session's catalog when the plan runs), so
+the definition of every table a source or sink node names (its CREATE statement, less the
+volatile options) is part of that node's content, and the job's configuration is part of
+every source's (so of everything downstream): a changed topic, column or time zone gives
+new uids, never the old state.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +53,7 @@ VOLATILE_OPTIONS = frozenset(
         "table-name",
         "url",
         "username",
+        "password",
         "sink.buffer-flush.max-rows",
         "sink.buffer-flush.interval",
         "sink.max-retries",
@@ -54,6 +62,54 @@ VOLATILE_OPTIONS = frozenset(
     }
 )
 _TABLE_KEYS = ("scanTableSource", "dynamicTableSink", "lookupTableSource")
+# ExecNodes that keep no state between records (checked: none declares `state` in a plan,
+# and none is a window, join, rank, sort or deduplication operator); any other kind is
+# stateful, even without a `state` entry (a window aggregate has none in the plan)
+STATELESS_KINDS = frozenset(
+    {
+        "stream-exec-calc",
+        "stream-exec-correlate",
+        "stream-exec-exchange",
+        "stream-exec-mini-batch-assigner",
+        "stream-exec-union",
+        "stream-exec-local-group-aggregate",
+        "stream-exec-watermark-assigner",
+        "stream-exec-expand",
+        "stream-exec-drop-update-before",
+        "stream-exec-values",
+        "stream-exec-sink",
+    }
+)
+SOURCE_KINDS = frozenset({"stream-exec-table-source-scan"})
+_CREATE_TABLE = re.compile(r"CREATE\s+TEMPORARY\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([\w.]+)`?", re.I)
+_OPTION = re.compile(r"\s*'((?:[^']|'')*)'\s*=\s*'((?:[^']|'')*)',?\n?")
+
+
+def kind_of(node: Mapping[str, Any]) -> str:
+    """A node's ExecNode kind without its version (stream-exec-calc_1 -> stream-exec-calc)."""
+    return re.sub(r"_\d+$", "", str(node.get("type", "")))
+
+
+def is_stateful(node: Mapping[str, Any]) -> bool:
+    """Whether the node keeps state a restore must bring back: it declares state, or it
+    is not of a kind known to keep none (sources: their read offsets)."""
+    return bool(node.get("state")) or kind_of(node) not in STATELESS_KINDS
+
+
+def table_definitions(setup: Sequence[str], configuration: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each temporary table's CREATE statement (by name) with its volatile options left
+    out, and the job's configuration under "" (see the module's docstring)."""
+    tables = {"": json.dumps(dict(configuration or {}), sort_keys=True)}
+    for statement in setup:
+        found = _CREATE_TABLE.match(statement.strip())
+        if found is None:
+            continue
+
+        def kept(option: re.Match[str]) -> str:
+            return "" if option.group(1) in VOLATILE_OPTIONS else option.group(0)
+
+        tables[found.group(1)] = _OPTION.sub(kept, statement.strip())
+    return tables
 
 
 def plan_folder(plan_dir: str) -> Path:
@@ -115,11 +171,15 @@ def _unnamed(value: Any) -> Any:
     by position; a source's and a sink's columns keep their names in their table's
     schema). Renaming an output column does not change what a node computes."""
     if isinstance(value, dict):
-        return {
+        row = value.get("type") == "ROW" and isinstance(value.get("fields"), list)
+        unnamed = {
             k: _unnamed(v)
             for k, v in value.items()
             if not (k == "name" and "internalName" in value)  # an aggregate call's alias
         }
+        if row:  # a row type written out as fields (a window aggregate's output type)
+            unnamed["fields"] = [{**f, "name": "_"} if isinstance(f, dict) else f for f in unnamed["fields"]]
+        return unnamed
     if isinstance(value, list):
         return [_unnamed(v) for v in value]
     if isinstance(value, str) and value.startswith("ROW<"):
@@ -127,9 +187,15 @@ def _unnamed(value: Any) -> Any:
     return value
 
 
-def _content(node: Mapping[str, Any]) -> str:
-    """The node as it computes: no id, description or uid format, no per-version table
-    names, no volatile connector options, no labels from the SQL's aliases."""
+def _table_name(identifier: object) -> str:
+    """`default_catalog`.`default_database`.`kafka_x` -> kafka_x"""
+    return str(identifier).rsplit(".", 1)[-1].strip("`")
+
+
+def _content(node: Mapping[str, Any], tables: Mapping[str, str]) -> str:
+    """The node as it computes: no id, description or uid format, no catalog of its
+    tables, no volatile connector options, no labels from the SQL's aliases; with the
+    definition of the table it reads or writes (and, for a source, the job's configuration)."""
     content = copy.deepcopy({k: v for k, v in node.items() if k not in ("id", "description")})
     configuration = {k: v for k, v in (content.get("configuration") or {}).items() if k != UID_FORMAT}
     content["configuration"] = configuration
@@ -137,13 +203,16 @@ def _content(node: Mapping[str, Any]) -> str:
         table = (content.get(key) or {}).get("table")
         if not isinstance(table, dict):
             continue
-        table.pop("identifier", None)
+        name = _table_name(table.pop("identifier", ""))
+        table["name"], table["definition"] = name, tables.get(name)
+        if kind_of(node) in SOURCE_KINDS:
+            table["job_configuration"] = tables.get("")
         options = (table.get("resolvedTable") or {}).get("options")
         if isinstance(options, dict):
             for option in VOLATILE_OPTIONS & set(options):
                 options.pop(option)
-    tables = {key: content.pop(key) for key in _TABLE_KEYS if key in content}
-    return json.dumps({**_unnamed(content), **tables}, sort_keys=True)
+    tables_of = {key: content.pop(key) for key in _TABLE_KEYS if key in content}
+    return json.dumps({**_unnamed(content), **tables_of}, sort_keys=True)
 
 
 _Graph = tuple[dict[int, Mapping[str, Any]], dict[int, list[Mapping[str, Any]]]]
@@ -163,7 +232,7 @@ def _graph(raw: Mapping[str, Any]) -> _Graph:
     return nodes, inputs
 
 
-def _digests(graph: _Graph) -> dict[int, str]:
+def _digests(graph: _Graph, tables: Mapping[str, str]) -> dict[int, str]:
     """Each node's digest: its content and its inputs' digests (with how they connect)."""
     nodes, inputs = graph
     digests: dict[int, str] = {}
@@ -181,7 +250,7 @@ def _digests(graph: _Graph) -> dict[int, str]:
             + json.dumps({k: v for k, v in e.items() if k not in ("source", "target")}, sort_keys=True)
             for e in inputs[node_id]
         ]
-        material = _content(nodes[node_id]) + "|" + "|".join(upstream)
+        material = _content(nodes[node_id], tables) + "|" + "|".join(upstream)
         digests[node_id] = hashlib.sha256(material.encode()).hexdigest()[:16]
         visiting.discard(node_id)
         return digests[node_id]
@@ -191,7 +260,7 @@ def _digests(graph: _Graph) -> dict[int, str]:
     return digests
 
 
-def _order(graph: _Graph, digests: Mapping[int, str]) -> list[int]:
+def _order(graph: _Graph, digests: Mapping[int, str], tables: Mapping[str, str]) -> list[int]:
     """A topological order (a node after its inputs); ties by digest, then by content, so
     the order does not depend on Flink's numbering."""
     nodes, inputs = graph
@@ -201,7 +270,7 @@ def _order(graph: _Graph, digests: Mapping[int, str]) -> list[int]:
     while remaining:
         ready = sorted(
             (i for i in remaining if all(int(e["source"]) in placed for e in inputs[i])),
-            key=lambda i: (digests[i], _content(nodes[i])),
+            key=lambda i: (digests[i], _content(nodes[i], tables)),
         )
         for i in ready:
             order.append(i)
@@ -210,13 +279,15 @@ def _order(graph: _Graph, digests: Mapping[int, str]) -> list[int]:
     return order
 
 
-def canonical_plan(raw: Mapping[str, Any]) -> CanonicalPlan:
+def canonical_plan(raw: Mapping[str, Any], tables: Mapping[str, str] | None = None) -> CanonicalPlan:
     """The plan with its nodes numbered 1..n in a topological order and every node's uid
-    derived from its content and its inputs' uids (see the module's docstring)."""
+    derived from its content and its inputs' uids (see the module's docstring).
+    `tables`: table_definitions of the job's setup (the content the plan leaves out)."""
     graph = _graph(raw)
     nodes, inputs = graph
-    digests = _digests(graph)
-    order = _order(graph, digests)
+    tables = tables or {}
+    digests = _digests(graph, tables)
+    order = _order(graph, digests, tables)
     renumber = {old: new for new, old in enumerate(order, start=1)}
     seen: dict[str, int] = {}
     uids: dict[int, str] = {}
@@ -251,7 +322,7 @@ def canonical_plan(raw: Mapping[str, Any]) -> CanonicalPlan:
         PlanNode(
             uid=uids[old],
             kind=str(nodes[old].get("type", "")),
-            stateful=bool(nodes[old].get("state")),
+            stateful=is_stateful(nodes[old]),
             inputs=tuple(uids[int(e["source"])] for e in inputs[old]),
         )
         for old in order

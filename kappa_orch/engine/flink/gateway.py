@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kappa_orch.engine.flink.compiled import canonical_plan, plan_folder
+from kappa_orch.engine.flink.compiled import canonical_plan, plan_folder, table_definitions
 from kappa_orch.engine.flink.statements import check_statement_set
 from kappa_orch.engine.protocol import CompiledJob, JobDefinition
 from kappa_orch.errors import FlinkJobError, ServiceUnavailable
@@ -80,7 +80,7 @@ def compile_job(flink: FlinkResource, job: JobDefinition) -> CompiledJob | None:
         ) from exc
     finally:
         raw.unlink(missing_ok=True)
-    plan = canonical_plan(document)
+    plan = canonical_plan(document, table_definitions(job.setup, job.configuration))
     return CompiledJob(plan.fingerprint, tuple(sorted(plan.stateful_uids)), plan.json)
 
 
