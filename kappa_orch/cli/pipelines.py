@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +206,27 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
     for pipeline, p in zip(pipelines, plans, strict=True):
         live_row = rows.get((p.pipeline, p.live_version or 0))
         gaps = deleted_since(counted.get(p.pipeline, []), _log_starts(kafka, pipeline))
-        reports[p.pipeline] = replay_report(pipeline, live_row, _records_held(kafka, pipeline), gaps)
+        held = _records_held(kafka, pipeline)
+        report = replay_report(pipeline, live_row, held, gaps)
+        if p.action == "reprocess" and live_row is not None:
+            report = replace(report, change=_change(pipeline, live_row, platform, held))
+        reports[p.pipeline] = report
     return plans, reports
+
+
+def _change(pipeline: Any, live_row: Any, platform: PlatformConfig, held: int | None) -> Any:
+    """The class of the spec's change against the live version (lifecycle.change), or
+    None when Flink or the warehouse did not answer (a warning says so)."""
+    from kappa_orch.lifecycle.change import change_of
+
+    services = services_of(platform).telling(lambda _: None)
+    try:
+        return change_of(pipeline, live_row, services, held)
+    except KappaError as exc:
+        click.secho(f"WARNING: {pipeline.name}: the change was not classified ({exc.problem})", fg="yellow")
+        return None
+    finally:
+        services.warehouse.dispose()
 
 
 def _log_starts(kafka: Any, pipeline: Any) -> dict[str, dict[int, int]]:
@@ -244,6 +263,8 @@ def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
         click.echo(f"{'':<24} columns: {', '.join(p.column_changes)}")
     if p.action not in ("deploy", "reprocess"):
         return
+    if report.change is not None:
+        _print_change(report.change)
     for line in [*report.sql_diff, *report.spec_diff]:
         color = "green" if line.startswith("+") else "red" if line.startswith("-") else None
         click.secho(f"{'':<24} {line}", fg=color)
@@ -263,6 +284,20 @@ def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
     verdict = retention["verdict"]
     colour = "green" if verdict == "ok" else "red" if verdict == "too short" else "yellow"
     click.secho(f"{'':<24} retention: {verdict} (the history a replay reads)", fg=colour)
+
+
+def _print_change(change: Any) -> None:
+    """The change's class, what a reprocess does with it, why, and its cost."""
+    applied = {"nothing": "no new version, no job", "replay": "a full replay"}[change.applied]
+    colour = "green" if change.cheap else "yellow"
+    click.secho(f"{'':<24} change: {change.kind} (a reprocess makes it with {applied})", fg=colour)
+    for reason in change.reasons:
+        click.echo(f"{'':<24}   - {reason}")
+    if change.cheap and change.applied == "replay":
+        click.echo(f"{'':<24}   (its cheap path is not built yet: the candidate replays the log)")
+    if change.rows_to_derive:
+        estimate = f", about {change.estimate_s:,.0f}s" if change.estimate_s is not None else ""
+        click.echo(f"{'':<24}   cheap path: {change.rows_to_derive:,} live rows to derive{estimate}")
 
 
 def _apply(plans: list[Any], platform: PlatformConfig) -> None:

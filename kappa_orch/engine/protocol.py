@@ -78,6 +78,31 @@ class CompiledJob:
 
 
 @dataclass(frozen=True)
+class PlanDiff:
+    """What a candidate's plan changes against the live version's, as far as carrying the
+    live version's state and rows over is concerned (engine.flink.plan_diff)."""
+
+    same_plan: bool  # every operator computes what the live one does (the same ids)
+    # operators on the way to the target table that the live plan does not have (kind: what)
+    changed: tuple[str, ...] = ()
+    # of those, the ones that keep state (their state cannot come from the live job)
+    new_state: tuple[str, ...] = ()
+    # stateful operators of the live plan the candidate does not have (their state would go)
+    unclaimed: tuple[str, ...] = ()
+    # candidate column -> the live column it copies, or None when it is computed anew
+    derivation: Mapping[str, str | None] | None = None
+    # why the candidate's rows cannot be derived from the live table's (empty: they can)
+    not_derivable: tuple[str, ...] = ()
+    # why no state or offsets may be carried over at all, whatever else holds
+    refusals: tuple[str, ...] = ()
+    stateless: bool = False  # no operator on the way to the target keeps state but the sources
+
+    @property
+    def derivable(self) -> bool:
+        return self.derivation is not None and not self.not_derivable
+
+
+@dataclass(frozen=True)
 class JobTarget:
     """Where a job reads and writes: the table it fills, its consumer group, the Kafka
     bootstrap servers, and its own role's warehouse connection options."""
@@ -107,6 +132,13 @@ class StreamEngine(Protocol):
     def compile_job(self, job: JobDefinition) -> CompiledJob | None:
         """The job's compiled plan, or None when the engine keeps no plans (its jobs then
         run with the engine's automatic operator ids)."""
+        ...
+
+    def compare_plans(
+        self, live: str, candidate: str, columns: tuple[Sequence[str], Sequence[str]]
+    ) -> PlanDiff:
+        """What the candidate's compiled plan changes against the live one's; `columns`:
+        the live and the candidate target tables' columns, in order."""
         ...
 
     def submit_sql(

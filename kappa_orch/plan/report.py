@@ -8,6 +8,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kappa_orch.plan.change import Change
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -25,6 +26,8 @@ class ReplayReport:
     estimate_s: float | None = None
     # offsets the live version read that the log no longer holds (a replay misses them)
     history_gaps: list[dict[str, object]] = field(default_factory=list)
+    # the change's class from the compiled plans (plan.change); None: not compared
+    change: Change | None = None
 
 
 def replay_report(

@@ -16,11 +16,14 @@ import pytest
 from assets.sample_events import sample_events
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.engine.protocol import JobTarget
+from kappa_orch.lifecycle.change import change_of
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.plan.change import Change
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import isolated_platform, produce_authorizations, run_reprocess
-from tests.integration.served import expected, versions, wait_exact
+from tests.integration.served import cli, expected, versions, wait_exact
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +71,41 @@ def test_a_version_runs_its_canonical_plan_and_ids_follow_what_is_upstream(
         # a change after the aggregate keeps every stateful id
         after, projected = compiled(sql.replace(AGGREGATE, "SUM(amount_cents) * 2 AS spend_cents"), 3)
         assert projected == again_stateful and after != again
+        # Flink writes only a temporary table's name into the plan: a source moved to
+        # another topic must still be another source (found: it kept its ids, offsets of the
+        # old topic would have been restored into the new one)
+        source = pipeline.spec.sources[0]
+        moved_source = source.model_copy(update={"topic": f"{source.topic}.moved"})
+        moved = pipeline.model_copy(
+            update={"spec": pipeline.spec.model_copy(update={"sources": [moved_source]})}
+        )
+        jdbc = {"url": "jdbc:postgresql://127.0.0.1:5432/scratch"}
+        target = JobTarget("daily_spend__scratch5", "g-scratch-5", kafka.bootstrap_servers, jdbc)
+        other_topic = flink.compile_job(flink.version_job(moved, 1, target))
+        assert other_topic is not None and set(other_topic.stateful).isdisjoint(stored.stateful)
+
+        # issue 26, point 2: the class of a change, from v1's stored plan and the spec's own
+        services = Services(kafka, flink, platform.warehouse)
+
+        def change(edited: str) -> Change:
+            return change_of(platform.set_sql("daily_spend", edited), v1, services, 3_000)
+
+        refactored = change(sql.replace("COUNT(*)", "COUNT(1)"))
+        assert refactored.kind == "same_plan", refactored.reasons
+        doubled = change(sql.replace(AGGREGATE, "SUM(amount_cents) * 2 AS spend_cents"))
+        assert doubled.kind == "state_compatible", doubled.reasons
+        assert doubled.derivation == {
+            "account": "account",
+            "spend_day": "spend_day",
+            "authorizations": "authorizations",
+            "spend_cents": None,  # computed anew from the live columns
+        }
+        assert doubled.rows_to_derive == len(expected(platform, "daily_spend"))
+        filtered = change(before)
+        assert filtered.kind == "breaking" and filtered.events_to_read == 3_000
+        assert any(r.startswith("new state: stream-exec-global-group-aggregate") for r in filtered.reasons)
+        # and `plan` says it, with what a reprocess does with it today
+        platform.set_sql("daily_spend", sql.replace(AGGREGATE, "SUM(amount_cents) * 2 AS spend_cents"))
+        code, out = cli(platform, stack, "plan")
+        assert code == 0 and "change: state_compatible (a reprocess makes it with a full replay)" in out, out
+        assert "cheap path is not built yet" in out

@@ -12,7 +12,7 @@ import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kappa_orch.engine.flink import gateway
+from kappa_orch.engine.flink import gateway, plan_diff
 from kappa_orch.engine.flink.batch import batch_job
 from kappa_orch.engine.flink.gateway import shorten
 from kappa_orch.engine.flink.sql import version_job
@@ -23,6 +23,7 @@ from kappa_orch.engine.protocol import (
     EngineJob,
     JobDefinition,
     JobTarget,
+    PlanDiff,
 )
 from kappa_orch.errors import FlinkJobError, KappaError, ServiceUnavailable
 from kappa_orch.spec.model import LoadedPipeline
@@ -105,6 +106,13 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         """The job compiled by the SQL Gateway (COMPILE PLAN into plan_dir) and made
         canonical (engine.flink.compiled); None without a plan_dir."""
         return gateway.compile_job(self, job)
+
+    def compare_plans(
+        self, live: str, candidate: str, columns: tuple[Sequence[str], Sequence[str]]
+    ) -> PlanDiff:
+        """What the candidate's compiled plan changes against the live one's
+        (engine.flink.plan_diff)."""
+        return plan_diff.compare(live, candidate, columns)
 
     def submit_sql(
         self,

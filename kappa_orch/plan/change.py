@@ -1,0 +1,146 @@
+"""What kind of change a spec makes to its live version, from their compiled plans (pure).
+
+The class says how cheaply the change could be made while staying exact, and why:
+
+- `metadata`: the fingerprint is the live version's (checks, owner, tags, alias changed):
+  no new version, no job;
+- `same_plan`: the candidate compiles to the live version's plan, operator for operator
+  and table for table: the live table already holds what the candidate would compute;
+- `stateless_forward`: no operator on the way to the table keeps state but the sources,
+  and every column is computed from the live table's: carry the offsets, derive the rows;
+- `state_compatible`: every stateful operator of the candidate is one of the live plan's
+  (the same computation over the same input), nothing else is changed but projections
+  and filters after them, and the columns derive from the live table's: restore the state,
+  derive the rows;
+- `breaking`: anything else (new state, state the candidate would drop, a column the live
+  table cannot give, a non-deterministic function, processing time, a user-defined
+  function, state time-to-live, another Flink version): a full replay;
+- `first`: no live version to compare with (or none with a compiled plan).
+
+Only `metadata` is carried out cheaply today (no new version); the other cheap classes
+are reported with their reasons and cost and still replay in full (`applied` says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kappa_orch.engine.protocol import PlanDiff
+
+# planning rate for deriving rows inside the warehouse until one is measured
+# (../shared/research/changing-a-query.md §3: 100k-700k rows/s for a set-based copy)
+DERIVE_ROWS_PER_S = 100_000.0
+CHEAP = frozenset({"metadata", "same_plan", "stateless_forward", "state_compatible"})
+# the classes kappa_orch carries out without a replay today
+APPLIED_CHEAPLY = frozenset({"metadata"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change's class, why, and what its path costs (events read, rows derived, seconds:
+    a cheap class's cheap path, else the replay)."""
+
+    kind: str
+    reasons: list[str] = field(default_factory=list)
+    events_to_read: int | None = None
+    rows_to_derive: int | None = None
+    estimate_s: float | None = None
+    # what a reprocess does with it now: "nothing", "replay" (the cheap path of its class
+    # is not built yet, or it is breaking)
+    applied: str = "replay"
+    derivation: dict[str, str | None] | None = None  # candidate column -> live column copied
+
+    @property
+    def cheap(self) -> bool:
+        return self.kind in CHEAP
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A version's target columns ((name, type), in order) and primary key."""
+
+    columns: Sequence[Sequence[str]]
+    primary_key: Sequence[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [str(c[0]) for c in self.columns]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the estimate reads: the records a replay reads, the live table's rows, and
+    the live version's measured replay speed (None: not measured)."""
+
+    records_held: int | None
+    live_rows: int | None
+    events_per_s: float | None
+
+
+def key_problems(diff: PlanDiff, live: Columns, candidate: Columns) -> list[str]:
+    """Why the live table's rows cannot be carried over by key and by type."""
+    copies = diff.derivation or {}
+    problems = []
+    carried = {copies.get(c) for c in candidate.primary_key}
+    if None in carried or carried != set(live.primary_key):
+        problems.append(
+            f"the primary key changes ({', '.join(live.primary_key)} -> {', '.join(candidate.primary_key)}): "
+            "the live table's rows are not the candidate's rows"
+        )
+    types = {str(c[0]): str(c[1]) for c in live.columns}
+    for name, kind in candidate.columns:
+        source = copies.get(str(name))
+        if source is not None and types.get(source) != str(kind):
+            problems.append(
+                f"column {name} copies {source} but changes its type ({types.get(source)} -> {kind})"
+            )
+    return problems
+
+
+def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, costs: Costs) -> Change:
+    """The class of a change whose fingerprint differs from the live version's (see the
+    module's docstring); `diff` None: the plans could not be compared."""
+    if live is None:
+        return _replay("first", ["no live version"], costs)
+    if diff is None:
+        return _replay("breaking", ["the live version has no compiled plan to compare with"], costs)
+    if diff.same_plan and list(live.columns) == list(candidate.columns):
+        reasons = ["the candidate compiles to the live version's plan, for the same table"]
+        copies = dict(diff.derivation or {})
+        return Change("same_plan", reasons, 0, 0, 0.0, applied="replay", derivation=copies)
+    reasons = [*diff.refusals]
+    reasons += [f"new state: {n}" for n in diff.new_state]
+    reasons += [f"state the candidate would drop: {n}" for n in diff.unclaimed]
+    reasons += list(diff.not_derivable)
+    if diff.derivation is None and not reasons:
+        reasons.append("the candidate's rows cannot be derived from the live table's")
+    if not reasons:
+        reasons += key_problems(diff, live, candidate)
+    if reasons:
+        return _replay("breaking", reasons, costs)
+    kind = "stateless_forward" if diff.stateless else "state_compatible"
+    copied = sorted(c for c, s in (diff.derivation or {}).items() if s is not None)
+    computed = sorted(c for c, s in (diff.derivation or {}).items() if s is None)
+    why = [f"changed after the state: {n}" for n in diff.changed]
+    why.append(
+        f"columns copied: {', '.join(copied) or 'none'}; computed from the live columns: "
+        f"{', '.join(computed) or 'none'}"
+    )
+    rows = costs.live_rows
+    estimate = None if rows is None else round(rows / DERIVE_ROWS_PER_S, 1)
+    return Change(kind, why, 0, rows, estimate, applied="replay", derivation=dict(diff.derivation or {}))
+
+
+def _replay(kind: str, reasons: list[str], costs: Costs) -> Change:
+    """A change made by a full replay: every record the topics hold is read."""
+    estimate = None
+    if costs.records_held is not None and costs.events_per_s:
+        estimate = round(costs.records_held / costs.events_per_s, 1)
+    return Change(kind, reasons, costs.records_held, 0, estimate)
+
+
+def metadata_change() -> Change:
+    """A spec whose fingerprint is the live version's: what it changed is not computed."""
+    reasons = ["only what the fingerprint leaves out changed (checks, owner, tags, alias, catch-up policy)"]
+    return Change("metadata", reasons, 0, 0, 0.0, applied="nothing")

@@ -1,0 +1,153 @@
+"""Every change classified from the compiled plans (issue 26, point 2): pure, no cluster.
+
+Plans here are small Flink plans in the shape COMPILE PLAN writes them (a source, the
+parse, an aggregate, the projection after it, the target sink), made canonical, then
+compared: what is new, what keeps state, what the live table can give."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kappa_orch.engine.flink.compiled import canonical_plan, table_definitions
+from kappa_orch.engine.flink.plan_diff import compare
+from kappa_orch.plan.change import Columns, Costs, classify, metadata_change
+
+COLUMNS = ["account", "spend_day", "spend_cents"]
+LIVE = Columns(
+    [["account", "STRING"], ["spend_day", "DATE"], ["spend_cents", "BIGINT"]], ["account", "spend_day"]
+)
+
+
+def ref(index: int, kind: str = "BIGINT") -> dict[str, Any]:
+    return {"kind": "INPUT_REF", "inputIndex": index, "type": kind}
+
+
+def call(name: str, *operands: Any) -> dict[str, Any]:
+    return {"kind": "CALL", "internalName": f"${name}$1", "operands": list(operands), "type": "BIGINT"}
+
+
+def literal(value: int) -> dict[str, Any]:
+    return {"kind": "LITERAL", "value": value, "type": "INT NOT NULL"}
+
+
+def plan(
+    *, before: Any = None, after: list[Any] | None = None, ttl: str = "0 ms", sink_columns: str = ""
+) -> tuple[str, list[str]]:
+    """source -> calc (parse; `before`: its filter) -> aggregate -> calc (`after`) -> sink:
+    the canonical document, and the sink's columns."""
+    nodes = [
+        {
+            "id": 1,
+            "type": "stream-exec-table-source-scan_1",
+            "scanTableSource": {"table": {"identifier": "`default_catalog`.`default_database`.`kafka_auth`"}},
+        },
+        {"id": 2, "type": "stream-exec-calc_1", "projection": [ref(0), ref(1), ref(2)], "condition": before},
+        {
+            "id": 3,
+            "type": "stream-exec-group-aggregate_1",
+            "grouping": [0, 1],
+            "aggCalls": [{"internalName": "$SUM$1", "argList": [2], "name": "x"}],
+            "state": [{"index": 0, "name": "groupAggregateState", "ttl": ttl}],
+        },
+        {
+            "id": 4,
+            "type": "stream-exec-calc_1",
+            "projection": after or [ref(0), ref(1), ref(2)],
+            "condition": None,
+        },
+        {
+            "id": 5,
+            "type": "stream-exec-sink_1",
+            "dynamicTableSink": {
+                "table": {"identifier": "`default_catalog`.`default_database`.`kappa_sink`"}
+            },
+        },
+    ]
+    edges = [{"source": i, "target": i + 1, "shuffle": {"type": "FORWARD"}} for i in range(1, 5)]
+    columns = sink_columns.split(",") if sink_columns else COLUMNS
+    sink = "CREATE TEMPORARY TABLE `kappa_sink` (" + ", ".join(f"`{c}` X" for c in columns) + ") WITH ()"
+    source = "CREATE TEMPORARY TABLE `kafka_auth` (`b` BYTES) WITH (\n  'topic' = 'auth'\n)"
+    tables = table_definitions([source, sink], {"table.local-time-zone": "UTC"})
+    return canonical_plan({"flinkVersion": "2.2", "nodes": nodes, "edges": edges}, tables).json, columns
+
+
+def classified(candidate: tuple[str, list[str]], live: Columns = LIVE, columns: Columns | None = None) -> Any:
+    before, names = plan()
+    diff = compare(before, candidate[0], (names, candidate[1]))
+    costs = Costs(records_held=1_000_000, live_rows=50_000, events_per_s=20_000.0)
+    wanted = columns or Columns(
+        [[n, t] for n, (_, t) in zip(candidate[1], live.columns, strict=True)], live.primary_key
+    )
+    return diff, classify(diff, live, wanted, costs)
+
+
+def test_the_same_plan_is_seen_as_such() -> None:
+    diff, change = classified(plan())
+    assert diff.same_plan and change.kind == "same_plan" and change.events_to_read == 0
+
+
+def test_a_change_after_the_state_is_state_compatible_and_says_which_columns_derive() -> None:
+    diff, change = classified(plan(after=[ref(0), ref(1), call("*", ref(2), literal(2))]))
+    assert not diff.new_state and not diff.unclaimed and diff.derivable
+    assert change.kind == "state_compatible" and change.cheap and change.applied == "replay"
+    assert change.derivation == {"account": "account", "spend_day": "spend_day", "spend_cents": None}
+    assert change.rows_to_derive == 50_000 and change.estimate_s == 0.5  # at the planning rate
+    assert any("Calc" in r or "calc" in r for r in change.reasons)
+
+
+def test_a_renamed_column_is_a_copy_of_the_live_one() -> None:
+    renamed = "account,spend_day,total_cents"
+    diff, change = classified(plan(sink_columns=renamed))
+    assert not diff.same_plan  # the table's columns are part of its sink
+    assert change.kind == "state_compatible"
+    assert change.derivation == {"account": "account", "spend_day": "spend_day", "total_cents": "spend_cents"}
+
+
+def test_a_filter_before_the_aggregate_is_breaking_and_names_the_state() -> None:
+    diff, change = classified(plan(before=call(">", ref(2), literal(100))))
+    assert diff.new_state and diff.unclaimed
+    assert change.kind == "breaking" and change.events_to_read == 1_000_000 and change.estimate_s == 50.0
+    assert any(r.startswith("new state: stream-exec-group-aggregate") for r in change.reasons)
+    assert any(r.startswith("state the candidate would drop") for r in change.reasons)
+
+
+def test_what_is_never_carried_over() -> None:
+    now = call("CURRENT_TIMESTAMP")
+    _, change = classified(plan(after=[ref(0), ref(1), call("+", ref(2), now)]))
+    assert change.kind == "breaking" and any("CURRENT_TIMESTAMP() in" in r for r in change.reasons)
+    _, change = classified(plan(ttl="3600000 ms"))  # a TTL is in the node: new state, and refused
+    assert any("time-to-live" in r for r in change.reasons)
+    udf = {"kind": "CALL", "systemName": "MY_UDF", "operands": [ref(2)], "type": "BIGINT"}
+    _, change = classified(plan(after=[ref(0), ref(1), udf]))
+    assert any("user-defined function MY_UDF" in r for r in change.reasons)
+
+
+def test_a_column_the_live_table_does_not_keep_cannot_be_derived() -> None:
+    # the candidate reads the aggregate's key field 1 twice; the live table has it; but a
+    # live projection that dropped a field leaves the candidate nothing to derive it from
+    live_doc, _ = plan(after=[ref(0), ref(1), literal(0)])  # the live table dropped the sum
+    candidate, names = plan()
+    diff = compare(live_doc, candidate, (COLUMNS, names))
+    change = classify(diff, LIVE, LIVE, Costs(10, 10, None))
+    assert change.kind == "breaking" and any("does not keep" in r for r in change.reasons)
+
+
+def test_a_changed_key_or_type_is_breaking() -> None:
+    candidate = plan(after=[ref(0), ref(1), call("*", ref(2), literal(2))])
+    other_key = Columns(copy.deepcopy(LIVE.columns), ["account"])
+    _, change = classified(candidate, columns=other_key)
+    assert change.kind == "breaking" and any("primary key changes" in r for r in change.reasons)
+    retyped = Columns(
+        [["account", "INT"], ["spend_day", "DATE"], ["spend_cents", "BIGINT"]], LIVE.primary_key
+    )
+    _, change = classified(candidate, columns=retyped)
+    assert any("changes its type (STRING -> INT)" in r for r in change.reasons)
+
+
+def test_no_live_version_or_no_plan_replays_and_metadata_changes_nothing() -> None:
+    costs = Costs(records_held=100, live_rows=None, events_per_s=None)
+    assert classify(None, None, LIVE, costs).kind == "first"
+    no_plan = classify(None, LIVE, LIVE, costs)
+    assert no_plan.kind == "breaking" and no_plan.events_to_read == 100 and no_plan.estimate_s is None
+    assert metadata_change().applied == "nothing" and metadata_change().cheap
