@@ -288,13 +288,19 @@ def _print_plan(p: Any, report: Any, retention: dict[str, Any]) -> None:
 
 def _print_change(change: Any) -> None:
     """The change's class, what a reprocess does with it, why, and its cost."""
-    applied = {"nothing": "no new version, no job", "replay": "a full replay"}[change.applied]
+    applied = {
+        "nothing": "no new version, no job",
+        "savepoint": "a start from the live version's savepoint, its rows copied, verified at the gate",
+        "replay": "a full replay",
+    }[change.applied]
     colour = "green" if change.cheap else "yellow"
     click.secho(f"{'':<24} change: {change.kind} (a reprocess makes it with {applied})", fg=colour)
     for reason in change.reasons:
         click.echo(f"{'':<24}   - {reason}")
     if change.cheap and change.applied == "replay":
-        click.echo(f"{'':<24}   (its cheap path is not built yet: the candidate replays the log)")
+        click.echo(
+            f"{'':<24}   (a column computed anew from the live rows: not built yet, the candidate replays)"
+        )
     if change.rows_to_derive:
         estimate = f", about {change.estimate_s:,.0f}s" if change.estimate_s is not None else ""
         click.echo(f"{'':<24}   cheap path: {change.rows_to_derive:,} live rows to derive{estimate}")

@@ -89,6 +89,10 @@ class PlanDiff:
     new_state: tuple[str, ...] = ()
     # stateful operators of the live plan the candidate does not have (their state would go)
     unclaimed: tuple[str, ...] = ()
+    # of the live plan's stateful operators the candidate does not have, those that feed
+    # only kappa_orch's own bookkeeping (input counters, dead letters: a version's number
+    # is part of what they write), which a restore may leave behind
+    unclaimed_bookkeeping: tuple[str, ...] = ()
     # candidate column -> the live column it copies, or None when it is computed anew
     derivation: Mapping[str, str | None] | None = None
     # why the candidate's rows cannot be derived from the live table's (empty: they can)

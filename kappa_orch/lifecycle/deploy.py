@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from kappa_orch.config import retention_ms
 from kappa_orch.engine.protocol import CompiledJob, JobDefinition, JobTarget, StreamEngine
 from kappa_orch.errors import FlinkJobError
+from kappa_orch.lifecycle.cheap import start_cheaply
 from kappa_orch.lifecycle.deploy_checks import (
     check_replay_history,
     refuse_unrunnable_checks,
@@ -269,17 +270,7 @@ def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -
     job = flink.version_job(pipeline, plan.version, target)
     resume_from = _resume_point(pipeline, prepared, flink, log)
     try:
-        compiled = _compiled(pipeline, prepared, job, services)
-        if compiled is not None:
-            job_id = flink.submit_plan(job, compiled.document, savepoint_path=resume_from)
-        else:
-            job_id = flink.submit_sql(
-                setup=job.setup,
-                inserts=job.inserts,
-                job_name=job.job_name,
-                configuration=job.configuration,
-                savepoint_path=resume_from,
-            )
+        job_id = _start_job(pipeline, prepared, job, resume_from, services)
     except Exception as exc:
         # the empty table goes, the registry keeps the reason
         with services.warehouse.begin() as conn:
@@ -294,6 +285,37 @@ def _submit(pipeline: LoadedPipeline, prepared: _Prepared, services: Services) -
         raise
     log(f"{spec.name}: v{plan.version} job {job_id} submitted, consumer group {plan.group_id}")
     return job_id
+
+
+def _start_job(
+    pipeline: LoadedPipeline,
+    prepared: _Prepared,
+    job: JobDefinition,
+    resume_from: str | None,
+    services: Services,
+) -> str:
+    """Start the version's job: a new version of a change its plan proves safe starts from
+    the live version's savepoint (lifecycle.cheap), any other from its compiled plan (or as
+    a statement set), resuming from `resume_from` when given."""
+    plan, flink = prepared.plan, services.engine
+    compiled = _compiled(pipeline, prepared, job, services)
+    if compiled is not None and plan.action == "deploy" and plan.releases is None:
+
+        def restart_live(live: LoadedPipeline) -> object:
+            return deploy(live, services, holds_claim=True)
+
+        started = start_cheaply(pipeline, plan.version, job, compiled, services, restart_live)
+        if started is not None:
+            return started
+    if compiled is not None:
+        return flink.submit_plan(job, compiled.document, savepoint_path=resume_from)
+    return flink.submit_sql(
+        setup=job.setup,
+        inserts=job.inserts,
+        job_name=job.job_name,
+        configuration=job.configuration,
+        savepoint_path=resume_from,
+    )
 
 
 def _record_job(

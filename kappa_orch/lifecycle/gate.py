@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from kappa_orch.errors import OperationRefused
+from kappa_orch.lifecycle.derive_parity import DERIVE_PARITY
+from kappa_orch.lifecycle.derive_parity import DESCRIPTION as DERIVE_DESCRIPTION
 from kappa_orch.plan.replay_checks import (
     COMPLETE_HISTORY,
     complete_history_verdict,
@@ -50,11 +52,20 @@ CHECK_DESCRIPTIONS = {
         "them (reason `late`), plus any a Flink operator dropped itself (numLateRecordsDropped)."
     ),
 }
+CHECK_DESCRIPTIONS[DERIVE_PARITY] = DERIVE_DESCRIPTION
 # the checks of every version's gate, in the order they are reported
-GATE_CHECKS = (EXPECTATIONS, UNIQUE_KEY, PARITY, COMPLETE_HISTORY, INPUT_BALANCE, NO_LATE_RECORDS)
+GATE_CHECKS = (
+    EXPECTATIONS,
+    UNIQUE_KEY,
+    PARITY,
+    COMPLETE_HISTORY,
+    INPUT_BALANCE,
+    NO_LATE_RECORDS,
+    DERIVE_PARITY,
+)
 # checks whose failure means the table is wrong, whatever a person thinks of the data: an
 # operator cannot accept a candidate that failed one of them
-STRUCTURAL_CHECKS = frozenset({UNIQUE_KEY, INPUT_BALANCE, NO_LATE_RECORDS})
+STRUCTURAL_CHECKS = frozenset({UNIQUE_KEY, INPUT_BALANCE, NO_LATE_RECORDS, DERIVE_PARITY})
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import yaml
-
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES
 from kappa_orch.errors import KappaError, OperationRefused
 from kappa_orch.lifecycle.deploy import DeployResult, deploy, ensure_dead_letter_topic
 from kappa_orch.lifecycle.deploy_checks import SLOT_WAIT_S, wait_for_slot
 from kappa_orch.lifecycle.orphans import Orphan, adopt, settle_orphans
-from kappa_orch.lifecycle.restore import stop_keeping_state
+from kappa_orch.lifecycle.restore import pipeline_of_version, stop_keeping_state
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import SwapRequest, swap
 from kappa_orch.plan.decide import abandoned, degraded
@@ -25,35 +23,11 @@ from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
+from kappa_orch.spec.model import LoadedPipeline
 
 # the claim a repair holds: one repair per pipeline at a time, beside a reprocess's claim
 # (a repair of the live version must not wait for a candidate's catch-up)
 REPAIR_CLAIM = "repair:{}"
-
-
-def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> LoadedPipeline:
-    """The pipeline as the version was deployed: the current spec when the fingerprints
-    match, else the spec and SQL recorded in the version's definition."""
-    if row.spec_fingerprint == current.fingerprint:
-        return current
-    definition = row.definition or {}
-    if not definition.get("spec") or definition.get("sql") is None:
-        raise OperationRefused(
-            f"v{row.version} of {row.pipeline!r} has no recorded spec (it was deployed by a kappa_orch "
-            "before version definitions), so its job cannot be rebuilt",
-            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
-        )
-    spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
-    recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
-    if recorded.fingerprint != row.spec_fingerprint:
-        raise OperationRefused(
-            f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
-            f"fingerprints {recorded.fingerprint}, not {row.fingerprint}), so its job cannot be rebuilt "
-            "as it was",
-            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
-        )
-    return recorded
 
 
 def accept_replaced_log(

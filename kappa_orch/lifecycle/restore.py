@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import time
 
+import yaml
+
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
-from kappa_orch.errors import FlinkJobError
+from kappa_orch.errors import FlinkJobError, OperationRefused
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
 
 
 def restore_path(row: registry.VersionRow | None, flink: StreamEngine) -> tuple[str | None, str]:
@@ -66,3 +69,27 @@ def stop_keeping_state(name: str, row: registry.VersionRow, why: str, services: 
         + (f"; a reprocess of this fingerprint resumes it from {told}: {path}" if path else "")
     )
     return path
+
+
+def pipeline_of_version(row: registry.VersionRow, current: LoadedPipeline) -> LoadedPipeline:
+    """The pipeline as the version was deployed: the current spec when the fingerprints
+    match, else the spec and SQL recorded in the version's definition."""
+    if row.spec_fingerprint == current.fingerprint:
+        return current
+    definition = row.definition or {}
+    if not definition.get("spec") or definition.get("sql") is None:
+        raise OperationRefused(
+            f"v{row.version} of {row.pipeline!r} has no recorded spec (it was deployed by a kappa_orch "
+            "before version definitions), so its job cannot be rebuilt",
+            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
+        )
+    spec = PipelineSpec.model_validate(yaml.safe_load(str(definition["spec"])))
+    recorded = LoadedPipeline(spec=spec, sql_text=str(definition["sql"]), path=current.path)
+    if recorded.fingerprint != row.spec_fingerprint:
+        raise OperationRefused(
+            f"v{row.version} of {row.pipeline!r} was built by an older kappa_orch (its recorded spec now "
+            f"fingerprints {recorded.fingerprint}, not {row.fingerprint}), so its job cannot be rebuilt "
+            "as it was",
+            f"serve another version, or retire it: kappa-orch retire {row.pipeline} {row.version}",
+        )
+    return recorded

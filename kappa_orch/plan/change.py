@@ -17,8 +17,11 @@ The class says how cheaply the change could be made while staying exact, and why
   function, state time-to-live, another Flink version): a full replay;
 - `first`: no live version to compare with (or none with a compiled plan).
 
-Only `metadata` is carried out cheaply today (no new version); the other cheap classes
-are reported with their reasons and cost and still replay in full (`applied` says so).
+What a reprocess does with it (`applied`): `nothing` for `metadata`; `savepoint` for a
+cheap class whose every column copies a live column (a rename, a reorder, a column left
+out): the new version starts from the live version's savepoint with the live rows copied
+(lifecycle.cheap); `replay` for the rest, and for a cheap class with a column computed
+anew from the live columns (evaluating it over the live rows is not built yet).
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class Change:
     events_to_read: int | None = None
     rows_to_derive: int | None = None
     estimate_s: float | None = None
-    # what a reprocess does with it now: "nothing", "replay" (the cheap path of its class
-    # is not built yet, or it is breaking)
+    # what a reprocess does with it now: "nothing", "savepoint" (starts from the live
+    # version's savepoint, rows copied) or "replay" (see the module's docstring)
     applied: str = "replay"
     derivation: dict[str, str | None] | None = None  # candidate column -> live column copied
 
@@ -108,7 +111,7 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     if diff.same_plan and list(live.columns) == list(candidate.columns):
         reasons = ["the candidate compiles to the live version's plan, for the same table"]
         copies = dict(diff.derivation or {})
-        return Change("same_plan", reasons, 0, 0, 0.0, applied="replay", derivation=copies)
+        return Change("same_plan", reasons, 0, costs.live_rows, 0.0, applied=_path(copies), derivation=copies)
     reasons = [*diff.refusals]
     reasons += [f"new state: {n}" for n in diff.new_state]
     reasons += [f"state the candidate would drop: {n}" for n in diff.unclaimed]
@@ -129,7 +132,13 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     )
     rows = costs.live_rows
     estimate = None if rows is None else round(rows / DERIVE_ROWS_PER_S, 1)
-    return Change(kind, why, 0, rows, estimate, applied="replay", derivation=dict(diff.derivation or {}))
+    copies = dict(diff.derivation or {})
+    return Change(kind, why, 0, rows, estimate, applied=_path(copies), derivation=copies)
+
+
+def _path(derivation: dict[str, str | None]) -> str:
+    """savepoint when every column copies a live one, else replay (not built yet)."""
+    return "savepoint" if all(source is not None for source in derivation.values()) else "replay"
 
 
 def _replay(kind: str, reasons: list[str], costs: Costs) -> Change:

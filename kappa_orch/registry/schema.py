@@ -90,6 +90,24 @@ version_plans = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# what a version started from another's savepoint carried over (issue 26): the other
+# version's input counts at the fence, per source partition; its own job counts from there
+carried_counts = Table(
+    "carried_counts",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source_topic", String(255), primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True),
+    Column("from_version", Integer, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("parsed", BigInteger, nullable=False),
+    Column("dead_lettered", BigInteger, nullable=False),
+    Column("late", BigInteger, nullable=False),
+    Column("first_offset", BigInteger, nullable=False),
+    Column("last_offset", BigInteger, nullable=False),
+)
+
 aliases = Table(
     "aliases",
     metadata,
@@ -254,6 +272,10 @@ def _migration_14(conn: Connection) -> None:
     metadata.create_all(conn, tables=[version_plans])
 
 
+def _migration_15(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[carried_counts])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -270,6 +292,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (12, _migration_12),
     (13, _migration_13),
     (14, _migration_14),
+    (15, _migration_15),
 ]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from kappa_orch.registry.schema import (
     aliases,
     batch_days,
+    carried_counts,
     claims,
     input_counts,
     lock,
@@ -336,37 +337,50 @@ class InputCount:
 
 
 def input_counts_of(conn: Connection, pipeline: str, version: int) -> list[InputCount]:
-    """What a version's job has read, per source partition (written by the job itself)."""
-    rows = conn.execute(
-        select(input_counts)
-        .where(input_counts.c.pipeline == pipeline, input_counts.c.version == version)
-        .order_by(input_counts.c.source_topic, input_counts.c.kafka_partition)
+    """What a version's job has read, per source partition (written by the job itself),
+    with what it carried over from another version's savepoint (carried_counts)."""
+    merged: dict[tuple[str, int], InputCount] = {}
+    for table in (carried_counts, input_counts):
+        rows = conn.execute(select(table).where(table.c.pipeline == pipeline, table.c.version == version))
+        for r in rows:
+            here = InputCount(
+                r.source_topic, r.kafka_partition, r.records, r.parsed, r.dead_lettered,
+                r.first_offset, r.last_offset, r.late,
+            )  # fmt: skip
+            before = merged.get((r.source_topic, r.kafka_partition))
+            merged[(r.source_topic, r.kafka_partition)] = here if before is None else _added(before, here)
+    return [merged[k] for k in sorted(merged)]
+
+
+def _added(before: InputCount, after: InputCount) -> InputCount:
+    """Counts carried to a fence, then counted from it: one span of offsets."""
+    return InputCount(
+        before.source_topic,
+        before.kafka_partition,
+        before.records + after.records,
+        before.parsed + after.parsed,
+        before.dead_lettered + after.dead_lettered,
+        min(before.first_offset, after.first_offset),
+        max(before.last_offset, after.last_offset),
+        before.late + after.late,
     )
-    return [
-        InputCount(
-            r.source_topic,
-            r.kafka_partition,
-            r.records,
-            r.parsed,
-            r.dead_lettered,
-            r.first_offset,
-            r.last_offset,
-            r.late,
-        )
-        for r in rows
-    ]
 
 
 def input_totals(conn: Connection) -> dict[tuple[str, int], tuple[int, int, int]]:
     """(pipeline, version) -> (records read, dead-lettered, of those late), summed over
-    partitions, in one query."""
+    partitions (and what a version carried over), in one query."""
+    parts = [
+        select(t.c.pipeline, t.c.version, t.c.records, t.c.dead_lettered, t.c.late)
+        for t in (input_counts, carried_counts)
+    ]
+    both = parts[0].union_all(parts[1]).subquery()
     rows = conn.execute(
         select(
-            input_counts.c.pipeline,
-            input_counts.c.version,
-            func.sum(input_counts.c.records),
-            func.sum(input_counts.c.dead_lettered),
-            func.sum(input_counts.c.late),
-        ).group_by(input_counts.c.pipeline, input_counts.c.version)
+            both.c.pipeline,
+            both.c.version,
+            func.sum(both.c.records),
+            func.sum(both.c.dead_lettered),
+            func.sum(both.c.late),
+        ).group_by(both.c.pipeline, both.c.version)
     )
     return {(p, v): (int(records), int(dead), int(late)) for p, v, records, dead, late in rows}

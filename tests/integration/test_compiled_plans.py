@@ -108,4 +108,4 @@ def test_a_version_runs_its_canonical_plan_and_ids_follow_what_is_upstream(
         platform.set_sql("daily_spend", sql.replace(AGGREGATE, "SUM(amount_cents) * 2 AS spend_cents"))
         code, out = cli(platform, stack, "plan")
         assert code == 0 and "change: state_compatible (a reprocess makes it with a full replay)" in out, out
-        assert "cheap path is not built yet" in out
+        assert "computed anew from the live rows: not built yet" in out

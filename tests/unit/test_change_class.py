@@ -85,6 +85,7 @@ def classified(candidate: tuple[str, list[str]], live: Columns = LIVE, columns: 
 def test_the_same_plan_is_seen_as_such() -> None:
     diff, change = classified(plan())
     assert diff.same_plan and change.kind == "same_plan" and change.events_to_read == 0
+    assert change.applied == "savepoint"  # a new version, its rows copied from the live one
 
 
 def test_a_change_after_the_state_is_state_compatible_and_says_which_columns_derive() -> None:
@@ -100,7 +101,7 @@ def test_a_renamed_column_is_a_copy_of_the_live_one() -> None:
     renamed = "account,spend_day,total_cents"
     diff, change = classified(plan(sink_columns=renamed))
     assert not diff.same_plan  # the table's columns are part of its sink
-    assert change.kind == "state_compatible"
+    assert change.kind == "state_compatible" and change.applied == "savepoint"
     assert change.derivation == {"account": "account", "spend_day": "spend_day", "total_cents": "spend_cents"}
 
 
@@ -151,3 +152,19 @@ def test_no_live_version_or_no_plan_replays_and_metadata_changes_nothing() -> No
     no_plan = classify(None, LIVE, LIVE, costs)
     assert no_plan.kind == "breaking" and no_plan.events_to_read == 100 and no_plan.estimate_s is None
     assert metadata_change().applied == "nothing" and metadata_change().cheap
+
+
+def test_what_a_cheap_start_that_failed_its_gate_does() -> None:
+    from kappa_orch.lifecycle.cheap import unverified
+    from kappa_orch.registry.store import VersionRow
+
+    def row(started: dict[str, Any] | None) -> VersionRow:
+        definition = {"cheap_start": started} if started is not None else {}
+        return VersionRow("p", 2, "f", "t__v2", "checking", "j", "g", None, None, definition=definition)  # type: ignore[arg-type]
+
+    cheap = {"kind": "state_compatible", "from_version": 1}
+    # a failed expectation would fail a replay too: the start is not suspected
+    assert unverified(row(cheap), {"expectations": "3 rows below 0"}) is None
+    assert unverified(row(cheap), {"derive_parity": "1 row only in v1"}) == "derive_parity: 1 row only in v1"
+    assert unverified(row(None), {"derive_parity": "x"}) is None  # it replayed from the start
+    assert unverified(row({**cheap, "fell_back": "before"}), {"input_balance": "x"}) is None  # once only

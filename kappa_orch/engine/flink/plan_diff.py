@@ -26,6 +26,7 @@ from typing import Any
 
 from kappa_orch.engine.flink.compiled import UID_FORMAT, PlanError, is_stateful, kind_of
 from kappa_orch.engine.flink.planner import SINK
+from kappa_orch.engine.flink.sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK
 from kappa_orch.engine.protocol import PlanDiff
 
 # functions whose result is not a function of their arguments (Flink's names)
@@ -74,6 +75,20 @@ class _Plan:
         if len(sinks) != 1:
             raise PlanError(f"the plan has {len(sinks)} sinks into {SINK}, not one")
         return sinks[0]
+
+    def sinks_fed(self, node_id: int) -> set[str]:
+        """The tables the node's output reaches."""
+        fed, seen, todo = set(), set(), [node_id]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            table = _table(self.nodes[current], "dynamicTableSink")
+            if table is not None:
+                fed.add(table)
+            todo.extend(i for i, ins in self.inputs.items() if current in ins)
+        return fed
 
     def upstream(self, node_id: int) -> set[int]:
         seen, todo = set(), [node_id]
@@ -282,12 +297,14 @@ def compare(
         for i, n in live.nodes.items()
         if is_stateful(n) and live.uids[i] not in set(candidate.uids.values())
     )
+    bookkeeping = [i for i in unclaimed if live.sinks_fed(i) <= {INPUT_COUNTS_SINK, DEAD_LETTER_SINK}]
     stateful = [i for i in branch if is_stateful(candidate.nodes[i])]
     diff = PlanDiff(
         same_plan=live_uids == set(candidate.uids.values()) and len(live.uids) == len(candidate.uids),
         changed=tuple(candidate.named(i) for i in new),
         new_state=tuple(candidate.named(i) for i in new if is_stateful(candidate.nodes[i])),
-        unclaimed=tuple(live.named(i) for i in unclaimed),
+        unclaimed=tuple(live.named(i) for i in unclaimed if i not in bookkeeping),
+        unclaimed_bookkeeping=tuple(live.named(i) for i in bookkeeping),
         refusals=tuple(refusals(live, candidate, branch)),
         stateless=all(kind_of(candidate.nodes[i]) == "stream-exec-table-source-scan" for i in stateful),
     )

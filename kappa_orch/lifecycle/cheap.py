@@ -1,0 +1,317 @@
+"""A new version started from the live version's savepoint instead of a replay (issue 26,
+point 3): the cheap path of a change the compiled plans prove safe (lifecycle.change).
+
+Taken when the change's class is `same_plan`, `stateless_forward` or `state_compatible`
+and every column of the candidate copies a live column (a rename, a reorder, a column left
+out: the copy is then exactly the candidate's own projection of the live rows; a column
+computed anew would need Flink to evaluate it over the live rows, which is not built yet,
+so such a change replays). Before anything stops, the pre-flight compares the live plan
+with the candidate's as it will run: every stateful operator of the live plan must be one
+of the candidate's (same id: same computation over the same input), except kappa_orch's
+own per-version counters, whose counts are carried over instead (registry.carried).
+
+The fence:
+
+1. the live job stops with a savepoint (not drained: open windows stay open); its table
+   then holds exactly the rows for the input up to the savepoint's offsets, because its
+   sinks flush at every checkpoint and savepoint;
+2. in one transaction, the live table's rows are copied into the candidate's table and
+   the live version's input counts carried over for it;
+3. the live job starts again from the savepoint (the alias keeps serving its table; its
+   rows pause for the few seconds of the fence);
+4. the candidate's job starts from the same savepoint, its state and source offsets
+   restored (strictly, but for the counters the pre-flight allowed); both read on.
+
+Anything that fails before the candidate's job starts leaves its table and counts empty
+and the caller replays (the live job is started again in every case). What the cheap path
+made is verified before any reader sees it (gate.derive_parity_outcome).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sqlalchemy import insert, select
+
+from kappa_orch.engine.protocol import (
+    ACTIVE_JOB_STATES,
+    TERMINAL_STATES,
+    CompiledJob,
+    JobDefinition,
+    JobTarget,
+)
+from kappa_orch.errors import KappaError
+from kappa_orch.lifecycle.change import change_of, live_columns, spec_columns
+from kappa_orch.lifecycle.restore import pipeline_of_version
+from kappa_orch.lifecycle.services import Services
+from kappa_orch.plan.change import Change
+from kappa_orch.registry import carried, transitions
+from kappa_orch.registry import store as registry
+from kappa_orch.registry.serving import version_table
+from kappa_orch.spec.model import LoadedPipeline
+
+CHEAP_KINDS = frozenset({"same_plan", "stateless_forward", "state_compatible"})
+# the session options that let a restore leave state no operator claims (only ever set
+# after the pre-flight found that state to be kappa_orch's own counters): Flink 2.2's key
+# and its deprecated fallback
+IGNORE_UNCLAIMED = (
+    "execution.state-recovery.ignore-unclaimed-state",
+    "execution.savepoint.ignore-unclaimed-state",
+)
+# how long a restored job may take to run (Flink maps the savepoint's state as it starts)
+START_WAIT_S = 90.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The live version a candidate starts from, and the change that allows it."""
+
+    live: registry.VersionRow
+    change: Change
+
+
+def cheap_route(pipeline: LoadedPipeline, services: Services) -> Route | None:
+    """The route of the spec's change from the live version, or None (it replays; the
+    log says why)."""
+    name, log = pipeline.name, services.log
+    with registry.session(services.warehouse) as conn:
+        live_version = registry.live_versions(conn).get(name)
+        rows = registry.pipeline_versions(conn, name)
+    live = next((r for r in rows if r.version == live_version), None)
+    if live is None or live.state != registry.LIVE or not live.flink_job_id:
+        return None
+    if services.engine.job_state(live.flink_job_id) not in ACTIVE_JOB_STATES:
+        log(f"{name}: the live v{live.version}'s job is not running: the candidate replays the log")
+        return None
+    change = change_of(pipeline, live, services, None)
+    if change.kind not in CHEAP_KINDS:
+        reason = change.reasons[0] if change.reasons else "no reason recorded"
+        log(
+            f"{name}: change against v{live.version} is {change.kind} ({reason}): "
+            "the candidate replays the log"
+        )
+        return None
+    computed = sorted(c for c, source in (change.derivation or {}).items() if source is None)
+    if computed:
+        log(
+            f"{name}: change against v{live.version} is {change.kind}, but {', '.join(computed)} "
+            "would be computed anew from the live rows (not built yet): the candidate replays the log"
+        )
+        return None
+    return Route(live, change)
+
+
+def preflight(
+    route: Route, pipeline: LoadedPipeline, compiled: CompiledJob, services: Services
+) -> tuple[str | None, bool]:
+    """Why the candidate's job, as it will run, cannot restore the live job's savepoint
+    (None: it can), and whether the restore must leave kappa_orch's counters behind."""
+    with registry.session(services.warehouse) as conn:
+        stored = registry.version_plan(conn, pipeline.name, route.live.version)
+    columns = live_columns(route.live)
+    if stored is None or columns is None:
+        return f"v{route.live.version} keeps no compiled plan or columns", False
+    names = (columns.names, spec_columns(pipeline).names)
+    diff = services.engine.compare_plans(stored.document, compiled.document, names)
+    if diff.unclaimed:
+        return f"the candidate has no operator for the live state of {diff.unclaimed[0]}", False
+    if diff.new_state:
+        return f"the candidate's {diff.new_state[0]} has no state in the live job", False
+    return None, bool(diff.unclaimed_bookkeeping)
+
+
+def start_cheaply(
+    pipeline: LoadedPipeline,
+    version: int,
+    job: JobDefinition,
+    compiled: CompiledJob,
+    services: Services,
+    restart_live: Callable[[LoadedPipeline], object],
+) -> str | None:
+    """The fence (see the module's docstring) for `version`, whose table exists; its job
+    id, or None when the cheap path is not taken (the caller replays). `restart_live`
+    deploys a version's pipeline again (its job resumes from its savepoint)."""
+    name, log = pipeline.name, services.log
+    try:
+        route = cheap_route(pipeline, services)
+        if route is None:
+            return None
+        refused, leaves_counters = preflight(route, pipeline, compiled, services)
+    except KappaError as exc:  # what cannot be classified replays: never a reason not to deploy
+        log(f"{name}: the change could not be classified ({exc.problem}): the candidate replays the log")
+        return None
+    live = route.live
+    if refused:
+        log(f"{name}: no cheap start from v{live.version}: {refused}; the candidate replays the log")
+        return None
+    live_pipeline = pipeline_of_version(live, pipeline)
+    savepoint = _fence(name, live, services)
+    try:
+        if savepoint is None:
+            return None
+        copied = _copy_rows(pipeline, live_pipeline, live, version, route.change, services)
+        log(f"{name}: v{version} starts from v{live.version}'s savepoint {savepoint}; {copied:,} rows copied")
+    finally:
+        if services.engine.job_state(live.flink_job_id or "") not in ACTIVE_JOB_STATES:
+            restart_live(live_pipeline)  # the live version goes on from its savepoint
+    restoring = job
+    if leaves_counters:
+        restoring = replace(
+            job, configuration={**job.configuration, **dict.fromkeys(IGNORE_UNCLAIMED, "true")}
+        )
+    log(
+        f"{name}: v{version} restores v{live.version}'s state"
+        + (" (its counters' left behind)" if leaves_counters else "")
+    )
+    job_id = _restored(name, version, restoring, compiled, savepoint, services)
+    if job_id is None:
+        forget(pipeline, version, services)
+        return None
+    _record_route(name, version, route, savepoint, services)
+    return job_id
+
+
+def _fence(name: str, live: registry.VersionRow, services: Services) -> str | None:
+    """Stop the live job with a savepoint and record it (its redeploy resumes from it)."""
+    try:
+        path = services.engine.stop_with_savepoint(live.flink_job_id or "")
+    except KappaError as exc:
+        services.log(
+            f"{name}: v{live.version}'s job took no savepoint ({exc.problem}): the candidate replays"
+        )
+        return None
+    saved = {"path": path, "checkpoint_id": registry.STOPPED_WITH_SAVEPOINT, "completed_at_ms": now_ms()}
+    with services.warehouse.begin() as conn:
+        registry.record_checkpoint(conn, name, live.version, live.flink_job_id or "", saved)
+    return path
+
+
+def _restored(
+    name: str, version: int, job: JobDefinition, compiled: CompiledJob, savepoint: str, services: Services
+) -> str | None:
+    """The candidate's job started from the savepoint and running (Flink refuses state it
+    cannot map when the job starts); None when it did not start (its job is cancelled)."""
+    engine, log = services.engine, services.log
+    try:
+        job_id = engine.submit_plan(job, compiled.document, savepoint_path=savepoint)
+    except KappaError as exc:
+        log(f"{name}: v{version}'s job did not start from the savepoint ({exc.problem}); it replays the log")
+        return None
+    deadline = time.monotonic() + START_WAIT_S
+    state = engine.job_state(job_id)
+    while state not in ("RUNNING", *TERMINAL_STATES) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        state = engine.job_state(job_id)
+    if state == "RUNNING" and not engine.job_root_cause(job_id):
+        return job_id
+    cause = engine.job_root_cause(job_id) or f"it was {state} after {START_WAIT_S:.0f}s"
+    log(f"{name}: v{version}'s job did not restore the savepoint ({cause}); it replays the log")
+    with contextlib.suppress(KappaError):
+        engine.cancel(job_id)
+    return None
+
+
+def _copy_rows(
+    pipeline: LoadedPipeline,
+    live_pipeline: LoadedPipeline,
+    live: registry.VersionRow,
+    version: int,
+    change: Change,
+    services: Services,
+) -> int:
+    """The live table's rows into the candidate's, through the derivation (candidate
+    column <- the live column it copies), and the live counts carried: one transaction."""
+    source = version_table(live_pipeline.spec, live.physical_table)
+    target = version_table(pipeline.spec, pipeline.spec.target.version_table(version))
+    mapping = {c: s for c, s in (change.derivation or {}).items() if s is not None}
+    with services.warehouse.begin() as conn:
+        conn.execute(target.delete())  # a deploy taken over may have left rows
+        done = conn.execute(
+            insert(target).from_select(list(mapping), select(*[source.c[s] for s in mapping.values()]))
+        )
+        carried.carry_counts(conn, pipeline.name, live.version, version)
+    return int(done.rowcount or 0)
+
+
+def forget(pipeline: LoadedPipeline, version: int, services: Services) -> None:
+    """Empty the candidate's table and counts: it replays from the log's start."""
+    table = version_table(pipeline.spec, pipeline.spec.target.version_table(version))
+    with services.warehouse.begin() as conn:
+        conn.execute(table.delete())
+        carried.forget_counts(conn, pipeline.name, version)
+
+
+def _record_route(name: str, version: int, route: Route, savepoint: str, services: Services) -> None:
+    """The candidate's definition says how it started: the gate verifies it by this."""
+    with registry.session(services.warehouse) as conn:
+        row = next(r for r in registry.pipeline_versions(conn, name) if r.version == version)
+        started = {
+            "kind": route.change.kind,
+            "from_version": route.live.version,
+            "savepoint": savepoint,
+            "derivation": route.change.derivation,
+            "reasons": route.change.reasons,
+        }
+        transitions.record(conn, name, version, definition={**(row.definition or {}), "cheap_start": started})
+
+
+# checks whose failure after a cheap start means the start, not the data, may be wrong
+VERIFYING = frozenset({"derive_parity", "input_balance", "complete_history", "unique_primary_key"})
+
+
+def unverified(row: registry.VersionRow, failed: dict[str, str]) -> str | None:
+    """Why a version started cheaply is not verified (`failed`: the gate's failed checks
+    and their summaries), or None (it was not started cheaply, or nothing failed that says
+    the start was wrong)."""
+    started = (row.definition or {}).get("cheap_start")
+    if not started or started.get("fell_back"):
+        return None
+    wrong = [f"{name}: {summary}" for name, summary in failed.items() if name in VERIFYING]
+    return "; ".join(wrong) or None
+
+
+def replay_instead(
+    pipeline: LoadedPipeline, row: registry.VersionRow, services: Services, why: str
+) -> registry.VersionRow:
+    """A version whose cheap start was not verified replays the log into the same table,
+    from its compiled plan, with nothing carried; its definition keeps why."""
+    name, engine, warehouse = pipeline.name, services.engine, services.warehouse
+    if row.flink_job_id:
+        with contextlib.suppress(KappaError):
+            engine.cancel(row.flink_job_id)
+    forget(pipeline, row.version, services)
+    table = f"{pipeline.spec.target.schema_name}.{row.physical_table}"
+    with registry.session(warehouse) as conn:
+        stored = registry.version_plan(conn, name, row.version)
+        jdbc = warehouse.job_jdbc_options(
+            conn, job=f"{name}:v{row.version}", writes=[table], pipeline=name, version=row.version
+        )
+    target = JobTarget(row.physical_table, row.group_id, services.kafka.bootstrap_servers, jdbc)
+    job = engine.version_job(pipeline, row.version, target)
+    offsets = {
+        s.topic: {str(p): o for p, o in services.kafka.end_offsets(s.topic).items()}
+        for s in pipeline.spec.sources
+    }
+    if stored is not None:
+        job_id = engine.submit_plan(job, stored.document)
+    else:
+        job_id = engine.submit_sql(
+            setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
+        )
+    definition = dict(row.definition or {})
+    definition["cheap_start"] = {**definition.get("cheap_start", {}), "fell_back": why}
+    with warehouse.begin() as conn:
+        transitions.mark_job_started(
+            conn, name, row.version, registry.CATCHING_UP, flink_job_id=job_id, deployed_offsets=offsets
+        )
+        transitions.record(conn, name, row.version, definition=definition)
+    services.log(f"{name}: v{row.version} replays the log instead (job {job_id}): {why}")
+    with registry.session(warehouse) as conn:
+        return next(r for r in registry.pipeline_versions(conn, name) if r.version == row.version)
