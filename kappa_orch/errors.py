@@ -65,6 +65,10 @@ class OperationRefused(KappaError):
     to retire, a rollback with nothing to roll back to)."""
 
 
+class AwaitingApproval(OperationRefused):
+    """The change waits for a person's approval of its plan id before a version starts."""
+
+
 def require(module: str, extra: str, needed_for: str) -> None:
     """Refuse, with the install command, work that needs an optional dependency (an extra)
     that is not installed: the base install is what a Dagster code location needs."""

@@ -94,6 +94,7 @@ from kappa_orch.cli import k8s as _k8s  # noqa: E402, F401
 from kappa_orch.cli import lineage as _lineage  # noqa: E402, F401
 from kappa_orch.cli import operate as _operate  # noqa: E402, F401
 from kappa_orch.cli import pipelines as _pipelines  # noqa: E402, F401
+from kappa_orch.cli import plan as _plan  # noqa: E402, F401
 from kappa_orch.cli import stack as _stack  # noqa: E402, F401
 from kappa_orch.cli import status as _status  # noqa: E402, F401
 from kappa_orch.cli import topics as _topics  # noqa: E402, F401

@@ -34,6 +34,13 @@ from kappa_orch.errors import KappaError, OperationRefused, SpecError
 )
 @click.option("--reason", help="Why the accepted checks' failures are right.")
 @click.option(
+    "--approve",
+    "approve",
+    metavar="PLAN_ID",
+    help="Approve the change that waits under this plan id (`kappa-orch plan` shows it): exactly that "
+    "change, recorded with who approved it.",
+)
+@click.option(
     "--definitions",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The code location file (as `dagster -f` takes it) whose assets and resources the run uses: "
@@ -49,7 +56,9 @@ def reprocess_command(pipeline: str, wait: bool, definitions: Path | None, **opt
     from kappa_orch.lifecycle.gate import check_acceptance
     from kappa_orch.lifecycle.reprocess import Acceptance
 
-    acceptance = Acceptance(tuple(options.pop("accept")), options.pop("reason"))
+    acceptance = Acceptance(
+        tuple(options.pop("accept")), options.pop("reason"), approve=options.pop("approve")
+    )
     platform = platform_of(options)
     check_acceptance(acceptance.checks, acceptance.reason)
     if not wait:
@@ -81,6 +90,7 @@ def _in_background(
     argv = [sys.argv[0], "reprocess", pipeline, "--wait"]
     argv += [item for check in acceptance.checks for item in ("--accept", check)]
     argv += ["--reason", acceptance.reason] if acceptance.reason else []
+    argv += ["--approve", acceptance.approve] if acceptance.approve else []
     argv += ["--definitions", str(definitions.resolve())] if definitions else []
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
@@ -117,7 +127,13 @@ def _reprocess_in_foreground(
         instance=instance,
         tags={"kappa/pipeline": pipeline, "kappa/user": getpass.getuser()},
         run_config=RunConfig(
-            ops={versions_op: CandidateConfig(accept=list(acceptance.checks), reason=acceptance.reason or "")}
+            ops={
+                versions_op: CandidateConfig(
+                    accept=list(acceptance.checks),
+                    reason=acceptance.reason or "",
+                    approve=acceptance.approve or "",
+                )
+            }
         ),
     )
     warehouse.dispose()

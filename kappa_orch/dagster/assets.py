@@ -114,6 +114,11 @@ class CandidateConfig(Config):
     reason: str = PydanticField(
         default="", description="Why the failed checks are right (recorded in the swap)."
     )
+    approve: str = PydanticField(
+        default="",
+        description="The plan id of a change that waits for approval (shown by `kappa-orch plan` and in "
+        "the failed run): approves exactly that change, recorded with who launched the run.",
+    )
 
 
 def version_asset(
@@ -157,7 +162,12 @@ def version_asset(
                 pipeline,
                 Services(kafka, flink, warehouse, progress(context), openlineage.lineage()),
                 Claimant(owner_id(context.run.run_id), wait_s=claim_wait_s, stale_s=claim_stale_s),
-                acceptance=Acceptance(config.accept, config.reason or None, launched_by(context.run.tags)),
+                acceptance=Acceptance(
+                    config.accept,
+                    config.reason or None,
+                    launched_by(context.run.tags),
+                    approve=config.approve or None,
+                ),
             )
         return MaterializeResult(
             metadata=_version_metadata(spec, report),  # type: ignore[arg-type]
@@ -202,6 +212,19 @@ def _version_metadata(spec: PipelineSpec, report: CandidateReport) -> dict[str, 
         "flink_job_id": row.flink_job_id or "",
         "consumer_group": row.group_id,
     }
+    change = report.change
+    if change is not None:
+        metadata["change"] = change.kind
+        metadata["change_path"] = change.applied
+        metadata["change_reasons"] = MetadataValue.md("\n".join(f"- {r}" for r in change.reasons) or "-")
+        metadata["change_cost"] = MetadataValue.json(
+            {
+                "events_to_read": change.events_to_read,
+                "rows_to_derive": change.rows_to_derive,
+                "estimate_s": change.estimate_s,
+            }
+        )
+        metadata["plan_id"] = change.plan_id or ""
     if report.catch_up is not None:
         metadata["catch_up_s"] = round(report.catch_up.seconds, 1)
         metadata["catch_up_events_per_s"] = round(report.catch_up.events_per_s, 1)

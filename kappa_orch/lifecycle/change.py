@@ -9,13 +9,16 @@ Compiling runs on the SQL Gateway and starts no job.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import text
 
-from kappa_orch.engine.protocol import JobTarget
-from kappa_orch.errors import FlinkJobError
+from kappa_orch.engine.protocol import CompiledJob, JobTarget
+from kappa_orch.errors import FlinkJobError, KappaError
 from kappa_orch.lifecycle.services import Services
-from kappa_orch.plan.change import Change, Columns, Costs, classify, metadata_change
+from kappa_orch.plan.change import Change, Columns, Costs, classify, dropped_columns, metadata_change, plan_id
 from kappa_orch.registry import store as registry
+from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 
 # a compiled plan's sink options that say where it writes are not part of what it computes
@@ -49,7 +52,8 @@ def change_of(
     pipeline: LoadedPipeline, live: registry.VersionRow | None, services: Services, records_held: int | None
 ) -> Change:
     """The class of the spec's change against `live` (the live version's row), with its
-    reasons and cost; `records_held`: what a full replay reads."""
+    reasons, cost, the live columns it drops and its plan id; `records_held`: what a full
+    replay reads."""
     definition = (live.definition or {}) if live is not None else {}
     speed = (definition.get("catch_up") or {}).get("events_per_s")
     costs = Costs(records_held, None, speed)
@@ -61,18 +65,46 @@ def change_of(
     columns = live_columns(live)
     with registry.session(services.warehouse) as conn:
         stored = registry.version_plan(conn, pipeline.name, live.version)
-    if stored is None or columns is None:
-        return classify(None, columns or candidate, candidate, costs)
+    compiled = _compiled_as(pipeline, live, services) if stored is not None and columns is not None else None
+    plans = (
+        stored.fingerprint if stored else live.fingerprint,
+        compiled.fingerprint if compiled else pipeline.fingerprint,
+    )
+    if stored is None or columns is None or compiled is None:
+        change = classify(None, columns or candidate, candidate, costs)
+    else:
+        diff = services.engine.compare_plans(
+            stored.document, compiled.document, (columns.names, candidate.names)
+        )
+        rows = table_rows(services, pipeline.spec.target.schema_name, live.physical_table)
+        change = classify(diff, columns, candidate, Costs(records_held, rows, speed))
+    return replace(
+        change,
+        dropped=dropped_columns(columns, candidate, change.derivation),
+        plan_id=plan_id(pipeline.name, live.version, plans, change.kind),
+    )
+
+
+def _compiled_as(
+    pipeline: LoadedPipeline, live: registry.VersionRow, services: Services
+) -> CompiledJob | None:
+    """The spec compiled as the live version would run it (None: it cannot be compiled)."""
     target = JobTarget(
         live.physical_table, live.group_id, services.kafka.bootstrap_servers, COMPILE_ONLY_JDBC
     )
     try:
-        compiled = services.engine.compile_job(services.engine.version_job(pipeline, live.version, target))
+        return services.engine.compile_job(services.engine.version_job(pipeline, live.version, target))
     except FlinkJobError as exc:
         services.log(f"{pipeline.name}: the spec could not be compiled to compare it: {exc.problem}")
-        compiled = None
-    if compiled is None:
-        return classify(None, columns, candidate, costs)
-    diff = services.engine.compare_plans(stored.document, compiled.document, (columns.names, candidate.names))
-    rows = table_rows(services, pipeline.spec.target.schema_name, live.physical_table)
-    return classify(diff, columns, candidate, Costs(records_held, rows, speed))
+        return None
+
+
+def records_held(kafka: KafkaResource, pipeline: LoadedPipeline) -> int | None:
+    """What the pipeline's topics hold now: what a replay from the earliest offsets reads
+    (None: a topic missing or Kafka down)."""
+    try:
+        return int(
+            sum(high - low for s in pipeline.spec.sources for low, high in kafka.watermarks(s.topic).values())
+        )
+    except KappaError:
+        return None

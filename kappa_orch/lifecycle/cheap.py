@@ -77,9 +77,9 @@ class Route:
     change: Change
 
 
-def cheap_route(pipeline: LoadedPipeline, services: Services) -> Route | None:
+def cheap_route(pipeline: LoadedPipeline, services: Services, change: Change | None = None) -> Route | None:
     """The route of the spec's change from the live version, or None (it replays; the
-    log says why)."""
+    log says why). `change`: the change as the caller classified it already."""
     name, log = pipeline.name, services.log
     with registry.session(services.warehouse) as conn:
         live_version = registry.live_versions(conn).get(name)
@@ -90,7 +90,8 @@ def cheap_route(pipeline: LoadedPipeline, services: Services) -> Route | None:
     if services.engine.job_state(live.flink_job_id) not in ACTIVE_JOB_STATES:
         log(f"{name}: the live v{live.version}'s job is not running: the candidate replays the log")
         return None
-    change = change_of(pipeline, live, services, None)
+    if change is None:
+        change = change_of(pipeline, live, services, None)
     if change.kind not in CHEAP_KINDS:
         reason = change.reasons[0] if change.reasons else "no reason recorded"
         log(
@@ -129,18 +130,20 @@ def preflight(
 
 def start_cheaply(
     pipeline: LoadedPipeline,
-    version: int,
+    asked: tuple[int, Change | None],
     job: JobDefinition,
     compiled: CompiledJob,
     services: Services,
     restart_live: Callable[[LoadedPipeline], object],
 ) -> str | None:
-    """The fence (see the module's docstring) for `version`, whose table exists; its job
-    id, or None when the cheap path is not taken (the caller replays). `restart_live`
-    deploys a version's pipeline again (its job resumes from its savepoint)."""
+    """The fence (see the module's docstring) for `asked`: the new version, whose table
+    exists, and the change when classified already; its job id, or None when the cheap
+    path is not taken (the caller replays). `restart_live` deploys a version's pipeline
+    again (its job resumes from its savepoint)."""
     name, log = pipeline.name, services.log
+    version, change = asked
     try:
-        route = cheap_route(pipeline, services)
+        route = cheap_route(pipeline, services, change)
         if route is None:
             return None
         refused, leaves_counters = preflight(route, pipeline, compiled, services)

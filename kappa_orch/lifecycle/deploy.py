@@ -27,6 +27,7 @@ from kappa_orch.lifecycle.deploy_checks import (
 from kappa_orch.lifecycle.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_orphans
 from kappa_orch.lifecycle.restore import restore_path
 from kappa_orch.lifecycle.services import Services
+from kappa_orch.plan.change import Change
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
 from kappa_orch.progress import Log
 from kappa_orch.registry import store as registry
@@ -66,13 +67,17 @@ class _Prepared:
     previous_state: str | None
     table_existed: bool
     jdbc: dict[str, str]
+    change: Change | None = None  # the change against the live version, when classified
 
 
-def deploy(pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = False) -> DeployResult:
+def deploy(
+    pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = False, change: Change | None = None
+) -> DeployResult:
     """Deploy the pipeline's current fingerprint unless it already runs.
 
     Deploying never moves the alias, not even for a pipeline's first version: the alias
-    appears when the version has caught up and passed its gate (`swap.swap`)."""
+    appears when the version has caught up and passed its gate (`swap.swap`). `change`: the
+    spec's change against the live version when the caller classified it already."""
     spec, kafka = pipeline.spec, services.kafka
     # before anything is written: the checks can run as written, and every source topic
     # exists (a clear error otherwise)
@@ -82,7 +87,7 @@ def deploy(pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = 
         for source in spec.sources
     }
     topic_ids = kafka.topic_ids(source.topic for source in spec.sources)
-    prepared = _prepare(pipeline, services, _Asked(holds_claim, offsets, topic_ids))
+    prepared = _prepare(pipeline, services, _Asked(holds_claim, offsets, topic_ids, change))
     if isinstance(prepared, DeployResult):
         return prepared
     partitions = max(len(p) for p in offsets.values())
@@ -158,7 +163,7 @@ def _prepare(pipeline: LoadedPipeline, services: Services, asked: _Asked) -> _Pr
             pipeline=spec.name,
             version=plan.version,
         )
-    return _Prepared(plan, rows, previous_state, table_existed, jdbc)
+    return _Prepared(plan, rows, previous_state, table_existed, jdbc, asked.change)
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ class _Asked:
     holds_claim: bool  # the caller holds the pipeline's claim: no other run deploys now
     offsets: dict[str, dict[str, int]]  # the sources' end offsets
     topic_ids: dict[str, str | None]  # the sources' Kafka topic ids
+    change: Change | None = None  # the change against the live version, when classified
 
 
 def _settle_orphans(
@@ -304,7 +310,9 @@ def _start_job(
         def restart_live(live: LoadedPipeline) -> object:
             return deploy(live, services, holds_claim=True)
 
-        started = start_cheaply(pipeline, plan.version, job, compiled, services, restart_live)
+        started = start_cheaply(
+            pipeline, (plan.version, prepared.change), job, compiled, services, restart_live
+        )
         if started is not None:
             return started
     if compiled is not None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from kappa_orch.lifecycle.approval import approved_change
 from kappa_orch.lifecycle.catch_up import Awaited, CatchUpResult, Progress, await_catch_up
 from kappa_orch.lifecycle.cheap import replay_instead, unverified
 from kappa_orch.lifecycle.deploy import DeployResult, deploy
@@ -38,6 +39,7 @@ from kappa_orch.lifecycle.swap import join_alias
 from kappa_orch.lifecycle.swap import version_row as _row
 from kappa_orch.lineage import events as lineage_events
 from kappa_orch.lineage import ops as lineage_ops
+from kappa_orch.plan.change import Change
 from kappa_orch.progress import Log
 from kappa_orch.registry import claims, transitions
 from kappa_orch.registry import store as registry
@@ -58,6 +60,7 @@ class CandidateReport:
     version: registry.VersionRow
     catch_up: CatchUpResult | None
     outcomes: list[Outcome]
+    change: Change | None = None  # the change against the live version (lifecycle.change)
 
     @property
     def passed(self) -> bool:
@@ -71,6 +74,8 @@ class Acceptance:
     checks: Sequence[str] = ()
     reason: str | None = None
     by: str | None = None
+    # the plan id of a change that waits for approval (lifecycle.approval), approved by `by`
+    approve: str | None = None
 
 
 def prepare_candidate(
@@ -115,7 +120,8 @@ def _candidate(
 ) -> CandidateReport:
     """prepare_candidate's work, under the pipeline's claim."""
     spec, warehouse = pipeline.spec, services.warehouse
-    deployed = deploy(pipeline, services, holds_claim=True)
+    change = approved_change(pipeline, services, approve=acceptance.approve, by=acceptance.by or "")
+    deployed = deploy(pipeline, services, holds_claim=True, change=change)
     row = _row(warehouse, spec.name, deployed.plan.version)
     # live or ready (gated by an earlier run): report the checks, change nothing
     settled = row.state in (registry.LIVE, registry.READY)
@@ -133,7 +139,7 @@ def _candidate(
     _log_outcomes(spec.name, outcomes, services.log)
     if not settled:
         _record_gate(pipeline, row, outcomes, services)
-    return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes)
+    return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes, change)
 
 
 def _progress(pipeline: LoadedPipeline, row: registry.VersionRow, lineage: lineage_ops.Lineage) -> Progress:

@@ -26,8 +26,10 @@ anew from the live columns (evaluating it over the live rows is not built yet).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kappa_orch.engine.protocol import PlanDiff
 
@@ -53,6 +55,9 @@ class Change:
     # version's savepoint, rows copied) or "replay" (see the module's docstring)
     applied: str = "replay"
     derivation: dict[str, str | None] | None = None  # candidate column -> live column copied
+    dropped: list[str] = field(default_factory=list)  # live columns the candidate does not keep
+    # binds the live and the candidate's plans: what an approval names (plan_id)
+    plan_id: str | None = None
 
     @property
     def cheap(self) -> bool:
@@ -133,7 +138,9 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     rows = costs.live_rows
     estimate = None if rows is None else round(rows / DERIVE_ROWS_PER_S, 1)
     copies = dict(diff.derivation or {})
-    return Change(kind, why, 0, rows, estimate, applied=_path(copies), derivation=copies)
+    if _path(copies) == "replay":  # a column computed anew: the candidate replays
+        return replace(_replay(kind, why, costs), derivation=copies)
+    return Change(kind, why, 0, rows, estimate, applied="savepoint", derivation=copies)
 
 
 def _path(derivation: dict[str, str | None]) -> str:
@@ -153,3 +160,32 @@ def metadata_change() -> Change:
     """A spec whose fingerprint is the live version's: what it changed is not computed."""
     reasons = ["only what the fingerprint leaves out changed (checks, owner, tags, alias, catch-up policy)"]
     return Change("metadata", reasons, 0, 0, 0.0, applied="nothing")
+
+
+def dropped_columns(
+    live: Columns | None, candidate: Columns, derivation: dict[str, str | None] | None
+) -> list[str]:
+    """Live columns the candidate neither keeps by name nor copies under another."""
+    if live is None:
+        return []
+    kept = set(candidate.names) | {s for s in (derivation or {}).values() if s is not None}
+    return [name for name in live.names if name not in kept]
+
+
+def plan_id(pipeline: str, live_version: int, plans: tuple[str, str], kind: str) -> str:
+    """12 hex digits naming one change: the pipeline, the live version, what the live and
+    the candidate's plans compute (their fingerprints) and the class. An approval of it
+    cannot be replayed onto another change."""
+    material = json.dumps([pipeline, live_version, *plans, kind])
+    return hashlib.sha256(material.encode()).hexdigest()[:12]
+
+
+def needs_approval(change: Change, above_events: int | None, dropping_columns: bool) -> list[str]:
+    """Why a change waits for a person (the spec's `approval` settings), or nothing."""
+    reasons = []
+    events = change.events_to_read or 0
+    if above_events is not None and events > above_events:
+        reasons.append(f"it reads {events:,} records (approval.above_events: {above_events:,})")
+    if dropping_columns and change.dropped:
+        reasons.append(f"it drops column(s) {', '.join(change.dropped)} of the live table")
+    return reasons

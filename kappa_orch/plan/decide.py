@@ -17,6 +17,7 @@ from typing import Literal
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
 from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
+from kappa_orch.registry import approvals
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import held_claims
 from kappa_orch.registry.serving import missing_aliases, missing_version_tables
@@ -254,6 +255,8 @@ class RegistryView:
     missing_tables: frozenset[tuple[str, int]] = frozenset()  # (pipeline, version)
     no_alias: frozenset[str] = frozenset()  # pipelines whose alias view is gone
     topic_ids: Mapping[str, str | None] | None = None  # source topic -> Kafka topic id; None: not asked
+    # (pipeline, spec fingerprint) -> the plan id of its change that waits for approval
+    awaiting: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def job_state(self, row: registry.VersionRow) -> str | None:
         if self.job_states is None:
@@ -334,6 +337,9 @@ def _next_action(
         return "none", f"v{live_row.version} serves the spec's fingerprint"
     if name in view.claims:
         return "blocked", f"a reprocess is in flight ({view.claims[name]})"
+    if (name, desired) in view.awaiting:
+        waiting = view.awaiting[(name, desired)]
+        return "blocked", f"the change waits for approval: kappa-orch plan --apply --approve {waiting}"
     if candidate is not None and candidate.state == registry.FAILED:
         # automation does not retry a failed candidate; a person's reprocess re-checks it
         reason = (candidate.error or "").splitlines()[0][:200] if candidate.error else "failed"
@@ -361,6 +367,7 @@ def current_plan(
         live = registry.live_versions(conn)
         missing = missing_version_tables(conn, pipelines, rows)
         no_alias = missing_aliases(conn, pipelines, live)
+        awaiting = approvals.waiting(conn)
     names = {p.name for p in pipelines}
     job_states = None
     if flink is not None:
@@ -370,4 +377,5 @@ def current_plan(
             if r.pipeline in names and r.flink_job_id and r.state in SERVING | IN_FLIGHT
         }
     claims, now = held_claims(warehouse), datetime.now(UTC)
-    return plan(pipelines, RegistryView(rows, live, claims, now, job_states, missing, no_alias, topic_ids))
+    view = RegistryView(rows, live, claims, now, job_states, missing, no_alias, topic_ids, awaiting)
+    return plan(pipelines, view)

@@ -28,6 +28,7 @@ class ReplayReport:
     history_gaps: list[dict[str, object]] = field(default_factory=list)
     # the change's class from the compiled plans (plan.change); None: not compared
     change: Change | None = None
+    approval: list[str] = field(default_factory=list)  # why the change waits for approval
 
 
 def replay_report(

@@ -108,6 +108,21 @@ carried_counts = Table(
     Column("last_offset", BigInteger, nullable=False),
 )
 
+# changes that wait for a person (plan.change.needs_approval), and who approved them
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("pipeline", String(63), primary_key=True),
+    Column("plan_id", String(32), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # the spec fingerprint it would deploy
+    Column("kind", String(32), nullable=False),
+    Column("reasons", JSON, nullable=False),  # why it waits, and the change's own reasons
+    Column("cost", JSON, nullable=False),  # events to read, rows to derive, estimated seconds
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("approved_by", Text),
+    Column("approved_at", DateTime(timezone=True)),
+)
+
 aliases = Table(
     "aliases",
     metadata,
@@ -276,6 +291,10 @@ def _migration_15(conn: Connection) -> None:
     metadata.create_all(conn, tables=[carried_counts])
 
 
+def _migration_16(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[approvals])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -293,6 +312,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (13, _migration_13),
     (14, _migration_14),
     (15, _migration_15),
+    (16, _migration_16),
 ]
 
 

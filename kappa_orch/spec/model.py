@@ -36,6 +36,7 @@ from kappa_orch.spec.rules import (
 )
 from kappa_orch.spec.rules import REGISTRY_SCHEMA as REGISTRY_SCHEMA
 from kappa_orch.spec.rules import parse_duration as parse_duration
+from kappa_orch.spec.settings import Approval as Approval
 from kappa_orch.spec.settings import CatchUp as CatchUp
 from kappa_orch.spec.settings import Gate as Gate
 from kappa_orch.spec.settings import Health as Health
@@ -271,6 +272,7 @@ class PipelineSpec(_Strict):
     catch_up: CatchUp = Field(default_factory=CatchUp)
     gate: Gate = Field(default_factory=Gate)
     retire: Retire = Field(default_factory=Retire)
+    approval: Approval = Field(default_factory=Approval)
     health: Health = Field(default_factory=Health)
     start: Start = Field(default_factory=Start)
     batch: Batch | None = Field(default=None, description="Also keep a daily-partitioned batch table.")

@@ -79,6 +79,22 @@ class Retire(Strict):
     )
 
 
+class Approval(Strict):
+    """When a change waits for a person before its new version starts: the plan names it by
+    an id that binds the live and the candidate's compiled plans (`kappa-orch plan --apply
+    --approve <plan-id>`, or the reprocess run's `approve` config)."""
+
+    above_events: int | None = Field(
+        default=10_000_000,
+        ge=0,
+        description="A change whose path reads more records than this waits for approval (a replay "
+        "reads every record the topics hold; a cheap start none); null: never for its size.",
+    )
+    dropping_columns: bool = Field(
+        default=True, description="A change that drops a column of the live table waits for approval."
+    )
+
+
 class Start(Strict):
     position: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new version starts."

@@ -30,7 +30,7 @@ from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
 from tests.integration.platform import Platform, isolated_platform, run_reprocess
-from tests.integration.served import serving, versions
+from tests.integration.served import cli, serving, versions
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def own_counts(platform: Platform, version: int) -> int:
 
 
 def test_a_renamed_column_starts_from_the_live_savepoint_and_is_exact(
-    platform: Platform, log: scale.ScaleLog, kafka: KafkaResource, flink: FlinkResource
+    platform: Platform, log: scale.ScaleLog, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
     first = produce_half(kafka, platform, log, 0)
     pipeline = platform.pipelines()["daily_spend"]
@@ -152,6 +152,37 @@ def test_a_renamed_column_starts_from_the_live_savepoint_and_is_exact(
     replay = log.auth_log.total
     assert read_by_v2 == replay - read_by_v1
     print(f"cheap start read {read_by_v2:,} of {replay:,} records ({read_by_v2 / replay:.0%} of a replay)")
+    a_dropped_column_waits_for_approval(platform, stack, scale.daily_spend(first + second))
+
+
+def a_dropped_column_waits_for_approval(platform: Platform, stack: StackConfig, oracle: set[Any]) -> None:
+    """Issue 26, point 7: a change that drops a live column waits until exactly its plan id
+    is approved; then it replays (it is breaking: the aggregate changes)."""
+    sql_file = platform.specs / "daily_spend.sql"
+    sql_file.write_text(sql_file.read_text().replace("COUNT(*) AS authorizations,", ""))
+    spec_file = platform.specs / "daily_spend.yaml"
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["target"]["columns"] = [c for c in raw["target"]["columns"] if c["name"] != "authorizations"]
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, out = cli(platform, stack, "plan")
+    assert (
+        code == 0
+        and "change: breaking" in out
+        and "waits for approval: it drops column(s) authorizations" in out
+    ), out
+    plan_id = out.split("plan id: ")[1].split()[0]
+    code, out = cli(platform, stack, "reprocess", "daily_spend", "--wait")
+    assert code == 1 and f"kappa-orch plan --apply --approve {plan_id}" in out and "Traceback" not in out, out
+    assert set(versions(platform, "daily_spend")) == {1, 2}  # nothing started
+    code, out = cli(platform, stack, "plan", "--json")
+    [planned] = json.loads(out)
+    assert planned["action"] == "blocked" and plan_id in planned["detail"], planned
+    code, out = cli(platform, stack, "plan", "--apply", "--approve", "0" * 12)
+    assert code != 0 and "no change waits for approval under plan id" in out, out
+    code, out = cli(platform, stack, "plan", "--apply", "--approve", plan_id)
+    assert code == 0 and f"approved plan {plan_id}" in out, out
+    assert versions(platform, "daily_spend")[3].state == registry.LIVE
+    wait_serving(platform, {(account, day, total) for account, day, _, total in oracle})
 
 
 def test_a_cheap_start_whose_copy_is_wrong_is_caught_and_replays(

@@ -74,6 +74,7 @@ def test_a_changed_spec_is_reprocessed_checked_and_swapped(
         "complete_history": True,
         "input_balance": True,
         "no_late_records": True,
+        "derive_parity": True,  # a filter before the aggregate: replayed, nothing derived
     }
 
     # the alias serves the new version, with exactly the rows the new SQL defines

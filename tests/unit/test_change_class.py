@@ -93,7 +93,8 @@ def test_a_change_after_the_state_is_state_compatible_and_says_which_columns_der
     assert not diff.new_state and not diff.unclaimed and diff.derivable
     assert change.kind == "state_compatible" and change.cheap and change.applied == "replay"
     assert change.derivation == {"account": "account", "spend_day": "spend_day", "spend_cents": None}
-    assert change.rows_to_derive == 50_000 and change.estimate_s == 0.5  # at the planning rate
+    # a column computed anew from the live rows is not derived yet: the path is a replay
+    assert change.rows_to_derive == 0 and change.events_to_read == 1_000_000 and change.estimate_s == 50.0
     assert any("Calc" in r or "calc" in r for r in change.reasons)
 
 
@@ -168,3 +169,33 @@ def test_what_a_cheap_start_that_failed_its_gate_does() -> None:
     assert unverified(row(cheap), {"derive_parity": "1 row only in v1"}) == "derive_parity: 1 row only in v1"
     assert unverified(row(None), {"derive_parity": "x"}) is None  # it replayed from the start
     assert unverified(row({**cheap, "fell_back": "before"}), {"input_balance": "x"}) is None  # once only
+
+
+def test_which_changes_wait_for_approval_and_under_which_id() -> None:
+    from dataclasses import replace
+
+    from kappa_orch.plan.change import Change, dropped_columns, needs_approval, plan_id
+
+    replay = Change("breaking", ["new state"], events_to_read=12_000_000)
+    assert needs_approval(replay, 10_000_000, True) == [
+        "it reads 12,000,000 records (approval.above_events: 10,000,000)"
+    ]
+    assert needs_approval(replay, None, True) == []  # never for its size
+    cheap = Change("state_compatible", [], events_to_read=0, applied="savepoint")
+    assert needs_approval(cheap, 0, True) == []  # a cheap start reads no history
+    narrowed = replace(cheap, dropped=["authorizations"])
+    assert needs_approval(narrowed, None, True) == ["it drops column(s) authorizations of the live table"]
+    assert needs_approval(narrowed, None, False) == []
+    # a renamed column is copied, not dropped; a column left out is dropped
+    candidate = Columns([["account", "STRING"], ["total_cents", "BIGINT"]], ["account"])
+    copies = {"account": "account", "total_cents": "spend_cents"}
+    assert dropped_columns(LIVE, candidate, copies) == ["spend_day"]
+    # the id binds the pipeline, the live version, both plans and the class
+    one = plan_id("daily_spend", 1, ("live-plan", "candidate-plan"), "breaking")
+    assert len(one) == 12 and one == plan_id("daily_spend", 1, ("live-plan", "candidate-plan"), "breaking")
+    others = [
+        plan_id("daily_spend", 2, ("live-plan", "candidate-plan"), "breaking"),
+        plan_id("daily_spend", 1, ("live-plan", "another-plan"), "breaking"),
+        plan_id("account_latest", 1, ("live-plan", "candidate-plan"), "breaking"),
+    ]
+    assert one not in others and len(set(others)) == 3
