@@ -70,6 +70,17 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """The new version a deploy starts: its number, its job, the plan it runs, and the
+    change against the live version when the caller classified it already."""
+
+    version: int
+    job: JobDefinition
+    compiled: CompiledJob
+    change: Change | None = None
+
+
+@dataclass(frozen=True)
 class Route:
     """The live version a candidate starts from, and the change that allows it."""
 
@@ -130,23 +141,19 @@ def preflight(
 
 def start_cheaply(
     pipeline: LoadedPipeline,
-    asked: tuple[int, Change | None],
-    job: JobDefinition,
-    compiled: CompiledJob,
+    candidate: Candidate,
     services: Services,
     restart_live: Callable[[LoadedPipeline], object],
 ) -> str | None:
-    """The fence (see the module's docstring) for `asked`: the new version, whose table
-    exists, and the change when classified already; its job id, or None when the cheap
-    path is not taken (the caller replays). `restart_live` deploys a version's pipeline
-    again (its job resumes from its savepoint)."""
-    name, log = pipeline.name, services.log
-    version, change = asked
+    """The fence (see the module's docstring) for the candidate, whose table exists; its
+    job id, or None when the cheap path is not taken (the caller replays). `restart_live`
+    deploys a version's pipeline again (its job resumes from its savepoint)."""
+    name, log, version = pipeline.name, services.log, candidate.version
     try:
-        route = cheap_route(pipeline, services, change)
+        route = cheap_route(pipeline, services, candidate.change)
         if route is None:
             return None
-        refused, leaves_counters = preflight(route, pipeline, compiled, services)
+        refused, leaves_counters = preflight(route, pipeline, candidate.compiled, services)
     except KappaError as exc:  # what cannot be classified replays: never a reason not to deploy
         log(f"{name}: the change could not be classified ({exc.problem}): the candidate replays the log")
         return None
@@ -159,21 +166,19 @@ def start_cheaply(
     try:
         if savepoint is None:
             return None
-        copied = _copy_rows(pipeline, live_pipeline, live, version, route.change, services)
+        copied = _copy_rows(pipeline, live_pipeline, route, version, services)
         log(f"{name}: v{version} starts from v{live.version}'s savepoint {savepoint}; {copied:,} rows copied")
     finally:
         if services.engine.job_state(live.flink_job_id or "") not in ACTIVE_JOB_STATES:
             restart_live(live_pipeline)  # the live version goes on from its savepoint
-    restoring = job
+    job = candidate.job
     if leaves_counters:
-        restoring = replace(
-            job, configuration={**job.configuration, **dict.fromkeys(IGNORE_UNCLAIMED, "true")}
-        )
+        job = replace(job, configuration={**job.configuration, **dict.fromkeys(IGNORE_UNCLAIMED, "true")})
     log(
         f"{name}: v{version} restores v{live.version}'s state"
         + (" (its counters' left behind)" if leaves_counters else "")
     )
-    job_id = _restored(name, version, restoring, compiled, savepoint, services)
+    job_id = _restored(name, replace(candidate, job=job), savepoint, services)
     if job_id is None:
         forget(pipeline, version, services)
         return None
@@ -196,14 +201,12 @@ def _fence(name: str, live: registry.VersionRow, services: Services) -> str | No
     return path
 
 
-def _restored(
-    name: str, version: int, job: JobDefinition, compiled: CompiledJob, savepoint: str, services: Services
-) -> str | None:
+def _restored(name: str, candidate: Candidate, savepoint: str, services: Services) -> str | None:
     """The candidate's job started from the savepoint and running (Flink refuses state it
     cannot map when the job starts); None when it did not start (its job is cancelled)."""
-    engine, log = services.engine, services.log
+    engine, log, version = services.engine, services.log, candidate.version
     try:
-        job_id = engine.submit_plan(job, compiled.document, savepoint_path=savepoint)
+        job_id = engine.submit_plan(candidate.job, candidate.compiled.document, savepoint_path=savepoint)
     except KappaError as exc:
         log(f"{name}: v{version}'s job did not start from the savepoint ({exc.problem}); it replays the log")
         return None
@@ -222,18 +225,14 @@ def _restored(
 
 
 def _copy_rows(
-    pipeline: LoadedPipeline,
-    live_pipeline: LoadedPipeline,
-    live: registry.VersionRow,
-    version: int,
-    change: Change,
-    services: Services,
+    pipeline: LoadedPipeline, live_pipeline: LoadedPipeline, route: Route, version: int, services: Services
 ) -> int:
     """The live table's rows into the candidate's, through the derivation (candidate
     column <- the live column it copies), and the live counts carried: one transaction."""
+    live = route.live
     source = version_table(live_pipeline.spec, live.physical_table)
     target = version_table(pipeline.spec, pipeline.spec.target.version_table(version))
-    mapping = {c: s for c, s in (change.derivation or {}).items() if s is not None}
+    mapping = {c: s for c, s in (route.change.derivation or {}).items() if s is not None}
     with services.warehouse.begin() as conn:
         conn.execute(target.delete())  # a deploy taken over may have left rows
         done = conn.execute(

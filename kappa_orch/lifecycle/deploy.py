@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from kappa_orch.config import retention_ms
 from kappa_orch.engine.protocol import CompiledJob, JobDefinition, JobTarget, StreamEngine
 from kappa_orch.errors import FlinkJobError
-from kappa_orch.lifecycle.cheap import start_cheaply
+from kappa_orch.lifecycle.cheap import Candidate, start_cheaply
 from kappa_orch.lifecycle.deploy_checks import (
     check_replay_history,
     refuse_unrunnable_checks,
@@ -310,9 +310,8 @@ def _start_job(
         def restart_live(live: LoadedPipeline) -> object:
             return deploy(live, services, holds_claim=True)
 
-        started = start_cheaply(
-            pipeline, (plan.version, prepared.change), job, compiled, services, restart_live
-        )
+        candidate = Candidate(plan.version, job, compiled, prepared.change)
+        started = start_cheaply(pipeline, candidate, services, restart_live)
         if started is not None:
             return started
     if compiled is not None:

@@ -90,24 +90,6 @@ version_plans = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# what a version started from another's savepoint carried over (issue 26): the other
-# version's input counts at the fence, per source partition; its own job counts from there
-carried_counts = Table(
-    "carried_counts",
-    metadata,
-    Column("pipeline", String(63), primary_key=True),
-    Column("version", Integer, primary_key=True),
-    Column("source_topic", String(255), primary_key=True),
-    Column("kafka_partition", Integer, primary_key=True),
-    Column("from_version", Integer, nullable=False),
-    Column("records", BigInteger, nullable=False),
-    Column("parsed", BigInteger, nullable=False),
-    Column("dead_lettered", BigInteger, nullable=False),
-    Column("late", BigInteger, nullable=False),
-    Column("first_offset", BigInteger, nullable=False),
-    Column("last_offset", BigInteger, nullable=False),
-)
-
 # changes that wait for a person (plan.change.needs_approval), and who approved them
 approvals = Table(
     "approvals",
@@ -209,6 +191,21 @@ input_counts = Table(
     Column("counter_key", Text),
     Index("input_counts_counter_key", "counter_key", unique=True),
     schema=COUNTS_SCHEMA,
+)
+
+# what a version started from another's savepoint carried over (issue 26): the other
+# version's input counts at the fence, per source partition; its own job counts from there
+carried_counts = Table(
+    "carried_counts",
+    metadata,
+    # input_counts' own columns (its key and counts), without the job's upsert key
+    *[
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in input_counts.columns
+        if c.name not in ("counter_key", "late")
+    ],
+    Column("late", BigInteger, nullable=False),
+    Column("from_version", Integer, nullable=False),
 )
 
 

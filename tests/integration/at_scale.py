@@ -18,14 +18,20 @@ from tests.integration import scale
 def produce(kafka: KafkaResource, topic: str, log: scale.Partitioned, partitions: list[int]) -> None:
     """Each partition's records in offset order, with their Kafka timestamps."""
     for partition in partitions:
-        records = log.records[partition]
-        stamps = iter([ts for ts, _ in records])
-        kafka.produce(
-            topic,
-            [value for _, value in records],
-            partition=partition,
-            timestamp_ms=lambda _v, stamps=stamps: next(stamps),  # type: ignore[misc]
-        )
+        produce_records(kafka, topic, partition, log.records[partition])
+
+
+def produce_records(
+    kafka: KafkaResource, topic: str, partition: int, records: list[tuple[int, bytes | None]]
+) -> None:
+    """(Kafka timestamp, value) records into one partition, in order."""
+    stamps = iter([ts for ts, _ in records])
+    kafka.produce(
+        topic,
+        [value for _, value in records],
+        partition=partition,
+        timestamp_ms=lambda _v: next(stamps),
+    )
 
 
 def serving_rows(

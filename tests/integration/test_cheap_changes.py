@@ -29,6 +29,7 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
+from tests.integration.at_scale import produce_records
 from tests.integration.platform import Platform, isolated_platform, run_reprocess
 from tests.integration.served import cli, serving, versions
 
@@ -59,14 +60,7 @@ def produce_half(
     for partition, records in log.auth_log.records.items():
         middle = len(records) // 2
         first, last = (0, middle) if half == 0 else (middle, len(records))
-        chunk = records[first:last]
-        stamps = iter([ts for ts, _ in chunk])
-        kafka.produce(
-            topic,
-            [value for _, value in chunk],
-            partition=partition,
-            timestamp_ms=lambda _v, stamps=stamps: next(stamps),  # type: ignore[misc]
-        )
+        produce_records(kafka, topic, partition, records[first:last])
         for offset in range(first, last):
             value = records[offset][1]
             if (partition, offset) not in log.auth_log.dead and value is not None:
