@@ -36,6 +36,10 @@ from kappa_orch.engine.protocol import PlanDiff
 # planning rate for deriving rows inside the warehouse until one is measured
 # (../shared/research/changing-a-query.md §3: 100k-700k rows/s for a set-based copy)
 DERIVE_ROWS_PER_S = 100_000.0
+# what a cheap start costs whatever the log holds: the fence (savepoint, copy, both jobs
+# started again) and a catch-up with nothing to read that still waits for the new job's
+# checkpoints (bench/change.py on the 2-core machine: 27.9-28.5 s in all)
+CHEAP_START_S = 28.0
 CHEAP = frozenset({"metadata", "same_plan", "stateless_forward", "state_compatible"})
 # the classes kappa_orch carries out without a replay today
 APPLIED_CHEAPLY = frozenset({"metadata"})
@@ -136,7 +140,7 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
         f"{', '.join(computed) or 'none'}"
     )
     rows = costs.live_rows
-    estimate = None if rows is None else round(rows / DERIVE_ROWS_PER_S, 1)
+    estimate = None if rows is None else round(CHEAP_START_S + rows / DERIVE_ROWS_PER_S, 1)
     copies = dict(diff.derivation or {})
     if _path(copies) == "replay":  # a column computed anew: the candidate replays
         return replace(_replay(kind, why, costs), derivation=copies)
