@@ -97,6 +97,9 @@ class PlanDiff:
     derivation: Mapping[str, str | None] | None = None
     # why the candidate's rows cannot be derived from the live table's (empty: they can)
     not_derivable: tuple[str, ...] = ()
+    # filters the candidate applies after the operators both plans share: deriving its rows
+    # means applying them to the live rows too (a copy alone would keep rows it drops)
+    filters: int = 0
     # why no state or offsets may be carried over at all, whatever else holds
     refusals: tuple[str, ...] = ()
     stateless: bool = False  # no operator on the way to the target keeps state but the sources

@@ -142,14 +142,18 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     rows = costs.live_rows
     estimate = None if rows is None else round(CHEAP_START_S + rows / DERIVE_ROWS_PER_S, 1)
     copies = dict(diff.derivation or {})
-    if _path(copies) == "replay":  # a column computed anew: the candidate replays
+    if diff.filters:
+        why.append(f"{diff.filters} filter(s) after the shared operators would apply to the live rows")
+    if _path(copies, diff.filters) == "replay":  # computed anew or filtered: the candidate replays
         return replace(_replay(kind, why, costs), derivation=copies)
     return Change(kind, why, 0, rows, estimate, applied="savepoint", derivation=copies)
 
 
-def _path(derivation: dict[str, str | None]) -> str:
-    """savepoint when every column copies a live one, else replay (not built yet)."""
-    return "savepoint" if all(source is not None for source in derivation.values()) else "replay"
+def _path(derivation: dict[str, str | None], filters: int = 0) -> str:
+    """savepoint when every column copies a live one and no filter applies to the live
+    rows, else replay (deriving through expressions and filters is not built yet)."""
+    copies = all(source is not None for source in derivation.values())
+    return "savepoint" if copies and not filters else "replay"
 
 
 def _replay(kind: str, reasons: list[str], costs: Costs) -> Change:

@@ -32,7 +32,12 @@ def literal(value: int) -> dict[str, Any]:
 
 
 def plan(
-    *, before: Any = None, after: list[Any] | None = None, ttl: str = "0 ms", sink_columns: str = ""
+    *,
+    before: Any = None,
+    after: list[Any] | None = None,
+    ttl: str = "0 ms",
+    sink_columns: str = "",
+    having: Any = None,
 ) -> tuple[str, list[str]]:
     """source -> calc (parse; `before`: its filter) -> aggregate -> calc (`after`) -> sink:
     the canonical document, and the sink's columns."""
@@ -54,7 +59,7 @@ def plan(
             "id": 4,
             "type": "stream-exec-calc_1",
             "projection": after or [ref(0), ref(1), ref(2)],
-            "condition": None,
+            "condition": having,
         },
         {
             "id": 5,
@@ -201,3 +206,12 @@ def test_which_changes_wait_for_approval_and_under_which_id() -> None:
         plan_id("account_latest", 1, ("live-plan", "candidate-plan"), "breaking"),
     ]
     assert one not in others and len(set(others)) == 3
+
+
+def test_a_filter_after_the_shared_operators_is_never_a_plain_copy() -> None:
+    # found: the copy took every live row, so rows the candidate's new filter drops stayed
+    # in its table (and derive_parity, comparing with the live rows unfiltered, agreed)
+    diff, change = classified(plan(having=call(">", ref(2), literal(1000))))
+    assert diff.filters == 1 and all(source is not None for source in (diff.derivation or {}).values())
+    assert change.kind == "state_compatible" and change.applied == "replay"
+    assert any("filter(s) after the shared operators" in r for r in change.reasons)

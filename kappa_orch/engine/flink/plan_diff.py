@@ -249,9 +249,10 @@ def _identity(width: int) -> list[Any]:
 
 def derivation(
     live: _Plan, candidate: _Plan, frontier: int, columns: tuple[Sequence[str], Sequence[str]]
-) -> tuple[dict[str, str | None] | None, list[str]]:
+) -> tuple[dict[str, str | None] | None, list[str], int]:
     """candidate column -> the live column it copies (None: computed from live columns),
-    or why the candidate's rows cannot be derived from the live table."""
+    or why the candidate's rows cannot be derived from the live table; and how many
+    filters the candidate applies after the frontier."""
     live_columns, candidate_columns = columns
     uid = candidate.uids[frontier]
     live_frontier = next(i for i, u in live.uids.items() if u == uid)
@@ -259,13 +260,17 @@ def derivation(
     live_chain = _chain(live, live_frontier, live.target())
     candidate_chain = _chain(candidate, frontier, candidate.target())
     if live_chain is None or candidate_chain is None:
-        return None, [f"the way from {named} to the table is not a single line of operators"]
+        return None, [f"the way from {named} to the table is not a single line of operators"], 0
     before, after = _outputs(live, live_chain), _outputs(candidate, candidate_chain)
     if isinstance(before, str) or isinstance(after, str):
         other = before if isinstance(before, str) else after
-        return None, [f"{other} lies between {named} and the table: only projections and filters derive"]
+        return None, [f"{other} lies between {named} and the table: only projections and filters derive"], 0
     if before.conditions:
-        return None, [f"the live plan filters rows after {named}: the rows it left out are not in its table"]
+        return (
+            None,
+            [f"the live plan filters rows after {named}: the rows it left out are not in its table"],
+            0,
+        )
     kept = {_key(e): live_columns[j] for j, e in enumerate(before.columns or _identity(len(live_columns)))}
     computed = after.columns or _identity(len(candidate_columns))
     result: dict[str, str | None] = {}
@@ -278,10 +283,12 @@ def derivation(
         result[name] = rebased["name"] if copied else None
     missing += ["a filter" for c in after.conditions if _fields(_rebased(c, kept))]
     if missing:
-        return result, [
-            f"{', '.join(missing)} read(s) what {named} computes but the live table does not keep"
-        ]
-    return result, []
+        return (
+            result,
+            [f"{', '.join(missing)} read(s) what {named} computes but the live table does not keep"],
+            0,
+        )
+    return result, [], len(after.conditions)
 
 
 def compare(
@@ -316,8 +323,8 @@ def compare(
     if len(frontier) != 1:
         why = "no operator" if not frontier else f"{len(frontier)} operators"
         return _with(diff, None, [f"the changed operators read {why} of the live plan: derive needs one"])
-    mapped, problems = derivation(live, candidate, frontier[0], columns)
-    return _with(diff, mapped, problems)
+    mapped, problems, filters = derivation(live, candidate, frontier[0], columns)
+    return replace(_with(diff, mapped, problems), filters=filters)
 
 
 def _with(diff: PlanDiff, mapped: dict[str, str | None] | None, problems: list[str]) -> PlanDiff:
