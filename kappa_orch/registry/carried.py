@@ -45,5 +45,16 @@ def carry_counts(conn: Connection, pipeline: str, from_version: int, to_version:
 
 def forget_counts(conn: Connection, pipeline: str, version: int) -> None:
     """A version that replays after all: nothing carried, nothing counted yet."""
-    for table in (carried_counts, input_counts):
-        conn.execute(delete(table).where(table.c.pipeline == pipeline, table.c.version == version))
+    forget_carried(conn, pipeline, version)
+    conn.execute(
+        delete(input_counts).where(input_counts.c.pipeline == pipeline, input_counts.c.version == version)
+    )
+
+
+def forget_carried(conn: Connection, pipeline: str, version: int) -> None:
+    """A version that replays from the log's start after all: nothing carried."""
+    conn.execute(
+        delete(carried_counts).where(
+            carried_counts.c.pipeline == pipeline, carried_counts.c.version == version
+        )
+    )

@@ -24,6 +24,8 @@ from sqlalchemy import text
 
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lifecycle import cheap
+from kappa_orch.lifecycle.deploy import deploy
+from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -204,3 +206,34 @@ def test_a_cheap_start_whose_copy_is_wrong_is_caught_and_replays(
     assert (v2.check_results or {})["derive_parity"]["passed"]  # the replay derived nothing
     wait_serving(platform, scale.daily_spend(first))
     assert own_counts(platform, 2) == sum(len(r) // 2 for r in log.auth_log.records.values())
+    monkeypatch.undo()
+    a_run_killed_after_the_fence_is_finished_by_a_replay(platform, kafka, flink, scale.daily_spend(first))
+
+
+def a_run_killed_after_the_fence_is_finished_by_a_replay(
+    platform: Platform, kafka: KafkaResource, flink: FlinkResource, oracle: set[Any]
+) -> None:
+    """found (review): a run killed after the fence left the candidate deploying with
+    counts carried to the fence; the next run replays it from the log's start, and the
+    carried counts then counted the first span twice (input_balance failed)."""
+    sql_file = platform.specs / "daily_spend.sql"
+    sql_file.write_text(sql_file.read_text().replace("AS total_cents", "AS spend_total"))
+    spec_file = platform.specs / "daily_spend.yaml"
+    spec_file.write_text(spec_file.read_text().replace("total_cents", "spend_total"))
+    renamed = platform.pipelines()["daily_spend"]
+
+    def killed(*_: Any) -> None:
+        raise KeyboardInterrupt("the run was killed before the candidate's job started")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cheap, "_restored", killed)
+        with pytest.raises(KeyboardInterrupt):
+            deploy(renamed, Services(kafka, flink, platform.warehouse), holds_claim=True)
+    v3 = versions(platform, "daily_spend")[3]
+    assert v3.state == registry.DEPLOYING and v3.flink_job_id is None
+    with registry.session(platform.warehouse) as conn:
+        assert registry.input_counts_of(conn, "daily_spend", 3)  # carried to the fence
+    assert run_reprocess(platform, renamed, kafka, flink).success  # takes it over: a replay
+    v3 = versions(platform, "daily_spend")[3]
+    assert (v3.check_results or {})["input_balance"]["passed"], v3.check_results
+    wait_serving(platform, oracle)
