@@ -41,7 +41,6 @@ from kappa_orch.engine.protocol import (
     TERMINAL_STATES,
     CompiledJob,
     JobDefinition,
-    JobTarget,
 )
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.change import change_of, live_columns, spec_columns
@@ -277,43 +276,3 @@ def unverified(row: registry.VersionRow, failed: dict[str, str]) -> str | None:
         return None
     wrong = [f"{name}: {summary}" for name, summary in failed.items() if name in VERIFYING]
     return "; ".join(wrong) or None
-
-
-def replay_instead(
-    pipeline: LoadedPipeline, row: registry.VersionRow, services: Services, why: str
-) -> registry.VersionRow:
-    """A version whose cheap start was not verified replays the log into the same table,
-    from its compiled plan, with nothing carried; its definition keeps why."""
-    name, engine, warehouse = pipeline.name, services.engine, services.warehouse
-    if row.flink_job_id:
-        with contextlib.suppress(KappaError):
-            engine.cancel(row.flink_job_id)
-    forget(pipeline, row.version, services)
-    table = f"{pipeline.spec.target.schema_name}.{row.physical_table}"
-    with registry.session(warehouse) as conn:
-        stored = registry.version_plan(conn, name, row.version)
-        jdbc = warehouse.job_jdbc_options(
-            conn, job=f"{name}:v{row.version}", writes=[table], pipeline=name, version=row.version
-        )
-    target = JobTarget(row.physical_table, row.group_id, services.kafka.bootstrap_servers, jdbc)
-    job = engine.version_job(pipeline, row.version, target)
-    offsets = {
-        s.topic: {str(p): o for p, o in services.kafka.end_offsets(s.topic).items()}
-        for s in pipeline.spec.sources
-    }
-    if stored is not None:
-        job_id = engine.submit_plan(job, stored.document)
-    else:
-        job_id = engine.submit_sql(
-            setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
-        )
-    definition = dict(row.definition or {})
-    definition["cheap_start"] = {**definition.get("cheap_start", {}), "fell_back": why}
-    with warehouse.begin() as conn:
-        transitions.mark_job_started(
-            conn, name, row.version, registry.CATCHING_UP, flink_job_id=job_id, deployed_offsets=offsets
-        )
-        transitions.record(conn, name, row.version, definition=definition)
-    services.log(f"{name}: v{row.version} replays the log instead (job {job_id}): {why}")
-    with registry.session(warehouse) as conn:
-        return next(r for r in registry.pipeline_versions(conn, name) if r.version == row.version)

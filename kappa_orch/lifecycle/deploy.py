@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 
 from kappa_orch.config import retention_ms
 from kappa_orch.engine.protocol import CompiledJob, JobDefinition, JobTarget, StreamEngine
-from kappa_orch.errors import FlinkJobError
-from kappa_orch.lifecycle.cheap import Candidate, start_cheaply
+from kappa_orch.errors import FlinkJobError, KappaError
+from kappa_orch.lifecycle.cheap import Candidate, forget, start_cheaply
 from kappa_orch.lifecycle.deploy_checks import (
     check_replay_history,
     refuse_unrunnable_checks,
@@ -97,6 +97,27 @@ def deploy(
     plan = prepared.plan
     services.lineage.deployed(pipeline, plan.version, plan.fingerprint, plan.physical_table, job_id)
     return DeployResult(plan, job_id, offsets)
+
+
+def replay_from_start(
+    pipeline: LoadedPipeline, row: registry.VersionRow, services: Services, why: str
+) -> DeployResult:
+    """Redeploy a version from the log's start with nothing carried (the fallback of a
+    cheap start its gate could not verify): its job is cancelled, its table and carried
+    counts emptied, the registry forgets the job (so no checkpoint of it is resumed), and
+    the version is deployed again under the caller's claim; its definition keeps why."""
+    name = pipeline.name
+    if row.flink_job_id:
+        with contextlib.suppress(KappaError):
+            services.engine.cancel(row.flink_job_id)
+    forget(pipeline, row.version, services)
+    definition = dict(row.definition or {})
+    definition["cheap_start"] = {**definition.get("cheap_start", {}), "fell_back": why}
+    with services.warehouse.begin() as conn:
+        transitions.mark_deploying(conn, name, row.version)
+        transitions.record(conn, name, row.version, definition=definition)
+    services.log(f"{name}: v{row.version} replays the log instead: {why}")
+    return deploy(pipeline, services, holds_claim=True)
 
 
 def ensure_dead_letter_topic(

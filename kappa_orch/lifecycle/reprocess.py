@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from kappa_orch.lifecycle.approval import approved_change
 from kappa_orch.lifecycle.catch_up import Awaited, CatchUpResult, Progress, await_catch_up
-from kappa_orch.lifecycle.cheap import replay_instead, unverified
-from kappa_orch.lifecycle.deploy import DeployResult, deploy
+from kappa_orch.lifecycle.cheap import unverified
+from kappa_orch.lifecycle.deploy import DeployResult, deploy, replay_from_start
 from kappa_orch.lifecycle.derive_parity import DERIVE_PARITY, derive_parity
 from kappa_orch.lifecycle.gate import (
     NO_LATE_RECORDS,
@@ -132,7 +132,8 @@ def _candidate(
     why = unverified(row, {o.name: o.summary for o in gated if not o.passed})
     if why and not settled:
         # a cheap start the gate could not verify: the same version replays the log instead
-        row = replay_instead(pipeline, row, services, why)
+        replay_from_start(pipeline, row, services, why)
+        row = _row(warehouse, spec.name, row.version)
         result = _catch_up(pipeline, row, services, owner=owner, poll_s=poll_s)
         gated = run_gate(pipeline, row, services)
     outcomes = accepted(gated, acceptance.checks, acceptance.by or "", acceptance.reason)
