@@ -118,7 +118,8 @@ def _plans_and_reports(pipelines: list[Any], platform: PlatformConfig) -> tuple[
         gaps = deleted_since(counted.get(p.pipeline, []), _log_starts(kafka, pipeline))
         held = records_held(kafka, pipeline)
         report = replay_report(pipeline, live_row, held, gaps)
-        if live_row is not None and p.live_fingerprint != p.desired_fingerprint:
+        changed = p.live_fingerprint != p.desired_fingerprint or p.action == "reconfigure"
+        if live_row is not None and changed:
             change, approval = _change(pipeline, live_row, platform, held)
             report = replace(report, change=change, approval=approval)
         reports[p.pipeline] = report
@@ -198,6 +199,7 @@ def _print_change(change: Any, approval: list[str]) -> None:
     waits for approval (`approval`: why)."""
     applied = {
         "nothing": "no new version, no job",
+        "restart": "a restart of the live job from a savepoint with its new settings (no new version)",
         "savepoint": "a start from the live version's savepoint, its rows copied, verified at the gate",
         "replay": "a full replay",
     }[change.applied]
@@ -227,7 +229,7 @@ def _apply(plans: list[Any], platform: PlatformConfig) -> None:
     from kappa_orch.cli.operate import reprocess_here
     from kappa_orch.lifecycle.reprocess import Acceptance
 
-    todo = [p.pipeline for p in plans if p.action in ("deploy", "reprocess")]
+    todo = [p.pipeline for p in plans if p.requests_run]
     if not todo:
         click.echo("nothing to apply")
         return

@@ -46,6 +46,9 @@ class StreamAnswers:
     # job -> late records by where they went (gate.late_records)
     late_records: dict[str, dict[str, int]] = field(default_factory=dict)
     lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
+    # (group, topic) -> per partition, ms of event time the group trails the log by (only
+    # for pipelines that declare a freshness)
+    event_lags: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     topics: dict[str, TopicAnswer] = field(default_factory=dict)
     missing_topics: set[str] = field(default_factory=set)  # asked, and the broker has no such topic
     topic_ids: dict[str, str | None] = field(default_factory=dict)  # source topic -> Kafka topic id
@@ -112,6 +115,11 @@ def gather_answers(
                 for source in pipeline.spec.sources:
                     lag = kafka.consumer_lag(row.group_id, source.topic)
                     answers.lags[(row.group_id, source.topic)] = lag
+                    if pipeline.spec.freshness is not None:
+                        behind = (
+                            kafka.event_time_lag_ms(row.group_id, source.topic) if any(lag.values()) else {}
+                        )
+                        answers.event_lags[(row.group_id, source.topic)] = behind
             except ServiceUnavailable as exc:
                 answers.outages["kafka"] = exc.problem
     return answers

@@ -231,7 +231,8 @@ def reprocess_sensor(
     def decide(context: SensorEvaluationContext, plans: list[PipelinePlan]) -> list[RunRequest] | str:
         requests = [
             RunRequest(
-                run_key=f"reprocess:{p.pipeline}:{p.desired_fingerprint}",
+                run_key=f"reprocess:{p.pipeline}:{p.desired_fingerprint}"
+                + (f":{by_name[p.pipeline].spec.freshness}" if p.action == "reconfigure" else ""),
                 asset_selection=[
                     translator.key("versions", by_name[p.pipeline].spec),
                     translator.key("alias", by_name[p.pipeline].spec),

@@ -1,12 +1,12 @@
 """Job health: whether every live and ready version of a pipeline has an alive Flink job
 (the pure verdict behind the `flink_job_running` check of `stream_checks`)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kappa_orch.plan.decide import SERVING, degraded
 from kappa_orch.registry import store as registry
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, PipelineSpec, parse_duration
 
 TROUBLED = frozenset({"FAILED", "FAILING", "RESTARTING"})
 
@@ -123,3 +123,21 @@ def stalled_problems(
             + f"); fix: {stall_fix(cause, waiting)}"
         )
     return problems
+
+
+def stale_versions(
+    spec: PipelineSpec, groups: Mapping[str, str], event_lags: Mapping[tuple[str, str], Mapping[int, int]]
+) -> list[str]:
+    """The versions (`groups`: label -> consumer group) whose newest committed event trails
+    the log's by more than the spec's freshness, in words (none declared: none; pure)."""
+    if spec.freshness is None:
+        return []
+    bound_ms, stale = parse_duration(spec.freshness) * 1000, []
+    for label, group in groups.items():
+        lags = [ms for s in spec.sources for ms in event_lags.get((group, s.topic), {}).values()]
+        behind = max(lags, default=0)
+        if behind > bound_ms:
+            stale.append(
+                f"{label} trails the log by {behind / 1000:,.0f}s of event time (freshness {spec.freshness})"
+            )
+    return stale

@@ -39,6 +39,7 @@ from kappa_orch.dagster.health import (
     JOB_RUNNING_CHECK,
     JOB_RUNNING_DESCRIPTION,
     job_health,
+    stale_versions,
     stalled_problems,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
@@ -59,7 +60,10 @@ SERVICE_NAMES = {"flink": "Flink", "kafka": "Kafka", "warehouse": "the warehouse
 
 DESCRIPTIONS = {
     JOB_RUNNING_CHECK: JOB_RUNNING_DESCRIPTION,
-    LAG_CHECK: "No live or ready version's consumer lag exceeds the spec's health.max_lag records.",
+    LAG_CHECK: (
+        "No live or ready version's consumer lag exceeds the spec's health.max_lag records, "
+        "nor (with a declared freshness) its newest committed event trails the log's by more."
+    ),
     CHECKPOINT_CHECK: (
         "Every running job completed a checkpoint within the spec's health.max_checkpoint_age "
         "(a stalled checkpoint means a restart replays ever more of the log)."
@@ -209,6 +213,8 @@ def lag_verdict(seen: Seen) -> Verdict:
     if not lags:
         return _unobserved(LAG_CHECK, "no live or ready version")
     over = [f"{name} lags {lag:,} records" for name, lag in lags.items() if lag > bound]
+    groups = {_label(r, live): r.group_id for r in _mine(pipeline, rows, SERVING)}
+    over += stale_versions(pipeline.spec, groups, answers.event_lags)
     text = ", ".join(f"{name} {lag:,}" for name, lag in lags.items())
     summary = (
         "; ".join(over) + f" (bound {bound:,}: health.max_lag)" if over else f"lag {text} (bound {bound:,})"

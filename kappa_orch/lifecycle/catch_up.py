@@ -116,6 +116,19 @@ def _report(
         log(f"{spec.name}: the job is {state}" + (f"; last failure: {cause}" if cause else ""))
 
 
+def fresh_enough(spec: PipelineSpec, group_id: str, services: Services) -> bool:
+    """With a declared freshness, a version is caught up only when its newest committed
+    event trails the log's newest by at most that (by record timestamps); else always."""
+    if spec.freshness is None:
+        return True
+    bound_ms = parse_duration(spec.freshness) * 1000
+    return all(
+        behind <= bound_ms
+        for source in spec.sources
+        for behind in services.kafka.event_time_lag_ms(group_id, source.topic).values()
+    )
+
+
 def await_catch_up(
     job: Awaited,
     services: Services,
@@ -136,7 +149,7 @@ def await_catch_up(
         now = time.monotonic()
         state = _alive(spec, job_id, flink)
         lag = sum(sum(services.kafka.consumer_lag(job.group_id, s.topic).values()) for s in spec.sources)
-        caught_up = tracker.observe(now, lag)
+        caught_up = tracker.observe(now, lag) and fresh_enough(spec, job.group_id, services)
         if now - last_report >= 5 or caught_up:
             _report(job, tracker, (lag, state), services, progress)
             last_report = now

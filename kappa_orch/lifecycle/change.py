@@ -16,7 +16,17 @@ from sqlalchemy import text
 from kappa_orch.engine.protocol import CompiledJob, JobTarget
 from kappa_orch.errors import FlinkJobError, KappaError
 from kappa_orch.lifecycle.services import Services
-from kappa_orch.plan.change import Change, Columns, Costs, classify, dropped_columns, metadata_change, plan_id
+from kappa_orch.plan.change import (
+    Change,
+    Columns,
+    Costs,
+    classify,
+    dropped_columns,
+    metadata_change,
+    plan_id,
+    settings_change,
+    settings_changes,
+)
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -61,7 +71,8 @@ def change_of(
     if live is None:
         return classify(None, None, candidate, costs)
     if live.fingerprint == pipeline.fingerprint:
-        return metadata_change()
+        changed = settings_changes(live, pipeline)
+        return settings_change(changed) if changed else metadata_change()
     columns = live_columns(live)
     with registry.session(services.warehouse) as conn:
         stored = registry.version_plan(conn, pipeline.name, live.version)

@@ -27,7 +27,7 @@ from kappa_orch.lifecycle.deploy_checks import (
 from kappa_orch.lifecycle.orphans import ORPHAN_GRACE_S, Orphan, adopt, settle_orphans
 from kappa_orch.lifecycle.restore import restore_path
 from kappa_orch.lifecycle.services import Services
-from kappa_orch.plan.change import Change
+from kappa_orch.plan.change import Change, job_settings
 from kappa_orch.plan.decide import DeployPlan, plan_deploy
 from kappa_orch.progress import Log
 from kappa_orch.registry import carried, transitions
@@ -55,6 +55,7 @@ def version_definition(pipeline: LoadedPipeline) -> dict[str, object]:
         "primary_key": list(target.primary_key),
         "sql": pipeline.sql_text,
         "spec": spec_file.read_text() if spec_file.is_file() else None,
+        "job_settings": job_settings(pipeline),
     }
 
 

@@ -33,6 +33,7 @@ from kappa_orch.lifecycle.gate import (
     parity_outcome,
     unique_key_outcome,
 )
+from kappa_orch.lifecycle.reconfigure import reconfigure
 from kappa_orch.lifecycle.restore import pipeline_of_version, stop_keeping_state
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import join_alias
@@ -120,6 +121,8 @@ def _candidate(
 ) -> CandidateReport:
     """prepare_candidate's work, under the pipeline's claim."""
     spec, warehouse = pipeline.spec, services.warehouse
+    # the live version serves this fingerprint with other job settings: a restart, no version
+    reconfigure(pipeline, services, deploy)
     change = approved_change(pipeline, services, approve=acceptance.approve, by=acceptance.by or "")
     deployed = deploy(pipeline, services, holds_claim=True, change=change)
     row = _row(warehouse, spec.name, deployed.plan.version)

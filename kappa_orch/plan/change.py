@@ -30,8 +30,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from kappa_orch.engine.protocol import PlanDiff
+from kappa_orch.registry import store as registry
+from kappa_orch.spec.model import LoadedPipeline
 
 # planning rate for deriving rows inside the warehouse until one is measured
 # (../shared/research/changing-a-query.md §3: 100k-700k rows/s for a set-based copy)
@@ -40,6 +43,9 @@ DERIVE_ROWS_PER_S = 100_000.0
 # started again) and a catch-up with nothing to read that still waits for the new job's
 # checkpoints (bench/change.py on the 2-core machine: 27.9-28.5 s in all)
 CHEAP_START_S = 28.0
+# a live job stopped with a savepoint and started again from it with other settings, to
+# its first checkpoint (lifecycle.reconfigure)
+RESTART_S = 15.0
 CHEAP = frozenset({"metadata", "same_plan", "stateless_forward", "state_compatible"})
 # the classes kappa_orch carries out without a replay today
 APPLIED_CHEAPLY = frozenset({"metadata"})
@@ -55,7 +61,8 @@ class Change:
     events_to_read: int | None = None
     rows_to_derive: int | None = None
     estimate_s: float | None = None
-    # what a reprocess does with it now: "nothing", "savepoint" (starts from the live
+    # what a reprocess does with it now: "nothing", "restart" (the live job, from a
+    # savepoint, with new settings), "savepoint" (a new version starts from the live
     # version's savepoint, rows copied) or "replay" (see the module's docstring)
     applied: str = "replay"
     derivation: dict[str, str | None] | None = None  # candidate column -> live column copied
@@ -170,6 +177,13 @@ def metadata_change() -> Change:
     return Change("metadata", reasons, 0, 0, 0.0, applied="nothing")
 
 
+def settings_change(changed: list[str]) -> Change:
+    """A spec whose fingerprint is the live version's but whose job settings are not (its
+    freshness): the same plan, run again from a savepoint with the new settings."""
+    reasons = [f"job settings: {'; '.join(changed)} (the same plan, the same table)"]
+    return Change("same_plan", reasons, 0, 0, RESTART_S, applied="restart")
+
+
 def dropped_columns(
     live: Columns | None, candidate: Columns, derivation: dict[str, str | None] | None
 ) -> list[str]:
@@ -197,3 +211,22 @@ def needs_approval(change: Change, above_events: int | None, dropping_columns: b
     if dropping_columns and change.dropped:
         reasons.append(f"it drops column(s) {', '.join(change.dropped)} of the live table")
     return reasons
+
+
+def job_settings(pipeline: LoadedPipeline) -> dict[str, Any]:
+    """The spec's settings of how its job runs (kept in a version's definition)."""
+    return {"freshness": pipeline.spec.freshness}
+
+
+def settings_changes(row: registry.VersionRow | None, pipeline: LoadedPipeline) -> list[str]:
+    """What differs between the settings `row`'s job runs with and the spec's, in words
+    (pure); nothing for a version of another fingerprint (its change makes a new version)."""
+    if row is None or row.fingerprint != pipeline.fingerprint:
+        return []
+    running = (row.definition or {}).get("job_settings") or {"freshness": None}
+    wanted = job_settings(pipeline)
+    return [
+        f"{name} {running.get(name) or 'not declared'} -> {value or 'not declared'}"
+        for name, value in wanted.items()
+        if running.get(name) != value
+    ]

@@ -16,6 +16,7 @@ from typing import Literal
 
 from kappa_orch.engine.protocol import ACTIVE_JOB_STATES, StreamEngine
 from kappa_orch.errors import ClaimHeld, KappaError, OperationRefused
+from kappa_orch.plan.change import settings_changes
 from kappa_orch.plan.replay_checks import replaced_log_problem, replaced_logs
 from kappa_orch.registry import approvals
 from kappa_orch.registry import store as registry
@@ -227,7 +228,7 @@ class PipelinePlan:
     live_version: int | None
     live_fingerprint: str | None
     desired_fingerprint: str
-    action: str  # none | deploy | reprocess | repair | blocked
+    action: str  # none | deploy | reprocess | reconfigure | repair | blocked
     detail: str
     retire: list[int] = field(default_factory=list)
     repair: list[int] = field(default_factory=list)  # degraded live/ready versions to redeploy
@@ -239,7 +240,7 @@ class PipelinePlan:
 
     @property
     def requests_run(self) -> bool:
-        return self.action in ("deploy", "reprocess")
+        return self.action in ("deploy", "reprocess", "reconfigure")
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,11 @@ def _next_action(
         return "repair", problems[-1]
     if live_row is not None and serves_spec and verdicts.get(live_row.version):
         return "repair", f"{verdicts[live_row.version]}: the alias serves a table nobody updates"
+    if live_row is not None and serves_spec and (changed := settings_changes(live_row, pipeline)):
+        return "reconfigure", (
+            f"v{live_row.version}'s job restarts from a savepoint with the spec's settings: "
+            + "; ".join(changed)
+        )
     if live_row is not None and serves_spec:
         return "none", f"v{live_row.version} serves the spec's fingerprint"
     if name in view.claims:

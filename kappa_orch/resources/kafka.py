@@ -15,8 +15,9 @@ from kappa_orch.errors import ServiceError, ServiceUnavailable
 from kappa_orch.resources.kafka_delivery import Deliveries
 from kappa_orch.resources.kafka_offsets import (
     committed_once,
-    first_timestamps_once,
+    event_time_lag,
     through_failover,
+    timestamps_at_once,
     topic_ids_once,
     watermarks_once,
 )
@@ -200,8 +201,21 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def first_timestamps(self, topic: str) -> dict[int, int | None]:
         """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
-        config = {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
-        return first_timestamps_once(config, topic, self.watermarks(topic), self.request_timeout_s)
+        held = {p: low for p, (low, high) in self.watermarks(topic).items() if low < high}
+        found = timestamps_at_once(self._reader(), topic, held, self.request_timeout_s)
+        return {p: found.get(p) for p in self.watermarks(topic)}
+
+    def _reader(self) -> dict[str, Any]:
+        return {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
+
+    def event_time_lag_ms(self, group_id: str, topic: str) -> dict[int, int]:
+        """Per partition, how far (ms, by record timestamp) the group's newest committed
+        record trails the log's newest (kafka_offsets.event_time_lag)."""
+
+        def stamp(offsets: Mapping[int, int]) -> Mapping[int, int | None]:
+            return timestamps_at_once(self._reader(), topic, offsets, self.request_timeout_s)
+
+        return event_time_lag(self.watermarks(topic), self.committed_offsets(group_id, topic), stamp)
 
     def read_timestamps(
         self, topic: str, partition: int, start: int, end: int, *, max_records: int = 100_000

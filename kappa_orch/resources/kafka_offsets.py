@@ -97,23 +97,43 @@ def topic_ids_once(admin: Any, names: list[str], timeout_s: float) -> dict[str, 
     return ids
 
 
-def first_timestamps_once(
-    config: dict[str, Any], topic: str, watermarks: Mapping[int, tuple[int, int]], timeout_s: float
+def timestamps_at_once(
+    config: dict[str, Any], topic: str, offsets: Mapping[int, int], timeout_s: float
 ) -> dict[int, int | None]:
-    """Per partition, the timestamp (ms) of the record at its low watermark (None if empty)."""
+    """Per partition, the timestamp (ms) of the record at `offsets[partition]` (None when
+    none was read there)."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(config)
     result: dict[int, int | None] = {}
     try:
-        for partition, (low, high) in watermarks.items():
+        for partition, offset in offsets.items():
             result[partition] = None
-            if low >= high:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
+            consumer.assign([TopicPartition(topic, partition, offset)])
             message = consumer.poll(timeout_s)
             if message is not None and message.error() is None:
                 result[partition] = message.timestamp()[1]
     finally:
         consumer.close()
     return result
+
+
+def event_time_lag(
+    watermarks: Mapping[int, tuple[int, int]],
+    committed: Mapping[int, int | None],
+    stamp: Callable[[Mapping[int, int]], Mapping[int, int | None]],
+) -> dict[int, int]:
+    """Per partition, how far (ms, by record timestamp) a group's newest committed record
+    trails the log's newest: 0 when it committed everything; from the oldest held record
+    when it committed nothing. `stamp`: the timestamps at given offsets (pure otherwise)."""
+    behind = {}
+    for partition, (low, high) in watermarks.items():
+        position = max(committed.get(partition) or low, low)
+        if position < high:
+            behind[partition] = (high - 1, max(position - 1, low))
+    newest = stamp({p: last for p, (last, _) in behind.items()}) if behind else {}
+    done = stamp({p: at for p, (_, at) in behind.items()}) if behind else {}
+    return {
+        p: max(0, (newest.get(p) or 0) - (done.get(p) or newest.get(p) or 0)) if p in behind else 0
+        for p in watermarks
+    }

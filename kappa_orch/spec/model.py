@@ -287,6 +287,25 @@ class PipelineSpec(_Strict):
         ),
     )
 
+    freshness: Duration | None = Field(
+        default=None,
+        description=(
+            "How fresh the served table must be: the newest event the version has committed may "
+            "lag the log's newest by at most this. It sets the job's checkpoint interval and its "
+            "sink's flush interval (half of it, at least 1s), makes a candidate caught up only "
+            "within it, and is checked as a health check. Changing it alone restarts the live "
+            "job from a savepoint with its new settings (no new version). Default: none (the "
+            "cluster's checkpoint interval)."
+        ),
+    )
+
+    @field_validator("freshness")
+    @classmethod
+    def _freshness_bound(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) < 2:
+            raise ValueError(f"freshness {value!r} is below 2s: a job checkpoints at most every second")
+        return value
+
     @model_validator(mode="after")
     def _unique_sources(self) -> PipelineSpec:
         names = [s.name for s in self.sources]

@@ -7,8 +7,9 @@ the spec then renames a column (the plans say state-compatible: the aggregate's 
 and the source offsets carry over, every column copies a live one); the second half is
 produced after the swap. The served alias must equal the independent oracle over the
 whole log, the candidate's own job must have read only what came after the fence, and
-its gate must have checked it against the live version row for row. Then a change that
-drops a column waits until exactly its plan id is approved (point 7). A cheap start
+its gate must have checked it against the live version row for row. Before the second
+half, a declared freshness restarts the live job from a savepoint (point 8). Then a change
+that drops a column waits until exactly its plan id is approved (point 7). A cheap start
 whose copy is wrong: test_cheap_fallback."""
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def renamed_at_scale(
     assert v1_now.state == registry.READY and v1_now.flink_job_id != v1.flink_job_id
     assert flink.job_state(v1_now.flink_job_id or "") == "RUNNING"
 
+    restarted_with_freshness(platform, stack, flink)
     second = produce_half(kafka, platform, log, 1)
     wait_serving(platform, scale.daily_spend(first + second))
     # the candidate's own job read only what came after the fence: the second half
@@ -79,6 +81,28 @@ def renamed_at_scale(
     assert read_by_v2 == replay - read_by_v1
     print(f"cheap start read {read_by_v2:,} of {replay:,} records ({read_by_v2 / replay:.0%} of a replay)")
     a_dropped_column_waits_for_approval(platform, stack, scale.daily_spend(first + second))
+
+
+def restarted_with_freshness(platform: Platform, stack: StackConfig, flink: FlinkResource) -> None:
+    """Issue 26, point 8: declaring a freshness alone is a same-plan change: the live job
+    restarts from a savepoint checkpointing every half of it; same version, same table
+    (the second half then shows nothing was lost or counted twice)."""
+    spec_file = platform.specs / "daily_spend.yaml"
+    raw = yaml.safe_load(spec_file.read_text())
+    spec_file.write_text(yaml.safe_dump({**raw, "freshness": "10s"}, sort_keys=False))
+    before = versions(platform, "daily_spend")[2]
+    code, out = cli(platform, stack, "plan")
+    assert code == 0 and "reconfigure" in out and "change: same_plan" in out, out
+    assert "freshness not declared -> 10s" in out and "restart of the live job" in out, out
+    code, out = cli(platform, stack, "plan", "--apply")
+    assert code == 0 and "Traceback" not in out, out
+    after = versions(platform, "daily_spend")
+    assert set(after) == {1, 2} and after[2].state == registry.LIVE
+    assert after[2].physical_table == before.physical_table and after[2].flink_job_id != before.flink_job_id
+    assert (after[2].definition or {})["job_settings"] == {"freshness": "10s"}
+    assert flink.checkpoint_interval_ms(after[2].flink_job_id or "") == 5_000
+    code, out = cli(platform, stack, "plan")
+    assert code == 0 and "reconfigure" not in out, out
 
 
 def a_dropped_column_waits_for_approval(platform: Platform, stack: StackConfig, oracle: set[Any]) -> None:

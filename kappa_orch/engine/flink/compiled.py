@@ -96,10 +96,16 @@ def is_stateful(node: Mapping[str, Any]) -> bool:
     return bool(node.get("state")) or kind_of(node) not in STATELESS_KINDS
 
 
+# job settings that change how a job runs, not what it computes (a declared freshness
+# sets them): no part of an operator's content
+RUNTIME_PREFIXES = ("execution.checkpointing.",)
+
+
 def table_definitions(setup: Sequence[str], configuration: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each temporary table's CREATE statement (by name) with its volatile options left
     out, and the job's configuration under "" (see the module's docstring)."""
-    tables = {"": json.dumps(dict(configuration or {}), sort_keys=True)}
+    computing = {k: v for k, v in (configuration or {}).items() if not k.startswith(RUNTIME_PREFIXES)}
+    tables = {"": json.dumps(computing, sort_keys=True)}
     for statement in setup:
         found = _CREATE_TABLE.match(statement.strip())
         if found is None:

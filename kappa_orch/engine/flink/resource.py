@@ -253,6 +253,11 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         """The job's last completed checkpoint (id, completion time, external path), or None."""
         return self.checkpoint_stats(job_id)[0]
 
+    def checkpoint_interval_ms(self, job_id: str) -> int | None:
+        """How often the job checkpoints (ms), as Flink runs it; None: not periodically."""
+        interval = self._call("GET", self.rest_url, f"/jobs/{job_id}/checkpoints/config").get("interval")
+        return int(interval) if interval and int(interval) > 0 else None
+
     def checkpoint_stats(self, job_id: str) -> tuple[Checkpoint | None, str | None]:
         """The job's last completed checkpoint, and why its checkpoints fail when one failed
         after it (e.g. the storage refusing writes), else None."""

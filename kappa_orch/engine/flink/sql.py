@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from kappa_orch.engine.flink.policy import CHECKPOINTS_RETAINED, OBSERVE_INTERVAL_S
 from kappa_orch.engine.flink.sources import (
     LETTER_PAYLOAD_CHARS,
     NOT_UTF8,
@@ -181,6 +182,29 @@ def input_counts_insert(spec: PipelineSpec, source: Source, version: int) -> str
     )
 
 
+def checkpoint_interval_s(spec: PipelineSpec) -> int | None:
+    """The job's own checkpoint interval when the spec declares a freshness (half of it, at
+    least 1 s: a committed event then lags the log by at most the freshness once caught
+    up); None: the cluster's."""
+    if spec.freshness is None:
+        return None
+    return max(1, int(parse_duration(spec.freshness) // 2))
+
+
+def freshness_configuration(spec: PipelineSpec) -> dict[str, str]:
+    """The job settings a declared freshness sets: the checkpoint interval, and as many
+    retained checkpoints as span two observation ticks (a repair resumes from the one the
+    sensor recorded, policy.retention_problem)."""
+    interval = checkpoint_interval_s(spec)
+    if interval is None:
+        return {}
+    retained = max(CHECKPOINTS_RETAINED, -(-2 * OBSERVE_INTERVAL_S // interval))
+    return {
+        "execution.checkpointing.interval": f"{interval}s",
+        "execution.checkpointing.num-retained": str(retained),
+    }
+
+
 def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]) -> str:
     target = spec.target
     columns = [f"`{c.name}` {c.type}" for c in target.columns]
@@ -188,7 +212,8 @@ def sink_ddl(spec: PipelineSpec, *, physical_table: str, jdbc: Mapping[str, str]
     columns.append(f"PRIMARY KEY ({key}) NOT ENFORCED")
     options = {
         **jdbc_table(f"{target.schema_name}.{physical_table}", jdbc, sink=True),
-        "sink.buffer-flush.interval": "1s",
+        # the sink also flushes at every checkpoint: no sooner than those when a freshness is declared
+        "sink.buffer-flush.interval": f"{checkpoint_interval_s(spec) or 1}s",
         "sink.buffer-flush.max-rows": "5000",
         "sink.max-retries": "3",
     }
@@ -254,4 +279,4 @@ def job_configuration(spec: PipelineSpec, *, route_late: bool = False) -> dict[s
         )
         configuration["table.exec.emit.late-fire.enabled"] = "true"
         configuration["table.exec.emit.late-fire.delay"] = "0 ms"
-    return configuration
+    return {**configuration, **freshness_configuration(spec)}
