@@ -32,7 +32,13 @@ from kappa_orch.errors import KappaError, OperationRefused, SpecError
     help="Accept this failed non-structural check (expectations, parity_with_live) for the candidate "
     "(repeatable; needs --reason; recorded in the swap with who and why).",
 )
-@click.option("--reason", help="Why the accepted checks' failures are right.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replay the log into a new version even though the spec's fingerprint is live (a rebuild: "
+    "through the same gate and swap; needs --reason; recorded with who asked and why).",
+)
+@click.option("--reason", help="Why the accepted checks' failures are right, or why --force rebuilds.")
 @click.option(
     "--approve",
     "approve",
@@ -57,10 +63,18 @@ def reprocess_command(pipeline: str, wait: bool, definitions: Path | None, **opt
     from kappa_orch.lifecycle.reprocess import Acceptance
 
     acceptance = Acceptance(
-        tuple(options.pop("accept")), options.pop("reason"), approve=options.pop("approve")
+        tuple(options.pop("accept")),
+        options.pop("reason"),
+        approve=options.pop("approve"),
+        force=options.pop("force"),
     )
     platform = platform_of(options)
     check_acceptance(acceptance.checks, acceptance.reason)
+    if acceptance.force and not acceptance.reason:
+        raise OperationRefused(
+            "--force replays the whole log into a new version and needs a reason",
+            f'kappa-orch reprocess {pipeline} --force --reason "<why the table is rebuilt>"',
+        )
     if not wait:
         _in_background(pipeline, acceptance, platform.home / "logs", options, definitions)
         return
@@ -91,6 +105,7 @@ def _in_background(
     argv += [item for check in acceptance.checks for item in ("--accept", check)]
     argv += ["--reason", acceptance.reason] if acceptance.reason else []
     argv += ["--approve", acceptance.approve] if acceptance.approve else []
+    argv += ["--force"] if acceptance.force else []
     argv += ["--definitions", str(definitions.resolve())] if definitions else []
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
@@ -132,6 +147,7 @@ def _reprocess_in_foreground(
                     accept=list(acceptance.checks),
                     reason=acceptance.reason or "",
                     approve=acceptance.approve or "",
+                    force=acceptance.force,
                 )
             }
         ),

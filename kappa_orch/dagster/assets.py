@@ -119,6 +119,11 @@ class CandidateConfig(Config):
         description="The plan id of a change that waits for approval (shown by `kappa-orch plan` and in "
         "the failed run): approves exactly that change, recorded with who launched the run.",
     )
+    force: bool = PydanticField(
+        default=False,
+        description="Replay the log into a new version even though the spec's fingerprint is live (a "
+        "rebuild through the same gate and swap), recorded with who launched the run and `reason`.",
+    )
 
 
 def version_asset(
@@ -167,6 +172,7 @@ def version_asset(
                     config.reason or None,
                     launched_by(context.run.tags),
                     approve=config.approve or None,
+                    force=config.force,
                 ),
             )
         return MaterializeResult(

@@ -72,13 +72,19 @@ class _Prepared:
 
 
 def deploy(
-    pipeline: LoadedPipeline, services: Services, *, holds_claim: bool = False, change: Change | None = None
+    pipeline: LoadedPipeline,
+    services: Services,
+    *,
+    holds_claim: bool = False,
+    change: Change | None = None,
+    force: bool = False,
 ) -> DeployResult:
     """Deploy the pipeline's current fingerprint unless it already runs.
 
     Deploying never moves the alias, not even for a pipeline's first version: the alias
     appears when the version has caught up and passed its gate (`swap.swap`). `change`: the
-    spec's change against the live version when the caller classified it already."""
+    spec's change against the live version when the caller classified it already. `force`:
+    a new version that replays the log even when this fingerprint has one (plan_deploy)."""
     spec, kafka = pipeline.spec, services.kafka
     # before anything is written: the checks can run as written, and every source topic
     # exists (a clear error otherwise)
@@ -88,7 +94,7 @@ def deploy(
         for source in spec.sources
     }
     topic_ids = kafka.topic_ids(source.topic for source in spec.sources)
-    prepared = _prepare(pipeline, services, _Asked(holds_claim, offsets, topic_ids, change))
+    prepared = _prepare(pipeline, services, _Asked(holds_claim, offsets, topic_ids, change, force))
     if isinstance(prepared, DeployResult):
         return prepared
     partitions = max(len(p) for p in offsets.values())
@@ -160,6 +166,7 @@ def _prepare(pipeline: LoadedPipeline, services: Services, asked: _Asked) -> _Pr
             now=datetime.now(UTC),
             holds_claim=claimed,
             topic_ids=topic_ids,
+            force=asked.force,
         )
         refusal = plan.refusal()
         if refusal is not None:
@@ -196,6 +203,7 @@ class _Asked:
     offsets: dict[str, dict[str, int]]  # the sources' end offsets
     topic_ids: dict[str, str | None]  # the sources' Kafka topic ids
     change: Change | None = None  # the change against the live version, when classified
+    force: bool = False  # a full replay into a new version was asked for
 
 
 def _settle_orphans(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from kappa_orch.errors import OperationRefused
 from kappa_orch.lifecycle.approval import approved_change
 from kappa_orch.lifecycle.catch_up import Awaited, CatchUpResult, Progress, await_catch_up
 from kappa_orch.lifecycle.cheap import unverified
@@ -77,6 +78,9 @@ class Acceptance:
     by: str | None = None
     # the plan id of a change that waits for approval (lifecycle.approval), approved by `by`
     approve: str | None = None
+    # replay the log into a new version even when the spec's fingerprint has one (a
+    # rebuild: `reprocess --force`), recorded in its definition with `by` and `reason`
+    force: bool = False
 
 
 def prepare_candidate(
@@ -121,10 +125,14 @@ def _candidate(
 ) -> CandidateReport:
     """prepare_candidate's work, under the pipeline's claim."""
     spec, warehouse = pipeline.spec, services.warehouse
-    # the live version serves this fingerprint with other job settings: a restart, no version
-    reconfigure(pipeline, services, deploy)
-    change = approved_change(pipeline, services, approve=acceptance.approve, by=acceptance.by or "")
-    deployed = deploy(pipeline, services, holds_claim=True, change=change)
+    if acceptance.force:
+        deployed = _forced(pipeline, services, acceptance)
+        change = None
+    else:
+        # the live version serves this fingerprint with other job settings: a restart, no version
+        reconfigure(pipeline, services, deploy)
+        change = approved_change(pipeline, services, approve=acceptance.approve, by=acceptance.by or "")
+        deployed = deploy(pipeline, services, holds_claim=True, change=change)
     row = _row(warehouse, spec.name, deployed.plan.version)
     # live or ready (gated by an earlier run): report the checks, change nothing
     settled = row.state in (registry.LIVE, registry.READY)
@@ -144,6 +152,29 @@ def _candidate(
     if not settled:
         _record_gate(pipeline, row, outcomes, services)
     return CandidateReport(deployed, _row(warehouse, spec.name, row.version), result, outcomes, change)
+
+
+def _forced(pipeline: LoadedPipeline, services: Services, acceptance: Acceptance) -> DeployResult:
+    """A full replay a person asked for: a new version, whatever the fingerprint has, its
+    definition saying who asked and why."""
+    if not acceptance.reason:
+        raise OperationRefused(
+            "a forced reprocess replays the whole log into a new version and needs a reason",
+            f'kappa-orch reprocess {pipeline.name} --force --reason "<why>" (or the run config\'s `reason`)',
+        )
+    deployed = deploy(pipeline, services, holds_claim=True, force=True)
+    with services.warehouse.begin() as conn:
+        row = next(
+            r for r in registry.pipeline_versions(conn, pipeline.name) if r.version == deployed.plan.version
+        )
+        forced = {"by": acceptance.by, "reason": acceptance.reason}
+        transitions.record(
+            conn, pipeline.name, row.version, definition={**(row.definition or {}), "forced": forced}
+        )
+    services.log(
+        f"{pipeline.name}: v{row.version} replays the log, as {acceptance.by} asked: {acceptance.reason}"
+    )
+    return deployed
 
 
 def _progress(pipeline: LoadedPipeline, row: registry.VersionRow, lineage: lineage_ops.Lineage) -> Progress:

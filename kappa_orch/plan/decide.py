@@ -134,13 +134,16 @@ def plan_deploy(
     now: datetime,
     holds_claim: bool = False,
     topic_ids: Mapping[str, str | None] | None = None,
+    force: bool = False,
 ) -> DeployPlan:
     """Decide what deploying the pipeline's current fingerprint takes (pure).
 
     `holds_claim`: the caller holds the pipeline's claim (a reprocess run), so a deploy
     left unfinished is no other live run's: it is taken over at once. `topic_ids`: the
     source topics' ids now; a running version of the fingerprint whose log was replaced
-    since (replay_checks.replaced_logs) is replayed into a new version."""
+    since (replay_checks.replaced_logs) is replayed into a new version. `force`: a person
+    asked for a full replay of the spec (`reprocess --force`): a new version even when
+    one of this fingerprint exists."""
     spec = pipeline.spec
     current = pipeline.fingerprint
     existing = next((r for r in rows if r.fingerprint == current), None)
@@ -155,6 +158,9 @@ def plan_deploy(
         group_id=group_id_for(spec.name, version),
         reason="new fingerprint" if rows else "first deploy",
     )
+    if existing is not None and force:
+        why = f"a full replay was asked for (--force): v{existing.version} of this fingerprint is set aside"
+        return replace(new_version, reason=why, releases=existing.version)
     if existing is not None and replaced and existing.state in registry.RUNNING_STATES:
         topics = ", ".join(r["topic"] for r in replaced)
         why = f"the log of {topics} was replaced under v{existing.version}: replaying the new one"

@@ -1,7 +1,8 @@
 """A cheap start that cannot be verified replays instead (issue 26, point 4), at the scale
 of test_cheap_changes: a fault injected into the fence's copy (one row lost) is caught by
 derive_parity and the same version replays the log, exact; a run killed right after the
-next fence is finished by a later reprocess, which replays (its carried counts forgotten).
+next fence is finished by a later reprocess, which replays (its carried counts forgotten);
+then `reprocess --force` rebuilds the fingerprint it serves into a new version.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
 from tests.integration.cheap_changes import cheap_log, own_counts, produce_half, rename_spend, wait_serving
 from tests.integration.platform import Platform, isolated_platform, run_reprocess
-from tests.integration.served import versions
+from tests.integration.served import cli, versions
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,10 @@ def test_a_cheap_start_whose_copy_is_wrong_is_caught_and_replays(
     stack: StackConfig, kafka: KafkaResource, flink: FlinkResource, tmp_path: Path, monkeypatch: Any
 ) -> None:
     with isolated_platform(stack, kafka, flink, tmp_path, only=["daily_spend"]) as platform:
-        lossy_fence(platform, cheap_log(), kafka, flink, monkeypatch)
+        log = cheap_log()
+        lossy_fence(platform, log, kafka, flink, monkeypatch)
+        held = sum(len(r) // 2 for r in log.auth_log.records.values())  # the first half
+        a_forced_replay_rebuilds_the_live_fingerprint(platform, stack, held)
 
 
 def lossy_fence(
@@ -91,3 +95,22 @@ def a_run_killed_after_the_fence_is_finished_by_a_replay(
     v3 = versions(platform, "daily_spend")[3]
     assert (v3.check_results or {})["input_balance"]["passed"], v3.check_results
     wait_serving(platform, oracle)
+
+
+def a_forced_replay_rebuilds_the_live_fingerprint(platform: Platform, stack: StackConfig, held: int) -> None:
+    """Issue 26, point 6 (29, point 4): `reprocess --force` replays the spec it serves into
+    a new version through the gate and the swap, recorded with who asked and why."""
+    before = versions(platform, "daily_spend")
+    code, out = cli(platform, stack, "reprocess", "daily_spend", "--force", "--wait")
+    assert code == 1 and "needs a reason" in out and "Traceback" not in out, out
+    assert versions(platform, "daily_spend").keys() == before.keys()
+    code, out = cli(
+        platform, stack, "reprocess", "daily_spend", "--force", "--reason", "rebuilt on request", "--wait"
+    )
+    assert code == 0 and "Traceback" not in out, out
+    new = max(versions(platform, "daily_spend"))
+    row = versions(platform, "daily_spend")[new]
+    assert new == max(before) + 1 and row.state == registry.LIVE
+    assert (row.definition or {})["forced"]["reason"] == "rebuilt on request"
+    assert "cheap_start" not in (row.definition or {})  # a full replay, nothing carried
+    assert own_counts(platform, new) == held  # the whole log (its first half) was read

@@ -149,3 +149,12 @@ def test_a_version_whose_log_was_replaced_is_replayed_into_a_new_version() -> No
         ).action
         == "none"
     )
+
+
+def test_a_forced_replay_makes_a_new_version_of_a_live_fingerprint() -> None:
+    # issue 26, point 6 (and 29, point 4): `reprocess --force` rebuilds what the spec says
+    live = row(1, FP, registry.LIVE)
+    forced = plan_deploy(PIPELINE, rows=[live], job_states={"job": "RUNNING"}, now=NOW, force=True)
+    assert (forced.action, forced.version, forced.releases) == ("deploy", 2, 1)
+    assert "--force" in forced.reason
+    assert plan_deploy(PIPELINE, rows=[live], job_states={"job": "RUNNING"}, now=NOW).action == "none"
