@@ -343,22 +343,33 @@ def row(r: Result) -> dict[str, Any]:
 
 
 def report(results: list[Result]) -> None:
+    """One row per edit: its time against the median full replay of its shape's first half
+    (the breaking edits' own replays, same run), the records its new version's job read
+    against the log, and the estimates' errors (records, seconds)."""
     print()
     print(
         f"{'edit':<5} {'shape':<22} {'change':<36} {'class':<17} {'outcome':<13} {'time':>6} "
-        f"{'t/replay':>8} {'read/log':>8} {'est.err':>7} {'approval':<8} guard"
+        f"{'t/replay':>8} {'read/log':>8} {'est.err':>7} {'t.err':>6} {'approval':<8} guard"
     )
-    replay_s = statistics.median([r.seconds for r in results if r.applied == "replay" and r.passed] or [0.0])
+    replay_s = {
+        shape: statistics.median(
+            [r.seconds for r in results if r.edit.shape == shape and r.applied == "replay" and r.passed]
+            or [0.0]
+        )
+        for shape in {r.edit.shape for r in results}
+    }
     for r in results:
         d = row(r)
         asked = ("asked" if r.asked else "-") + ("" if r.asked == r.edit.drops else "(!)")
-        ratio = f"{r.seconds / replay_s:.2f}" if replay_s else "-"
+        baseline = replay_s[r.edit.shape]
+        ratio = f"{r.seconds / baseline:.2f}" if baseline else "-"
         err = "-" if d["estimate_error"] is None else f"{d['estimate_error']:+.0%}"
+        t_err = f"{(r.seconds - r.estimate_s) / r.estimate_s:+.0%}" if r.estimate_s else "-"
         read = "-" if d["events_ratio"] is None else f"{d['events_ratio']:.2f}"
         print(
             f"{r.edit.key:<5} {SHAPES[r.edit.shape]:<22.22} {r.edit.label:<36.36} {r.kind:<17} "
             f"{r.outcome:<13} "
-            f"{r.seconds:5.0f}s {ratio:>8} {read:>8} {err:>7} {asked:<8} {r.guard}"
+            f"{r.seconds:5.0f}s {ratio:>8} {read:>8} {err:>7} {t_err:>6} {asked:<8} {r.guard}"
         )
     cheaper = [r for r in results if r.applied != "replay" and r.outcome in ("exact-cheap",)]
     print()
@@ -366,7 +377,8 @@ def report(results: list[Result]) -> None:
     for outcome in ("exact-cheap", "exact-replay", "caught", "gate-failed", "silent-wrong"):
         print(f"{outcome:<25} {sum(r.outcome == outcome for r in results)}")
     print(f"cheaper than a replay     {len(cheaper)} ({len(cheaper) / max(len(results), 1):.0%})")
-    print(f"median replay             {replay_s:.0f} s (the shapes' full replays of the first half)")
+    medians = ", ".join(f"{shape} {seconds:.0f} s" for shape, seconds in sorted(replay_s.items()))
+    print(f"median replay per shape   {medians}")
     cheap_s = [r.seconds for r in cheaper if r.applied == "savepoint"]
     if cheap_s:
         print(f"median cheap start        {statistics.median(cheap_s):.0f} s")
