@@ -53,7 +53,7 @@ from suite_guard import Guard, guard_start, guard_verdict  # noqa: E402
 
 from kappa_orch.errors import AwaitingApproval  # noqa: E402
 from kappa_orch.lifecycle.change import change_of, records_held  # noqa: E402
-from kappa_orch.lifecycle.reprocess import prepare_candidate  # noqa: E402
+from kappa_orch.lifecycle.reprocess import Acceptance, prepare_candidate  # noqa: E402
 from kappa_orch.lifecycle.services import Services  # noqa: E402
 from kappa_orch.lifecycle.swap import SwapRequest, retire, swap  # noqa: E402
 from kappa_orch.registry import approvals  # noqa: E402
@@ -72,6 +72,10 @@ BASES = {
     "auth_copy": ROOT / "bench" / "specs",
 }
 COMPARE_WAIT_S = 180.0
+# an edit changes the rows on purpose: its parity with the live version is accepted, as
+# an operator would (`--accept parity_with_live --reason ...`); every structural check,
+# derive_parity included, still gates it, and the full replay is the judge
+ACCEPTED = Acceptance(("parity_with_live",), "the edit changes the rows on purpose", by="change-suite")
 
 
 @dataclass
@@ -227,13 +231,13 @@ def apply(edit: Edit, pipeline: LoadedPipeline, services: Services) -> Result:
     if pipeline.fingerprint != live.fingerprint:
         owner = owner_id(f"suite-{name}")
         try:
-            report = prepare_candidate(pipeline, services, Claimant(owner))
+            report = prepare_candidate(pipeline, services, Claimant(owner), acceptance=ACCEPTED)
         except AwaitingApproval:
             result.asked = True
             with registry.session(services.warehouse) as conn:
                 [waiting] = [a for a in approvals.requests(conn, pipeline=name) if a.approved_at is None]
                 approvals.approve(conn, waiting.plan_id, "change-suite")
-            report = prepare_candidate(pipeline, services, Claimant(owner))
+            report = prepare_candidate(pipeline, services, Claimant(owner), acceptance=ACCEPTED)
         result.passed = report.passed
         version = report.version.version
         result.read = own_reads(services, name, version)
