@@ -30,10 +30,10 @@ def _statuses(pipeline: str | None, options: dict[str, Any]) -> list[Any]:
         services.warehouse.dispose()
 
 
-def _print(statuses: list[Any]) -> None:
+def _print(statuses: list[Any], before: list[Any] | None = None, elapsed_s: float | None = None) -> None:
     from kappa_orch.cli.status_view import render
 
-    for text, colour in render(statuses, datetime.now(UTC)):
+    for text, colour in render(statuses, datetime.now(UTC), before, elapsed_s):
         click.secho(text, fg=colour)
 
 
@@ -41,6 +41,7 @@ def _watch(pipeline: str | None, interval: float, options: dict[str, Any]) -> No
     """Print the status every `interval` seconds until Ctrl-C; a service that does not
     answer is reported and asked again on the next round."""
     terminal = sys.stdout.isatty()
+    before: tuple[list[Any], float] | None = None
     try:
         while True:
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -48,7 +49,9 @@ def _watch(pipeline: str | None, interval: float, options: dict[str, Any]) -> No
                 click.clear()
             click.secho(f"kappa-orch status at {stamp} (every {interval:g}s; Ctrl-C stops)", bold=True)
             try:
-                _print(_statuses(pipeline, options))
+                statuses, at = _statuses(pipeline, options), time.monotonic()
+                _print(statuses, *((before[0], at - before[1]) if before else ([], 0.0)))
+                before = (statuses, at)
             except KappaError as exc:
                 click.secho(f"{exc.problem}" + (f"\nfix: {exc.fix}" if exc.fix else ""), fg="red")
             if not terminal:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
+from kappa_orch.registry.states import CATCHING_UP
 
 Line = tuple[str, str | None]  # text, colour (None: plain)
 
@@ -129,8 +130,30 @@ def _version_row(v: VersionStatus) -> list[str]:
     ]
 
 
-def details(s: PipelineStatus) -> list[Line]:
-    """One pipeline: its sync verdict, versions, warnings, column changes and errors."""
+def catching_up(v: VersionStatus, before: VersionStatus | None, elapsed_s: float | None) -> str | None:
+    """A catching-up version's progress: the share of the log its job has read (its
+    counters against its lag, both as of its last checkpoint), and with an earlier reading
+    (`status --watch`: `elapsed_s` since it, 0 on the first round) its rate and the time
+    left; None for any other version."""
+    if v.state != CATCHING_UP or v.lag is None:
+        return None
+    total = v.input + v.lag
+    text = (
+        f"v{v.version} catching up: {v.input / total if total else 1:.0%} ({v.input:,} of {total:,} records)"
+    )
+    if elapsed_s is None:
+        return text + ", rate and time left with --watch"
+    if before is None or elapsed_s <= 0 or v.input <= before.input:
+        return text
+    rate = (v.input - before.input) / elapsed_s
+    return text + f", {rate:,.0f} records/s, about {_age(v.lag / rate)} left"
+
+
+def details(
+    s: PipelineStatus, before: PipelineStatus | None = None, elapsed_s: float | None = None
+) -> list[Line]:
+    """One pipeline: its sync verdict, versions, catch-up progress (`before`: the reading
+    `elapsed_s` earlier, under --watch), warnings, column changes and errors."""
     if s.degraded:
         sync = "DEGRADED: its job is not running"
     elif s.in_sync:
@@ -148,6 +171,10 @@ def details(s: PipelineStatus) -> list[Line]:
         header, *body = table(VERSION_HEADER, [_version_row(v) for v in s.versions], indent="  ")
         lines.append((header, None))
         lines += [(text, "red" if v.degraded else None) for text, v in zip(body, s.versions, strict=True)]
+    earlier = {v.version: v for v in (before.versions if before else [])}
+    for v in s.versions:
+        progress = catching_up(v, earlier.get(v.version) if before else None, elapsed_s)
+        lines += [(f"  {progress}", "cyan")] if progress else []
     lines += [(f"  WARNING: {w}", "yellow") for w in s.warnings]
     if s.column_changes:
         lines.append((f"  columns, spec against live: {', '.join(s.column_changes)}", None))
@@ -157,9 +184,15 @@ def details(s: PipelineStatus) -> list[Line]:
     return lines
 
 
-def render(statuses: Sequence[PipelineStatus], now: datetime) -> list[Line]:
-    """The whole `status` output."""
+def render(
+    statuses: Sequence[PipelineStatus],
+    now: datetime,
+    before: Sequence[PipelineStatus] | None = None,
+    elapsed_s: float | None = None,
+) -> list[Line]:
+    """The whole `status` output (`before`: the reading `elapsed_s` earlier, under --watch)."""
     lines = overview(statuses, now)
+    earlier = {s.pipeline: s for s in before or []}
     for s in statuses:
-        lines += [("", None), *details(s)]
+        lines += [("", None), *details(s, earlier.get(s.pipeline), elapsed_s)]
     return lines

@@ -84,3 +84,20 @@ def test_details_list_versions_warnings_and_errors() -> None:
     [row3] = [t for t in lines if t.strip().startswith("v3 ") and "fp3" in t]
     assert row3.split()[:4] == ["v3", "fp3", "failed", "-"]
     assert "  v3 error: gate: expect_x failed" in lines
+
+
+def test_a_catching_up_version_shows_its_progress_and_under_watch_its_rate_and_time_left() -> None:
+    # issue 29, point 4: while a candidate catches up, status --watch shows percent, rate, ETA
+    earlier = pipeline(
+        "daily_spend", versions=[version(2, "live"), version(3, "catching_up", input=100_000, lag=300_000)]
+    )
+    now = pipeline(
+        "daily_spend", versions=[version(2, "live"), version(3, "catching_up", input=200_000, lag=200_000)]
+    )
+    once = [text for text, _ in render([now], NOW)]
+    assert "  v3 catching up: 50% (200,000 of 400,000 records), rate and time left with --watch" in once
+    watched = [text for text, _ in render([now], NOW, [earlier], 10.0)]
+    assert "  v3 catching up: 50% (200,000 of 400,000 records), 10,000 records/s, about 20s left" in watched
+    first_round = [text for text, _ in render([now], NOW, [], 0.0)]
+    assert "  v3 catching up: 50% (200,000 of 400,000 records)" in first_round
+    assert not any("v2 catching up" in text for text in watched)
