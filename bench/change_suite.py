@@ -113,19 +113,28 @@ def main() -> None:
         edits = [e for e in EDITS if e.shape == shape and (not only or e.key in only)]
         if edits:
             with sandbox() as box:
-                results += run_shape(box, shape, edits, log)
+                run_shape(box, shape, edits, log, results, args.json)
     report(results)
-    if args.json:
-        args.json.write_text(json.dumps([row(r) for r in results], indent=2))
     if any(r.outcome == "silent-wrong" for r in results):
-        raise SystemExit(1)
+        raise SystemExit(
+            "silent-wrong: " + ", ".join(r.edit.key for r in results if r.outcome == "silent-wrong")
+        )
+    guarded = [r for r in results if r.edit.guard]
+    if guarded and not any(r.guard == "silent-wrong" for r in guarded):
+        raise SystemExit(
+            "the guard is no longer meaningful: no stateful edit went wrong with Flink's own ids"
+        )
 
 
 def say(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
-def run_shape(box: Sandbox, shape: str, edits: list[Edit], log: scale.ScaleLog) -> list[Result]:
+def run_shape(
+    box: Sandbox, shape: str, edits: list[Edit], log: scale.ScaleLog, done: list[Result], out: Path | None
+) -> None:
+    """The shape's edits (see the module's docstring); each result is added to `done` (and
+    `out` rewritten) as soon as it is judged."""
     settlements = f"{box.topic.rsplit('.', 1)[0]}.settlements"
     box.kafka.create_topic(settlements, partitions=scale.PARTITIONS, config={"retention.ms": "-1"})
     topics = {"payments.authorizations": box.topic, "payments.settlements": settlements}
@@ -136,20 +145,24 @@ def run_shape(box: Sandbox, shape: str, edits: list[Edit], log: scale.ScaleLog) 
         copies = {e.key: write_copy(box.folder / e.key, shape, f"{shape}_{e.key}", topics) for e in edits}
         go_live(list(copies.values()), services)
         results, guards = [], {}
+        started_guards: list[str] = []
         for e in edits:
             if e.guard:
                 base = apply_edit(box.folder / f"{e.key}_gb", copies[e.key], Edit(shape, "", ""), "_gb")
                 guards[e.key] = guard_start(
                     services, base, apply_edit(box.folder / f"{e.key}_g", copies[e.key], e, "_g")
                 )
+                started_guards += [guards[e.key].job_id] if guards[e.key].job_id else []
             results.append(apply(e, apply_edit(box.folder / e.key, copies[e.key], e), services))
         say(f"{shape}: the second half")
         produce_half(box, log, topics, 1)
         for r in results:
             verdict(r, box, services, guards.get(r.edit.key))
-        return results
+            done.append(r)
+            if out is not None:
+                out.write_text(json.dumps([row(d) for d in done], indent=2))
     finally:
-        stop_jobs(box, services)
+        stop_jobs(box, services, started_guards)
         box.kafka.delete_topic(settlements)
 
 
@@ -250,7 +263,7 @@ def apply(edit: Edit, pipeline: LoadedPipeline, services: Services) -> Result:
     result.seconds = time.monotonic() - started
     say(
         f"{edit.key} {edit.label}: {result.kind} ({result.applied}) in {result.seconds:.0f} s, "
-        f"read {result.read:,}"
+        f"read {result.read:,} (estimated {result.estimate_events}, {result.estimate_s} s)"
     )
     return result
 
@@ -289,6 +302,9 @@ def verdict(result: Result, box: Sandbox, services: Services, guard: Guard | Non
         result.guard = guard_verdict(
             guard, services, lambda table: differences(services, columns, table, replayed, 20.0)
         )
+    # judged: its jobs go (a TaskManager of the local stack holds a shape's jobs, not all)
+    for name in (scratch.name, edited.name):
+        stop_jobs(box, services, names={name})
     say(
         f"{result.edit.key}: {result.outcome} ({result.differences} rows differ)"
         + (f", guard: {result.guard}" if result.guard else "")
@@ -313,10 +329,15 @@ def differences(
         time.sleep(5)
 
 
-def stop_jobs(box: Sandbox, services: Services) -> None:
-    """Cancel every job the shape started (the sandbox then drops its database)."""
+def stop_jobs(
+    box: Sandbox, services: Services, others: list[str] | None = None, names: set[str] | None = None
+) -> None:
+    """Cancel the jobs of the registry's versions (of the pipelines `names`, else all) and
+    `others` (the sandbox then drops its database)."""
     with registry.session(box.warehouse) as conn:
-        jobs = [r.flink_job_id for r in registry.all_versions(conn) if r.flink_job_id]
+        rows = registry.all_versions(conn)
+    jobs = [r.flink_job_id for r in rows if r.flink_job_id and (names is None or r.pipeline in names)]
+    jobs += others or []
     for job in jobs:
         with contextlib.suppress(Exception):  # a job that ended already
             services.engine.cancel(job, wait=False)

@@ -50,6 +50,7 @@ from kappa_orch.engine.flink.sources import (  # noqa: E402
 )
 from kappa_orch.lifecycle.reprocess import prepare_candidate  # noqa: E402
 from kappa_orch.lifecycle.services import Services  # noqa: E402
+from kappa_orch.registry import store as registry  # noqa: E402
 from kappa_orch.registry.claims import Claimant, owner_id  # noqa: E402
 from kappa_orch.spec.load import load_pipelines  # noqa: E402
 from kappa_orch.spec.model import LoadedPipeline  # noqa: E402
@@ -211,6 +212,10 @@ def kappa_replay(box: Sandbox, pipeline: LoadedPipeline) -> float:
         raise SystemExit("the reprocess did not submit its job within 300 s")
     seconds = wait_lag_zero(box.kafka, "kappa.auth_copy.v1", box.topic, marks["deploy"])
     flow.join()
+    with registry.session(box.warehouse) as conn:
+        for row in registry.pipeline_versions(conn, pipeline.name):
+            if row.flink_job_id:  # the sandbox drops its database; its job goes first
+                box.flink.cancel(row.flink_job_id, wait=False)
     say(
         f"replay: {seconds:.1f} s from the job accepted to its committed lag at 0 "
         f"(deploy took {marks['deploy'] - started:.1f} s)"
