@@ -24,12 +24,13 @@ from kappa_orch.plan.change import (
     dropped_columns,
     metadata_change,
     plan_id,
+    replay_fixed_s,
     settings_change,
     settings_changes,
 )
 from kappa_orch.registry import store as registry
 from kappa_orch.resources.kafka import KafkaResource
-from kappa_orch.spec.model import LoadedPipeline
+from kappa_orch.spec.model import LoadedPipeline, parse_duration
 
 # a compiled plan's sink options that say where it writes are not part of what it computes
 # (engine.flink.compiled.VOLATILE_OPTIONS): the plan is compiled, never run, against this
@@ -66,7 +67,8 @@ def change_of(
     replay reads."""
     definition = (live.definition or {}) if live is not None else {}
     speed = (definition.get("catch_up") or {}).get("events_per_s")
-    costs = Costs(records_held, None, speed)
+    fixed = replay_fixed_s(parse_duration(pipeline.spec.catch_up.stable_for))
+    costs = Costs(records_held, None, speed, fixed)
     candidate = spec_columns(pipeline)
     if live is None:
         return classify(None, None, candidate, costs)
@@ -88,7 +90,7 @@ def change_of(
             stored.document, compiled.document, (columns.names, candidate.names)
         )
         rows = table_rows(services, pipeline.spec.target.schema_name, live.physical_table)
-        change = classify(diff, columns, candidate, Costs(records_held, rows, speed))
+        change = classify(diff, columns, candidate, Costs(records_held, rows, speed, fixed))
     return replace(
         change,
         dropped=dropped_columns(columns, candidate, change.derivation),

@@ -43,6 +43,7 @@ DERIVE_ROWS_PER_S = 100_000.0
 # started again) and a catch-up with nothing to read that still waits for the new job's
 # checkpoints (bench/change.py on the 2-core machine: 27.9-28.5 s in all)
 CHEAP_START_S = 28.0
+REPLAY_OVERHEAD_S = 13.0
 # a live job stopped with a savepoint and started again from it with other settings, to
 # its first checkpoint (lifecycle.reconfigure)
 RESTART_S = 15.0
@@ -95,6 +96,16 @@ class Costs:
     records_held: int | None
     live_rows: int | None
     events_per_s: float | None
+    # what a replay takes besides reading: see replay_fixed_s
+    replay_fixed_s: float = 0.0
+
+
+def replay_fixed_s(stable_for_s: float) -> float:
+    """What a replay takes besides reading the log: deploying, the job's start, its first
+    checkpoint, the spec's stability window and a checkpoint after it, the gate and the
+    swap (bench/change_suite.py on the 2-core machine: 27-29 s for a replay whose reading
+    took 13 s, with a 2 s window)."""
+    return REPLAY_OVERHEAD_S + stable_for_s
 
 
 def key_problems(diff: PlanDiff, live: Columns, candidate: Columns) -> list[str]:
@@ -127,7 +138,14 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     if diff.same_plan and list(live.columns) == list(candidate.columns):
         reasons = ["the candidate compiles to the live version's plan, for the same table"]
         copies = dict(diff.derivation or {})
-        return Change("same_plan", reasons, 0, costs.live_rows, 0.0, applied=_path(copies), derivation=copies)
+        if _path(copies) == "replay":
+            return replace(_replay("same_plan", reasons, costs), derivation=copies)
+        estimate = (
+            None if costs.live_rows is None else round(CHEAP_START_S + costs.live_rows / DERIVE_ROWS_PER_S, 1)
+        )
+        return Change(
+            "same_plan", reasons, 0, costs.live_rows, estimate, applied="savepoint", derivation=copies
+        )
     reasons = [*diff.refusals]
     reasons += [f"new state: {n}" for n in diff.new_state]
     reasons += [f"state the candidate would drop: {n}" for n in diff.unclaimed]
@@ -167,7 +185,7 @@ def _replay(kind: str, reasons: list[str], costs: Costs) -> Change:
     """A change made by a full replay: every record the topics hold is read."""
     estimate = None
     if costs.records_held is not None and costs.events_per_s:
-        estimate = round(costs.records_held / costs.events_per_s, 1)
+        estimate = round(costs.records_held / costs.events_per_s + costs.replay_fixed_s, 1)
     return Change(kind, reasons, costs.records_held, 0, estimate)
 
 
