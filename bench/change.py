@@ -17,7 +17,6 @@ removes them afterwards.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from sandbox import Sandbox, sandbox  # noqa: E402
+from sandbox import Sandbox, run_on_events  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
@@ -39,13 +38,7 @@ from kappa_orch.spec.load import load_pipelines  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=1_000_000)
-    args = parser.parse_args()
-    with sandbox() as box:
-        run(box, args.events)
+    run_on_events(__doc__, run)
 
 
 def reprocess(box: Sandbox, label: str) -> float:

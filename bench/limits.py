@@ -25,7 +25,6 @@ topic and database and removes them afterwards.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import threading
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from psycopg2.extras import execute_batch  # noqa: E402
 from reprocess import wait_lag_zero  # noqa: E402
-from sandbox import Sandbox, sandbox  # noqa: E402
+from sandbox import Sandbox, run_on_events  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from assets.sample_events import sample_events  # noqa: E402
@@ -60,13 +59,7 @@ COLUMNS = "auth_id text PRIMARY KEY, account text, amount_cents bigint, status t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=1_000_000)
-    args = parser.parse_args()
-    with sandbox() as box:
-        run(box, args.events)
+    run_on_events(__doc__, run)
 
 
 def run(box: Sandbox, events_count: int) -> None:

@@ -3,10 +3,11 @@ database and a folder for specs, all removed afterwards."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,3 +55,13 @@ def sandbox(*, partitions: int = 3) -> Iterator[Sandbox]:
         admin.dispose()
         kafka.delete_topic(topic)
         shutil.rmtree(box.folder, ignore_errors=True)
+
+
+def run_on_events(doc: str | None, run: Callable[[Sandbox, int], None]) -> None:
+    """A benchmark's command line (`--events N`, default a million, `doc` its help) and
+    its run in a sandbox."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with sandbox() as box:
+        run(box, args.events)
