@@ -55,6 +55,16 @@ def platform(
         yield platform
 
 
+def said(process: Any, text: str, timeout_s: float = 120.0) -> str:
+    """The process's output up to the line holding `text` (it must still run by then)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while not any(text in line for line in lines):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+        lines.append(process.stdout.readline())
+    return "".join(lines)
+
+
 def test_rollback_and_retired_versions(
     platform: Platform, kafka: KafkaResource, flink: FlinkResource, stack: StackConfig
 ) -> None:
@@ -71,12 +81,13 @@ def test_rollback_and_retired_versions(
     in_flight = "run-elsewhere@another-host:1"
     claims.acquire(platform.warehouse, "daily_spend", claims.Claimant(in_flight), fingerprint="f", log=print)
     rollback = cli(platform, stack, "rollback", "daily_spend")
-    time.sleep(8)
-    assert rollback.poll() is None and serving(platform) == v2_rows  # waiting, nothing moved
+    # until it says it waits (found: a fixed 8 s sleep passed before a CLI started under a
+    # loaded CI machine had even asked for the claim)
+    output = said(rollback, "waiting for the reprocess run run-elsewhere@another-host:1 to finish")
+    assert serving(platform) == v2_rows  # waiting, nothing moved
     claims.release(platform.warehouse, pipeline="daily_spend", owner=in_flight)
-    output, _ = rollback.communicate(timeout=60)
-    assert rollback.returncode == 0, output
-    assert "waiting for the reprocess run run-elsewhere@another-host:1 to finish" in output
+    rest, _ = rollback.communicate(timeout=60)
+    assert rollback.returncode == 0, output + rest
     assert serving(platform) == v1_rows
     assert swaps(platform)[-1]["reason"] == "rollback"
     forward = cli(platform, stack, "rollback", "daily_spend", "--to", "2")
