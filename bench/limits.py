@@ -30,7 +30,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -146,42 +148,45 @@ def flink_job(box: Sandbox, pipeline: LoadedPipeline, *, decode: bool) -> float:
     return seconds
 
 
-def pg_copy(box: Sandbox, rows: list[tuple[str, str, int, str]]) -> float:
-    buffer = io.StringIO("".join(f"{a}\t{b}\t{c}\t{d}\n" for a, b, c, d in rows))
+def pg_timed(box: Sandbox, table: str, fill: Callable[[Any, Any], None]) -> float:
+    """Seconds `fill(connection, cursor)` takes to fill a fresh `table` over one raw
+    connection (its creation not counted)."""
     with box.warehouse.begin() as conn:
-        conn.execute(text(f"CREATE TABLE bench_copy ({COLUMNS})"))
+        conn.execute(text(f"CREATE TABLE {table} ({COLUMNS})"))
     raw = box.warehouse.get_engine().raw_connection()
     started = time.monotonic()
     try:
         with raw.cursor() as cursor:
-            cursor.copy_expert("COPY bench_copy FROM STDIN", buffer)
+            fill(raw, cursor)
         raw.commit()
     finally:
         raw.close()
-    seconds = time.monotonic() - started
+    return time.monotonic() - started
+
+
+def pg_copy(box: Sandbox, rows: list[tuple[str, str, int, str]]) -> float:
+    buffer = io.StringIO("".join(f"{a}\t{b}\t{c}\t{d}\n" for a, b, c, d in rows))
+    seconds = pg_timed(
+        box, "bench_copy", lambda _, cursor: cursor.copy_expert("COPY bench_copy FROM STDIN", buffer)
+    )
     say(f"pg copy: {len(rows):,} rows in {seconds:.1f} s")
     return seconds
 
 
 def pg_upsert(box: Sandbox, rows: list[tuple[str, str, int, str]]) -> float:
-    with box.warehouse.begin() as conn:
-        conn.execute(text(f"CREATE TABLE bench_upsert ({COLUMNS})"))
     statement = (
         "INSERT INTO bench_upsert (auth_id, account, amount_cents, status) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (auth_id) DO UPDATE SET account = EXCLUDED.account, "
         "amount_cents = EXCLUDED.amount_cents, status = EXCLUDED.status"
     )
-    raw = box.warehouse.get_engine().raw_connection()
-    started = time.monotonic()
-    try:
-        with raw.cursor() as cursor:
-            for at in range(0, len(rows), BATCH):
-                # statements sent a page at a time, as pgjdbc's executeBatch pipelines them
-                execute_batch(cursor, statement, rows[at : at + BATCH], page_size=BATCH)
-                raw.commit()
-    finally:
-        raw.close()
-    seconds = time.monotonic() - started
+
+    def batches(raw: Any, cursor: Any) -> None:
+        for at in range(0, len(rows), BATCH):
+            # statements sent a page at a time, as pgjdbc's executeBatch pipelines them
+            execute_batch(cursor, statement, rows[at : at + BATCH], page_size=BATCH)
+            raw.commit()
+
+    seconds = pg_timed(box, "bench_upsert", batches)
     say(f"pg upsert: {len(rows):,} rows in {seconds:.1f} s (batches of {BATCH:,}, one commit each)")
     return seconds
 

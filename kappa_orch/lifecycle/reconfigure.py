@@ -10,8 +10,7 @@ entry point (`reprocess`, `plan --apply`, the reprocess sensor) carries it out h
 
 from __future__ import annotations
 
-from typing import Any
-
+from kappa_orch.lifecycle.deploy import deploy
 from kappa_orch.lifecycle.restore import stop_keeping_state
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.plan.change import job_settings, settings_changes
@@ -20,11 +19,10 @@ from kappa_orch.registry import transitions
 from kappa_orch.spec.model import LoadedPipeline
 
 
-def reconfigure(pipeline: LoadedPipeline, services: Services, deploy: Any) -> bool:
+def reconfigure(pipeline: LoadedPipeline, services: Services) -> bool:
     """Restart the live version's job from a savepoint with the spec's settings when they
-    changed (True), else nothing (False). `deploy`: lifecycle.deploy.deploy (the same
-    redeploy a repair makes, resuming from the recorded savepoint); the caller holds the
-    pipeline's claim."""
+    changed (True), else nothing (False): the same redeploy a repair makes, resuming from
+    the recorded savepoint; the caller holds the pipeline's claim."""
     name = pipeline.name
     with registry.session(services.warehouse) as conn:
         version = registry.live_versions(conn).get(name)

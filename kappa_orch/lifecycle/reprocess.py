@@ -130,7 +130,7 @@ def _candidate(
         change = None
     else:
         # the live version serves this fingerprint with other job settings: a restart, no version
-        reconfigure(pipeline, services, deploy)
+        reconfigure(pipeline, services)
         change = approved_change(pipeline, services, approve=acceptance.approve, by=acceptance.by or "")
         deployed = deploy(pipeline, services, holds_claim=True, change=change)
     row = _row(warehouse, spec.name, deployed.plan.version)

@@ -201,9 +201,9 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def first_timestamps(self, topic: str) -> dict[int, int | None]:
         """Per partition, the timestamp (ms) of the oldest record still held (None if empty)."""
-        held = {p: low for p, (low, high) in self.watermarks(topic).items() if low < high}
-        found = timestamps_at_once(self._reader(), topic, held, self.request_timeout_s)
-        return {p: found.get(p) for p in self.watermarks(topic)}
+        marks = self.watermarks(topic)
+        held = {p: low for p, (low, high) in marks.items() if low < high}
+        return dict.fromkeys(marks) | timestamps_at_once(self._reader(), topic, held, self.request_timeout_s)
 
     def _reader(self) -> dict[str, Any]:
         return {**self._base(), "group.id": f"{self.client_id}-reader", "enable.auto.commit": False}
