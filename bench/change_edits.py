@@ -157,6 +157,17 @@ EDITS: list[Edit] = [
         ],
         guard=True,
     ),
+    Edit(
+        DS,
+        "ds10",
+        "a HAVING clause",
+        [
+            (
+                "GROUP BY account, CAST(event_time AS DATE)",
+                "GROUP BY account, CAST(event_time AS DATE)\nHAVING SUM(amount_cents) >= 10000",
+            )
+        ],
+    ),
     # an event-time window with allowed lateness
     Edit(
         MR, "mr01", "rename an aggregate", [("AS declines", "AS declined")], _rename("declines", "declined")

@@ -131,6 +131,15 @@ def main() -> None:
         )
 
 
+# what the reprocess says that the table needs: the path it took, and why not a cheaper one
+TELLING = ("replays the log", "no cheap start", "rows derived", "starts from", "could not be")
+
+
+def _telling(line: str) -> None:
+    if any(part in line for part in TELLING):
+        say(f"  {line}")
+
+
 def say(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
@@ -143,7 +152,7 @@ def run_shape(
     settlements = f"{box.topic.rsplit('.', 1)[0]}.settlements"
     box.kafka.create_topic(settlements, partitions=scale.PARTITIONS, config={"retention.ms": "-1"})
     topics = {"payments.authorizations": box.topic, "payments.settlements": settlements}
-    services = Services(box.kafka, box.flink, box.warehouse, log=lambda line: None)
+    services = Services(box.kafka, box.flink, box.warehouse, log=_telling)
     try:
         say(f"{shape}: the first half of {log.auth_log.total:,} records")
         produce_half(box, log, topics, 0)
@@ -259,7 +268,12 @@ def apply(edit: Edit, pipeline: LoadedPipeline, services: Services) -> Result:
         result.passed = report.passed
         version = report.version.version
         result.read = own_reads(services, name, version)
-        result.fell_back = ((report.version.definition or {}).get("cheap_start") or {}).get("fell_back")
+        started_cheaply = (report.version.definition or {}).get("cheap_start") or {}
+        result.fell_back = started_cheaply.get("fell_back")
+        if change.applied == "savepoint" and not started_cheaply:
+            # the plan chose a cheap start, the reprocess refused it before the fence
+            result.applied = "replay"
+            result.notes.append("a cheap start was refused before the fence: replayed")
         if report.passed:
             swap(pipeline, services, SwapRequest(owner=owner))
             retire(pipeline, live.version, services, owner=owner)

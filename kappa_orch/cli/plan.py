@@ -200,16 +200,18 @@ def _print_change(change: Any, approval: list[str]) -> None:
     applied = {
         "nothing": "no new version, no job",
         "restart": "a restart of the live job from a savepoint with its new settings (no new version)",
-        "savepoint": "a start from the live version's savepoint, its rows copied, verified at the gate",
+        "savepoint": "a start from the live version's savepoint, its rows derived, verified at the gate",
         "replay": "a full replay",
     }[change.applied]
     colour = "green" if change.cheap else "yellow"
     click.secho(f"{'':<24} change: {change.kind} (a reprocess makes it with {applied})", fg=colour)
     for reason in change.reasons:
         click.echo(f"{'':<24}   - {reason}")
-    if change.cheap and change.applied == "replay":
+    if change.applied == "savepoint" and (change.expressions or change.conditions):
+        computed = ", ".join(sorted(change.expressions)) or "none"
         click.echo(
-            f"{'':<24}   (a column computed anew from the live rows: not built yet, the candidate replays)"
+            f"{'':<24}   derived by a bounded Flink job: computed columns {computed}; "
+            f"{len(change.conditions)} filter(s) on the live rows"
         )
     if change.rows_to_derive:
         estimate = f", about {change.estimate_s:,.0f}s" if change.estimate_s is not None else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from kappa_orch.spec.model import LoadedPipeline
 
@@ -100,6 +100,10 @@ class PlanDiff:
     # filters the candidate applies after the operators both plans share: deriving its rows
     # means applying them to the live rows too (a copy alone would keep rows it drops)
     filters: int = 0
+    # the computed columns' expressions and the filters, over the live table's columns
+    # (LIVE_COLUMN leaves): what a derivation applies to the live rows (engine.flink.derive)
+    expressions: Mapping[str, Any] | None = None
+    conditions: tuple[Any, ...] = ()
     # why no state or offsets may be carried over at all, whatever else holds
     refusals: tuple[str, ...] = ()
     stateless: bool = False  # no operator on the way to the target keeps state but the sources
@@ -139,6 +143,23 @@ class StreamEngine(Protocol):
     def compile_job(self, job: JobDefinition) -> CompiledJob | None:
         """The job's compiled plan, or None when the engine keeps no plans (its jobs then
         run with the engine's automatic operator ids)."""
+        ...
+
+    def derive_job(
+        self,
+        pipeline: LoadedPipeline,
+        live: tuple[str, Sequence[Sequence[str]]],
+        derivation: tuple[Mapping[str, str | None], Mapping[str, Any], Sequence[Any]],
+        target_table: str,
+        jdbc: Mapping[str, str],
+    ) -> JobDefinition:
+        """A bounded job writing the candidate's rows into `target_table` from the live rows
+        in `live` (schema.table, its columns): copies, computed columns, filters."""
+        ...
+
+    def derivation_problem(self, document: str, expected: tuple[Sequence[Any], Sequence[Any]]) -> str | None:
+        """Why a derivation's compiled plan does not apply exactly the expected columns and
+        filters (over the live columns), or None."""
         ...
 
     def compare_plans(

@@ -148,7 +148,7 @@ def computed_days(
             setup=job.setup, inserts=job.inserts, job_name=job.job_name, configuration=job.configuration
         )
         log(f"{spec.name}: batch job {job_id} for {first}..{last} submitted")
-        _wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
+        wait_finished(flink, job_id, timeout_s=timeout_s, log=log, what=f"{spec.name} {first}..{last}")
         yield staging, read_until
     finally:
         with warehouse.begin() as conn:
@@ -210,7 +210,9 @@ def replace_days(conn: Connection, spec: PipelineSpec, staging: str, days: Seque
     return {d: int(counts.get(d, 0)) for d in days}
 
 
-def _wait_finished(flink: StreamEngine, job_id: str, *, timeout_s: float, log: Log, what: str) -> None:
+def wait_finished(flink: StreamEngine, job_id: str, *, timeout_s: float, log: Log, what: str) -> None:
+    """Wait for a bounded job to finish; a job that fails or outlasts `timeout_s` (then
+    cancelled) raises FlinkJobError with its cause."""
     deadline = time.monotonic() + timeout_s
     last_report = time.monotonic()
     while True:

@@ -1,24 +1,28 @@
 """A new version started from the live version's savepoint instead of a replay (issue 26,
 point 3): the cheap path of a change the compiled plans prove safe (lifecycle.change).
 
-Taken when the change's class is `same_plan`, `stateless_forward` or `state_compatible`
-and every column of the candidate copies a live column (a rename, a reorder, a column left
-out: the copy is then exactly the candidate's own projection of the live rows; a column
-computed anew would need Flink to evaluate it over the live rows, which is not built yet,
-so such a change replays). Before anything stops, the pre-flight compares the live plan
-with the candidate's as it will run: every stateful operator of the live plan must be one
-of the candidate's (same id: same computation over the same input), except kappa_orch's
-own per-version counters, whose counts are carried over instead (registry.carried).
+Taken when the change's class is `same_plan`, `stateless_forward` or `state_compatible`.
+When every column of the candidate copies a live column (a rename, a reorder, a column
+left out) the copy is exactly the candidate's own projection of the live rows, made in the
+warehouse; a column computed anew or a filter after the shared operators is applied to
+the live rows by a bounded Flink job whose plan must apply exactly the candidate's
+expressions (lifecycle.derive; compiled and checked before anything stops). Before
+anything stops, the pre-flight compares the live plan with the candidate's as it will
+run: every stateful operator of the live plan must be one of the candidate's (same id:
+same computation over the same input), except kappa_orch's own per-version counters,
+whose counts are carried over instead (registry.carried).
 
 The fence:
 
 1. the live job stops with a savepoint (not drained: open windows stay open); its table
    then holds exactly the rows for the input up to the savepoint's offsets, because its
    sinks flush at every checkpoint and savepoint;
-2. in one transaction, the live table's rows are copied into the candidate's table and
-   the live version's input counts carried over for it;
+2. in one transaction, the live table's rows are copied into the candidate's table (or,
+   to be derived by Flink, into a staging table) and the live version's input counts
+   carried over for it;
 3. the live job starts again from the savepoint (the alias keeps serving its table; its
-   rows pause for the few seconds of the fence);
+   rows pause for the few seconds of the fence); a derivation job then fills the
+   candidate's table from the staging table, to its end;
 4. the candidate's job starts from the same savepoint, its state and source offsets
    restored (strictly, but for the counters the pre-flight allowed); both read on.
 
@@ -33,6 +37,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -43,6 +48,7 @@ from kappa_orch.engine.protocol import (
     JobDefinition,
 )
 from kappa_orch.errors import KappaError
+from kappa_orch.lifecycle import derive
 from kappa_orch.lifecycle.change import change_of, live_columns, spec_columns
 from kappa_orch.lifecycle.restore import pipeline_of_version
 from kappa_orch.lifecycle.services import Services
@@ -62,6 +68,8 @@ IGNORE_UNCLAIMED = (
 )
 # how long a restored job may take to run (Flink maps the savepoint's state as it starts)
 START_WAIT_S = 90.0
+# the table of live rows a derivation job reads: the candidate's table's name and this
+STAGING_SUFFIX = "__live_rows"
 
 
 def now_ms() -> int:
@@ -109,13 +117,6 @@ def cheap_route(pipeline: LoadedPipeline, services: Services, change: Change | N
             "the candidate replays the log"
         )
         return None
-    computed = sorted(c for c, source in (change.derivation or {}).items() if source is None)
-    if computed:
-        log(
-            f"{name}: change against v{live.version} is {change.kind}, but {', '.join(computed)} "
-            "would be computed anew from the live rows (not built yet): the candidate replays the log"
-        )
-        return None
     return Route(live, change)
 
 
@@ -161,15 +162,28 @@ def start_cheaply(
         log(f"{name}: no cheap start from v{live.version}: {refused}; the candidate replays the log")
         return None
     live_pipeline = pipeline_of_version(live, pipeline)
+    derivation = _derivation(pipeline, live_pipeline, route, version, services)
+    if isinstance(derivation, str):
+        log(f"{name}: no cheap start from v{live.version}: {derivation}; the candidate replays the log")
+        return None
     savepoint = _fence(name, live, services)
     try:
         if savepoint is None:
+            if derivation is not None:
+                derive.drop_staging(derivation, live_pipeline, services)
             return None
-        copied = _copy_rows(pipeline, live_pipeline, route, version, services)
+        copied = _copy_rows(pipeline, live_pipeline, route, (version, derivation), services)
         log(f"{name}: v{version} starts from v{live.version}'s savepoint {savepoint}; {copied:,} rows copied")
     finally:
         if services.engine.job_state(live.flink_job_id or "") not in ACTIVE_JOB_STATES:
             restart_live(live_pipeline)  # the live version goes on from its savepoint
+    if (
+        savepoint is not None
+        and derivation is not None
+        and not _derived(derivation, pipeline, live_pipeline, services)
+    ):
+        forget(pipeline, version, services)
+        return None
     job = candidate.job
     if leaves_counters:
         job = replace(job, configuration={**job.configuration, **dict.fromkeys(IGNORE_UNCLAIMED, "true")})
@@ -223,22 +237,77 @@ def _restored(name: str, candidate: Candidate, savepoint: str, services: Service
     return None
 
 
+def _derivation(
+    pipeline: LoadedPipeline,
+    live_pipeline: LoadedPipeline,
+    route: Route,
+    version: int,
+    services: Services,
+) -> derive.Derivation | str | None:
+    """The Flink job deriving the candidate's rows when a column is computed or rows are
+    filtered (None: a copy in the warehouse does), compiled and checked; or why not."""
+    started = _started(route)
+    if not derive.through_flink(started):
+        return None
+    target = pipeline.spec.target.version_table(version)
+    tables = (f"{target}{STAGING_SUFFIX}", target)
+    try:
+        return derive.prepare((pipeline, live_pipeline), tables, started, services)
+    except KappaError as exc:
+        return f"the derivation could not be prepared ({exc.problem})"
+
+
+def _derived(
+    derivation: derive.Derivation, pipeline: LoadedPipeline, live_pipeline: LoadedPipeline, services: Services
+) -> bool:
+    """Run the derivation (the staging table goes after it); False when it failed."""
+    try:
+        rows = derive.run(derivation, pipeline, services)
+    except KappaError as exc:
+        services.log(f"{pipeline.name}: the derivation failed ({exc.problem}); the candidate replays the log")
+        return False
+    finally:
+        derive.drop_staging(derivation, live_pipeline, services)
+    services.log(f"{pipeline.name}: {rows:,} rows derived by Flink through the candidate's expressions")
+    return True
+
+
 def _copy_rows(
-    pipeline: LoadedPipeline, live_pipeline: LoadedPipeline, route: Route, version: int, services: Services
+    pipeline: LoadedPipeline,
+    live_pipeline: LoadedPipeline,
+    route: Route,
+    candidate: tuple[int, derive.Derivation | None],
+    services: Services,
 ) -> int:
     """The live table's rows into the candidate's, through the derivation (candidate
-    column <- the live column it copies), and the live counts carried: one transaction."""
+    column <- the live column it copies), or into the staging table a derivation job reads,
+    and the live counts carried: one transaction."""
     live = route.live
+    version, derivation = candidate
     source = version_table(live_pipeline.spec, live.physical_table)
     target = version_table(pipeline.spec, pipeline.spec.target.version_table(version))
     mapping = {c: s for c, s in (route.change.derivation or {}).items() if s is not None}
     with services.warehouse.begin() as conn:
         conn.execute(target.delete())  # a deploy taken over may have left rows
-        done = conn.execute(
-            insert(target).from_select(list(mapping), select(*[source.c[s] for s in mapping.values()]))
-        )
+        if derivation is not None:
+            copied = derive.fill(conn, derivation, live_pipeline, live.physical_table)
+        else:
+            done = conn.execute(
+                insert(target).from_select(list(mapping), select(*[source.c[s] for s in mapping.values()]))
+            )
+            copied = int(done.rowcount or 0)
         carried.carry_counts(conn, pipeline.name, live.version, version)
-    return int(done.rowcount or 0)
+    return copied
+
+
+def _started(route: Route) -> dict[str, Any]:
+    """How the candidate's rows derive from the live rows, as its definition records it."""
+    change = route.change
+    return {
+        "derivation": change.derivation,
+        "expressions": change.expressions,
+        "conditions": change.conditions,
+    }
 
 
 def forget(pipeline: LoadedPipeline, version: int, services: Services) -> None:
@@ -257,7 +326,7 @@ def _record_route(name: str, version: int, route: Route, savepoint: str, service
             "kind": route.change.kind,
             "from_version": route.live.version,
             "savepoint": savepoint,
-            "derivation": route.change.derivation,
+            **_started(route),
             "reasons": route.change.reasons,
         }
         transitions.record(conn, name, version, definition={**(row.definition or {}), "cheap_start": started})

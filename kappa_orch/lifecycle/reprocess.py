@@ -274,5 +274,5 @@ def _derive_parity(pipeline: LoadedPipeline, row: registry.VersionRow, services:
     if started.get("from_version") is not None:
         source = _row(services.warehouse, pipeline.name, int(started["from_version"]))
         live = pipeline_of_version(source, pipeline)
-    passed, summary, metadata = derive_parity(services.warehouse, pipeline, row, live)
+    passed, summary, metadata = derive_parity(services, pipeline, row, live)
     return Outcome(DERIVE_PARITY, passed, summary, metadata)

@@ -18,10 +18,10 @@ The class says how cheaply the change could be made while staying exact, and why
 - `first`: no live version to compare with (or none with a compiled plan).
 
 What a reprocess does with it (`applied`): `nothing` for `metadata`; `savepoint` for a
-cheap class whose every column copies a live column (a rename, a reorder, a column left
-out): the new version starts from the live version's savepoint with the live rows copied
-(lifecycle.cheap); `replay` for the rest, and for a cheap class with a column computed
-anew from the live columns (evaluating it over the live rows is not built yet).
+cheap class: the new version starts from the live version's savepoint with the live rows
+copied (lifecycle.cheap), or, when a column is computed anew or a filter applies after the
+shared operators, put through those expressions by a bounded Flink job (lifecycle.derive);
+`replay` for the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from kappa_orch.engine.protocol import PlanDiff
@@ -44,12 +44,13 @@ DERIVE_ROWS_PER_S = 100_000.0
 # checkpoints (bench/change.py on the 2-core machine: 27.9-28.5 s in all)
 CHEAP_START_S = 28.0
 REPLAY_OVERHEAD_S = 13.0
+# what deriving rows through a bounded Flink job adds to a cheap start besides the rows:
+# the job compiled twice (the candidate's plan, the derivation's), started and finished
+DERIVE_JOB_S = 10.0
 # a live job stopped with a savepoint and started again from it with other settings, to
 # its first checkpoint (lifecycle.reconfigure)
 RESTART_S = 15.0
 CHEAP = frozenset({"metadata", "same_plan", "stateless_forward", "state_compatible"})
-# the classes kappa_orch carries out without a replay today
-APPLIED_CHEAPLY = frozenset({"metadata"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Change:
     # version's savepoint, rows copied) or "replay" (see the module's docstring)
     applied: str = "replay"
     derivation: dict[str, str | None] | None = None  # candidate column -> live column copied
+    # computed columns' expressions and filters over the live columns (PlanDiff's)
+    expressions: dict[str, Any] = field(default_factory=dict)
+    conditions: list[Any] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # live columns the candidate does not keep
     # binds the live and the candidate's plans: what an approval names (plan_id)
     plan_id: str | None = None
@@ -138,8 +142,6 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     if diff.same_plan and list(live.columns) == list(candidate.columns):
         reasons = ["the candidate compiles to the live version's plan, for the same table"]
         copies = dict(diff.derivation or {})
-        if _path(copies) == "replay":
-            return replace(_replay("same_plan", reasons, costs), derivation=copies)
         estimate = (
             None if costs.live_rows is None else round(CHEAP_START_S + costs.live_rows / DERIVE_ROWS_PER_S, 1)
         )
@@ -165,20 +167,23 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
         f"{', '.join(computed) or 'none'}"
     )
     rows = costs.live_rows
-    estimate = None if rows is None else round(CHEAP_START_S + rows / DERIVE_ROWS_PER_S, 1)
+    expressions, conditions = dict(diff.expressions or {}), list(diff.conditions)
+    fixed = CHEAP_START_S + (DERIVE_JOB_S if expressions or conditions else 0.0)
+    estimate = None if rows is None else round(fixed + rows / DERIVE_ROWS_PER_S, 1)
     copies = dict(diff.derivation or {})
-    if diff.filters:
-        why.append(f"{diff.filters} filter(s) after the shared operators would apply to the live rows")
-    if _path(copies, diff.filters) == "replay":  # computed anew or filtered: the candidate replays
-        return replace(_replay(kind, why, costs), derivation=copies)
-    return Change(kind, why, 0, rows, estimate, applied="savepoint", derivation=copies)
-
-
-def _path(derivation: dict[str, str | None], filters: int = 0) -> str:
-    """savepoint when every column copies a live one and no filter applies to the live
-    rows, else replay (deriving through expressions and filters is not built yet)."""
-    copies = all(source is not None for source in derivation.values())
-    return "savepoint" if copies and not filters else "replay"
+    if conditions:
+        why.append(f"{len(conditions)} filter(s) after the shared operators apply to the live rows")
+    return Change(
+        kind,
+        why,
+        0,
+        rows,
+        estimate,
+        applied="savepoint",
+        derivation=copies,
+        expressions=expressions,
+        conditions=conditions,
+    )
 
 
 def _replay(kind: str, reasons: list[str], costs: Costs) -> Change:

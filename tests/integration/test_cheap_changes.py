@@ -9,8 +9,9 @@ produced after the swap. The served alias must equal the independent oracle over
 whole log, the candidate's own job must have read only what came after the fence, and
 its gate must have checked it against the live version row for row. Before the second
 half, a declared freshness restarts the live job from a savepoint (point 8). Then a change
-that drops a column waits until exactly its plan id is approved (point 7). A cheap start
-whose copy is wrong: test_cheap_fallback."""
+that drops a column waits until exactly its plan id is approved (point 7); last, a column
+computed from a live one and a HAVING clause are derived from the live rows by Flink
+(point 3). A cheap start whose copy is wrong: test_cheap_fallback."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def renamed_at_scale(
     assert read_by_v2 == replay - read_by_v1
     print(f"cheap start read {read_by_v2:,} of {replay:,} records ({read_by_v2 / replay:.0%} of a replay)")
     a_dropped_column_waits_for_approval(platform, stack, scale.daily_spend(first + second))
+    computed_and_filtered_by_flink(platform, stack, scale.daily_spend(first + second))
 
 
 def restarted_with_freshness(platform: Platform, stack: StackConfig, flink: FlinkResource) -> None:
@@ -133,3 +135,45 @@ def a_dropped_column_waits_for_approval(platform: Platform, stack: StackConfig, 
     assert code == 0 and f"approved plan {plan_id}" in out, out
     assert versions(platform, "daily_spend")[3].state == registry.LIVE
     wait_serving(platform, {(account, day, total) for account, day, _, total in oracle})
+
+
+def computed_and_filtered_by_flink(platform: Platform, stack: StackConfig, oracle: set[Any]) -> None:
+    """Issue 26, point 3: a column computed from a live column and a HAVING clause are a
+    cheap change: the live rows are put through the candidate's own expressions by a
+    bounded Flink job (no replay), and derive-parity checks it with the same job. The
+    served rows must be the oracle's, filtered and computed in Python."""
+    totals = sorted(total for _, _, _, total in oracle)
+    threshold = totals[len(totals) // 2]  # about half the rows pass
+    sql_file = platform.specs / "daily_spend.sql"
+    sql = sql_file.read_text()
+    sql = sql.replace("AS total_cents", "AS total_cents,\n  SUM(amount_cents) / 100 AS total_units")
+    sql = sql.replace(
+        "GROUP BY account, CAST(event_time AS DATE)",
+        f"GROUP BY account, CAST(event_time AS DATE)\nHAVING SUM(amount_cents) >= {threshold}",
+    )
+    sql_file.write_text(sql)
+    spec_file = platform.specs / "daily_spend.yaml"
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["target"]["columns"].append({"name": "total_units", "type": "BIGINT"})
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, out = cli(platform, stack, "plan")
+    assert code == 0 and "change: state_compatible" in out, out
+    assert "derived by a bounded Flink job: computed columns total_units; 1 filter(s)" in out, out
+    # the HAVING clause keeps about half the rows: on purpose, as the operator says
+    why = "the HAVING clause leaves out the smaller days on purpose"
+    code, out = cli(
+        platform, stack, "reprocess", "daily_spend", "--wait", "--accept", "parity_with_live", "--reason", why
+    )
+    assert code == 0 and "Traceback" not in out, out
+    latest = versions(platform, "daily_spend")
+    newest = latest[max(latest)]
+    started = (newest.definition or {}).get("cheap_start") or {}
+    assert started.get("expressions") and started.get("conditions") and not started.get("fell_back"), started
+    parity = (newest.check_results or {})["derive_parity"]
+    assert parity["passed"] and "derived by Flink" in parity["summary"], parity
+    assert own_counts(platform, newest.version) == 0  # its job read nothing: the log was read
+    # amounts are positive: Flink's BIGINT division truncates as Python's floor division does
+    wait_serving(
+        platform,
+        {(account, day, total, total // 100) for account, day, _, total in oracle if total >= threshold},
+    )

@@ -13,6 +13,7 @@ from kappa_orch.engine.flink.compiled import canonical_plan, table_definitions
 from kappa_orch.engine.flink.plan_diff import compare
 from kappa_orch.plan.change import (
     CHEAP_START_S,
+    DERIVE_JOB_S,
     DERIVE_ROWS_PER_S,
     REPLAY_OVERHEAD_S,
     Columns,
@@ -118,10 +119,14 @@ def test_a_replays_estimate_includes_what_a_replay_takes_besides_reading() -> No
 def test_a_change_after_the_state_is_state_compatible_and_says_which_columns_derive() -> None:
     diff, change = classified(plan(after=[ref(0), ref(1), call("*", ref(2), literal(2))]))
     assert not diff.new_state and not diff.unclaimed and diff.derivable
-    assert change.kind == "state_compatible" and change.cheap and change.applied == "replay"
+    assert change.kind == "state_compatible" and change.cheap and change.applied == "savepoint"
     assert change.derivation == {"account": "account", "spend_day": "spend_day", "spend_cents": None}
-    # a column computed anew from the live rows is not derived yet: the path is a replay
-    assert change.rows_to_derive == 0 and change.events_to_read == 1_000_000 and change.estimate_s == 50.0
+    # the computed column is the candidate's expression over the live column, which a
+    # bounded Flink job applies to the live rows (its fixed cost counted)
+    doubled = {**call("*", {"kind": "LIVE_COLUMN", "name": "spend_cents"}, literal(2))}
+    assert change.expressions == {"spend_cents": doubled} and change.conditions == []
+    assert change.rows_to_derive == 50_000 and change.events_to_read == 0
+    assert change.estimate_s == CHEAP_START_S + DERIVE_JOB_S + 50_000 / DERIVE_ROWS_PER_S
     assert any("Calc" in r or "calc" in r for r in change.reasons)
 
 
@@ -235,5 +240,7 @@ def test_a_filter_after_the_shared_operators_is_never_a_plain_copy() -> None:
     # in its table (and derive_parity, comparing with the live rows unfiltered, agreed)
     diff, change = classified(plan(having=call(">", ref(2), literal(1000))))
     assert diff.filters == 1 and all(source is not None for source in (diff.derivation or {}).values())
-    assert change.kind == "state_compatible" and change.applied == "replay"
+    # the filter is applied to the live rows (by Flink: lifecycle.derive), over the live column
+    assert change.kind == "state_compatible" and change.applied == "savepoint"
+    assert change.conditions == [call(">", {"kind": "LIVE_COLUMN", "name": "spend_cents"}, literal(1000))]
     assert any("filter(s) after the shared operators" in r for r in change.reasons)

@@ -125,6 +125,20 @@ def test_what_a_plan_leaves_out_of_its_tables_still_makes_its_uids() -> None:
     )  # no `state` in the plan, and yet a window keeps its panes
 
 
+def test_what_an_aggregate_emits_is_not_what_it_keeps() -> None:
+    # a HAVING after a GROUP BY makes Flink's aggregate emit its retractions
+    # (generateUpdateBefore): its state is the same accumulators, so it keeps its id; a
+    # deduplication's flag is part of what it computes, and changes its id
+    def uid_with(kind: str, emits: bool) -> str:
+        plan = _plan([1, 2, 3, 4, 5])
+        plan["nodes"][2] = {**plan["nodes"][2], "type": kind, "generateUpdateBefore": emits}
+        return _uids(canonical_plan(plan, _tables()))[2]
+
+    for kind in ("stream-exec-group-aggregate_1", "stream-exec-global-group-aggregate_1"):
+        assert uid_with(kind, True) == uid_with(kind, False)
+    assert uid_with("stream-exec-deduplicate_1", True) != uid_with("stream-exec-deduplicate_1", False)
+
+
 def test_a_plan_that_is_not_flinks_is_refused() -> None:
     with pytest.raises(PlanError, match="not a Flink compiled plan"):
         canonical_plan({"nodes": [{"id": 1}], "edges": [{"source": 7, "target": 1}]})

@@ -81,6 +81,14 @@ STATELESS_KINDS = frozenset(
     }
 )
 SOURCE_KINDS = frozenset({"stream-exec-table-source-scan"})
+# aggregates whose `generateUpdateBefore` says only what they emit, not what they keep:
+# their state is the accumulators either way (Flink's GroupAggFunction and its mini-batch
+# form compute the previous value from them), so a HAVING added after one (which needs its
+# retractions) leaves its state the live job's. Not so for a deduplication or a rank.
+_EMISSION_ONLY = {
+    "stream-exec-group-aggregate": "generateUpdateBefore",
+    "stream-exec-global-group-aggregate": "generateUpdateBefore",
+}
 _CREATE_TABLE = re.compile(r"CREATE\s+TEMPORARY\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([\w.]+)`?", re.I)
 _OPTION = re.compile(r"\s*'((?:[^']|'')*)'\s*=\s*'((?:[^']|'')*)',?\n?")
 
@@ -200,9 +208,11 @@ def _table_name(identifier: object) -> str:
 
 def _content(node: Mapping[str, Any], tables: Mapping[str, str]) -> str:
     """The node as it computes: no id, description or uid format, no catalog of its
-    tables, no volatile connector options, no labels from the SQL's aliases; with the
+    tables, no volatile connector options, no labels from the SQL's aliases, nothing that
+    only says what an aggregate emits (_EMISSION_ONLY); with the
     definition of the table it reads or writes (and, for a source, the job's configuration)."""
-    content = copy.deepcopy({k: v for k, v in node.items() if k not in ("id", "description")})
+    emission = _EMISSION_ONLY.get(kind_of(node))
+    content = copy.deepcopy({k: v for k, v in node.items() if k not in ("id", "description", emission)})
     configuration = {k: v for k, v in (content.get("configuration") or {}).items() if k != UID_FORMAT}
     content["configuration"] = configuration
     for key in _TABLE_KEYS:

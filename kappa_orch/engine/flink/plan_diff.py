@@ -26,29 +26,10 @@ from typing import Any
 
 from kappa_orch.engine.flink.compiled import UID_FORMAT, PlanError, is_stateful, kind_of
 from kappa_orch.engine.flink.planner import SINK
+from kappa_orch.engine.flink.rex_sql import KAPPA_FUNCTIONS, NONDETERMINISTIC, untranslatable
 from kappa_orch.engine.flink.sql import DEAD_LETTER_SINK, INPUT_COUNTS_SINK
 from kappa_orch.engine.protocol import PlanDiff
 
-# functions whose result is not a function of their arguments (Flink's names)
-NONDETERMINISTIC = frozenset(
-    {
-        "NOW",
-        "CURRENT_TIMESTAMP",
-        "CURRENT_DATE",
-        "CURRENT_TIME",
-        "LOCALTIMESTAMP",
-        "LOCALTIME",
-        "CURRENT_ROW_TIMESTAMP",
-        "UNIX_TIMESTAMP",
-        "RAND",
-        "RAND_INTEGER",
-        "UUID",
-        "PROCTIME",
-        "PROCTIME_MATERIALIZE",
-    }
-)
-# the stack's own functions: shipped with kappa_orch's jar, checked by its tests
-KAPPA_FUNCTIONS = frozenset({"KAPPA_PARSE", "KAPPA_EVENT_MILLIS"})
 # operators between the frontier and the table that pass their input through unchanged
 _PASS_THROUGH = frozenset(
     {
@@ -71,7 +52,7 @@ class _Plan:
     uids: dict[int, str]
 
     def target(self) -> int:
-        sinks = [i for i, n in self.nodes.items() if _table(n, "dynamicTableSink") == SINK]
+        sinks = [i for i, n in self.nodes.items() if table_of(n, "dynamicTableSink") == SINK]
         if len(sinks) != 1:
             raise PlanError(f"the plan has {len(sinks)} sinks into {SINK}, not one")
         return sinks[0]
@@ -84,7 +65,7 @@ class _Plan:
             if current in seen:
                 continue
             seen.add(current)
-            table = _table(self.nodes[current], "dynamicTableSink")
+            table = table_of(self.nodes[current], "dynamicTableSink")
             if table is not None:
                 fed.add(table)
             todo.extend(i for i, ins in self.inputs.items() if current in ins)
@@ -107,7 +88,7 @@ class _Plan:
         return f"{kind_of(node)}: {what}" if what else kind_of(node)
 
 
-def _table(node: dict[str, Any], key: str) -> str | None:
+def table_of(node: dict[str, Any], key: str) -> str | None:
     identifier = ((node.get(key) or {}).get("table") or {}).get("identifier")
     return None if identifier is None else str(identifier).rsplit(".", 1)[-1].strip("`")
 
@@ -195,7 +176,9 @@ def _substitute(expression: Any, layer: list[Any] | None) -> Any:
         return expression
     if expression.get("kind") == "INPUT_REF":
         index = int(expression["inputIndex"])
-        return {"kind": "FRONTIER", "index": index} if layer is None else copy.deepcopy(layer[index])
+        if layer is None:
+            return {"kind": "FRONTIER", "index": index, "type": expression.get("type")}
+        return copy.deepcopy(layer[index])
     return {k: _substitute(v, layer) for k, v in expression.items()}
 
 
@@ -223,12 +206,33 @@ def _outputs(plan: _Plan, chain: list[int]) -> _Outputs | str:
     return _Outputs(layer, conditions)
 
 
+def through(plan: _Plan, start: int) -> _Outputs | str:
+    """What the operators from `start` to the target table write, as expressions over
+    `start`'s fields, or why they are not only projections and filters."""
+    chain = _chain(plan, start, plan.target())
+    return (
+        "the way to the table is not a single line of operators" if chain is None else _outputs(plan, chain)
+    )
+
+
 def _fields(expression: Any) -> set[int]:
     return {int(e["index"]) for e in _rex(expression) if e.get("kind") == "FRONTIER"}
 
 
+def _untyped(expression: Any) -> Any:
+    """The expression with its frontier references' types left out (an identity layer
+    has none; a reference's type is its field's in both plans)."""
+    if isinstance(expression, list):
+        return [_untyped(e) for e in expression]
+    if not isinstance(expression, dict):
+        return expression
+    if expression.get("kind") == "FRONTIER":
+        return {"kind": "FRONTIER", "index": expression["index"]}
+    return {k: _untyped(v) for k, v in expression.items()}
+
+
 def _key(expression: Any) -> str:
-    return json.dumps(expression, sort_keys=True)
+    return json.dumps(_untyped(expression), sort_keys=True)
 
 
 def _rebased(expression: Any, live: dict[str, str]) -> Any:
@@ -247,12 +251,44 @@ def _identity(width: int) -> list[Any]:
     return [{"kind": "FRONTIER", "index": j} for j in range(width)]
 
 
+def _kept(expressions: Sequence[Any], names: Sequence[str]) -> dict[str, str]:
+    """What the live table keeps: each column's expression over the frontier -> the
+    column; and for a column that only casts a value to its own type made nullable (the
+    planner writes CAST(COUNT(*) AS BIGINT) for a nullable BIGINT column), the value
+    itself too: the column equals it on every row."""
+    kept: dict[str, str] = {}
+    for name, expression in zip(names, expressions, strict=False):
+        kept.setdefault(_key(expression), name)
+    for name, expression in zip(names, expressions, strict=False):
+        operands = expression.get("operands") or [] if isinstance(expression, dict) else []
+        if (
+            isinstance(expression, dict)
+            and expression.get("kind") == "CALL"
+            and str(expression.get("internalName")) == "$CAST$1"
+            and len(operands) == 1
+            and isinstance(operands[0], dict)
+            and str(operands[0].get("type", "")).removesuffix(" NOT NULL") == expression.get("type")
+        ):
+            kept.setdefault(_key(operands[0]), name)
+    return kept
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """The candidate's rows as the live rows put through expressions: candidate column ->
+    the live column it copies (None: computed), the computed columns' expressions and the
+    filters (over LIVE_COLUMN leaves), or why they cannot be."""
+
+    copies: dict[str, str | None] | None
+    problems: list[str]
+    expressions: dict[str, Any]
+    conditions: list[Any]
+
+
 def derivation(
     live: _Plan, candidate: _Plan, frontier: int, columns: tuple[Sequence[str], Sequence[str]]
-) -> tuple[dict[str, str | None] | None, list[str], int]:
-    """candidate column -> the live column it copies (None: computed from live columns),
-    or why the candidate's rows cannot be derived from the live table; and how many
-    filters the candidate applies after the frontier."""
+) -> _Derived:
+    """How the candidate's rows derive from the live table's (see _Derived)."""
     live_columns, candidate_columns = columns
     uid = candidate.uids[frontier]
     live_frontier = next(i for i, u in live.uids.items() if u == uid)
@@ -260,20 +296,20 @@ def derivation(
     live_chain = _chain(live, live_frontier, live.target())
     candidate_chain = _chain(candidate, frontier, candidate.target())
     if live_chain is None or candidate_chain is None:
-        return None, [f"the way from {named} to the table is not a single line of operators"], 0
+        why = f"the way from {named} to the table is not a single line of operators"
+        return _Derived(None, [why], {}, [])
     before, after = _outputs(live, live_chain), _outputs(candidate, candidate_chain)
     if isinstance(before, str) or isinstance(after, str):
         other = before if isinstance(before, str) else after
-        return None, [f"{other} lies between {named} and the table: only projections and filters derive"], 0
+        why = f"{other} lies between {named} and the table: only projections and filters derive"
+        return _Derived(None, [why], {}, [])
     if before.conditions:
-        return (
-            None,
-            [f"the live plan filters rows after {named}: the rows it left out are not in its table"],
-            0,
-        )
-    kept = {_key(e): live_columns[j] for j, e in enumerate(before.columns or _identity(len(live_columns)))}
+        why = f"the live plan filters rows after {named}: the rows it left out are not in its table"
+        return _Derived(None, [why], {}, [])
+    kept = _kept(before.columns or _identity(len(live_columns)), live_columns)
     computed = after.columns or _identity(len(candidate_columns))
     result: dict[str, str | None] = {}
+    expressions: dict[str, Any] = {}
     missing = []
     for name, expression in zip(candidate_columns, computed, strict=False):
         rebased = _rebased(expression, kept)
@@ -281,14 +317,14 @@ def derivation(
             missing.append(name)
         copied = rebased.get("kind") == "LIVE_COLUMN" if isinstance(rebased, dict) else False
         result[name] = rebased["name"] if copied else None
-    missing += ["a filter" for c in after.conditions if _fields(_rebased(c, kept))]
+        if not copied:
+            expressions[name] = rebased
+    conditions = [_rebased(c, kept) for c in after.conditions]
+    missing += ["a filter" for c in conditions if _fields(c)]
     if missing:
-        return (
-            result,
-            [f"{', '.join(missing)} read(s) what {named} computes but the live table does not keep"],
-            0,
-        )
-    return result, [], len(after.conditions)
+        why = f"{', '.join(missing)} read(s) what {named} computes but the live table does not keep"
+        return _Derived(result, [why], {}, [])
+    return _Derived(result, untranslatable(expressions, conditions), expressions, conditions)
 
 
 def compare(
@@ -323,8 +359,13 @@ def compare(
     if len(frontier) != 1:
         why = "no operator" if not frontier else f"{len(frontier)} operators"
         return _with(diff, None, [f"the changed operators read {why} of the live plan: derive needs one"])
-    mapped, problems, filters = derivation(live, candidate, frontier[0], columns)
-    return replace(_with(diff, mapped, problems), filters=filters)
+    derived = derivation(live, candidate, frontier[0], columns)
+    return replace(
+        _with(diff, derived.copies, derived.problems),
+        filters=len(derived.conditions),
+        expressions=derived.expressions,
+        conditions=tuple(derived.conditions),
+    )
 
 
 def _with(diff: PlanDiff, mapped: dict[str, str | None] | None, problems: list[str]) -> PlanDiff:

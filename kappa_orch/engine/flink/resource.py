@@ -12,7 +12,7 @@ import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kappa_orch.engine.flink import gateway, plan_diff
+from kappa_orch.engine.flink import derive, gateway, plan_diff
 from kappa_orch.engine.flink.batch import batch_job
 from kappa_orch.engine.flink.gateway import shorten
 from kappa_orch.engine.flink.sql import version_job
@@ -113,6 +113,21 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
         """What the candidate's compiled plan changes against the live one's
         (engine.flink.plan_diff)."""
         return plan_diff.compare(live, candidate, columns)
+
+    def derive_job(
+        self,
+        pipeline: LoadedPipeline,
+        live: tuple[str, Sequence[Sequence[str]]],
+        derivation: tuple[Mapping[str, str | None], Mapping[str, Any], Sequence[Any]],
+        target_table: str,
+        jdbc: Mapping[str, str],
+    ) -> JobDefinition:
+        """The derivation of a cheap start in Flink SQL (engine.flink.derive)."""
+        return derive.derive_job(pipeline.spec, live, derivation, target_table, jdbc)
+
+    def derivation_problem(self, document: str, expected: tuple[Sequence[Any], Sequence[Any]]) -> str | None:
+        """The derivation's plan against the candidate's expressions (the round trip)."""
+        return derive.same_expressions(derive.applied_expressions(document, derive.LIVE_SCAN), expected)
 
     def submit_sql(
         self,
