@@ -66,13 +66,16 @@ VARIABLES: dict[str, str] = {
     "dagster_url": "KAPPA_DAGSTER_URL",
     "deployment": "KAPPA_DEPLOYMENT",
     "openlineage": "KAPPA_OPENLINEAGE",
+    "alerts": "KAPPA_ALERTS",
 }
 # the local stack's job key, under its home (made by kappa_orch.stack.flink.job_key)
 JOB_KEY_FILE = Path("flink") / "job-key"
 # the local stack's folder of compiled plans (written by its SQL Gateway and by kappa_orch)
 PLANS_DIR = Path("flink") / "plans"
+# how long one alert receiver may take to answer
+ALERT_TIMEOUT_S = 5.0
 # settings that carry a password: Dagster gets them as EnvVars when they came from one
-SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url", "job_key"})
+SECRETS = frozenset({"warehouse_url", "warehouse_reader_url", "warehouse_sink_url", "job_key", "alerts"})
 
 
 class PlatformConfig(BaseModel):
@@ -148,6 +151,12 @@ class PlatformConfig(BaseModel):
         description="Where OpenLineage events go: http://host:port[/path] (Marquez, DataHub), "
         "file:/path/events.jsonl (relative: under home), console, kafka://host:port/topic, or none.",
     )
+    alerts: str = Field(
+        "none",
+        description="Where failing health checks, gates and scheduled checks are sent, and their "
+        "resolve: comma-separated webhook=<url>, slack=<incoming webhook url>, "
+        "pagerduty=<routing key>[@<events url>], or none.",
+    )
     # the settings whose value came from an environment variable
     from_environment: frozenset[str] = Field(frozenset(), repr=False)
 
@@ -181,6 +190,14 @@ class PlatformConfig(BaseModel):
         from kappa_orch.lineage.emit import transport_config
 
         transport_config(value, home=Path("."))
+        return value
+
+    @field_validator("alerts")
+    @classmethod
+    def _receivers(cls, value: str) -> str:
+        from kappa_orch.resources.alerts import parse_receivers
+
+        parse_receivers(value)
         return value
 
     @field_validator("topic_retention", "dead_letter_retention")
@@ -232,13 +249,14 @@ class PlatformConfig(BaseModel):
         return self.git_commit or git_head(self.specs)
 
     def resources(self, *, dagster: bool = False) -> dict[str, Any]:
-        """The kafka, flink, warehouse and openlineage resources. With `dagster=True` a secret that came
-        from an environment variable stays an `EnvVar`: Dagster reads it at run time and never
-        shows it. Without, values are resolved (for use outside Dagster)."""
+        """The kafka, flink, warehouse, openlineage and alerts resources. With `dagster=True` a
+        secret that came from an environment variable stays an `EnvVar`: Dagster reads it at
+        run time and never shows it. Without, values are resolved (for use outside Dagster)."""
         from dagster import EnvVar
 
         from kappa_orch.engine.flink.resource import FlinkResource
         from kappa_orch.lineage.resource import OpenLineageResource
+        from kappa_orch.resources.alerts import AlertResource
         from kappa_orch.resources.kafka import KafkaResource
         from kappa_orch.resources.warehouse import WarehouseResource
 
@@ -269,6 +287,12 @@ class PlatformConfig(BaseModel):
                 bootstrap=self.kafka_bootstrap,
                 warehouse_url=self.warehouse_url,
                 home=self.home,
+            ),
+            "alerts": AlertResource(
+                receivers=secret("alerts", self.alerts),
+                timeout_s=ALERT_TIMEOUT_S,
+                deployment=self.deployment,
+                link=self.dagster_url,
             ),
         }
 

@@ -60,7 +60,14 @@ def services_of(platform: PlatformConfig) -> Any:
         click.secho(f"WARNING: {text}", fg="yellow", err=True)
 
     lineage = found["openlineage"].lineage(warn=warn)
-    return Services(found["kafka"], found["flink"], found["warehouse"], log=click.echo, lineage=lineage)
+    return Services(
+        found["kafka"],
+        found["flink"],
+        found["warehouse"],
+        log=click.echo,
+        lineage=lineage,
+        alerts=found["alerts"],
+    )
 
 
 def background_environment(options: dict[str, Any]) -> dict[str, str]:

@@ -43,6 +43,7 @@ from kappa_orch.lifecycle.swap import SwapRequest, SwapResult, swap
 from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.claims import Claimant, owner_id
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline, PipelineSpec
@@ -161,11 +162,12 @@ def version_asset(
         flink: FlinkResource,
         warehouse: WarehouseResource,
         openlineage: OpenLineageResource,
+        alerts: AlertResource,
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation: no generic
         with kappa_step(context):
             report = prepare_candidate(
                 pipeline,
-                Services(kafka, flink, warehouse, progress(context), openlineage.lineage()),
+                Services(kafka, flink, warehouse, progress(context), openlineage.lineage(), alerts),
                 Claimant(owner_id(context.run.run_id), wait_s=claim_wait_s, stale_s=claim_stale_s),
                 acceptance=Acceptance(
                     config.accept,

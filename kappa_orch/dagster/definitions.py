@@ -198,9 +198,9 @@ def _sensors(
 
 def _resources(config: PlatformConfig, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The resources the definitions run with: those given (the deployment's openlineage
-    resource unless one is given too), else the deployment's own."""
+    and alerts resources unless given too), else the deployment's own."""
     own = config.resources(dagster=True)
-    return {"openlineage": own["openlineage"], **given} if given is not None else own
+    return {"openlineage": own["openlineage"], "alerts": own["alerts"], **given} if given is not None else own
 
 
 def _pipelines(specs: str | Path | Sequence[LoadedPipeline]) -> list[LoadedPipeline]:

@@ -32,6 +32,7 @@ from kappa_orch.dagster.answers import (
     read_progress,
     record_checkpoints,
 )
+from kappa_orch.dagster.health_alerts import alert_health, health_findings
 from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.names import STREAM_OBSERVER
 from kappa_orch.dagster.stream_checks import (
@@ -45,6 +46,7 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import ServiceUnavailable
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -340,8 +342,7 @@ def stream_observation_sensor(
     translator: KappaTranslator = DEFAULT_TRANSLATOR,
     dagster_url: str | None = None,
 ) -> SensorDefinition:
-    """A sensor that observes every deployed version of the given pipelines (`dagster_url`:
-    the Dagster UI's address, for links from the swap history to the runs)."""
+    """A sensor observing every deployed version of `pipelines` (`dagster_url`: the UI, for links)."""
     pipelines = _checked(pipelines, minimum_interval_seconds)
     topics = sorted({source.topic for pipeline in pipelines for source in pipeline.spec.sources})
     letters, url = letter_topics(pipelines), dagster_url
@@ -357,6 +358,7 @@ def stream_observation_sensor(
         kafka: KafkaResource,
         flink: FlinkResource,
         warehouse: WarehouseResource,
+        alerts: AlertResource,
     ) -> SensorResult | SkipReason:
         state = _cursor(context.cursor)
         try:
@@ -383,6 +385,8 @@ def stream_observation_sensor(
         )
         versions = stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
         checks = verdict_changes(pipelines, rows, live, answers, state, translator)
+        found = health_findings(pipelines, rows, live, answers, state)
+        alert_health(warehouse, alerts, found, context.log.info)
         events = [*topic_events, *letter_events, *versions, *checks, *alias_events]
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from kappa_orch.errors import OperationRefused
+from kappa_orch.errors import KappaError, OperationRefused
+from kappa_orch.lifecycle.alerting import Finding, tell
 from kappa_orch.lifecycle.approval import approved_change
 from kappa_orch.lifecycle.catch_up import Awaited, CatchUpResult, Progress, await_catch_up
 from kappa_orch.lifecycle.cheap import unverified
@@ -233,6 +234,7 @@ def _record_gate(
         }
         verdict = transitions.GateVerdict(results, _late_records(outcomes), failures)
         transitions.mark_gated(conn, spec.name, row.version, verdict)
+    _alert_gate(pipeline, row, (passed, failures), services)
     if not passed:
         stop_keeping_state(spec.name, row, "it failed its checks", services)
         log(
@@ -242,6 +244,26 @@ def _record_gate(
         return
     log(f"{spec.name}: v{row.version} is ready for the swap")
     join_alias(pipeline, row.version, warehouse=warehouse, log=log)
+
+
+def _alert_gate(
+    pipeline: LoadedPipeline, row: registry.VersionRow, verdict: tuple[bool, str], services: Services
+) -> None:
+    """A failed gate is sent to the alert receivers; a passing one resolves it. An alert that
+    cannot be sent is told to the log, never a reason for the gate to fail."""
+    if services.alerts is None:
+        return
+    passed, failures = verdict
+    summary = f"v{row.version} passed its gate" if passed else f"v{row.version} failed its gate: {failures}"
+    try:
+        tell(
+            services.warehouse,
+            services.alerts,
+            [Finding(pipeline.name, "gate", passed, summary)],
+            services.log,
+        )
+    except KappaError as exc:
+        services.log(f"{pipeline.name}: the gate's alert was not sent: {exc.problem}")
 
 
 def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from kappa_orch.engine.protocol import StreamEngine
 from kappa_orch.lineage.ops import Lineage
 from kappa_orch.progress import Log
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 
@@ -23,13 +24,15 @@ def _quiet(_: str) -> None:
 @dataclass(frozen=True)
 class Services:
     """Kafka, the stream engine and the warehouse, with the log a step tells its progress
-    to (default: silent) and what it tells OpenLineage. Frozen: a step never swaps one out."""
+    to (default: silent), what it tells OpenLineage and where its alerts go. Frozen: a step
+    never swaps one out."""
 
     kafka: KafkaResource
     engine: StreamEngine
     warehouse: WarehouseResource
     log: Log = _quiet
     lineage: Lineage = field(default_factory=Lineage)  # default: nothing told to OpenLineage
+    alerts: AlertResource | None = None  # where failed gates are sent (default: nowhere)
 
     def telling(self, log: Log) -> Services:
         """The same services, telling progress to `log`."""

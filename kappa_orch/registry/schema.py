@@ -105,6 +105,20 @@ approvals = Table(
     Column("approved_at", DateTime(timezone=True)),
 )
 
+# what each alert's receivers were last told: one row per dedup key (issue 29, point 2)
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("dedup_key", String(255), primary_key=True),
+    Column("pipeline", String(63), nullable=False),
+    Column("check_name", String(127), nullable=False),
+    Column("firing", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # receivers that have not taken the current state yet (sent again at the next evaluation)
+    Column("undelivered", JSON, nullable=False),
+)
+
 aliases = Table(
     "aliases",
     metadata,
@@ -292,6 +306,10 @@ def _migration_16(conn: Connection) -> None:
     metadata.create_all(conn, tables=[approvals])
 
 
+def _migration_17(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[alerts])
+
+
 # append only: each entry runs once per warehouse, in order
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _migration_1),
@@ -310,6 +328,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (14, _migration_14),
     (15, _migration_15),
     (16, _migration_16),
+    (17, _migration_17),
 ]
 
 

@@ -16,6 +16,7 @@ computed from a live one and a HAVING clause are derived from the live rows by F
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
 from tests.integration.cheap_changes import cheap_log, own_counts, produce_half, rename_spend, wait_serving
-from tests.integration.platform import Platform, isolated_platform, run_reprocess
+from tests.integration.platform import KAPPA, Platform, cli_env, isolated_platform, run_reprocess
+from tests.integration.receivers import Receiver, receiving
 from tests.integration.served import cli, versions
 
 pytestmark = pytest.mark.integration
@@ -159,12 +161,23 @@ def computed_and_filtered_by_flink(platform: Platform, stack: StackConfig, oracl
     code, out = cli(platform, stack, "plan")
     assert code == 0 and "change: state_compatible" in out, out
     assert "derived by a bounded Flink job: computed columns total_units; 1 filter(s)" in out, out
-    # the HAVING clause keeps about half the rows: on purpose, as the operator says
-    why = "the HAVING clause leaves out the smaller days on purpose"
-    code, out = cli(
-        platform, stack, "reprocess", "daily_spend", "--wait", "--accept", "parity_with_live", "--reason", why
-    )
-    assert code == 0 and "Traceback" not in out, out
+    with receiving(Receiver()) as hook:
+        # the HAVING clause keeps about half the rows: the gate's parity with live fails, and
+        # is sent to the alert receiver (issue 29, point 2) ...
+        alerting = cli_env(platform, stack, KAPPA_ALERTS=f"webhook=http://127.0.0.1:{hook.port}/alerts")
+        reprocess = [KAPPA, "reprocess", "daily_spend", "--wait"]
+        done = subprocess.run(reprocess, env=alerting, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1 and "parity_with_live" in done.stdout, done.stdout + done.stderr
+        [failed] = hook.received
+        assert failed["event"] == "trigger" and failed["check"] == "gate", failed
+        assert "parity_with_live" in failed["summary"] and failed["pipeline"] == "daily_spend", failed
+        # ... until the operator says the rows change on purpose: the candidate resumes, is
+        # gated again and passes, and the alert resolves
+        why = "the HAVING clause leaves out the smaller days on purpose"
+        accepting = [*reprocess, "--accept", "parity_with_live", "--reason", why]
+        done = subprocess.run(accepting, env=alerting, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stdout, done.stdout + done.stderr
+        assert [m["event"] for m in hook.received] == ["trigger", "resolve"], hook.received
     latest = versions(platform, "daily_spend")
     newest = latest[max(latest)]
     started = (newest.definition or {}).get("cheap_start") or {}

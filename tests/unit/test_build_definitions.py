@@ -61,7 +61,7 @@ def test_a_new_users_definitions_file_is_one_import_and_one_call(tmp_path: Path)
 def test_everything_a_deployment_needs_comes_from_one_call(tmp_path: Path) -> None:
     defs = build_kappa_definitions(_specs(tmp_path, "daily_spend"), config=CONFIG)
     Definitions.validate_loadable(defs)
-    assert set(defs.resources or {}) == {"kafka", "flink", "warehouse", "openlineage"}
+    assert set(defs.resources or {}) == {"kafka", "flink", "warehouse", "openlineage", "alerts"}
     assert {s.name for s in defs.sensors or []} >= {"kappa_reprocess_sensor", "kappa_repair_sensor"}
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
         "kappa_reprocess",

@@ -20,7 +20,7 @@ def test_definitions_load_and_hold_the_resources() -> None:
     finally:
         sys.path.remove(str(ROOT))
     defs.validate_loadable(defs)
-    assert set(defs.resources or {}) == {"kafka", "flink", "warehouse", "openlineage"}
+    assert set(defs.resources or {}) == {"kafka", "flink", "warehouse", "openlineage", "alerts"}
 
 
 @pytest.mark.slow

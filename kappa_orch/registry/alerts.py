@@ -1,0 +1,71 @@
+"""What each alert's receivers were last told (kappa_registry.alerts): a check's failure is
+sent once, its resolve once, and a receiver that missed either is told again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from kappa_orch.registry.schema import alerts
+
+
+@dataclass(frozen=True)
+class AlertState:
+    dedup_key: str
+    pipeline: str
+    check: str
+    firing: bool
+    summary: str
+    undelivered: list[str] = field(default_factory=list)
+
+
+def read(conn: Connection, dedup_key: str) -> AlertState | None:
+    row = conn.execute(select(alerts).where(alerts.c.dedup_key == dedup_key)).mappings().first()
+    if row is None:
+        return None
+    return AlertState(
+        row["dedup_key"],
+        row["pipeline"],
+        row["check_name"],
+        row["firing"],
+        row["summary"],
+        row["undelivered"],
+    )
+
+
+def firing(conn: Connection) -> list[AlertState]:
+    """The alerts whose check fails now, as last told."""
+    rows = conn.execute(select(alerts).where(alerts.c.firing.is_(True))).mappings()
+    return [_state(r) for r in rows]
+
+
+def _state(row: Any) -> AlertState:
+    return AlertState(
+        row["dedup_key"],
+        row["pipeline"],
+        row["check_name"],
+        row["firing"],
+        row["summary"],
+        row["undelivered"],
+    )
+
+
+def save(conn: Connection, state: AlertState) -> None:
+    values = {
+        "dedup_key": state.dedup_key,
+        "pipeline": state.pipeline,
+        "check_name": state.check,
+        "firing": state.firing,
+        "summary": state.summary,
+        "undelivered": sorted(state.undelivered),
+    }
+    statement = insert(alerts).values(**values)
+    update = {k: statement.excluded[k] for k in values if k != "dedup_key"}
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["dedup_key"], set_={**update, "changed_at": func.now()}
+        )
+    )
