@@ -27,6 +27,7 @@ from sqlalchemy import inspect
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import KappaError
+from kappa_orch.lifecycle.alerting import Finding, tell
 from kappa_orch.lifecycle.gate import (
     EXPECTATIONS,
     INPUT_BALANCE,
@@ -40,6 +41,7 @@ from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.check_history import CheckOutcome, record_check
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
@@ -52,13 +54,14 @@ LIVE_BALANCE_CHECK = "live_input_balance"
 
 def _kept(
     context: AssetCheckExecutionContext,
-    warehouse: WarehouseResource,
-    openlineage: OpenLineageResource,
+    resources: tuple[WarehouseResource, OpenLineageResource, AlertResource],
     pipeline: LoadedPipeline,
     outcome: Outcome,
 ) -> None:
     """Record the outcome in the registry as its check's last (for `kappa-orch status`),
-    and tell OpenLineage (a `<pipeline>.data_quality` run over the live version)."""
+    send a failure (or its resolve) to the alert receivers, and tell OpenLineage (a
+    `<pipeline>.data_quality` run over the live version)."""
+    warehouse, openlineage, alerts = resources
     with registry.session(warehouse) as conn:
         checked = CheckOutcome(
             pipeline.name, outcome.name, outcome.passed, outcome.summary, context.run.run_id
@@ -66,6 +69,11 @@ def _kept(
         record_check(conn, checked)
         live = registry.live_versions(conn).get(pipeline.name)
         rows = registry.pipeline_versions(conn, pipeline.name) if live is not None else []
+    finding = Finding(pipeline.name, outcome.name, outcome.passed, outcome.summary)
+    try:
+        tell(warehouse, alerts, [finding], context.log.info)
+    except KappaError as exc:
+        context.log.warning(f"{pipeline.name}: the check's alert was not sent: {exc.problem}")
     served = next((r for r in rows if r.version == live), None)
     if served is not None:
         with lineage_emit.within(context.run.run_id, context.run.job_name):
@@ -98,10 +106,13 @@ def alias_check(
         description="The spec's Great Expectations suite on what the alias serves now.",
     )
     def _check(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+        context: AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
+        alerts: AlertResource,
     ) -> AssetCheckResult:
         outcome = expectations_outcome(warehouse.checks_url, spec, spec.target.table_name)
-        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=SERVING_CHECK))
+        _kept(context, (warehouse, openlineage, alerts), pipeline, replace(outcome, name=SERVING_CHECK))
         context.log.info(f"{spec.target.alias}: {outcome.summary}")
         return _result(outcome)
 
@@ -119,14 +130,17 @@ def live_input_balance_check(
         description="The live version's job: input = parsed + dead-lettered, per source partition.",
     )
     def _check(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+        context: AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
+        alerts: AlertResource,
     ) -> AssetCheckResult:
         with registry.session(warehouse) as conn:
             live = registry.live_versions(conn).get(spec.name)
             if live is None:
                 return _result(Outcome(INPUT_BALANCE, True, "no live version yet"))
             outcome = input_balance_outcome(conn, spec, live)
-        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=LIVE_BALANCE_CHECK))
+        _kept(context, (warehouse, openlineage, alerts), pipeline, replace(outcome, name=LIVE_BALANCE_CHECK))
         context.log.info(f"{spec.target.alias} (v{live}): {outcome.summary}")
         return _result(outcome, version=live)
 
@@ -148,14 +162,17 @@ def batch_check(
         description="The spec's Great Expectations suite on the batch table, with the days that fail.",
     )
     def _check(
-        context: AssetCheckExecutionContext, warehouse: WarehouseResource, openlineage: OpenLineageResource
+        context: AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        openlineage: OpenLineageResource,
+        alerts: AlertResource,
     ) -> AssetCheckResult:
         with registry.session(warehouse) as conn:
             computed = inspect(conn).has_table(table, schema=spec.target.schema_name)
         if not computed:
             return _result(Outcome(EXPECTATIONS, True, "no day of the batch table is computed yet"))
         outcome = expectations_outcome(warehouse.checks_url, spec, table, day_column=batch.day_column)
-        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=BATCH_CHECK))
+        _kept(context, (warehouse, openlineage, alerts), pipeline, replace(outcome, name=BATCH_CHECK))
         failing = [date.fromisoformat(d) for d in outcome.metadata.get("failing_days", [])]
         marked: list[date] = []
         if failing:
@@ -195,6 +212,7 @@ def log_parity_check(
         flink: FlinkResource,
         warehouse: WarehouseResource,
         openlineage: OpenLineageResource,
+        alerts: AlertResource,
     ) -> AssetCheckResult:
         try:
             parity = verify_days(pipeline, Services(kafka, flink, warehouse, context.log.info))
@@ -211,7 +229,7 @@ def log_parity_check(
             "sample_keys": parity.samples,
         }
         outcome = Outcome(LOG_PARITY_CHECK, parity.passed, parity.summary(spec.target.alias), metadata)
-        _kept(context, warehouse, openlineage, pipeline, replace(outcome, name=LOG_PARITY_CHECK))
+        _kept(context, (warehouse, openlineage, alerts), pipeline, replace(outcome, name=LOG_PARITY_CHECK))
         context.log.info(outcome.summary)
         return _result(outcome)
 
