@@ -1,5 +1,6 @@
 """How `kappa-orch status` prints: one aligned table of every pipeline (health, lag,
-checkpoint age, late records, dead letters, last swap), then each pipeline's versions
+checkpoint age, late records, dead letters, last swap, last check: lifecycle.status_table),
+then each pipeline's versions
 and what needs doing. Pure: lines and their colour; the CLI styles them (colours only on
 a terminal)."""
 
@@ -9,21 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
+from kappa_orch.lifecycle.status_table import PIPELINE_HEADER, age, health, number, overview_rows
 from kappa_orch.registry.states import CATCHING_UP
 
 Line = tuple[str, str | None]  # text, colour (None: plain)
 
-PIPELINE_HEADER = [
-    "PIPELINE",
-    "ALIAS",
-    "LIVE",
-    "HEALTH",
-    "LAG",
-    "CHECKPOINT",
-    "LATE",
-    "DEAD LETTERS",
-    "LAST SWAP",
-]
 VERSION_HEADER = [
     "VERSION",
     "FINGERPRINT",
@@ -53,66 +44,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = ""
     return [line(header)] + [line(row) for row in rows]
 
 
-def _number(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
-
-
-def health(s: PipelineStatus) -> tuple[str, str | None]:
-    """The pipeline's one-word health and its colour."""
-    if s.live_version is None:
-        return "not deployed", "yellow"
-    if s.degraded:
-        return "DEGRADED", "red"
-    if s.failed_checks:
-        return "CHECK FAILED", "red"
-    if not s.in_sync:
-        return "behind spec", "yellow"
-    return ("in sync", "green") if not s.warnings else ("in sync, warnings", "yellow")
-
-
-def _last_swap(s: PipelineStatus, now: datetime) -> str:
-    swap = s.last_swap
-    if swap is None:
-        return "-"
-    ago = _age((now - datetime.fromisoformat(swap["at"])).total_seconds())
-    source = f"v{swap['from']}" if swap["from"] is not None else "none"
-    return f"{source} -> v{swap['to']} {swap['reason']}, {ago} ago"
-
-
-def _live(s: PipelineStatus) -> VersionStatus | None:
-    return next((v for v in s.versions if v.version == s.live_version), None)
-
-
 def overview(statuses: Sequence[PipelineStatus], now: datetime) -> list[Line]:
     """The table of every pipeline, each row coloured by its health."""
-    rows, colours = [], []
-    for s in statuses:
-        live = _live(s)
-        word, colour = health(s)
-        rows.append(
-            [
-                s.pipeline,
-                s.alias,
-                f"v{s.live_version}" if s.live_version else "-",
-                word,
-                _number(live.lag if live else None),
-                _age(live.checkpoint_age_s if live else None),
-                _number(live.late_total if live else None),
-                _number(live.dead_lettered if live else None),
-                _last_swap(s, now),
-            ]
-        )
-        colours.append(colour)
-    header, *body = table(PIPELINE_HEADER, rows)
-    return [(header, None), *zip(body, colours, strict=True)]
+    rows = overview_rows(statuses, now)
+    header, *body = table(PIPELINE_HEADER, [cells for cells, _ in rows])
+    return [(header, None), *zip(body, [colour for _, colour in rows], strict=True)]
 
 
 def _version_row(v: VersionStatus) -> list[str]:
@@ -121,11 +57,11 @@ def _version_row(v: VersionStatus) -> list[str]:
         v.fingerprint,
         "degraded" if v.degraded else v.state,
         v.job_state or "-",
-        _number(v.lag),
-        _age(v.checkpoint_age_s),
-        _number(v.late_total),
-        _number(v.input),
-        _number(v.dead_lettered),
+        number(v.lag),
+        age(v.checkpoint_age_s),
+        number(v.late_total),
+        number(v.input),
+        number(v.dead_lettered),
         v.physical_table,
     ]
 
@@ -146,7 +82,7 @@ def catching_up(v: VersionStatus, before: VersionStatus | None, elapsed_s: float
     if before is None or elapsed_s <= 0 or v.input <= before.input:
         return text
     rate = (v.input - before.input) / elapsed_s
-    return text + f", {rate:,.0f} records/s, about {_age(v.lag / rate)} left"
+    return text + f", {rate:,.0f} records/s, about {age(v.lag / rate)} left"
 
 
 def details(

@@ -36,6 +36,7 @@ from kappa_orch.dagster.names import (
     ACTING_SENSORS,
     FAILED_DAY_SENSOR,
     LATE_DATA_SENSOR,
+    PLATFORM_PAGE,
     REPAIR_SENSOR,
     REPROCESS_SENSOR,
     RETIRE_SENSOR,
@@ -43,6 +44,7 @@ from kappa_orch.dagster.names import (
     STREAM_OBSERVER,
 )
 from kappa_orch.dagster.observe import stream_observation_sensor
+from kappa_orch.dagster.platform_page import platform_asset, platform_page_sensor
 from kappa_orch.dagster.quality import data_quality_checks, data_quality_schedule
 from kappa_orch.dagster.stream_checks import health_checks
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
@@ -65,6 +67,7 @@ class AutomationSettings(BaseModel):
     retire_interval_s: int = Field(300, ge=1, description="Replaced versions past their grace period.")
     late_data_interval_s: int = Field(60, ge=1, description="Late records for computed batch days.")
     failed_day_interval_s: int = Field(60, ge=1, description="Batch days that failed a check.")
+    platform_page_interval_s: int = Field(60, ge=1, description="The platform page (kappa/platform).")
     claim_wait_s: float = Field(600.0, ge=0, description="How long a reprocess waits for another one.")
     claim_stale_s: float = Field(60.0, gt=0, description="When a silent claim may be taken over.")
     data_quality_running: bool = Field(True, description="The data-quality schedule runs from the start.")
@@ -119,14 +122,17 @@ def build_kappa_definitions(
         "repair": repair_job(pipelines),
     }
     return Definitions(
-        assets=pipeline_assets(
-            pipelines,
-            translator=translator,
-            git_commit=config.commit(),
-            claim_wait_s=automation.claim_wait_s,
-            claim_stale_s=automation.claim_stale_s,
-            dagster_url=config.dagster_url,
-        ),
+        assets=[
+            *pipeline_assets(
+                pipelines,
+                translator=translator,
+                git_commit=config.commit(),
+                claim_wait_s=automation.claim_wait_s,
+                claim_stale_s=automation.claim_stale_s,
+                dagster_url=config.dagster_url,
+            ),
+            platform_asset(),
+        ],
         asset_checks=[
             *data_quality_checks(pipelines, translator),
             *health_checks(pipelines, translator),
@@ -192,6 +198,11 @@ def _sensors(
             minimum_interval_seconds=automation.failed_day_interval_s,
             translator=translator,
             default_status=automation.status(FAILED_DAY_SENSOR),
+        ),
+        platform_page_sensor(
+            pipelines,
+            minimum_interval_seconds=automation.platform_page_interval_s,
+            default_status=automation.status(PLATFORM_PAGE),
         ),
     ]
 

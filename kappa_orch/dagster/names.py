@@ -10,6 +10,7 @@ REPAIR_SENSOR = "kappa_repair_sensor"
 RETIRE_SENSOR = "kappa_retire_sensor"
 LATE_DATA_SENSOR = "kappa_late_data_sensor"
 FAILED_DAY_SENSOR = "kappa_failed_day_sensor"
+PLATFORM_PAGE = "kappa_platform_page"
 
 SENSOR_NAMES = (
     STREAM_OBSERVER,
@@ -18,6 +19,7 @@ SENSOR_NAMES = (
     RETIRE_SENSOR,
     LATE_DATA_SENSOR,
     FAILED_DAY_SENSOR,
+    PLATFORM_PAGE,
 )
 # sensors that redeploy jobs or drop tables by themselves: stopped unless a deployment
 # turns them on (the reference deployment does, sensors/__init__.py)

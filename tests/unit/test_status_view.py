@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kappa_orch.cli.status_view import render, table
+from kappa_orch.dagster.platform_page import PLATFORM_KEY, platform_observation
 from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -58,11 +59,14 @@ def test_the_overview_has_a_header_and_one_coloured_row_per_pipeline() -> None:
         "LETTERS",
         "LAST",
         "SWAP",
+        "LAST",
+        "CHECK",
     ]
     rows = {text.split()[0]: (text, colour) for text, colour in lines[1:5]}
     assert rows["daily_spend"][1] == "green" and "in sync" in rows["daily_spend"][0]
     assert rows["auth_settlement"][1] == "red" and "DEGRADED" in rows["auth_settlement"][0]
     assert rows["account_latest"][1] == "red" and "CHECK FAILED" in rows["account_latest"][0]
+    assert "serving_expectations FAILED" in rows["account_latest"][0]
     assert rows["new_one"][1] == "yellow" and "not deployed" in rows["new_one"][0]
     text = rows["daily_spend"][0]
     assert "v1 -> v2 reprocess, 300s ago" in text or "v1 -> v2 reprocess, 5m ago" in text
@@ -101,3 +105,31 @@ def test_a_catching_up_version_shows_its_progress_and_under_watch_its_rate_and_t
     first_round = [text for text, _ in render([now], NOW, [], 0.0)]
     assert "  v3 catching up: 50% (200,000 of 400,000 records)" in first_round
     assert not any("v2 catching up" in text for text in watched)
+
+
+def test_the_platform_page_is_the_status_table_in_the_ui() -> None:
+    # issue 29, point 3: one asset shows every pipeline, with the rows `status` prints
+    failed = {"check": "matches_the_log", "passed": False, "summary": "2 rows differ",
+              "at": "2026-11-27T09:30:00+00:00", "run_id": "r9"}  # fmt: skip
+    statuses = [pipeline("daily_spend"), pipeline("account_latest", checks=[failed])]
+    observed = platform_observation(statuses, NOW)
+    assert observed.asset_key == PLATFORM_KEY
+    table_value = observed.metadata["pipelines"].value
+    records = [record.data for record in table_value.records]
+    assert [r["pipeline"] for r in records] == ["daily_spend", "account_latest"]
+    assert records[0]["health"] == "in sync" and records[0]["live"] == "v2" and records[0]["lag"] == "12,345"
+    assert (
+        records[1]["health"] == "CHECK FAILED"
+        and records[1]["last_check"] == "matches_the_log FAILED, 30m ago"
+    )
+    assert records[0]["last_swap"] == "v1 -> v2 reprocess, 5m ago"
+    assert observed.metadata["needing_attention"].value == 1
+    assert observed.metadata["summary"].value == "2 pipeline(s); needing attention: account_latest"
+    # the same cells as the CLI's table, column for column
+    cli_row = render(statuses, NOW)[1][0].split("  ")
+    assert [c.strip() for c in cli_row if c.strip()][:4] == [
+        "daily_spend",
+        "analytics.daily_spend",
+        "v2",
+        "in sync",
+    ]
