@@ -153,6 +153,7 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
     _, _, warehouse = resources_of(platform)
     with registry.session(warehouse) as conn:
         swaps = registry.swap_history(conn, chosen.name)
+        rows = registry.pipeline_versions(conn, chosen.name)
     for swap in swaps:
         swap["run_url"] = run_url(platform.dagster_url, swap["run_id"])
     warehouse.dispose()
@@ -168,6 +169,20 @@ def history_command(pipeline: str, as_json: bool, **options: Any) -> None:
             f"{at:<20} {source:>5} {'v' + str(s['to_version']):>4}  {s['reason']:<14} "
             f"{s['swapped_by'] or '?':<12} {(s['git_commit'] or '?')[:8]:<8} {run}"
         )
+    _print_failed_gates(rows)
+
+
+def _print_failed_gates(rows: list[Any]) -> None:
+    """The candidates that failed their gate: which checks, and the rows they named."""
+    from kappa_orch.lifecycle.status import gate_rows
+    from kappa_orch.registry.states import FAILED
+
+    failed = [r for r in rows if r.state == FAILED and r.check_results]
+    for row in failed:
+        checks = [name for name, result in (row.check_results or {}).items() if not result.get("passed")]
+        click.secho(f"v{row.version} failed its gate: {', '.join(checks)}", fg="red")
+        for line in gate_rows(row):
+            click.echo(f"  {line[:200]}")
 
 
 @main.command(name="retire")

@@ -117,6 +117,9 @@ def details(
     lines += [
         (f"  v{v.version} error: {v.error.splitlines()[0][:160]}", "red") for v in s.versions if v.error
     ]
+    for v in s.versions:
+        lines += [(f"  v{v.version} failing rows:", "red")] if v.gate_rows else []
+        lines += [(f"    {row[:200]}", "red") for row in v.gate_rows]
     return lines
 
 

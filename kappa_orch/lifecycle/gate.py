@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 from kappa_orch.errors import OperationRefused
 from kappa_orch.lifecycle.derive_parity import DERIVE_PARITY
 from kappa_orch.lifecycle.derive_parity import DESCRIPTION as DERIVE_DESCRIPTION
+from kappa_orch.lifecycle.row_diff import diff_summary, row_diff
 from kappa_orch.plan.replay_checks import (
     COMPLETE_HISTORY,
     complete_history_verdict,
@@ -241,9 +242,11 @@ def parity_outcome(
     if coverage < gate.min_key_coverage:
         problems.append(f"covers {coverage:.1%} of the live keys (needs {gate.min_key_coverage:.1%})")
     problems += values_over
+    diff = row_diff(conn, spec, candidate_table, live_table)
     summary = "; ".join(problems) or (
         f"{n_candidate} rows vs {n_live} live ({change:.1%} change), {coverage:.1%} of live keys covered"
     )
+    summary += f"; {diff_summary(diff)}"
     return Outcome(
         PARITY,
         not problems,
@@ -256,6 +259,7 @@ def parity_outcome(
             "value_sums": sums,
             "value_change": changes,
             "live_table": live_table,
+            "row_diff": diff,
         },
     )
 

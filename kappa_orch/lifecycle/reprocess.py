@@ -37,6 +37,7 @@ from kappa_orch.lifecycle.gate import (
 )
 from kappa_orch.lifecycle.reconfigure import reconfigure
 from kappa_orch.lifecycle.restore import pipeline_of_version, stop_keeping_state
+from kappa_orch.lifecycle.row_diff import failing_rows
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.lifecycle.swap import join_alias
 from kappa_orch.lifecycle.swap import version_row as _row
@@ -212,11 +213,14 @@ def _catch_up(
 
 
 def _log_outcomes(name: str, outcomes: list[Outcome], log: Log) -> None:
+    """Each check's verdict; under a failed one, the rows it names (by primary key)."""
     for outcome in outcomes:
         verdict = "passed" if outcome.passed else "FAILED"
         if not outcome.passed and outcome.accepted:
             verdict = f"FAILED, accepted by {outcome.accepted}"
         log(f"{name}: check {outcome.name}: {verdict} ({outcome.summary})")
+        for line in [] if outcome.passed else failing_rows(outcome.metadata):
+            log(f"{name}:   {line}")
 
 
 def _record_gate(
@@ -230,7 +234,8 @@ def _record_gate(
     failures = "; ".join(f"{o.name}: {o.summary}" for o in outcomes if not o.lets_through)
     with warehouse.begin() as conn:
         results = {
-            o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted} for o in outcomes
+            o.name: {"passed": o.passed, "summary": o.summary, "accepted": o.accepted, **_rows(o)}
+            for o in outcomes
         }
         verdict = transitions.GateVerdict(results, _late_records(outcomes), failures)
         transitions.mark_gated(conn, spec.name, row.version, verdict)
@@ -264,6 +269,12 @@ def _alert_gate(
         )
     except KappaError as exc:
         services.log(f"{pipeline.name}: the gate's alert was not sent: {exc.problem}")
+
+
+def _rows(outcome: Outcome) -> dict[str, list[str]]:
+    """A failed check's rows, as the registry keeps them for `status` and `history`."""
+    rows = [] if outcome.passed else failing_rows(outcome.metadata)
+    return {"rows": rows} if rows else {}
 
 
 def _late_records(outcomes: list[Outcome]) -> dict[str, int] | None:

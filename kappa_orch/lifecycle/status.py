@@ -41,6 +41,8 @@ class VersionStatus:
     degraded: str | None = None
     # seconds since its job's last completed checkpoint (None: not running, or none yet)
     checkpoint_age_s: float | None = None
+    # the rows its gate's failed checks named (`check: row`), by primary key
+    gate_rows: list[str] = field(default_factory=list)
 
     @property
     def late_total(self) -> int | None:
@@ -235,7 +237,19 @@ def _version_status(
         degraded=degraded(row, job_state, (row.pipeline, row.version) not in seen.missing)
         or (f"v{row.version}'s checkpoints are failing: {failing}" if failing else None),
         checkpoint_age_s=age,
+        gate_rows=gate_rows(row),
     )
+
+
+def gate_rows(row: registry.VersionRow) -> list[str]:
+    """The rows the version's gate named under its failed checks (`check: row`)."""
+    results = row.check_results or {}
+    return [
+        f"{name}: {line}"
+        for name, result in results.items()
+        if not result.get("passed")
+        for line in result.get("rows") or []
+    ]
 
 
 def _warnings(

@@ -22,6 +22,7 @@ from assets import SPECS_DIR
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lineage.resource import OpenLineageResource
 from kappa_orch.registry import store as registry
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.load import load_pipelines
@@ -97,7 +98,13 @@ def resources_for(kafka: KafkaResource, flink: FlinkResource, warehouse: Warehou
         warehouse_url=str(warehouse.url),
         home=Path("."),
     )
-    return {"kafka": kafka, "flink": flink, "warehouse": warehouse, "openlineage": openlineage}
+    return {
+        "kafka": kafka,
+        "flink": flink,
+        "warehouse": warehouse,
+        "openlineage": openlineage,
+        "alerts": AlertResource(),
+    }
 
 
 def own_jobs(flink: FlinkResource) -> set[str]:
@@ -108,16 +115,22 @@ def own_jobs(flink: FlinkResource) -> set[str]:
 
 
 def observe_once(
-    platform: Platform, kafka: KafkaResource, flink: FlinkResource, cursor: str | None
+    platform: Platform,
+    kafka: KafkaResource,
+    flink: FlinkResource,
+    cursor: str | None,
+    alerts: AlertResource | None = None,
 ) -> tuple[list[Any], str | None]:
     """One tick of the stream observation sensor over the platform's pipelines: its
-    events (observations and check evaluations) and its cursor."""
+    events (observations and check evaluations) and its cursor (`alerts`: where its
+    health alerts go; default none)."""
     from dagster import build_sensor_context
 
     from kappa_orch.dagster.observe import stream_observation_sensor
 
     sensor = stream_observation_sensor(list(platform.pipelines().values()))
     resources = resources_for(kafka, flink, platform.warehouse)
+    resources["alerts"] = alerts or resources["alerts"]
     with build_sensor_context(resources=resources, cursor=cursor) as context:
         result = sensor(context)
     return list(getattr(result, "asset_events", [])), getattr(result, "cursor", cursor)

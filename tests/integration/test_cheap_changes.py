@@ -168,6 +168,8 @@ def computed_and_filtered_by_flink(platform: Platform, stack: StackConfig, oracl
         reprocess = [KAPPA, "reprocess", "daily_spend", "--wait"]
         done = subprocess.run(reprocess, env=alerting, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1 and "parity_with_live" in done.stdout, done.stdout + done.stderr
+        # the gate's report names the rows: the days the HAVING clause leaves out (point 6)
+        assert "key(s) added, " in done.stdout and "removed: {'account': " in done.stdout, done.stdout
         [failed] = hook.received
         assert failed["event"] == "trigger" and failed["check"] == "gate", failed
         assert "parity_with_live" in failed["summary"] and failed["pipeline"] == "daily_spend", failed

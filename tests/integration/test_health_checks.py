@@ -17,15 +17,18 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     Definitions,
+    build_sensor_context,
     define_asset_job,
 )
 
 from assets.sample_events import sample_events
 from kappa_orch import health_checks, version_key
 from kappa_orch.dagster.answers import STUCK_AFTER_S
+from kappa_orch.dagster.platform_page import platform_page_sensor
 from kappa_orch.dagster.stream_checks import DESCRIPTIONS
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.registry import store as registry
+from kappa_orch.resources.alerts import AlertResource
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration.platform import (
@@ -36,6 +39,7 @@ from tests.integration.platform import (
     produce_authorizations,
     resources_for,
 )
+from tests.integration.receivers import Receiver, receiving
 
 pytestmark = pytest.mark.integration
 EVENTS = 5_000
@@ -59,10 +63,19 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
         with registry.session(platform.warehouse) as conn:
             [row] = registry.pipeline_versions(conn, "daily_spend")
         job_name = flink._call("GET", flink.rest_url, f"/jobs/{row.flink_job_id}")["name"]
-        healthy, cursor = observe_once(platform, kafka, flink, None)
-        during, cursor = observe_once(platform, kafka, DEAD_FLINK, cursor)
-        after, cursor = observe_once(platform, kafka, flink, cursor)
+        with receiving(Receiver()) as pager:
+            # issue 29, point 2: the sensor's verdicts go to a real receiver (PagerDuty's API)
+            alerts = AlertResource(
+                receivers=f"pagerduty=KEY@http://127.0.0.1:{pager.port}/v2/enqueue", deployment="it"
+            )
+            healthy, cursor = observe_once(platform, kafka, flink, None, alerts)
+            during, cursor = observe_once(platform, kafka, DEAD_FLINK, cursor, alerts)
+            _, cursor = observe_once(platform, kafka, DEAD_FLINK, cursor, alerts)
+            after, cursor = observe_once(platform, kafka, flink, cursor, alerts)
         pipeline = platform.pipelines()["daily_spend"]
+        page = platform_page_sensor([pipeline])
+        with build_sensor_context(resources=resources_for(kafka, flink, platform.warehouse)) as context:
+            [platform_row] = page(context).asset_events[0].metadata["pipelines"].value.records  # type: ignore[union-attr]
         defs = Definitions(
             asset_checks=health_checks([pipeline]),
             jobs=[define_asset_job("health", selection=AssetSelection.all_asset_checks())],
@@ -92,6 +105,18 @@ def test_health_checks_follow_the_jobs_and_report_an_outage(
 
     back = checks(after)
     assert back["flink_job_running"].passed and back["checkpoint_fresh"].passed
+    # paged once per failing check while Flink was away (not again on its second tick), and
+    # resolved once each when it answered again
+    failing = sorted(name for name, e in down.items() if not e.passed)
+    told = sorted((m["event_action"], m["dedup_key"].rsplit("/", 1)[-1]) for m in pager.received)
+    assert told == sorted((action, name) for action in ("trigger", "resolve") for name in failing), told
+    assert {m["payload"]["component"] for m in pager.received if m["event_action"] == "trigger"} == {
+        "daily_spend"
+    }
+
+    # one page for the platform: the pipeline's row of `status` (issue 29, point 3)
+    assert platform_row.data["pipeline"] == "daily_spend" and platform_row.data["health"] == "in sync"
+    assert platform_row.data["live"] == "v1"
 
     # executed from Dagster: every check runs and passes
     results = executed.get_asset_check_evaluations()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from kappa_orch.cli.status_view import render, table
 from kappa_orch.dagster.platform_page import PLATFORM_KEY, platform_observation
+from kappa_orch.lifecycle.row_diff import failing_rows
 from kappa_orch.lifecycle.status import PipelineStatus, VersionStatus
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -132,4 +133,33 @@ def test_the_platform_page_is_the_status_table_in_the_ui() -> None:
         "analytics.daily_spend",
         "v2",
         "in sync",
+    ]
+
+
+def test_a_failed_gate_shows_the_rows_it_named() -> None:
+    # issue 29, point 6: the rows are in the CLI, not only in the Dagster check's metadata
+    metadata = {
+        "results": [
+            {"expectation": "expect_column_values_to_be_between", "success": False,
+             "sample_rows": [{"account": "acct-7", "spend_day": "2026-11-26"}]},
+            {"expectation": "expect_column_values_to_not_be_null", "success": True, "sample_rows": []},
+        ],
+        "row_diff": {"comparable": True, "added": 0, "removed": 1, "changed": 1, "added_sample": [],
+                     "removed_sample": [{"account": "acct-9"}],
+                     "changed_sample": [{"account": "acct-3", "spend_cents": "100 -> 90"}]},
+    }  # fmt: skip
+    rows = failing_rows(metadata)
+    assert rows == [
+        "expect_column_values_to_be_between: {'account': 'acct-7', 'spend_day': '2026-11-26'}",
+        "removed: {'account': 'acct-9'}",
+        "changed: {'account': 'acct-3', 'spend_cents': '100 -> 90'}",
+    ]
+    failed = version(3, "failed", gate_rows=[f"parity_with_live: {r}" for r in rows[1:]])
+    lines = [
+        text for text, _ in render([pipeline("daily_spend", versions=[version(2, "live"), failed])], NOW)
+    ]
+    at = lines.index("  v3 failing rows:")
+    assert lines[at + 1 : at + 3] == [
+        "    parity_with_live: removed: {'account': 'acct-9'}",
+        "    parity_with_live: changed: {'account': 'acct-3', 'spend_cents': '100 -> 90'}",
     ]
