@@ -71,12 +71,16 @@ def run_selection(
     from dagster import AssetsDefinition
 
     from kappa_orch.dagster.assets import alias_key, pipeline_assets, version_key
+    from kappa_orch.dagster.quality import alias_check, live_input_balance_check
 
     if definitions is not None:
         defs = load_definitions(definitions)
         selection, versions_op = reprocess_selection(defs, chosen.name, definitions)
         return list(defs.assets or []), selection, versions_op, {**resources, **dict(defs.resources or {})}
     assets = pipeline_assets(pipelines, git_commit=platform.commit(), dagster_url=platform.dagster_url)
+    # the alias's serving checks run right after the swap, as a sensor's run of the
+    # reprocess job runs them (not only on the hourly schedule)
+    assets += [alias_check(chosen), live_input_balance_check(chosen)]
     selection = [version_key(chosen.spec), alias_key(chosen.spec)]
     [op] = [a.op.name for a in assets if isinstance(a, AssetsDefinition) and selection[0] in a.keys]
     return assets, selection, op, resources

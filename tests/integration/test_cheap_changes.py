@@ -25,6 +25,7 @@ import yaml
 
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.registry import store as registry
+from kappa_orch.registry.check_history import last_checks
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.stack.config import StackConfig
 from tests.integration import scale
@@ -180,6 +181,12 @@ def computed_and_filtered_by_flink(platform: Platform, stack: StackConfig, oracl
         done = subprocess.run(accepting, env=alerting, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0 and "Traceback" not in done.stdout, done.stdout + done.stderr
         assert [m["event"] for m in hook.received] == ["trigger", "resolve"], hook.received
+    # the alias's serving checks ran right after the swap (issue 29, point 6)
+    with registry.session(platform.warehouse) as conn:
+        served_checks = {c.check_name: c.passed for c in last_checks(conn).get("daily_spend", [])}
+    assert served_checks.get("serving_expectations") and served_checks.get("live_input_balance"), (
+        served_checks
+    )
     latest = versions(platform, "daily_spend")
     newest = latest[max(latest)]
     started = (newest.definition or {}).get("cheap_start") or {}
