@@ -32,7 +32,7 @@ AssetRole = Literal["versions", "alias", "batch"]  # a pipeline's own assets
 Role = Literal["topic", "dead_letters", "versions", "alias", "batch"]
 KINDS: dict[str, set[str]] = {
     "topic": {"kafka"},
-    "dead_letters": {"kafka"},
+    "dead_letters": {"kafka", "dead_letters"},
     "versions": {"flink", "postgres"},
     "alias": {"postgres"},
     "batch": {"flink", "postgres"},
@@ -52,7 +52,8 @@ class KappaAsset:
 class KappaTranslator:
     """The default naming: ``kafka/<topic parts>``, ``<schema>/<table>__versions``,
     ``<schema>/<table>`` (the alias) and ``<schema>/<batch table>``; one group per
-    pipeline, topics in the ``kafka`` group; the spec's owner and tags."""
+    pipeline, source topics in the ``sources`` group and dead-letter topics in
+    ``dead_letters``; the spec's owner and tags."""
 
     def get_asset_spec(self, asset: KappaAsset) -> AssetSpec:
         """The asset's key, group, owners, tags, description, kinds and metadata (kappa_orch
@@ -70,7 +71,11 @@ class KappaTranslator:
             return AssetSpec(
                 key=self.topic_key(topic),
                 description=description,
-                group_name=self.topic_group_name(topic),
+                group_name=(
+                    self.dead_letter_group_name(topic)
+                    if asset.role == "dead_letters"
+                    else self.topic_group_name(topic)
+                ),
                 kinds=KINDS[asset.role],
             )
         spec = asset.spec
@@ -108,8 +113,14 @@ class KappaTranslator:
         return AssetKey([spec.target.schema_name, spec.batch_table or ""])
 
     def topic_group_name(self, topic: str) -> str:
-        """The asset group of a topic."""
-        return "kafka"
+        """The asset group of a source topic (the log pipelines read)."""
+        return "sources"
+
+    def dead_letter_group_name(self, topic: str) -> str:
+        """The asset group of a dead-letter topic: apart from the sources, so that the
+        collapsed graph reads sources -> pipelines -> dead letters, never a pipeline
+        feeding the sources' group."""
+        return "dead_letters"
 
     def group_name(self, spec: PipelineSpec) -> str:
         """The asset group of a pipeline's assets."""
