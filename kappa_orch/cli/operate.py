@@ -191,8 +191,9 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
     log stays in the Dagster instance."""
     import logging
 
-    from dagster import RunConfig, materialize
+    from dagster import AssetSelection, Definitions, RunConfig, define_asset_job
 
+    from kappa_orch.dagster.automation import REPROCESS_JOB
     from kappa_orch.dagster.lineage import PROGRESS
     from kappa_orch.progress import ProgressHandler, ProgressPrinter
 
@@ -203,8 +204,15 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
     run_config = kwargs.pop("run_config", None) or RunConfig()
     loggers = {"console": {"config": {"log_level": "DEBUG" if _debugging() else "CRITICAL"}}}
     run_config = RunConfig(ops=run_config.ops, resources=run_config.resources, loggers=loggers)
+    selection = kwargs.pop("selection")
+    # a run named after what it does (the reprocess job's name, as the sensor's runs), not
+    # Dagster's __ephemeral_asset_job__
+    job = define_asset_job(REPROCESS_JOB, selection=AssetSelection.assets(*selection))
+    defs = Definitions(assets=assets, jobs=[job], resources=kwargs.pop("resources"))
     try:
-        return materialize(assets, run_config=run_config, raise_on_error=False, **kwargs)
+        return defs.resolve_job_def(REPROCESS_JOB).execute_in_process(
+            run_config=run_config, raise_on_error=False, **kwargs
+        )
     finally:
         PROGRESS.removeHandler(handler)
         printer.close()

@@ -127,6 +127,7 @@ def test_every_swap_records_run_commit_and_user(flow: Flow) -> None:
     instance = DagsterInstance.from_config(str(tmp_path / "dagster"))
     run = instance.get_run_by_id(swaps[1]["run_id"])
     assert run is not None and run.tags["kappa/pipeline"] == "daily_spend"
+    assert run.job_name == "kappa_reprocess"  # named after what it does (issue 29, point 7)
     assert swaps[2]["run_id"].startswith("cli-rollback-")
     assert table.splitlines()[0].startswith("swapped at (UTC)")
     # the alias page tells the truth after a CLI rollback: the swap no run reported is
