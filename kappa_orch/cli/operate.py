@@ -186,13 +186,13 @@ def _report_failed_reprocess(pipeline: str, result: Any) -> None:
 
 
 def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
-    """`materialize` for a person at a terminal: kappa_orch's progress lines on stdout,
-    Dagster's own console log (event lines, stack traces) kept quiet; the run's full
-    log stays in the Dagster instance."""
+    """The reprocess job's run for a person at a terminal: kappa_orch's progress lines on
+    stdout, Dagster's console log kept quiet (its full log stays in the instance)."""
     import logging
 
     from dagster import AssetSelection, Definitions, RunConfig, define_asset_job
 
+    from kappa_orch.cli import debugging
     from kappa_orch.dagster.automation import REPROCESS_JOB
     from kappa_orch.dagster.lineage import PROGRESS
     from kappa_orch.progress import ProgressHandler, ProgressPrinter
@@ -202,26 +202,17 @@ def run_in_foreground(assets: list[Any], **kwargs: Any) -> Any:
     PROGRESS.addHandler(handler)
     PROGRESS.setLevel(logging.INFO)
     run_config = kwargs.pop("run_config", None) or RunConfig()
-    loggers = {"console": {"config": {"log_level": "DEBUG" if _debugging() else "CRITICAL"}}}
+    loggers = {"console": {"config": {"log_level": "DEBUG" if debugging() else "CRITICAL"}}}
     run_config = RunConfig(ops=run_config.ops, resources=run_config.resources, loggers=loggers)
-    selection = kwargs.pop("selection")
-    # a run named after what it does (the reprocess job's name, as the sensor's runs), not
-    # Dagster's __ephemeral_asset_job__
-    job = define_asset_job(REPROCESS_JOB, selection=AssetSelection.assets(*selection))
+    # a run named after what it does, as the sensor's (not Dagster's __ephemeral_asset_job__)
+    job = define_asset_job(REPROCESS_JOB, selection=AssetSelection.assets(*kwargs.pop("selection")))
     defs = Definitions(assets=assets, jobs=[job], resources=kwargs.pop("resources"))
     try:
-        return defs.resolve_job_def(REPROCESS_JOB).execute_in_process(
-            run_config=run_config, raise_on_error=False, **kwargs
-        )
+        run = defs.resolve_job_def(REPROCESS_JOB)
+        return run.execute_in_process(run_config=run_config, raise_on_error=False, **kwargs)
     finally:
         PROGRESS.removeHandler(handler)
         printer.close()
-
-
-def _debugging() -> bool:
-    from kappa_orch.cli import debugging
-
-    return debugging()
 
 
 def _blame_by_class() -> dict[str, str]:

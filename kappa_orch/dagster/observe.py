@@ -8,14 +8,13 @@ newest completed checkpoint (what a lost job resumes from). The decision
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
     AssetCheckEvaluation,
     AssetObservation,
     DefaultSensorStatus,
-    MetadataValue,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -42,6 +41,7 @@ from kappa_orch.dagster.stream_checks import (
     verdicts_of,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
+from kappa_orch.dagster.version_observations import stream_observations
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.errors import ServiceUnavailable
 from kappa_orch.lifecycle.services import Services
@@ -62,84 +62,6 @@ def observed_versions(
         for r in rows
         if r.pipeline in by_name and r.state in registry.RUNNING_STATES and r.flink_job_id
     ]
-
-
-def stream_observations(
-    watched: Sequence[tuple[LoadedPipeline, registry.VersionRow]],
-    answers: StreamAnswers,
-    live: dict[str, int],
-    translator: KappaTranslator = DEFAULT_TRANSLATOR,
-    progress: dict[tuple[str, int], dict[str, float]] | None = None,
-    job_url: Callable[[str], str] | None = None,
-    inputs: dict[tuple[str, int], tuple[int, int, int]] | None = None,
-) -> list[AssetObservation]:
-    """One observation per watched version (pure). The live version's numbers are plotted
-    as `lag_total`, `checkpoint_age_s`, ...; another version's as `candidate/lag_total`,
-    ... so the two series never interleave. Identifiers are text (not plotted). `inputs`:
-    what each version's job has read and dead-lettered (`registry.input_totals`), plotted
-    as `input_records` and `dead_lettered` (observed each tick, not frozen at the gate)."""
-    observations = []
-    for pipeline, row in watched:
-        is_live = live.get(row.pipeline) == row.version
-        series = _version_series(pipeline, row, answers)
-        series.update((progress or {}).get((row.pipeline, row.version), {}))
-        counted = (inputs or {}).get((row.pipeline, row.version))
-        if counted is not None:
-            series["input_records"], series["dead_lettered"] = counted[0], counted[1]
-        prefix = "" if is_live else "candidate/"
-        metadata: dict[str, object] = {f"{prefix}{k}": v for k, v in series.items()}
-        metadata.update(_version_labels(row, answers, is_live, job_url))
-        key = translator.key("versions", pipeline.spec)
-        observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
-    return observations
-
-
-def _version_series(
-    pipeline: LoadedPipeline, row: registry.VersionRow, answers: StreamAnswers
-) -> dict[str, float]:
-    """A version's numbers: lag per partition and in total, checkpoint age, late records."""
-    job_id = row.flink_job_id or ""
-    series: dict[str, float] = {}
-    total = 0
-    for source in pipeline.spec.sources:
-        for partition, lag in sorted(answers.lags.get((row.group_id, source.topic), {}).items()):
-            series[f"lag/{source.topic}/{partition}"] = lag
-            total += lag
-    series["lag_total"] = total
-    checkpoint = answers.checkpoints.get(job_id)
-    if checkpoint is not None:
-        series["checkpoint_age_s"] = round(
-            max(0, answers.observed_at_ms - checkpoint.completed_at_ms) / 1000, 1
-        )
-    late = answers.late_records.get(job_id)
-    if late is not None:
-        series["late_records_total"] = sum(late.values())
-        for operator, dropped in sorted(late.items()):
-            series[f"late_records/{operator}"] = dropped
-    return series
-
-
-def _version_labels(
-    row: registry.VersionRow, answers: StreamAnswers, is_live: bool, job_url: Callable[[str], str] | None
-) -> dict[str, object]:
-    """What identifies the version and its job (text, not plotted)."""
-    job_id = row.flink_job_id or ""
-    labels: dict[str, object] = {
-        "version": MetadataValue.text(str(row.version)),
-        "state": str(row.state),
-        "live": is_live,
-        "flink_job_id": MetadataValue.text(job_id),
-        "job_state": answers.job_states.get(job_id, "UNKNOWN"),
-    }
-    if job_url is not None and job_id:
-        labels["flink_job"] = MetadataValue.url(job_url(job_id))
-    checkpoint = answers.checkpoints.get(job_id)
-    if checkpoint is not None:
-        labels["checkpoint_id"] = MetadataValue.text(str(checkpoint.checkpoint_id))
-    exception = answers.job_exceptions.get(job_id)
-    if exception:
-        labels["flink_exception"] = MetadataValue.text(exception[:5000])
-    return labels
 
 
 def catch_up_progress(

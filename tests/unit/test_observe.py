@@ -9,6 +9,7 @@ from dagster import AssetMaterialization, AssetObservation
 from kappa_orch.dagster.answers import StreamAnswers
 from kappa_orch.dagster.assets import version_key
 from kappa_orch.dagster.observe import observed_versions, stream_observations
+from kappa_orch.dagster.version_observations import role_of
 from kappa_orch.engine.protocol import Checkpoint
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.load import load_pipelines
@@ -197,3 +198,30 @@ def test_the_flink_job_is_a_link() -> None:
         job_url=lambda j: f"http://flink/#/job/{j}",
     )
     assert observation.metadata["flink_job"].value == "http://flink/#/job/abc"  # type: ignore[union-attr]
+
+
+def test_one_observation_per_pipeline_its_live_versions_with_each_version_by_role() -> None:
+    # issue 29, point 5: a kept rollback target was plotted as candidate/*, and the page's
+    # Overview showed whichever version was observed last (a live version read `ready`)
+    spec = BY_NAME["daily_spend"]
+    watched = [
+        (spec, row("daily_spend", 1, registry.READY, "j1")),
+        (spec, row("daily_spend", 2, registry.LIVE, "j2")),
+        (spec, row("daily_spend", 3, registry.CATCHING_UP, "j3")),
+    ]
+    lags = {(f"kappa.daily_spend.v{v}", "payments.authorizations"): {0: v * 10} for v in (1, 2, 3)}
+    answers = StreamAnswers(observed_at_ms=0, job_states={f"j{v}": "RUNNING" for v in (1, 2, 3)}, lags=lags)
+    [observation] = stream_observations(watched, answers, live={"daily_spend": 2})
+    metadata = {k: v.value for k, v in observation.metadata.items()}
+    assert metadata["lag_total"] == 20 and metadata["candidate/lag_total"] == 30
+    assert metadata["retained/lag_total"] == 10
+    # the labels are the live version's
+    assert metadata["version"] == "2" and metadata["state"] == registry.LIVE and metadata["live"] is True
+    table = observation.metadata["versions"].value
+    assert [(r.data["version"], r.data["role"]) for r in table.records] == [  # type: ignore[union-attr]
+        ("v3", "candidate"),
+        ("v2", "live"),
+        ("v1", "retained"),
+    ]
+    # gated and not yet swapped in: still a candidate
+    assert role_of(row("daily_spend", 4, registry.READY, "j4"), {"daily_spend": 2}) == "candidate"
