@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ from kappa_orch.engine.flink.resource import FlinkResource  # noqa: E402
 from kappa_orch.registry import store as registry  # noqa: E402
 from kappa_orch.resources.kafka import KafkaResource  # noqa: E402
 from kappa_orch.stack import manager  # noqa: E402
-from kappa_orch.stack.config import StackConfig, recorded_storage  # noqa: E402
+from kappa_orch.stack.config import StackConfig  # noqa: E402
 from kappa_orch.stack.flink import FlinkService  # noqa: E402
 from kappa_orch.stack.kafka import KafkaService  # noqa: E402
 from tests.integration import scale  # noqa: E402
@@ -315,14 +316,11 @@ def main() -> None:
     args = parser.parse_args()
     args.logs.mkdir(parents=True, exist_ok=True)
     print(f"each trial's reprocess output goes to {args.logs}/trial-<n>.log", flush=True)
-    checkpoints, savepoints, s3_endpoint = recorded_storage(ROOT / ".kappa")  # as `stack up` started it
-    stack = StackConfig(
-        home=ROOT / ".kappa",
+    # the stack the environment names, with the topology and storage `stack up` recorded
+    stack = replace(
+        StackConfig.from_environment(os.environ, ROOT / ".kappa"),
         kafka_brokers=args.brokers,
         taskmanagers=args.taskmanagers,
-        checkpoint_uri=checkpoints,
-        savepoint_uri=savepoints,
-        s3_endpoint=s3_endpoint,
     )
     resources = stack.platform().resources()
     kafka, flink = resources["kafka"], resources["flink"]

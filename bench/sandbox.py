@@ -4,6 +4,7 @@ database and a folder for specs, all removed afterwards."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import uuid
@@ -34,7 +35,8 @@ class Sandbox:
 
 @contextmanager
 def sandbox(*, partitions: int = 3) -> Iterator[Sandbox]:
-    stack = StackConfig(home=ROOT / ".kappa")
+    # the stack the environment names (KAPPA_HOME, the KAPPA_*_PORT variables), as the CLI's
+    stack = StackConfig.from_environment(os.environ, ROOT / ".kappa")
     suffix = uuid.uuid4().hex[:8]
     database = f"bench_{suffix}"
     postgres = PostgresService(stack)

@@ -6,7 +6,8 @@ environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,18 @@ def recorded_storage(home: Path) -> tuple[str | None, str | None, str | None]:
     return checkpoints, savepoints, endpoint
 
 
+# the stack's ports, by the variable that sets each (as `kappa-orch stack` reads them)
+PORT_VARIABLES = {
+    "kafka_port": "KAPPA_KAFKA_PORT",
+    "kafka_controller_port": "KAPPA_KAFKA_CONTROLLER_PORT",
+    "flink_rest_port": "KAPPA_FLINK_REST_PORT",
+    "flink_rpc_port": "KAPPA_FLINK_RPC_PORT",
+    "sql_gateway_port": "KAPPA_SQL_GATEWAY_PORT",
+    "postgres_port": "KAPPA_POSTGRES_PORT",
+    "zookeeper_port": "KAPPA_ZOOKEEPER_PORT",
+}
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """Folders and ports of the local Kafka, Flink and PostgreSQL services."""
@@ -93,6 +106,28 @@ class StackConfig:
     # recovers its jobs itself after a crash (kappa_orch.stack.zookeeper)
     ha: bool = False
     zookeeper_port: int = 2181
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], default_home: Path) -> StackConfig:
+        """The stack the environment names, as `kappa-orch stack ...` reads it: KAPPA_HOME
+        (else `default_home`), the KAPPA_*_PORT variables, and the topology and storage the
+        last `stack up` recorded in its folder (what a benchmark or a test runs against)."""
+        home = Path(environ.get("KAPPA_HOME") or default_home).resolve()
+        brokers, taskmanagers = recorded_topology(home)
+        checkpoints, savepoints, endpoint = recorded_storage(home)
+        ports: dict[str, Any] = {
+            name: int(environ[variable]) for name, variable in PORT_VARIABLES.items() if environ.get(variable)
+        }
+        recorded = cls(
+            home=home,
+            kafka_brokers=brokers,
+            taskmanagers=taskmanagers,
+            checkpoint_uri=checkpoints,
+            savepoint_uri=savepoints,
+            s3_endpoint=endpoint,
+            ha=recorded_ha(home),
+        )
+        return replace(recorded, **ports)
 
     @property
     def ha_storage(self) -> str:

@@ -16,7 +16,7 @@ from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.lineage import emit as lineage_emit
 from kappa_orch.resources.kafka import KafkaResource
 from kappa_orch.resources.warehouse import WarehouseResource
-from kappa_orch.stack.config import StackConfig, recorded_topology
+from kappa_orch.stack.config import StackConfig
 from kappa_orch.stack.manager import status
 from tests.openlineage_events import EventFile, event_file
 
@@ -29,20 +29,8 @@ DEPLOYMENT = f"it-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def _config() -> StackConfig:
-    env = os.environ
-    home = Path(env.get("KAPPA_HOME", ROOT / ".kappa")).resolve()
-    brokers, taskmanagers = recorded_topology(home)  # as the last `stack up` started it
-    return StackConfig(
-        home=home,
-        kafka_brokers=brokers,
-        taskmanagers=taskmanagers,
-        kafka_port=int(env.get("KAPPA_KAFKA_PORT", 9092)),
-        kafka_controller_port=int(env.get("KAPPA_KAFKA_CONTROLLER_PORT", 9093)),
-        flink_rest_port=int(env.get("KAPPA_FLINK_REST_PORT", 8081)),
-        flink_rpc_port=int(env.get("KAPPA_FLINK_RPC_PORT", 6123)),
-        sql_gateway_port=int(env.get("KAPPA_SQL_GATEWAY_PORT", 8083)),
-        postgres_port=int(env.get("KAPPA_POSTGRES_PORT", 5432)),
-    )
+    # the stack the environment names (KAPPA_HOME, KAPPA_*_PORT), as the CLI and the benches read it
+    return StackConfig.from_environment(os.environ, ROOT / ".kappa")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -135,3 +135,18 @@ def test_a_checkpoint_folder_that_refuses_writes_is_named(tmp_path: Path) -> Non
             assert said in exc.problem and exc.fix
         else:
             raise AssertionError(f"{uri} was not refused")
+
+
+def test_benchmarks_and_tests_find_the_stack_the_environment_names(tmp_path: Path) -> None:
+    # found: bench/sandbox.py hard-coded the repository's .kappa and the default ports, so
+    # a benchmark failed to connect to a stack started elsewhere (issue 27)
+    environ = {
+        "KAPPA_HOME": str(tmp_path / "stack"),
+        "KAPPA_KAFKA_PORT": "19092",
+        "KAPPA_POSTGRES_PORT": "15432",
+    }
+    stack = StackConfig.from_environment(environ, tmp_path / "unused")
+    assert stack.home == (tmp_path / "stack").resolve()
+    assert (stack.kafka_port, stack.postgres_port, stack.flink_rest_port) == (19092, 15432, 8081)
+    default = StackConfig.from_environment({}, tmp_path / "repo" / ".kappa")
+    assert default.home == (tmp_path / "repo" / ".kappa").resolve() and default.kafka_port == 9092
