@@ -136,6 +136,10 @@ def main() -> None:
                     version_definition(pipeline),
                 )
                 registry.add_version(conn, new)
+                # the way a version gets there: catching up, caught up, then gated (found: a
+                # deploying version marked ready at once, which the state machine refuses)
+                transitions.mark_catching_up(conn, spec.name, version)
+                transitions.mark_caught_up(conn, spec.name, version, definition=new.definition)
                 transitions.mark_gated(conn, spec.name, version, transitions.GateVerdict({}, None, None))
         services = Services(box.kafka, box.flink, warehouse)
         swap(pipeline, services, SwapRequest(to_version=1, reason="bench"))
