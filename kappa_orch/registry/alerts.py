@@ -24,22 +24,7 @@ class AlertState:
 
 def read(conn: Connection, dedup_key: str) -> AlertState | None:
     row = conn.execute(select(alerts).where(alerts.c.dedup_key == dedup_key)).mappings().first()
-    if row is None:
-        return None
-    return AlertState(
-        row["dedup_key"],
-        row["pipeline"],
-        row["check_name"],
-        row["firing"],
-        row["summary"],
-        row["undelivered"],
-    )
-
-
-def firing(conn: Connection) -> list[AlertState]:
-    """The alerts whose check fails now, as last told."""
-    rows = conn.execute(select(alerts).where(alerts.c.firing.is_(True))).mappings()
-    return [_state(r) for r in rows]
+    return None if row is None else _state(row)
 
 
 def _state(row: Any) -> AlertState:

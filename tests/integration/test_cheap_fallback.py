@@ -49,7 +49,7 @@ def lossy_fence(
     def lossy_copy(*args: Any) -> int:
         """The fence's copy, losing one row (the fault a wrong fence would make)."""
         copied = copy_rows(*args)
-        pipeline, version = args[0], args[3]
+        pipeline, (version, _) = args[0], args[3]  # (the candidate's version, its derivation)
         table = f"{pipeline.spec.target.schema_name}.{pipeline.spec.target.version_table(version)}"
         with platform.warehouse.begin() as conn:
             conn.execute(text(f"DELETE FROM {table} WHERE ctid = (SELECT min(ctid) FROM {table})"))

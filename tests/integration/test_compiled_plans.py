@@ -100,13 +100,14 @@ def test_a_version_runs_its_canonical_plan_and_ids_follow_what_is_upstream(
             "authorizations": "authorizations",
             "spend_cents": None,  # computed anew from the live columns
         }
-        # computed anew from the live rows is not derived yet: its path is a replay
-        assert doubled.applied == "replay" and doubled.events_to_read == 3_000
+        # computed anew from the live rows by a bounded Flink job: no replay
+        assert doubled.applied == "savepoint" and doubled.events_to_read == 0
+        assert list(doubled.expressions) == ["spend_cents"] and doubled.conditions == []
         filtered = change(before)
         assert filtered.kind == "breaking" and filtered.events_to_read == 3_000
         assert any(r.startswith("new state: stream-exec-global-group-aggregate") for r in filtered.reasons)
         # and `plan` says it, with what a reprocess does with it today
         platform.set_sql("daily_spend", sql.replace(AGGREGATE, "SUM(amount_cents) * 2 AS spend_cents"))
         code, out = cli(platform, stack, "plan")
-        assert code == 0 and "change: state_compatible (a reprocess makes it with a full replay)" in out, out
-        assert "computed anew from the live rows: not built yet" in out
+        assert code == 0 and "change: state_compatible (a reprocess makes it with a start from" in out, out
+        assert "derived by a bounded Flink job: computed columns spend_cents; 0 filter(s)" in out, out
