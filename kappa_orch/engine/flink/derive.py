@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kappa_orch.engine.flink.compiled import PlanError
-from kappa_orch.engine.flink.plan_diff import read_plan, table_of, through
+from kappa_orch.engine.flink.plan_diff import read_plan, rewrite, table_of, through
 from kappa_orch.engine.flink.rex_sql import expression_sql, name_of
 from kappa_orch.engine.flink.sources import jdbc_table, options_sql
 from kappa_orch.engine.flink.sql import JOB_CONFIGURATION, sink_ddl
@@ -141,13 +141,9 @@ def applied_expressions(document: str, scan_table: str) -> tuple[list[Any], list
     leaves = {j: {"kind": "LIVE_COLUMN", "name": n} for j, n in enumerate(names)}
 
     def rebase(value: Any) -> Any:
-        if isinstance(value, list):
-            return [rebase(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if value.get("kind") == "FRONTIER":
-            return leaves[int(value["index"])]
-        return {k: rebase(v) for k, v in value.items()}
+        return rewrite(
+            value, lambda node: leaves[int(node["index"])] if node.get("kind") == "FRONTIER" else None
+        )
 
     return rebase(outputs.columns or [{"kind": "FRONTIER", "index": j} for j in range(len(names))]), rebase(
         outputs.conditions

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -167,19 +167,32 @@ def _chain(plan: _Plan, start: int, end: int) -> list[int] | None:
     return path[::-1]
 
 
+def rewrite(expression: Any, replace: Callable[[dict[str, Any]], Any]) -> Any:
+    """The expression (a plan's JSON: dicts and lists) with every node `replace` gives a
+    replacement for (not None) replaced by it, and every other node rewritten inside."""
+    if isinstance(expression, list):
+        return [rewrite(e, replace) for e in expression]
+    if not isinstance(expression, dict):
+        return expression
+    replaced = replace(expression)
+    if replaced is not None:
+        return replaced
+    return {k: rewrite(v, replace) for k, v in expression.items()}
+
+
 def _substitute(expression: Any, layer: list[Any] | None) -> Any:
     """The expression over the frontier's fields: every INPUT_REF replaced by what the
     layer below computes for that field (None: the frontier itself)."""
-    if isinstance(expression, list):
-        return [_substitute(e, layer) for e in expression]
-    if not isinstance(expression, dict):
-        return expression
-    if expression.get("kind") == "INPUT_REF":
-        index = int(expression["inputIndex"])
+
+    def field(node: dict[str, Any]) -> Any:
+        if node.get("kind") != "INPUT_REF":
+            return None
+        index = int(node["inputIndex"])
         if layer is None:
-            return {"kind": "FRONTIER", "index": index, "type": expression.get("type")}
+            return {"kind": "FRONTIER", "index": index, "type": node.get("type")}
         return copy.deepcopy(layer[index])
-    return {k: _substitute(v, layer) for k, v in expression.items()}
+
+    return rewrite(expression, field)
 
 
 @dataclass(frozen=True)
@@ -222,13 +235,10 @@ def _fields(expression: Any) -> set[int]:
 def _untyped(expression: Any) -> Any:
     """The expression with its frontier references' types left out (an identity layer
     has none; a reference's type is its field's in both plans)."""
-    if isinstance(expression, list):
-        return [_untyped(e) for e in expression]
-    if not isinstance(expression, dict):
-        return expression
-    if expression.get("kind") == "FRONTIER":
-        return {"kind": "FRONTIER", "index": expression["index"]}
-    return {k: _untyped(v) for k, v in expression.items()}
+    return rewrite(
+        expression,
+        lambda node: {"kind": "FRONTIER", "index": node["index"]} if node.get("kind") == "FRONTIER" else None,
+    )
 
 
 def _key(expression: Any) -> str:
@@ -238,13 +248,12 @@ def _key(expression: Any) -> str:
 def _rebased(expression: Any, live: dict[str, str]) -> Any:
     """The expression with every part the live table keeps (the same expression over the
     frontier as one of its columns) replaced by that column."""
-    if isinstance(expression, list):
-        return [_rebased(e, live) for e in expression]
-    if not isinstance(expression, dict):
-        return expression
-    if _key(expression) in live:
-        return {"kind": "LIVE_COLUMN", "name": live[_key(expression)]}
-    return {k: _rebased(v, live) for k, v in expression.items()}
+
+    def kept(node: dict[str, Any]) -> Any:
+        column = live.get(_key(node))
+        return None if column is None else {"kind": "LIVE_COLUMN", "name": column}
+
+    return rewrite(expression, kept)
 
 
 def _identity(width: int) -> list[Any]:
