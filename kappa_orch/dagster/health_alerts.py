@@ -4,11 +4,10 @@ and its resolve once (the registry remembers what each receiver was told)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from kappa_orch.dagster.answers import StreamAnswers
-from kappa_orch.dagster.stream_checks import verdicts_of
+from kappa_orch.dagster.stream_checks import Verdict, verdicts_of
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.alerting import Finding, tell
 from kappa_orch.progress import Log
@@ -18,24 +17,31 @@ from kappa_orch.resources.warehouse import WarehouseResource
 from kappa_orch.spec.model import LoadedPipeline
 
 
-def health_findings(
+def observed_verdicts(
     pipelines: Sequence[LoadedPipeline],
     rows: Sequence[registry.VersionRow],
     live: dict[str, int],
     answers: StreamAnswers,
-    state: dict[str, Any],
-) -> list[Finding]:
-    """The observed health verdicts of every pipeline with running versions (pure; `state`:
-    the observation sensor's cursor, which knows since when a service is down)."""
-    found = []
+    outages: dict[str, int],
+) -> dict[str, list[Verdict]]:
+    """The observed health verdicts of every pipeline with running versions, computed once
+    per tick for both the checks' events and the alerts (pure; `outages`: since when each
+    service has not answered)."""
+    found = {}
     for pipeline in pipelines:
-        if not any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
-            continue
-        for verdict in verdicts_of(pipeline, rows, live, answers, state["outages"]):
-            if verdict.observed:
-                severity = verdict.severity.name
-                found.append(Finding(pipeline.name, verdict.check, verdict.passed, verdict.summary, severity))
+        if any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
+            verdicts = verdicts_of(pipeline, rows, live, answers, outages)
+            found[pipeline.name] = [v for v in verdicts if v.observed]
     return found
+
+
+def health_findings(verdicts: Mapping[str, Sequence[Verdict]]) -> list[Finding]:
+    """The verdicts as alert findings (pure)."""
+    return [
+        Finding(name, v.check, v.passed, v.summary, v.severity.name)
+        for name, observed in verdicts.items()
+        for v in observed
+    ]
 
 
 def alert_health(

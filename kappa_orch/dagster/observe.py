@@ -8,7 +8,7 @@ newest completed checkpoint (what a lost job resumes from). The decision
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -31,14 +31,13 @@ from kappa_orch.dagster.answers import (
     read_progress,
     record_checkpoints,
 )
-from kappa_orch.dagster.health_alerts import alert_health, health_findings
+from kappa_orch.dagster.health_alerts import alert_health, health_findings, observed_verdicts
 from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.names import STREAM_OBSERVER
 from kappa_orch.dagster.stream_checks import (
     Verdict,
     registry_outage_verdicts,
     verdict_evaluation,
-    verdicts_of,
 )
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.dagster.version_observations import stream_observations
@@ -168,16 +167,17 @@ def verdict_changes(
     answers: StreamAnswers,
     state: dict[str, Any],
     translator: KappaTranslator,
+    verdicts: Mapping[str, Sequence[Verdict]] | None = None,
 ) -> list[AssetCheckEvaluation]:
     """The health verdicts of each pipeline with running versions that changed since the
     cursor's (`state["health"]`, updated here) or were never reported; an unobserved
-    verdict is not reported."""
+    verdict is not reported. `verdicts`: observed_verdicts of this tick, when computed."""
+    if verdicts is None:
+        verdicts = observed_verdicts(pipelines, rows, live, answers, state["outages"])
     events = []
     for pipeline in pipelines:
-        if not any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
-            continue
-        verdicts = verdicts_of(pipeline, rows, live, answers, state["outages"])
-        events += _changed(pipeline, [v for v in verdicts if v.observed], state["health"], translator)
+        if pipeline.name in verdicts:
+            events += _changed(pipeline, verdicts[pipeline.name], state["health"], translator)
     return events
 
 
@@ -306,9 +306,9 @@ def stream_observation_sensor(
             pipelines, aliases, state["aliases"], translator, url
         )
         versions = stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
-        checks = verdict_changes(pipelines, rows, live, answers, state, translator)
-        found = health_findings(pipelines, rows, live, answers, state)
-        alert_health(warehouse, alerts, found, context.log.info)
+        verdicts = observed_verdicts(pipelines, rows, live, answers, state["outages"])
+        checks = verdict_changes(pipelines, rows, live, answers, state, translator, verdicts)
+        alert_health(warehouse, alerts, health_findings(verdicts), context.log.info)
         events = [*topic_events, *letter_events, *versions, *checks, *alias_events]
         if not events:
             return SkipReason("no deployed versions or topics to observe yet")

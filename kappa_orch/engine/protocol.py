@@ -140,6 +140,13 @@ class StreamEngine(Protocol):
         snapshot's rows before its `until`), as a bounded job into the target table."""
         ...
 
+    def slice_job(
+        self, pipeline: LoadedPipeline, ranges: Mapping[str, Mapping[int, tuple[int, int]]], target: JobTarget
+    ) -> JobDefinition:
+        """The pipeline's SQL over exactly the offsets `ranges` (per topic, per partition
+        [start, end)), as a bounded job into the target table."""
+        ...
+
     def compile_job(self, job: JobDefinition) -> CompiledJob | None:
         """The job's compiled plan, or None when the engine keeps no plans (its jobs then
         run with the engine's automatic operator ids)."""

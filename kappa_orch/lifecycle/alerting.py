@@ -51,29 +51,42 @@ def tell(
     findings: Sequence[Finding],
     log: Log = lambda line: None,
 ) -> list[str]:
-    """Send what the findings call for (see the module's docstring); what was sent, in words."""
+    """Send what the findings call for (see the module's docstring); what was sent, in words.
+    Every state is read in one query; only a finding that calls for a send takes its key's
+    lock (and is decided again under it: another process may have told it meanwhile)."""
     if not alerts.configured():
         return []
+    keyed = {dedup_key(alerts.deployment, f): f for f in findings}
+    with registry.session(warehouse) as conn:
+        states = registry_alerts.read_all(conn, list(keyed))
     told = []
-    for finding in findings:
-        key = dedup_key(alerts.deployment, finding)
-        with registry.session(warehouse) as conn:
-            lock(conn, f"alert:{key}")  # one process tells a key at a time
-            state = registry_alerts.read(conn, key)
-            action, only = due(state, finding)
-            if action is None:
-                continue
-            what = (finding.pipeline, finding.check, finding.summary, finding.severity)
-            alert = Alert(action, key, *what, deployment=alerts.deployment, link=alerts.link)
-            answers = alerts.deliver(alert, only)
-            missed = sorted(name for name, problem in answers.items() if problem)
-            told_now = (key, finding.pipeline, finding.check, action == "trigger", finding.summary, missed)
-            registry_alerts.save(conn, registry_alerts.AlertState(*told_now))
-        taken = len(answers) - len(missed)
-        line = f"alert {action} {finding.pipeline} {finding.check}: sent to {taken} receiver(s)"
-        if missed:
-            why = ", ".join(f"{n} ({answers[n]})" for n in missed)
-            line += f"; not taken by {why} (sent again next time)"
-        log(line)
-        told.append(line)
+    for key, finding in keyed.items():
+        if due(states.get(key), finding)[0] is None:
+            continue  # the usual case: nothing changed since the last evaluation
+        line = _told(warehouse, alerts, key, finding)
+        if line is not None:
+            log(line)
+            told.append(line)
     return told
+
+
+def _told(warehouse: WarehouseResource, alerts: AlertResource, key: str, finding: Finding) -> str | None:
+    """Send one finding's alert under its key's lock; what was sent, in words (None: it was
+    told meanwhile)."""
+    with registry.session(warehouse) as conn:
+        lock(conn, f"alert:{key}")  # one process tells a key at a time
+        action, only = due(registry_alerts.read(conn, key), finding)
+        if action is None:
+            return None
+        what = (finding.pipeline, finding.check, finding.summary, finding.severity)
+        alert = Alert(action, key, *what, deployment=alerts.deployment, link=alerts.link)
+        answers = alerts.deliver(alert, only)
+        missed = sorted(name for name, problem in answers.items() if problem)
+        told_now = (key, finding.pipeline, finding.check, action == "trigger", finding.summary, missed)
+        registry_alerts.save(conn, registry_alerts.AlertState(*told_now))
+    taken = len(answers) - len(missed)
+    line = f"alert {action} {finding.pipeline} {finding.check}: sent to {taken} receiver(s)"
+    if missed:
+        why = ", ".join(f"{n} ({answers[n]})" for n in missed)
+        line += f"; not taken by {why} (sent again next time)"
+    return line

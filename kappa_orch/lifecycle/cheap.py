@@ -23,7 +23,9 @@ The fence:
 3. the live job starts again from the savepoint (the alias keeps serving its table; its
    rows pause for the few seconds of the fence); a derivation job then fills the
    candidate's table from the staging table, to its end;
-4. the candidate's job starts from the same savepoint, its state and source offsets
+4. a pipeline without state: the newest records before the fence are replayed through
+   the candidate's SQL and must give the derived rows (lifecycle.slice_check);
+5. the candidate's job starts from the same savepoint, its state and source offsets
    restored (strictly, but for the counters the pre-flight allowed); both read on.
 
 Anything that fails before the candidate's job starts leaves its table and counts empty
@@ -48,7 +50,7 @@ from kappa_orch.engine.protocol import (
     JobDefinition,
 )
 from kappa_orch.errors import KappaError
-from kappa_orch.lifecycle import derive
+from kappa_orch.lifecycle import derive, slice_check
 from kappa_orch.lifecycle.change import change_of, live_columns, spec_columns
 from kappa_orch.lifecycle.restore import pipeline_of_version
 from kappa_orch.lifecycle.services import Services
@@ -177,12 +179,8 @@ def start_cheaply(
     finally:
         if services.engine.job_state(live.flink_job_id or "") not in ACTIVE_JOB_STATES:
             restart_live(live_pipeline)  # the live version goes on from its savepoint
-    if (
-        savepoint is not None
-        and derivation is not None
-        and not _derived(derivation, pipeline, live_pipeline, services)
-    ):
-        forget(pipeline, version, services)
+    made, sliced = _rows_made((pipeline, live_pipeline), route, (version, derivation), services)
+    if not made:
         return None
     job = candidate.job
     if leaves_counters:
@@ -195,7 +193,7 @@ def start_cheaply(
     if job_id is None:
         forget(pipeline, version, services)
         return None
-    _record_route(name, version, route, savepoint, services)
+    _record_route(name, version, route, services, savepoint=savepoint, sliced=sliced)
     return job_id
 
 
@@ -272,6 +270,50 @@ def _derived(
     return True
 
 
+def _rows_made(
+    pipelines: tuple[LoadedPipeline, LoadedPipeline],
+    route: Route,
+    candidate: tuple[int, derive.Derivation | None],
+    services: Services,
+) -> tuple[bool, dict[str, Any] | None]:
+    """After the fence's copy: the derivation run (when Flink derives), then the slice
+    check (a pipeline without state); whether the candidate's rows are made and checked,
+    and the slice check's record. Not made: its table and counts are emptied (it replays)."""
+    (pipeline, live_pipeline), (version, derivation) = pipelines, candidate
+    if derivation is not None and not _derived(derivation, pipeline, live_pipeline, services):
+        forget(pipeline, version, services)
+        return False, None
+    sliced = _slice_checked(pipeline, version, route, services)
+    if sliced is not None and not sliced.get("passed"):
+        forget(pipeline, version, services)
+        why = f"slice_check: {sliced.get('summary') or sliced.get('error')}"
+        _record_route(pipeline.name, version, route, services, sliced=sliced, fell_back=why)
+        return False, sliced
+    return True, sliced
+
+
+def _slice_checked(
+    pipeline: LoadedPipeline, version: int, route: Route, services: Services
+) -> dict[str, Any] | None:
+    """For a pipeline without state, the newest records before the fence replayed and
+    compared with the derived rows (lifecycle.slice_check): its record (not passed: the
+    candidate replays; the log says why); None for a pipeline with state."""
+    if route.change.kind != "stateless_forward":
+        return None
+    try:
+        checked = slice_check.verify(pipeline, version, services)
+    except KappaError as exc:
+        services.log(
+            f"{pipeline.name}: the slice of the log could not be replayed ({exc.problem}); "
+            "the candidate replays the log"
+        )
+        return {"passed": False, "error": exc.problem}
+    outcome = "passed" if checked.passed else "failed"
+    then = "" if checked.passed else "; the candidate replays the log"
+    services.log(f"{pipeline.name}: slice check {outcome}: {checked.summary()}{then}")
+    return checked.record()
+
+
 def _copy_rows(
     pipeline: LoadedPipeline,
     live_pipeline: LoadedPipeline,
@@ -318,8 +360,18 @@ def forget(pipeline: LoadedPipeline, version: int, services: Services) -> None:
         carried.forget_counts(conn, pipeline.name, version)
 
 
-def _record_route(name: str, version: int, route: Route, savepoint: str, services: Services) -> None:
-    """The candidate's definition says how it started: the gate verifies it by this."""
+def _record_route(
+    name: str,
+    version: int,
+    route: Route,
+    services: Services,
+    *,
+    savepoint: str | None = None,
+    sliced: dict[str, Any] | None = None,
+    fell_back: str | None = None,
+) -> None:
+    """The candidate's definition says how it started (and the slice check's outcome; or
+    why it replays instead, `fell_back`): the gate verifies it by this."""
     with registry.session(services.warehouse) as conn:
         row = next(r for r in registry.pipeline_versions(conn, name) if r.version == version)
         started = {
@@ -328,6 +380,8 @@ def _record_route(name: str, version: int, route: Route, savepoint: str, service
             "savepoint": savepoint,
             **_started(route),
             "reasons": route.change.reasons,
+            **({"slice_check": sliced} if sliced is not None else {}),
+            **({"fell_back": fell_back} if fell_back else {}),
         }
         transitions.record(conn, name, version, definition={**(row.definition or {}), "cheap_start": started})
 

@@ -89,6 +89,7 @@ def derive_parity(
         "rows": rows,
         "attempts": attempts,
         "kind": started["kind"],
+        **({"slice_check": started["slice_check"]} if started.get("slice_check") else {}),
     }
     if found.get("problem"):
         return False, f"the derivation could not be checked: {found['problem']}", metadata
@@ -104,6 +105,10 @@ def derive_parity(
         else "through the derivation"
     )
     summary = f"{rows:,} rows equal v{from_version}'s {how} ({started['kind']} start)"
+    sliced = started.get("slice_check") or {}
+    if sliced.get("passed"):
+        records = sliced["records"]
+        summary += f"; the newest {records:,} records before the fence, replayed, gave the same rows"
     return True, summary, metadata
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Subquery, and_, func, literal, or_, select
+from sqlalchemy import Connection, FromClause, and_, func, literal, or_, select
 
 from kappa_orch.lifecycle.batch import computed_days
 from kappa_orch.lifecycle.services import Services
@@ -75,7 +75,7 @@ def serving_days(conn: Connection, spec: PipelineSpec) -> list[date]:
     return [d for (d,) in conn.execute(select(day).distinct()) if isinstance(d, date)]
 
 
-def _same(spec: PipelineSpec, a: Subquery, b: Subquery, column: str) -> Any:
+def same_value(spec: PipelineSpec, a: FromClause, b: FromClause, column: str) -> Any:
     kind = next(c.type for c in spec.target.columns if c.name == column)
     left, right = a.c[column], b.c[column]
     if kind == "DOUBLE":
@@ -114,7 +114,7 @@ def compare(conn: Connection, spec: PipelineSpec, staging: str, days: Sequence[d
         .select_from(served.outerjoin(logged, match))
         .where(logged.c[keys[0]].is_(None))
     )
-    differ = or_(*[~_same(spec, served, logged, c) for c in values]) if values else literal(False)
+    differ = or_(*[~same_value(spec, served, logged, c) for c in values]) if values else literal(False)
     differing, differing_keys = keys_of(
         select(*[served.c[k] for k in keys]).select_from(served.join(logged, match)).where(differ)
     )

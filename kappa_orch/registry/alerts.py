@@ -3,6 +3,7 @@ sent once, its resolve once, and a receiver that missed either is told again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,12 @@ class AlertState:
 def read(conn: Connection, dedup_key: str) -> AlertState | None:
     row = conn.execute(select(alerts).where(alerts.c.dedup_key == dedup_key)).mappings().first()
     return None if row is None else _state(row)
+
+
+def read_all(conn: Connection, dedup_keys: Sequence[str]) -> dict[str, AlertState]:
+    """The states of many keys in one query (those never told are left out)."""
+    rows = conn.execute(select(alerts).where(alerts.c.dedup_key.in_(list(dedup_keys)))).mappings()
+    return {row["dedup_key"]: _state(row) for row in rows}
 
 
 def _state(row: Any) -> AlertState:

@@ -1,9 +1,11 @@
 """The batch job of a pipeline in Flink SQL: its own SQL over the events of a range of
 days, read from the log (bounded: from the first day's start to the log's end now) and,
-before a bootstrap snapshot's `until`, from the snapshot table (StreamEngine.batch_job)."""
+before a bootstrap snapshot's `until`, from the snapshot table (StreamEngine.batch_job); and
+its SQL over a slice of offsets (StreamEngine.slice_job)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from kappa_orch.engine.flink.sources import (
@@ -56,6 +58,43 @@ def batch_job(pipeline: LoadedPipeline, days: tuple[date, date], target: JobTarg
     select_sql = pipeline.sql_text.strip().rstrip(";")
     return JobDefinition(
         job_name=f"kappa:{spec.name}:batch:{first.isoformat()}..{last.isoformat()}",
+        setup=setup,
+        inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
+        configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
+    )
+
+
+def specific_offsets(offsets: Mapping[int, int]) -> str:
+    """Flink's Kafka connector's form of per-partition offsets (pure)."""
+    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(offsets.items()))
+
+
+def slice_job(
+    pipeline: LoadedPipeline, ranges: Mapping[str, Mapping[int, tuple[int, int]]], target: JobTarget
+) -> JobDefinition:
+    """The pipeline's SQL over exactly the offsets `ranges` (per topic, per partition
+    [start, end)) of its sources, as a bounded job into the target table: a slice of the
+    log replayed (every partition of a topic must be listed; start == end reads none)."""
+    spec = pipeline.spec
+    setup = function_ddl()
+    for source in spec.sources:
+        span = ranges[source.topic]
+        setup += checked_source_ddl(
+            source,
+            bootstrap=target.bootstrap,
+            group_id=target.group_id,
+            startup_mode="specific-offsets",
+            extra_options={
+                "scan.startup.specific-offsets": specific_offsets({p: s for p, (s, _) in span.items()}),
+                "scan.bounded.mode": "specific-offsets",
+                "scan.bounded.specific-offsets": specific_offsets({p: e for p, (_, e) in span.items()}),
+            },
+        )
+        setup.append(valid_view_ddl(source))
+    setup.append(sink_ddl(spec, physical_table=target.table, jdbc=target.jdbc))
+    select_sql = pipeline.sql_text.strip().rstrip(";")
+    return JobDefinition(
+        job_name=f"kappa:{spec.name}:slice",
         setup=setup,
         inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
         configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},

@@ -13,7 +13,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kappa_orch.engine.flink import derive, gateway, plan_diff
-from kappa_orch.engine.flink.batch import batch_job
+from kappa_orch.engine.flink.batch import batch_job, slice_job
 from kappa_orch.engine.flink.gateway import shorten
 from kappa_orch.engine.flink.sql import version_job
 from kappa_orch.engine.protocol import (
@@ -101,6 +101,12 @@ class FlinkResource(ConfigurableResource):  # type: ignore[type-arg]
     ) -> JobDefinition:
         """The pipeline's batch job over `days` in Flink SQL (engine.flink.batch)."""
         return batch_job(pipeline, days, target)
+
+    def slice_job(
+        self, pipeline: LoadedPipeline, ranges: Mapping[str, Mapping[int, tuple[int, int]]], target: JobTarget
+    ) -> JobDefinition:
+        """The pipeline's SQL over a slice of offsets (engine.flink.batch)."""
+        return slice_job(pipeline, ranges, target)
 
     def compile_job(self, job: JobDefinition) -> CompiledJob | None:
         """The job compiled by the SQL Gateway (COMPILE PLAN into plan_dir) and made
