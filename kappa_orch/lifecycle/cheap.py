@@ -283,35 +283,15 @@ def _rows_made(
     if derivation is not None and not _derived(derivation, pipeline, live_pipeline, services):
         forget(pipeline, version, services)
         return False, None
-    sliced = _slice_checked(pipeline, version, route, services)
+    sliced = None
+    if route.change.kind == "stateless_forward":  # without state: the slice check
+        sliced = slice_check.checked(pipeline, version, services)
     if sliced is not None and not sliced.get("passed"):
         forget(pipeline, version, services)
         why = f"slice_check: {sliced.get('summary') or sliced.get('error')}"
         _record_route(pipeline.name, version, route, services, sliced=sliced, fell_back=why)
         return False, sliced
     return True, sliced
-
-
-def _slice_checked(
-    pipeline: LoadedPipeline, version: int, route: Route, services: Services
-) -> dict[str, Any] | None:
-    """For a pipeline without state, the newest records before the fence replayed and
-    compared with the derived rows (lifecycle.slice_check): its record (not passed: the
-    candidate replays; the log says why); None for a pipeline with state."""
-    if route.change.kind != "stateless_forward":
-        return None
-    try:
-        checked = slice_check.verify(pipeline, version, services)
-    except KappaError as exc:
-        services.log(
-            f"{pipeline.name}: the slice of the log could not be replayed ({exc.problem}); "
-            "the candidate replays the log"
-        )
-        return {"passed": False, "error": exc.problem}
-    outcome = "passed" if checked.passed else "failed"
-    then = "" if checked.passed else "; the candidate replays the log"
-    services.log(f"{pipeline.name}: slice check {outcome}: {checked.summary()}{then}")
-    return checked.record()
 
 
 def _copy_rows(

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, select
 
 from kappa_orch.engine.protocol import JobTarget
+from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.batch import wait_finished
 from kappa_orch.lifecycle.log_parity import same_value
 from kappa_orch.lifecycle.services import Services
@@ -128,6 +129,23 @@ def verify(pipeline: LoadedPipeline, version: int, services: Services) -> SliceC
         with warehouse.begin() as conn:
             drop_version_table(conn, spec, staging)
             warehouse.drop_job_role(conn, role)
+
+
+def checked(pipeline: LoadedPipeline, version: int, services: Services) -> dict[str, Any]:
+    """The slice check of a cheap start (verify), as its record, told to the log (not
+    passed: the candidate replays; a slice that could not be replayed did not pass)."""
+    try:
+        found = verify(pipeline, version, services)
+    except KappaError as exc:
+        services.log(
+            f"{pipeline.name}: the slice of the log could not be replayed ({exc.problem}); "
+            "the candidate replays the log"
+        )
+        return {"passed": False, "error": exc.problem}
+    outcome = "passed" if found.passed else "failed"
+    then = "" if found.passed else "; the candidate replays the log"
+    services.log(f"{pipeline.name}: slice check {outcome}: {found.summary()}{then}")
+    return found.record()
 
 
 def _compare(conn: Any, pipeline: LoadedPipeline, tables: tuple[str, str], records: int) -> SliceCheck:
