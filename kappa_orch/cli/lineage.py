@@ -1,4 +1,4 @@
-"""`kappa-orch lineage [<pipeline>] [--format json|dot|openlineage]`."""
+"""`kappa-orch lineage [<pipeline>] [--format text|json|dot|openlineage]`."""
 
 from __future__ import annotations
 
@@ -15,17 +15,22 @@ from kappa_orch.errors import ServiceUnavailable
 @main.command(name="lineage")
 @click.argument("pipeline", required=False)
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "dot", "openlineage"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot", "openlineage"]),
+    default="text",
+    show_default=True,
 )
 @platform_options
 def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     """The lineage graph: source topics -> versions -> alias (and dead-letter topic and
     batch table), with columns, the topic fields each is computed from, and their
     classifications; datasets named as OpenLineage names them. The alias points at the
-    version it serves when the registry answers. `--format openlineage`: the same graph as
+    version it serves when the registry answers. By default a readable summary; `--format
+    json` the graph as JSON, `dot` for Graphviz; `--format openlineage`: the same graph as
     OpenLineage job events, one JSON document per line (what `lineage_emit` sends)."""
     from kappa_orch.lineage.events import Names
-    from kappa_orch.lineage.graph import as_dot, lineage_graph
+    from kappa_orch.lineage.graph import as_dot, as_text, lineage_graph
     from kappa_orch.lineage.static import as_json_lines, graph_events
     from kappa_orch.registry import store as registry
 
@@ -58,4 +63,7 @@ def lineage_command(pipeline: str | None, fmt: str, **options: Any) -> None:
     graph = lineage_graph(
         pipelines, bootstrap=platform.kafka_bootstrap, warehouse_url=platform.warehouse_url, live=live
     )
+    if fmt == "text":
+        click.echo(as_text(graph), nl=False)
+        return
     click.echo(json.dumps(graph.as_json(), indent=2) if fmt == "json" else as_dot(graph))

@@ -11,12 +11,20 @@ from typing import Any
 import click
 
 from kappa_orch.cli import main
-from kappa_orch.cli.options import load_specs, platform_of, platform_options, resources_of, services_of
+from kappa_orch.cli.options import (
+    load_specs,
+    pick,
+    platform_of,
+    platform_options,
+    resources_of,
+    services_of,
+)
 from kappa_orch.config import PlatformConfig
 from kappa_orch.errors import KappaError, OperationRefused
 
 
 @main.command(name="plan")
+@click.argument("names", nargs=-1, metavar="[PIPELINE]...")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
     "--apply", is_flag=True, help="Then run it: a reprocess of every pipeline it deploys or reprocesses."
@@ -28,16 +36,21 @@ from kappa_orch.errors import KappaError, OperationRefused
     "recorded with who approved it).",
 )
 @platform_options
-def plan_command(as_json: bool, apply: bool, approve: str | None, **options: Any) -> None:
-    """Dry run: per pipeline the live version, the spec's fingerprint and the action
-    (none, deploy, reprocess, repair, blocked), the SQL and spec diff from the live
-    version, the records a replay reads and its estimated time, the column changes,
-    versions to repair (their job is gone) and versions due for retirement. With
-    --apply, the deploys and reprocesses it lists are run (as `reprocess --wait`)."""
+def plan_command(
+    names: tuple[str, ...], as_json: bool, apply: bool, approve: str | None, **options: Any
+) -> None:
+    """Dry run (of the named pipelines; default: every one): per pipeline the live
+    version, the spec's fingerprint and the action (none, deploy, reprocess, repair,
+    blocked), the SQL and spec diff from the live version, the records a replay reads
+    and its estimated time, the column changes, versions to repair (their job is gone)
+    and versions due for retirement. With --apply, the deploys and reprocesses it lists
+    are run (as `reprocess --wait`)."""
     from kappa_orch.lifecycle.topics import retention_verdict
 
     platform = platform_of(options)
     pipelines = load_specs(platform.specs)
+    if names:
+        pipelines = [pick(pipelines, name, platform.specs) for name in dict.fromkeys(names)]
     if approve:
         _approve(approve, apply, platform)
     plans, reports = _plans_and_reports(pipelines, platform)

@@ -141,3 +141,44 @@ def as_dot(graph: LineageGraph) -> str:
         lines.append(f'  "{edge.source}" -> "{edge.target}" [label="{edge.pipeline}"];')
     lines.append("}")
     return "\n".join(lines)
+
+
+KIND_WORDS = {
+    "topic": "topic",
+    "dead_letters": "dead letters",
+    "versions": "every version",
+    "version": "live version",
+    "alias": "alias readers query",
+    "batch": "batch table",
+}
+
+
+def as_text(graph: LineageGraph) -> str:
+    """A readable summary (the CLI's default), per pipeline: where its data flows, dataset
+    by dataset, then each column of its table with the topic fields it is computed from
+    and its classifications."""
+    lines: list[str] = []
+    for pipeline in dict.fromkeys(e.pipeline for e in graph.edges):
+        edges = [e for e in graph.edges if e.pipeline == pipeline]
+        lines.append(pipeline)
+        for edge in edges:
+            source, target = graph.datasets[edge.source], graph.datasets[edge.target]
+            lines.append(
+                f"  {source.name} ({KIND_WORDS[source.kind]}) -> {target.name} ({KIND_WORDS[target.kind]})"
+            )
+        into_versions = [e for e in edges if graph.datasets[e.target].kind == "versions"]
+        table = graph.datasets[into_versions[0].target] if into_versions else None
+        if table is not None and table.columns:
+            lines.append("  columns:")
+            width = max(len(c) for c in table.columns)
+            for column, tags in table.columns.items():
+                fields = [
+                    f"{graph.datasets[e.source].name}.{f}"
+                    for e in into_versions
+                    for f in e.columns.get(column, [])
+                ]
+                origin = ", ".join(fields) or "no topic field (a count or a constant)"
+                tagged = f"  [{', '.join(tags)}]" if tags else ""
+                lines.append(f"    {column:<{width}} <- {origin}{tagged}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

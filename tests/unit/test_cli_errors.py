@@ -63,6 +63,15 @@ def test_a_spec_problem_is_labelled_as_one(tmp_path: Path, nowhere: None) -> Non
     assert "Traceback" not in result.output
 
 
+def test_plan_takes_pipeline_names_and_a_wrong_one_is_named(nowhere: None) -> None:
+    result = CliRunner().invoke(main, ["plan", "daily_spend", "nope"])
+    assert result.exit_code == 1, result.output
+    assert "no pipeline named 'nope'" in result.output and "choose one of: account_latest" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["plan", "daily_spend"])  # the name is taken; the registry is down
+    assert result.exit_code == 1 and "error (infrastructure): " in result.output, result.output
+
+
 def test_debug_shows_the_traceback(nowhere: None) -> None:
     result = CliRunner().invoke(main, ["--debug", "status"])
     assert result.exit_code == 1

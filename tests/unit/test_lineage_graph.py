@@ -15,7 +15,7 @@ from dagster import AssetKey
 
 from kappa_orch import PlatformConfig, build_kappa_definitions
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR as T
-from kappa_orch.lineage.graph import Dataset, as_dot, lineage_graph, postgres_namespace
+from kappa_orch.lineage.graph import Dataset, LineageGraph, as_dot, as_text, lineage_graph, postgres_namespace
 from kappa_orch.spec.load import load_pipelines
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -88,9 +88,42 @@ def test_dot_and_the_cli_without_a_registry(tmp_path: Path) -> None:
     }
     cli = str(Path(sys.executable).parent / "kappa-orch")
     done = subprocess.run(
-        [cli, "lineage", "daily_spend"], env=env, capture_output=True, text=True, timeout=120
+        [cli, "lineage", "daily_spend", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "live versions not shown" in done.stderr
     kinds = sorted(d["kind"] for d in json.loads(done.stdout)["datasets"])
     assert kinds == ["alias", "batch", "dead_letters", "topic", "versions"]
+    # by default a readable summary (issue 29, point 10)
+    done = subprocess.run(
+        [cli, "lineage", "daily_spend"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout == as_text(lineage_of(["daily_spend"])), done.stderr
+
+
+def lineage_of(names: list[str]) -> LineageGraph:
+    pipelines = [p for p in load_pipelines(ASSETS) if p.name in names]
+    return lineage_graph(
+        pipelines, bootstrap="127.0.0.1:9092", warehouse_url="postgresql://k:k@127.0.0.1:9/w"
+    )
+
+
+def test_the_readable_summary_says_where_each_column_comes_from() -> None:
+    text = as_text(lineage_of(["daily_spend", "auth_settlement"]))
+    daily = text.split("\n\n")[1]  # pipelines in the order of their specs
+    assert daily.splitlines()[0] == "daily_spend"
+    assert "  payments.authorizations (topic) -> w.analytics.daily_spend__v* (every version)" in daily
+    assert (
+        "w.analytics.daily_spend__v* (every version) -> w.analytics.daily_spend (alias readers query)"
+        in daily
+    )
+    assert "-> kappa.dead-letters.daily_spend (dead letters)" in daily
+    assert "    account        <- payments.authorizations.account  [pii]" in daily
+    assert "    spend_day      <- payments.authorizations.ts" in daily
+    assert "    authorizations <- no topic field (a count or a constant)" in daily
+    joined = text.split("\n\n")[0]
+    assert "settled_cents    <- payments.settlements.settled_cents" in joined  # the join's second topic
