@@ -47,7 +47,7 @@ def test_dead_warehouse_is_named() -> None:
 def test_jdbc_options_follow_the_sqlalchemy_url() -> None:
     warehouse = WarehouseResource(url="postgresql+psycopg2://kappa:secret@10.1.2.3:6543/analytics")
     assert warehouse.jdbc_options() == {
-        "url": "jdbc:postgresql://10.1.2.3:6543/analytics",
+        "url": "jdbc:postgresql://10.1.2.3:6543/analytics?reWriteBatchedInserts=true",  # multi-row upserts
         "username": "kappa",
         "password": "secret",
     }
