@@ -379,9 +379,10 @@ def repair_command(pipeline: str | None, versions: tuple[int, ...], **options: A
     pipelines = load_specs(platform.specs)
     chosen = [pick(pipelines, pipeline, platform.specs)] if pipeline else pipelines
     services = services_of(platform)
-    owner = owner_id(f"cli-repair-{uuid.uuid4().hex[:8]}")
+    run_id = f"cli-repair-{uuid.uuid4().hex[:8]}"
+    owner, provenance = owner_id(run_id), (run_id, platform.commit())
     for item in chosen:
-        result = repair(item, services, owner=owner, versions=list(versions) or None)
+        result = repair(item, services, owner=owner, versions=list(versions) or None, provenance=provenance)
         for version, deployed in sorted(result.redeployed.items()):
             click.echo(f"{item.name}: v{version} repaired, job {deployed.flink_job_id}")
         failed += [f"{item.name} v{v}: {why}" for v, why in sorted(result.failed.items())]

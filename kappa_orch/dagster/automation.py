@@ -27,6 +27,7 @@ from dagster import (
 from dagster import JobDefinition as _JobDefinition
 
 from kappa_orch.dagster.names import REPAIR_SENSOR, REPROCESS_SENSOR, RETIRE_SENSOR
+from kappa_orch.dagster.repairs import REPAIR_JOB, instance_of, repairs_in_flight
 from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
@@ -43,7 +44,6 @@ from kappa_orch.spec.model import LoadedPipeline
 
 REPROCESS_JOB = "kappa_reprocess"
 RETIRE_JOB = "kappa_retire"
-REPAIR_JOB = "kappa_repair"
 
 
 def reprocess_job(
@@ -96,7 +96,7 @@ class RepairConfig(Config):
     pipelines: list[str]
 
 
-def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
+def repair_job(pipelines: Sequence[LoadedPipeline], git_commit: str | None = None) -> _JobDefinition:
     """The job that redeploys lost jobs of live and ready versions (requested by the repair sensor)."""
     by_name = {p.name: p for p in pipelines}
 
@@ -123,6 +123,7 @@ def repair_job(pipelines: Sequence[LoadedPipeline]) -> _JobDefinition:
                     by_name[name],
                     services,
                     owner=owner_id(context.run.run_id),
+                    provenance=(context.run.run_id, git_commit),
                 )
                 failed += [f"{name} v{v}: {why}" for v, why in sorted(result.failed.items())]
             if failed:
@@ -187,8 +188,12 @@ def repair_sensor(
 
     def decide(context: SensorEvaluationContext, plans: list[PipelinePlan]) -> list[RunRequest] | str:
         requests = []
-        for p in plans:
-            if not (p.repair or p.abandon or p.action == "repair"):
+        wanted = [p for p in plans if p.repair or p.abandon or p.action == "repair"]
+        instance = instance_of(context) if wanted else None
+        busy = repairs_in_flight(instance, [p.pipeline for p in wanted]) if instance else {}
+        for p in wanted:
+            if p.pipeline in busy:  # one repair at a time: what it finds it repairs
+                context.log.info(f"{p.pipeline}: {busy[p.pipeline]}")
                 continue
             # the problems name the lost jobs (a redeployed version has a new job id, so a
             # later loss is a new key)
@@ -202,6 +207,8 @@ def repair_sensor(
                     tags={"kappa/pipeline": p.pipeline, "kappa/reason": "lost job"},
                 )
             )
+        if not requests and busy:
+            return "; ".join(f"{name}: {what}" for name, what in busy.items())
         return requests or "every live and ready version's job is alive"
 
     return _plan_sensor(

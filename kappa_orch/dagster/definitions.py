@@ -119,7 +119,7 @@ def build_kappa_definitions(
     jobs = {
         "reprocess": reprocess_job(pipelines, translator=translator),
         "retire": retire_job(pipelines),
-        "repair": repair_job(pipelines),
+        "repair": repair_job(pipelines, config.commit()),
     }
     return Definitions(
         assets=[

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from dagster import DagsterInstance
+
 from kappa_orch.dagster.answers import StreamAnswers
+from kappa_orch.dagster.repairs import with_repairs
 from kappa_orch.dagster.stream_checks import Verdict, verdicts_of
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.alerting import Finding, tell
@@ -23,16 +26,18 @@ def observed_verdicts(
     live: dict[str, int],
     answers: StreamAnswers,
     outages: dict[str, int],
+    instance: DagsterInstance | None = None,
 ) -> dict[str, list[Verdict]]:
     """The observed health verdicts of every pipeline with running versions, computed once
-    per tick for both the checks' events and the alerts (pure; `outages`: since when each
-    service has not answered)."""
+    per tick for both the checks' events and the alerts (`outages`: since when each
+    service has not answered); with the Dagster `instance`, a failing `flink_job_running`
+    names the repair run in progress (dagster.repairs)."""
     found = {}
     for pipeline in pipelines:
         if any(r.pipeline == pipeline.name and r.state in registry.RUNNING_STATES for r in rows):
             verdicts = verdicts_of(pipeline, rows, live, answers, outages)
             found[pipeline.name] = [v for v in verdicts if v.observed]
-    return found
+    return with_repairs(instance, found) if instance is not None else found
 
 
 def health_findings(verdicts: Mapping[str, Sequence[Verdict]]) -> list[Finding]:

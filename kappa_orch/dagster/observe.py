@@ -34,6 +34,7 @@ from kappa_orch.dagster.answers import (
 from kappa_orch.dagster.health_alerts import alert_health, health_findings, observed_verdicts
 from kappa_orch.dagster.letters import letter_topics, observe_letters
 from kappa_orch.dagster.names import STREAM_OBSERVER
+from kappa_orch.dagster.repairs import instance_of
 from kappa_orch.dagster.stream_checks import (
     Verdict,
     registry_outage_verdicts,
@@ -246,6 +247,25 @@ def _progress(
     return read_progress(watched, answers, reads)
 
 
+def _asked(
+    clients: tuple[KafkaResource, FlinkResource],
+    registry_read: tuple[
+        Sequence[tuple[LoadedPipeline, registry.VersionRow]],
+        Sequence[registry.VersionRow],
+        dict[tuple[str, int], tuple[int, int, int]],
+    ],
+    topics: Sequence[str],
+    deadline: float,
+) -> StreamAnswers:
+    """What Kafka and Flink (`clients`) answer for the watched versions and the topics, by
+    `deadline` (`registry_read`: the watched versions, every row, the input totals)."""
+    watched, rows, inputs = registry_read
+    kafka, flink = clients
+    answers = gather_answers(watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs, rows=rows)
+    gather_topics(topics, answers, kafka=kafka, deadline=deadline)
+    return answers
+
+
 # a tick asks the services at most this long; what it could not ask is asked next tick
 TIME_BUDGET_S = 20.0
 
@@ -290,11 +310,8 @@ def stream_observation_sensor(
             context.log.warning(f"registry not reachable: {exc.problem}")
             return SensorResult(asset_events=outage, cursor=json.dumps(state))
         deadline, watched = time.monotonic() + TIME_BUDGET_S, observed_versions(pipelines, rows)
-        answers = gather_answers(
-            watched, kafka=kafka, flink=flink, deadline=deadline, inputs=inputs, rows=rows
-        )
-        gather_topics(topics, answers, kafka=kafka, deadline=deadline)
         services = Services(kafka, flink, warehouse, context.log.warning)
+        answers = _asked((kafka, flink), (watched, rows, inputs), topics, deadline)
         state["reads"] = _progress(services, watched, answers, state["reads"])
         letter_events, state["letters"] = observe_letters(
             letters, state["letters"], kafka=kafka, answers=answers, deadline=deadline, translator=translator
@@ -305,8 +322,11 @@ def stream_observation_sensor(
         alias_events, state["aliases"] = alias_observations(
             pipelines, aliases, state["aliases"], translator, url
         )
-        versions = stream_observations(watched, answers, live, translator, progress, flink.job_url, inputs)
-        verdicts = observed_verdicts(pipelines, rows, live, answers, state["outages"])
+        failed = [r for r in rows if r.state == registry.FAILED]
+        versions = stream_observations(
+            watched, answers, live, translator, progress, flink.job_url, inputs, failed
+        )
+        verdicts = observed_verdicts(pipelines, rows, live, answers, state["outages"], instance_of(context))
         checks = verdict_changes(pipelines, rows, live, answers, state, translator, verdicts)
         alert_health(warehouse, alerts, health_findings(verdicts), context.log.info)
         events = [*topic_events, *letter_events, *versions, *checks, *alias_events]

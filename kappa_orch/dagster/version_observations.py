@@ -1,7 +1,8 @@
 """What the observation sensor reports on a pipeline's versions asset each tick (pure):
 one observation per pipeline, its series by role (live, candidate, retained) and a table
-of every watched version (issue 29, point 5: its page's Overview is the live version's,
-and a kept rollback target is not plotted as a candidate)."""
+of every watched version and the newest failed ones (issue 29, point 5: its page's
+Overview is the live version's, and a kept rollback target is not plotted as a
+candidate)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.registry import store as registry
 from kappa_orch.spec.model import LoadedPipeline
 
+# the failed versions a pipeline's versions table lists (the newest)
+FAILED_SHOWN = 3
+
 
 def role_of(row: registry.VersionRow, live: dict[str, int]) -> str:
     """What a version is to its alias: `live`; `candidate` (deploying, catching up, or
     gated and not yet swapped in); `retained` (a replaced version kept as a rollback
-    target); or its state."""
+    target); `failed`; or its state."""
     serving = live.get(row.pipeline)
     if serving == row.version:
         return "live"
@@ -26,7 +30,7 @@ def role_of(row: registry.VersionRow, live: dict[str, int]) -> str:
         return "candidate"
     if row.state == registry.READY:
         return "candidate" if serving is None or row.version > serving else "retained"
-    return str(row.state)
+    return "failed" if row.state == registry.FAILED else str(row.state)
 
 
 def stream_observations(
@@ -37,6 +41,7 @@ def stream_observations(
     progress: dict[tuple[str, int], dict[str, float]] | None = None,
     job_url: Callable[[str], str] | None = None,
     inputs: dict[tuple[str, int], tuple[int, int, int]] | None = None,
+    failed: Sequence[registry.VersionRow] = (),
 ) -> list[AssetObservation]:
     """One observation per pipeline with watched versions (pure), so its page's Overview
     is the live version's. The live version's numbers are plotted as `lag_total`,
@@ -45,7 +50,8 @@ def stream_observations(
     labels (text, not plotted; the newest version's when none is live) and `versions`, a
     table of every watched version and its role. `inputs`: what each version's job has
     read and dead-lettered (`registry.input_totals`), plotted as `input_records` and
-    `dead_lettered` (observed each tick, not frozen at the gate)."""
+    `dead_lettered` (observed each tick, not frozen at the gate). `failed`: failed
+    versions (the table lists each pipeline's newest FAILED_SHOWN of them, role `failed`)."""
     by_pipeline: dict[str, list[tuple[LoadedPipeline, registry.VersionRow]]] = {}
     for pipeline, row in watched:
         by_pipeline.setdefault(pipeline.name, []).append((pipeline, row))
@@ -63,7 +69,8 @@ def stream_observations(
             metadata.update({f"{prefix}{k}": v for k, v in series.items()})
         pipeline, shown = max(mine, key=lambda pr: (role_of(pr[1], live) == "live", pr[1].version))
         metadata.update(_version_labels(shown, answers, role_of(shown, live) == "live", job_url))
-        metadata["versions"] = _versions_table([r for _, r in mine], answers, live)
+        gone = sorted((r for r in failed if r.pipeline == pipeline.name), key=lambda r: -r.version)
+        metadata["versions"] = _versions_table([r for _, r in mine] + gone[:FAILED_SHOWN], answers, live)
         key = translator.key("versions", pipeline.spec)
         observations.append(AssetObservation(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
     return observations
@@ -80,7 +87,9 @@ def _versions_table(
                 "version": f"v{r.version}",
                 "role": role_of(r, live),
                 "state": str(r.state),
-                "job_state": answers.job_states.get(r.flink_job_id or "", "UNKNOWN"),
+                "job_state": answers.job_states.get(
+                    r.flink_job_id or "", "-" if r.state == registry.FAILED else "UNKNOWN"
+                ),
                 "flink_job_id": r.flink_job_id or "-",
                 "table": r.physical_table,
             }

@@ -130,11 +130,17 @@ class RepairResult:
 
 
 def repair(
-    pipeline: LoadedPipeline, services: Services, *, owner: str, versions: list[int] | None = None
+    pipeline: LoadedPipeline,
+    services: Services,
+    *,
+    owner: str,
+    versions: list[int] | None = None,
+    provenance: tuple[str | None, str | None] = (None, None),
 ) -> RepairResult:
     """Cancel the pipeline's jobs the registry does not know, redeploy its degraded versions
     (all, or those in `versions`) and mark its abandoned candidates failed. Idempotent: a
-    healthy version is left alone."""
+    healthy version is left alone. `provenance`: the run and the git commit recorded with
+    the swap that rebuilds a lost alias."""
     name, warehouse, log = pipeline.name, services.warehouse, services.log
     result = RepairResult()
     claim = REPAIR_CLAIM.format(name)
@@ -163,7 +169,11 @@ def repair(
             with warehouse.begin() as conn:
                 no_alias = missing_aliases(conn, [pipeline], {name: live})
             if no_alias:
-                swap(pipeline, services, SwapRequest(to_version=live, reason="repair", check_job=True))
+                run_id, git_commit = provenance
+                request = SwapRequest(
+                    to_version=live, reason="repair", run_id=run_id, git_commit=git_commit, check_job=True
+                )
+                swap(pipeline, services, request)
                 result.alias_rebuilt = True
     finally:
         claims.release(warehouse, pipeline=claim, owner=owner)

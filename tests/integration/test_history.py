@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from dagster import AssetMaterialization, AssetObservation, DagsterInstance
+from sqlalchemy import text
 
 from assets.sample_events import sample_events
 from kappa_orch import alias_key
@@ -75,6 +76,7 @@ class Flow:
     events: list[dict[str, Any]]
     dagster_home: Path
     bootstrap: str
+    later: list[dict[str, Any]]  # the swaps after a forced replay and a repaired alias
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,14 @@ def flow(
         again, _ = alias_observations(platform, kafka, flink, cursor)
         events = read_events(str(platform.specs.parent / "openlineage" / "events.jsonl"))
         home, bootstrap = tmp_path / "dagster", stack.kafka_bootstrap
-        yield Flow(platform, planned, swaps, table, observed, again, events, home, bootstrap)
+        cli(
+            platform, stack, "reprocess", "daily_spend", "--wait", "--force", "--reason", "rebuilt on request"
+        )
+        with platform.warehouse.begin() as conn:  # a lost alias: the repair rebuilds it (a swap)
+            conn.execute(text(f"DROP VIEW {platform.pipelines()['daily_spend'].spec.target.alias}"))
+        cli(platform, stack, "repair", "daily_spend")
+        later = json.loads(cli(platform, stack, "history", "daily_spend", "--json"))
+        yield Flow(platform, planned, swaps, table, observed, again, events, home, bootstrap, later)
 
 
 def test_every_swap_records_run_commit_and_user(flow: Flow) -> None:
@@ -145,6 +154,21 @@ def test_every_swap_records_run_commit_and_user(flow: Flow) -> None:
 
 def _run_id(text: str) -> str:
     return lineage_events.run_uuid(text)
+
+
+def test_a_forced_replay_and_a_repair_record_their_provenance_too(flow: Flow) -> None:
+    """Issue 29, point 9: every swap (here the forced replay's and the repair's, which
+    rebuilt a lost alias) records its run, commit and who; found: the repair's swap
+    recorded neither run nor commit."""
+    later = flow.later[len(flow.swaps) :]
+    assert [(s["from_version"], s["to_version"], s["reason"]) for s in later] == [
+        (1, 3, "reprocess"),  # the forced replay (its --reason is kept with the version)
+        (3, 3, "alias rebuilt"),  # by the repair
+    ], later
+    for swap in later:
+        assert swap["git_commit"] == SHA and swap["swapped_by"], swap
+    assert len(later[0]["run_id"]) == 36 or later[0]["run_id"].startswith("cli-"), later[0]
+    assert later[1]["run_id"].startswith("cli-repair-"), later[1]
 
 
 def test_openlineage_follows_the_swaps_and_draws_the_asset_graph(flow: Flow) -> None:

@@ -225,3 +225,16 @@ def test_one_observation_per_pipeline_its_live_versions_with_each_version_by_rol
     ]
     # gated and not yet swapped in: still a candidate
     assert role_of(row("daily_spend", 4, registry.READY, "j4"), {"daily_spend": 2}) == "candidate"
+    # failed versions are in the table too (the newest three), with no job to ask
+    failed = [row("daily_spend", v, registry.FAILED, None) for v in (4, 5, 6, 7)]
+    failed.append(row("merchant_risk", 9, registry.FAILED, None))  # another pipeline's
+    [observation] = stream_observations(watched, answers, live={"daily_spend": 2}, failed=failed)
+    table = observation.metadata["versions"].value
+    assert [(r.data["version"], r.data["role"], r.data["job_state"]) for r in table.records] == [  # type: ignore[union-attr]
+        ("v7", "failed", "-"),
+        ("v6", "failed", "-"),
+        ("v5", "failed", "-"),
+        ("v3", "candidate", "RUNNING"),
+        ("v2", "live", "RUNNING"),
+        ("v1", "retained", "RUNNING"),
+    ]
