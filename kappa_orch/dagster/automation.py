@@ -27,7 +27,7 @@ from dagster import (
 from dagster import JobDefinition as _JobDefinition
 
 from kappa_orch.dagster.names import REPAIR_SENSOR, REPROCESS_SENSOR, RETIRE_SENSOR
-from kappa_orch.dagster.repairs import REPAIR_JOB, instance_of, repairs_in_flight
+from kappa_orch.dagster.repairs import LOST_TAG, REPAIR_JOB, instance_of, repairs_in_flight
 from kappa_orch.dagster.runs import kappa_step
 from kappa_orch.dagster.translator import DEFAULT_TRANSLATOR, KappaTranslator
 from kappa_orch.engine.flink.resource import FlinkResource
@@ -204,7 +204,13 @@ def repair_sensor(
                 RunRequest(
                     run_key=f"repair:{p.pipeline}:{digest}",
                     run_config=RunConfig(ops={"repair_versions": RepairConfig(pipelines=[p.pipeline])}),
-                    tags={"kappa/pipeline": p.pipeline, "kappa/reason": "lost job"},
+                    # what was lost, as the plan saw it: while the job is redeployed the
+                    # registry knows no job, so the check names the cause from here
+                    tags={
+                        "kappa/pipeline": p.pipeline,
+                        "kappa/reason": "lost job",
+                        LOST_TAG: "; ".join(found)[:240],
+                    },
                 )
             )
         if not requests and busy:

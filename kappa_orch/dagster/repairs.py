@@ -22,6 +22,8 @@ from kappa_orch.dagster.health import JOB_RUNNING_CHECK
 from kappa_orch.dagster.stream_checks import Verdict
 
 REPAIR_JOB = "kappa_repair"
+# the repair sensor's tag on a repair run: what was lost when it was requested
+LOST_TAG = "kappa/lost"
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -31,8 +33,8 @@ IN_FLIGHT = [
 
 
 def repairs_in_flight(instance: DagsterInstance, pipelines: Sequence[str]) -> dict[str, str]:
-    """Per pipeline with a repair run queued or running: "repair run <id> in progress since
-    <time>" (the run's start, else its creation; UTC)."""
+    """Per pipeline with a repair run queued or running: "repair run <id> (of: <what was
+    lost>) in progress since <time>" (the run's start, else its creation; UTC)."""
     found: dict[str, str] = {}
     runs = instance.get_run_records(filters=RunsFilter(job_name=REPAIR_JOB, statuses=IN_FLIGHT))
     for record in runs:
@@ -40,7 +42,9 @@ def repairs_in_flight(instance: DagsterInstance, pipelines: Sequence[str]) -> di
         if pipeline in pipelines and pipeline not in found:
             since = record.start_time or record.create_timestamp.timestamp()
             at = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            found[pipeline] = f"repair run {record.dagster_run.run_id} in progress since {at}"
+            lost = record.dagster_run.tags.get(LOST_TAG)
+            of = f" (of: {lost})" if lost else ""
+            found[pipeline] = f"repair run {record.dagster_run.run_id}{of} in progress since {at}"
     return found
 
 

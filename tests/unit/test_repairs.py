@@ -22,7 +22,7 @@ from dagster import (
 
 from kappa_orch.dagster import automation
 from kappa_orch.dagster.health import JOB_RUNNING_CHECK
-from kappa_orch.dagster.repairs import REPAIR_JOB, repairs_in_flight, told, with_repairs
+from kappa_orch.dagster.repairs import LOST_TAG, REPAIR_JOB, repairs_in_flight, told, with_repairs
 from kappa_orch.dagster.stream_checks import Verdict
 from kappa_orch.engine.flink.resource import FlinkResource
 from kappa_orch.plan.decide import PipelinePlan
@@ -32,8 +32,9 @@ from kappa_orch.spec.load import load_pipelines
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
-def a_repair(instance: DagsterInstance, pipeline: str, status: DagsterRunStatus) -> str:
-    run = DagsterRun(job_name=REPAIR_JOB, status=status, tags={"kappa/pipeline": pipeline})
+def a_repair(instance: DagsterInstance, pipeline: str, status: DagsterRunStatus, lost: str = "") -> str:
+    tags = {"kappa/pipeline": pipeline, **({LOST_TAG: lost} if lost else {})}
+    run = DagsterRun(job_name=REPAIR_JOB, status=status, tags=tags)
     instance.add_run(run)
     return run.run_id
 
@@ -48,10 +49,13 @@ def test_only_queued_and_running_repairs_are_in_flight() -> None:
     with DagsterInstance.ephemeral() as instance:
         a_repair(instance, "daily_spend", DagsterRunStatus.SUCCESS)
         a_repair(instance, "merchant_risk", DagsterRunStatus.FAILURE)
-        running = a_repair(instance, "daily_spend", DagsterRunStatus.STARTED)
+        running = a_repair(instance, "daily_spend", DagsterRunStatus.STARTED, "v1: job j1 is CANCELED")
         found = repairs_in_flight(instance, ["daily_spend", "merchant_risk"])
     assert list(found) == ["daily_spend"]
-    assert found["daily_spend"].startswith(f"repair run {running} in progress since ")
+    # the cause the plan saw when it asked for the repair: the registry knows no job meanwhile
+    assert found["daily_spend"].startswith(
+        f"repair run {running} (of: v1: job j1 is CANCELED) in progress since "
+    )
 
 
 def test_a_failing_job_check_names_the_repair_in_progress() -> None:
@@ -88,6 +92,7 @@ def test_the_repair_sensor_asks_for_one_repair_at_a_time(monkeypatch: pytest.Mon
         with build_sensor_context(instance=instance, resources=resources) as context:
             first = sensor(context)
         assert isinstance(first, SensorResult) and len(first.run_requests or []) == 1
+        assert (first.run_requests or [])[0].tags[LOST_TAG] == "v1: job j1 is CANCELED"
         running = a_repair(instance, "daily_spend", DagsterRunStatus.STARTED)
         problem[0] = "v1: job (none recorded) is UNKNOWN"  # the same loss, described anew meanwhile
         with build_sensor_context(instance=instance, resources=resources) as context:
