@@ -48,6 +48,10 @@ REPLAY_OVERHEAD_S = 13.0
 # the derivation compiled, started and finished (bench/change_suite.py, six derivations of
 # 400-100,022 rows on the 2-core machine: median 5 s over a plain copy)
 DERIVE_JOB_S = 5.0
+# what the slice check adds to a cheap start of a pipeline without state: a bounded batch
+# job replaying 20,000 records and the comparison (bench/change_suite.py, the per-event
+# map's four stateless edits on the 2-core machine: 0-8 s more, median 5.5 s)
+SLICE_CHECK_S = 5.0
 # a live job stopped with a savepoint and started again from it with other settings, to
 # its first checkpoint (lifecycle.reconfigure)
 RESTART_S = 15.0
@@ -170,6 +174,7 @@ def classify(diff: PlanDiff | None, live: Columns | None, candidate: Columns, co
     rows = costs.live_rows
     expressions, conditions = dict(diff.expressions or {}), list(diff.conditions)
     fixed = CHEAP_START_S + (DERIVE_JOB_S if expressions or conditions else 0.0)
+    fixed += SLICE_CHECK_S if kind == "stateless_forward" else 0.0
     estimate = None if rows is None else round(fixed + rows / DERIVE_ROWS_PER_S, 1)
     copies = dict(diff.derivation or {})
     if conditions:

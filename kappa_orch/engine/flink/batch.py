@@ -54,10 +54,16 @@ def batch_job(pipeline: LoadedPipeline, days: tuple[date, date], target: JobTarg
             )
         # the same valid events the streaming job reads (dead letters are the streaming job's to report)
         setup.append(valid_view_ddl(source, where=in_range(log_from, end), union=snapshot))
-    setup.append(sink_ddl(spec, physical_table=target.table, jdbc=jdbc))
+    return _bounded(pipeline, f"batch:{first.isoformat()}..{last.isoformat()}", setup, target)
+
+
+def _bounded(pipeline: LoadedPipeline, what: str, setup: list[str], target: JobTarget) -> JobDefinition:
+    """The pipeline's SQL in Flink batch mode from the sources `setup` declares into the
+    target table (its sink declared here)."""
+    setup = [*setup, sink_ddl(pipeline.spec, physical_table=target.table, jdbc=target.jdbc)]
     select_sql = pipeline.sql_text.strip().rstrip(";")
     return JobDefinition(
-        job_name=f"kappa:{spec.name}:batch:{first.isoformat()}..{last.isoformat()}",
+        job_name=f"kappa:{pipeline.spec.name}:{what}",
         setup=setup,
         inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
         configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
@@ -91,11 +97,4 @@ def slice_job(
             },
         )
         setup.append(valid_view_ddl(source))
-    setup.append(sink_ddl(spec, physical_table=target.table, jdbc=target.jdbc))
-    select_sql = pipeline.sql_text.strip().rstrip(";")
-    return JobDefinition(
-        job_name=f"kappa:{spec.name}:slice",
-        setup=setup,
-        inserts=[f"INSERT INTO `kappa_sink`\n{select_sql}"],
-        configuration={**JOB_CONFIGURATION, "execution.runtime-mode": "batch"},
-    )
+    return _bounded(pipeline, "slice", setup, target)
