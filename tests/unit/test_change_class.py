@@ -7,6 +7,7 @@ compared: what is new, what keeps state, what the live table can give."""
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 from kappa_orch.engine.flink.compiled import canonical_plan, table_definitions
@@ -16,6 +17,7 @@ from kappa_orch.plan.change import (
     DERIVE_JOB_S,
     DERIVE_ROWS_PER_S,
     REPLAY_OVERHEAD_S,
+    SLICE_CHECK_S,
     Columns,
     Costs,
     classify,
@@ -48,6 +50,7 @@ def plan(
     ttl: str = "0 ms",
     sink_columns: str = "",
     having: Any = None,
+    aggregate: bool = True,
 ) -> tuple[str, list[str]]:
     """source -> calc (parse; `before`: its filter) -> aggregate -> calc (`after`) -> sink:
     the canonical document, and the sink's columns."""
@@ -79,7 +82,10 @@ def plan(
             },
         },
     ]
-    edges = [{"source": i, "target": i + 1, "shuffle": {"type": "FORWARD"}} for i in range(1, 5)]
+    if not aggregate:  # a per-event map: no state between the parse and the sink
+        nodes = [n for n in nodes if n["id"] != 3]
+    ids = [n["id"] for n in nodes]
+    edges = [{"source": a, "target": b, "shuffle": {"type": "FORWARD"}} for a, b in itertools.pairwise(ids)]
     columns = sink_columns.split(",") if sink_columns else COLUMNS
     sink = "CREATE TEMPORARY TABLE `kappa_sink` (" + ", ".join(f"`{c}` X" for c in columns) + ") WITH ()"
     source = "CREATE TEMPORARY TABLE `kafka_auth` (`b` BYTES) WITH (\n  'topic' = 'auth'\n)"
@@ -138,6 +144,20 @@ def test_a_renamed_column_is_a_copy_of_the_live_one() -> None:
     assert change.derivation == {"account": "account", "spend_day": "spend_day", "total_cents": "spend_cents"}
     # its cost: the fence and a catch-up with nothing to read, and the rows copied
     assert change.events_to_read == 0 and change.rows_to_derive == 50_000 and change.estimate_s == 28.5
+
+
+def test_a_cheap_start_without_state_counts_its_slice_check() -> None:
+    before, names = plan(aggregate=False)
+    renamed = plan(aggregate=False, sink_columns="account,spend_day,total_cents")
+    diff = compare(before, renamed[0], (names, renamed[1]))
+    costs = Costs(records_held=1_000_000, live_rows=50_000, events_per_s=20_000.0)
+    wanted = Columns(
+        [["account", "STRING"], ["spend_day", "DATE"], ["total_cents", "BIGINT"]], LIVE.primary_key
+    )
+    change = classify(diff, LIVE, wanted, costs)
+    assert diff.stateless and change.kind == "stateless_forward", change.reasons
+    # the fence, the copy and the slice check (the newest records replayed and compared)
+    assert change.estimate_s == CHEAP_START_S + SLICE_CHECK_S + 50_000 / DERIVE_ROWS_PER_S
 
 
 def test_a_filter_before_the_aggregate_is_breaking_and_names_the_state() -> None:
