@@ -169,6 +169,7 @@ def stop_pid(
     if pid is None:
         pid_file.clear()
         return False
+    leads_its_group = _group_of(pid) == pid  # spawn starts each process in its own session
     steps = [grace] if grace else []
     for step_sig, step_s in [*steps, (sig, timeout_s)]:
         with contextlib.suppress(ProcessLookupError):
@@ -180,8 +181,36 @@ def stop_pid(
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
     _reap(pid)
+    if leads_its_group:
+        _stop_leftovers(pid, timeout_s)
     pid_file.clear()
     return True
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _stop_leftovers(group: int, timeout_s: float) -> None:
+    """What the stopped process left in the session spawn started it in: a script that
+    runs its server as a child without `exec` (found: the HA cluster's `zookeeper.sh`
+    left its ZooKeeper JVM running, orphaned, after every stop). Only that group: every
+    process in it was started by us."""
+    for step_sig, step_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(group, step_sig)
+        except ProcessLookupError:
+            return  # nothing left
+        deadline = time.monotonic() + step_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 def _exited_within(pid: int, seconds: float) -> bool:

@@ -23,6 +23,26 @@ def test_spawned_process_is_ours_and_stops(tmp_path: Path) -> None:
     assert not pid_file.path.exists()
 
 
+def test_what_a_stopped_script_left_running_in_its_session_is_stopped_too(tmp_path: Path) -> None:
+    # found: the HA cluster's zookeeper.sh runs its JVM as a child (no exec); stopping the
+    # script's pid left the JVM running, orphaned, after every `stack down`
+    pid_file = PidFile(tmp_path / "script.pid", owner=str(tmp_path))
+    child_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {child_file}; wait"
+    spawn(["bash", "-c", script], log=tmp_path / "script.log", pid_file=pid_file)
+    wait_until(child_file.exists, service="script", timeout_s=5, log=tmp_path / "script.log")
+    wait_until(
+        lambda: child_file.read_text().strip() != "",
+        service="script",
+        timeout_s=5,
+        log=tmp_path / "script.log",
+    )
+    child = int(child_file.read_text())
+    assert pid_alive(child)
+    assert stop_pid(pid_file, timeout_s=5)
+    assert not pid_alive(child)
+
+
 def test_pid_file_of_another_process_is_stale_and_never_signalled(tmp_path: Path) -> None:
     # our own pid: alive, but its environment lacks the stack's owner mark
     pid_file = PidFile(tmp_path / "stale.pid", owner=str(tmp_path))
