@@ -100,9 +100,7 @@ def compare(conn: Connection, spec: PipelineSpec, staging: str, days: Sequence[d
     values = [c.name for c in spec.target.columns if c.name not in keys]
 
     def keys_of(query: Any) -> tuple[int, list[dict[str, Any]]]:
-        count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = conn.execute(query.limit(SAMPLES)).mappings().all()
-        return int(count), [{k: _text(v) for k, v in r.items()} for r in rows]
+        return counted(conn, query, SAMPLES)
 
     missing, missing_keys = keys_of(
         select(*[logged.c[k] for k in keys])
@@ -135,6 +133,13 @@ def _held_from(pipeline: LoadedPipeline, kafka: KafkaResource) -> date:
         if cut:
             held = max(held, datetime.fromtimestamp(max(cut) / 1000, UTC).date() + timedelta(days=1))
     return held
+
+
+def counted(conn: Connection, query: Any, samples: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many rows `query` gives, and its first `samples` rows (values as plain text)."""
+    count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.limit(samples)).mappings().all()
+    return int(count), [{k: _text(v) for k, v in r.items()} for r in rows]
 
 
 def _text(value: Any) -> Any:

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, literal, or_, select
 from kappa_orch.engine.protocol import JobTarget
 from kappa_orch.errors import KappaError
 from kappa_orch.lifecycle.batch import wait_finished
-from kappa_orch.lifecycle.log_parity import same_value
+from kappa_orch.lifecycle.log_parity import counted, same_value
 from kappa_orch.lifecycle.services import Services
 from kappa_orch.registry import store as registry
 from kappa_orch.registry.serving import create_version_table, drop_version_table, version_table
@@ -157,31 +157,25 @@ def _compare(conn: Any, pipeline: LoadedPipeline, tables: tuple[str, str], recor
     values = [c.name for c in spec.target.columns if c.name not in keys]
     match = and_(*[replayed.c[k] == derived.c[k] for k in keys])
     differ = or_(*[~same_value(spec, replayed, derived, c) for c in values]) if values else literal(False)
-
-    def counted(query: Any) -> tuple[int, list[dict[str, Any]]]:
-        count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        sample = conn.execute(query.limit(SAMPLES)).mappings().all()
-        return int(count), [{k: _text(v) for k, v in r.items()} for r in sample]
-
     key_columns = [replayed.c[k] for k in keys]
     missing, missing_keys = counted(
+        conn,
         select(*key_columns)
         .select_from(replayed.outerjoin(derived, match))
-        .where(derived.c[keys[0]].is_(None))
+        .where(derived.c[keys[0]].is_(None)),
+        SAMPLES,
     )
     differing, differing_rows = counted(
+        conn,
         select(*key_columns, *[derived.c[c].label(f"derived_{c}") for c in values],
                *[replayed.c[c].label(f"replayed_{c}") for c in values])
         .select_from(replayed.join(derived, match))
-        .where(differ)
+        .where(differ),
+        SAMPLES,
     )  # fmt: skip
     rows = int(conn.execute(select(func.count()).select_from(replayed)).scalar_one())
     samples = {k: v for k, v in (("missing", missing_keys), ("differing", differing_rows)) if v}
     return SliceCheck(records, rows, missing, differing, samples)
-
-
-def _text(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
 
 def _first(samples: Mapping[str, list[dict[str, Any]]]) -> str:
